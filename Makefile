@@ -1,0 +1,44 @@
+# node-registry: every entry point. `make help` lists them.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := protos/noderegistry/v1/registry.proto registry_service/store/_etcdpb/rpc.proto
+GENERATED := protos/noderegistry/v1/registry_pb2.py registry_service/store/_etcdpb/rpc_pb2.py
+
+.PHONY: help setup proto run test test-unit test-integration lint bench bench-quick clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[etcd,dev]'
+	touch $(STAMP)
+
+$(GENERATED) &: $(PROTOS) tools/gen_protos.py $(STAMP)
+	$(PY) tools/gen_protos.py
+
+setup: $(STAMP) $(GENERATED)  ## create .venv, install, generate code
+
+proto: $(STAMP)  ## regenerate the gRPC code from protos/
+	$(PY) tools/gen_protos.py
+
+run: setup  ## start a registry on 127.0.0.1:50051 (with a local etcd unless REGISTRY_ETCD_ENDPOINTS is set)
+	$(VENV)/bin/noderegistry serve
+
+test: setup lint  ## lint, then every test (unit, and integration against real etcd)
+	$(PY) -m pytest -q
+
+test-unit: setup  ## only the tests that need no etcd
+	$(PY) -m pytest -q tests/unit
+
+lint: setup  ## ruff, mypy --strict, import-linter contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+clean:  ## remove the virtualenv, generated code and local data
+	rm -rf $(VENV) .data $(GENERATED) $(GENERATED:_pb2.py=_pb2_grpc.py)

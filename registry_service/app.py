@@ -1,0 +1,157 @@
+"""Composition root: settings -> etcd client -> store -> watch hub -> evictor -> registry -> gRPC.
+
+Shutdown runs in the reverse order: health NOT_SERVING first, then streams end with UNAVAILABLE,
+then the server stops within the grace period, the evictor resigns (so another frontend takes
+over at once), and the etcd connections close. Registrations are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+import signal
+import socket
+
+import grpc.aio
+
+from registry_service.embedded_etcd import EtcdServer
+from registry_service.evictor import Evictor
+from registry_service.registry import Registry
+from registry_service.rpc.server import build_server, set_serving
+from registry_service.rpc.servicer import RegistryServicer
+from registry_service.settings import Settings
+from registry_service.store.etcd import EtcdRegistryStore
+from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from registry_service.watch_hub import WatchHub
+
+log = logging.getLogger(__name__)
+
+
+def new_frontend_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Frontend:
+    """One registry frontend process's worth of parts, started and stopped in order."""
+
+    def __init__(self, settings: Settings, frontend_id: str | None = None) -> None:
+        self.settings = settings
+        self.frontend_id = frontend_id or new_frontend_id()
+        self.client = EtcdClient(
+            EtcdConfig(
+                endpoints=settings.etcd_endpoints,
+                username=settings.etcd_username,
+                password=settings.etcd_password,
+                ca_file=settings.etcd_ca_file,
+                cert_file=settings.etcd_cert_file,
+                key_file=settings.etcd_key_file,
+                request_timeout_seconds=settings.etcd_request_timeout_seconds,
+                watch_stale_seconds=settings.etcd_watch_stale_seconds,
+            )
+        )
+        self.store = EtcdRegistryStore(self.client, settings.prefix, self.frontend_id)
+        self.hub = WatchHub(
+            self.store,
+            history_revisions=settings.watch_history_revisions,
+            queue_messages=settings.watch_queue_messages,
+            progress_seconds=settings.watch_progress_seconds,
+        )
+        self.evictor = Evictor(
+            self.store,
+            self.hub,
+            candidate=self.frontend_id,
+            lease_ttl_seconds=settings.evictor_lease_ttl_seconds,
+            poll_seconds=settings.evictor_poll_seconds,
+            reconcile_seconds=settings.evictor_reconcile_seconds,
+        )
+        self.registry = Registry(
+            self.store,
+            self.hub,
+            settings.limits,
+            sync_timeout_seconds=settings.etcd_request_timeout_seconds,
+            coalesce_seconds=settings.keepalive_coalesce_seconds,
+        )
+        self.servicer = RegistryServicer(
+            self.registry,
+            max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
+        )
+        self.server: grpc.aio.Server | None = None
+        self._health = None
+        self._evictor_task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        host = self.settings.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        await self.hub.start()
+        self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
+        self.server, self._health = build_server(
+            self.servicer, max_receive_message_bytes=self.settings.max_receive_message_bytes
+        )
+        self.port = self.server.add_insecure_port(self.settings.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.settings.listen}")
+        await self.server.start()
+        await set_serving(self._health, True)
+        log.info(
+            "node-registry %s serving on %s (etcd %s, prefix %s)",
+            self.frontend_id,
+            self.address,
+            ",".join(self.settings.etcd_endpoints),
+            self.settings.prefix,
+        )
+
+    async def stop(self) -> None:
+        if self._health is not None:
+            await set_serving(self._health, False)
+        self.servicer.begin_shutdown()
+        await self.hub.close()
+        if self.server is not None:
+            await self.server.stop(self.settings.shutdown_grace_seconds)
+        if self._evictor_task is not None:
+            self._evictor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._evictor_task
+        await self.evictor.close()
+        await self.client.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Runs a frontend (and a local etcd when no endpoints are set) until SIGINT or SIGTERM."""
+    etcd: EtcdServer | None = None
+    if not settings.etcd_endpoints:
+        etcd = EtcdServer(
+            data_dir=os.path.join(settings.embedded_etcd_dir, "member-data"),
+            client_port=settings.embedded_etcd_port,
+            peer_port=settings.embedded_etcd_port + 1,
+            name="local",
+        )
+        log.info(
+            "no etcd endpoints configured: starting a local etcd on %s (data in %s)",
+            etcd.endpoint,
+            settings.embedded_etcd_dir,
+        )
+        etcd.start()
+        await asyncio.to_thread(etcd.wait_ready)
+        settings = dataclasses.replace(settings, etcd_endpoints=(etcd.endpoint,))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    frontend = Frontend(settings)
+    try:
+        await frontend.start()
+        print(f"node-registry serving on {frontend.address}", flush=True)
+        await stop.wait()
+        log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
+        await frontend.stop()
+    finally:
+        if etcd is not None:
+            await asyncio.to_thread(etcd.stop)

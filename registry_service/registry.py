@@ -1,0 +1,285 @@
+"""The use cases: register, keep alive, deregister, get nodes, watch. No gRPC, no etcd types.
+
+Register is an idempotent upsert over guarded store writes:
+  1. read the node's keys (member, live, identity) at one revision;
+  2. live and the idempotency key matches: the same registration again (token unsealed);
+     live and the token matches: an update (address, metadata, status, TTL);
+     live otherwise: ALREADY_EXISTS;
+     member left behind by an expired lease: remove it (reason EXPIRED), then go on as absent;
+     absent: grant a lease and create live key, member and identity (incarnation + 1) at once;
+  3. a guarded write that finds the node changed goes back to 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from dataclasses import dataclass
+
+from registry_service.domain import (
+    Consistency,
+    Limits,
+    Node,
+    NodeKey,
+    NodeList,
+    Registration,
+    RemovalReason,
+    Scope,
+    validate_key,
+    validate_node,
+    validate_scope,
+    validate_ttl,
+)
+from registry_service.errors import (
+    ConcurrentModificationError,
+    InvalidArgumentError,
+    NodeConflictError,
+    NodeNotFoundError,
+    StoreUnavailableError,
+)
+from registry_service.store.base import RegistryStore, StoredNode
+from registry_service.tokens import (
+    hash_idempotency_key,
+    hash_token,
+    new_token,
+    seal_token,
+    token_matches,
+    unseal_token,
+)
+from registry_service.watch_hub import Subscription, WatchHub
+
+_MAX_ATTEMPTS = 8
+_IDEMPOTENCY_KEY_MAX_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterResult:
+    node: Node
+    ttl_seconds: int
+    token: str
+    revision: int
+
+
+class Registry:
+    def __init__(
+        self,
+        store: RegistryStore,
+        hub: WatchHub,
+        limits: Limits,
+        *,
+        sync_timeout_seconds: float = 5.0,
+        coalesce_seconds: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._limits = limits
+        self._sync_timeout = sync_timeout_seconds
+        self._coalesce = coalesce_seconds
+        self._recent_renewals: dict[int, tuple[float, int]] = {}
+        self._barrier: asyncio.Task[int] | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    # -- Register -----------------------------------------------------------------------------
+
+    async def register(
+        self, node: Node, ttl_seconds: int, idempotency_key: str = "", token: str = ""
+    ) -> RegisterResult:
+        node = validate_node(node, self._limits)
+        ttl = validate_ttl(ttl_seconds, self._limits)
+        if len(idempotency_key) > _IDEMPOTENCY_KEY_MAX_LENGTH:
+            raise InvalidArgumentError(
+                f"idempotency_key is {len(idempotency_key)} characters; the limit is "
+                f"{_IDEMPOTENCY_KEY_MAX_LENGTH}"
+            )
+        idempotency_hash = hash_idempotency_key(idempotency_key)
+        for _ in range(_MAX_ATTEMPTS):
+            stored = await self._store.read_node(node.key)
+            current = stored.registration
+            if current is not None and stored.live:
+                if idempotency_hash and current.idempotency_hash == idempotency_hash:
+                    return RegisterResult(
+                        node=current.node,
+                        ttl_seconds=current.ttl_seconds,
+                        token=unseal_token(current.sealed_token, idempotency_key),
+                        revision=stored.member_mod_revision,
+                    )
+                if token_matches(token, current.token_hash):
+                    result = await self._update(node, ttl, token, current, stored)
+                    if result is not None:
+                        return result
+                    continue
+                raise NodeConflictError(
+                    f"node {node.key} is registered by another owner (incarnation "
+                    f"{current.node.incarnation}); present its token to update it, or wait "
+                    f"until it deregisters or its {current.ttl_seconds}s TTL runs out"
+                )
+            if current is not None:
+                # Its lease expired and the evictor has not removed it yet: do it now.
+                await self._store.remove_member(
+                    stored, RemovalReason.EXPIRED, only_if_not_live=True
+                )
+                continue
+            result = await self._create(node, ttl, idempotency_key, idempotency_hash, stored)
+            if result is not None:
+                return result
+        raise ConcurrentModificationError(
+            f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
+        )
+
+    async def _create(
+        self,
+        node: Node,
+        ttl: int,
+        idempotency_key: str,
+        idempotency_hash: str,
+        stored: StoredNode,
+    ) -> RegisterResult | None:
+        incarnation = (stored.identity.incarnation if stored.identity else 0) + 1
+        node = dataclasses.replace(node, incarnation=incarnation)
+        token = new_token()
+        lease_id = await self._store.grant_lease(ttl)
+        registration = Registration(
+            node=node,
+            lease_id=lease_id,
+            ttl_seconds=ttl,
+            token_hash=hash_token(token),
+            idempotency_hash=idempotency_hash,
+            sealed_token=seal_token(token, idempotency_key),
+        )
+        # On StoreUnavailableError the outcome is unknown: the lease is left to expire on its own
+        # (revoking it could remove a registration that did commit).
+        revision = await self._store.create_registration(registration, stored)
+        if revision is None:
+            with contextlib.suppress(StoreUnavailableError):
+                await self._store.revoke_lease(lease_id)
+            return None
+        return RegisterResult(node, ttl, token, revision)
+
+    async def _update(
+        self, node: Node, ttl: int, token: str, current: Registration, stored: StoredNode
+    ) -> RegisterResult | None:
+        node = dataclasses.replace(node, incarnation=current.node.incarnation)
+        lease_id = current.lease_id
+        if ttl != current.ttl_seconds:
+            lease_id = await self._store.grant_lease(ttl)
+        registration = dataclasses.replace(current, node=node, lease_id=lease_id, ttl_seconds=ttl)
+        revision = await self._store.update_registration(registration, stored)
+        if revision is None:
+            if lease_id != current.lease_id:
+                with contextlib.suppress(StoreUnavailableError):
+                    await self._store.revoke_lease(lease_id)
+            return None
+        if lease_id != current.lease_id:
+            with contextlib.suppress(StoreUnavailableError):
+                await self._store.revoke_lease(current.lease_id)
+        return RegisterResult(node, ttl, token, revision)
+
+    # -- KeepAlive ----------------------------------------------------------------------------
+
+    async def keep_alive(self, key: NodeKey, token: str) -> int:
+        """Renews a registration; returns the seconds it now has left.
+
+        Raises:
+            NodeNotFoundError: no live registration with this token (the caller re-registers).
+        """
+        key = validate_key(key, self._limits)
+        registration = self._hub.registration(key)
+        if registration is None or not token_matches(token, registration.token_hash):
+            # The view may not have caught up with a registration made a moment ago.
+            stored = await self._store.read_node(key)
+            registration = stored.registration
+            if (
+                registration is None
+                or not stored.live
+                or not token_matches(token, registration.token_hash)
+            ):
+                raise NodeNotFoundError(
+                    f"no live registration of {key} with this token; register again"
+                )
+        return await self._renew(key, registration.lease_id)
+
+    async def _renew(self, key: NodeKey, lease_id: int) -> int:
+        now = time.monotonic()
+        recent = self._recent_renewals.get(lease_id)
+        if recent is not None and now - recent[0] < self._coalesce:
+            return max(1, round(recent[1] - (now - recent[0])))
+        ttl = await self._store.renew_lease(lease_id)
+        if ttl <= 0:
+            self._recent_renewals.pop(lease_id, None)
+            raise NodeNotFoundError(f"the lease of {key} has expired; register again")
+        if len(self._recent_renewals) > 100_000:
+            self._forget_old_renewals(now)
+        self._recent_renewals[lease_id] = (now, ttl)
+        return ttl
+
+    def _forget_old_renewals(self, now: float) -> None:
+        self._recent_renewals = {
+            lease: entry
+            for lease, entry in self._recent_renewals.items()
+            if now - entry[0] < self._coalesce
+        }
+
+    # -- Deregister ---------------------------------------------------------------------------
+
+    async def deregister(self, key: NodeKey, token: str) -> int:
+        key = validate_key(key, self._limits)
+        for _ in range(_MAX_ATTEMPTS):
+            stored = await self._store.read_node(key)
+            registration = stored.registration
+            if registration is None or not token_matches(token, registration.token_hash):
+                raise NodeNotFoundError(f"no registration of {key} with this token")
+            revision = await self._store.remove_member(stored, RemovalReason.DEREGISTERED)
+            if revision is not None:
+                self._recent_renewals.pop(registration.lease_id, None)
+                with contextlib.suppress(StoreUnavailableError):
+                    await self._store.revoke_lease(registration.lease_id)
+                return revision
+        raise ConcurrentModificationError(f"node {key} changed while deregistering; retry")
+
+    # -- GetNodes / WatchNodes ----------------------------------------------------------------
+
+    async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList:
+        scope = validate_scope(scope, self._limits)
+        if consistency is Consistency.LINEARIZABLE:
+            await self.sync()
+        return self._hub.node_list(scope)
+
+    async def sync(self) -> None:
+        """Waits until this frontend's view holds every write committed before the call.
+
+        etcd's current revision comes from a linearizable read. The watch usually reaches it by
+        itself; when etcd's revision moved through keys outside the watched prefix it never would,
+        so a barrier write under the prefix (one at a time, shared by concurrent callers) gives
+        the watch a revision at least as new. (Not a watch progress request: before 3.5.8 etcd
+        can send one ahead of pending events.)
+        """
+        target = await self._store.current_revision()
+        if await self._hub.wait_for_revision(target, timeout=0.05):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._sync_timeout
+        while self._hub.revision < target:
+            if self._barrier is None or self._barrier.done():
+                self._barrier = asyncio.create_task(self._store.write_barrier())
+            barrier_revision = await asyncio.shield(self._barrier)
+            remaining = deadline - loop.time()
+            if not await self._hub.wait_for_revision(max(barrier_revision, target), remaining):
+                raise StoreUnavailableError(
+                    f"this frontend's view is at revision {self._hub.revision} and did not reach "
+                    f"etcd's {target} within {self._sync_timeout}s; retry, or read CACHED"
+                )
+
+    async def watch(self, scope: Scope, resume_revision: int) -> Subscription:
+        scope = validate_scope(scope, self._limits)
+        if resume_revision < 0:
+            raise InvalidArgumentError(f"resume_revision {resume_revision} must be >= 0")
+        if resume_revision > self._hub.revision:
+            # Another frontend may have been further along: catch up before deciding.
+            with contextlib.suppress(StoreUnavailableError):
+                await self.sync()
+        return self._hub.subscribe(scope, resume_revision)

@@ -1,0 +1,144 @@
+"""Translation between noderegistry.v1 messages and domain objects; nothing else."""
+
+from __future__ import annotations
+
+from noderegistry.v1 import registry_pb2 as pb
+
+from registry_service.domain import (
+    Consistency,
+    DatacenterNodes,
+    DeltaMessage,
+    EventType,
+    Node,
+    NodeEvent,
+    NodeKey,
+    NodeList,
+    NodeStatus,
+    ProgressMessage,
+    RemovalReason,
+    ResyncReason,
+    Scope,
+    SnapshotMessage,
+    WatchMessage,
+)
+from registry_service.errors import InvalidArgumentError
+
+_STATUS_TO_PB = {
+    NodeStatus.UP: pb.NODE_STATUS_UP,
+    NodeStatus.DRAINING: pb.NODE_STATUS_DRAINING,
+    NodeStatus.SUSPECT: pb.NODE_STATUS_SUSPECT,
+}
+_STATUS_FROM_PB = {value: key for key, value in _STATUS_TO_PB.items()}
+_STATUS_FROM_PB[pb.NODE_STATUS_UNSPECIFIED] = NodeStatus.UP
+_EVENT_TO_PB = {
+    EventType.ADDED: pb.EVENT_TYPE_ADDED,
+    EventType.UPDATED: pb.EVENT_TYPE_UPDATED,
+    EventType.REMOVED: pb.EVENT_TYPE_REMOVED,
+}
+_REASON_TO_PB = {
+    RemovalReason.UNSPECIFIED: pb.REMOVAL_REASON_UNSPECIFIED,
+    RemovalReason.DEREGISTERED: pb.REMOVAL_REASON_DEREGISTERED,
+    RemovalReason.EXPIRED: pb.REMOVAL_REASON_EXPIRED,
+    RemovalReason.EVICTED: pb.REMOVAL_REASON_EVICTED,
+}
+_RESYNC_TO_PB = {
+    None: pb.RESYNC_REASON_UNSPECIFIED,
+    ResyncReason.COMPACTED: pb.RESYNC_REASON_COMPACTED,
+    ResyncReason.UNKNOWN_REVISION: pb.RESYNC_REASON_UNKNOWN_REVISION,
+    ResyncReason.SLOW_CONSUMER: pb.RESYNC_REASON_SLOW_CONSUMER,
+}
+
+
+def node_from_pb(message: pb.Node) -> Node:
+    status = _STATUS_FROM_PB.get(message.status)
+    if status is None:
+        raise InvalidArgumentError(f"status {message.status} is not a known NodeStatus")
+    return Node(
+        id=message.id,
+        type=message.type,
+        datacenter=message.datacenter,
+        address=message.address,
+        metadata=dict(message.metadata),
+        status=status,
+    )
+
+
+def node_to_pb(node: Node) -> pb.Node:
+    return pb.Node(
+        id=node.id,
+        type=node.type,
+        datacenter=node.datacenter,
+        address=node.address,
+        metadata=node.metadata,
+        incarnation=node.incarnation,
+        status=_STATUS_TO_PB[node.status],
+    )
+
+
+def key_from_pb(message: pb.NodeKey) -> NodeKey:
+    return NodeKey(message.datacenter, message.type, message.id)
+
+
+def key_to_pb(key: NodeKey) -> pb.NodeKey:
+    return pb.NodeKey(datacenter=key.datacenter, type=key.type, id=key.id)
+
+
+def scope_from_pb(message: pb.Scope) -> Scope:
+    return Scope(frozenset(message.datacenters), frozenset(message.types))
+
+
+def consistency_from_pb(value: int) -> Consistency:
+    if value in (pb.CONSISTENCY_UNSPECIFIED, pb.CONSISTENCY_LINEARIZABLE):
+        return Consistency.LINEARIZABLE
+    if value == pb.CONSISTENCY_CACHED:
+        return Consistency.CACHED
+    raise InvalidArgumentError(f"consistency {value} is not LINEARIZABLE (1) or CACHED (2)")
+
+
+def datacenters_to_pb(datacenters: tuple[DatacenterNodes, ...]) -> list[pb.DatacenterNodes]:
+    return [
+        pb.DatacenterNodes(
+            datacenter=dc.datacenter,
+            revision=dc.revision,
+            nodes=[node_to_pb(node) for node in dc.nodes],
+        )
+        for dc in datacenters
+    ]
+
+
+def node_list_to_pb(nodes: NodeList) -> pb.GetNodesResponse:
+    return pb.GetNodesResponse(
+        revision=nodes.revision,
+        datacenters=datacenters_to_pb(nodes.datacenters),
+        cache_age_seconds=nodes.age_seconds,
+    )
+
+
+def event_to_pb(event: NodeEvent) -> pb.NodeEvent:
+    return pb.NodeEvent(
+        type=_EVENT_TO_PB[event.type],
+        node=node_to_pb(event.node),
+        reason=_REASON_TO_PB[event.reason] if event.type is EventType.REMOVED else 0,
+    )
+
+
+def watch_message_to_pb(message: WatchMessage) -> pb.WatchNodesResponse:
+    if isinstance(message, SnapshotMessage):
+        return pb.WatchNodesResponse(
+            snapshot=pb.Snapshot(
+                revision=message.revision,
+                datacenters=datacenters_to_pb(message.nodes.datacenters),
+                resync=message.resync_reason is not None,
+                resync_reason=_RESYNC_TO_PB[message.resync_reason],
+            )
+        )
+    if isinstance(message, DeltaMessage):
+        return pb.WatchNodesResponse(
+            delta=pb.Delta(
+                revision=message.revision,
+                events=[event_to_pb(event) for event in message.events],
+                relisted=message.relisted,
+            )
+        )
+    assert isinstance(message, ProgressMessage)
+    return pb.WatchNodesResponse(progress=pb.Progress(revision=message.revision))

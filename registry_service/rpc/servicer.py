@@ -1,0 +1,182 @@
+"""The Registry gRPC service: proto in, domain call, proto out. One method per RPC.
+
+Errors are turned into statuses by `status.status_of` and nowhere else. A client that cancels is
+not a failure: its stream's cleanup runs (in `finally`) and nothing is logged above DEBUG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+import grpc.aio
+from noderegistry.v1 import registry_pb2 as pb
+from noderegistry.v1 import registry_pb2_grpc as pb_grpc
+
+from registry_service.domain import NodeKey
+from registry_service.errors import RegistryError, ShuttingDownError
+from registry_service.registry import Registry
+from registry_service.rpc import convert
+from registry_service.rpc.status import status_of
+
+log = logging.getLogger(__name__)
+
+_KEEPALIVE_IN_FLIGHT_PER_STREAM = 256
+_STOP = object()
+
+
+class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc is untyped
+    def __init__(self, registry: Registry, *, max_registrations_per_stream: int) -> None:
+        self._registry = registry
+        self._max_registrations_per_stream = max_registrations_per_stream
+        self._keepalive_outboxes: set[asyncio.Queue[object]] = set()
+        self._stopping = False
+
+    def begin_shutdown(self) -> None:
+        """Ends every KeepAlive stream with UNAVAILABLE so clients move to another frontend."""
+        self._stopping = True
+        for outbox in self._keepalive_outboxes:
+            outbox.put_nowait(_STOP)
+
+    @staticmethod
+    async def _abort(context: grpc.aio.ServicerContext, error: BaseException) -> None:
+        code, message = status_of(error)
+        await context.abort(code, message)
+
+    async def Register(
+        self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterResponse:
+        try:
+            result = await self._registry.register(
+                convert.node_from_pb(request.node),
+                request.ttl_seconds,
+                request.idempotency_key,
+                request.token,
+            )
+        except RegistryError as err:
+            await self._abort(context, err)
+            raise  # unreachable: abort raises
+        return pb.RegisterResponse(
+            node=convert.node_to_pb(result.node),
+            ttl_seconds=result.ttl_seconds,
+            token=result.token,
+            revision=result.revision,
+        )
+
+    async def Deregister(
+        self, request: pb.DeregisterRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeregisterResponse:
+        try:
+            revision = await self._registry.deregister(
+                convert.key_from_pb(request.key), request.token
+            )
+        except RegistryError as err:
+            await self._abort(context, err)
+            raise
+        return pb.DeregisterResponse(revision=revision)
+
+    async def GetNodes(
+        self, request: pb.GetNodesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetNodesResponse:
+        try:
+            nodes = await self._registry.get_nodes(
+                convert.scope_from_pb(request.scope),
+                convert.consistency_from_pb(request.consistency),
+            )
+        except RegistryError as err:
+            await self._abort(context, err)
+            raise
+        return convert.node_list_to_pb(nodes)
+
+    async def WatchNodes(
+        self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchNodesResponse]:
+        try:
+            subscription = await self._registry.watch(
+                convert.scope_from_pb(request.scope), request.resume_revision
+            )
+        except RegistryError as err:
+            await self._abort(context, err)
+            return
+        try:
+            async for message in subscription:
+                yield convert.watch_message_to_pb(message)
+        except RegistryError as err:
+            await self._abort(context, err)
+        finally:
+            subscription.close()
+
+    async def KeepAlive(
+        self,
+        request_iterator: AsyncIterator[pb.KeepAliveRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.KeepAliveResponse]:
+        """Renews concurrently (up to a bound per stream) and answers each request once, in the
+        order renewals complete. A per-registration failure is a code in its response; the
+        stream itself ends only when the client closes it or the frontend shuts down."""
+        if self._stopping:
+            await self._abort(context, ShuttingDownError("the frontend is shutting down"))
+        # Bounds renewals in flight plus answers not yet taken by the client: a client that
+        # stops reading stops being read from.
+        in_flight = asyncio.Semaphore(_KEEPALIVE_IN_FLIGHT_PER_STREAM)
+        outbox: asyncio.Queue[object] = asyncio.Queue()
+        self._keepalive_outboxes.add(outbox)
+        keys: set[NodeKey] = set()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def renew(request: pb.KeepAliveRequest) -> None:
+            outbox.put_nowait(await self._keep_alive_one(request, keys))
+
+        async def read_requests() -> None:
+            try:
+                async for request in request_iterator:
+                    await in_flight.acquire()
+                    task = asyncio.create_task(renew(request))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks)
+            finally:
+                outbox.put_nowait(_STOP)
+
+        reader = asyncio.create_task(read_requests())
+        try:
+            while True:
+                item = await outbox.get()
+                if item is _STOP:
+                    break
+                assert isinstance(item, pb.KeepAliveResponse)
+                yield item
+                in_flight.release()
+            if self._stopping:
+                await self._abort(context, ShuttingDownError("the frontend is shutting down"))
+            await reader
+        finally:
+            self._keepalive_outboxes.discard(outbox)
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+    async def _keep_alive_one(
+        self, request: pb.KeepAliveRequest, keys: set[NodeKey]
+    ) -> pb.KeepAliveResponse:
+        key = convert.key_from_pb(request.key)
+        if key not in keys and len(keys) >= self._max_registrations_per_stream:
+            return pb.KeepAliveResponse(
+                key=request.key,
+                code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+                message=f"this stream already renews {len(keys)} registrations; the limit is "
+                f"{self._max_registrations_per_stream} (open another stream)",
+            )
+        keys.add(key)
+        try:
+            ttl = await self._registry.keep_alive(key, request.token)
+        except RegistryError as err:
+            code, message = status_of(err)
+            return pb.KeepAliveResponse(key=request.key, code=code.value[0], message=message)
+        return pb.KeepAliveResponse(key=request.key, code=0, ttl_seconds=ttl)

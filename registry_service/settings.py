@@ -1,0 +1,172 @@
+"""Every setting of a frontend, in one frozen dataclass: the only reader of the environment.
+
+Each field is `REGISTRY_<FIELD>` in the environment and `--<field-with-dashes>` on the command line
+(a flag beats the environment, which beats the default). The README's configuration table lists the
+same fields; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from registry_service.domain import Limits
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Serving
+    listen: str = _setting("127.0.0.1:50051", "gRPC listen address, host:port (port 0 picks one)")
+    cluster: str = _setting("default", "cluster name; one etcd can hold several clusters")
+    shutdown_grace_seconds: float = _setting(
+        5.0, "on SIGTERM, how long open streams get before they end with UNAVAILABLE"
+    )
+    max_receive_message_bytes: int = _setting(
+        1024 * 1024, "largest gRPC request a frontend accepts"
+    )
+    # etcd
+    etcd_endpoints: tuple[str, ...] = _setting(
+        (), "comma-separated etcd client endpoints host:port; empty starts a local etcd"
+    )
+    etcd_prefix: str = _setting("", "key prefix in etcd; empty means /noderegistry/<cluster>/")
+    etcd_username: str = _setting("", "etcd user (auth enabled); the password is etcd_password")
+    etcd_password: str = _setting("", "etcd password for etcd_username")
+    etcd_ca_file: str = _setting("", "CA bundle to verify etcd's TLS certificate; set to use TLS")
+    etcd_cert_file: str = _setting("", "client certificate for etcd mTLS")
+    etcd_key_file: str = _setting("", "client key for etcd mTLS")
+    etcd_request_timeout_seconds: float = _setting(5.0, "deadline of one etcd request")
+    etcd_watch_stale_seconds: float = _setting(
+        10.0, "a watch that hears nothing (not even progress) this long is reopened elsewhere"
+    )
+    embedded_etcd_dir: str = _setting(".data/etcd", "data folder of the local etcd")
+    embedded_etcd_port: int = _setting(2379, "client port of the local etcd (peer port is +1)")
+    # Registrations
+    ttl_default_seconds: int = _setting(10, "TTL granted when a Register asks for 0")
+    ttl_min_seconds: int = _setting(3, "smallest TTL a Register may ask for")
+    ttl_max_seconds: int = _setting(3600, "largest TTL a Register may ask for")
+    id_max_length: int = _setting(63, "longest node id")
+    type_max_length: int = _setting(31, "longest node type")
+    datacenter_max_length: int = _setting(63, "longest datacenter name")
+    metadata_max_entries: int = _setting(64, "most metadata entries on a node")
+    metadata_key_max_bytes: int = _setting(128, "longest metadata key")
+    metadata_value_max_bytes: int = _setting(1024, "longest metadata value")
+    metadata_max_total_bytes: int = _setting(16 * 1024, "all metadata keys and values together")
+    keepalive_max_registrations_per_stream: int = _setting(
+        10_000, "distinct registrations one KeepAlive stream may renew"
+    )
+    keepalive_coalesce_seconds: float = _setting(
+        0.5, "renewals of one lease closer together than this are answered without asking etcd"
+    )
+    # Watching
+    watch_history_revisions: int = _setting(
+        10_000, "changed revisions kept in memory so that WatchNodes can resume without a resync"
+    )
+    watch_queue_messages: int = _setting(
+        1_000, "messages queued for one subscriber before its backlog collapses into a resync"
+    )
+    watch_progress_seconds: float = _setting(
+        5.0, "an idle WatchNodes stream gets a progress message this often"
+    )
+    # Eviction
+    evictor_lease_ttl_seconds: int = _setting(
+        5, "lease of the evictor's election key: a dead evictor is replaced within about this"
+    )
+    evictor_poll_seconds: float = _setting(
+        0.5, "how often a frontend that is not the evictor checks whether it has become it"
+    )
+    evictor_reconcile_seconds: float = _setting(
+        5.0, "the evictor re-checks every member at least this often, besides reacting to changes"
+    )
+
+    @property
+    def prefix(self) -> str:
+        prefix = self.etcd_prefix or f"/noderegistry/{self.cluster}/"
+        return prefix if prefix.endswith("/") else prefix + "/"
+
+    @property
+    def limits(self) -> Limits:
+        names = {f.name for f in dataclasses.fields(Limits)}
+        return Limits(**{name: getattr(self, name) for name in names})
+
+    @classmethod
+    def load(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Defaults, overridden by REGISTRY_* variables, overridden by flags."""
+        values = cls.from_environ(os.environ if environ is None else environ)
+        if argv:
+            parser = argparse.ArgumentParser(add_help=False)
+            add_arguments(parser)
+            namespace = parser.parse_args(argv)
+            values = apply_arguments(values, namespace)
+        return values
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        overrides = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f"REGISTRY_{f.name.upper()}")
+            if raw is not None:
+                overrides[f.name] = _parse(f.name, raw)
+        return cls(**overrides)
+
+
+_TYPES = get_type_hints(Settings)
+
+
+def _parse(name: str, raw: str) -> Any:
+    kind = _TYPES[name]
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if isinstance(kind, types.GenericAlias):  # tuple[str, ...]
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        raise SystemExit(f"setting {name}: {raw!r} is not a valid {kind.__name__}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one --flag per setting; unset flags leave the value from the environment."""
+    for f in dataclasses.fields(Settings):
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['help']} (env REGISTRY_{f.name.upper()}, default {f.default!r})",
+        )
+
+
+def apply_arguments(settings: Settings, namespace: argparse.Namespace) -> Settings:
+    overrides = {
+        f.name: _parse(f.name, getattr(namespace, f.name))
+        for f in dataclasses.fields(Settings)
+        if getattr(namespace, f.name, None) is not None
+    }
+    return dataclasses.replace(settings, **overrides)
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from the fields above."""
+    rows = ["| setting | flag | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        rows.append(
+            f"| `REGISTRY_{f.name.upper()}` | `--{f.name.replace('_', '-')}` | "
+            f"`{default}` | {f.metadata['help']} |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,162 @@
+"""The store port: what the registry needs from its storage, in the registry's own terms.
+
+`store/etcd.py` is the implementation; nothing above the store knows etcd's types. Every write is
+conditional on what the caller read (`expected`): a write whose condition no longer holds changes
+nothing and returns None, so callers re-read and decide again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from registry_service.domain import Identity, NodeKey, Registration, RemovalReason
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNode:
+    """One node's keys as read together at `revision`; mod revisions are 0 for absent keys."""
+
+    key: NodeKey
+    revision: int
+    registration: Registration | None = None
+    member_mod_revision: int = 0
+    live: bool = False
+    identity: Identity | None = None
+    identity_mod_revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A membership record and the revision that last wrote it (what guarded writes compare)."""
+
+    registration: Registration
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPut:
+    key: NodeKey
+    member: Member
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDeleted:
+    key: NodeKey
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChanged:
+    key: NodeKey
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityPut:
+    key: NodeKey
+    identity: Identity
+
+
+StoreChange = MemberPut | MemberDeleted | LiveChanged | IdentityPut
+
+
+@dataclass(frozen=True, slots=True)
+class StoreBatch:
+    """Every change of one etcd revision, in the order etcd applied them."""
+
+    revision: int
+    changes: tuple[StoreChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHeartbeat:
+    """The watch is alive; nothing else may be inferred (see EtcdClient.watch)."""
+
+    revision: int
+
+
+@dataclass(slots=True)
+class ClusterState:
+    """Every member and live key at one revision."""
+
+    revision: int
+    members: dict[NodeKey, Member] = field(default_factory=dict)
+    live: set[NodeKey] = field(default_factory=set)
+
+
+class Election(Protocol):
+    """Leader election among frontends: one leader at a time, fenced by its key."""
+
+    async def stand(self) -> None:
+        """Enters the election (a no-op while standing). Raises StoreUnavailableError."""
+
+    async def campaign(self) -> None:
+        """Stands if needed; returns once this candidate leads. Raises StoreUnavailableError."""
+
+    async def lost(self) -> None:
+        """Returns when leadership (the election lease) is lost."""
+
+    async def resign(self) -> None:
+        """Gives up leadership at once (deletes the key); a no-op when not a candidate."""
+
+    @property
+    def fence(self) -> bytes:
+        """Opaque token that writes made as leader carry; they fail once leadership is lost."""
+
+
+class RegistryStore(Protocol):
+    """Storage of registrations. Every method may raise StoreUnavailableError."""
+
+    async def read_node(self, key: NodeKey) -> StoredNode:
+        """All keys of one node, read atomically."""
+
+    async def grant_lease(self, ttl_seconds: int) -> int: ...
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        """Revokes a lease (deleting what is attached); an unknown lease is not an error."""
+
+    async def renew_lease(self, lease_id: int) -> int:
+        """Renews a lease; returns its new TTL in seconds, 0 when the lease no longer exists."""
+
+    async def create_registration(
+        self, registration: Registration, expected: StoredNode
+    ) -> int | None:
+        """Writes live key, member record and identity in one transaction, if the member is still
+        absent and the identity unchanged since `expected`. Returns the revision, or None."""
+
+    async def update_registration(
+        self, registration: Registration, expected: StoredNode
+    ) -> int | None:
+        """Replaces a live member record (and moves its live key to the registration's lease), if
+        the member record is unchanged since `expected`. Returns the revision, or None."""
+
+    async def remove_member(
+        self,
+        expected: StoredNode,
+        reason: RemovalReason,
+        *,
+        only_if_not_live: bool = False,
+        fence: bytes = b"",
+    ) -> int | None:
+        """Deletes member record and live key and records why in the identity, if the member is
+        unchanged since `expected` (and, with only_if_not_live, its live key is gone; with a fence,
+        the caller still leads). Returns the revision, or None."""
+
+    async def current_revision(self) -> int:
+        """etcd's current revision, by a linearizable read."""
+
+    async def write_barrier(self) -> int:
+        """Writes a key under the prefix so the watch sees a revision >= etcd's current one."""
+
+    async def load(self) -> ClusterState:
+        """Every member and live key, at one revision."""
+
+    def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
+        """Every change from start_revision on, one batch per revision; resumes by itself after
+        connection errors. Raises StoreCompactedError when start_revision is compacted."""
+
+    def election(
+        self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float
+    ) -> Election:
+        """A candidacy in the named election; a follower re-checks every poll_seconds."""

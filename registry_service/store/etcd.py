@@ -1,0 +1,325 @@
+"""The registry store on etcd: the two-key model of DESIGN.md §2 as etcd transactions.
+
+Every write is one transaction guarded by compares on what the caller read, so concurrent
+frontends never overwrite each other's decisions: a guarded write that finds the world changed
+does nothing and returns None, and the caller reads again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from registry_service.domain import Identity, NodeKey, Registration, RemovalReason
+from registry_service.errors import StoreUnavailableError
+from registry_service.store._etcdpb import rpc_pb2 as pb
+from registry_service.store.base import (
+    ClusterState,
+    IdentityPut,
+    LiveChanged,
+    Member,
+    MemberDeleted,
+    MemberPut,
+    StoreBatch,
+    StoreChange,
+    StoredNode,
+    StoreHeartbeat,
+)
+from registry_service.store.etcd_client import EtcdClient, WatchBatch, prefix_end
+from registry_service.store.keys import KeyKind, Keyspace
+from registry_service.store.records import (
+    RecordError,
+    decode_identity,
+    decode_registration,
+    encode_identity,
+    encode_registration,
+)
+
+log = logging.getLogger(__name__)
+
+_EQUAL = pb.Compare.CompareResult.EQUAL
+_GREATER = pb.Compare.CompareResult.GREATER
+
+
+def _absent(key: bytes) -> pb.Compare:
+    return pb.Compare(key=key, target=pb.Compare.CompareTarget.VERSION, result=_EQUAL, version=0)
+
+
+def _present(key: bytes) -> pb.Compare:
+    return pb.Compare(key=key, target=pb.Compare.CompareTarget.VERSION, result=_GREATER, version=0)
+
+
+def _unchanged_since(key: bytes, mod_revision: int) -> pb.Compare:
+    """The key is still at mod_revision (absent when mod_revision is 0)."""
+    if mod_revision == 0:
+        return _absent(key)
+    return pb.Compare(
+        key=key, target=pb.Compare.CompareTarget.MOD, result=_EQUAL, mod_revision=mod_revision
+    )
+
+
+def _put(key: bytes, value: bytes, lease: int = 0) -> pb.RequestOp:
+    return pb.RequestOp(request_put=pb.PutRequest(key=key, value=value, lease=lease))
+
+
+def _delete(key: bytes) -> pb.RequestOp:
+    return pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=key))
+
+
+def _get(key: bytes) -> pb.RequestOp:
+    return pb.RequestOp(request_range=pb.RangeRequest(key=key))
+
+
+class EtcdRegistryStore:
+    """RegistryStore on etcd (see store/base.py for the contract of each method)."""
+
+    def __init__(self, client: EtcdClient, prefix: str, frontend_id: str) -> None:
+        self._client = client
+        self.keys = Keyspace(prefix)
+        self._frontend_id = frontend_id
+
+    @property
+    def client(self) -> EtcdClient:
+        return self._client
+
+    async def read_node(self, key: NodeKey) -> StoredNode:
+        response = await self._client.txn(
+            pb.TxnRequest(
+                success=[
+                    _get(self.keys.member(key)),
+                    _get(self.keys.live(key)),
+                    _get(self.keys.identity(key)),
+                ]
+            ),
+            read_only=True,
+        )
+        member, live, identity = (r.response_range.kvs for r in response.responses)
+        registration = None
+        if member:
+            try:
+                registration = decode_registration(member[0].value)
+            except RecordError:
+                log.warning("ignoring unreadable member record %s", key)
+        return StoredNode(
+            key=key,
+            revision=int(response.header.revision),
+            registration=registration,
+            member_mod_revision=int(member[0].mod_revision) if member else 0,
+            live=bool(live),
+            identity=decode_identity(identity[0].value) if identity else None,
+            identity_mod_revision=int(identity[0].mod_revision) if identity else 0,
+        )
+
+    async def grant_lease(self, ttl_seconds: int) -> int:
+        return await self._client.lease_grant(ttl_seconds)
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        await self._client.lease_revoke(lease_id)
+
+    async def renew_lease(self, lease_id: int) -> int:
+        return await self._client.renewer.renew(lease_id)
+
+    async def _guarded(self, compare: list[pb.Compare], success: list[pb.RequestOp]) -> int | None:
+        response = await self._client.txn(pb.TxnRequest(compare=compare, success=success))
+        return int(response.header.revision) if response.succeeded else None
+
+    async def create_registration(
+        self, registration: Registration, expected: StoredNode
+    ) -> int | None:
+        key = registration.node.key
+        identity = Identity(incarnation=registration.node.incarnation)
+        return await self._guarded(
+            [
+                _absent(self.keys.member(key)),
+                _unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
+            ],
+            [
+                _put(self.keys.live(key), b"", registration.lease_id),
+                _put(self.keys.member(key), encode_registration(registration)),
+                _put(self.keys.identity(key), encode_identity(identity)),
+            ],
+        )
+
+    async def update_registration(
+        self, registration: Registration, expected: StoredNode
+    ) -> int | None:
+        key = registration.node.key
+        return await self._guarded(
+            [
+                _unchanged_since(self.keys.member(key), expected.member_mod_revision),
+                _present(self.keys.live(key)),
+            ],
+            [
+                _put(self.keys.live(key), b"", registration.lease_id),
+                _put(self.keys.member(key), encode_registration(registration)),
+            ],
+        )
+
+    async def remove_member(
+        self,
+        expected: StoredNode,
+        reason: RemovalReason,
+        *,
+        only_if_not_live: bool = False,
+        fence: bytes = b"",
+    ) -> int | None:
+        key = expected.key
+        compare = [_unchanged_since(self.keys.member(key), expected.member_mod_revision)]
+        if only_if_not_live:
+            compare.append(_absent(self.keys.live(key)))
+        if fence:
+            compare.append(_present(fence))
+        incarnation = expected.registration.node.incarnation if expected.registration else 0
+        return await self._guarded(
+            compare,
+            [
+                _delete(self.keys.member(key)),
+                _delete(self.keys.live(key)),
+                _put(
+                    self.keys.identity(key),
+                    encode_identity(Identity(incarnation=incarnation, removal_reason=reason)),
+                ),
+            ],
+        )
+
+    async def current_revision(self) -> int:
+        return await self._client.current_revision()
+
+    async def write_barrier(self) -> int:
+        response = await self._client.put(self.keys.barrier(self._frontend_id), b"")
+        return int(response.header.revision)
+
+    async def load(self) -> ClusterState:
+        revision, members = await self._client.range_prefix(self.keys.of_kind(KeyKind.MEMBER))
+        _, live = await self._client.range_prefix(
+            self.keys.of_kind(KeyKind.LIVE), revision=revision
+        )
+        state = ClusterState(revision=revision)
+        for kv in members:
+            change = self._to_change(kv, deleted=False)
+            if isinstance(change, MemberPut):
+                state.members[change.key] = change.member
+        for kv in live:
+            parsed = self.keys.parse(kv.key)
+            if parsed and parsed[1] is not None:
+                state.live.add(parsed[1])
+        return state
+
+    async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
+        async for item in self._client.watch(self.keys.root, start_revision):
+            if isinstance(item, WatchBatch):
+                changes = []
+                for event in item.events:
+                    change = self._to_change(event.kv, deleted=event.type == pb.Event.DELETE)
+                    if change is not None:
+                        changes.append(change)
+                yield StoreBatch(item.revision, tuple(changes))
+            else:
+                yield StoreHeartbeat(item.revision)
+
+    def _to_change(self, kv: pb.KeyValue, *, deleted: bool) -> StoreChange | None:
+        parsed = self.keys.parse(kv.key)
+        if parsed is None:
+            return None
+        kind, key = parsed
+        if key is None:
+            return None
+        try:
+            if kind is KeyKind.MEMBER:
+                if deleted:
+                    return MemberDeleted(key)
+                return MemberPut(key, Member(decode_registration(kv.value), int(kv.mod_revision)))
+            if kind is KeyKind.LIVE:
+                return LiveChanged(key, alive=not deleted)
+            if kind is KeyKind.IDENTITY and not deleted:
+                return IdentityPut(key, decode_identity(kv.value))
+        except RecordError as err:
+            log.warning("ignoring unreadable value of %s: %s", kv.key.decode(errors="replace"), err)
+        return None
+
+    def election(
+        self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float
+    ) -> EtcdElection:
+        return EtcdElection(
+            self._client, self.keys.election(name), candidate, ttl_seconds, poll_seconds
+        )
+
+
+class EtcdElection:
+    """etcd's election recipe: each candidate puts a key on its own lease; the key with the lowest
+    create revision leads. A leader's key is its fence: writes made as leader compare that it
+    still exists, so a leader whose lease expired can no longer act."""
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        prefix: bytes,
+        candidate: str,
+        ttl_seconds: int,
+        poll_seconds: float,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._candidate = candidate
+        self._ttl = ttl_seconds
+        self.poll_seconds = poll_seconds
+        self._lease = 0
+        self._key = b""
+        self._keeper: asyncio.Task[None] | None = None
+
+    @property
+    def fence(self) -> bytes:
+        return self._key
+
+    async def stand(self) -> None:
+        if self._keeper is None or self._keeper.done():
+            await self._stand()
+
+    async def _stand(self) -> None:
+        self._lease = await self._client.lease_grant(self._ttl)
+        self._key = self._prefix + f"{self._lease:016x}".encode()
+        await self._client.txn(
+            pb.TxnRequest(
+                compare=[_absent(self._key)],
+                success=[_put(self._key, self._candidate.encode(), self._lease)],
+            )
+        )
+        self._keeper = asyncio.create_task(
+            self._client.renewer.keep_alive(self._lease, self._ttl), name="evictor-election-lease"
+        )
+
+    async def campaign(self) -> None:
+        while True:
+            await self.stand()
+            response = await self._client.range(
+                pb.RangeRequest(
+                    key=self._prefix,
+                    range_end=prefix_end(self._prefix),
+                    limit=1,
+                    sort_order=pb.RangeRequest.SortOrder.ASCEND,
+                    sort_target=pb.RangeRequest.SortTarget.CREATE,
+                    keys_only=True,
+                )
+            )
+            if response.kvs and response.kvs[0].key == self._key:
+                return
+            assert self._keeper is not None
+            await asyncio.wait({self._keeper}, timeout=self.poll_seconds)
+
+    async def lost(self) -> None:
+        if self._keeper is None:
+            raise StoreUnavailableError("not a candidate")
+        await asyncio.shield(self._keeper)
+
+    async def resign(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
+        if self._lease:
+            lease, self._lease = self._lease, 0
+            with contextlib.suppress(StoreUnavailableError):
+                await self._client.lease_revoke(lease)

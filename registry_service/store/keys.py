@@ -1,0 +1,70 @@
+"""The keyspace of one cluster in etcd (DESIGN.md §2), all under one prefix:
+
+live/<dc>/<type>/<id>       on the node's lease: exists while the node renews
+members/<dc>/<type>/<id>    the membership record (JSON): what watchers see
+identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no lease)
+election/evictor/<lease>    candidates for evictor; the lowest create revision leads
+barrier/<frontend>          written to push a frontend's watch to etcd's current revision
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from registry_service.domain import NodeKey
+
+
+class KeyKind(enum.Enum):
+    LIVE = "live"
+    MEMBER = "members"
+    IDENTITY = "identity"
+    ELECTION = "election"
+    BARRIER = "barrier"
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    prefix: str
+
+    def _node(self, kind: KeyKind, key: NodeKey) -> bytes:
+        return f"{self.prefix}{kind.value}/{key.path}".encode()
+
+    def live(self, key: NodeKey) -> bytes:
+        return self._node(KeyKind.LIVE, key)
+
+    def member(self, key: NodeKey) -> bytes:
+        return self._node(KeyKind.MEMBER, key)
+
+    def identity(self, key: NodeKey) -> bytes:
+        return self._node(KeyKind.IDENTITY, key)
+
+    @property
+    def root(self) -> bytes:
+        return self.prefix.encode()
+
+    def of_kind(self, kind: KeyKind) -> bytes:
+        return f"{self.prefix}{kind.value}/".encode()
+
+    def election(self, name: str) -> bytes:
+        return f"{self.prefix}{KeyKind.ELECTION.value}/{name}/".encode()
+
+    def barrier(self, frontend: str) -> bytes:
+        return f"{self.prefix}{KeyKind.BARRIER.value}/{frontend}".encode()
+
+    def parse(self, raw: bytes) -> tuple[KeyKind, NodeKey | None] | None:
+        """(kind, node key) for a key of this keyspace; node key None for non-node kinds."""
+        text = raw.decode(errors="replace")
+        if not text.startswith(self.prefix):
+            return None
+        kind_name, _, rest = text[len(self.prefix) :].partition("/")
+        try:
+            kind = KeyKind(kind_name)
+        except ValueError:
+            return None
+        if kind in (KeyKind.ELECTION, KeyKind.BARRIER):
+            return kind, None
+        parts = rest.split("/")
+        if len(parts) != 3 or not all(parts):
+            return None
+        return kind, NodeKey(*parts)

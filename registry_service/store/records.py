@@ -1,0 +1,81 @@
+"""JSON encoding of what the registry stores in etcd: small, versioned, readable by etcdctl."""
+
+from __future__ import annotations
+
+import json
+
+from registry_service.domain import Identity, Node, NodeStatus, Registration, RemovalReason
+
+RECORD_VERSION = 1
+
+
+class RecordError(ValueError):
+    """A value in etcd is not a record this version understands."""
+
+
+def encode_registration(registration: Registration) -> bytes:
+    node = registration.node
+    return json.dumps(
+        {
+            "v": RECORD_VERSION,
+            "id": node.id,
+            "type": node.type,
+            "datacenter": node.datacenter,
+            "address": node.address,
+            "metadata": dict(node.metadata),
+            "incarnation": node.incarnation,
+            "status": node.status.value,
+            "lease": f"{registration.lease_id:x}",
+            "ttl": registration.ttl_seconds,
+            "token_sha256": registration.token_hash,
+            "idempotency_sha256": registration.idempotency_hash,
+            "sealed_token": registration.sealed_token,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+
+
+def decode_registration(raw: bytes) -> Registration:
+    try:
+        data = json.loads(raw)
+        node = Node(
+            id=data["id"],
+            type=data["type"],
+            datacenter=data["datacenter"],
+            address=data["address"],
+            metadata=data.get("metadata", {}),
+            incarnation=int(data["incarnation"]),
+            status=NodeStatus(data.get("status", "UP")),
+        )
+        return Registration(
+            node=node,
+            lease_id=int(data["lease"], 16),
+            ttl_seconds=int(data["ttl"]),
+            token_hash=data["token_sha256"],
+            idempotency_hash=data.get("idempotency_sha256", ""),
+            sealed_token=data.get("sealed_token", ""),
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise RecordError(f"not a membership record: {err}") from err
+
+
+def encode_identity(identity: Identity) -> bytes:
+    reason = identity.removal_reason.value if identity.removal_reason else None
+    return json.dumps(
+        {"v": RECORD_VERSION, "incarnation": identity.incarnation, "removed": reason},
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+
+
+def decode_identity(raw: bytes) -> Identity:
+    try:
+        data = json.loads(raw)
+        removed = data.get("removed")
+        return Identity(
+            incarnation=int(data["incarnation"]),
+            removal_reason=RemovalReason(removed) if removed else None,
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise RecordError(f"not an identity record: {err}") from err

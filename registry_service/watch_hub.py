@@ -1,0 +1,411 @@
+"""One etcd watch per process, fanned out to every WatchNodes subscriber of this frontend.
+
+The hub holds a `ClusterView` (every member and live key at a revision), a bounded history of the
+changes of recent revisions (for resumes), and one bounded queue per subscriber.
+
+Contracts:
+- A subscriber sees a snapshot, then one delta per revision that changes its scope, in revision
+  order, never a gap: subscribing is synchronous with the view, so nothing falls between the
+  snapshot and the first delta.
+- A subscriber whose queue fills gets its backlog replaced by one resync snapshot (latest state
+  wins); it never slows the others and never holds more than `queue_messages` messages.
+- When the store says the watch's revision was compacted, the hub re-reads everything, diffs it
+  against its view, and sends the difference as one delta flagged `relisted`.
+- Idle subscribers get progress messages carrying the hub's revision, which never runs behind a
+  delta already queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from registry_service.domain import (
+    DatacenterNodes,
+    DeltaMessage,
+    EventType,
+    Node,
+    NodeEvent,
+    NodeKey,
+    NodeList,
+    ProgressMessage,
+    Registration,
+    RemovalReason,
+    ResyncReason,
+    Scope,
+    SnapshotMessage,
+    WatchMessage,
+)
+from registry_service.errors import (
+    RegistryError,
+    ShuttingDownError,
+    StoreCompactedError,
+    StoreUnavailableError,
+)
+from registry_service.store.base import (
+    ClusterState,
+    IdentityPut,
+    LiveChanged,
+    Member,
+    MemberDeleted,
+    MemberPut,
+    RegistryStore,
+    StoreBatch,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ClusterView:
+    """Every member and live key at one revision; turns store batches into node events."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self.revision = state.revision
+        self.members: dict[NodeKey, Member] = dict(state.members)
+        self.live: set[NodeKey] = set(state.live)
+        self.datacenter_revisions: dict[str, int] = {}
+        for key, member in self.members.items():
+            self._touch(key.datacenter, member.mod_revision)
+
+    def _touch(self, datacenter: str, revision: int) -> None:
+        if revision > self.datacenter_revisions.get(datacenter, 0):
+            self.datacenter_revisions[datacenter] = revision
+
+    def apply(self, batch: StoreBatch) -> tuple[NodeEvent, ...]:
+        """Applies one revision's changes; returns the node events they make, in etcd's order."""
+        reasons = {
+            change.key: change.identity.removal_reason
+            for change in batch.changes
+            if isinstance(change, IdentityPut) and change.identity.removal_reason
+        }
+        events: list[NodeEvent] = []
+        for change in batch.changes:
+            if isinstance(change, MemberPut):
+                previous = self.members.get(change.key)
+                self.members[change.key] = change.member
+                kind = EventType.ADDED if previous is None else EventType.UPDATED
+                events.append(NodeEvent(kind, change.member.registration.node))
+                self._touch(change.key.datacenter, batch.revision)
+            elif isinstance(change, MemberDeleted):
+                gone = self.members.pop(change.key, None)
+                if gone is not None:
+                    reason = reasons.get(change.key) or RemovalReason.UNSPECIFIED
+                    events.append(NodeEvent(EventType.REMOVED, gone.registration.node, reason))
+                    self._touch(change.key.datacenter, batch.revision)
+            elif isinstance(change, LiveChanged):
+                if change.alive:
+                    self.live.add(change.key)
+                else:
+                    self.live.discard(change.key)
+        self.revision = max(self.revision, batch.revision)
+        return tuple(events)
+
+    def replace(self, state: ClusterState) -> tuple[NodeEvent, ...]:
+        """Adopts a freshly read state; returns the events that lead from the old view to it."""
+        events: list[NodeEvent] = []
+        for key, member in self.members.items():
+            if key not in state.members:
+                events.append(NodeEvent(EventType.REMOVED, member.registration.node))
+        for key, member in state.members.items():
+            previous = self.members.get(key)
+            if previous is None:
+                events.append(NodeEvent(EventType.ADDED, member.registration.node))
+            elif previous.registration != member.registration:
+                events.append(NodeEvent(EventType.UPDATED, member.registration.node))
+        for event in events:
+            self._touch(event.node.datacenter, state.revision)
+        self.members = dict(state.members)
+        self.live = set(state.live)
+        self.revision = max(self.revision, state.revision)
+        return tuple(events)
+
+    def node_list(self, scope: Scope, age_seconds: float = 0.0) -> NodeList:
+        per_datacenter: dict[str, list[Node]] = {
+            dc: [] for dc in scope.datacenters if dc in self.datacenter_revisions
+        }
+        for key, member in self.members.items():
+            if scope.matches(key):
+                per_datacenter.setdefault(key.datacenter, []).append(member.registration.node)
+        return NodeList(
+            revision=self.revision,
+            datacenters=tuple(
+                DatacenterNodes(
+                    datacenter=dc,
+                    revision=self.datacenter_revisions.get(dc, 0),
+                    nodes=tuple(sorted(nodes, key=lambda node: (node.type, node.id))),
+                )
+                for dc, nodes in sorted(per_datacenter.items())
+            ),
+            age_seconds=age_seconds,
+        )
+
+    def expired(self) -> list[tuple[NodeKey, Member]]:
+        """Members whose live key is gone: they stopped renewing."""
+        return [(key, member) for key, member in self.members.items() if key not in self.live]
+
+
+def _in_scope(events: tuple[NodeEvent, ...], scope: Scope) -> tuple[NodeEvent, ...]:
+    if not scope.datacenters and not scope.types:
+        return events
+    return tuple(event for event in events if scope.matches(event.node.key))
+
+
+class Subscription:
+    """One subscriber's ordered stream of watch messages; iterate it, close it when done."""
+
+    def __init__(
+        self,
+        hub: WatchHub,
+        scope: Scope,
+        initial: Iterable[WatchMessage],
+        queue_messages: int,
+        progress_seconds: float,
+    ) -> None:
+        self.scope = scope
+        self._hub = hub
+        self._queue: collections.deque[WatchMessage] = collections.deque(initial)
+        self._queue_messages = queue_messages
+        self._progress_seconds = progress_seconds
+        self._wakeup = asyncio.Event()
+        self._resync: ResyncReason | None = None
+        self._error: RegistryError | None = None
+        self.sent_revision = 0
+        self.resyncs = 0
+
+    def offer(self, message: DeltaMessage) -> None:
+        """Called by the hub for every delta; never blocks."""
+        events = _in_scope(message.events, self.scope)
+        if not events:
+            return
+        if len(self._queue) >= self._queue_messages:
+            self.request_resync(ResyncReason.SLOW_CONSUMER)
+            return
+        if events is message.events:
+            self._queue.append(message)
+        else:
+            self._queue.append(DeltaMessage(message.revision, events, message.relisted))
+        self._wakeup.set()
+
+    def request_resync(self, reason: ResyncReason) -> None:
+        """Replaces whatever is queued with one resync snapshot, built when next read."""
+        self._queue.clear()
+        self._resync = reason
+        self._wakeup.set()
+
+    def fail(self, error: RegistryError) -> None:
+        self._error = error
+        self._wakeup.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> WatchMessage:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._resync is not None:
+                reason, self._resync = self._resync, None
+                self._queue.clear()
+                self.resyncs += 1
+                return self._sent(self._hub.snapshot(self.scope, reason))
+            if self._queue:
+                return self._sent(self._queue.popleft())
+            self._wakeup.clear()
+            try:
+                async with asyncio.timeout(self._progress_seconds):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                return self._sent(ProgressMessage(self._hub.revision))
+
+    def _sent(self, message: WatchMessage) -> WatchMessage:
+        self.sent_revision = message.revision
+        return message
+
+    def close(self) -> None:
+        self._hub.unsubscribe(self)
+
+
+class WatchHub:
+    """Follows the store's watch and fans its changes out to subscriptions."""
+
+    def __init__(
+        self,
+        store: RegistryStore,
+        *,
+        history_revisions: int = 10_000,
+        queue_messages: int = 1_000,
+        progress_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._history: collections.deque[DeltaMessage] = collections.deque()
+        self._history_revisions = history_revisions
+        self._queue_messages = queue_messages
+        self._progress_seconds = progress_seconds
+        self._clock = clock
+        self._subscriptions: set[Subscription] = set()
+        self._view: ClusterView | None = None
+        self._history_floor = 0
+        self._advanced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_heard = 0.0
+        self.events_published = 0
+        self.relists = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reads everything, then follows the watch from the next revision in the background."""
+        await self._load()
+        self._task = asyncio.create_task(self._follow(), name="watch-hub")
+
+    async def _load(self) -> None:
+        state = await self._store.load()
+        if self._view is None:
+            self._view = ClusterView(state)
+        else:
+            events = self._view.replace(state)
+            self.relists += 1
+            self._history.clear()
+            if events:
+                self._publish(DeltaMessage(state.revision, events, relisted=True), keep=False)
+        self._history_floor = state.revision
+        self.last_heard = self._clock()
+        self._advance()
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for item in self._store.watch(self.view.revision + 1):
+                    self.last_heard = self._clock()
+                    if isinstance(item, StoreBatch):
+                        events = self.view.apply(item)
+                        if events:
+                            self._publish(DeltaMessage(item.revision, events))
+                        self._advance()
+            except StoreCompactedError as err:
+                log.warning("watch hub: %s; re-reading every member", err)
+                await self._reload()
+
+    async def _reload(self) -> None:
+        while True:
+            try:
+                await self._load()
+                return
+            except StoreUnavailableError as err:
+                log.warning("watch hub: re-read failed (%s); retrying", err)
+                await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        """Ends every subscription with ShuttingDownError and stops following etcd."""
+        for subscription in list(self._subscriptions):
+            subscription.fail(
+                ShuttingDownError("the frontend is shutting down; reconnect elsewhere")
+            )
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def view(self) -> ClusterView:
+        if self._view is None:
+            raise StoreUnavailableError("the frontend has not loaded the member list yet")
+        return self._view
+
+    @property
+    def revision(self) -> int:
+        return self._view.revision if self._view else 0
+
+    @property
+    def age_seconds(self) -> float:
+        return max(0.0, self._clock() - self.last_heard)
+
+    def registration(self, key: NodeKey) -> Registration | None:
+        member = self._view.members.get(key) if self._view else None
+        return member.registration if member else None
+
+    def node_list(self, scope: Scope) -> NodeList:
+        return self.view.node_list(scope, self.age_seconds)
+
+    def snapshot(self, scope: Scope, reason: ResyncReason | None = None) -> SnapshotMessage:
+        return SnapshotMessage(self.node_list(scope), reason)
+
+    @property
+    def subscriptions(self) -> frozenset[Subscription]:
+        return frozenset(self._subscriptions)
+
+    def _advance(self) -> None:
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def wait_for_revision(self, revision: int, timeout: float) -> bool:
+        """True once the view has reached revision; False after timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.revision < revision:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._advanced.wait()
+        return True
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Returns after the next revision is applied, or after timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._advanced.wait()
+
+    # -- fan-out ------------------------------------------------------------------------------
+
+    def _publish(self, message: DeltaMessage, *, keep: bool = True) -> None:
+        if keep:
+            self._history.append(message)
+            if len(self._history) > self._history_revisions:
+                self._history_floor = self._history.popleft().revision
+        self.events_published += len(message.events)
+        for subscription in self._subscriptions:
+            subscription.offer(message)
+
+    def subscribe(self, scope: Scope, resume_revision: int = 0) -> Subscription:
+        """A subscription starting with a snapshot, or with the changes after resume_revision.
+
+        A resume_revision older than the history gets a snapshot flagged COMPACTED; one newer
+        than the view (the caller should have synced first) gets one flagged UNKNOWN_REVISION.
+        """
+        initial: list[WatchMessage]
+        if resume_revision <= 0:
+            initial = [self.snapshot(scope)]
+        elif resume_revision < self._history_floor:
+            initial = [self.snapshot(scope, ResyncReason.COMPACTED)]
+        elif resume_revision > self.revision:
+            initial = [self.snapshot(scope, ResyncReason.UNKNOWN_REVISION)]
+        else:
+            initial = []
+            for message in self._history:
+                if message.revision > resume_revision:
+                    events = _in_scope(message.events, scope)
+                    if events:
+                        initial.append(DeltaMessage(message.revision, events, message.relisted))
+        subscription = Subscription(
+            self, scope, initial, self._queue_messages, self._progress_seconds
+        )
+        if len(initial) > self._queue_messages:
+            subscription.request_resync(ResyncReason.SLOW_CONSUMER)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)

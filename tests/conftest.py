@@ -1,0 +1,145 @@
+"""Fixtures: real etcd processes on loopback, registry frontends, each test in its own prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc.aio
+import pytest
+from noderegistry.v1 import registry_pb2_grpc
+
+from registry_service.app import Frontend
+from registry_service.embedded_etcd import EtcdServer
+from registry_service.settings import Settings
+from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from tests.support.frontends import FrontendProcess
+from tests.support.ports import free_port
+from tests.support.waiting import eventually
+
+# Fast-moving settings for tests: a dead evictor is replaced in ~2 s, idle streams get progress
+# every second.
+TEST_SETTINGS = {
+    "evictor_lease_ttl_seconds": 2,
+    "evictor_poll_seconds": 0.2,
+    "watch_progress_seconds": 1.0,
+    "shutdown_grace_seconds": 1.0,
+    "etcd_watch_stale_seconds": 6.0,
+}
+
+
+def start_etcd(directory: Path, name: str = "etcd") -> EtcdServer:
+    port = free_port()
+    server = EtcdServer(data_dir=directory / name, client_port=port, peer_port=port + 1, name=name)
+    server.start()
+    server.wait_ready()
+    return server
+
+
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """One etcd for the whole run; tests keep apart by prefix."""
+    server = start_etcd(tmp_path_factory.mktemp("etcd-shared"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_etcd(tmp_path: Path) -> Iterator[EtcdServer]:
+    """An etcd for this test alone (tests that restart or compact it)."""
+    server = start_etcd(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster() -> str:
+    return f"t-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def settings_for(cluster: str) -> Callable[..., Settings]:
+    def make(endpoints: tuple[str, ...] | str, **overrides: Any) -> Settings:
+        if isinstance(endpoints, str):
+            endpoints = (endpoints,)
+        values = {**TEST_SETTINGS, **overrides}
+        return dataclasses.replace(
+            Settings(), listen="127.0.0.1:0", cluster=cluster, etcd_endpoints=endpoints, **values
+        )
+
+    return make
+
+
+@pytest.fixture
+async def start_frontend(
+    etcd: EtcdServer, settings_for: Callable[..., Settings]
+) -> AsyncIterator[Callable[..., Awaitable[Frontend]]]:
+    """Starts in-process frontends (on the shared etcd unless endpoints are given)."""
+    started: list[Frontend] = []
+
+    async def start(endpoints: tuple[str, ...] | str | None = None, **overrides: Any) -> Frontend:
+        frontend = Frontend(settings_for(endpoints or etcd.endpoint, **overrides))
+        await frontend.start()
+        started.append(frontend)
+        # Its election key is its last background write: wait for it so that tests can compare
+        # etcd revisions.
+        await eventually(lambda: frontend.evictor.status.candidate, message="evictor candidacy")
+        return frontend
+
+    yield start
+    for frontend in started:
+        try:
+            await asyncio.wait_for(frontend.stop(), 20)
+        except TimeoutError:
+            for task in asyncio.all_tasks():
+                task.print_stack()
+            raise
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[[Frontend | str], registry_pb2_grpc.RegistryStub]]:
+    """A Registry stub for a frontend (or an address); channels close after the test."""
+    channels: list[grpc.aio.Channel] = []
+
+    def make(target: Frontend | str) -> registry_pb2_grpc.RegistryStub:
+        address = target if isinstance(target, str) else target.address
+        channel = grpc.aio.insecure_channel(address)
+        channels.append(channel)
+        return registry_pb2_grpc.RegistryStub(channel)
+
+    yield make
+    for channel in channels:
+        await channel.close()
+
+
+@pytest.fixture
+async def etcd_client(etcd: EtcdServer) -> AsyncIterator[EtcdClient]:
+    """A direct etcd client, to look at etcd itself (revision, keys) beside the registry."""
+    client = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,)))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def spawn_frontend(
+    tmp_path: Path, cluster: str
+) -> Iterator[Callable[..., Awaitable[FrontendProcess]]]:
+    """Starts frontends as child processes (so that a test can SIGKILL one)."""
+    spawned: list[FrontendProcess] = []
+
+    async def spawn(endpoints: str, **overrides: Any) -> FrontendProcess:
+        flags = ["--etcd-endpoints", endpoints, "--cluster", cluster]
+        for name, value in {**TEST_SETTINGS, **overrides}.items():
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+        process = FrontendProcess(flags, tmp_path / f"frontend-{len(spawned)}.log")
+        spawned.append(process)
+        await process.start()
+        return process
+
+    yield spawn
+    for process in spawned:
+        process.kill()

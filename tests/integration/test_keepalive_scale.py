@@ -1,0 +1,47 @@
+"""Many registrations over one KeepAlive stream, multiplexed onto ONE etcd LeaseKeepAlive stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from noderegistry.v1 import registry_pb2 as pb
+
+from tests.support.api import key_of, node, register
+from tests.support.etcd_metrics import metric
+
+pytestmark = pytest.mark.integration
+
+COUNT = 1_000
+
+
+def _lease_keepalive_streams(endpoint: str) -> float:
+    return metric(endpoint, "grpc_server_started_total", grpc_method="LeaseKeepAlive")
+
+
+async def test_a_thousand_registrations_over_one_stream_use_one_etcd_keepalive_stream(
+    own_etcd, start_frontend, connect
+):
+    assert _lease_keepalive_streams(own_etcd.endpoint) == 0
+    frontend = await start_frontend(own_etcd.endpoint, keepalive_coalesce_seconds=0)
+    stub = connect(frontend)
+    registrations: list[pb.RegisterResponse] = []
+    for start in range(0, COUNT, 100):
+        registrations += await asyncio.gather(
+            *(register(stub, node(f"n{i:04d}"), ttl=30) for i in range(start, start + 100))
+        )
+
+    call = stub.KeepAlive()
+    for _round in range(2):
+        for registered in registrations:
+            await call.write(
+                pb.KeepAliveRequest(key=key_of(registered.node), token=registered.token)
+            )
+        answers = [await asyncio.wait_for(call.read(), 30) for _ in registrations]
+        assert {a.key.id for a in answers} == {r.node.id for r in registrations}
+        assert {(a.code, a.ttl_seconds) for a in answers} == {(0, 30)}
+    await call.done_writing()
+
+    # Every renewal of the process (and the evictor's own lease) went over one etcd stream.
+    assert frontend.client.renewer.streams_opened == 1
+    assert _lease_keepalive_streams(own_etcd.endpoint) == 1

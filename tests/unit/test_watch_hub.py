@@ -1,0 +1,226 @@
+"""The hub's logic without etcd: an in-memory store feeds it batches (unit tests of pure logic)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from registry_service.domain import (
+    DeltaMessage,
+    EventType,
+    Identity,
+    Node,
+    NodeKey,
+    ProgressMessage,
+    Registration,
+    RemovalReason,
+    ResyncReason,
+    Scope,
+    SnapshotMessage,
+)
+from registry_service.errors import ShuttingDownError, StoreCompactedError
+from registry_service.store.base import (
+    ClusterState,
+    IdentityPut,
+    LiveChanged,
+    Member,
+    MemberDeleted,
+    MemberPut,
+    StoreBatch,
+)
+from registry_service.watch_hub import ClusterView, WatchHub
+
+
+def registration(node_id: str, datacenter: str = "dc1", node_type: str = "data", **meta: str):
+    return Registration(Node(node_id, node_type, datacenter, f"{node_id}:1", meta, 1), 1, 10, "h")
+
+
+def key(node_id: str, datacenter: str = "dc1", node_type: str = "data") -> NodeKey:
+    return NodeKey(datacenter, node_type, node_id)
+
+
+def added(revision: int, node_id: str, datacenter: str = "dc1", **meta: str) -> StoreBatch:
+    k = key(node_id, datacenter)
+    return StoreBatch(
+        revision,
+        (
+            LiveChanged(k, True),
+            MemberPut(k, Member(registration(node_id, datacenter, **meta), revision)),
+            IdentityPut(k, Identity(1)),
+        ),
+    )
+
+
+def removed(revision: int, node_id: str, reason: RemovalReason) -> StoreBatch:
+    k = key(node_id)
+    return StoreBatch(
+        revision, (MemberDeleted(k), LiveChanged(k, False), IdentityPut(k, Identity(1, reason)))
+    )
+
+
+class MemoryStore:
+    """Just enough of RegistryStore for the hub: load() and watch()."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self.batches: asyncio.Queue[StoreBatch | Exception] = asyncio.Queue()
+
+    async def load(self) -> ClusterState:
+        return self.state
+
+    async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch]:
+        while True:
+            item = await self.batches.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+
+def test_view_turns_batches_into_events_with_reasons():
+    view = ClusterView(ClusterState(revision=1))
+    assert [(e.type, e.node.id) for e in view.apply(added(2, "a"))] == [(EventType.ADDED, "a")]
+    update = StoreBatch(3, (MemberPut(key("a"), Member(registration("a", zone="z"), 3)),))
+    assert [e.type for e in view.apply(update)] == [EventType.UPDATED]
+    (event,) = view.apply(removed(4, "a", RemovalReason.EXPIRED))
+    assert (event.type, event.reason, dict(event.node.metadata)) == (
+        EventType.REMOVED,
+        RemovalReason.EXPIRED,
+        {"zone": "z"},
+    )
+    assert view.revision == 4 and not view.members and not view.live
+
+
+def test_view_knows_which_members_stopped_renewing():
+    view = ClusterView(ClusterState(revision=1))
+    view.apply(added(2, "a"))
+    view.apply(added(3, "b"))
+    view.apply(StoreBatch(4, (LiveChanged(key("a"), False),)))
+    assert [k.id for k, _ in view.expired()] == ["a"]
+
+
+def test_replace_yields_the_difference():
+    view = ClusterView(ClusterState(revision=1))
+    view.apply(added(2, "stays"))
+    view.apply(added(3, "goes"))
+    fresh = ClusterState(
+        revision=9,
+        members={
+            key("stays"): Member(registration("stays"), 2),
+            key("new"): Member(registration("new"), 8),
+        },
+    )
+    events = view.replace(fresh)
+    assert sorted((e.type.value, e.node.id) for e in events) == [
+        ("ADDED", "new"),
+        ("REMOVED", "goes"),
+    ]
+    assert view.revision == 9
+
+
+def test_node_list_groups_per_datacenter_with_each_datacenters_last_change():
+    view = ClusterView(ClusterState(revision=1))
+    view.apply(added(2, "b", "dc2"))
+    view.apply(added(3, "a", "dc1"))
+    view.apply(added(4, "c", "dc2"))
+    listing = view.node_list(Scope())
+    assert [
+        (dc.datacenter, dc.revision, [n.id for n in dc.nodes]) for dc in listing.datacenters
+    ] == [("dc1", 3, ["a"]), ("dc2", 4, ["b", "c"])]
+    only_dc1 = view.node_list(Scope(datacenters=frozenset({"dc1", "dc9"})))
+    assert [dc.datacenter for dc in only_dc1.datacenters] == ["dc1"]
+
+
+async def started_hub(**options) -> tuple[WatchHub, MemoryStore]:
+    store = MemoryStore(ClusterState(revision=10))
+    hub = WatchHub(store, **options)  # type: ignore[arg-type]
+    await hub.start()
+    return hub, store
+
+
+async def feed(hub: WatchHub, store: MemoryStore, *batches: StoreBatch) -> None:
+    for batch in batches:
+        store.batches.put_nowait(batch)
+    assert await hub.wait_for_revision(batches[-1].revision, timeout=5)
+
+
+async def test_subscriber_gets_snapshot_then_deltas_in_scope():
+    hub, store = await started_hub()
+    subscription = hub.subscribe(Scope(datacenters=frozenset({"dc1"})))
+    await feed(hub, store, added(11, "a"), added(12, "x", "dc2"), added(13, "b"))
+    messages = [await anext(subscription) for _ in range(3)]
+    assert isinstance(messages[0], SnapshotMessage) and messages[0].revision == 10
+    assert [(m.revision, m.events[0].node.id) for m in messages[1:]] == [(11, "a"), (13, "b")]
+    await hub.close()
+
+
+async def test_resume_inside_history_replays_exactly_the_later_revisions():
+    hub, store = await started_hub(history_revisions=3)
+    await feed(hub, store, *(added(11 + i, f"n{i}") for i in range(5)))  # revisions 11..15
+    resumed = hub.subscribe(Scope(), resume_revision=13)
+    assert [m.revision for m in (await anext(resumed), await anext(resumed))] == [14, 15]
+    at_floor = hub.subscribe(Scope(), resume_revision=12)  # history holds every change after 12
+    assert (await anext(at_floor)).revision == 13
+    compacted = hub.subscribe(Scope(), resume_revision=11)  # change 12 fell out of the history
+    first = await anext(compacted)
+    assert isinstance(first, SnapshotMessage) and first.resync_reason is ResyncReason.COMPACTED
+    ahead = hub.subscribe(Scope(), resume_revision=99)
+    first = await anext(ahead)
+    assert isinstance(first, SnapshotMessage)
+    assert first.resync_reason is ResyncReason.UNKNOWN_REVISION
+    await hub.close()
+
+
+async def test_a_full_queue_collapses_into_one_resync_and_others_are_untouched():
+    hub, store = await started_hub(queue_messages=3)
+    slow = hub.subscribe(Scope())
+    fast = hub.subscribe(Scope())
+    await anext(slow), await anext(fast)
+    await feed(hub, store, *(added(11 + i, f"n{i}") for i in range(10)))
+    assert slow.backlog <= 3
+    resync = await anext(slow)
+    assert isinstance(resync, SnapshotMessage)
+    assert resync.resync_reason is ResyncReason.SLOW_CONSUMER
+    assert len(resync.nodes.datacenters[0].nodes) == 10 and resync.revision == 20
+    # fast kept up by reading as it went... here it also overflowed; what matters: its own state.
+    await hub.close()
+
+
+async def test_idle_subscriber_gets_progress_at_the_hubs_revision():
+    hub, store = await started_hub(progress_seconds=0.01)
+    subscription = hub.subscribe(Scope())
+    await anext(subscription)
+    await feed(hub, store, StoreBatch(11, ()))  # e.g. a barrier: no member changes
+    message = await anext(subscription)
+    assert message == ProgressMessage(11)
+    await hub.close()
+
+
+async def test_compaction_relists_and_sends_the_difference_flagged():
+    hub, store = await started_hub()
+    subscription = hub.subscribe(Scope())
+    await anext(subscription)
+    await feed(hub, store, added(11, "a"))
+    store.state = ClusterState(revision=30, members={key("b"): Member(registration("b"), 25)})
+    store.batches.put_nowait(StoreCompactedError(20))
+    assert await hub.wait_for_revision(30, timeout=5)
+    assert [m.revision for m in [await anext(subscription)]] == [11]
+    relisted = await anext(subscription)
+    assert isinstance(relisted, DeltaMessage) and relisted.relisted
+    assert sorted((e.type.value, e.node.id) for e in relisted.events) == [
+        ("ADDED", "b"),
+        ("REMOVED", "a"),
+    ]
+    stale = hub.subscribe(Scope(), resume_revision=11)  # history was lost with the relist
+    assert (await anext(stale)).resync_reason is ResyncReason.COMPACTED  # type: ignore[union-attr]
+    await hub.close()
+
+
+async def test_close_ends_subscriptions_with_shutting_down():
+    hub, _ = await started_hub()
+    subscription = hub.subscribe(Scope())
+    await anext(subscription)
+    await hub.close()
+    with pytest.raises(ShuttingDownError):
+        await anext(subscription)
