@@ -7,6 +7,8 @@ etcd-server installs /usr/bin/etcd), else from $ETCD_BINARY.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -21,6 +23,14 @@ from pathlib import Path
 
 class EtcdNotFoundError(RuntimeError):
     pass
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGKILL it when its parent dies (Linux), so a crashed test
+    run or a killed `serve` never leaves an etcd behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def find_etcd_binary(prefer_system: bool = False) -> str:
@@ -107,7 +117,11 @@ class EtcdServer:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.close()
 
