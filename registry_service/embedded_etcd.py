@@ -7,17 +7,18 @@ etcd-server installs /usr/bin/etcd), else from $ETCD_BINARY.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -25,12 +26,17 @@ class EtcdNotFoundError(RuntimeError):
     pass
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it when its parent dies (Linux), so a crashed test
-    run or a killed `serve` never leaves an etcd behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+# Runs etcd under a death signal: the kernel SIGKILLs it when the process that started it dies
+# (Linux), so a crashed test run or a killed `serve` never leaves an etcd behind. This is a separate
+# exec step on purpose: code between fork and exec (preexec_fn) is unsafe once grpc's threads run.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, sys\n"
+    "try:\n"
+    "    ctypes.CDLL('libc.so.6').prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL\n"
+    "except OSError:\n"
+    "    pass\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
 
 
 def find_etcd_binary(prefer_system: bool = False) -> str:
@@ -64,6 +70,23 @@ def etcd_version(binary: str) -> tuple[int, int, int]:
     return int(major), int(minor), int(patch)
 
 
+@dataclass(frozen=True)
+class EtcdTls:
+    """Files for an etcd member that serves clients over TLS and requires client certificates."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+    client_cert_file: str  # what this module's health probe presents
+    client_key_file: str
+
+
+def etcdctl_binary(etcd_binary: str) -> str:
+    """The etcdctl shipped beside an etcd binary, else the one on PATH."""
+    beside = Path(etcd_binary).with_name("etcdctl")
+    return str(beside) if beside.exists() else (shutil.which("etcdctl") or "etcdctl")
+
+
 class EtcdServer:
     """One etcd member on 127.0.0.1. Several form a cluster through `initial_cluster`."""
 
@@ -77,6 +100,7 @@ class EtcdServer:
         initial_cluster: str = "",
         binary: str | None = None,
         extra_args: Sequence[str] = (),
+        tls: EtcdTls | None = None,
     ) -> None:
         self.name = name
         self.data_dir = Path(data_dir)
@@ -85,6 +109,7 @@ class EtcdServer:
         self.initial_cluster = initial_cluster or f"{name}=http://127.0.0.1:{peer_port}"
         self.binary = binary or find_etcd_binary()
         self.extra_args = list(extra_args)
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,9 +120,22 @@ class EtcdServer:
     def log_path(self) -> Path:
         return self.data_dir.parent / f"{self.name}.log"
 
+    @property
+    def client_url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.client_port}"
+
     def command(self) -> list[str]:
-        client_url = f"http://127.0.0.1:{self.client_port}"
+        client_url = self.client_url
         peer_url = f"http://127.0.0.1:{self.peer_port}"
+        tls_args = []
+        if self.tls is not None:
+            tls_args = [
+                f"--cert-file={self.tls.cert_file}",
+                f"--key-file={self.tls.key_file}",
+                f"--trusted-ca-file={self.tls.ca_file}",
+                "--client-cert-auth",
+            ]
         return [
             self.binary,
             f"--name={self.name}",
@@ -110,6 +148,7 @@ class EtcdServer:
             "--initial-cluster-state=new",
             "--initial-cluster-token=node-registry",
             "--log-level=warn",
+            *tls_args,
             *self.extra_args,
         ]
 
@@ -117,18 +156,21 @@ class EtcdServer:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.command(),
+            [sys.executable, "-c", _DIE_WITH_PARENT, *self.command()],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         log.close()
 
     def healthy(self) -> bool:
+        context = None
+        if self.tls is not None:
+            context = ssl.create_default_context(cafile=self.tls.ca_file)
+            context.load_cert_chain(self.tls.client_cert_file, self.tls.client_key_file)
         try:
             with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.client_port}/health", timeout=1
+                f"{self.client_url}/health", timeout=1, context=context
             ) as response:
                 return bool(json.load(response).get("health") == "true")
         except (urllib.error.URLError, OSError, ValueError):

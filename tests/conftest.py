@@ -14,7 +14,7 @@ import pytest
 from noderegistry.v1 import registry_pb2_grpc
 
 from registry_service.app import Frontend
-from registry_service.embedded_etcd import EtcdServer
+from registry_service.embedded_etcd import EtcdServer, find_etcd_binary
 from registry_service.settings import Settings
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from tests.support.frontends import FrontendProcess
@@ -54,6 +54,32 @@ def own_etcd(tmp_path: Path) -> Iterator[EtcdServer]:
     server = start_etcd(tmp_path)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[list[EtcdServer]]:
+    """Three etcd members on loopback (for faults: kill, pause, lose quorum)."""
+    binary = find_etcd_binary(prefer_system=True)
+    ports = [free_port() for _ in range(3)]
+    initial = ",".join(f"m{i}=http://127.0.0.1:{port + 1}" for i, port in enumerate(ports))
+    members = [
+        EtcdServer(
+            data_dir=tmp_path / f"m{i}",
+            client_port=port,
+            peer_port=port + 1,
+            name=f"m{i}",
+            initial_cluster=initial,
+            binary=binary,
+        )
+        for i, port in enumerate(ports)
+    ]
+    for member in members:
+        member.start()
+    for member in members:
+        member.wait_ready()
+    yield members
+    for member in members:
+        member.stop()
 
 
 @pytest.fixture

@@ -185,7 +185,7 @@ class EtcdRegistryStore:
         )
 
     async def current_revision(self) -> int:
-        return await self._client.current_revision()
+        return await self._client.current_revision(self.keys.root)
 
     async def write_barrier(self) -> int:
         response = await self._client.put(self.keys.barrier(self._frontend_id), b"")

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
 ]
+_ENDPOINT_DOWN_SECONDS = 1.0
 _AUTH_ERRORS = ("invalid auth token", "user name is empty", "authentication failed")
 
 
@@ -126,6 +128,8 @@ class EtcdClient:
         self._credentials = self._load_credentials(config)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._current = 0
+        self._round_robin = 0
+        self._down_until: dict[str, float] = {}
         self._token = ""
         self._auth_lock = asyncio.Lock()
         self.renewer = LeaseRenewer(self)
@@ -144,10 +148,11 @@ class EtcdClient:
 
     @property
     def endpoint(self) -> str:
+        """The endpoint streams (watch, lease keepalive) use until it fails."""
         return self._config.endpoints[self._current % len(self._config.endpoints)]
 
-    def _channel(self) -> grpc.aio.Channel:
-        endpoint = self.endpoint
+    def _channel(self, endpoint: str | None = None) -> grpc.aio.Channel:
+        endpoint = endpoint or self.endpoint
         channel = self._channels.get(endpoint)
         if channel is None:
             if self._credentials is not None:
@@ -157,17 +162,37 @@ class EtcdClient:
             self._channels[endpoint] = channel
         return channel
 
+    def _healthy(self, endpoint: str) -> bool:
+        return self._down_until.get(endpoint, 0.0) <= time.monotonic()
+
+    def _next_endpoint(self) -> str:
+        """Round robin over the endpoints that have not failed in the last second."""
+        endpoints = self._config.endpoints
+        for _ in range(len(endpoints)):
+            self._round_robin += 1
+            endpoint = endpoints[self._round_robin % len(endpoints)]
+            if self._healthy(endpoint):
+                return endpoint
+        return endpoints[self._round_robin % len(endpoints)]
+
+    def _mark_down(self, endpoint: str) -> None:
+        self._down_until[endpoint] = time.monotonic() + _ENDPOINT_DOWN_SECONDS
+
     def rotate(self) -> None:
-        """Moves later calls and streams to the next endpoint."""
+        """Moves streams to the next endpoint (the current one just failed them)."""
         if len(self._config.endpoints) > 1:
-            self._current += 1
-            log.info("etcd: switching to endpoint %s", self.endpoint)
+            self._mark_down(self.endpoint)
+            for _ in range(len(self._config.endpoints)):
+                self._current += 1
+                if self._healthy(self.endpoint):
+                    break
+            log.info("etcd: streams move to endpoint %s", self.endpoint)
 
-    def kv(self) -> pb_grpc.KVStub:
-        return pb_grpc.KVStub(self._channel())
+    def kv(self, endpoint: str | None = None) -> pb_grpc.KVStub:
+        return pb_grpc.KVStub(self._channel(endpoint))
 
-    def lease(self) -> pb_grpc.LeaseStub:
-        return pb_grpc.LeaseStub(self._channel())
+    def lease(self, endpoint: str | None = None) -> pb_grpc.LeaseStub:
+        return pb_grpc.LeaseStub(self._channel(endpoint))
 
     async def metadata(self) -> list[tuple[str, str]]:
         metadata = [("hasleader", "true")]
@@ -202,29 +227,30 @@ class EtcdClient:
     async def call(
         self,
         operation: str,
-        invoke: Callable[[list[tuple[str, str]], float], Awaitable[T]],
+        invoke: Callable[[str, list[tuple[str, str]], float], Awaitable[T]],
         *,
         idempotent: bool,
     ) -> T:
-        """Runs one unary call with auth and endpoint failover.
+        """Runs one unary call on the next endpoint (round robin), with auth.
 
-        Reads (idempotent) are retried once on every other endpoint when one is unavailable. Writes
-        are not retried: their outcome is unknown, and the caller (a compare-guarded transaction
+        Reads (idempotent) are retried on each other endpoint when one is unavailable. Writes are
+        not retried: their outcome is unknown, and the caller (a compare-guarded transaction
         or a retried Register with its idempotency key) is the one that can tell.
         """
         attempts = len(self._config.endpoints) if idempotent else 1
         reauthenticated = False
         attempt = 0
         while True:
+            endpoint = self._next_endpoint()
             metadata = await self.metadata()
             try:
-                return await invoke(metadata, self._config.request_timeout_seconds)
+                return await invoke(endpoint, metadata, self._config.request_timeout_seconds)
             except grpc.aio.AioRpcError as err:
                 if self.is_auth_error(err) and not reauthenticated:
                     self._token, reauthenticated = "", True
                     continue
                 if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    self.rotate()
+                    self._mark_down(endpoint)
                     attempt += 1
                     if attempt < attempts:
                         continue
@@ -241,7 +267,7 @@ class EtcdClient:
     async def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
         return await self.call(
             "range",
-            lambda md, timeout: self.kv().Range(request, metadata=md, timeout=timeout),
+            lambda ep, md, timeout: self.kv(ep).Range(request, metadata=md, timeout=timeout),
             idempotent=True,
         )
 
@@ -265,7 +291,7 @@ class EtcdClient:
         """A transaction; read_only ones (no puts or deletes) are retried like reads."""
         return await self.call(
             "txn",
-            lambda md, timeout: self.kv().Txn(request, metadata=md, timeout=timeout),
+            lambda ep, md, timeout: self.kv(ep).Txn(request, metadata=md, timeout=timeout),
             idempotent=read_only,
         )
 
@@ -273,20 +299,24 @@ class EtcdClient:
         request = pb.PutRequest(key=key, value=value, lease=lease)
         return await self.call(
             "put",
-            lambda md, timeout: self.kv().Put(request, metadata=md, timeout=timeout),
+            lambda ep, md, timeout: self.kv(ep).Put(request, metadata=md, timeout=timeout),
             idempotent=False,
         )
 
-    async def current_revision(self) -> int:
-        """etcd's current revision, by a linearizable read (through the leader's ReadIndex)."""
-        response = await self.range(pb.RangeRequest(key=b"\0", count_only=True))
+    async def current_revision(self, key: bytes) -> int:
+        """etcd's current revision, by a linearizable read (through the leader's ReadIndex).
+
+        It reads `key` (count only): a key the caller may read, since etcd users are often
+        granted one prefix only.
+        """
+        response = await self.range(pb.RangeRequest(key=key, count_only=True))
         return int(response.header.revision)
 
     async def compact(self, revision: int) -> None:
         request = pb.CompactionRequest(revision=revision, physical=True)
         await self.call(
             "compact",
-            lambda md, timeout: self.kv().Compact(request, metadata=md, timeout=timeout),
+            lambda ep, md, timeout: self.kv(ep).Compact(request, metadata=md, timeout=timeout),
             idempotent=False,
         )
 
@@ -296,7 +326,9 @@ class EtcdClient:
         request = pb.LeaseGrantRequest(TTL=ttl_seconds)
         response = await self.call(
             "lease_grant",
-            lambda md, timeout: self.lease().LeaseGrant(request, metadata=md, timeout=timeout),
+            lambda ep, md, timeout: self.lease(ep).LeaseGrant(
+                request, metadata=md, timeout=timeout
+            ),
             idempotent=False,
         )
         if response.error:
@@ -309,7 +341,9 @@ class EtcdClient:
         try:
             await self.call(
                 "lease_revoke",
-                lambda md, timeout: self.lease().LeaseRevoke(request, metadata=md, timeout=timeout),
+                lambda ep, md, timeout: self.lease(ep).LeaseRevoke(
+                    request, metadata=md, timeout=timeout
+                ),
                 idempotent=True,
             )
         except StoreUnavailableError as err:
@@ -324,7 +358,9 @@ class EtcdClient:
         request = pb.LeaseTimeToLiveRequest(ID=lease_id)
         response = await self.call(
             "lease_ttl",
-            lambda md, timeout: self.lease().LeaseTimeToLive(request, metadata=md, timeout=timeout),
+            lambda ep, md, timeout: self.lease(ep).LeaseTimeToLive(
+                request, metadata=md, timeout=timeout
+            ),
             idempotent=True,
         )
         return int(response.TTL)
@@ -332,10 +368,11 @@ class EtcdClient:
     # -- maintenance --------------------------------------------------------------------------
 
     async def status(self) -> pb.StatusResponse:
-        stub = pb_grpc.MaintenanceStub(self._channel())
         return await self.call(
             "status",
-            lambda md, timeout: stub.Status(pb.StatusRequest(), metadata=md, timeout=timeout),
+            lambda ep, md, timeout: pb_grpc.MaintenanceStub(self._channel(ep)).Status(
+                pb.StatusRequest(), metadata=md, timeout=timeout
+            ),
             idempotent=True,
         )
 
@@ -501,6 +538,8 @@ class LeaseRenewer:
                     if future is not None and not future.done():
                         future.set_result(max(int(response.TTL), 0))
             except (grpc.aio.AioRpcError, StoreUnavailableError) as err:
+                if isinstance(err, grpc.aio.AioRpcError) and self._client.is_auth_error(err):
+                    self._client._token = ""
                 log.warning("etcd lease keepalive stream interrupted: %s", _describe(err))
                 self._connected.clear()
                 self._client.rotate()

@@ -158,14 +158,14 @@ async def test_another_owner_gets_already_exists_and_changes_nothing(
 ):
     stub = connect(await start_frontend())
     await register(stub, node("taken"), ttl=10)
-    revision = await etcd_client.current_revision()
+    revision = await etcd_client.current_revision(b"/")
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await register(stub, node("taken"), ttl=10)
 
     assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "another owner" in raised.value.details()
-    assert await etcd_client.current_revision() == revision
+    assert await etcd_client.current_revision(b"/") == revision
 
 
 async def test_owner_updates_address_metadata_and_status_with_its_token(start_frontend, connect):
@@ -214,7 +214,7 @@ async def test_wrong_or_foreign_tokens_get_not_found_and_change_nothing(
     stub = connect(await start_frontend())
     mine = await register(stub, node("mine"), ttl=10)
     theirs = await register(stub, node("theirs"), ttl=10)
-    revision = await etcd_client.current_revision()
+    revision = await etcd_client.current_revision(b"/")
     stream = KeepAliveStream(stub)
     try:
         for token in ("", "guess", theirs.token):
@@ -226,5 +226,5 @@ async def test_wrong_or_foreign_tokens_get_not_found_and_change_nothing(
             assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         await stream.close()
-    assert await etcd_client.current_revision() == revision
+    assert await etcd_client.current_revision(b"/") == revision
     assert await node_ids(stub) == {"mine", "theirs"}

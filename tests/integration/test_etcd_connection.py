@@ -1,0 +1,194 @@
+"""How a frontend reaches etcd: auth, TLS, several endpoints, the loss of a member."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import trustme
+from noderegistry.v1 import registry_pb2 as pb
+
+from registry_service.app import Frontend
+from registry_service.embedded_etcd import EtcdServer, EtcdTls, etcdctl_binary
+from registry_service.errors import StoreUnavailableError
+from tests.support.api import WatchRecorder, node, node_ids, register
+from tests.support.etcd_metrics import metric
+from tests.support.ports import free_port
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def _etcdctl(server: EtcdServer, *args: str) -> None:
+    subprocess.run(
+        [etcdctl_binary(server.binary), f"--endpoints={server.client_url}", *args],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def etcd_with_auth(tmp_path: Path):
+    port = free_port()
+    server = EtcdServer(
+        data_dir=tmp_path / "auth",
+        client_port=port,
+        peer_port=port + 1,
+        name="auth",
+        extra_args=["--auth-token=simple", "--auth-token-ttl=1"],
+    )
+    server.start()
+    server.wait_ready()
+    _etcdctl(server, "user", "add", "root:rootpw", "--interactive=false")
+    _etcdctl(server, "user", "add", "registry:s3cret", "--interactive=false")
+    _etcdctl(server, "role", "add", "registry")
+    _etcdctl(server, "role", "grant-permission", "registry", "readwrite", "/", "--prefix=true")
+    _etcdctl(server, "user", "grant-role", "registry", "registry")
+    _etcdctl(server, "auth", "enable")
+    yield server
+    server.stop()
+
+
+async def test_frontend_uses_etcd_auth_and_reauthenticates_when_the_token_expires(
+    etcd_with_auth, start_frontend, connect
+):
+    frontend = await start_frontend(
+        etcd_with_auth.endpoint, etcd_username="registry", etcd_password="s3cret"
+    )
+    stub = connect(frontend)
+    watcher = WatchRecorder(stub).start()
+    # Keep working across several lifetimes of the 1 s auth token.
+    started, count = time.monotonic(), 0
+    while time.monotonic() - started < 3.5:
+        await register(stub, node(f"n{count}"))
+        count += 1
+        await watcher.wait_for_node(f"n{count - 1}")
+    assert len(await node_ids(stub)) == count
+    assert not watcher.violations
+    await watcher.close()
+
+
+async def test_a_wrong_etcd_password_fails_start_with_a_clear_error(etcd_with_auth, settings_for):
+    frontend = Frontend(
+        settings_for(etcd_with_auth.endpoint, etcd_username="registry", etcd_password="wrong")
+    )
+    with pytest.raises(StoreUnavailableError, match="authenticate failed"):
+        await frontend.start()
+    await frontend.stop()
+
+
+@pytest.fixture
+def etcd_with_mtls(tmp_path: Path):
+    authority = trustme.CA()
+    server_cert = authority.issue_cert("127.0.0.1", "localhost")
+    client_cert = authority.issue_cert("registry-frontend")
+    files = {}
+    for name, blob in {
+        "ca.pem": authority.cert_pem,
+        "server.pem": server_cert.cert_chain_pems[0],
+        "server-key.pem": server_cert.private_key_pem,
+        "client.pem": client_cert.cert_chain_pems[0],
+        "client-key.pem": client_cert.private_key_pem,
+    }.items():
+        blob.write_to_path(str(tmp_path / name))
+        files[name] = str(tmp_path / name)
+    port = free_port()
+    server = EtcdServer(
+        data_dir=tmp_path / "tls",
+        client_port=port,
+        peer_port=port + 1,
+        name="tls",
+        tls=EtcdTls(
+            files["server.pem"],
+            files["server-key.pem"],
+            files["ca.pem"],
+            files["client.pem"],
+            files["client-key.pem"],
+        ),
+    )
+    server.start()
+    server.wait_ready()
+    yield server, files
+    server.stop()
+
+
+async def test_frontend_talks_to_etcd_over_mutual_tls(etcd_with_mtls, start_frontend, connect):
+    server, files = etcd_with_mtls
+    stub = connect(
+        await start_frontend(
+            server.endpoint,
+            etcd_ca_file=files["ca.pem"],
+            etcd_cert_file=files["client.pem"],
+            etcd_key_file=files["client-key.pem"],
+        )
+    )
+    await register(stub, node("secure"))
+    assert await node_ids(stub) == {"secure"}
+
+
+async def test_without_a_client_certificate_etcd_refuses_the_frontend(etcd_with_mtls, settings_for):
+    server, files = etcd_with_mtls
+    frontend = Frontend(
+        settings_for(server.endpoint, etcd_ca_file=files["ca.pem"], etcd_request_timeout_seconds=2)
+    )
+    with pytest.raises(StoreUnavailableError):
+        await frontend.start()
+    await frontend.stop()
+
+
+async def test_unary_calls_are_spread_over_every_endpoint(etcd_cluster, start_frontend, connect):
+    endpoints = tuple(member.endpoint for member in etcd_cluster)
+    stub = connect(await start_frontend(endpoints))
+
+    def ranges() -> list[float]:
+        return [metric(e, "grpc_server_started_total", grpc_method="Range") for e in endpoints]
+
+    before = ranges()
+    for _ in range(30):
+        await stub.GetNodes(pb.GetNodesRequest())  # each asks etcd for its current revision
+    after = ranges()
+    assert all(a - b >= 5 for a, b in zip(after, before, strict=True)), (before, after)
+
+
+async def test_losing_the_etcd_member_behind_the_watch_loses_no_change(
+    etcd_cluster, start_frontend, connect
+):
+    """1. a frontend knows all three members; its streams use one of them.
+    2. that member is SIGKILLed while nodes keep registering through the frontend.
+    3. the frontend moves to another member; its watcher sees every registration, in order,
+       exactly once."""
+    frontend = await start_frontend(tuple(member.endpoint for member in etcd_cluster))
+    stub = connect(frontend)
+    watcher = WatchRecorder(stub).start()
+    await watcher.wait_for(lambda r: r.snapshots())
+    registered = [await register(stub, node(f"before{i}")) for i in range(5)]
+    (behind_streams,) = [m for m in etcd_cluster if m.endpoint == frontend.client.endpoint]
+
+    behind_streams.kill()
+    for i in range(5):
+        registered.append(await _register_through_outage(stub, node(f"after{i}")))
+
+    await watcher.wait_for(lambda r: len(r.changes) == 10, timeout=30)
+    assert [(c.revision, c.id) for c in watcher.changes] == [
+        (r.revision, r.node.id) for r in registered
+    ]
+    assert not watcher.violations
+    assert frontend.client.endpoint != behind_streams.endpoint
+    await watcher.close()
+
+
+async def _register_through_outage(stub, message: pb.Node) -> pb.RegisterResponse:
+    request = pb.RegisterRequest(node=message, ttl_seconds=60, idempotency_key=f"k-{message.id}")
+
+    async def attempt() -> pb.RegisterResponse | None:
+        try:
+            return await stub.Register(request, timeout=5)
+        except Exception as err:
+            if "UNAVAILABLE" in str(err) or "DEADLINE" in str(err):
+                return None
+            raise
+
+    return await eventually(attempt, timeout=30, interval=0.2, message=message.id)
