@@ -1,0 +1,77 @@
+"""node-registry's client SDK: register nodes that stay registered, watch who joined and left.
+
+    async with RegistryClient("127.0.0.1:50051") as client:
+        registration = await client.register(Node("data-1", "data", "dc1", "10.0.0.5:9600"))
+        watch = await client.watch_nodes(Scope.of(types="session"))
+        async for event in watch.events():
+            ...
+
+For code that is not async, `SyncRegistryClient` offers the same calls, blocking. Errors are the
+tree rooted at `RegistryError` (see `client_sdk._errors`); grpc's exceptions never reach you.
+"""
+
+from client_sdk._client import RPC_COVERAGE, RegistryClient
+from client_sdk._config import ClientConfig, ShrinkReport, WatchConfig
+from client_sdk._errors import (
+    AbortedError,
+    AlreadyExistsError,
+    InvalidArgumentError,
+    NodeNotFoundError,
+    PermissionDeniedError,
+    RegistryError,
+    RegistryRPCError,
+    RegistryUnavailableError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    WatchClosedError,
+)
+from client_sdk._models import (
+    Consistency,
+    EventType,
+    Node,
+    NodeEvent,
+    NodeKey,
+    NodeList,
+    NodeStatus,
+    RegistrationState,
+    RemovalReason,
+    Scope,
+)
+from client_sdk._registration import Registration
+from client_sdk._sync import SyncNodeWatch, SyncRegistration, SyncRegistryClient
+from client_sdk._watch import EventStream, NodeWatch
+
+__all__ = [
+    "RPC_COVERAGE",
+    "AbortedError",
+    "AlreadyExistsError",
+    "ClientConfig",
+    "Consistency",
+    "EventStream",
+    "EventType",
+    "InvalidArgumentError",
+    "Node",
+    "NodeEvent",
+    "NodeKey",
+    "NodeList",
+    "NodeNotFoundError",
+    "NodeStatus",
+    "NodeWatch",
+    "PermissionDeniedError",
+    "Registration",
+    "RegistrationState",
+    "RegistryClient",
+    "RegistryError",
+    "RegistryRPCError",
+    "RegistryUnavailableError",
+    "RemovalReason",
+    "ResourceExhaustedError",
+    "Scope",
+    "ShrinkReport",
+    "SyncNodeWatch",
+    "SyncRegistration",
+    "SyncRegistryClient",
+    "UnauthenticatedError",
+    "WatchClosedError",
+    "WatchConfig",
+]

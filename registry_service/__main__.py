@@ -1,5 +1,13 @@
+"""`python -m registry_service serve ...`: the frontend alone (what the CLI's `serve` runs)."""
+
+import argparse
+import logging
 import sys
 
-from registry_service.cli import main
+from registry_service.cli import add_serve_arguments, run_serve
 
-sys.exit(main())
+parser = argparse.ArgumentParser(prog="python -m registry_service")
+parser.add_argument("command", choices=["serve"])
+add_serve_arguments(parser)
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+sys.exit(run_serve(parser.parse_args()))

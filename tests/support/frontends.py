@@ -53,7 +53,16 @@ class FrontendProcess:
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
+            self.process.send_signal(signal.SIGCONT)
             self.process.wait()
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def terminate(self, timeout: float = 20.0) -> int:
         assert self.process is not None

@@ -1,0 +1,66 @@
+"""Configuration of the client and of its watches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """How a RegistryClient talks to the registry's frontends.
+
+    Attributes:
+        call_timeout_seconds: deadline of each unary call (Register, GetNodes, Deregister).
+        tls_ca_file: CA bundle to verify the frontends' certificates; set it to use TLS.
+        tls_cert_file: client certificate, for frontends that require mTLS.
+        tls_key_file: the client certificate's key.
+        bearer_token: sent as `authorization: Bearer <token>` on every call.
+        retry_initial_seconds: first delay before retrying a failed renewal or re-registration.
+        retry_max_seconds: longest such delay (retries never stop; the delay is jittered).
+        sleep: the sleep used between retries (tests inject a fast one).
+    """
+
+    call_timeout_seconds: float = 5.0
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    bearer_token: str = ""
+    retry_initial_seconds: float = 0.1
+    retry_max_seconds: float = 5.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+@dataclass(frozen=True)
+class ShrinkReport:
+    """What a NodeWatch held back: it had `known` nodes and the registry now reports `remaining`."""
+
+    known: int
+    remaining: int
+    revision: int
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """How a NodeWatch guards its local view (Eureka's client-side protection).
+
+    Losing at least `shrink_ratio` of the nodes (and at least `shrink_min_nodes`) within
+    `shrink_window_seconds`, for reasons other than deregistration, is suspicious: the watch stops
+    applying losses, keeps its list (flagged stale), calls `on_suspicious_shrink`, and only accepts
+    the shrink once it has lasted `shrink_hold_seconds` (or the nodes come back first). Losses
+    within the budget are applied as they come.
+
+    Attributes:
+        shrink_ratio: share of the nodes whose loss within the window is suspicious.
+        shrink_min_nodes: smaller losses are never suspicious.
+        shrink_window_seconds: how far back losses add up.
+        shrink_hold_seconds: how long a suspicious shrink is held back before it is believed.
+        on_suspicious_shrink: called (in the event loop) when a shrink is held back; a metric hook.
+    """
+
+    shrink_ratio: float = 0.5
+    shrink_min_nodes: int = 3
+    shrink_window_seconds: float = 30.0
+    shrink_hold_seconds: float = 60.0
+    on_suspicious_shrink: Callable[[ShrinkReport], None] | None = None

@@ -1,0 +1,95 @@
+"""Generated messages <-> SDK models; the only module besides the transport that sees protobuf."""
+
+from __future__ import annotations
+
+from noderegistry.v1 import registry_pb2 as pb
+
+from client_sdk._models import (
+    Consistency,
+    EventType,
+    Node,
+    NodeEvent,
+    NodeKey,
+    NodeList,
+    NodeStatus,
+    RemovalReason,
+    Scope,
+)
+
+_STATUS_TO_PB = {
+    NodeStatus.UP: pb.NODE_STATUS_UP,
+    NodeStatus.DRAINING: pb.NODE_STATUS_DRAINING,
+    NodeStatus.SUSPECT: pb.NODE_STATUS_SUSPECT,
+}
+_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
+_EVENT_FROM_PB = {
+    pb.EVENT_TYPE_ADDED: EventType.ADDED,
+    pb.EVENT_TYPE_UPDATED: EventType.UPDATED,
+    pb.EVENT_TYPE_REMOVED: EventType.REMOVED,
+}
+_REASON_FROM_PB = {
+    pb.REMOVAL_REASON_UNSPECIFIED: RemovalReason.UNSPECIFIED,
+    pb.REMOVAL_REASON_DEREGISTERED: RemovalReason.DEREGISTERED,
+    pb.REMOVAL_REASON_EXPIRED: RemovalReason.EXPIRED,
+    pb.REMOVAL_REASON_EVICTED: RemovalReason.EVICTED,
+}
+_CONSISTENCY_TO_PB = {
+    Consistency.LINEARIZABLE: pb.CONSISTENCY_LINEARIZABLE,
+    Consistency.CACHED: pb.CONSISTENCY_CACHED,
+}
+
+
+def node_to_pb(node: Node) -> pb.Node:
+    return pb.Node(
+        id=node.id,
+        type=node.type,
+        datacenter=node.datacenter,
+        address=node.address,
+        metadata=dict(node.metadata),
+        status=_STATUS_TO_PB[node.status],
+    )
+
+
+def node_from_pb(message: pb.Node) -> Node:
+    return Node(
+        id=message.id,
+        type=message.type,
+        datacenter=message.datacenter,
+        address=message.address,
+        metadata=dict(message.metadata),
+        incarnation=message.incarnation,
+        status=_STATUS_FROM_PB.get(message.status, NodeStatus.UP),
+    )
+
+
+def key_to_pb(key: NodeKey) -> pb.NodeKey:
+    return pb.NodeKey(datacenter=key.datacenter, type=key.type, id=key.id)
+
+
+def scope_to_pb(scope: Scope) -> pb.Scope:
+    return pb.Scope(datacenters=sorted(scope.datacenters), types=sorted(scope.types))
+
+
+def consistency_to_pb(consistency: Consistency) -> int:
+    return int(_CONSISTENCY_TO_PB[consistency])
+
+
+def datacenters_from_pb(datacenters: list[pb.DatacenterNodes]) -> dict[str, tuple[Node, ...]]:
+    return {dc.datacenter: tuple(node_from_pb(n) for n in dc.nodes) for dc in datacenters}
+
+
+def node_list_from_pb(message: pb.GetNodesResponse) -> NodeList:
+    return NodeList(
+        revision=message.revision,
+        datacenters=datacenters_from_pb(list(message.datacenters)),
+        cache_age_seconds=message.cache_age_seconds,
+    )
+
+
+def event_from_pb(message: pb.NodeEvent, revision: int) -> NodeEvent:
+    return NodeEvent(
+        type=_EVENT_FROM_PB[message.type],
+        node=node_from_pb(message.node),
+        revision=revision,
+        reason=_REASON_FROM_PB.get(message.reason, RemovalReason.UNSPECIFIED),
+    )

@@ -1,0 +1,50 @@
+"""A session node: keeps a live list of data nodes and picks one for each request.
+
+    python examples/session_node.py [--target 127.0.0.1:50051] [--requests 20]
+
+It never asks the registry per request: the NodeWatch keeps the list current, and picking is a
+local round robin over the data nodes that are UP (DRAINING ones get no new work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+
+from client_sdk import Node, NodeStatus, NodeWatch, RegistryClient, Scope
+
+
+def pick(watch: NodeWatch, counter: itertools.count[int]) -> Node | None:
+    candidates = [n for n in watch.current() if n.status is NodeStatus.UP]
+    if not candidates:
+        return None
+    return candidates[next(counter) % len(candidates)]
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with RegistryClient(args.target) as client:
+        await client.register(
+            Node(args.id, "session", args.datacenter, args.address), ttl_seconds=10
+        )
+        data_nodes = await client.watch_nodes(Scope.of(types="data"))
+        counter = itertools.count()
+        for request in range(args.requests):
+            chosen = pick(data_nodes, counter)
+            target = f"{chosen.id} at {chosen.address}" if chosen else "nobody (no data node is UP)"
+            stale = " (list held back: stale)" if data_nodes.stale else ""
+            print(f"request {request}: {target}{stale}", flush=True)
+            await asyncio.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--target", default="127.0.0.1:50051")
+    parser.add_argument("--id", default="session-1")
+    parser.add_argument("--datacenter", default="dc1")
+    parser.add_argument("--address", default="127.0.0.1:9700")
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between requests")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,1 @@
+"""The `noderegistry` command: serve (the frontend) and register, nodes, watch, health (the SDK)."""
