@@ -14,6 +14,7 @@ import collections
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -99,8 +100,15 @@ class NodeWatch:
     """The nodes of a scope, kept current; iterate `events()` for changes, call `current()` for
     the list. Created (and started) by `RegistryClient.watch_nodes`; close it when done."""
 
-    def __init__(self, transport: Transport, scope: Scope, config: WatchConfig) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        scope: Scope,
+        config: WatchConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._transport = transport
+        self._clock = clock
         self.scope = scope
         self._config = config
         self._shadow: dict[NodeKey, Node] = {}
@@ -283,7 +291,7 @@ class NodeWatch:
         `events` are the stream's own events for this step; None means "compute them by diff"
         (snapshots, relisted deltas, releasing a hold).
         """
-        now = time.monotonic()
+        now = self._clock()
         lost = self._suspicious(now)
         if lost:
             baseline = len(self._view) + len(self._recent_losses)
