@@ -22,6 +22,7 @@ RPC_COVERAGE = {
     "Deregister": "Registration.close",
     "GetNodes": "RegistryClient.get_nodes",
     "WatchNodes": "RegistryClient.watch_nodes",
+    "AckWatch": "NodeWatch (confirms applied revisions; WatchConfig.ack_interval_seconds)",
 }
 
 

@@ -57,6 +57,8 @@ class WatchConfig:
         shrink_window_seconds: how far back losses add up.
         shrink_hold_seconds: how long a suspicious shrink is held back before it is believed.
         on_suspicious_shrink: called (in the event loop) when a shrink is held back; a metric hook.
+        ack_interval_seconds: how often, at most, the watch tells its frontend which revision it
+            has applied (push confirmation, shown on the frontend's admin port); 0 turns it off.
     """
 
     shrink_ratio: float = 0.5
@@ -64,3 +66,4 @@ class WatchConfig:
     shrink_window_seconds: float = 30.0
     shrink_hold_seconds: float = 60.0
     on_suspicious_shrink: Callable[[ShrinkReport], None] | None = None
+    ack_interval_seconds: float = 1.0

@@ -122,6 +122,10 @@ class NodeWatch:
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._error: RegistryError | None = None
+        self._subscription_id = ""
+        self._acked_revision = 0
+        self._last_ack = 0.0
+        self._ack_task: asyncio.Task[None] | None = None
         self.reconnects = 0
         self.resyncs = 0
         self.shrinks_held = 0
@@ -173,6 +177,8 @@ class NodeWatch:
         return self.current()
 
     async def close(self) -> None:
+        if self._ack_task is not None:
+            self._ack_task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -213,7 +219,10 @@ class NodeWatch:
                 async for message in call:
                     attempts_without_answer = 0
                     backoff.reset()
+                    if message.subscription_id:
+                        self._subscription_id = message.subscription_id
                     self._apply(message)
+                    self._maybe_ack(target)
                 error = error_for(grpc.StatusCode.UNAVAILABLE, f"frontend {target} ended the watch")
             except grpc.aio.AioRpcError as err:
                 error = from_rpc_error(err, target)
@@ -234,6 +243,35 @@ class NodeWatch:
                 return
             log.info("watch: %s; resuming from revision %d", error, self._revision)
             await backoff.wait()
+
+    def _maybe_ack(self, target: str) -> None:
+        """Confirms the applied revision to the serving frontend, at most once per interval."""
+        interval = self._config.ack_interval_seconds
+        now = self._clock()
+        if (
+            interval <= 0
+            or not self._subscription_id
+            or self._revision <= self._acked_revision
+            or now - self._last_ack < interval
+            or (self._ack_task is not None and not self._ack_task.done())
+        ):
+            return
+        self._last_ack = now
+        self._ack_task = asyncio.create_task(
+            self._ack(target, self._subscription_id, self._revision)
+        )
+
+    async def _ack(self, target: str, subscription_id: str, revision: int) -> None:
+        request = pb.AckWatchRequest(subscription_id=subscription_id, revision=revision)
+        try:
+            await self._transport.stub(target).AckWatch(
+                request,
+                timeout=self._transport.config.call_timeout_seconds,
+                metadata=self._transport.metadata,
+            )
+            self._acked_revision = max(self._acked_revision, revision)
+        except grpc.aio.AioRpcError as err:  # best effort: the next message acks again
+            log.debug("watch: ack of revision %d failed: %s", revision, err.code().name)
 
     def _apply(self, message: pb.WatchNodesResponse) -> None:
         kind = message.WhichOneof("message")

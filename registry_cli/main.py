@@ -256,6 +256,7 @@ _ASYNC_COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = "INFO" if args.command == "serve" and args.log_level == "WARNING" else args.log_level
+    args.log_level = level
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

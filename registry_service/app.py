@@ -18,8 +18,10 @@ import socket
 
 import grpc.aio
 
+from registry_service.admin import AdminServer
 from registry_service.embedded_etcd import EtcdServer
 from registry_service.evictor import Evictor
+from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.registry import Registry
 from registry_service.rpc.server import build_server, set_serving
 from registry_service.rpc.servicer import RegistryServicer
@@ -41,6 +43,8 @@ class Frontend:
     def __init__(self, settings: Settings, frontend_id: str | None = None) -> None:
         self.settings = settings
         self.frontend_id = frontend_id or new_frontend_id()
+        self.metrics = Metrics()
+        self.stopping = False
         self.client = EtcdClient(
             EtcdConfig(
                 endpoints=settings.etcd_endpoints,
@@ -51,7 +55,8 @@ class Frontend:
                 key_file=settings.etcd_key_file,
                 request_timeout_seconds=settings.etcd_request_timeout_seconds,
                 watch_stale_seconds=settings.etcd_watch_stale_seconds,
-            )
+            ),
+            observe=self.metrics.observe_etcd,
         )
         self.store = EtcdRegistryStore(self.client, settings.prefix, self.frontend_id)
         self.hub = WatchHub(
@@ -78,7 +83,10 @@ class Frontend:
         self.servicer = RegistryServicer(
             self.registry,
             max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
+            metrics=self.metrics,
         )
+        self.metrics.attach(self)
+        self.admin = AdminServer(self, settings.admin_listen, settings.admin_token)
         self.server: grpc.aio.Server | None = None
         self._health = None
         self._evictor_task: asyncio.Task[None] | None = None
@@ -89,16 +97,30 @@ class Frontend:
         host = self.settings.listen.rpartition(":")[0]
         return f"{host}:{self.port}"
 
-    async def start(self) -> None:
+    def readiness(self) -> tuple[bool, str]:
+        """Ready: not stopping, the member list loaded, and the etcd watch connected."""
+        if self.stopping:
+            return False, "shutting down"
+        if not self.hub.revision:
+            return False, "member list not loaded yet"
+        if not self.client.watch_connected:
+            return False, "etcd watch not connected (etcd unreachable or without a leader)"
+        return True, "ok"
+
+    async def start(self, reuse_port: bool = False) -> None:
         await self.hub.start()
         self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
         self.server, self._health = build_server(
-            self.servicer, max_receive_message_bytes=self.settings.max_receive_message_bytes
+            self.servicer,
+            max_receive_message_bytes=self.settings.max_receive_message_bytes,
+            interceptors=[MetricsInterceptor(self.metrics)],
+            reuse_port=reuse_port,
         )
         self.port = self.server.add_insecure_port(self.settings.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.listen}")
         await self.server.start()
+        await self.admin.start()
         await set_serving(self._health, True)
         log.info(
             "node-registry %s serving on %s (etcd %s, prefix %s)",
@@ -109,6 +131,7 @@ class Frontend:
         )
 
     async def stop(self) -> None:
+        self.stopping = True
         if self._health is not None:
             await set_serving(self._health, False)
         self.servicer.begin_shutdown()
@@ -121,6 +144,7 @@ class Frontend:
                 await self._evictor_task
         await self.evictor.close()
         await self.client.close()
+        await self.admin.stop()
 
 
 async def serve(settings: Settings) -> None:
@@ -148,7 +172,11 @@ async def serve(settings: Settings) -> None:
     frontend = Frontend(settings)
     try:
         await frontend.start()
-        print(f"node-registry serving on {frontend.address}", flush=True)
+        print(
+            f"node-registry serving on {frontend.address} (admin http://"
+            f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
+            flush=True,
+        )
         await stop.wait()
         log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
         await frontend.stop()

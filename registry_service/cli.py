@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 
 from registry_service import settings as settings_module
+from registry_service.logs import configure_logging
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +20,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from registry_service.app import serve
 
     loaded = settings_module.apply_arguments(settings_module.Settings.load(), args)
+    configure_logging(getattr(args, "log_level", "INFO"), loaded.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(loaded))
     return 0

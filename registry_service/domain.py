@@ -290,6 +290,7 @@ class ResyncReason(enum.Enum):
     COMPACTED = "COMPACTED"
     UNKNOWN_REVISION = "UNKNOWN_REVISION"
     SLOW_CONSUMER = "SLOW_CONSUMER"
+    PUSH_RESUMED = "PUSH_RESUMED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +324,7 @@ class DeltaMessage:
     revision: int
     events: tuple[NodeEvent, ...]
     relisted: bool = False
+    received_at: float = 0.0  # monotonic time the frontend got the change from etcd
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 RegistryError
 ├── InvalidArgumentError     bad input; nothing was written
 ├── NodeNotFoundError        no such registration, or a token that does not match it
+├── SubscriptionNotFoundError  an AckWatch for a stream this frontend does not serve
 ├── NodeConflictError        the node is registered live by another owner
 ├── ResourceExhaustedError   a configured limit was reached
 └── StoreUnavailableError    etcd cannot be reached, has no leader, or timed out
@@ -22,6 +23,10 @@ class InvalidArgumentError(RegistryError):
 
 class NodeNotFoundError(RegistryError):
     """The registration does not exist (expired, deregistered) or the token does not match it."""
+
+
+class SubscriptionNotFoundError(RegistryError):
+    """No open WatchNodes stream with this subscription id on this frontend."""
 
 
 class NodeConflictError(RegistryError):

@@ -38,6 +38,7 @@ from registry_service.errors import (
     NodeConflictError,
     NodeNotFoundError,
     StoreUnavailableError,
+    SubscriptionNotFoundError,
 )
 from registry_service.store.base import RegistryStore, StoredNode
 from registry_service.tokens import (
@@ -273,6 +274,14 @@ class Registry:
                     f"this frontend's view is at revision {self._hub.revision} and did not reach "
                     f"etcd's {target} within {self._sync_timeout}s; retry, or read CACHED"
                 )
+
+    def ack(self, subscription_id: str, revision: int) -> None:
+        """A subscriber confirms it applied everything up to revision."""
+        if not self._hub.ack(subscription_id, revision):
+            raise SubscriptionNotFoundError(
+                f"no open WatchNodes stream {subscription_id!r} on this frontend; acknowledge on "
+                "the frontend that serves the stream"
+            )
 
     async def watch(self, scope: Scope, resume_revision: int) -> Subscription:
         scope = validate_scope(scope, self._limits)

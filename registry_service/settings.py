@@ -33,6 +33,11 @@ class Settings:
     max_receive_message_bytes: int = _setting(
         1024 * 1024, "largest gRPC request a frontend accepts"
     )
+    admin_listen: str = _setting(
+        "127.0.0.1:9090", "HTTP admin address: /metrics, /healthz, /readyz, /admin/* (port 0 picks)"
+    )
+    admin_token: str = _setting("", "bearer token required by admin writes (PUT /admin/push)")
+    log_format: str = _setting("text", "text, or json for one JSON object per log line")
     # etcd
     etcd_endpoints: tuple[str, ...] = _setting(
         (), "comma-separated etcd client endpoints host:port; empty starts a local etcd"

@@ -21,6 +21,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable
 
@@ -166,6 +167,9 @@ class Subscription:
         progress_seconds: float,
     ) -> None:
         self.scope = scope
+        self.id = secrets.token_hex(8)
+        self.peer = ""
+        self.acked_revision = 0
         self._hub = hub
         self._queue: collections.deque[WatchMessage] = collections.deque(initial)
         self._queue_messages = queue_messages
@@ -192,6 +196,7 @@ class Subscription:
 
     def request_resync(self, reason: ResyncReason) -> None:
         """Replaces whatever is queued with one resync snapshot, built when next read."""
+        self._hub.resyncs[reason] += 1
         self._queue.clear()
         self._resync = reason
         self._wakeup.set()
@@ -223,11 +228,16 @@ class Subscription:
                 async with asyncio.timeout(self._progress_seconds):
                     await self._wakeup.wait()
             except TimeoutError:
-                return self._sent(ProgressMessage(self._hub.revision))
+                # While pushes are held, say nothing beyond what this subscriber was sent.
+                revision = self._hub.revision if self._hub.push_enabled else self.sent_revision
+                return self._sent(ProgressMessage(revision))
 
     def _sent(self, message: WatchMessage) -> WatchMessage:
-        self.sent_revision = message.revision
+        self.sent_revision = max(self.sent_revision, message.revision)
         return message
+
+    def ack(self, revision: int) -> None:
+        self.acked_revision = max(self.acked_revision, min(revision, self.sent_revision))
 
     def close(self) -> None:
         self._hub.unsubscribe(self)
@@ -251,7 +261,10 @@ class WatchHub:
         self._queue_messages = queue_messages
         self._progress_seconds = progress_seconds
         self._clock = clock
-        self._subscriptions: set[Subscription] = set()
+        self._subscriptions: dict[str, Subscription] = {}
+        self.push_enabled = True
+        self.resyncs: collections.Counter[ResyncReason] = collections.Counter()
+        self.etcd_revision = 0
         self._view: ClusterView | None = None
         self._history_floor = 0
         self._advanced = asyncio.Event()
@@ -276,7 +289,7 @@ class WatchHub:
             self.relists += 1
             self._history.clear()
             if events:
-                self._publish(DeltaMessage(state.revision, events, relisted=True), keep=False)
+                self._publish(DeltaMessage(state.revision, events, True, self._clock()), keep=False)
         self._history_floor = state.revision
         self.last_heard = self._clock()
         self._advance()
@@ -286,10 +299,13 @@ class WatchHub:
             try:
                 async for item in self._store.watch(self.view.revision + 1):
                     self.last_heard = self._clock()
+                    self.etcd_revision = max(self.etcd_revision, item.revision)
                     if isinstance(item, StoreBatch):
                         events = self.view.apply(item)
                         if events:
-                            self._publish(DeltaMessage(item.revision, events))
+                            self._publish(
+                                DeltaMessage(item.revision, events, False, self.last_heard)
+                            )
                         self._advance()
             except StoreCompactedError as err:
                 log.warning("watch hub: %s; re-reading every member", err)
@@ -306,7 +322,7 @@ class WatchHub:
 
     async def close(self) -> None:
         """Ends every subscription with ShuttingDownError and stops following etcd."""
-        for subscription in list(self._subscriptions):
+        for subscription in list(self._subscriptions.values()):
             subscription.fail(
                 ShuttingDownError("the frontend is shutting down; reconnect elsewhere")
             )
@@ -342,8 +358,24 @@ class WatchHub:
         return SnapshotMessage(self.node_list(scope), reason)
 
     @property
-    def subscriptions(self) -> frozenset[Subscription]:
-        return frozenset(self._subscriptions)
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._subscriptions.values())
+
+    def set_push(self, enabled: bool) -> None:
+        """The push switch (SOFARegistry): while off, subscribers get no deltas; switching it on
+        sends each subscriber a fresh snapshot (resync PUSH_RESUMED), so nothing is lost."""
+        if enabled and not self.push_enabled:
+            for subscription in self._subscriptions.values():
+                subscription.request_resync(ResyncReason.PUSH_RESUMED)
+        self.push_enabled = enabled
+
+    def ack(self, subscription_id: str, revision: int) -> bool:
+        """Records that a subscriber applied up to revision; False for an unknown subscription."""
+        subscription = self._subscriptions.get(subscription_id)
+        if subscription is None:
+            return False
+        subscription.ack(revision)
+        return True
 
     def _advance(self) -> None:
         self._advanced.set()
@@ -376,7 +408,9 @@ class WatchHub:
             if len(self._history) > self._history_revisions:
                 self._history_floor = self._history.popleft().revision
         self.events_published += len(message.events)
-        for subscription in self._subscriptions:
+        if not self.push_enabled:
+            return
+        for subscription in self._subscriptions.values():
             subscription.offer(message)
 
     def subscribe(self, scope: Scope, resume_revision: int = 0) -> Subscription:
@@ -404,8 +438,11 @@ class WatchHub:
         )
         if len(initial) > self._queue_messages:
             subscription.request_resync(ResyncReason.SLOW_CONSUMER)
-        self._subscriptions.add(subscription)
+        first = initial[0] if initial else None
+        if isinstance(first, SnapshotMessage) and first.resync_reason is not None:
+            self.resyncs[first.resync_reason] += 1
+        self._subscriptions[subscription.id] = subscription
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
+        self._subscriptions.pop(subscription.id, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -16,8 +17,9 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 
-from registry_service.domain import NodeKey
+from registry_service.domain import DeltaMessage, NodeKey
 from registry_service.errors import RegistryError, ShuttingDownError
+from registry_service.metrics import Metrics
 from registry_service.registry import Registry
 from registry_service.rpc import convert
 from registry_service.rpc.status import status_of
@@ -29,8 +31,15 @@ _STOP = object()
 
 
 class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc is untyped
-    def __init__(self, registry: Registry, *, max_registrations_per_stream: int) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        max_registrations_per_stream: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._registry = registry
+        self._metrics = metrics
         self._max_registrations_per_stream = max_registrations_per_stream
         self._keepalive_outboxes: set[asyncio.Queue[object]] = set()
         self._stopping = False
@@ -101,13 +110,32 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         except RegistryError as err:
             await self._abort(context, err)
             return
+        subscription.peer = context.peer() or ""
+        first = True
         try:
             async for message in subscription:
-                yield convert.watch_message_to_pb(message)
+                response = convert.watch_message_to_pb(message)
+                if first:
+                    response.subscription_id, first = subscription.id, False
+                if self._metrics is not None and isinstance(message, DeltaMessage):
+                    self._metrics.events_sent.inc(len(message.events))
+                    if message.received_at:
+                        self._metrics.fanout_seconds.observe(time.monotonic() - message.received_at)
+                yield response
         except RegistryError as err:
             await self._abort(context, err)
         finally:
             subscription.close()
+
+    async def AckWatch(
+        self, request: pb.AckWatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AckWatchResponse:
+        try:
+            self._registry.ack(request.subscription_id, request.revision)
+        except RegistryError as err:
+            await self._abort(context, err)
+            raise
+        return pb.AckWatchResponse()
 
     async def KeepAlive(
         self,
@@ -167,6 +195,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     ) -> pb.KeepAliveResponse:
         key = convert.key_from_pb(request.key)
         if key not in keys and len(keys) >= self._max_registrations_per_stream:
+            self._count_keepalive(grpc.StatusCode.RESOURCE_EXHAUSTED)
             return pb.KeepAliveResponse(
                 key=request.key,
                 code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
@@ -178,5 +207,11 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
             ttl = await self._registry.keep_alive(key, request.token)
         except RegistryError as err:
             code, message = status_of(err)
+            self._count_keepalive(code)
             return pb.KeepAliveResponse(key=request.key, code=code.value[0], message=message)
+        self._count_keepalive(grpc.StatusCode.OK)
         return pb.KeepAliveResponse(key=request.key, code=0, ttl_seconds=ttl)
+
+    def _count_keepalive(self, code: grpc.StatusCode) -> None:
+        if self._metrics is not None:
+            self._metrics.keepalives.labels(code.name).inc()

@@ -18,6 +18,7 @@ from registry_service.errors import (
     RegistryError,
     ResourceExhaustedError,
     StoreUnavailableError,
+    SubscriptionNotFoundError,
 )
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 CODES: dict[type[RegistryError], grpc.StatusCode] = {
     InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
     NodeNotFoundError: grpc.StatusCode.NOT_FOUND,
+    SubscriptionNotFoundError: grpc.StatusCode.NOT_FOUND,
     NodeConflictError: grpc.StatusCode.ALREADY_EXISTS,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,

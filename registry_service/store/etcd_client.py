@@ -121,7 +121,10 @@ class EtcdConfig:
 class EtcdClient:
     """Connections to an etcd cluster; one instance per process."""
 
-    def __init__(self, config: EtcdConfig) -> None:
+    def __init__(
+        self, config: EtcdConfig, observe: Callable[[str, float], None] | None = None
+    ) -> None:
+        """`observe(operation, seconds)` is called after every unary call (a metrics hook)."""
         if not config.endpoints:
             raise ValueError("at least one etcd endpoint is required")
         self._config = config
@@ -132,6 +135,8 @@ class EtcdClient:
         self._down_until: dict[str, float] = {}
         self._token = ""
         self._auth_lock = asyncio.Lock()
+        self._observe = observe
+        self.watch_connected = False
         self.renewer = LeaseRenewer(self)
 
     @staticmethod
@@ -243,6 +248,7 @@ class EtcdClient:
         while True:
             endpoint = self._next_endpoint()
             metadata = await self.metadata()
+            started = time.perf_counter()
             try:
                 return await invoke(endpoint, metadata, self._config.request_timeout_seconds)
             except grpc.aio.AioRpcError as err:
@@ -255,6 +261,9 @@ class EtcdClient:
                     if attempt < attempts:
                         continue
                 raise translate(err, operation) from err
+            finally:
+                if self._observe is not None:
+                    self._observe(operation, time.perf_counter() - started)
 
     async def close(self) -> None:
         await self.renewer.close()
@@ -413,6 +422,7 @@ class EtcdClient:
                     if response is grpc.aio.EOF:
                         raise StoreUnavailableError("etcd closed the watch stream")
                     backoff.reset()
+                    self.watch_connected = True
                     if response.compact_revision:
                         raise StoreCompactedError(int(response.compact_revision))
                     if response.canceled:
@@ -429,6 +439,7 @@ class EtcdClient:
             except (grpc.aio.AioRpcError, StoreUnavailableError, TimeoutError) as err:
                 if isinstance(err, grpc.aio.AioRpcError) and self.is_auth_error(err):
                     self._token = ""
+                self.watch_connected = False
                 log.warning(
                     "etcd watch on %s interrupted (%s); resuming at %d",
                     self.endpoint,

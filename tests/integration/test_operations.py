@@ -1,0 +1,201 @@
+"""Operations: metrics, readiness, the push switch, acknowledgements, admin auth, shutdown, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import grpc
+import pytest
+from noderegistry.v1 import registry_pb2 as pb
+
+from client_sdk import ClientConfig, Node, RegistrationState, RegistryClient
+from tests.support.api import WatchRecorder, node, register
+from tests.support.frontends import stub as stub_for
+from tests.support.http import get, metric, put
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+FAST = ClientConfig(call_timeout_seconds=3, retry_initial_seconds=0.05, retry_max_seconds=0.5)
+
+
+def admin_url(frontend) -> str:
+    return f"http://127.0.0.1:{frontend.admin.port}"
+
+
+async def test_metrics_follow_nodes_subscribers_and_rpcs(start_frontend, connect):
+    frontend = await start_frontend()
+    admin, stub = admin_url(frontend), connect(frontend)
+    nodes = lambda: metric(admin, "noderegistry_nodes", datacenter="dc1", type="data")  # noqa: E731
+
+    recorder = WatchRecorder(stub).start()
+    await eventually(lambda: metric(admin, "noderegistry_watch_subscribers"), message="subscriber")
+    await register(stub, node("m1"), ttl=3)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await register(stub, node("BAD"))
+    await recorder.wait_for_node("m1")
+    assert await nodes() == 1
+    assert (
+        await metric(admin, "grpc_server_handled_total", grpc_method="Register", grpc_code="OK")
+        == 1
+    )
+    assert (
+        await metric(
+            admin, "grpc_server_handled_total", grpc_method="Register", grpc_code="INVALID_ARGUMENT"
+        )
+        == 1
+    )
+    assert (
+        await metric(
+            admin, "grpc_server_started_total", grpc_method="WatchNodes", grpc_type="server_stream"
+        )
+        == 1
+    )
+    assert await metric(admin, "noderegistry_watch_fanout_seconds_count") >= 1
+    assert await metric(admin, "noderegistry_watch_events_sent_total") >= 1
+    assert await metric(admin, "noderegistry_etcd_request_seconds_count", operation="txn") >= 1
+
+    # m1 stops renewing: it expires, is evicted, and the gauge follows.
+    await recorder.wait_for_node("m1", present=False, timeout=10)
+    await eventually(lambda: metric(admin, "noderegistry_evictions_total", reason="EXPIRED"))
+    assert await nodes() == 0
+    await recorder.close()
+    await eventually(lambda: _is_zero(metric(admin, "noderegistry_watch_subscribers")))
+    assert (
+        await metric(
+            admin, "grpc_server_handled_total", grpc_method="WatchNodes", grpc_code="CANCELLED"
+        )
+        == 1
+    )
+
+
+async def _is_zero(value) -> bool:
+    return await value == 0
+
+
+async def test_readyz_follows_etcd(own_etcd, start_frontend):
+    frontend = await start_frontend(own_etcd.endpoint)
+    admin = admin_url(frontend)
+    assert (await get(f"{admin}/healthz"))[0] == 200
+    assert (await get(f"{admin}/readyz"))[0] == 200
+
+    own_etcd.stop()
+    await eventually(lambda: _status_is(f"{admin}/readyz", 503), timeout=20)
+    status, body = await get(f"{admin}/readyz")
+    assert "etcd" in body["reason"]
+    own_etcd.start()
+    await asyncio.to_thread(own_etcd.wait_ready)
+    await eventually(lambda: _status_is(f"{admin}/readyz", 200), timeout=20)
+
+
+async def _status_is(url: str, status: int) -> bool:
+    return (await get(url))[0] == status
+
+
+async def test_push_switch_holds_deltas_and_resumes_with_a_snapshot(start_frontend, connect):
+    frontend = await start_frontend(admin_token="s3cret", watch_progress_seconds=0.2)
+    admin, stub = admin_url(frontend), connect(frontend)
+    recorder = WatchRecorder(stub).start()
+    await recorder.wait_for(lambda r: r.snapshots())
+    assert (await put(f"{admin}/admin/push", {"enabled": False}))[0] == 401
+    assert await put(f"{admin}/admin/push", {"enabled": False}, "s3cret") == (
+        200,
+        {"enabled": False},
+    )
+    assert (await get(f"{admin}/admin/push"))[1] == {"enabled": False}
+
+    held = await register(stub, node("held"))
+    await eventually(lambda: recorder.kinds().count("progress") >= 3)  # time passes, no delta
+    assert "held" not in recorder.nodes
+    assert all(
+        m.progress.revision < held.revision
+        for m in recorder.messages
+        if m.WhichOneof("message") == "progress"
+    )
+
+    assert (await put(f"{admin}/admin/push", {"enabled": True}, "s3cret"))[0] == 200
+    await recorder.wait_for_node("held")
+    snapshot = recorder.snapshots()[-1]
+    assert snapshot.resync and snapshot.resync_reason == pb.RESYNC_REASON_PUSH_RESUMED
+    assert not recorder.violations
+    assert (await put(f"{admin}/admin/push", {"on": 1}, "s3cret"))[0] == 400
+    await recorder.close()
+
+
+async def test_admin_shows_subscribers_and_their_acknowledged_revision(start_frontend):
+    frontend = await start_frontend()
+    admin = admin_url(frontend)
+    async with RegistryClient(frontend.address, config=FAST) as client:
+        watch = await client.watch_nodes()
+        registration = await client.register(Node("a1", "data", "dc1", "a1:1"))
+        await watch.wait_for(lambda nodes: len(nodes) == 1, 5)
+
+        async def converged() -> bool:
+            subscribers = (await get(f"{admin}/admin/subscribers"))[1]["subscribers"]
+            return bool(subscribers) and subscribers[0]["converged"]
+
+        await eventually(converged, timeout=10, message="subscriber acknowledged")
+        body = (await get(f"{admin}/admin/subscribers"))[1]
+        (subscriber,) = body["subscribers"]
+        assert subscriber["acked_revision"] == body["revision"]
+        assert subscriber["peer"].startswith("ipv4:127.0.0.1:")
+        assert await metric(admin, "noderegistry_watch_subscribers_converged") == 1
+        nodes = (await get(f"{admin}/admin/nodes?type=data"))[1]
+        assert [n["id"] for n in nodes["datacenters"]["dc1"]] == ["a1"]
+        evictor = (await get(f"{admin}/admin/evictor"))[1]
+        assert evictor["leader"] is True and evictor["frontend"] == frontend.frontend_id
+
+
+async def test_sigterm_during_streams_clients_fail_over_and_no_node_is_removed(
+    etcd, spawn_frontend, start_frontend, connect
+):
+    doomed = await spawn_frontend(etcd.endpoint)
+    survivor = await start_frontend()
+    recorder = WatchRecorder(connect(survivor)).start()
+    async with RegistryClient([doomed.address, survivor.address], config=FAST) as client:
+        registration = await client.register(Node("calm", "data", "dc1", "calm:1"), ttl_seconds=3)
+        watch = await client.watch_nodes()
+        await recorder.wait_for_node("calm")
+        assert await asyncio.to_thread(doomed.terminate) == 0
+        await eventually(lambda: watch.reconnects >= 1, timeout=10)
+        later = await client.register(Node("later", "data", "dc1", "later:1"))
+        await watch.wait_for(lambda nodes: {n.id for n in nodes} == {"calm", "later"}, 10)
+        await eventually(lambda: registration.state is RegistrationState.ACTIVE)
+        assert [c for c in recorder.changes if c.type == pb.EVENT_TYPE_REMOVED] == []
+        await later.close()
+    await recorder.close()
+
+
+async def test_json_logs_carry_request_ids(etcd, tmp_path):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "registry_service",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--etcd-endpoints",
+        etcd.endpoint,
+        "--cluster",
+        "jsonlogs",
+        "--log-format",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    async with asyncio.timeout(30):
+        line = (await process.stdout.readline()).decode()
+    address = line.split("serving on ")[1].split()[0]
+    channel, stub = stub_for(address)
+    await register(stub, node("logged"))
+    await channel.close()
+    process.terminate()
+    async with asyncio.timeout(30):
+        _, err = await process.communicate()
+    records = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert any(r["logger"] == "registry_service.app" for r in records)
