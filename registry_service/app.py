@@ -85,7 +85,7 @@ class Frontend:
             max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
             metrics=self.metrics,
         )
-        self.metrics.attach(self)
+        self.metrics.attach(self.hub, self.evictor)
         self.admin = AdminServer(self, settings.admin_listen, settings.admin_token)
         self.server: grpc.aio.Server | None = None
         self._health = None

@@ -25,7 +25,8 @@ from prometheus_client.registry import Collector
 from registry_service.logs import request_id
 
 if TYPE_CHECKING:
-    from registry_service.app import Frontend
+    from registry_service.evictor import Evictor
+    from registry_service.watch_hub import WatchHub
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -81,18 +82,18 @@ class Metrics:
     def observe_etcd(self, operation: str, seconds: float) -> None:
         self.etcd_seconds.labels(operation).observe(seconds)
 
-    def attach(self, frontend: Frontend) -> None:
+    def attach(self, hub: WatchHub, evictor: Evictor) -> None:
         """Registers the collector that reads the frontend's state at scrape time."""
-        self.registry.register(_StateCollector(frontend))
+        self.registry.register(_StateCollector(hub, evictor))
 
 
 class _StateCollector(Collector):
-    def __init__(self, frontend: Frontend) -> None:
-        self._frontend = frontend
+    def __init__(self, hub: WatchHub, evictor: Evictor) -> None:
+        self._hub = hub
+        self._evictor = evictor
 
     def collect(self) -> Iterator[Any]:
-        frontend = self._frontend
-        hub, evictor = frontend.hub, frontend.evictor
+        hub, evictor = self._hub, self._evictor
         nodes = GaugeMetricFamily(
             "noderegistry_nodes",
             "Registered nodes in this frontend's view.",

@@ -82,7 +82,7 @@ async def test_readyz_follows_etcd(own_etcd, start_frontend):
 
     own_etcd.stop()
     await eventually(lambda: _status_is(f"{admin}/readyz", 503), timeout=20)
-    status, body = await get(f"{admin}/readyz")
+    _, body = await get(f"{admin}/readyz")
     assert "etcd" in body["reason"]
     own_etcd.start()
     await asyncio.to_thread(own_etcd.wait_ready)
@@ -128,7 +128,7 @@ async def test_admin_shows_subscribers_and_their_acknowledged_revision(start_fro
     admin = admin_url(frontend)
     async with RegistryClient(frontend.address, config=FAST) as client:
         watch = await client.watch_nodes()
-        registration = await client.register(Node("a1", "data", "dc1", "a1:1"))
+        await client.register(Node("a1", "data", "dc1", "a1:1"))
         await watch.wait_for(lambda nodes: len(nodes) == 1, 5)
 
         async def converged() -> bool:
