@@ -3,10 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TOOLS := .venv-tools/.installed
 PROTOS := protos/noderegistry/v1/registry.proto registry_service/store/_etcdpb/rpc.proto
 GENERATED := protos/noderegistry/v1/registry_pb2.py registry_service/store/_etcdpb/rpc_pb2.py
 
-.PHONY: help setup proto run test test-unit test-integration lint bench bench-quick clean
+.PHONY: help setup tools proto run test test-unit lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,13 +23,22 @@ $(GENERATED) &: $(PROTOS) tools/gen_protos.py $(STAMP)
 
 setup: $(STAMP) $(GENERATED)  ## create .venv, install, generate code
 
+# checkov and kubernetes-validate in a venv of their own: their pins stay out of the project's.
+$(TOOLS): Makefile
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/pip install --quiet --upgrade pip
+	.venv-tools/bin/pip install --quiet 'checkov>=3.2' 'kubernetes-validate>=1.30'
+	touch $(TOOLS)
+
+tools: $(TOOLS)  ## install the manifest checkers (checkov, kubernetes-validate)
+
 proto: $(STAMP)  ## regenerate the gRPC code from protos/
 	$(PY) tools/gen_protos.py
 
 run: setup  ## start a registry on 127.0.0.1:50051 (with a local etcd unless REGISTRY_ETCD_ENDPOINTS is set)
 	$(VENV)/bin/noderegistry serve
 
-test: setup lint  ## lint, then every test (unit, and integration against real etcd)
+test: setup tools lint  ## lint, then every test (unit, and integration against real etcd)
 	$(PY) -m pytest -q
 
 test-unit: setup  ## only the tests that need no etcd
@@ -41,4 +51,4 @@ lint: setup  ## ruff, mypy --strict, import-linter contracts
 	$(VENV)/bin/lint-imports
 
 clean:  ## remove the virtualenv, generated code and local data
-	rm -rf $(VENV) .data $(GENERATED) $(GENERATED:_pb2.py=_pb2_grpc.py)
+	rm -rf $(VENV) .venv-tools .data $(GENERATED) $(GENERATED:_pb2.py=_pb2_grpc.py)

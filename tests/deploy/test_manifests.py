@@ -1,0 +1,169 @@
+"""deploy/k8s, checked offline: schema (kubernetes-validate --strict), policy (checkov), and the
+invariants no schema knows (probe ports exist, selectors match, grace periods add up, settings
+are known).
+
+The tools come from `.venv-tools` (made by `make tools`; checkov's pins stay out of our venv) and
+kustomize from `kubectl kustomize`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from registry_service.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = Path(os.environ.get("NODEREGISTRY_TOOLS_BIN", REPO / ".venv-tools" / "bin"))
+MIN_KUBERNETES = "1.29.0"
+KUSTOMIZATIONS = ["deploy/k8s/base", "deploy/k8s/overlays/production"]
+
+
+def _tool(name: str) -> str:
+    path = TOOLS / name
+    assert path.exists(), f"{path} is missing: run `make tools` (make test does)"
+    return str(path)
+
+
+def _render(kustomization: str) -> str:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with kustomize) is needed to render deploy/k8s"
+    return subprocess.run(
+        [kubectl, "kustomize", str(REPO / kustomization)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.fixture(scope="module", params=KUSTOMIZATIONS)
+def rendered(request, tmp_path_factory) -> tuple[Path, list[dict[str, Any]]]:
+    text = _render(request.param)
+    path = tmp_path_factory.mktemp("rendered") / "manifests.yaml"
+    path.write_text(text)
+    return path, [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def test_every_manifest_passes_strict_schema_validation(rendered):
+    path, docs = rendered
+    result = subprocess.run(
+        [_tool("kubernetes-validate"), "--strict", "-k", MIN_KUBERNETES, str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = result.stdout.count(" passed for resource ")
+    crds = [d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert passed == len(docs) - len(crds)
+
+
+def test_checkov_finds_nothing_unexplained(rendered, tmp_path):
+    path, _ = rendered
+    shutil.copy(path, tmp_path / "manifests.yaml")
+    shutil.copy(REPO / "Dockerfile", tmp_path / "Dockerfile")
+    result = subprocess.run(
+        [
+            _tool("checkov"),
+            "-d",
+            str(tmp_path),
+            "--framework",
+            "kubernetes",
+            "dockerfile",
+            "--compact",
+            "--quiet",
+            "--output",
+            "cli",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def _pods(docs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [
+        (doc, doc["spec"]["template"])
+        for doc in docs
+        if doc["kind"] in ("Deployment", "StatefulSet")
+    ]
+
+
+def test_probes_use_ports_the_containers_expose(rendered):
+    _, docs = rendered
+    for workload, pod in _pods(docs):
+        for container in pod["spec"]["containers"]:
+            names = {p["name"] for p in container["ports"]}
+            numbers = {p["containerPort"] for p in container["ports"]}
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                spec = container.get(probe)
+                if not spec:
+                    continue
+                port = (spec.get("httpGet") or spec.get("grpc") or spec.get("tcpSocket"))["port"]
+                assert port in names | numbers, (workload["metadata"]["name"], probe, port)
+
+
+def test_selectors_select_the_pods_they_mean(rendered):
+    _, docs = rendered
+    pod_labels = {w["metadata"]["name"]: pod["metadata"]["labels"] for w, pod in _pods(docs)}
+    for workload, pod in _pods(docs):
+        for key, value in workload["spec"]["selector"]["matchLabels"].items():
+            assert pod["metadata"]["labels"][key] == value
+    for service in _by_kind(docs, "Service"):
+        selector = service["spec"]["selector"]
+        assert any(selector.items() <= labels.items() for labels in pod_labels.values()), service
+    for pdb in _by_kind(docs, "PodDisruptionBudget"):
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert any(selector.items() <= labels.items() for labels in pod_labels.values()), pdb
+    etcd_client = next(
+        d for d in _by_kind(docs, "NetworkPolicy") if d["metadata"]["name"] == "etcd"
+    )
+    allowed = etcd_client["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert allowed.items() <= pod_labels["registry"].items(), "the registry must reach etcd"
+
+
+def test_grace_period_outlasts_the_pre_stop_and_the_drain(rendered):
+    _, docs = rendered
+    (deployment,) = _by_kind(docs, "Deployment")
+    (config,) = _by_kind(docs, "ConfigMap")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    drain = float(config["data"]["REGISTRY_SHUTDOWN_GRACE_SECONDS"])
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + drain + 5
+
+
+def test_config_map_holds_only_settings_the_service_knows(rendered):
+    _, docs = rendered
+    known = {f"REGISTRY_{f.name.upper()}" for f in dataclasses.fields(Settings)}
+    for config in _by_kind(docs, "ConfigMap"):
+        assert set(config["data"]) <= known, set(config["data"]) - known
+        Settings.from_environ(config["data"])  # and every value parses
+
+
+def test_high_availability_and_hardening(rendered):
+    _, docs = rendered
+    (deployment,) = _by_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] >= 2
+    (etcd,) = _by_kind(docs, "StatefulSet")
+    assert etcd["spec"]["replicas"] == 3
+    assert (
+        etcd["spec"]["template"]["spec"]["containers"][0]["image"].split(":v")[1].startswith("3.5.")
+    )
+    for _, pod in _pods(docs):
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        for container in pod["spec"]["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert container["resources"]["requests"] and container["resources"]["limits"]
