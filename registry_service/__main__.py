@@ -5,6 +5,9 @@ import logging
 import sys
 
 from registry_service.cli import add_serve_arguments, run_serve
+from registry_service.supervisor import die_with_supervisor
+
+die_with_supervisor()
 
 parser = argparse.ArgumentParser(prog="python -m registry_service")
 parser.add_argument("command", choices=["serve"])

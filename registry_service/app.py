@@ -28,6 +28,7 @@ from registry_service.rpc.servicer import RegistryServicer
 from registry_service.settings import Settings
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from registry_service.supervisor import supervise
 from registry_service.watch_hub import WatchHub
 
 log = logging.getLogger(__name__)
@@ -169,9 +170,16 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if (settings.workers or os.cpu_count() or 1) > 1:
+        try:
+            await supervise(settings, stop)
+        finally:
+            if etcd is not None:
+                await asyncio.to_thread(etcd.stop)
+        return
     frontend = Frontend(settings)
     try:
-        await frontend.start()
+        await frontend.start(reuse_port=settings.reuse_port)
         print(
             f"node-registry serving on {frontend.address} (admin http://"
             f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",

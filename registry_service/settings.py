@@ -27,6 +27,12 @@ class Settings:
     # Serving
     listen: str = _setting("127.0.0.1:50051", "gRPC listen address, host:port (port 0 picks one)")
     cluster: str = _setting("default", "cluster name; one etcd can hold several clusters")
+    workers: int = _setting(
+        0, "frontend processes sharing the gRPC port (SO_REUSEPORT); 0 means one per core"
+    )
+    reuse_port: bool = _setting(
+        False, "let other processes share the gRPC port (set for workers by --workers)"
+    )
     shutdown_grace_seconds: float = _setting(
         5.0, "on SIGTERM, how long open streams get before they end with UNAVAILABLE"
     )

@@ -30,6 +30,7 @@ TEST_SETTINGS = {
     "shutdown_grace_seconds": 1.0,
     "etcd_watch_stale_seconds": 6.0,
     "admin_listen": "127.0.0.1:0",
+    "workers": 1,
 }
 
 

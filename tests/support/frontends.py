@@ -24,6 +24,7 @@ class FrontendProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[str] | None = None
         self.address = ""
+        self.ready_line = ""
 
     async def start(self, timeout: float = 30.0) -> None:
         log = self.log_path.open("a")
@@ -45,6 +46,7 @@ class FrontendProcess:
         log.close()
         assert self.process.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), timeout)
+        self.ready_line = line
         match = re.search(r"serving on (\S+)", line)
         if not match:
             raise RuntimeError(f"frontend did not start: {line!r}; see {self.log_path}")
@@ -55,6 +57,11 @@ class FrontendProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.send_signal(signal.SIGCONT)
             self.process.wait()
+
+    async def read_line(self, timeout: float = 30.0) -> str:
+        assert self.process is not None and self.process.stdout is not None
+        stdout = self.process.stdout
+        return await asyncio.wait_for(asyncio.to_thread(stdout.readline), timeout)
 
     def pause(self) -> None:
         assert self.process is not None
