@@ -7,7 +7,7 @@ TOOLS := .venv-tools/.installed
 PROTOS := protos/noderegistry/v1/registry.proto registry_service/store/_etcdpb/rpc.proto
 GENERATED := protos/noderegistry/v1/registry_pb2.py registry_service/store/_etcdpb/rpc_pb2.py
 
-.PHONY: help setup tools proto run test test-unit lint clean
+.PHONY: help setup tools proto run test test-unit lint bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,6 +49,12 @@ lint: setup  ## ruff, mypy --strict, import-linter contracts
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+bench: setup  ## benchmarks with same-run baselines (about 10 minutes); table + bench/results/*.json
+	$(PY) -m bench.run
+
+bench-quick: setup  ## the quick benchmark profile (under 2 minutes)
+	$(PY) -m bench.run --quick
 
 clean:  ## remove the virtualenv, generated code and local data
 	rm -rf $(VENV) .venv-tools .data $(GENERATED) $(GENERATED:_pb2.py=_pb2_grpc.py)

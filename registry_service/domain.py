@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from registry_service.errors import InvalidArgumentError
 
@@ -39,9 +40,12 @@ class Consistency(enum.Enum):
     CACHED = "CACHED"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class NodeKey:
-    """What names a node: an id is unique within its datacenter and type."""
+class NodeKey(NamedTuple):
+    """What names a node: an id is unique within its datacenter and type.
+
+    A NamedTuple, not a dataclass: keys are hashed and compared on every change in every view,
+    and a tuple's hash and equality run in C (docs/performance.md).
+    """
 
     datacenter: str
     type: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import inspect
 import secrets
 import time
@@ -185,43 +186,30 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         service, method = _split(details.method)
         metrics = self._metrics
 
-        def begin(
-            kind: str, context: grpc.aio.ServicerContext
-        ) -> tuple[tuple[str, str, str], float]:
+        @contextlib.contextmanager
+        def observed(kind: str, context: grpc.aio.ServicerContext) -> Iterator[None]:
             given = dict(context.invocation_metadata() or ()).get("x-request-id", "")
             request_id.set(str(given)[:64] or secrets.token_hex(6))
             labels = (kind, service, method)
             metrics.grpc_started.labels(*labels).inc()
-            return labels, time.perf_counter()
-
-        def end(labels: tuple[str, str, str], started: float, code: grpc.StatusCode) -> None:
-            metrics.grpc_handled.labels(*labels, code.name).inc()
-            metrics.grpc_seconds.labels(*labels).observe(time.perf_counter() - started)
-
-        def code_of(
-            context: grpc.aio.ServicerContext, error: BaseException | None
-        ) -> grpc.StatusCode:
-            if isinstance(error, asyncio.CancelledError):
-                return grpc.StatusCode.CANCELLED
-            code = context.code()
-            if code is not None:
-                return code
-            return grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK
+            started = time.perf_counter()
+            error: BaseException | None = None
+            try:
+                yield
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                metrics.grpc_handled.labels(*labels, _code_of(context, error).name).inc()
+                metrics.grpc_seconds.labels(*labels).observe(time.perf_counter() - started)
 
         if handler.unary_unary or handler.stream_unary:
             kind = "unary" if handler.unary_unary else "client_stream"
             inner = handler.unary_unary or handler.stream_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                labels, started = begin(kind, context)
-                error: BaseException | None = None
-                try:
+                with observed(kind, context):
                     return await inner(request, context)
-                except BaseException as err:
-                    error = err
-                    raise
-                finally:
-                    end(labels, started, code_of(context, error))
 
             factory = (
                 grpc.unary_unary_rpc_method_handler
@@ -238,20 +226,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         inner_stream = handler.unary_stream or handler.stream_stream
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            labels, started = begin(kind, context)
-            error: BaseException | None = None
-            try:
+            with observed(kind, context):
                 result = inner_stream(request, context)
                 if inspect.isasyncgen(result):
                     async for response in result:
                         yield response
                 else:  # a handler that writes with context.write() (the health service's Watch)
                     await result
-            except BaseException as err:
-                error = err
-                raise
-            finally:
-                end(labels, started, code_of(context, error))
 
         factory = (
             grpc.unary_stream_rpc_method_handler
@@ -263,3 +244,12 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> grpc.StatusCode:
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    code: grpc.StatusCode | None = context.code()
+    if code is not None:
+        return code
+    return grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK

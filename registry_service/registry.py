@@ -80,6 +80,7 @@ class Registry:
         self._coalesce = coalesce_seconds
         self._recent_renewals: dict[int, tuple[float, int]] = {}
         self._barrier: asyncio.Task[int] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def limits(self) -> Limits:
@@ -98,39 +99,75 @@ class Registry:
                 f"{_IDEMPOTENCY_KEY_MAX_LENGTH}"
             )
         idempotency_hash = hash_idempotency_key(idempotency_key)
-        for _ in range(_MAX_ATTEMPTS):
-            stored = await self._store.read_node(node.key)
-            current = stored.registration
-            if current is not None and stored.live:
-                if idempotency_hash and current.idempotency_hash == idempotency_hash:
-                    return RegisterResult(
-                        node=current.node,
-                        ttl_seconds=current.ttl_seconds,
-                        token=unseal_token(current.sealed_token, idempotency_key),
-                        revision=stored.member_mod_revision,
+        spare_lease = 0
+        try:
+            for _ in range(_MAX_ATTEMPTS):
+                # The lease a new registration needs is granted while the node is read: one etcd
+                # round trip less for the common case (docs/performance.md).
+                if spare_lease:
+                    stored = await self._store.read_node(node.key)
+                else:
+                    stored, spare_lease = await asyncio.gather(
+                        self._store.read_node(node.key), self._store.grant_lease(ttl)
                     )
-                if token_matches(token, current.token_hash):
-                    result = await self._update(node, ttl, token, current, stored)
-                    if result is not None:
-                        return result
-                    continue
-                raise NodeConflictError(
-                    f"node {node.key} is registered by another owner (incarnation "
-                    f"{current.node.incarnation}); present its token to update it, or wait "
-                    f"until it deregisters or its {current.ttl_seconds}s TTL runs out"
+                result, spare_lease = await self._decide(
+                    node, ttl, idempotency_key, idempotency_hash, token, stored, spare_lease
                 )
-            if current is not None:
-                # Its lease expired and the evictor has not removed it yet: do it now.
-                await self._store.remove_member(
-                    stored, RemovalReason.EXPIRED, only_if_not_live=True
-                )
-                continue
-            result = await self._create(node, ttl, idempotency_key, idempotency_hash, stored)
-            if result is not None:
-                return result
+                if result is not None:
+                    return result
+        except StoreUnavailableError:
+            # The outcome of the last write is unknown: its lease may now carry the registration,
+            # so it is left to expire on its own rather than revoked.
+            spare_lease = 0
+            raise
+        finally:
+            if spare_lease:
+                self._revoke_later(spare_lease)
         raise ConcurrentModificationError(
             f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
         )
+
+    def _revoke_later(self, lease_id: int) -> None:
+        task = asyncio.create_task(self._quietly_revoke(lease_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _quietly_revoke(self, lease_id: int) -> None:
+        with contextlib.suppress(StoreUnavailableError):
+            await self._store.revoke_lease(lease_id)
+
+    async def _decide(
+        self,
+        node: Node,
+        ttl: int,
+        idempotency_key: str,
+        idempotency_hash: str,
+        token: str,
+        stored: StoredNode,
+        lease_id: int,
+    ) -> tuple[RegisterResult | None, int]:
+        """One pass of the register algorithm; returns (result or None to retry, unused lease)."""
+        current = stored.registration
+        if current is not None and stored.live:
+            if idempotency_hash and current.idempotency_hash == idempotency_hash:
+                return RegisterResult(
+                    node=current.node,
+                    ttl_seconds=current.ttl_seconds,
+                    token=unseal_token(current.sealed_token, idempotency_key),
+                    revision=stored.member_mod_revision,
+                ), lease_id
+            if token_matches(token, current.token_hash):
+                return await self._update(node, ttl, token, current, stored), lease_id
+            raise NodeConflictError(
+                f"node {node.key} is registered by another owner (incarnation "
+                f"{current.node.incarnation}); present its token to update it, or wait "
+                f"until it deregisters or its {current.ttl_seconds}s TTL runs out"
+            )
+        if current is not None:
+            # Its lease expired and the evictor has not removed it yet: do it now.
+            await self._store.remove_member(stored, RemovalReason.EXPIRED, only_if_not_live=True)
+            return None, lease_id
+        return await self._create(node, ttl, idempotency_key, idempotency_hash, stored, lease_id)
 
     async def _create(
         self,
@@ -139,11 +176,12 @@ class Registry:
         idempotency_key: str,
         idempotency_hash: str,
         stored: StoredNode,
-    ) -> RegisterResult | None:
+        lease_id: int,
+    ) -> tuple[RegisterResult | None, int]:
+        """Creates the registration on lease_id; returns (result, 0) or (None, lease_id)."""
         incarnation = (stored.identity.incarnation if stored.identity else 0) + 1
         node = dataclasses.replace(node, incarnation=incarnation)
         token = new_token()
-        lease_id = await self._store.grant_lease(ttl)
         registration = Registration(
             node=node,
             lease_id=lease_id,
@@ -156,10 +194,8 @@ class Registry:
         # (revoking it could remove a registration that did commit).
         revision = await self._store.create_registration(registration, stored)
         if revision is None:
-            with contextlib.suppress(StoreUnavailableError):
-                await self._store.revoke_lease(lease_id)
-            return None
-        return RegisterResult(node, ttl, token, revision)
+            return None, lease_id  # the node changed: retry with the same lease
+        return RegisterResult(node, ttl, token, revision), 0
 
     async def _update(
         self, node: Node, ttl: int, token: str, current: Registration, stored: StoredNode

@@ -68,6 +68,9 @@ class ClusterView:
         self.revision = state.revision
         self.members: dict[NodeKey, Member] = dict(state.members)
         self.live: set[NodeKey] = set(state.live)
+        # Members whose live key is gone, kept up to date change by change: the evictor reads it
+        # after every revision, and scanning every member there made registration quadratic.
+        self.expired_keys: set[NodeKey] = set(self.members) - self.live
         self.datacenter_revisions: dict[str, int] = {}
         for key, member in self.members.items():
             self._touch(key.datacenter, member.mod_revision)
@@ -88,10 +91,13 @@ class ClusterView:
             if isinstance(change, MemberPut):
                 previous = self.members.get(change.key)
                 self.members[change.key] = change.member
+                if change.key not in self.live:
+                    self.expired_keys.add(change.key)
                 kind = EventType.ADDED if previous is None else EventType.UPDATED
                 events.append(NodeEvent(kind, change.member.registration.node))
                 self._touch(change.key.datacenter, batch.revision)
             elif isinstance(change, MemberDeleted):
+                self.expired_keys.discard(change.key)
                 gone = self.members.pop(change.key, None)
                 if gone is not None:
                     reason = reasons.get(change.key) or RemovalReason.UNSPECIFIED
@@ -100,8 +106,11 @@ class ClusterView:
             elif isinstance(change, LiveChanged):
                 if change.alive:
                     self.live.add(change.key)
+                    self.expired_keys.discard(change.key)
                 else:
                     self.live.discard(change.key)
+                    if change.key in self.members:
+                        self.expired_keys.add(change.key)
         self.revision = max(self.revision, batch.revision)
         return tuple(events)
 
@@ -121,6 +130,7 @@ class ClusterView:
             self._touch(event.node.datacenter, state.revision)
         self.members = dict(state.members)
         self.live = set(state.live)
+        self.expired_keys = set(self.members) - self.live
         self.revision = max(self.revision, state.revision)
         return tuple(events)
 
@@ -146,7 +156,7 @@ class ClusterView:
 
     def expired(self) -> list[tuple[NodeKey, Member]]:
         """Members whose live key is gone: they stopped renewing."""
-        return [(key, member) for key, member in self.members.items() if key not in self.live]
+        return [(key, self.members[key]) for key in self.expired_keys]
 
 
 def _in_scope(events: tuple[NodeEvent, ...], scope: Scope) -> tuple[NodeEvent, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -36,7 +37,7 @@ def build_server(
             ("grpc.keepalive_timeout_ms", 10_000),
         ],
     )
-    registry_pb2_grpc.add_RegistryServicer_to_server(servicer, server)
+    add_registry_service(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -48,6 +49,43 @@ def build_server(
         server,
     )
     return server, health_servicer
+
+
+def _watch_response_bytes(response: registry_pb2.WatchNodesResponse | bytes) -> bytes:
+    """WatchNodes yields messages, or bytes already serialized once for many subscribers."""
+    if isinstance(response, bytes):
+        return response
+    encoded: bytes = response.SerializeToString()
+    return encoded
+
+
+def add_registry_service(servicer: RegistryServicer, server: grpc.aio.Server) -> None:
+    """What the generated add_RegistryServicer_to_server does, except that WatchNodes accepts
+    pre-serialized responses (see rpc/servicer.WireCache)."""
+    capture = _Capture()
+    registry_pb2_grpc.add_RegistryServicer_to_server(servicer, capture)
+    handlers = dict(capture.handlers)
+    watch = handlers["WatchNodes"]
+    handlers["WatchNodes"] = grpc.unary_stream_rpc_method_handler(
+        watch.unary_stream,
+        request_deserializer=watch.request_deserializer,
+        response_serializer=_watch_response_bytes,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+class _Capture:
+    """Stands in for a server to collect the generated method handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, generic_handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        self.handlers = dict(handlers)
 
 
 async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:

@@ -7,6 +7,7 @@ not a failure: its stream's cleanup runs (in `finally`) and nothing is logged ab
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -17,7 +18,7 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 
-from registry_service.domain import DeltaMessage, NodeKey
+from registry_service.domain import DeltaMessage, NodeKey, WatchMessage
 from registry_service.errors import RegistryError, ShuttingDownError
 from registry_service.metrics import Metrics
 from registry_service.registry import Registry
@@ -28,6 +29,31 @@ log = logging.getLogger(__name__)
 
 _KEEPALIVE_IN_FLIGHT_PER_STREAM = 256
 _STOP = object()
+
+
+class WireCache:
+    """Serializes each watch message once for every subscriber that receives the same object.
+
+    The hub hands one DeltaMessage object to every subscriber whose scope takes all of it, so a
+    change reaching W subscribers costs one protobuf build and one serialization, not W. The cache
+    holds the last few messages (kept alive by the cache, so their ids stay unique).
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._encoded: collections.OrderedDict[int, tuple[WatchMessage, bytes]] = (
+            collections.OrderedDict()
+        )
+
+    def encode(self, message: WatchMessage) -> bytes:
+        entry = self._encoded.get(id(message))
+        if entry is not None and entry[0] is message:
+            return entry[1]
+        encoded: bytes = convert.watch_message_to_pb(message).SerializeToString()
+        self._encoded[id(message)] = (message, encoded)
+        if len(self._encoded) > self._size:
+            self._encoded.popitem(last=False)
+        return encoded
 
 
 class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc is untyped
@@ -42,6 +68,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         self._metrics = metrics
         self._max_registrations_per_stream = max_registrations_per_stream
         self._keepalive_outboxes: set[asyncio.Queue[object]] = set()
+        self._wire = WireCache()
         self._stopping = False
 
     def begin_shutdown(self) -> None:
@@ -114,14 +141,16 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         first = True
         try:
             async for message in subscription:
-                response = convert.watch_message_to_pb(message)
-                if first:
+                if first:  # carries this stream's own subscription id: serialized on its own
+                    response = convert.watch_message_to_pb(message)
                     response.subscription_id, first = subscription.id, False
+                    yield response
+                else:
+                    yield self._wire.encode(message)
                 if self._metrics is not None and isinstance(message, DeltaMessage):
                     self._metrics.events_sent.inc(len(message.events))
                     if message.received_at:
                         self._metrics.fanout_seconds.observe(time.monotonic() - message.received_at)
-                yield response
         except RegistryError as err:
             await self._abort(context, err)
         finally:

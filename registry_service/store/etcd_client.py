@@ -45,7 +45,9 @@ T = TypeVar("T")
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
+    # etcd's server refuses pings while no call is open (PermitWithoutStream is false) and answers
+    # them with GOAWAY "too_many_pings": ping only during calls; a frontend always has its watch.
+    ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),

@@ -224,3 +224,24 @@ async def test_close_ends_subscriptions_with_shutting_down():
     await hub.close()
     with pytest.raises(ShuttingDownError):
         await anext(subscription)
+
+
+def test_expired_members_are_tracked_exactly_through_any_sequence_of_changes():
+    """The view keeps `expired` incrementally (for speed); it must equal members minus live."""
+    import random
+
+    rng = random.Random(7)
+    view = ClusterView(ClusterState(revision=1))
+    keys = [key(f"n{i}") for i in range(12)]
+    for revision in range(2, 2000):
+        k = rng.choice(keys)
+        change = rng.choice(
+            [
+                MemberPut(k, Member(registration(k.id), revision)),
+                MemberDeleted(k),
+                LiveChanged(k, True),
+                LiveChanged(k, False),
+            ]
+        )
+        view.apply(StoreBatch(revision, (change,)))
+        assert {k for k, _ in view.expired()} == set(view.members) - view.live

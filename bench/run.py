@@ -1,0 +1,591 @@
+"""node-registry benchmarks, with their baselines measured in the same run (this machine is noisy:
+read the ratios). Loopback only; every loop is bounded in count and time.
+
+    python -m bench.run [--quick | --smoke] [--output bench/results]
+
+Starts its own etcd, registry frontend(s) and a raw grpc.aio fan-out server, and client processes
+for the subscriber fleets. Prints a table and writes JSON (`<time>.json` and `latest.json`); each
+figure is compared with the previous `latest.json` when there is one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+from noderegistry.v1 import registry_pb2 as pb
+from noderegistry.v1 import registry_pb2_grpc
+
+from registry_service.embedded_etcd import EtcdServer
+from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
+from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+
+REPO = Path(__file__).resolve().parent.parent
+PROFILES = {
+    # subscribers, nodes, changes sampled per fan-out run, lease-hold seconds
+    "smoke": {"subscribers": [10], "nodes": [50], "changes": 5, "hold": 0.0, "processes": 1},
+    "quick": {
+        "subscribers": [100, 1000],
+        "nodes": [1000],
+        "changes": 20,
+        "hold": 11.0,
+        "processes": 2,
+    },
+    "full": {
+        "subscribers": [100, 1000, 5000],
+        "nodes": [1000, 10000, 50000],
+        "changes": 40,
+        "hold": 22.0,
+        "processes": 2,
+    },
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) * 1024 if match else 0
+
+
+@dataclass
+class Results:
+    profile: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    goals: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self,
+        figure: str,
+        value: float,
+        unit: str,
+        baseline: str = "",
+        base: float = 0.0,
+        **extra: Any,
+    ) -> None:
+        row = {"figure": figure, "value": round(value, 6), "unit": unit, **extra}
+        if baseline:
+            row.update(
+                baseline=baseline,
+                baseline_value=round(base, 6),
+                ratio=round(value / base, 3) if base else None,
+            )
+        self.rows.append(row)
+        print(
+            f"  {figure}: {value:.4g} {unit}"
+            + (f"  ({baseline}: {base:.4g}, ratio {row['ratio']})" if baseline else ""),
+            flush=True,
+        )
+
+    def goal(self, name: str, met: bool, detail: str) -> None:
+        self.goals.append({"goal": name, "met": met, "detail": detail})
+
+
+class Processes:
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+
+    def start(
+        self, *args: str, stdin: bool = False, log: Path | None = None
+    ) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO,
+            text=True,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log.open("a") if log else subprocess.DEVNULL,
+        )
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+class Fleet:
+    """Subscriber streams spread over client processes (bench/subscribers.py)."""
+
+    def __init__(self, processes: Processes, kind: str, target: str, total: int, count: int):
+        per = [total // count + (1 if i < total % count else 0) for i in range(count)]
+        self.clients = [
+            processes.start("-m", "bench.subscribers", kind, target, str(n), stdin=True)
+            for n in per
+            if n
+        ]
+        self.seen: dict[str, list[float]] = {}
+        self._events: dict[str, asyncio.Event] = {}
+
+    async def ready(self, timeout: float = 300) -> None:
+        async with asyncio.timeout(timeout):
+            for client in self.clients:
+                assert client.stdout is not None
+                line = await asyncio.to_thread(client.stdout.readline)
+                if line.strip() != "ready":
+                    raise RuntimeError(f"subscriber process failed: {line!r}")
+        self._readers = [asyncio.create_task(self._read(c)) for c in self.clients]
+
+    async def _read(self, client: subprocess.Popen[str]) -> None:
+        assert client.stdout is not None
+        while line := await asyncio.to_thread(client.stdout.readline):
+            _, marker, at = line.split()
+            self.seen.setdefault(marker, []).append(float(at))
+            if len(self.seen[marker]) == len(self.clients):
+                self._events.setdefault(marker, asyncio.Event()).set()
+
+    async def last_receipt(self, marker: str, timeout: float = 30) -> float:
+        event = self._events.setdefault(marker, asyncio.Event())
+        async with asyncio.timeout(timeout):
+            await event.wait()
+        return max(self.seen[marker])
+
+    def close(self) -> None:
+        for client in self.clients:
+            with contextlib.suppress(OSError):
+                assert client.stdin is not None
+                client.stdin.close()
+            client.kill()
+            client.wait()
+        for reader in getattr(self, "_readers", []):
+            reader.cancel()
+
+
+def bench_node(node_id: str, node_type: str = "bench") -> pb.Node:
+    return pb.Node(id=node_id, type=node_type, datacenter="dc1", address=f"10.0.0.1:{7000}")
+
+
+async def fanout_latencies(fleet: Fleet, trigger: Any, changes: int) -> list[float]:
+    latencies = []
+    for i in range(changes):
+        marker = f"c{i}-{secrets.token_hex(3)}"
+        started = time.monotonic()
+        await trigger(marker)
+        latencies.append(await fleet.last_receipt(marker) - started)
+    return latencies
+
+
+class Bench:
+    def __init__(self, profile: str, workdir: Path) -> None:
+        self.profile = profile
+        self.config = PROFILES[profile]
+        self.workdir = workdir
+        self.processes = Processes()
+        self.results = Results(profile)
+
+    async def start(self) -> None:
+        port = free_port()
+        self.etcd = EtcdServer(
+            data_dir=self.workdir / "etcd",
+            client_port=port,
+            peer_port=free_port(),
+            name="bench",
+            extra_args=["--quota-backend-bytes=8589934592"],
+        )
+        self.etcd.start()
+        self.etcd.wait_ready()
+        self.etcd_client = EtcdClient(EtcdConfig(endpoints=(self.etcd.endpoint,)))
+        self.frontend, self.target = await self.start_frontend(workers=1)
+        raw = self.processes.start("-m", "bench.raw_fanout")
+        assert raw.stdout is not None
+        self.raw_target = f"127.0.0.1:{raw.stdout.readline().strip()}"
+        self.channel = grpc.aio.insecure_channel(self.target)
+        self.stub = registry_pb2_grpc.RegistryStub(self.channel)
+
+    async def start_frontend(self, workers: int) -> tuple[subprocess.Popen[str], str]:
+        process = self.processes.start(
+            "-m",
+            "registry_service",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--etcd-endpoints",
+            self.etcd.endpoint,
+            "--cluster",
+            "bench",
+            "--workers",
+            str(workers),
+            "--watch-queue-messages",
+            "100000",
+            log=self.workdir / f"frontend-{workers}.log",
+        )
+        assert process.stdout is not None
+        line = await asyncio.to_thread(process.stdout.readline)
+        return process, re.search(r"serving on (\S+)", line).group(1)
+
+    async def close(self) -> None:
+        await self.channel.close()
+        await self.etcd_client.close()
+        self.processes.stop_all()
+        self.etcd.stop()
+
+    # -- figures ------------------------------------------------------------------------------
+
+    async def fanout(self, subscribers: int) -> None:
+        changes, count = self.config["changes"], self.config["processes"]
+        print(f"fan-out to {subscribers} subscribers ({changes} changes)", flush=True)
+        rss_before = rss_bytes(self.frontend.pid)
+
+        async def registry_trigger(marker: str) -> None:
+            await self.stub.Register(pb.RegisterRequest(node=bench_node(marker), ttl_seconds=60))
+
+        async def etcd_trigger(marker: str) -> None:
+            await self.etcd_client.put(b"/bench/fanout/" + marker.encode(), b"x")
+
+        async with grpc.aio.insecure_channel(self.raw_target) as raw_channel:
+            push = raw_channel.unary_unary("/bench.Raw/Push")
+
+            async def raw_trigger(marker: str) -> None:
+                await push(marker.encode())
+
+            figures = {}
+            for kind, target, trigger in (
+                ("registry", self.target, registry_trigger),
+                ("direct etcd watchers", self.etcd.endpoint, etcd_trigger),
+                ("raw grpc.aio fan-out", self.raw_target, raw_trigger),
+            ):
+                fleet_kind = {"registry": "registry", "direct etcd watchers": "etcd"}.get(
+                    kind, "raw"
+                )
+                fleet = Fleet(self.processes, fleet_kind, target, subscribers, count)
+                try:
+                    await fleet.ready()
+                    if kind == "registry":
+                        await asyncio.sleep(1)  # let the frontend settle its RSS
+                        per_subscriber = (rss_bytes(self.frontend.pid) - rss_before) / subscribers
+                    figures[kind] = await fanout_latencies(fleet, trigger, changes)
+                finally:
+                    fleet.close()
+        ours, etcd, raw = (
+            figures[k] for k in ("registry", "direct etcd watchers", "raw grpc.aio fan-out")
+        )
+        for q in (50, 99):
+            self.results.add(
+                f"change->last of {subscribers} subscribers p{q}",
+                percentile(ours, q) * 1000,
+                "ms",
+                "direct etcd watchers",
+                percentile(etcd, q) * 1000,
+                subscribers=subscribers,
+            )
+            self.results.add(
+                f"raw fan-out limit, {subscribers} subscribers p{q}",
+                percentile(raw, q) * 1000,
+                "ms",
+                subscribers=subscribers,
+            )
+        self.results.add(
+            f"frontend memory per subscriber ({subscribers})",
+            per_subscriber / 1024,
+            "KiB",
+            subscribers=subscribers,
+        )
+        p99, p99_etcd, p99_raw = (percentile(x, 99) for x in (ours, etcd, raw))
+        if subscribers == 1000:
+            self.results.goal(
+                "1,000 subscribers p99 <= direct etcd watchers",
+                p99 <= p99_etcd,
+                f"{p99 * 1000:.1f} ms vs {p99_etcd * 1000:.1f} ms",
+            )
+            self.results.goal(
+                "1,000 subscribers p99 <= 1.2x raw fan-out limit",
+                p99 <= 1.2 * p99_raw,
+                f"{p99 / p99_raw:.2f}x",
+            )
+        if subscribers == 5000:
+            self.results.goal("5,000 subscribers p99 <= 300 ms", p99 <= 0.3, f"{p99 * 1000:.0f} ms")
+        self.results.goal(
+            f"memory per subscriber <= 50 KB ({subscribers})",
+            per_subscriber <= 50_000,
+            f"{per_subscriber / 1024:.1f} KiB",
+        )
+
+    async def registrations(self, nodes: int) -> list[pb.RegisterResponse]:
+        print(f"registrations: {nodes} with 64 in flight", flush=True)
+        rss_before = rss_bytes(self.frontend.pid)
+        responses: list[pb.RegisterResponse] = []
+        latencies: list[float] = []
+        queue = iter(range(nodes))
+        run = secrets.token_hex(2)
+
+        async def worker() -> None:
+            for i in queue:
+                started = time.monotonic()
+                responses.append(
+                    await self.stub.Register(
+                        pb.RegisterRequest(
+                            node=bench_node(f"n{run}-{i}", "load"),
+                            ttl_seconds=10,
+                            idempotency_key=f"{run}-{i}",
+                        )
+                    )
+                )
+                latencies.append(time.monotonic() - started)
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(64)))
+        rate = nodes / (time.monotonic() - started)
+
+        direct_latencies: list[float] = []
+        direct_queue = iter(range(nodes))
+
+        async def direct_worker() -> None:
+            for i in direct_queue:
+                begun = time.monotonic()
+                lease = await self.etcd_client.lease_grant(10)
+                key = f"/bench/direct/{run}/{i}".encode()
+                await self.etcd_client.txn(
+                    etcd_pb.TxnRequest(
+                        compare=[
+                            etcd_pb.Compare(
+                                key=key,
+                                target=etcd_pb.Compare.CompareTarget.VERSION,
+                                result=etcd_pb.Compare.CompareResult.EQUAL,
+                                version=0,
+                            )
+                        ],
+                        success=[
+                            etcd_pb.RequestOp(
+                                request_put=etcd_pb.PutRequest(
+                                    key=key, value=b'{"address":"10.0.0.1:7000"}', lease=lease
+                                )
+                            )
+                        ],
+                    )
+                )
+                direct_latencies.append(time.monotonic() - begun)
+
+        started = time.monotonic()
+        await asyncio.gather(*(direct_worker() for _ in range(64)))
+        direct_rate = nodes / (time.monotonic() - started)
+        self.results.add(
+            f"registrations/s ({nodes}, 64 in flight)",
+            rate,
+            "/s",
+            "direct etcd (lease + txn)",
+            direct_rate,
+            nodes=nodes,
+        )
+        self.results.add(
+            f"register p99 ({nodes})",
+            percentile(latencies, 99) * 1000,
+            "ms",
+            "direct etcd",
+            percentile(direct_latencies, 99) * 1000,
+            nodes=nodes,
+        )
+        await asyncio.sleep(1)
+        per_node = (rss_bytes(self.frontend.pid) - rss_before) / nodes
+        self.results.add(f"frontend memory per node ({nodes})", per_node, "bytes", nodes=nodes)
+        self.results.goal(
+            f"registrations >= 2,000/s and >= 0.5x direct etcd ({nodes})",
+            rate >= 2000 and rate >= 0.5 * direct_rate,
+            f"{rate:.0f}/s, {rate / direct_rate:.2f}x",
+        )
+        self.results.goal(
+            f"memory per node <= 2 KB ({nodes})", per_node <= 2000, f"{per_node:.0f} B"
+        )
+        return responses
+
+    async def leases(self, registered: list[pb.RegisterResponse]) -> None:
+        hold = self.config["hold"]
+        if not hold:
+            return
+        count, nodes = self.config["processes"], len(registered)
+        print(f"keepalive of {nodes} registrations at TTL 10 for {hold:.0f}s", flush=True)
+        watcher = self.stub.WatchNodes(pb.WatchNodesRequest(scope=pb.Scope(types=["load"])))
+        removed = [0]
+
+        async def count_removals() -> None:
+            async for message in watcher:
+                if message.WhichOneof("message") == "delta":
+                    removed[0] += sum(e.type == pb.EVENT_TYPE_REMOVED for e in message.delta.events)
+
+        counting = asyncio.create_task(count_removals())
+        lines = [f"{r.node.datacenter} {r.node.type} {r.node.id} {r.token}" for r in registered]
+        renewers = []
+        for i in range(count):
+            process = self.processes.start(
+                "-m", "bench.renewers", "registry", self.target, "10", stdin=True
+            )
+            assert process.stdin is not None
+            process.stdin.write("\n".join(lines[i::count]) + "\n")
+            process.stdin.close()
+            renewers.append(process)
+        for process in renewers:
+            assert process.stdout is not None
+            line = await asyncio.to_thread(process.stdout.readline)
+            assert line.strip() == "ready", line
+        cpu = {
+            name: cpu_seconds(pid)
+            for name, pid in (("frontend", self.frontend.pid), ("etcd", self.etcd.process.pid))
+        }
+        await asyncio.sleep(hold)
+        share = {
+            name: (cpu_seconds(pid) - cpu[name]) / hold
+            for name, pid in (("frontend", self.frontend.pid), ("etcd", self.etcd.process.pid))
+        }
+        counting.cancel()
+        watcher.cancel()
+        for process in renewers:
+            process.kill()
+            process.wait()
+        self.results.add(
+            f"leases kept alive at TTL 10 ({nodes})",
+            nodes,
+            "leases",
+            false_expiries=removed[0],
+            frontend_cpu=round(share["frontend"], 3),
+            etcd_cpu=round(share["etcd"], 3),
+        )
+        print(
+            f"    false expiries {removed[0]}, frontend CPU {share['frontend']:.2f} core, "
+            f"etcd CPU {share['etcd']:.2f} core",
+            flush=True,
+        )
+        per_core = nodes / max(share["frontend"], 1e-3)
+        self.results.goal(
+            f"zero false expiry ({nodes} leases)", removed[0] == 0, f"{removed[0]} removed"
+        )
+        self.results.goal(
+            "50,000 leases per frontend core at TTL 10",
+            per_core >= 50_000,
+            f"{nodes} leases used {share['frontend']:.2f} core -> about {per_core:.0f} per core",
+        )
+
+    async def eviction(self) -> None:
+        print("eviction: 5 nodes stop renewing (TTL 3)", flush=True)
+        watcher = self.stub.WatchNodes(pb.WatchNodesRequest(scope=pb.Scope(types=["evict"])))
+        registered_at = {}
+        for i in range(5):
+            node_id = f"e{i}-{secrets.token_hex(2)}"
+            await self.stub.Register(
+                pb.RegisterRequest(node=bench_node(node_id, "evict"), ttl_seconds=3)
+            )
+            registered_at[node_id] = time.monotonic()
+        delays = []
+        async with asyncio.timeout(30):
+            async for message in watcher:
+                if message.WhichOneof("message") != "delta":
+                    continue
+                for event in message.delta.events:
+                    if event.type == pb.EVENT_TYPE_REMOVED:
+                        delays.append(time.monotonic() - registered_at[event.node.id] - 3)
+                if len(delays) == 5:
+                    break
+        watcher.cancel()
+        self.results.add(
+            "eviction: REMOVED after the TTL, median",
+            statistics.median(delays),
+            "s",
+            worst=round(max(delays), 3),
+        )
+
+    async def run(self) -> Results:
+        await self.start()
+        try:
+            for stage, nodes in enumerate(self.config["nodes"]):
+                registered = await self.registrations(nodes)
+                if stage == 0:
+                    # Right away, while these TTL-10 registrations are alive: registering the
+                    # larger sets takes longer than one TTL.
+                    await self.leases(registered)
+            await self.eviction()
+            for subscribers in self.config["subscribers"]:
+                if subscribers >= 5000:  # both cores: a frontend with two workers
+                    self.frontend, self.target = await self.start_frontend(workers=2)
+                    await self.channel.close()
+                    self.channel = grpc.aio.insecure_channel(self.target)
+                    self.stub = registry_pb2_grpc.RegistryStub(self.channel)
+                await self.fanout(subscribers)
+        finally:
+            await self.close()
+        return self.results
+
+
+def report(results: Results, previous: dict[str, Any] | None) -> dict[str, Any]:
+    before = {row["figure"]: row["value"] for row in (previous or {}).get("rows", [])}
+    print("\n| figure | value | baseline (same run) | ratio | previous run | ratio |")
+    print("|---|---|---|---|---|---|")
+    for row in results.rows:
+        old = before.get(row["figure"])
+        base = f"{row['baseline']}: {row['baseline_value']:.4g}" if "baseline" in row else ""
+        print(
+            f"| {row['figure']} | {row['value']:.4g} {row['unit']} | {base} | "
+            f"{row.get('ratio') or ''} | {'' if old is None else f'{old:.4g}'} | "
+            f"{'' if not old else round(row['value'] / old, 2)} |"
+        )
+    print("\n| goal | met | measured |\n|---|---|---|")
+    for goal in results.goals:
+        print(f"| {goal['goal']} | {'yes' if goal['met'] else 'NO'} | {goal['detail']} |")
+    return {
+        "profile": results.profile,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "rows": results.rows,
+        "goals": results.goals,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="under 2 minutes")
+    parser.add_argument("--smoke", action="store_true", help="seconds; for the test suite")
+    parser.add_argument("--output", default=str(REPO / "bench" / "results"))
+    args = parser.parse_args()
+    profile = "smoke" if args.smoke else "quick" if args.quick else "full"
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    latest = output / f"latest-{profile}.json"
+    previous = json.loads(latest.read_text()) if latest.exists() else None
+    with tempfile.TemporaryDirectory(prefix="noderegistry-bench-") as workdir:
+        results = await Bench(profile, Path(workdir)).run()
+    document = report(results, previous)
+    text = json.dumps(document, indent=2)
+    (output / f"{document['time'].replace(':', '')}-{profile}.json").write_text(text)
+    latest.write_text(text)
+    print(f"\nwrote {latest}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

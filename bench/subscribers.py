@@ -1,0 +1,119 @@
+"""A client process holding many subscriber streams, for the fan-out benchmarks.
+
+    python -m bench.subscribers KIND TARGET STREAMS
+
+KIND is `registry` (WatchNodes streams), `etcd` (one etcd prefix watch per subscriber: what a
+hand-rolled etcd script does) or `raw` (the minimal grpc.aio fan-out server of bench/raw_fanout.py).
+It prints `ready` once every stream is open, then `seen <marker> <time>` when every one of its
+streams has received the change carrying <marker>; <time> is the latest CLOCK_MONOTONIC receipt
+(comparable across processes on one machine). It stops when stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import sys
+import time
+
+import grpc
+import grpc.aio
+from noderegistry.v1 import registry_pb2 as pb
+from noderegistry.v1 import registry_pb2_grpc
+
+from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
+from registry_service.store._etcdpb import rpc_pb2_grpc as etcd_grpc
+from registry_service.store.etcd_client import prefix_end
+
+PREFIX = b"/bench/fanout/"
+
+
+class Tally:
+    def __init__(self, streams: int) -> None:
+        self.streams = streams
+        self.count: collections.Counter[str] = collections.Counter()
+        self.latest: dict[str, float] = {}
+
+    def saw(self, marker: str) -> None:
+        now = time.monotonic()
+        self.count[marker] += 1
+        self.latest[marker] = max(self.latest.get(marker, 0.0), now)
+        if self.count[marker] == self.streams:
+            print(f"seen {marker} {self.latest.pop(marker):.6f}", flush=True)
+            del self.count[marker]
+
+
+async def registry_stream(
+    channel: grpc.aio.Channel, tally: Tally, opened: asyncio.Event, counter: list[int]
+) -> None:
+    call = registry_pb2_grpc.RegistryStub(channel).WatchNodes(
+        pb.WatchNodesRequest(scope=pb.Scope(types=["bench"]))
+    )
+    await call.read()  # the snapshot
+    counter[0] += 1
+    if counter[0] == tally.streams:
+        opened.set()
+    while True:
+        message = await call.read()
+        if message.WhichOneof("message") == "delta":
+            for event in message.delta.events:
+                if event.type == pb.EVENT_TYPE_ADDED:
+                    tally.saw(event.node.id)
+
+
+async def etcd_stream(
+    channel: grpc.aio.Channel, tally: Tally, opened: asyncio.Event, counter: list[int]
+) -> None:
+    call = etcd_grpc.WatchStub(channel).Watch()
+    await call.write(
+        etcd_pb.WatchRequest(
+            create_request=etcd_pb.WatchCreateRequest(key=PREFIX, range_end=prefix_end(PREFIX))
+        )
+    )
+    await call.read()  # created
+    counter[0] += 1
+    if counter[0] == tally.streams:
+        opened.set()
+    while True:
+        response = await call.read()
+        for event in response.events:
+            if event.type == etcd_pb.Event.PUT:
+                tally.saw(event.kv.key[len(PREFIX) :].decode())
+
+
+async def raw_stream(
+    channel: grpc.aio.Channel, tally: Tally, opened: asyncio.Event, counter: list[int]
+) -> None:
+    call = channel.unary_stream("/bench.Raw/Subscribe")(b"")
+    await call.read()  # hello
+    counter[0] += 1
+    if counter[0] == tally.streams:
+        opened.set()
+    while True:
+        tally.saw((await call.read()).decode())
+
+
+STREAMS = {"registry": registry_stream, "etcd": etcd_stream, "raw": raw_stream}
+
+
+async def main(kind: str, target: str, streams: int) -> None:
+    tally = Tally(streams)
+    opened = asyncio.Event()
+    counter = [0]
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(max(1, streams // 100))
+    ]
+    tasks = [
+        asyncio.create_task(STREAMS[kind](channels[i % len(channels)], tally, opened, counter))
+        for i in range(streams)
+    ]
+    await opened.wait()
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for task in tasks:
+        task.cancel()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
