@@ -71,9 +71,24 @@ class ClusterView:
         # Members whose live key is gone, kept up to date change by change: the evictor reads it
         # after every revision, and scanning every member there made registration quadratic.
         self.expired_keys: set[NodeKey] = set(self.members) - self.live
+        # Members grouped by (datacenter, type): a scoped snapshot reads only its groups instead
+        # of filtering every member (thousands of scoped subscribers on a large cluster).
+        self.groups: dict[tuple[str, str], dict[NodeKey, Member]] = {}
+        for key, member in self.members.items():
+            self._group(key)[key] = member
         self.datacenter_revisions: dict[str, int] = {}
         for key, member in self.members.items():
             self._touch(key.datacenter, member.mod_revision)
+
+    def _group(self, key: NodeKey) -> dict[NodeKey, Member]:
+        return self.groups.setdefault((key.datacenter, key.type), {})
+
+    def _ungroup(self, key: NodeKey) -> None:
+        group = self.groups.get((key.datacenter, key.type))
+        if group is not None:
+            group.pop(key, None)
+            if not group:
+                del self.groups[(key.datacenter, key.type)]
 
     def _touch(self, datacenter: str, revision: int) -> None:
         if revision > self.datacenter_revisions.get(datacenter, 0):
@@ -91,6 +106,7 @@ class ClusterView:
             if isinstance(change, MemberPut):
                 previous = self.members.get(change.key)
                 self.members[change.key] = change.member
+                self._group(change.key)[change.key] = change.member
                 if change.key not in self.live:
                     self.expired_keys.add(change.key)
                 kind = EventType.ADDED if previous is None else EventType.UPDATED
@@ -98,6 +114,7 @@ class ClusterView:
                 self._touch(change.key.datacenter, batch.revision)
             elif isinstance(change, MemberDeleted):
                 self.expired_keys.discard(change.key)
+                self._ungroup(change.key)
                 gone = self.members.pop(change.key, None)
                 if gone is not None:
                     reason = reasons.get(change.key) or RemovalReason.UNSPECIFIED
@@ -131,6 +148,9 @@ class ClusterView:
         self.members = dict(state.members)
         self.live = set(state.live)
         self.expired_keys = set(self.members) - self.live
+        self.groups = {}
+        for key, member in self.members.items():
+            self._group(key)[key] = member
         self.revision = max(self.revision, state.revision)
         return tuple(events)
 
@@ -138,9 +158,10 @@ class ClusterView:
         per_datacenter: dict[str, list[Node]] = {
             dc: [] for dc in scope.datacenters if dc in self.datacenter_revisions
         }
-        for key, member in self.members.items():
-            if scope.matches(key):
-                per_datacenter.setdefault(key.datacenter, []).append(member.registration.node)
+        for (datacenter, node_type), group in self.groups.items():
+            if scope.matches(NodeKey(datacenter, node_type, "")):
+                nodes = per_datacenter.setdefault(datacenter, [])
+                nodes.extend(member.registration.node for member in group.values())
         return NodeList(
             revision=self.revision,
             datacenters=tuple(

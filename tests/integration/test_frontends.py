@@ -28,7 +28,7 @@ async def test_registered_on_one_frontend_and_renewed_on_another_stays(start_fro
         while time.monotonic() < deadline:
             answer = await stream.renew(key_of(registered.node), registered.token)
             assert answer.code == 0, answer.message
-            await asyncio.sleep(1)
+            await asyncio.sleep(1)  # the renewal period a client would use (TTL/3)
         assert "roamer" in await node_ids(stub_a)
         assert "roamer" in await node_ids(stub_b)
         assert [c.type for c in watcher.changes] == []

@@ -26,7 +26,7 @@ from client_sdk import (
 )
 from tests.support.api import WatchRecorder, node, register
 from tests.support.frontends import stub as stub_for
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, eventually_sync
 
 pytestmark = pytest.mark.integration
 
@@ -311,13 +311,10 @@ async def test_sync_facade_registers_lists_watches_and_closes(start_frontend):
             registration = client.register(data_node("sync1"))
             listed = [n.id for n in client.get_nodes()]
             state = registration.state.value
-            deadline = time.monotonic() + 5
-            while "ADDED sync1" not in events and time.monotonic() < deadline:
-                time.sleep(0.02)
+            eventually_sync(lambda: "ADDED sync1" in events, timeout=5, message="ADDED seen")
             current = [n.id for n in watch.current()]
             registration.close()
-            while "REMOVED sync1" not in events and time.monotonic() < deadline:
-                time.sleep(0.02)
+            eventually_sync(lambda: "REMOVED sync1" in events, timeout=5, message="REMOVED seen")
             watch.close()
         assert current == ["sync1"]
         return listed, events, state

@@ -34,3 +34,15 @@ async def eventually(
 async def next_message(stream: object, timeout: float = 10.0) -> object:
     """Reads one message of a grpc.aio stream call, failing after timeout."""
     return await asyncio.wait_for(stream.read(), timeout)  # type: ignore[attr-defined]
+
+
+def eventually_sync(predicate: Callable[[], T], timeout: float = 10.0, message: str = "") -> T:
+    """eventually() for synchronous code (the sync facade's tests run in a worker thread)."""
+    import time as _time
+
+    deadline = _time.monotonic() + timeout
+    while not (result := predicate()):
+        if _time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {message}")
+        _time.sleep(0.02)
+    return result

@@ -245,3 +245,25 @@ def test_expired_members_are_tracked_exactly_through_any_sequence_of_changes():
         )
         view.apply(StoreBatch(revision, (change,)))
         assert {k for k, _ in view.expired()} == set(view.members) - view.live
+
+
+def test_the_groups_index_always_holds_exactly_the_members():
+    import random
+
+    rng = random.Random(11)
+    view = ClusterView(ClusterState(revision=1))
+    keys = [key(f"n{i}", f"dc{i % 3}") for i in range(15)]
+    for revision in range(2, 1500):
+        k = rng.choice(keys)
+        if rng.random() < 0.6:
+            change = MemberPut(k, Member(registration(k.id, k.datacenter), revision))
+        else:
+            change = MemberDeleted(k)
+        view.apply(StoreBatch(revision, (change,)))
+        grouped = {k: m for group in view.groups.values() for k, m in group.items()}
+        assert grouped == view.members
+        assert all(view.groups.values())  # no empty group is left behind
+    scoped = view.node_list(Scope(datacenters=frozenset({"dc1"})))
+    assert {n.id for dc in scoped.datacenters for n in dc.nodes} == {
+        k.id for k in view.members if k.datacenter == "dc1"
+    }
