@@ -13,10 +13,9 @@ from noderegistry.v1 import registry_pb2 as pb
 from registry_service.app import Frontend
 from registry_service.embedded_etcd import EtcdServer, EtcdTls, etcdctl_binary
 from registry_service.errors import StoreUnavailableError
-from tests.support.api import WatchRecorder, node, node_ids, register
+from tests.support.api import WatchRecorder, node, node_ids, register, register_through_outage
 from tests.support.etcd_metrics import metric
 from tests.support.ports import free_port
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -169,7 +168,7 @@ async def test_losing_the_etcd_member_behind_the_watch_loses_no_change(
 
     behind_streams.kill()
     for i in range(5):
-        registered.append(await _register_through_outage(stub, node(f"after{i}")))
+        registered.append(await register_through_outage(stub, node(f"after{i}")))
 
     await watcher.wait_for(lambda r: len(r.changes) == 10, timeout=30)
     assert [(c.revision, c.id) for c in watcher.changes] == [
@@ -178,17 +177,3 @@ async def test_losing_the_etcd_member_behind_the_watch_loses_no_change(
     assert not watcher.violations
     assert frontend.client.endpoint != behind_streams.endpoint
     await watcher.close()
-
-
-async def _register_through_outage(stub, message: pb.Node) -> pb.RegisterResponse:
-    request = pb.RegisterRequest(node=message, ttl_seconds=60, idempotency_key=f"k-{message.id}")
-
-    async def attempt() -> pb.RegisterResponse | None:
-        try:
-            return await stub.Register(request, timeout=5)
-        except Exception as err:
-            if "UNAVAILABLE" in str(err) or "DEADLINE" in str(err):
-                return None
-            raise
-
-    return await eventually(attempt, timeout=30, interval=0.2, message=message.id)

@@ -9,9 +9,15 @@ import pytest
 from noderegistry.v1 import registry_pb2 as pb
 
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
-from tests.support.api import WatchRecorder, key_of, node, node_ids, register
+from tests.support.api import (
+    WatchRecorder,
+    key_of,
+    node,
+    node_ids,
+    register,
+    register_through_outage,
+)
 from tests.support.proxy import TcpProxy
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -125,21 +131,6 @@ async def test_resume_from_a_revision_etcd_never_had_gets_a_resync_snapshot(
     await watcher.close()
 
 
-async def _register_retrying(stub, message: pb.Node) -> pb.RegisterResponse:
-    """Register through an etcd outage: UNAVAILABLE is retried with the same idempotency key."""
-    request = pb.RegisterRequest(node=message, ttl_seconds=60, idempotency_key=f"k-{message.id}")
-
-    async def attempt() -> pb.RegisterResponse | None:
-        try:
-            return await stub.Register(request, timeout=5)
-        except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                return None
-            raise
-
-    return await eventually(attempt, timeout=30, interval=0.2, message=f"register {message.id}")
-
-
 async def test_etcd_restart_mid_stream_leaves_no_gap_and_no_duplicate(
     own_etcd, start_frontend, connect
 ):
@@ -151,7 +142,7 @@ async def test_etcd_restart_mid_stream_leaves_no_gap_and_no_duplicate(
     own_etcd.stop()
     own_etcd.start()
     await asyncio.to_thread(own_etcd.wait_ready)
-    after = [await _register_retrying(stub, node(f"a{i}")) for i in range(3)]
+    after = [await register_through_outage(stub, node(f"a{i}")) for i in range(3)]
 
     await watcher.wait_for(lambda r: len(r.changes) >= 6, timeout=30)
     assert [(c.revision, c.id) for c in watcher.changes] == [

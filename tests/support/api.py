@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
@@ -36,6 +37,24 @@ async def register(
 ) -> pb.RegisterResponse:
     fields.setdefault("idempotency_key", secrets.token_hex(8))
     return await stub.Register(pb.RegisterRequest(node=message, ttl_seconds=ttl, **fields))
+
+
+async def register_through_outage(
+    stub: registry_pb2_grpc.RegistryStub, message: pb.Node
+) -> pb.RegisterResponse:
+    """Register through an etcd outage: UNAVAILABLE (and deadlines) are retried with the same
+    idempotency key, so a retry after an unknown outcome returns the same registration."""
+    request = pb.RegisterRequest(node=message, ttl_seconds=60, idempotency_key=f"k-{message.id}")
+
+    async def attempt() -> pb.RegisterResponse | None:
+        try:
+            return await stub.Register(request, timeout=5)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return None
+            raise
+
+    return await eventually(attempt, timeout=30, interval=0.2, message=f"register {message.id}")
 
 
 async def node_ids(
