@@ -63,13 +63,6 @@ def find_etcd_binary(prefer_system: bool = False) -> str:
     return candidates[0]
 
 
-def etcd_version(binary: str) -> tuple[int, int, int]:
-    output = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
-    first = output.stdout.splitlines()[0]  # "etcd Version: 3.5.1"
-    major, minor, patch = first.rsplit(" ", 1)[-1].split(".")[:3]
-    return int(major), int(minor), int(patch)
-
-
 @dataclass(frozen=True)
 class EtcdTls:
     """Files for an etcd member that serves clients over TLS and requires client certificates."""

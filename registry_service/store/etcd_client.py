@@ -376,17 +376,6 @@ class EtcdClient:
         )
         return int(response.TTL)
 
-    # -- maintenance --------------------------------------------------------------------------
-
-    async def status(self) -> pb.StatusResponse:
-        return await self.call(
-            "status",
-            lambda ep, md, timeout: pb_grpc.MaintenanceStub(self._channel(ep)).Status(
-                pb.StatusRequest(), metadata=md, timeout=timeout
-            ),
-            idempotent=True,
-        )
-
     # -- watch --------------------------------------------------------------------------------
 
     async def watch(self, prefix: bytes, start_revision: int) -> AsyncIterator[WatchItem]:

@@ -177,3 +177,11 @@ async def test_losing_the_etcd_member_behind_the_watch_loses_no_change(
     assert not watcher.violations
     assert frontend.client.endpoint != behind_streams.endpoint
     await watcher.close()
+
+
+async def test_lease_grant_time_to_live_and_revoke(etcd_client):
+    lease = await etcd_client.lease_grant(30)
+    assert 0 < await etcd_client.lease_time_to_live(lease) <= 30
+    await etcd_client.lease_revoke(lease)
+    assert await etcd_client.lease_time_to_live(lease) == -1
+    await etcd_client.lease_revoke(lease)  # revoking a lease that is gone is not an error
