@@ -8,6 +8,12 @@
     GET  /admin/evictor      eviction as this frontend sees it: leader?, last sweep, evicted
     GET  /admin/push         {"enabled": true|false}
     PUT  /admin/push         {"enabled": false} holds pushes; true resumes (subscribers resync)
+    GET  /admin/suspects     members held as SUSPECT by the eviction budget, with their deadline
+    POST /admin/suspects/confirm  {"nodes": [{"datacenter", "type", "id"}]} or {"datacenter": dc}:
+                             remove those suspects now (reason EVICTED)
+    POST /admin/suspects/cancel   same body: put them back UP for one more TTL
+    GET  /admin/audit        ?datacenter=&type=&id=: every recorded transition of the node and
+                             its cause ("why did node X leave?")
 
 Writes need `Authorization: Bearer <admin_token>` when an admin token is configured.
 """
@@ -21,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from registry_service.domain import Node, Scope
+from registry_service.domain import Node, NodeKey, Scope
+from registry_service.errors import InvalidArgumentError, RegistryError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from registry_service.app import Frontend
@@ -60,6 +67,10 @@ class AdminServer:
                 web.get("/admin/evictor", self.evictor),
                 web.get("/admin/push", self.push),
                 web.put("/admin/push", self.set_push),
+                web.get("/admin/suspects", self.suspects),
+                web.post("/admin/suspects/confirm", self.confirm_suspects),
+                web.post("/admin/suspects/cancel", self.cancel_suspects),
+                web.get("/admin/audit", self.audit),
             ]
         )
         self._runner = web.AppRunner(app, access_log=None)
@@ -136,7 +147,8 @@ class AdminServer:
         )
 
     async def evictor(self, request: web.Request) -> web.Response:
-        status = self._frontend.evictor.status
+        evictor = self._frontend.evictor
+        status, policy = evictor.status, evictor.policy
         return self._json(
             {
                 "frontend": self._frontend.frontend_id,
@@ -144,19 +156,128 @@ class AdminServer:
                 "leader": status.leader,
                 "leader_since": status.leader_since or None,
                 "last_sweep": status.last_sweep or None,
-                "evicted": status.evicted,
-                "pending": status.pending,
+                "dry_run": status.dry_run,
+                "removed": dict(status.removed),
+                "suspected": status.suspected,
+                "policy": {
+                    "ratio": policy.ratio,
+                    "minimum": policy.minimum,
+                    "window_seconds": policy.window_seconds,
+                    "ceiling_seconds": policy.ceiling_seconds,
+                },
+                "datacenters": {
+                    dc: {
+                        "members": budget.members,
+                        "budget": budget.budget,
+                        "spent": budget.spent,
+                        "silent": budget.silent,
+                        "suspects": budget.suspects,
+                        "self_preservation": budget.preserving,
+                    }
+                    for dc, budget in sorted(status.plan.datacenters.items())
+                },
+                # What the last sweep decided (in dry-run mode: what it would have done).
+                "last_plan": [
+                    {"node": decision.key.path, "action": decision.action.value}
+                    for decision in status.plan.decisions[:1000]
+                ],
+            }
+        )
+
+    async def suspects(self, request: web.Request) -> web.Response:
+        ceiling = self._frontend.evictor.policy.ceiling_seconds
+        return self._json(
+            {
+                "suspects": [
+                    {
+                        **node_json(registration.node),
+                        "suspect_since": registration.suspect_since,
+                        "removed_at_the_latest": registration.suspect_since + ceiling,
+                    }
+                    for registration in self._frontend.registry.suspects()
+                ]
+            }
+        )
+
+    async def confirm_suspects(self, request: web.Request) -> web.Response:
+        return await self._settle(request, evict=True)
+
+    async def cancel_suspects(self, request: web.Request) -> web.Response:
+        return await self._settle(request, evict=False)
+
+    async def _settle(self, request: web.Request, *, evict: bool) -> web.Response:
+        refused = self._refuse_unauthorized(request)
+        if refused is not None:
+            return refused
+        try:
+            body = await request.json()
+            if "datacenter" in body:
+                keys = [
+                    registration.node.key
+                    for registration in self._frontend.registry.suspects()
+                    if registration.node.datacenter == body["datacenter"]
+                ]
+            else:
+                keys = [NodeKey(n["datacenter"], n["type"], n["id"]) for n in body["nodes"]]
+        except (ValueError, KeyError, TypeError):
+            return self._json(
+                {
+                    "error": 'send {"nodes": [{"datacenter": ..., "type": ..., "id": ...}]} or '
+                    '{"datacenter": ...}'
+                },
+                400,
+            )
+        results: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            try:
+                results[key.path] = {
+                    "revision": await self._frontend.registry.settle_suspect(key, evict=evict)
+                }
+            except RegistryError as err:
+                results[key.path] = {"error": str(err)}
+        return self._json({"action": "confirm" if evict else "cancel", "nodes": results})
+
+    async def audit(self, request: web.Request) -> web.Response:
+        try:
+            key = NodeKey(request.query["datacenter"], request.query["type"], request.query["id"])
+            entries = await self._frontend.registry.audit(key)
+        except KeyError:
+            return self._json({"error": "give ?datacenter=...&type=...&id=..."}, 400)
+        except InvalidArgumentError as err:
+            return self._json({"error": str(err)}, 400)
+        except StoreUnavailableError as err:
+            return self._json({"error": str(err)}, 503)
+        return self._json(
+            {
+                "node": key.path,
+                "entries": [
+                    {
+                        "revision": entry.revision,
+                        "time": entry.time,
+                        "cause": entry.cause.value,
+                        "incarnation": entry.incarnation,
+                        "frontend": entry.frontend,
+                        "detail": entry.detail,
+                    }
+                    for entry in entries
+                ],
             }
         )
 
     async def push(self, request: web.Request) -> web.Response:
         return self._json({"enabled": self._frontend.hub.push_enabled})
 
-    async def set_push(self, request: web.Request) -> web.Response:
+    def _refuse_unauthorized(self, request: web.Request) -> web.Response | None:
         if self._token:
             given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
             if not hmac.compare_digest(given.encode(), self._token.encode()):
                 return self._json({"error": "admin writes need Authorization: Bearer <token>"}, 401)
+        return None
+
+    async def set_push(self, request: web.Request) -> web.Response:
+        refused = self._refuse_unauthorized(request)
+        if refused is not None:
+            return refused
         try:
             body = await request.json()
             enabled = body["enabled"]

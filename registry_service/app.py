@@ -25,6 +25,7 @@ from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.registry import Registry
 from registry_service.rpc.server import build_server, set_serving
 from registry_service.rpc.servicer import RegistryServicer
+from registry_service.self_preservation import BudgetPolicy
 from registry_service.settings import Settings
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
@@ -59,7 +60,12 @@ class Frontend:
             ),
             observe=self.metrics.observe_etcd,
         )
-        self.store = EtcdRegistryStore(self.client, settings.prefix, self.frontend_id)
+        self.store = EtcdRegistryStore(
+            self.client,
+            settings.prefix,
+            self.frontend_id,
+            audit_retention_seconds=settings.audit_retention_seconds,
+        )
         self.hub = WatchHub(
             self.store,
             history_revisions=settings.watch_history_revisions,
@@ -73,6 +79,13 @@ class Frontend:
             lease_ttl_seconds=settings.evictor_lease_ttl_seconds,
             poll_seconds=settings.evictor_poll_seconds,
             reconcile_seconds=settings.evictor_reconcile_seconds,
+            policy=BudgetPolicy(
+                ratio=settings.eviction_budget_ratio,
+                minimum=settings.eviction_budget_minimum,
+                window_seconds=settings.eviction_window_seconds,
+                ceiling_seconds=settings.suspect_ceiling_seconds,
+            ),
+            dry_run=settings.evictor_dry_run,
         )
         self.registry = Registry(
             self.store,

@@ -35,6 +35,22 @@ class RemovalReason(enum.Enum):
     EVICTED = "EVICTED"
 
 
+class AuditCause(enum.Enum):
+    """Why a membership transition happened; recorded with each one (docs/reliability.md)."""
+
+    REGISTERED = "REGISTERED"
+    UPDATED = "UPDATED"
+    DEREGISTERED = "DEREGISTERED"
+    EXPIRED = "EXPIRED"  # stopped renewing; removed by the evictor within the budget
+    REPLACED = "REPLACED"  # expired, then the id registered anew before the evictor removed it
+    SUSPECTED = "SUSPECTED"  # stopped renewing beyond the eviction budget: held as SUSPECT
+    RESTORED = "RESTORED"  # a suspect renewed or re-registered: UP again
+    BUDGET_RELEASED = "BUDGET_RELEASED"  # a suspect removed once the budget allowed it
+    CEILING = "CEILING"  # a suspect removed after the hard ceiling
+    OPERATOR_EVICTED = "OPERATOR_EVICTED"
+    OPERATOR_RESTORED = "OPERATOR_RESTORED"
+
+
 class Consistency(enum.Enum):
     LINEARIZABLE = "LINEARIZABLE"
     CACHED = "CACHED"
@@ -88,6 +104,7 @@ class Registration:
     token_hash: str
     idempotency_hash: str = ""
     sealed_token: str = ""
+    suspect_since: float = 0.0  # wall-clock time it became SUSPECT (shared by every frontend)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +113,19 @@ class Identity:
 
     incarnation: int
     removal_reason: RemovalReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One recorded membership transition: what happened to which incarnation, when, and why."""
+
+    key: NodeKey
+    cause: AuditCause
+    incarnation: int
+    time: float
+    frontend: str
+    revision: int = 0
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,32 +4,43 @@ Leadership comes from an etcd election. Every removal is one transaction that al
 member is unchanged, that its live key is still absent and that this frontend still leads (its
 election key exists), so a stale view or a deposed leader can never remove a live node.
 
-`select_evictions` is the single place that decides which expired members go now: the eviction
-budget (self-preservation) belongs there.
+What happens to each expired member is decided by the eviction budget in `self_preservation.py`:
+removed, held as SUSPECT, or (a suspect) released or removed at the ceiling. In dry-run mode the
+evictor decides and reports, and writes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from registry_service.domain import NodeKey, RemovalReason
+from registry_service.domain import AuditCause, NodeStatus, RemovalReason
 from registry_service.errors import StoreUnavailableError
-from registry_service.store.base import Member, RegistryStore, StoredNode
+from registry_service.self_preservation import (
+    Action,
+    BudgetPolicy,
+    Decision,
+    EvictionLedger,
+    EvictionPlan,
+    plan_evictions,
+)
+from registry_service.store.base import RegistryStore, StoredNode
 from registry_service.watch_hub import WatchHub
 
 log = logging.getLogger(__name__)
 
-
-def select_evictions(
-    expired: Sequence[tuple[NodeKey, Member]],
-) -> list[tuple[NodeKey, Member]]:
-    """Which expired members to remove now. Today: all of them, oldest registration first."""
-    return sorted(expired, key=lambda item: item[1].mod_revision)
+_CAUSES = {
+    Action.EVICT: AuditCause.EXPIRED,
+    Action.RELEASE: AuditCause.BUDGET_RELEASED,
+    Action.CEILING: AuditCause.CEILING,
+}
+_CONCURRENT_WRITES = 32
 
 
 @dataclass
@@ -38,8 +49,14 @@ class EvictorStatus:
     leader: bool = False
     leader_since: float = 0.0
     last_sweep: float = 0.0
-    evicted: int = 0
-    pending: int = 0
+    dry_run: bool = False
+    plan: EvictionPlan = field(default_factory=EvictionPlan)
+    removed: collections.Counter[str] = field(default_factory=collections.Counter)
+    suspected: int = 0
+
+    @property
+    def evicted(self) -> int:
+        return sum(self.removed.values())
 
 
 class Evictor:
@@ -55,6 +72,9 @@ class Evictor:
         lease_ttl_seconds: int = 5,
         poll_seconds: float = 0.5,
         reconcile_seconds: float = 5.0,
+        policy: BudgetPolicy | None = None,
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -62,8 +82,15 @@ class Evictor:
         self._lease_ttl = lease_ttl_seconds
         self._poll = poll_seconds
         self._reconcile = reconcile_seconds
+        self._policy = policy or BudgetPolicy()
+        self._clock = clock
+        self._ledger = EvictionLedger(self._policy.window_seconds)
         self._election = store.election("evictor", candidate, lease_ttl_seconds, poll_seconds)
-        self.status = EvictorStatus()
+        self.status = EvictorStatus(dry_run=dry_run)
+
+    @property
+    def policy(self) -> BudgetPolicy:
+        return self._policy
 
     async def run(self) -> None:
         while True:
@@ -92,31 +119,81 @@ class Evictor:
             lost.cancel()
 
     async def sweep(self) -> int:
-        """Removes the expired members `select_evictions` picks; returns how many went."""
-        expired = self._hub.view.expired()
-        chosen = select_evictions(expired)
-        self.status.pending = len(expired) - len(chosen)
-        removed = 0
-        for key, member in chosen:
-            expected = StoredNode(
-                key=key,
-                revision=self._hub.revision,
-                registration=member.registration,
-                member_mod_revision=member.mod_revision,
+        """Carries out what the budget decides for every expired member; returns how many were
+        removed (none in dry-run mode)."""
+        view = self._hub.view
+        now = self._clock()
+        plan = plan_evictions(
+            view.expired(), view.datacenter_sizes(), self._ledger, self._policy, now
+        )
+        self.status.plan, self.status.last_sweep = plan, now
+        if self.status.dry_run or not plan.decisions:
+            return 0
+        writes = asyncio.Semaphore(_CONCURRENT_WRITES)
+
+        async def carry_out(decision: Decision) -> bool:
+            async with writes:
+                return await self._carry_out(decision, now)
+
+        done = await asyncio.gather(*(carry_out(decision) for decision in plan.decisions))
+        return sum(
+            1
+            for ok, decision in zip(done, plan.decisions, strict=True)
+            if ok and decision.action.removes
+        )
+
+    async def _carry_out(self, decision: Decision, now: float) -> bool:
+        key, member, action = decision.key, decision.member, decision.action
+        registration = member.registration
+        expected = StoredNode(
+            key=key,
+            revision=self._hub.revision,
+            registration=registration,
+            member_mod_revision=member.mod_revision,
+        )
+        budget = self.status.plan.datacenters.get(key.datacenter)
+        detail = (
+            f"budget {budget.budget} per {self._policy.window_seconds:g}s in {key.datacenter}, "
+            f"{budget.spent} spent, {budget.silent} silent"
+            if budget
+            else ""
+        )
+        if action is Action.SUSPECT:
+            suspect = dataclasses.replace(
+                registration,
+                node=dataclasses.replace(registration.node, status=NodeStatus.SUSPECT),
+                suspect_since=now,
             )
-            revision = await self._store.remove_member(
-                expected, RemovalReason.EXPIRED, only_if_not_live=True, fence=self._election.fence
+            revision = await self._store.mark_suspect(
+                suspect, expected, fence=self._election.fence, detail=detail
             )
             if revision is not None:
-                removed += 1
-                log.info(
-                    "evictor: removed %s (incarnation %d): lease expired",
-                    key,
-                    member.registration.node.incarnation,
+                self.status.suspected += 1
+                log.warning(
+                    "evictor: %s stopped renewing beyond the budget: SUSPECT (%s)", key, detail
                 )
-        self.status.evicted += removed
-        self.status.last_sweep = time.time()
-        return removed
+            return revision is not None
+        if action.spends_budget:
+            # Booked before the write, so that concurrent writes never overspend the budget.
+            self._ledger.record(key.datacenter, now)
+        revision = await self._store.remove_member(
+            expected,
+            RemovalReason.EXPIRED,
+            cause=_CAUSES[action],
+            only_if_not_live=True,
+            fence=self._election.fence,
+            detail=detail,
+        )
+        if revision is None:
+            return False
+        self.status.removed[_CAUSES[action].value] += 1
+        log.info(
+            "evictor: removed %s (incarnation %d): %s",
+            key,
+            registration.node.incarnation,
+            _CAUSES[action].value.lower().replace("_", " "),
+        )
+        return True
 
     async def close(self) -> None:
         """Resigns so that another frontend takes over at once."""

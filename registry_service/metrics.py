@@ -149,13 +149,38 @@ class _StateCollector(Collector):
             "Time since the frontend's etcd watch last spoke.",
             value=hub.age_seconds,
         )
+        status = evictor.status
         evictions = CounterMetricFamily(
             "noderegistry_evictions",
-            "Members removed by the evictor, by reason.",
-            labels=("reason",),
+            "Members removed by this frontend's evictor, by cause (EXPIRED, BUDGET_RELEASED, "
+            "CEILING).",
+            labels=("cause",),
         )
-        evictions.add_metric(("EXPIRED",), evictor.status.evicted)
+        for cause, count in sorted(status.removed.items()):
+            evictions.add_metric((cause,), count)
         yield evictions
+        yield CounterMetricFamily(
+            "noderegistry_suspects_marked",
+            "Expired members this frontend's evictor held as SUSPECT (over the eviction budget).",
+            value=status.suspected,
+        )
+        preserving = GaugeMetricFamily(
+            "noderegistry_self_preservation",
+            "1 while a datacenter holds silent members as SUSPECT instead of removing them (the "
+            "alarm), as the evictor last planned; only the leading evictor reports it.",
+            labels=("datacenter",),
+        )
+        remaining = GaugeMetricFamily(
+            "noderegistry_eviction_budget_remaining",
+            "Evictions a datacenter may still have in the current window (leading evictor only).",
+            labels=("datacenter",),
+        )
+        if status.leader:
+            for datacenter, budget in sorted(status.plan.datacenters.items()):
+                preserving.add_metric((datacenter,), int(budget.preserving))
+                remaining.add_metric((datacenter,), max(0, budget.budget - budget.spent))
+        yield preserving
+        yield remaining
         yield GaugeMetricFamily(
             "noderegistry_evictor_leader",
             "1 while this frontend leads eviction.",

@@ -5,6 +5,7 @@ Register is an idempotent upsert over guarded store writes:
   2. live and the idempotency key matches: the same registration again (token unsealed);
      live and the token matches: an update (address, metadata, status, TTL);
      live otherwise: ALREADY_EXISTS;
+     SUSPECT (held by the eviction budget) and the same owner: put it back UP on a new lease;
      member left behind by an expired lease: remove it (reason EXPIRED), then go on as absent;
      absent: grant a lease and create live key, member and identity (incarnation + 1) at once;
   3. a guarded write that finds the node changed goes back to 1.
@@ -19,11 +20,14 @@ import time
 from dataclasses import dataclass
 
 from registry_service.domain import (
+    AuditCause,
+    AuditEntry,
     Consistency,
     Limits,
     Node,
     NodeKey,
     NodeList,
+    NodeStatus,
     Registration,
     RemovalReason,
     Scope,
@@ -61,6 +65,10 @@ class RegisterResult:
     ttl_seconds: int
     token: str
     revision: int
+
+
+def _restored_status(status: NodeStatus) -> NodeStatus:
+    return NodeStatus.UP if status is NodeStatus.SUSPECT else status
 
 
 class Registry:
@@ -163,9 +171,24 @@ class Registry:
                 f"{current.node.incarnation}); present its token to update it, or wait "
                 f"until it deregisters or its {current.ttl_seconds}s TTL runs out"
             )
+        if current is not None and current.node.status is NodeStatus.SUSPECT:
+            if idempotency_hash and current.idempotency_hash == idempotency_hash:
+                # The same registration retried while held as a suspect: UP again, same token.
+                return await self._restore(
+                    stored,
+                    current.node,
+                    unseal_token(current.sealed_token, idempotency_key),
+                    ttl,
+                    lease_id,
+                    AuditCause.RESTORED,
+                )
+            if token_matches(token, current.token_hash):
+                return await self._restore(stored, node, token, ttl, lease_id, AuditCause.RESTORED)
         if current is not None:
-            # Its lease expired and the evictor has not removed it yet: do it now.
-            await self._store.remove_member(stored, RemovalReason.EXPIRED, only_if_not_live=True)
+            # Its lease expired (and another owner claims a suspect): the old one goes now.
+            await self._store.remove_member(
+                stored, RemovalReason.EXPIRED, cause=AuditCause.REPLACED, only_if_not_live=True
+            )
             return None, lease_id
         return await self._create(node, ttl, idempotency_key, idempotency_hash, stored, lease_id)
 
@@ -195,6 +218,29 @@ class Registry:
         revision = await self._store.create_registration(registration, stored)
         if revision is None:
             return None, lease_id  # the node changed: retry with the same lease
+        return RegisterResult(node, ttl, token, revision), 0
+
+    async def _restore(
+        self,
+        stored: StoredNode,
+        node: Node,
+        token: str,
+        ttl: int,
+        lease_id: int,
+        cause: AuditCause,
+    ) -> tuple[RegisterResult | None, int]:
+        """Puts a SUSPECT member back UP on lease_id; returns (result, 0) or (None, lease_id)."""
+        current = stored.registration
+        assert current is not None
+        node = dataclasses.replace(
+            node, incarnation=current.node.incarnation, status=_restored_status(node.status)
+        )
+        registration = dataclasses.replace(
+            current, node=node, lease_id=lease_id, ttl_seconds=ttl, suspect_since=0.0
+        )
+        revision = await self._store.restore_registration(registration, stored, cause)
+        if revision is None:
+            return None, lease_id
         return RegisterResult(node, ttl, token, revision), 0
 
     async def _update(
@@ -238,9 +284,9 @@ class Registry:
                 raise NodeNotFoundError(
                     f"no live registration of {key} with this token; register again"
                 )
-        return await self._renew(key, registration.lease_id)
+        return await self._renew(key, token, registration.lease_id)
 
-    async def _renew(self, key: NodeKey, lease_id: int) -> int:
+    async def _renew(self, key: NodeKey, token: str, lease_id: int) -> int:
         now = time.monotonic()
         recent = self._recent_renewals.get(lease_id)
         if recent is not None and now - recent[0] < self._coalesce:
@@ -248,11 +294,33 @@ class Registry:
         ttl = await self._store.renew_lease(lease_id)
         if ttl <= 0:
             self._recent_renewals.pop(lease_id, None)
-            raise NodeNotFoundError(f"the lease of {key} has expired; register again")
+            return await self._renew_suspect(key, token)
         if len(self._recent_renewals) > 100_000:
             self._forget_old_renewals(now)
         self._recent_renewals[lease_id] = (now, ttl)
         return ttl
+
+    async def _renew_suspect(self, key: NodeKey, token: str) -> int:
+        """A renewal whose lease is gone: a SUSPECT (held by the eviction budget) goes back UP on a
+        new lease, without the node noticing; anything else must register again."""
+        for _ in range(_MAX_ATTEMPTS):
+            stored = await self._store.read_node(key)
+            current = stored.registration
+            if (
+                current is None
+                or stored.live
+                or current.node.status is not NodeStatus.SUSPECT
+                or not token_matches(token, current.token_hash)
+            ):
+                raise NodeNotFoundError(f"the lease of {key} has expired; register again")
+            lease_id = await self._store.grant_lease(current.ttl_seconds)
+            result, unused = await self._restore(
+                stored, current.node, token, current.ttl_seconds, lease_id, AuditCause.RESTORED
+            )
+            if result is not None:
+                return result.ttl_seconds
+            self._revoke_later(unused)
+        raise ConcurrentModificationError(f"node {key} changed while renewing; retry")
 
     def _forget_old_renewals(self, now: float) -> None:
         self._recent_renewals = {
@@ -270,13 +338,64 @@ class Registry:
             registration = stored.registration
             if registration is None or not token_matches(token, registration.token_hash):
                 raise NodeNotFoundError(f"no registration of {key} with this token")
-            revision = await self._store.remove_member(stored, RemovalReason.DEREGISTERED)
+            revision = await self._store.remove_member(
+                stored, RemovalReason.DEREGISTERED, cause=AuditCause.DEREGISTERED
+            )
             if revision is not None:
                 self._recent_renewals.pop(registration.lease_id, None)
                 with contextlib.suppress(StoreUnavailableError):
                     await self._store.revoke_lease(registration.lease_id)
                 return revision
         raise ConcurrentModificationError(f"node {key} changed while deregistering; retry")
+
+    # -- Operator decisions on suspects ------------------------------------------------------
+
+    def suspects(self) -> list[Registration]:
+        """Every SUSPECT member in this frontend's view, oldest suspicion first."""
+        view = self._hub.view
+        held = [
+            view.members[key].registration
+            for key in view.expired_keys
+            if view.members[key].registration.node.status is NodeStatus.SUSPECT
+        ]
+        return sorted(held, key=lambda registration: registration.suspect_since)
+
+    async def settle_suspect(self, key: NodeKey, *, evict: bool) -> int:
+        """An operator's decision on a suspect: evict it now (REMOVED, reason EVICTED), or cancel
+        its eviction (UP again on a new lease of its TTL: it has one more TTL to renew)."""
+        key = validate_key(key, self._limits)
+        for _ in range(_MAX_ATTEMPTS):
+            stored = await self._store.read_node(key)
+            current = stored.registration
+            if current is None or stored.live or current.node.status is not NodeStatus.SUSPECT:
+                raise NodeNotFoundError(f"{key} is not a SUSPECT member")
+            if evict:
+                revision = await self._store.remove_member(
+                    stored,
+                    RemovalReason.EVICTED,
+                    cause=AuditCause.OPERATOR_EVICTED,
+                    only_if_not_live=True,
+                )
+                if revision is not None:
+                    return revision
+                continue
+            lease_id = await self._store.grant_lease(current.ttl_seconds)
+            result, unused = await self._restore(
+                stored,
+                current.node,
+                "",
+                current.ttl_seconds,
+                lease_id,
+                AuditCause.OPERATOR_RESTORED,
+            )
+            if result is not None:
+                return result.revision
+            self._revoke_later(unused)
+        raise ConcurrentModificationError(f"node {key} changed while settling it; retry")
+
+    async def audit(self, key: NodeKey) -> list[AuditEntry]:
+        """Why the node joined, changed and left, as far back as the audit retention."""
+        return await self._store.read_audit(validate_key(key, self._limits))
 
     # -- GetNodes / WatchNodes ----------------------------------------------------------------
 

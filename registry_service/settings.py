@@ -97,6 +97,22 @@ class Settings:
     evictor_reconcile_seconds: float = _setting(
         5.0, "the evictor re-checks every member at least this often, besides reacting to changes"
     )
+    evictor_dry_run: bool = _setting(
+        False, "the evictor decides and reports (admin, metrics, logs) but removes nothing"
+    )
+    eviction_budget_ratio: float = _setting(
+        0.15, "share of a datacenter's members that may expire per window; the rest turn SUSPECT"
+    )
+    eviction_budget_minimum: int = _setting(
+        2, "expired members a datacenter may always lose per window, whatever its size"
+    )
+    eviction_window_seconds: float = _setting(60.0, "the sliding window of the eviction budget")
+    suspect_ceiling_seconds: float = _setting(
+        900.0, "a SUSPECT member still silent after this long is removed, whatever the budget"
+    )
+    audit_retention_seconds: int = _setting(
+        86_400, "how long etcd keeps each membership transition's cause (0 records none)"
+    )
 
     @property
     def prefix(self) -> str:

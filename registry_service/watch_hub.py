@@ -175,6 +175,13 @@ class ClusterView:
             age_seconds=age_seconds,
         )
 
+    def datacenter_sizes(self) -> dict[str, int]:
+        """How many members each datacenter has."""
+        sizes: dict[str, int] = {}
+        for (datacenter, _), group in self.groups.items():
+            sizes[datacenter] = sizes.get(datacenter, 0) + len(group)
+        return sizes
+
     def expired(self) -> list[tuple[NodeKey, Member]]:
         """Members whose live key is gone: they stopped renewing."""
         return [(key, self.members[key]) for key in self.expired_keys]

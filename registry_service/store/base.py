@@ -2,7 +2,8 @@
 
 `store/etcd.py` is the implementation; nothing above the store knows etcd's types. Every write is
 conditional on what the caller read (`expected`): a write whose condition no longer holds changes
-nothing and returns None, so callers re-read and decide again.
+nothing and returns None, so callers re-read and decide again. Every write that changes a
+membership records an audit entry (its cause) in the same transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from registry_service.domain import Identity, NodeKey, Registration, RemovalReason
+from registry_service.domain import (
+    AuditCause,
+    AuditEntry,
+    Identity,
+    NodeKey,
+    Registration,
+    RemovalReason,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +139,34 @@ class RegistryStore(Protocol):
         """Replaces a live member record (and moves its live key to the registration's lease), if
         the member record is unchanged since `expected`. Returns the revision, or None."""
 
+    async def mark_suspect(
+        self, registration: Registration, expected: StoredNode, *, fence: bytes, detail: str
+    ) -> int | None:
+        """Rewrites a member whose live key is gone as `registration` (status SUSPECT), if it is
+        unchanged since `expected` and the caller still leads. Returns the revision, or None."""
+
+    async def restore_registration(
+        self, registration: Registration, expected: StoredNode, cause: AuditCause
+    ) -> int | None:
+        """Puts a member whose live key is gone back on `registration`'s (new) lease, if it is
+        unchanged since `expected`. Returns the revision, or None."""
+
     async def remove_member(
         self,
         expected: StoredNode,
         reason: RemovalReason,
         *,
+        cause: AuditCause,
         only_if_not_live: bool = False,
         fence: bytes = b"",
+        detail: str = "",
     ) -> int | None:
         """Deletes member record and live key and records why in the identity, if the member is
         unchanged since `expected` (and, with only_if_not_live, its live key is gone; with a fence,
         the caller still leads). Returns the revision, or None."""
+
+    async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
+        """The node's recorded transitions still within the audit retention, oldest first."""
 
     async def current_revision(self) -> int:
         """etcd's current revision, by a linearizable read."""

@@ -10,9 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
-from registry_service.domain import Identity, NodeKey, Registration, RemovalReason
+import grpc
+
+from registry_service.domain import (
+    AuditCause,
+    AuditEntry,
+    Identity,
+    NodeKey,
+    Registration,
+    RemovalReason,
+)
 from registry_service.errors import StoreUnavailableError
 from registry_service.store._etcdpb import rpc_pb2 as pb
 from registry_service.store.base import (
@@ -31,8 +41,10 @@ from registry_service.store.etcd_client import EtcdClient, WatchBatch, prefix_en
 from registry_service.store.keys import KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
+    decode_audit,
     decode_identity,
     decode_registration,
+    encode_audit,
     encode_identity,
     encode_registration,
 )
@@ -72,13 +84,54 @@ def _get(key: bytes) -> pb.RequestOp:
     return pb.RequestOp(request_range=pb.RangeRequest(key=key))
 
 
+def _lease_not_found(err: StoreUnavailableError) -> bool:
+    cause = err.__cause__
+    return isinstance(cause, grpc.aio.AioRpcError) and "lease not found" in (cause.details() or "")
+
+
+class _AuditLeases:
+    """Audit records expire on their own: each rides on a lease that is never renewed.
+
+    A fresh lease of `retention` seconds is granted every retention/24, so a record lives between
+    23/24 of the retention and all of it, and no process has to delete old records.
+    """
+
+    def __init__(self, client: EtcdClient, retention_seconds: int) -> None:
+        self._client = client
+        self.retention = retention_seconds
+        self._lease = 0
+        self._granted_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def current(self) -> int:
+        now = time.monotonic()
+        if self._lease and now - self._granted_at < self.retention / 24:
+            return self._lease
+        async with self._lock:
+            if not self._lease or now - self._granted_at >= self.retention / 24:
+                self._lease = await self._client.lease_grant(self.retention)
+                self._granted_at = time.monotonic()
+            return self._lease
+
+    def forget(self) -> None:
+        self._lease = 0
+
+
 class EtcdRegistryStore:
     """RegistryStore on etcd (see store/base.py for the contract of each method)."""
 
-    def __init__(self, client: EtcdClient, prefix: str, frontend_id: str) -> None:
+    def __init__(
+        self,
+        client: EtcdClient,
+        prefix: str,
+        frontend_id: str,
+        *,
+        audit_retention_seconds: int = 86_400,
+    ) -> None:
         self._client = client
         self.keys = Keyspace(prefix)
         self._frontend_id = frontend_id
+        self._audit = _AuditLeases(client, audit_retention_seconds)
 
     @property
     def client(self) -> EtcdClient:
@@ -121,9 +174,34 @@ class EtcdRegistryStore:
     async def renew_lease(self, lease_id: int) -> int:
         return await self._client.renewer.renew(lease_id)
 
-    async def _guarded(self, compare: list[pb.Compare], success: list[pb.RequestOp]) -> int | None:
-        response = await self._client.txn(pb.TxnRequest(compare=compare, success=success))
-        return int(response.header.revision) if response.succeeded else None
+    async def _guarded(
+        self,
+        compare: list[pb.Compare],
+        success: list[pb.RequestOp],
+        audit: tuple[NodeKey, AuditCause, int, str],
+    ) -> int | None:
+        """One guarded transaction that also records its audit entry (key, cause, incarnation,
+        detail). A lapsed audit lease is replaced once: the transaction did not apply."""
+        for attempt in range(2):
+            ops = list(success)
+            if self._audit.retention > 0:
+                ops.append(await self._audit_op(*audit))
+            try:
+                response = await self._client.txn(pb.TxnRequest(compare=compare, success=ops))
+            except StoreUnavailableError as err:
+                if attempt == 0 and self._audit.retention > 0 and _lease_not_found(err):
+                    self._audit.forget()
+                    continue
+                raise
+            return int(response.header.revision) if response.succeeded else None
+        raise AssertionError("unreachable")
+
+    async def _audit_op(
+        self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str
+    ) -> pb.RequestOp:
+        now_ns = time.time_ns()
+        entry = AuditEntry(key, cause, incarnation, now_ns / 1e9, self._frontend_id, detail=detail)
+        return _put(self.keys.audit(key, now_ns), encode_audit(entry), await self._audit.current())
 
     async def create_registration(
         self, registration: Registration, expected: StoredNode
@@ -140,6 +218,7 @@ class EtcdRegistryStore:
                 _put(self.keys.member(key), encode_registration(registration)),
                 _put(self.keys.identity(key), encode_identity(identity)),
             ],
+            (key, AuditCause.REGISTERED, registration.node.incarnation, ""),
         )
 
     async def update_registration(
@@ -155,6 +234,37 @@ class EtcdRegistryStore:
                 _put(self.keys.live(key), b"", registration.lease_id),
                 _put(self.keys.member(key), encode_registration(registration)),
             ],
+            (key, AuditCause.UPDATED, registration.node.incarnation, ""),
+        )
+
+    async def mark_suspect(
+        self, registration: Registration, expected: StoredNode, *, fence: bytes, detail: str
+    ) -> int | None:
+        key = registration.node.key
+        return await self._guarded(
+            [
+                _unchanged_since(self.keys.member(key), expected.member_mod_revision),
+                _absent(self.keys.live(key)),
+                _present(fence),
+            ],
+            [_put(self.keys.member(key), encode_registration(registration))],
+            (key, AuditCause.SUSPECTED, registration.node.incarnation, detail),
+        )
+
+    async def restore_registration(
+        self, registration: Registration, expected: StoredNode, cause: AuditCause
+    ) -> int | None:
+        key = registration.node.key
+        return await self._guarded(
+            [
+                _unchanged_since(self.keys.member(key), expected.member_mod_revision),
+                _absent(self.keys.live(key)),
+            ],
+            [
+                _put(self.keys.live(key), b"", registration.lease_id),
+                _put(self.keys.member(key), encode_registration(registration)),
+            ],
+            (key, cause, registration.node.incarnation, ""),
         )
 
     async def remove_member(
@@ -162,8 +272,10 @@ class EtcdRegistryStore:
         expected: StoredNode,
         reason: RemovalReason,
         *,
+        cause: AuditCause,
         only_if_not_live: bool = False,
         fence: bytes = b"",
+        detail: str = "",
     ) -> int | None:
         key = expected.key
         compare = [_unchanged_since(self.keys.member(key), expected.member_mod_revision)]
@@ -182,7 +294,18 @@ class EtcdRegistryStore:
                     encode_identity(Identity(incarnation=incarnation, removal_reason=reason)),
                 ),
             ],
+            (key, cause, incarnation, detail),
         )
+
+    async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
+        _, kvs = await self._client.range_prefix(self.keys.audit_of(key))
+        entries = []
+        for kv in kvs:
+            try:
+                entries.append(decode_audit(key, kv.value, int(kv.mod_revision)))
+            except RecordError as err:
+                log.warning("ignoring unreadable audit record %s: %s", kv.key, err)
+        return sorted(entries, key=lambda entry: entry.revision)
 
     async def current_revision(self) -> int:
         return await self._client.current_revision(self.keys.root)

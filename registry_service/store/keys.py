@@ -5,6 +5,7 @@ members/<dc>/<type>/<id>    the membership record (JSON): what watchers see
 identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no lease)
 election/evictor/<lease>    candidates for evictor; the lowest create revision leads
 barrier/<frontend>          written to push a frontend's watch to etcd's current revision
+audit/<dc>/<type>/<id>/<t>  one membership transition and its cause, on an expiring audit lease
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class KeyKind(enum.Enum):
     IDENTITY = "identity"
     ELECTION = "election"
     BARRIER = "barrier"
+    AUDIT = "audit"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,13 @@ class Keyspace:
 
     def identity(self, key: NodeKey) -> bytes:
         return self._node(KeyKind.IDENTITY, key)
+
+    def audit(self, key: NodeKey, time_ns: int) -> bytes:
+        return f"{self.prefix}{KeyKind.AUDIT.value}/{key.path}/{time_ns:020d}".encode()
+
+    def audit_of(self, key: NodeKey) -> bytes:
+        """The prefix of one node's audit records (oldest first in key order)."""
+        return f"{self.prefix}{KeyKind.AUDIT.value}/{key.path}/".encode()
 
     @property
     def root(self) -> bytes:
@@ -62,7 +71,7 @@ class Keyspace:
             kind = KeyKind(kind_name)
         except ValueError:
             return None
-        if kind in (KeyKind.ELECTION, KeyKind.BARRIER):
+        if kind in (KeyKind.ELECTION, KeyKind.BARRIER, KeyKind.AUDIT):
             return kind, None
         parts = rest.split("/")
         if len(parts) != 3 or not all(parts):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import json
 
-from registry_service.domain import Identity, Node, NodeStatus, Registration, RemovalReason
+from registry_service.domain import (
+    AuditCause,
+    AuditEntry,
+    Identity,
+    Node,
+    NodeKey,
+    NodeStatus,
+    Registration,
+    RemovalReason,
+)
 
 RECORD_VERSION = 1
 
@@ -30,6 +39,7 @@ def encode_registration(registration: Registration) -> bytes:
             "token_sha256": registration.token_hash,
             "idempotency_sha256": registration.idempotency_hash,
             "sealed_token": registration.sealed_token,
+            **({"suspect_since": registration.suspect_since} if registration.suspect_since else {}),
         },
         separators=(",", ":"),
         sort_keys=True,
@@ -55,6 +65,7 @@ def decode_registration(raw: bytes) -> Registration:
             token_hash=data["token_sha256"],
             idempotency_hash=data.get("idempotency_sha256", ""),
             sealed_token=data.get("sealed_token", ""),
+            suspect_since=float(data.get("suspect_since", 0.0)),
         )
     except (ValueError, KeyError, TypeError) as err:
         raise RecordError(f"not a membership record: {err}") from err
@@ -79,3 +90,34 @@ def decode_identity(raw: bytes) -> Identity:
         )
     except (ValueError, KeyError, TypeError) as err:
         raise RecordError(f"not an identity record: {err}") from err
+
+
+def encode_audit(entry: AuditEntry) -> bytes:
+    return json.dumps(
+        {
+            "v": RECORD_VERSION,
+            "cause": entry.cause.value,
+            "incarnation": entry.incarnation,
+            "time": round(entry.time, 3),
+            "frontend": entry.frontend,
+            "detail": entry.detail,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+
+
+def decode_audit(key: NodeKey, raw: bytes, revision: int) -> AuditEntry:
+    try:
+        data = json.loads(raw)
+        return AuditEntry(
+            key=key,
+            cause=AuditCause(data["cause"]),
+            incarnation=int(data["incarnation"]),
+            time=float(data["time"]),
+            frontend=str(data.get("frontend", "")),
+            revision=revision,
+            detail=str(data.get("detail", "")),
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise RecordError(f"not an audit record: {err}") from err

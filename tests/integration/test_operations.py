@@ -58,7 +58,7 @@ async def test_metrics_follow_nodes_subscribers_and_rpcs(start_frontend, connect
 
     # m1 stops renewing: it expires, is evicted, and the gauge follows.
     await recorder.wait_for_node("m1", present=False, timeout=10)
-    await eventually(lambda: metric(admin, "noderegistry_evictions_total", reason="EXPIRED"))
+    await eventually(lambda: metric(admin, "noderegistry_evictions_total", cause="EXPIRED"))
     assert await nodes() == 0
     await recorder.close()
     await eventually(lambda: _is_zero(metric(admin, "noderegistry_watch_subscribers")))
