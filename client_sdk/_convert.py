@@ -83,6 +83,7 @@ def node_list_from_pb(message: pb.GetNodesResponse) -> NodeList:
         revision=message.revision,
         datacenters=datacenters_from_pb(list(message.datacenters)),
         cache_age_seconds=message.cache_age_seconds,
+        stale=message.stale,
     )
 
 

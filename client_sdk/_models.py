@@ -136,7 +136,8 @@ class NodeList:
         revision: the etcd revision the list is complete up to.
         datacenters: datacenter -> its nodes, sorted by type and id.
         cache_age_seconds: for CACHED reads, how old the frontend's view was.
-        stale: for a NodeWatch holding back a suspicious shrink: the list is the last good one.
+        stale: the list may be out of date: the frontend cannot reach etcd (it serves its last
+            known list), or a NodeWatch is holding back a suspicious shrink.
     """
 
     revision: int

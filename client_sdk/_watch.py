@@ -129,6 +129,7 @@ class NodeWatch:
         self.reconnects = 0
         self.resyncs = 0
         self.shrinks_held = 0
+        self._frontend_stale = False
 
     # -- public -------------------------------------------------------------------------------
 
@@ -139,15 +140,16 @@ class NodeWatch:
 
     @property
     def stale(self) -> bool:
-        """True while a suspicious shrink is held back (the view is the last good list)."""
-        return self._held_since is not None
+        """True while the view may be out of date: the frontend said it cannot reach etcd (its
+        progress messages are marked stale), or a suspicious shrink is held back."""
+        return self._held_since is not None or self._frontend_stale
 
     def current(self) -> NodeList:
         """The local view: every node of the scope per datacenter, at its revision."""
         datacenters: dict[str, list[Node]] = {}
         for key in sorted(self._view):
             datacenters.setdefault(key.datacenter, []).append(self._view[key])
-        revision = self._view_revision if self.stale else self._revision
+        revision = self._view_revision if self._held_since is not None else self._revision
         return NodeList(
             revision=revision,
             datacenters={dc: tuple(nodes) for dc, nodes in datacenters.items()},
@@ -291,6 +293,7 @@ class NodeWatch:
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
         elif kind == "delta":
+            self._frontend_stale = False  # a change can only come from etcd
             delta = message.delta
             events = [_convert.event_from_pb(e, delta.revision) for e in delta.events]
             for event in events:
@@ -304,6 +307,7 @@ class NodeWatch:
             self._revision = delta.revision
             self._publish(None if delta.relisted else events)
         elif kind == "progress":
+            self._frontend_stale = message.progress.stale
             self._revision = max(self._revision, message.progress.revision)
             self._publish([])
 

@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from registry_service.domain import Node, NodeKey, Scope
 from registry_service.errors import InvalidArgumentError, RegistryError, StoreUnavailableError
+from registry_service.rpc.access import TokenTable
 
 if TYPE_CHECKING:
     from registry_service.app import Frontend
@@ -47,11 +48,14 @@ def node_json(node: Node) -> dict[str, Any]:
 
 
 class AdminServer:
-    def __init__(self, frontend: Frontend, listen: str, token: str) -> None:
+    def __init__(
+        self, frontend: Frontend, listen: str, token: str, tokens: TokenTable | None = None
+    ) -> None:
         self._frontend = frontend
         self._host, _, port = listen.rpartition(":")
         self._port = int(port)
         self._token = token
+        self._tokens = tokens or TokenTable({})
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -268,11 +272,18 @@ class AdminServer:
         return self._json({"enabled": self._frontend.hub.push_enabled})
 
     def _refuse_unauthorized(self, request: web.Request) -> web.Response | None:
-        if self._token:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), self._token.encode()):
-                return self._json({"error": "admin writes need Authorization: Bearer <token>"}, 401)
-        return None
+        """Admin writes need the admin token or a token with the admin scope, if either is set."""
+        if not self._token and not self._tokens.enabled:
+            return None
+        header = request.headers.get("Authorization", "")
+        given = header.removeprefix("Bearer ").strip()
+        if self._token and hmac.compare_digest(given.encode(), self._token.encode()):
+            return None
+        if self._tokens.allows([("authorization", header)], "admin"):
+            return None
+        return self._json(
+            {"error": "admin writes need Authorization: Bearer <token> (admin scope)"}, 401
+        )
 
     async def set_push(self, request: web.Request) -> web.Response:
         refused = self._refuse_unauthorized(request)

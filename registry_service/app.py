@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import socket
+import time
 
 import grpc.aio
 
@@ -23,7 +24,13 @@ from registry_service.embedded_etcd import EtcdServer
 from registry_service.evictor import Evictor
 from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.registry import Registry
-from registry_service.rpc.server import build_server, set_serving
+from registry_service.rpc.access import AuthInterceptor, TokenTable
+from registry_service.rpc.server import (
+    build_health_server,
+    build_server,
+    server_credentials,
+    set_serving,
+)
 from registry_service.rpc.servicer import RegistryServicer
 from registry_service.self_preservation import BudgetPolicy
 from registry_service.settings import Settings
@@ -71,6 +78,7 @@ class Frontend:
             history_revisions=settings.watch_history_revisions,
             queue_messages=settings.watch_queue_messages,
             progress_seconds=settings.watch_progress_seconds,
+            store_connected=lambda: self.client.watch_connected,
         )
         self.evictor = Evictor(
             self.store,
@@ -86,6 +94,7 @@ class Frontend:
                 ceiling_seconds=settings.suspect_ceiling_seconds,
             ),
             dry_run=settings.evictor_dry_run,
+            store_settled=self._store_settled,
         )
         self.registry = Registry(
             self.store,
@@ -94,17 +103,32 @@ class Frontend:
             sync_timeout_seconds=settings.etcd_request_timeout_seconds,
             coalesce_seconds=settings.keepalive_coalesce_seconds,
         )
+        self.tokens = TokenTable.load(settings.auth_tokens_file)
         self.servicer = RegistryServicer(
             self.registry,
             max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
             metrics=self.metrics,
+            tokens=self.tokens,
+            max_streams_per_peer=settings.max_streams_per_peer,
+            keepalive_max_messages_per_second=settings.keepalive_max_messages_per_second,
         )
         self.metrics.attach(self.hub, self.evictor)
-        self.admin = AdminServer(self, settings.admin_listen, settings.admin_token)
+        self.admin = AdminServer(self, settings.admin_listen, settings.admin_token, self.tokens)
         self.server: grpc.aio.Server | None = None
+        self.health_server: grpc.aio.Server | None = None
+        self.health_port = 0
         self._health = None
         self._evictor_task: asyncio.Task[None] | None = None
         self.port = 0
+
+    def _store_settled(self) -> bool:
+        """etcd has been reachable for the outage grace period (the evictor may act)."""
+        client = self.client
+        return (
+            client.watch_connected
+            and time.monotonic() - client.watch_connected_since
+            >= self.settings.evictor_outage_grace_seconds
+        )
 
     @property
     def address(self) -> str:
@@ -123,17 +147,32 @@ class Frontend:
 
     async def start(self, reuse_port: bool = False) -> None:
         await self.hub.start()
+        await self._wait_for_watch()
         self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
+        settings = self.settings
         self.server, self._health = build_server(
             self.servicer,
-            max_receive_message_bytes=self.settings.max_receive_message_bytes,
-            interceptors=[MetricsInterceptor(self.metrics)],
+            max_receive_message_bytes=settings.max_receive_message_bytes,
+            max_metadata_bytes=settings.max_metadata_bytes,
+            interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
         )
-        self.port = self.server.add_insecure_port(self.settings.listen)
+        if settings.tls_cert_file:
+            credentials = server_credentials(
+                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+            )
+            self.port = self.server.add_secure_port(settings.listen, credentials)
+        else:
+            self.port = self.server.add_insecure_port(settings.listen)
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.settings.listen}")
+            raise OSError(f"cannot listen on {settings.listen}")
         await self.server.start()
+        if settings.health_listen:
+            self.health_server = build_health_server(self._health, reuse_port)
+            self.health_port = self.health_server.add_insecure_port(settings.health_listen)
+            if self.health_port == 0:
+                raise OSError(f"cannot listen on {settings.health_listen}")
+            await self.health_server.start()
         await self.admin.start()
         await set_serving(self._health, True)
         log.info(
@@ -144,6 +183,15 @@ class Frontend:
             self.settings.prefix,
         )
 
+    async def _wait_for_watch(self) -> None:
+        """Serves only once the etcd watch is up: before, every write would be refused as if
+        etcd were down (store-outage mode)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.etcd_request_timeout_seconds):
+                await self.client.watch_up.wait()
+        if not self.client.watch_connected:
+            log.warning("the etcd watch is not up yet: serving cached lists, refusing writes")
+
     async def stop(self) -> None:
         self.stopping = True
         if self._health is not None:
@@ -152,6 +200,8 @@ class Frontend:
         await self.hub.close()
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_seconds)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         if self._evictor_task is not None:
             self._evictor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

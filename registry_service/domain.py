@@ -341,6 +341,7 @@ class NodeList:
     revision: int
     datacenters: tuple[DatacenterNodes, ...]
     age_seconds: float = 0.0
+    stale: bool = False  # the frontend cannot reach etcd; this is the last list it knew
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +365,8 @@ class DeltaMessage:
 @dataclass(frozen=True, slots=True)
 class ProgressMessage:
     revision: int
+    stale: bool = False
+    age_seconds: float = 0.0
 
 
 WatchMessage = SnapshotMessage | DeltaMessage | ProgressMessage

@@ -53,6 +53,7 @@ class EvictorStatus:
     plan: EvictionPlan = field(default_factory=EvictionPlan)
     removed: collections.Counter[str] = field(default_factory=collections.Counter)
     suspected: int = 0
+    held_by_outage: bool = False
 
     @property
     def evicted(self) -> int:
@@ -75,6 +76,7 @@ class Evictor:
         policy: BudgetPolicy | None = None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
+        store_settled: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -84,6 +86,7 @@ class Evictor:
         self._reconcile = reconcile_seconds
         self._policy = policy or BudgetPolicy()
         self._clock = clock
+        self._store_settled = store_settled
         self._ledger = EvictionLedger(self._policy.window_seconds)
         self._election = store.election("evictor", candidate, lease_ttl_seconds, poll_seconds)
         self.status = EvictorStatus(dry_run=dry_run)
@@ -110,7 +113,9 @@ class Evictor:
         try:
             while not lost.done():
                 await self.sweep()
-                changed = asyncio.create_task(self._hub.wait_for_change(self._reconcile))
+                # While held by an outage, look again soon: the grace ends without any change.
+                wait = self._poll if self.status.held_by_outage else self._reconcile
+                changed = asyncio.create_task(self._hub.wait_for_change(wait))
                 await asyncio.wait({lost, changed}, return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
             log.warning("evictor: %s lost its election lease", self._candidate)
@@ -121,6 +126,12 @@ class Evictor:
     async def sweep(self) -> int:
         """Carries out what the budget decides for every expired member; returns how many were
         removed (none in dry-run mode)."""
+        if not self._store_settled():
+            # Store outage, or just after one: nodes still renewing get the time to reach etcd
+            # again (and restore themselves) before anything is decided.
+            self.status.held_by_outage = True
+            return 0
+        self.status.held_by_outage = False
         view = self._hub.view
         now = self._clock()
         plan = plan_evictions(

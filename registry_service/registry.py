@@ -5,8 +5,9 @@ Register is an idempotent upsert over guarded store writes:
   2. live and the idempotency key matches: the same registration again (token unsealed);
      live and the token matches: an update (address, metadata, status, TTL);
      live otherwise: ALREADY_EXISTS;
-     SUSPECT (held by the eviction budget) and the same owner: put it back UP on a new lease;
-     member left behind by an expired lease: remove it (reason EXPIRED), then go on as absent;
+     lease gone, member still there (SUSPECT, or not evicted yet), same owner: back UP on a new
+     lease, same incarnation;
+     member left behind by an expired lease, another owner: remove it, then go on as absent;
      absent: grant a lease and create live key, member and identity (incarnation + 1) at once;
   3. a guarded write that finds the node changed goes back to 1.
 """
@@ -44,6 +45,7 @@ from registry_service.errors import (
     StoreUnavailableError,
     SubscriptionNotFoundError,
 )
+from registry_service.failpoints import failpoint
 from registry_service.store.base import RegistryStore, StoredNode
 from registry_service.tokens import (
     hash_idempotency_key,
@@ -96,10 +98,21 @@ class Registry:
 
     # -- Register -----------------------------------------------------------------------------
 
+    def _refuse_writes_in_outage(self) -> None:
+        """Store-outage mode: while etcd cannot be reached, writes fail at once (the client tries
+        another frontend) instead of each waiting out the etcd deadline."""
+        if self._hub.stale:
+            raise StoreUnavailableError(
+                "this frontend cannot reach etcd (or etcd has no leader): writes fail until it "
+                "can; retry on another frontend. Lists are still served, marked stale "
+                "(GetNodes CACHED, WatchNodes)"
+            )
+
     async def register(
         self, node: Node, ttl_seconds: int, idempotency_key: str = "", token: str = ""
     ) -> RegisterResult:
         node = validate_node(node, self._limits)
+        self._refuse_writes_in_outage()
         ttl = validate_ttl(ttl_seconds, self._limits)
         if len(idempotency_key) > _IDEMPOTENCY_KEY_MAX_LENGTH:
             raise InvalidArgumentError(
@@ -171,9 +184,10 @@ class Registry:
                 f"{current.node.incarnation}); present its token to update it, or wait "
                 f"until it deregisters or its {current.ttl_seconds}s TTL runs out"
             )
-        if current is not None and current.node.status is NodeStatus.SUSPECT:
+        if current is not None:
+            # Its lease is gone but its member record is not (a SUSPECT, or not evicted yet).
             if idempotency_hash and current.idempotency_hash == idempotency_hash:
-                # The same registration retried while held as a suspect: UP again, same token.
+                # The same registration retried: UP again, same incarnation and token.
                 return await self._restore(
                     stored,
                     current.node,
@@ -218,6 +232,7 @@ class Registry:
         revision = await self._store.create_registration(registration, stored)
         if revision is None:
             return None, lease_id  # the node changed: retry with the same lease
+        await failpoint("register.after_commit")
         return RegisterResult(node, ttl, token, revision), 0
 
     async def _restore(
@@ -271,6 +286,7 @@ class Registry:
             NodeNotFoundError: no live registration with this token (the caller re-registers).
         """
         key = validate_key(key, self._limits)
+        self._refuse_writes_in_outage()
         registration = self._hub.registration(key)
         if registration is None or not token_matches(token, registration.token_hash):
             # The view may not have caught up with a registration made a moment ago.
@@ -294,24 +310,21 @@ class Registry:
         ttl = await self._store.renew_lease(lease_id)
         if ttl <= 0:
             self._recent_renewals.pop(lease_id, None)
-            return await self._renew_suspect(key, token)
+            return await self._renew_lapsed(key, token)
         if len(self._recent_renewals) > 100_000:
             self._forget_old_renewals(now)
         self._recent_renewals[lease_id] = (now, ttl)
         return ttl
 
-    async def _renew_suspect(self, key: NodeKey, token: str) -> int:
-        """A renewal whose lease is gone: a SUSPECT (held by the eviction budget) goes back UP on a
-        new lease, without the node noticing; anything else must register again."""
+    async def _renew_lapsed(self, key: NodeKey, token: str) -> int:
+        """A renewal whose lease is gone. While its member record is still there (a SUSPECT held
+        by the eviction budget, or an expiry the evictor has not acted on, for example during or
+        right after a store outage) it goes back UP on a new lease without the node noticing and
+        without watchers ever seeing it leave. Once removed, the node must register again."""
         for _ in range(_MAX_ATTEMPTS):
             stored = await self._store.read_node(key)
             current = stored.registration
-            if (
-                current is None
-                or stored.live
-                or current.node.status is not NodeStatus.SUSPECT
-                or not token_matches(token, current.token_hash)
-            ):
+            if current is None or stored.live or not token_matches(token, current.token_hash):
                 raise NodeNotFoundError(f"the lease of {key} has expired; register again")
             lease_id = await self._store.grant_lease(current.ttl_seconds)
             result, unused = await self._restore(
@@ -333,6 +346,7 @@ class Registry:
 
     async def deregister(self, key: NodeKey, token: str) -> int:
         key = validate_key(key, self._limits)
+        self._refuse_writes_in_outage()
         for _ in range(_MAX_ATTEMPTS):
             stored = await self._store.read_node(key)
             registration = stored.registration
@@ -402,6 +416,11 @@ class Registry:
     async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList:
         scope = validate_scope(scope, self._limits)
         if consistency is Consistency.LINEARIZABLE:
+            if self._hub.stale:
+                raise StoreUnavailableError(
+                    "this frontend cannot reach etcd, so it cannot answer LINEARIZABLE; read "
+                    "CACHED for its last known list (marked stale), or ask another frontend"
+                )
             await self.sync()
         return self._hub.node_list(scope)
 

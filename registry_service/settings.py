@@ -42,7 +42,27 @@ class Settings:
     admin_listen: str = _setting(
         "127.0.0.1:9090", "HTTP admin address: /metrics, /healthz, /readyz, /admin/* (port 0 picks)"
     )
-    admin_token: str = _setting("", "bearer token required by admin writes (PUT /admin/push)")
+    admin_token: str = _setting(
+        "", "bearer token required by admin writes (tokens with the admin scope work too)"
+    )
+    tls_cert_file: str = _setting("", "certificate (PEM) of the gRPC port; set with tls_key_file")
+    tls_key_file: str = _setting("", "private key (PEM) of tls_cert_file")
+    tls_client_ca_file: str = _setting(
+        "", "CA bundle of client certificates: set to require mTLS on the gRPC port"
+    )
+    health_listen: str = _setting(
+        "", "plaintext gRPC port serving only grpc.health.v1 (for probes when mTLS is on)"
+    )
+    auth_tokens_file: str = _setting(
+        "", "file of bearer tokens with scopes ('name register,watch,admin token' per line)"
+    )
+    max_metadata_bytes: int = _setting(8 * 1024, "largest request metadata (headers) accepted")
+    max_streams_per_peer: int = _setting(
+        1_000, "open KeepAlive + WatchNodes streams per peer (token name, cert name or IP)"
+    )
+    keepalive_max_messages_per_second: float = _setting(
+        10_000.0, "renewals one KeepAlive stream may send per second; beyond: RESOURCE_EXHAUSTED"
+    )
     log_format: str = _setting("text", "text, or json for one JSON object per log line")
     # etcd
     etcd_endpoints: tuple[str, ...] = _setting(
@@ -109,6 +129,9 @@ class Settings:
     eviction_window_seconds: float = _setting(60.0, "the sliding window of the eviction budget")
     suspect_ceiling_seconds: float = _setting(
         900.0, "a SUSPECT member still silent after this long is removed, whatever the budget"
+    )
+    evictor_outage_grace_seconds: float = _setting(
+        5.0, "after etcd comes back, the evictor waits this long so renewing nodes reach it first"
     )
     audit_retention_seconds: int = _setting(
         86_400, "how long etcd keeps each membership transition's cause (0 records none)"

@@ -154,7 +154,7 @@ class ClusterView:
         self.revision = max(self.revision, state.revision)
         return tuple(events)
 
-    def node_list(self, scope: Scope, age_seconds: float = 0.0) -> NodeList:
+    def node_list(self, scope: Scope, age_seconds: float = 0.0, stale: bool = False) -> NodeList:
         per_datacenter: dict[str, list[Node]] = {
             dc: [] for dc in scope.datacenters if dc in self.datacenter_revisions
         }
@@ -173,6 +173,7 @@ class ClusterView:
                 for dc, nodes in sorted(per_datacenter.items())
             ),
             age_seconds=age_seconds,
+            stale=stale,
         )
 
     def datacenter_sizes(self) -> dict[str, int]:
@@ -268,7 +269,9 @@ class Subscription:
             except TimeoutError:
                 # While pushes are held, say nothing beyond what this subscriber was sent.
                 revision = self._hub.revision if self._hub.push_enabled else self.sent_revision
-                return self._sent(ProgressMessage(revision))
+                return self._sent(
+                    ProgressMessage(revision, self._hub.stale, round(self._hub.age_seconds, 3))
+                )
 
     def _sent(self, message: WatchMessage) -> WatchMessage:
         self.sent_revision = max(self.sent_revision, message.revision)
@@ -292,8 +295,10 @@ class WatchHub:
         queue_messages: int = 1_000,
         progress_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        store_connected: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
+        self._store_connected = store_connected
         self._history: collections.deque[DeltaMessage] = collections.deque()
         self._history_revisions = history_revisions
         self._queue_messages = queue_messages
@@ -389,8 +394,13 @@ class WatchHub:
         member = self._view.members.get(key) if self._view else None
         return member.registration if member else None
 
+    @property
+    def stale(self) -> bool:
+        """True while etcd cannot be reached: the view is the last one known (store outage)."""
+        return not self._store_connected()
+
     def node_list(self, scope: Scope) -> NodeList:
-        return self.view.node_list(scope, self.age_seconds)
+        return self.view.node_list(scope, self.age_seconds, self.stale)
 
     def snapshot(self, scope: Scope, reason: ResyncReason | None = None) -> SnapshotMessage:
         return SnapshotMessage(self.node_list(scope), reason)

@@ -112,6 +112,7 @@ def node_list_to_pb(nodes: NodeList) -> pb.GetNodesResponse:
         revision=nodes.revision,
         datacenters=datacenters_to_pb(nodes.datacenters),
         cache_age_seconds=nodes.age_seconds,
+        stale=nodes.stale,
     )
 
 
@@ -142,4 +143,8 @@ def watch_message_to_pb(message: WatchMessage) -> pb.WatchNodesResponse:
             )
         )
     assert isinstance(message, ProgressMessage)
-    return pb.WatchNodesResponse(progress=pb.Progress(revision=message.revision))
+    return pb.WatchNodesResponse(
+        progress=pb.Progress(
+            revision=message.revision, stale=message.stale, age_seconds=message.age_seconds
+        )
+    )

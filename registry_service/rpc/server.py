@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,6 +21,7 @@ def build_server(
     servicer: RegistryServicer,
     *,
     max_receive_message_bytes: int,
+    max_metadata_bytes: int = 8 * 1024,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
@@ -27,6 +29,7 @@ def build_server(
         interceptors=list(interceptors),
         options=[
             ("grpc.max_receive_message_length", max_receive_message_bytes),
+            ("grpc.max_metadata_size", max_metadata_bytes),
             ("grpc.so_reuseport", int(reuse_port)),
             # Clients may ping every 10 s, even with no call open; faster pings are refused.
             ("grpc.keepalive_permit_without_calls", 1),
@@ -49,6 +52,27 @@ def build_server(
         server,
     )
     return server, health_servicer
+
+
+def build_health_server(
+    health_servicer: health.aio.HealthServicer, reuse_port: bool = False
+) -> grpc.aio.Server:
+    """A plaintext server with nothing but health checking: Kubernetes' gRPC probes cannot
+    present a client certificate to a port that requires mTLS."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", int(reuse_port))])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return server
+
+
+def server_credentials(
+    cert_file: str, key_file: str, client_ca_file: str
+) -> grpc.ServerCredentials:
+    """TLS for the gRPC port; with a client CA, clients must present a certificate (mTLS)."""
+    return grpc.ssl_server_credentials(
+        [(Path(key_file).read_bytes(), Path(cert_file).read_bytes())],
+        root_certificates=Path(client_ca_file).read_bytes() if client_ca_file else None,
+        require_client_auth=bool(client_ca_file),
+    )
 
 
 def _watch_response_bytes(response: registry_pb2.WatchNodesResponse | bytes) -> bytes:

@@ -23,6 +23,7 @@ from registry_service.errors import RegistryError, ShuttingDownError
 from registry_service.metrics import Metrics
 from registry_service.registry import Registry
 from registry_service.rpc import convert
+from registry_service.rpc.access import StreamCounter, TokenBucket, TokenTable, peer_identity
 from registry_service.rpc.status import status_of
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,16 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         *,
         max_registrations_per_stream: int,
         metrics: Metrics | None = None,
+        tokens: TokenTable | None = None,
+        max_streams_per_peer: int = 1_000,
+        keepalive_max_messages_per_second: float = 10_000.0,
     ) -> None:
         self._registry = registry
         self._metrics = metrics
         self._max_registrations_per_stream = max_registrations_per_stream
+        self._tokens = tokens or TokenTable({})
+        self._streams = StreamCounter(max_streams_per_peer)
+        self._keepalive_rate = keepalive_max_messages_per_second
         self._keepalive_outboxes: set[asyncio.Queue[object]] = set()
         self._wire = WireCache()
         self._stopping = False
@@ -130,6 +137,17 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def WatchNodes(
         self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchNodesResponse]:
+        peer = peer_identity(context, self._tokens)
+        try:
+            with self._streams.hold(peer):
+                async for response in self._watch(request, context):
+                    yield response
+        except RegistryError as err:
+            await self._abort(context, err)
+
+    async def _watch(
+        self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
         try:
             subscription = await self._registry.watch(
                 convert.scope_from_pb(request.scope), request.resume_revision
@@ -176,6 +194,19 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         stream itself ends only when the client closes it or the frontend shuts down."""
         if self._stopping:
             await self._abort(context, ShuttingDownError("the frontend is shutting down"))
+        try:
+            with self._streams.hold(peer_identity(context, self._tokens)):
+                async for response in self._keep_alive(request_iterator, context):
+                    yield response
+        except RegistryError as err:
+            await self._abort(context, err)
+
+    async def _keep_alive(
+        self,
+        request_iterator: AsyncIterator[pb.KeepAliveRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.KeepAliveResponse]:
+        rate = TokenBucket(self._keepalive_rate, time.monotonic)
         # Bounds renewals in flight plus answers not yet taken by the client: a client that
         # stops reading stops being read from.
         in_flight = asyncio.Semaphore(_KEEPALIVE_IN_FLIGHT_PER_STREAM)
@@ -191,6 +222,9 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
             try:
                 async for request in request_iterator:
                     await in_flight.acquire()
+                    if not rate.take():
+                        outbox.put_nowait(self._over_rate(request))
+                        continue
                     task = asyncio.create_task(renew(request))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -218,6 +252,15 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+
+    def _over_rate(self, request: pb.KeepAliveRequest) -> pb.KeepAliveResponse:
+        self._count_keepalive(grpc.StatusCode.RESOURCE_EXHAUSTED)
+        return pb.KeepAliveResponse(
+            key=request.key,
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+            message=f"this stream sends more than {self._keepalive_rate:g} renewals per second "
+            "(keepalive_max_messages_per_second); renew each registration every TTL/3",
+        )
 
     async def _keep_alive_one(
         self, request: pb.KeepAliveRequest, keys: set[NodeKey]

@@ -139,6 +139,8 @@ class EtcdClient:
         self._auth_lock = asyncio.Lock()
         self._observe = observe
         self.watch_connected = False
+        self.watch_connected_since = 0.0  # monotonic time the current watch stream came up
+        self.watch_up = asyncio.Event()  # set once a watch stream has first come up
         self.renewer = LeaseRenewer(self)
 
     @staticmethod
@@ -413,6 +415,9 @@ class EtcdClient:
                     if response is grpc.aio.EOF:
                         raise StoreUnavailableError("etcd closed the watch stream")
                     backoff.reset()
+                    if not self.watch_connected:
+                        self.watch_connected_since = time.monotonic()
+                        self.watch_up.set()
                     self.watch_connected = True
                     if response.compact_revision:
                         raise StoreCompactedError(int(response.compact_revision))

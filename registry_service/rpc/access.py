@@ -1,0 +1,203 @@
+"""Who may call what, and how much: bearer tokens with scopes, and per-peer stream limits.
+
+Tokens live in a file (`auth_tokens_file`), one per line:
+
+    # name    scopes               token
+    fleet     register,watch       3f0c...e1
+    dashboard watch                9a41...77
+    ops       admin,register,watch 51d2...0c
+
+Scopes: `register` (Register, KeepAlive, Deregister), `watch` (GetNodes, WatchNodes, AckWatch) and
+`admin` (the admin port's writes). Without a tokens file every caller may do everything. Health
+checking and reflection never need a token (probes cannot present one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from registry_service.errors import ResourceExhaustedError
+
+SCOPES = frozenset({"register", "watch", "admin"})
+_SERVICE = "/noderegistry.v1.Registry/"
+METHOD_SCOPES = {
+    f"{_SERVICE}Register": "register",
+    f"{_SERVICE}KeepAlive": "register",
+    f"{_SERVICE}Deregister": "register",
+    f"{_SERVICE}GetNodes": "watch",
+    f"{_SERVICE}WatchNodes": "watch",
+    f"{_SERVICE}AckWatch": "watch",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class TokenTable:
+    """The bearer tokens of one cluster; only their SHA-256 digests are kept in memory."""
+
+    def __init__(self, principals: Mapping[bytes, Principal]) -> None:
+        self._principals = dict(principals)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._principals)
+
+    @classmethod
+    def load(cls, path: str) -> TokenTable:
+        if not path:
+            return cls({})
+        principals: dict[bytes, Principal] = {}
+        for number, raw in enumerate(Path(path).read_text().splitlines(), 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            try:
+                name, scopes, token = line.split()
+            except ValueError:
+                raise SystemExit(f"{path}:{number}: expected 'name scopes token'") from None
+            wanted = frozenset(scopes.split(","))
+            if not wanted <= SCOPES:
+                raise SystemExit(f"{path}:{number}: unknown scope {sorted(wanted - SCOPES)}")
+            principals[_digest(token)] = Principal(name, wanted)
+        if not principals:
+            raise SystemExit(f"{path}: no tokens; remove the setting to run without tokens")
+        return cls(principals)
+
+    def identify(self, metadata: Any) -> Principal | None:
+        """The principal whose token the call presents (`authorization: Bearer <token>`)."""
+        for key, value in metadata or ():
+            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+                digest = _digest(value.removeprefix("Bearer ").strip())
+                for known, principal in self._principals.items():
+                    if hmac.compare_digest(known, digest):
+                        return principal
+        return None
+
+    def allows(self, metadata: Any, scope: str) -> bool:
+        principal = self.identify(metadata)
+        return principal is not None and scope in principal.scopes
+
+
+def _refusal(code: grpc.StatusCode, message: str, handler: grpc.RpcMethodHandler) -> Any:
+    async def abort_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, message)
+
+    async def abort_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, message)
+        yield  # pragma: no cover  (makes this an async generator, as streams need)
+
+    kind = (handler.request_streaming, handler.response_streaming)
+    if kind == (False, False):
+        return grpc.unary_unary_rpc_method_handler(abort_unary)
+    if kind == (False, True):
+        return grpc.unary_stream_rpc_method_handler(abort_stream)
+    if kind == (True, True):
+        return grpc.stream_stream_rpc_method_handler(abort_stream)
+    return grpc.stream_unary_rpc_method_handler(abort_unary)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
+    """Refuses Registry calls without a valid token (UNAUTHENTICATED) or without the method's
+    scope (PERMISSION_DENIED), before any request is read."""
+
+    def __init__(self, tokens: TokenTable) -> None:
+        self._tokens = tokens
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        scope = METHOD_SCOPES.get(details.method)
+        if scope is None or handler is None or not self._tokens.enabled:
+            return handler
+        principal = self._tokens.identify(details.invocation_metadata)
+        if principal is None:
+            return _refusal(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "this registry requires a bearer token: send 'authorization: Bearer <token>'",
+                handler,
+            )
+        if scope not in principal.scopes:
+            return _refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"token {principal.name!r} lacks the {scope!r} scope this call needs",
+                handler,
+            )
+        return handler
+
+
+def peer_identity(context: grpc.aio.ServicerContext, tokens: TokenTable) -> str:
+    """Whom per-peer limits count against: the token's name, else the client certificate's
+    common name, else the client's IP address (not its port: one client, many connections)."""
+    principal = tokens.identify(context.invocation_metadata())
+    if principal is not None:
+        return f"token:{principal.name}"
+    names = context.auth_context().get("x509_common_name")
+    if names:
+        return f"cert:{names[0].decode(errors='replace')}"
+    peer = context.peer() or ""
+    address = peer.split(":", 1)[-1]
+    return f"ip:{address.rsplit(':', 1)[0]}"
+
+
+class StreamCounter:
+    """Open long-lived streams per peer, bounded by `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._open: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def hold(self, peer: str) -> Iterator[None]:
+        count = self._open.get(peer, 0)
+        if count >= self._limit:
+            raise ResourceExhaustedError(
+                f"{peer} already has {count} open streams on this frontend; the limit is "
+                f"{self._limit} (max_streams_per_peer): close some, or share one KeepAlive "
+                "stream among registrations"
+            )
+        self._open[peer] = count + 1
+        try:
+            yield
+        finally:
+            self._open[peer] -= 1
+            if not self._open[peer]:
+                del self._open[peer]
+
+
+class TokenBucket:
+    """`rate` events per second with bursts up to `rate`; `take()` says whether one may pass."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self._rate = rate
+        self._clock = clock
+        self._tokens = rate
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._rate, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
