@@ -161,6 +161,7 @@ class AdminServer:
                 "leader_since": status.leader_since or None,
                 "last_sweep": status.last_sweep or None,
                 "dry_run": status.dry_run,
+                "held_by_outage": status.held_by_outage,
                 "removed": dict(status.removed),
                 "suspected": status.suspected,
                 "policy": {

@@ -187,15 +187,22 @@ class Evictor:
         if action.spends_budget:
             # Booked before the write, so that concurrent writes never overspend the budget.
             self._ledger.record(key.datacenter, now)
-        revision = await self._store.remove_member(
-            expected,
-            RemovalReason.EXPIRED,
-            cause=_CAUSES[action],
-            only_if_not_live=True,
-            fence=self._election.fence,
-            detail=detail,
-        )
+        try:
+            revision = await self._store.remove_member(
+                expected,
+                RemovalReason.EXPIRED,
+                cause=_CAUSES[action],
+                only_if_not_live=True,
+                fence=self._election.fence,
+                detail=detail,
+            )
+        except StoreUnavailableError:
+            if action.spends_budget:
+                self._ledger.refund(key.datacenter, now)
+            raise
         if revision is None:
+            if action.spends_budget:
+                self._ledger.refund(key.datacenter, now)
             return False
         self.status.removed[_CAUSES[action].value] += 1
         log.info(

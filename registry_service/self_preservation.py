@@ -100,6 +100,12 @@ class EvictionLedger:
     def record(self, datacenter: str, now: float) -> None:
         self._times.setdefault(datacenter, collections.deque()).append(now)
 
+    def refund(self, datacenter: str, now: float) -> None:
+        """Takes back a recorded eviction that did not happen (its write failed)."""
+        times = self._times.get(datacenter)
+        if times and now in times:
+            times.remove(now)
+
 
 def plan_evictions(
     expired: Iterable[tuple[NodeKey, Member]],

@@ -95,3 +95,11 @@ def test_the_ceiling_removes_a_suspect_whatever_the_budget():
     plan = plan_evictions(held, {"dc1": 10}, ledger, POLICY, 1010)
     assert actions(plan) == {"old": Action.CEILING}
     assert not Action.CEILING.spends_budget and Action.CEILING.removes
+
+
+def test_a_refunded_eviction_frees_its_budget():
+    ledger = EvictionLedger(60)
+    ledger.record("dc1", 5)
+    ledger.record("dc1", 5)
+    ledger.refund("dc1", 5)
+    assert ledger.spent("dc1", 10) == 1
