@@ -245,6 +245,11 @@ class Subscription:
         self._wakeup.set()
 
     @property
+    def resync_pending(self) -> bool:
+        """It fell behind: its next message will be a resync snapshot, not its backlog."""
+        return self._resync is not None
+
+    @property
     def backlog(self) -> int:
         return len(self._queue)
 

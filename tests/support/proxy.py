@@ -1,4 +1,13 @@
-"""An asyncio TCP proxy on loopback that tests can cut (refuse and drop) and restore."""
+"""An asyncio TCP proxy on loopback that tests can cut, blackhole, delay and restore.
+
+- `sever()`: drops every connection and refuses new ones (a crashed peer, a closed port);
+- `blackhole()`: keeps connections open but passes nothing either way until restored (a
+  partition: the peers only find out through timeouts; what was sent arrives after it heals,
+  as TCP's retransmissions would bring it);
+- `delay(seconds)`: holds every chunk that long before passing it on (a slow link);
+- `source_host`: the address upstream sees the proxied client come from (127.0.0.2, say), so
+  that tests can stand for a distinct peer on one machine.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +16,16 @@ import contextlib
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, source_host: str = "") -> None:
         self._target = (target_host, target_port)
+        self._source = (source_host, 0) if source_host else None
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
         self.port = 0
         self.cut = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self.delay_seconds = 0.0
 
     @property
     def endpoint(self) -> str:
@@ -27,7 +40,9 @@ class TcpProxy:
             writer.close()
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
+            up_reader, up_writer = await asyncio.open_connection(
+                *self._target, local_addr=self._source
+            )
         except OSError:
             writer.close()
             return
@@ -38,6 +53,11 @@ class TcpProxy:
                 while data := await src.read(65536):
                     if self.cut:
                         break
+                    await self._flowing.wait()  # held while blackholed
+                    if self.cut:
+                        break
+                    if self.delay_seconds:
+                        await asyncio.sleep(self.delay_seconds)
                     dst.write(data)
                     await dst.drain()
             dst.close()
@@ -48,12 +68,22 @@ class TcpProxy:
     def sever(self) -> None:
         """Drops every open connection and refuses new ones until restore()."""
         self.cut = True
+        self._flowing.set()  # held pipes wake up and see the cut
         for writer in list(self._connections):
             writer.transport.abort()
         self._connections.clear()
 
+    def blackhole(self) -> None:
+        """Passes nothing from now on, in either direction, without closing anything."""
+        self._flowing.clear()
+
+    def delay(self, seconds: float) -> None:
+        self.delay_seconds = seconds
+
     def restore(self) -> None:
         self.cut = False
+        self.delay_seconds = 0.0
+        self._flowing.set()
 
     async def close(self) -> None:
         self.sever()
