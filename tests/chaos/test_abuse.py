@@ -190,3 +190,12 @@ async def test_h1_a_flooding_client_is_limited_and_others_keep_renewing(start_fr
     finally:
         with contextlib.suppress(Exception):
             await flood_link.close()
+
+
+async def test_oversized_metadata_is_refused_and_the_frontend_serves_on(start_frontend, connect):
+    frontend = await start_frontend(max_metadata_bytes=8 * 1024)
+    stub = connect(frontend)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.GetNodes(pb.GetNodesRequest(), metadata=(("x-padding", "a" * 20_000),))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (await stub.GetNodes(pb.GetNodesRequest())).revision > 0
