@@ -187,6 +187,7 @@ class Evictor:
         if action.spends_budget:
             # Booked before the write, so that concurrent writes never overspend the budget.
             self._ledger.record(key.datacenter, now)
+        revision = None
         try:
             revision = await self._store.remove_member(
                 expected,
@@ -196,13 +197,10 @@ class Evictor:
                 fence=self._election.fence,
                 detail=detail,
             )
-        except StoreUnavailableError:
-            if action.spends_budget:
-                self._ledger.refund(key.datacenter, now)
-            raise
+        finally:
+            if revision is None and action.spends_budget:
+                self._ledger.refund(key.datacenter, now)  # the removal did not happen
         if revision is None:
-            if action.spends_budget:
-                self._ledger.refund(key.datacenter, now)
             return False
         self.status.removed[_CAUSES[action].value] += 1
         log.info(

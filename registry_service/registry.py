@@ -326,14 +326,24 @@ class Registry:
             current = stored.registration
             if current is None or stored.live or not token_matches(token, current.token_hash):
                 raise NodeNotFoundError(f"the lease of {key} has expired; register again")
-            lease_id = await self._store.grant_lease(current.ttl_seconds)
-            result, unused = await self._restore(
-                stored, current.node, token, current.ttl_seconds, lease_id, AuditCause.RESTORED
-            )
+            result = await self._restore_on_new_lease(stored, token, AuditCause.RESTORED)
             if result is not None:
                 return result.ttl_seconds
-            self._revoke_later(unused)
         raise ConcurrentModificationError(f"node {key} changed while renewing; retry")
+
+    async def _restore_on_new_lease(
+        self, stored: StoredNode, token: str, cause: AuditCause
+    ) -> RegisterResult | None:
+        """Puts a lapsed member back UP on a new lease of its own TTL; None if it changed."""
+        current = stored.registration
+        assert current is not None
+        lease_id = await self._store.grant_lease(current.ttl_seconds)
+        result, unused = await self._restore(
+            stored, current.node, token, current.ttl_seconds, lease_id, cause
+        )
+        if unused:
+            self._revoke_later(unused)
+        return result
 
     def _forget_old_renewals(self, now: float) -> None:
         self._recent_renewals = {
@@ -393,18 +403,9 @@ class Registry:
                 if revision is not None:
                     return revision
                 continue
-            lease_id = await self._store.grant_lease(current.ttl_seconds)
-            result, unused = await self._restore(
-                stored,
-                current.node,
-                "",
-                current.ttl_seconds,
-                lease_id,
-                AuditCause.OPERATOR_RESTORED,
-            )
+            result = await self._restore_on_new_lease(stored, "", AuditCause.OPERATOR_RESTORED)
             if result is not None:
                 return result.revision
-            self._revoke_later(unused)
         raise ConcurrentModificationError(f"node {key} changed while settling it; retry")
 
     async def audit(self, key: NodeKey) -> list[AuditEntry]:

@@ -9,13 +9,13 @@ import contextlib
 import grpc
 import grpc.aio
 import pytest
-import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
 from client_sdk import ClientConfig, Node, RegistryClient
 from tests.support.api import KeepAliveStream, key_of, node, register
+from tests.support.certs import write_certificates
 from tests.support.http import post
 from tests.support.ports import free_port
 from tests.support.proxy import TcpProxy
@@ -82,19 +82,7 @@ async def test_h4_no_credentials_no_scope_no_access(tmp_path, start_frontend, co
 
 
 async def test_tls_and_mtls_on_the_grpc_port_with_a_plaintext_health_port(tmp_path, start_frontend):
-    authority = trustme.CA()
-    files = {}
-    server = authority.issue_cert("127.0.0.1")
-    client = authority.issue_cert("node-1")
-    for name, blob in {
-        "ca.pem": authority.cert_pem,
-        "server.pem": server.cert_chain_pems[0],
-        "server-key.pem": server.private_key_pem,
-        "client.pem": client.cert_chain_pems[0],
-        "client-key.pem": client.private_key_pem,
-    }.items():
-        blob.write_to_path(str(tmp_path / name))
-        files[name] = str(tmp_path / name)
+    authority, files = write_certificates(tmp_path, ("127.0.0.1",), "node-1")
     health_port = free_port()
     frontend = await start_frontend(
         tls_cert_file=files["server.pem"],

@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-import trustme
 from noderegistry.v1 import registry_pb2 as pb
 
 from registry_service.app import Frontend
 from registry_service.embedded_etcd import EtcdServer, EtcdTls, etcdctl_binary
 from registry_service.errors import StoreUnavailableError
 from tests.support.api import WatchRecorder, node, node_ids, register, register_through_outage
+from tests.support.certs import write_certificates
 from tests.support.etcd_metrics import metric
 from tests.support.ports import free_port
 
@@ -81,19 +81,7 @@ async def test_a_wrong_etcd_password_fails_start_with_a_clear_error(etcd_with_au
 
 @pytest.fixture
 def etcd_with_mtls(tmp_path: Path):
-    authority = trustme.CA()
-    server_cert = authority.issue_cert("127.0.0.1", "localhost")
-    client_cert = authority.issue_cert("registry-frontend")
-    files = {}
-    for name, blob in {
-        "ca.pem": authority.cert_pem,
-        "server.pem": server_cert.cert_chain_pems[0],
-        "server-key.pem": server_cert.private_key_pem,
-        "client.pem": client_cert.cert_chain_pems[0],
-        "client-key.pem": client_cert.private_key_pem,
-    }.items():
-        blob.write_to_path(str(tmp_path / name))
-        files[name] = str(tmp_path / name)
+    _, files = write_certificates(tmp_path, ("127.0.0.1", "localhost"), "registry-frontend")
     port = free_port()
     server = EtcdServer(
         data_dir=tmp_path / "tls",

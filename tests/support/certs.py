@@ -1,0 +1,28 @@
+"""Throwaway certificates (trustme) written as PEM files, for TLS and mTLS tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trustme
+
+
+def write_certificates(
+    directory: Path, server_names: tuple[str, ...], client_name: str
+) -> tuple[trustme.CA, dict[str, str]]:
+    """A CA, a server certificate and a client certificate; returns the CA and file paths by
+    name: ca.pem, server.pem, server-key.pem, client.pem, client-key.pem."""
+    authority = trustme.CA()
+    server = authority.issue_cert(*server_names)
+    client = authority.issue_cert(client_name)
+    files = {}
+    for name, blob in {
+        "ca.pem": authority.cert_pem,
+        "server.pem": server.cert_chain_pems[0],
+        "server-key.pem": server.private_key_pem,
+        "client.pem": client.cert_chain_pems[0],
+        "client-key.pem": client.private_key_pem,
+    }.items():
+        blob.write_to_path(str(directory / name))
+        files[name] = str(directory / name)
+    return authority, files
