@@ -26,6 +26,7 @@ from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.registry import Registry
 from registry_service.rpc.access import AuthInterceptor, TokenTable
 from registry_service.rpc.server import (
+    KeepalivePolicy,
     build_health_server,
     build_server,
     server_credentials,
@@ -154,6 +155,12 @@ class Frontend:
             self.servicer,
             max_receive_message_bytes=settings.max_receive_message_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,
+            keepalive=KeepalivePolicy(
+                min_ping_interval_seconds=settings.grpc_min_ping_interval_seconds,
+                max_ping_strikes=settings.grpc_max_ping_strikes,
+                keepalive_time_seconds=settings.grpc_keepalive_time_seconds,
+                keepalive_timeout_seconds=settings.grpc_keepalive_timeout_seconds,
+            ),
             interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
         )

@@ -174,12 +174,19 @@ class EtcdServer:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(
-                    f"etcd {self.name} exited with {self.process.returncode}; see {self.log_path}"
+                    f"etcd {self.name} exited with {self.process.returncode}; the end of "
+                    f"{self.log_path}:\n{self._log_tail()}"
                 )
             if self.healthy():
                 return
             time.sleep(0.05)
         raise TimeoutError(f"etcd {self.name} not healthy after {timeout}s; see {self.log_path}")
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as error:
+            return f"(cannot read it: {error})"
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

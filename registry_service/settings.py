@@ -63,6 +63,18 @@ class Settings:
     keepalive_max_messages_per_second: float = _setting(
         10_000.0, "renewals one KeepAlive stream may send per second; beyond: RESOURCE_EXHAUSTED"
     )
+    grpc_min_ping_interval_seconds: float = _setting(
+        10.0, "clients may ping this often, even with no call open; faster pings are strikes"
+    )
+    grpc_max_ping_strikes: int = _setting(
+        2, "too-frequent pings tolerated before a connection is closed (GOAWAY too_many_pings)"
+    )
+    grpc_keepalive_time_seconds: float = _setting(
+        30.0, "the frontend pings a connection silent this long, to find dead peers"
+    )
+    grpc_keepalive_timeout_seconds: float = _setting(
+        10.0, "a peer that does not answer a keepalive ping within this is disconnected"
+    )
     log_format: str = _setting("text", "text, or json for one JSON object per log line")
     # etcd
     etcd_endpoints: tuple[str, ...] = _setting(

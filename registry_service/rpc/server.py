@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,44 @@ from registry_service.rpc.servicer import RegistryServicer
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
 
 
+@dataclass(frozen=True)
+class KeepalivePolicy:
+    """HTTP/2 keepalive on the gRPC port: the frontend pings silent connections to find dead peers
+    (a watcher whose host vanished holds a subscription until then), and closes connections whose
+    pings come faster than allowed (a ping flood costs the server a reply per ping)."""
+
+    min_ping_interval_seconds: float = 10.0
+    max_ping_strikes: int = 2
+    keepalive_time_seconds: float = 30.0
+    keepalive_timeout_seconds: float = 10.0
+
+    def channel_options(self) -> list[tuple[str, int]]:
+        return [
+            # Clients may ping with no call open (the SDK keeps idle channels warm) ...
+            ("grpc.keepalive_permit_without_calls", 1),
+            # ... but not faster than this; each faster ping is a strike.
+            ("grpc.http2.min_ping_interval_without_data_ms", _ms(self.min_ping_interval_seconds)),
+            ("grpc.http2.max_ping_strikes", self.max_ping_strikes),
+            ("grpc.keepalive_time_ms", _ms(self.keepalive_time_seconds)),
+            ("grpc.keepalive_timeout_ms", _ms(self.keepalive_timeout_seconds)),
+            # gRPC 1.85 waits this long for a ping's ack (default 1 min), not keepalive_timeout.
+            ("grpc.http2.ping_timeout_ms", _ms(self.keepalive_timeout_seconds)),
+            # Keep pinging a connection that sends nothing (an idle watch): gRPC stops after two
+            # pings without data by default, and a peer that vanished then holds its slot forever.
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
 def build_server(
     servicer: RegistryServicer,
     *,
     max_receive_message_bytes: int,
     max_metadata_bytes: int = 8 * 1024,
+    keepalive: KeepalivePolicy | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
@@ -31,13 +65,7 @@ def build_server(
             ("grpc.max_receive_message_length", max_receive_message_bytes),
             ("grpc.max_metadata_size", max_metadata_bytes),
             ("grpc.so_reuseport", int(reuse_port)),
-            # Clients may ping every 10 s, even with no call open; faster pings are refused.
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ("grpc.http2.max_ping_strikes", 2),
-            # Find dead peers of long streams.
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
+            *(keepalive or KeepalivePolicy()).channel_options(),
         ],
     )
     add_registry_service(servicer, server)

@@ -187,3 +187,66 @@ async def test_oversized_metadata_is_refused_and_the_frontend_serves_on(start_fr
         await stub.GetNodes(pb.GetNodesRequest(), metadata=(("x-padding", "a" * 20_000),))
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert (await stub.GetNodes(pb.GetNodesRequest())).revision > 0
+
+
+async def test_a_ping_flooding_client_is_disconnected_and_others_are_not(start_frontend, connect):
+    """A client that pings every 100 ms (allowed: one per 5 s) is sent GOAWAY too_many_pings after
+    its strikes: its stream ends UNAVAILABLE. Another client's stream and renewals go on."""
+    frontend = await start_frontend(
+        grpc_min_ping_interval_seconds=5, grpc_max_ping_strikes=2, watch_progress_seconds=600
+    )
+    flooding_options = [
+        ("grpc.keepalive_time_ms", 100),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    async with grpc.aio.insecure_channel(frontend.address, options=flooding_options) as channel:
+        flood_watch = registry_pb2_grpc.RegistryStub(channel).WatchNodes(pb.WatchNodesRequest())
+        honest = connect(frontend)
+        honest_watch = honest.WatchNodes(pb.WatchNodesRequest())
+        for call in (flood_watch, honest_watch):
+            assert (await call.read()).WhichOneof("message") == "snapshot"
+
+        with pytest.raises(grpc.aio.AioRpcError) as cut:
+            async with asyncio.timeout(30):  # bound only: strikes come within a second
+                await flood_watch.read()
+        assert cut.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    joined = await register(honest, node("after-the-flood"), ttl=30)
+    change = await honest_watch.read()
+    assert change.WhichOneof("message") == "delta"
+    assert [e.node.id for e in change.delta.events] == [joined.node.id]
+    renewal = await KeepAliveStream(honest).renew(key_of(joined.node), joined.token)
+    assert renewal.code == 0
+    honest_watch.cancel()
+
+
+async def test_a_watcher_whose_host_went_dark_is_dropped(start_frontend, connect):
+    """A watcher behind a link that passes nothing any more (host gone, no FIN or RST) is found by
+    the frontend's keepalive pings and dropped: its subscription and stream slot are freed."""
+    frontend = await start_frontend(
+        grpc_keepalive_time_seconds=1,
+        grpc_keepalive_timeout_seconds=1,
+        watch_progress_seconds=600,
+        max_streams_per_peer=1,
+    )
+    host, port = frontend.address.rsplit(":", 1)
+    link = TcpProxy(host, int(port))
+    await link.start()
+    try:
+        gone = connect(link.endpoint).WatchNodes(pb.WatchNodesRequest())
+        assert (await gone.read()).WhichOneof("message") == "snapshot"
+        with pytest.raises(grpc.aio.AioRpcError) as full:
+            await connect(frontend).WatchNodes(pb.WatchNodesRequest()).read()
+        assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+        link.blackhole()
+        await eventually(
+            lambda: frontend.hub.subscriptions == [], timeout=30, message="dead peer dropped"
+        )
+        again = connect(frontend).WatchNodes(pb.WatchNodesRequest())
+        assert (await again.read()).WhichOneof("message") == "snapshot"
+        again.cancel()
+        gone.cancel()
+    finally:
+        await link.close()
