@@ -76,8 +76,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children (a frontend with workers is a supervisor
+    and one process per worker)."""
     match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return int(match.group(1)) * 1024 if match else 0
+    own = int(match.group(1)) * 1024 if match else 0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return own + sum(rss_bytes(int(kid)) for kid in kids)
+
+
+def cpu_seconds_tree(pid: int) -> float:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return cpu_seconds(pid) + sum(cpu_seconds_tree(int(kid)) for kid in kids)
 
 
 @dataclass
@@ -149,6 +160,7 @@ class Fleet:
             if n
         ]
         self.seen: dict[str, list[float]] = {}
+        self.reopened = 0  # stream opens the server shed (CANCELLED) and the client retried
         self._events: dict[str, asyncio.Event] = {}
 
     async def ready(self, timeout: float = 300) -> None:
@@ -156,8 +168,9 @@ class Fleet:
             for client in self.clients:
                 assert client.stdout is not None
                 line = await asyncio.to_thread(client.stdout.readline)
-                if line.strip() != "ready":
+                if not line.startswith("ready"):
                     raise RuntimeError(f"subscriber process failed: {line!r}")
+                self.reopened += int(line.split()[1])
         self._readers = [asyncio.create_task(self._read(c)) for c in self.clients]
 
     async def _read(self, client: subprocess.Popen[str]) -> None:
@@ -244,11 +257,14 @@ class Bench:
             "--watch-queue-messages",
             "100000",
             # Thousands of subscribers come from one address here; and the eviction figure
-            # measures the plain eviction path, not the budget (self-preservation).
+            # measures the plain eviction path: not the budget (self-preservation), nor the
+            # grace the evictor gives renewing nodes after etcd (or the frontend) comes up.
             "--max-streams-per-peer",
             "100000",
             "--eviction-budget-minimum",
             "100",
+            "--evictor-outage-grace-seconds",
+            "0",
             log=self.workdir / f"frontend-{workers}.log",
         )
         assert process.stdout is not None
@@ -280,7 +296,7 @@ class Bench:
             async def raw_trigger(marker: str) -> None:
                 await push(marker.encode())
 
-            figures = {}
+            figures, reopened = {}, {}
             for kind, target, trigger in (
                 ("registry", self.target, registry_trigger),
                 ("direct etcd watchers", self.etcd.endpoint, etcd_trigger),
@@ -296,6 +312,7 @@ class Bench:
                         await asyncio.sleep(1)  # let the frontend settle its RSS
                         per_subscriber = (rss_bytes(self.frontend.pid) - rss_before) / subscribers
                     figures[kind] = await fanout_latencies(fleet, trigger, changes)
+                    reopened[kind] = fleet.reopened
                 finally:
                     fleet.close()
         ours, etcd, raw = (
@@ -309,12 +326,14 @@ class Bench:
                 "direct etcd watchers",
                 percentile(etcd, q) * 1000,
                 subscribers=subscribers,
+                opens_shed_and_retried=reopened["registry"],
             )
             self.results.add(
                 f"raw fan-out limit, {subscribers} subscribers p{q}",
                 percentile(raw, q) * 1000,
                 "ms",
                 subscribers=subscribers,
+                opens_shed_and_retried=reopened["raw grpc.aio fan-out"],
             )
         self.results.add(
             f"frontend memory per subscriber ({subscribers})",
@@ -459,12 +478,12 @@ class Bench:
             line = await asyncio.to_thread(process.stdout.readline)
             assert line.strip() == "ready", line
         cpu = {
-            name: cpu_seconds(pid)
+            name: cpu_seconds_tree(pid)
             for name, pid in (("frontend", self.frontend.pid), ("etcd", self.etcd.process.pid))
         }
         await asyncio.sleep(hold)
         share = {
-            name: (cpu_seconds(pid) - cpu[name]) / hold
+            name: (cpu_seconds_tree(pid) - cpu[name]) / hold
             for name, pid in (("frontend", self.frontend.pid), ("etcd", self.etcd.process.pid))
         }
         counting.cancel()

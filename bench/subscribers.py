@@ -4,17 +4,21 @@
 
 KIND is `registry` (WatchNodes streams), `etcd` (one etcd prefix watch per subscriber: what a
 hand-rolled etcd script does) or `raw` (the minimal grpc.aio fan-out server of bench/raw_fanout.py).
-It prints `ready` once every stream is open, then `seen <marker> <time>` when every one of its
-streams has received the change carrying <marker>; <time> is the latest CLOCK_MONOTONIC receipt
-(comparable across processes on one machine). It stops when stdin closes.
+It prints `ready <n>` once every stream is open (n: opens the server shed and the client
+retried), then `seen <marker> <time>` when every one of its streams has received the change
+carrying <marker>; <time> is the latest CLOCK_MONOTONIC receipt (comparable across processes on
+one machine). It stops when stdin closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import random
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -31,6 +35,7 @@ PREFIX = b"/bench/fanout/"
 class Tally:
     def __init__(self, streams: int) -> None:
         self.streams = streams
+        self.reopened = 0
         self.count: collections.Counter[str] = collections.Counter()
         self.latest: dict[str, float] = {}
 
@@ -43,13 +48,39 @@ class Tally:
             del self.count[marker]
 
 
+# A gRPC server sheds calls it cannot accept fast enough (gRPC core cancels pending requests
+# beyond `grpc.server.max_pending_requests`, 1,000, with rising probability): thousands of
+# subscribers connecting at once get some CANCELLED, and retry after a jittered pause, as the SDK
+# does. Counted and reported, never hidden.
+_SHED = frozenset(
+    {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+_OPEN_ATTEMPTS = 30
+
+
+async def open_with_retry(open_stream: Callable[[], Awaitable[Any]], tally: Tally) -> Any:
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            return await open_stream()
+        except grpc.aio.AioRpcError as err:
+            if err.code() not in _SHED or attempt == _OPEN_ATTEMPTS - 1:
+                raise
+            tally.reopened += 1
+            await asyncio.sleep(random.uniform(0.05, min(2.0, 0.1 * 2**attempt)))
+    raise AssertionError("unreachable")
+
+
 async def registry_stream(
     channel: grpc.aio.Channel, tally: Tally, opened: asyncio.Event, counter: list[int]
 ) -> None:
-    call = registry_pb2_grpc.RegistryStub(channel).WatchNodes(
-        pb.WatchNodesRequest(scope=pb.Scope(types=["bench"]))
-    )
-    await call.read()  # the snapshot
+    async def open_stream() -> Any:
+        call = registry_pb2_grpc.RegistryStub(channel).WatchNodes(
+            pb.WatchNodesRequest(scope=pb.Scope(types=["bench"]))
+        )
+        await call.read()  # the snapshot
+        return call
+
+    call = await open_with_retry(open_stream, tally)
     counter[0] += 1
     if counter[0] == tally.streams:
         opened.set()
@@ -64,13 +95,17 @@ async def registry_stream(
 async def etcd_stream(
     channel: grpc.aio.Channel, tally: Tally, opened: asyncio.Event, counter: list[int]
 ) -> None:
-    call = etcd_grpc.WatchStub(channel).Watch()
-    await call.write(
-        etcd_pb.WatchRequest(
-            create_request=etcd_pb.WatchCreateRequest(key=PREFIX, range_end=prefix_end(PREFIX))
+    async def open_stream() -> Any:
+        call = etcd_grpc.WatchStub(channel).Watch()
+        await call.write(
+            etcd_pb.WatchRequest(
+                create_request=etcd_pb.WatchCreateRequest(key=PREFIX, range_end=prefix_end(PREFIX))
+            )
         )
-    )
-    await call.read()  # created
+        await call.read()  # created
+        return call
+
+    call = await open_with_retry(open_stream, tally)
     counter[0] += 1
     if counter[0] == tally.streams:
         opened.set()
@@ -84,8 +119,12 @@ async def etcd_stream(
 async def raw_stream(
     channel: grpc.aio.Channel, tally: Tally, opened: asyncio.Event, counter: list[int]
 ) -> None:
-    call = channel.unary_stream("/bench.Raw/Subscribe")(b"")
-    await call.read()  # hello
+    async def open_stream() -> Any:
+        call = channel.unary_stream("/bench.Raw/Subscribe")(b"")
+        await call.read()  # hello
+        return call
+
+    call = await open_with_retry(open_stream, tally)
     counter[0] += 1
     if counter[0] == tally.streams:
         opened.set()
@@ -109,7 +148,7 @@ async def main(kind: str, target: str, streams: int) -> None:
         for i in range(streams)
     ]
     await opened.wait()
-    print("ready", flush=True)
+    print(f"ready {tally.reopened}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     for task in tasks:
         task.cancel()

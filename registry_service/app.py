@@ -22,6 +22,7 @@ import grpc.aio
 from registry_service.admin import AdminServer
 from registry_service.embedded_etcd import EtcdServer
 from registry_service.evictor import Evictor
+from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
 from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.registry import Registry
 from registry_service.rpc.access import AuthInterceptor, TokenTable
@@ -250,6 +251,10 @@ async def serve(settings: Settings) -> None:
     frontend = Frontend(settings)
     try:
         await frontend.start(reuse_port=settings.reuse_port)
+        collector = None
+        if settings.gc_full_collection_seconds > 0:
+            take_full_collections_off_the_hot_path()
+            collector = asyncio.create_task(collect_every(settings.gc_full_collection_seconds))
         print(
             f"node-registry serving on {frontend.address} (admin http://"
             f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
@@ -257,6 +262,8 @@ async def serve(settings: Settings) -> None:
         )
         await stop.wait()
         log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
+        if collector is not None:
+            collector.cancel()
         await frontend.stop()
     finally:
         if etcd is not None:

@@ -75,6 +75,9 @@ class Settings:
     grpc_keepalive_timeout_seconds: float = _setting(
         10.0, "a peer that does not answer a keepalive ping within this is disconnected"
     )
+    gc_full_collection_seconds: float = _setting(
+        300.0, "full garbage collections run on this timer instead of stalling streams; 0: Python's"
+    )
     log_format: str = _setting("text", "text, or json for one JSON object per log line")
     # etcd
     etcd_endpoints: tuple[str, ...] = _setting(

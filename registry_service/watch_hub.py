@@ -189,9 +189,23 @@ class ClusterView:
 
 
 def _in_scope(events: tuple[NodeEvent, ...], scope: Scope) -> tuple[NodeEvent, ...]:
+    """The events a scope takes; the same tuple when it takes them all."""
     if not scope.datacenters and not scope.types:
         return events
-    return tuple(event for event in events if scope.matches(event.node.key))
+    taken = tuple(event for event in events if scope.matches(event.node.key))
+    return events if len(taken) == len(events) else taken
+
+
+def _scoped(message: DeltaMessage, scope: Scope) -> DeltaMessage | None:
+    """What a subscription with this scope receives of a delta: the message itself when the scope
+    takes every event (so that it is serialized once for all, rpc/servicer.WireCache), a smaller
+    copy when it takes some, None when it takes none."""
+    events = _in_scope(message.events, scope)
+    if not events:
+        return None
+    if events is message.events:
+        return message
+    return DeltaMessage(message.revision, events, message.relisted)
 
 
 class Subscription:
@@ -213,36 +227,46 @@ class Subscription:
         self._queue: collections.deque[WatchMessage] = collections.deque(initial)
         self._queue_messages = queue_messages
         self._progress_seconds = progress_seconds
-        self._wakeup = asyncio.Event()
+        # A bare future rather than an Event plus a timer per wait: this is paid per subscriber
+        # per message. Progress is due when the hub's ticker finds the stream idle long enough.
+        self._waiter: asyncio.Future[None] | None = None
+        self._idle_since = time.monotonic()
+        self._progress_due = False
         self._resync: ResyncReason | None = None
         self._error: RegistryError | None = None
         self.sent_revision = 0
         self.resyncs = 0
 
     def offer(self, message: DeltaMessage) -> None:
-        """Called by the hub for every delta; never blocks."""
-        events = _in_scope(message.events, self.scope)
-        if not events:
-            return
+        """Called by the hub with each delta already cut to this subscription's scope; never
+        blocks."""
         if len(self._queue) >= self._queue_messages:
             self.request_resync(ResyncReason.SLOW_CONSUMER)
             return
-        if events is message.events:
-            self._queue.append(message)
-        else:
-            self._queue.append(DeltaMessage(message.revision, events, message.relisted))
-        self._wakeup.set()
+        self._queue.append(message)
+        self._wake()
 
     def request_resync(self, reason: ResyncReason) -> None:
         """Replaces whatever is queued with one resync snapshot, built when next read."""
         self._hub.resyncs[reason] += 1
         self._queue.clear()
         self._resync = reason
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def tick(self, now: float) -> None:
+        """Called by the hub's progress ticker: a stream idle for progress_seconds gets one."""
+        if self._waiter is not None and now - self._idle_since >= self._progress_seconds:
+            self._progress_due = True
+            self._wake()
 
     def fail(self, error: RegistryError) -> None:
         self._error = error
-        self._wakeup.set()
+        self._wake()
 
     @property
     def resync_pending(self) -> bool:
@@ -267,19 +291,22 @@ class Subscription:
                 return self._sent(self._hub.snapshot(self.scope, reason))
             if self._queue:
                 return self._sent(self._queue.popleft())
-            self._wakeup.clear()
-            try:
-                async with asyncio.timeout(self._progress_seconds):
-                    await self._wakeup.wait()
-            except TimeoutError:
+            if self._progress_due:
+                self._progress_due = False
                 # While pushes are held, say nothing beyond what this subscriber was sent.
                 revision = self._hub.revision if self._hub.push_enabled else self.sent_revision
                 return self._sent(
                     ProgressMessage(revision, self._hub.stale, round(self._hub.age_seconds, 3))
                 )
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def _sent(self, message: WatchMessage) -> WatchMessage:
         self.sent_revision = max(self.sent_revision, message.revision)
+        self._idle_since = time.monotonic()
         return message
 
     def ack(self, revision: int) -> None:
@@ -317,6 +344,7 @@ class WatchHub:
         self._history_floor = 0
         self._advanced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self.last_heard = 0.0
         self.events_published = 0
         self.relists = 0
@@ -327,6 +355,16 @@ class WatchHub:
         """Reads everything, then follows the watch from the next revision in the background."""
         await self._load()
         self._task = asyncio.create_task(self._follow(), name="watch-hub")
+        self._ticker = asyncio.create_task(self._tick_progress(), name="watch-progress")
+
+    async def _tick_progress(self) -> None:
+        """Wakes idle subscriptions for their progress message: one timer for all of them."""
+        interval = self._progress_seconds / 4
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for subscription in list(self._subscriptions.values()):
+                subscription.tick(now)
 
     async def _load(self) -> None:
         state = await self._store.load()
@@ -374,10 +412,11 @@ class WatchHub:
             subscription.fail(
                 ShuttingDownError("the frontend is shutting down; reconnect elsewhere")
             )
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._ticker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # -- state --------------------------------------------------------------------------------
 
@@ -463,8 +502,17 @@ class WatchHub:
         self.events_published += len(message.events)
         if not self.push_enabled:
             return
+        # Subscriptions with equal scopes share one scoped message: one filter pass per scope and
+        # one serialization per distinct message, not one per subscriber.
+        scoped: dict[Scope, DeltaMessage | None] = {}
         for subscription in self._subscriptions.values():
-            subscription.offer(message)
+            scope = subscription.scope
+            if scope in scoped:
+                delivered = scoped[scope]
+            else:
+                delivered = scoped[scope] = _scoped(message, scope)
+            if delivered is not None:
+                subscription.offer(delivered)
 
     def subscribe(self, scope: Scope, resume_revision: int = 0) -> Subscription:
         """A subscription starting with a snapshot, or with the changes after resume_revision.
@@ -483,9 +531,9 @@ class WatchHub:
             initial = []
             for message in self._history:
                 if message.revision > resume_revision:
-                    events = _in_scope(message.events, scope)
-                    if events:
-                        initial.append(DeltaMessage(message.revision, events, message.relisted))
+                    delivered = _scoped(message, scope)
+                    if delivered is not None:
+                        initial.append(delivered)
         subscription = Subscription(
             self, scope, initial, self._queue_messages, self._progress_seconds
         )

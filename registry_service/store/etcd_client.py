@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 import grpc.aio
@@ -41,6 +41,7 @@ from registry_service.store._etcdpb import rpc_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_Stub = TypeVar("_Stub")
 
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
@@ -132,6 +133,7 @@ class EtcdClient:
         self._config = config
         self._credentials = self._load_credentials(config)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[tuple[object, str], object] = {}
         self._current = 0
         self._round_robin = 0
         self._down_until: dict[str, float] = {}
@@ -198,10 +200,18 @@ class EtcdClient:
             log.info("etcd: streams move to endpoint %s", self.endpoint)
 
     def kv(self, endpoint: str | None = None) -> pb_grpc.KVStub:
-        return pb_grpc.KVStub(self._channel(endpoint))
+        return self._stub(pb_grpc.KVStub, endpoint)
 
     def lease(self, endpoint: str | None = None) -> pb_grpc.LeaseStub:
-        return pb_grpc.LeaseStub(self._channel(endpoint))
+        return self._stub(pb_grpc.LeaseStub, endpoint)
+
+    def _stub(self, kind: Callable[[grpc.aio.Channel], _Stub], endpoint: str | None) -> _Stub:
+        """One stub of each kind per endpoint: building one costs as much as a small call."""
+        endpoint = endpoint or self.endpoint
+        stub = self._stubs.get((kind, endpoint))
+        if stub is None:
+            stub = self._stubs[(kind, endpoint)] = kind(self._channel(endpoint))
+        return cast(_Stub, stub)
 
     async def metadata(self) -> list[tuple[str, str]]:
         metadata = [("hasleader", "true")]
@@ -274,6 +284,7 @@ class EtcdClient:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+        self._stubs.clear()
 
     # -- KV -----------------------------------------------------------------------------------
 

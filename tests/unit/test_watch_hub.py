@@ -155,6 +155,28 @@ async def test_subscriber_gets_snapshot_then_deltas_in_scope():
     await hub.close()
 
 
+async def test_subscribers_with_equal_scopes_share_one_message_object():
+    """The wire cache serializes a delta once per message object: equal scopes must get the same
+    object (the hub's own when the scope takes all of a delta), a narrower cut one shared copy."""
+    hub, store = await started_hub()
+    dc1 = [hub.subscribe(Scope(datacenters=frozenset({"dc1"}))) for _ in range(3)]
+    everything = hub.subscribe(Scope())
+    for subscription in [*dc1, everything]:
+        await anext(subscription)  # snapshots
+    await feed(hub, store, added(11, "a"))
+    whole = [await anext(subscription) for subscription in dc1]
+    assert whole[0] is whole[1] is whole[2] is await anext(everything)
+
+    await feed(hub, store, StoreBatch(12, added(12, "c").changes + added(12, "y", "dc2").changes))
+    cut = [await anext(subscription) for subscription in dc1]
+    assert cut[0] is cut[1] is cut[2]
+    assert isinstance(cut[0], DeltaMessage) and [e.node.id for e in cut[0].events] == ["c"]
+    full = await anext(everything)
+    assert isinstance(full, DeltaMessage)
+    assert sorted(e.node.id for e in full.events) == ["c", "y"]
+    await hub.close()
+
+
 async def test_resume_inside_history_replays_exactly_the_later_revisions():
     hub, store = await started_hub(history_revisions=3)
     await feed(hub, store, *(added(11 + i, f"n{i}") for i in range(5)))  # revisions 11..15
