@@ -36,6 +36,8 @@ class Tally:
     def __init__(self, streams: int) -> None:
         self.streams = streams
         self.reopened = 0
+        self.open_streams = 0
+        self.all_open = asyncio.Event()
         self.count: collections.Counter[str] = collections.Counter()
         self.latest: dict[str, float] = {}
 
@@ -59,9 +61,14 @@ _OPEN_ATTEMPTS = 30
 
 
 async def open_with_retry(open_stream: Callable[[], Awaitable[Any]], tally: Tally) -> Any:
+    """Opens one stream (retrying shed opens) and counts it; the last one sets `all_open`."""
     for attempt in range(_OPEN_ATTEMPTS):
         try:
-            return await open_stream()
+            call = await open_stream()
+            tally.open_streams += 1
+            if tally.open_streams == tally.streams:
+                tally.all_open.set()
+            return call
         except grpc.aio.AioRpcError as err:
             if err.code() not in _SHED or attempt == _OPEN_ATTEMPTS - 1:
                 raise
@@ -70,9 +77,7 @@ async def open_with_retry(open_stream: Callable[[], Awaitable[Any]], tally: Tall
     raise AssertionError("unreachable")
 
 
-async def registry_stream(
-    channel: grpc.aio.Channel, tally: Tally, opened: asyncio.Event, counter: list[int]
-) -> None:
+async def registry_stream(channel: grpc.aio.Channel, tally: Tally) -> None:
     async def open_stream() -> Any:
         call = registry_pb2_grpc.RegistryStub(channel).WatchNodes(
             pb.WatchNodesRequest(scope=pb.Scope(types=["bench"]))
@@ -81,9 +86,6 @@ async def registry_stream(
         return call
 
     call = await open_with_retry(open_stream, tally)
-    counter[0] += 1
-    if counter[0] == tally.streams:
-        opened.set()
     while True:
         message = await call.read()
         if message.WhichOneof("message") == "delta":
@@ -92,9 +94,7 @@ async def registry_stream(
                     tally.saw(event.node.id)
 
 
-async def etcd_stream(
-    channel: grpc.aio.Channel, tally: Tally, opened: asyncio.Event, counter: list[int]
-) -> None:
+async def etcd_stream(channel: grpc.aio.Channel, tally: Tally) -> None:
     async def open_stream() -> Any:
         call = etcd_grpc.WatchStub(channel).Watch()
         await call.write(
@@ -106,9 +106,6 @@ async def etcd_stream(
         return call
 
     call = await open_with_retry(open_stream, tally)
-    counter[0] += 1
-    if counter[0] == tally.streams:
-        opened.set()
     while True:
         response = await call.read()
         for event in response.events:
@@ -116,18 +113,13 @@ async def etcd_stream(
                 tally.saw(event.kv.key[len(PREFIX) :].decode())
 
 
-async def raw_stream(
-    channel: grpc.aio.Channel, tally: Tally, opened: asyncio.Event, counter: list[int]
-) -> None:
+async def raw_stream(channel: grpc.aio.Channel, tally: Tally) -> None:
     async def open_stream() -> Any:
         call = channel.unary_stream("/bench.Raw/Subscribe")(b"")
         await call.read()  # hello
         return call
 
     call = await open_with_retry(open_stream, tally)
-    counter[0] += 1
-    if counter[0] == tally.streams:
-        opened.set()
     while True:
         tally.saw((await call.read()).decode())
 
@@ -137,17 +129,15 @@ STREAMS = {"registry": registry_stream, "etcd": etcd_stream, "raw": raw_stream}
 
 async def main(kind: str, target: str, streams: int) -> None:
     tally = Tally(streams)
-    opened = asyncio.Event()
-    counter = [0]
     channels = [
         grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(max(1, streams // 100))
     ]
     tasks = [
-        asyncio.create_task(STREAMS[kind](channels[i % len(channels)], tally, opened, counter))
+        asyncio.create_task(STREAMS[kind](channels[i % len(channels)], tally))
         for i in range(streams)
     ]
-    await opened.wait()
+    await tally.all_open.wait()
     print(f"ready {tally.reopened}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     for task in tasks:
