@@ -80,15 +80,16 @@ def rss_bytes(pid: int) -> int:
     and one process per worker)."""
     match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     own = int(match.group(1)) * 1024 if match else 0
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    kids = children.read_text().split() if children.exists() else []
-    return own + sum(rss_bytes(int(kid)) for kid in kids)
+    return own + sum(rss_bytes(child) for child in children(pid))
 
 
 def cpu_seconds_tree(pid: int) -> float:
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    kids = children.read_text().split() if children.exists() else []
-    return cpu_seconds(pid) + sum(cpu_seconds_tree(int(kid)) for kid in kids)
+    return cpu_seconds(pid) + sum(cpu_seconds_tree(child) for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in listing.read_text().split()] if listing.exists() else []
 
 
 @dataclass

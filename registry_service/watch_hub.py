@@ -188,22 +188,18 @@ class ClusterView:
         return [(key, self.members[key]) for key in self.expired_keys]
 
 
-def _in_scope(events: tuple[NodeEvent, ...], scope: Scope) -> tuple[NodeEvent, ...]:
-    """The events a scope takes; the same tuple when it takes them all."""
-    if not scope.datacenters and not scope.types:
-        return events
-    taken = tuple(event for event in events if scope.matches(event.node.key))
-    return events if len(taken) == len(events) else taken
-
-
 def _scoped(message: DeltaMessage, scope: Scope) -> DeltaMessage | None:
     """What a subscription with this scope receives of a delta: the message itself when the scope
     takes every event (so that it is serialized once for all, rpc/servicer.WireCache), a smaller
     copy when it takes some, None when it takes none."""
-    events = _in_scope(message.events, scope)
+    if not message.events:
+        return None
+    if not scope.datacenters and not scope.types:
+        return message
+    events = tuple(event for event in message.events if scope.matches(event.node.key))
     if not events:
         return None
-    if events is message.events:
+    if len(events) == len(message.events):
         return message
     return DeltaMessage(message.revision, events, message.relisted)
 
