@@ -202,7 +202,6 @@ class WatchHub:
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.last_heard = 0.0
-        self.events_published = 0
         self.relists = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -355,7 +354,6 @@ class WatchHub:
             self._history.append(message)
             if len(self._history) > self._history_revisions:
                 self._history_floor = self._history.popleft().revision
-        self.events_published += len(message.events)
         if not self.push_enabled:
             return
         # Subscriptions with equal scopes share one scoped message: one filter pass per scope and
