@@ -10,6 +10,8 @@ For code that is not async, `SyncRegistryClient` offers the same calls, blocking
 tree rooted at `RegistryError` (see `client_sdk._errors`); grpc's exceptions never reach you.
 """
 
+from noderegistry import __version__ as __version__
+
 from client_sdk._client import RPC_COVERAGE, RegistryClient
 from client_sdk._config import ClientConfig, ShrinkReport, WatchConfig
 from client_sdk._errors import (
