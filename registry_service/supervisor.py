@@ -61,7 +61,6 @@ class Worker:
         self.settings = settings
         self.process: asyncio.subprocess.Process | None = None
         self.admin_address = ""
-        self.starts = 0
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -72,7 +71,6 @@ class Worker:
             env=_environment(self.settings),
             stdout=asyncio.subprocess.PIPE,
         )
-        self.starts += 1
         assert self.process.stdout is not None
         line = (await self.process.stdout.readline()).decode()
         match = re.search(r"admin (http://\S+)\)", line)
