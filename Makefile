@@ -26,7 +26,7 @@ $(RUN_STAMP): pyproject.toml setup.py $(PROTOS) | $(PY)
 	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml setup.py | $(PY)
-	$(PY) -m pip install --quiet -e '.[server,etcd,dev]'
+	$(PY) -m pip install --quiet -e '.[server,etcd,cli,dev]'
 	touch $(STAMP) $(RUN_STAMP)
 
 $(GENERATED) &: $(PROTOS) tools/gen_protos.py $(STAMP)

@@ -135,7 +135,9 @@ class NodeList:
     Attributes:
         revision: the etcd revision the list is complete up to.
         datacenters: datacenter -> its nodes, sorted by type and id.
-        cache_age_seconds: for CACHED reads, how old the frontend's view was.
+        cache_age_seconds: for CACHED reads, how old the frontend's view was; for a NodeWatch's
+            `current()`, how long before its last progress message the frontend had last heard
+            from etcd (0 after a change).
         stale: the list may be out of date: the frontend cannot reach etcd (it serves its last
             known list), or a NodeWatch is holding back a suspicious shrink.
     """

@@ -31,12 +31,24 @@ log = logging.getLogger("client_sdk")
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
-def error_from_rpc(err: grpc.aio.AioRpcError, target: str = "") -> RegistryRPCError:
-    """The one place where grpc's errors become the SDK's (raise it `from err`)."""
+def error_from_rpc(
+    err: grpc.aio.AioRpcError, target: str = "", deadline_seconds: float = 0.0
+) -> RegistryRPCError:
+    """The one place where grpc's errors become the SDK's (raise it `from err`).
+
+    UNAVAILABLE names the frontend; a deadline that ran out on this side (grpc says only
+    "Deadline Exceeded") says which frontend gave no answer within how long, so that an etcd
+    outage behind a frontend never reads as a bare DEADLINE_EXCEEDED.
+    """
     code = StatusCode(err.code().value[0])
     details = err.details() or code.name
     if code is StatusCode.UNAVAILABLE and target:
         details = f"{details} (frontend {target})"
+    elif code is StatusCode.DEADLINE_EXCEEDED and target and deadline_seconds > 0:
+        details = (
+            f"{details}: no answer from frontend {target} within {deadline_seconds:g}s "
+            "(the registry or its etcd may be unavailable)"
+        )
     return error_for(code, details)
 
 
@@ -132,7 +144,7 @@ class Transport:
                     request, timeout=self.config.call_timeout_seconds, metadata=self.metadata
                 )
             except grpc.aio.AioRpcError as err:
-                error = error_from_rpc(err, target)
+                error = error_from_rpc(err, target, self.config.call_timeout_seconds)
                 if error.code is not StatusCode.UNAVAILABLE:  # only UNAVAILABLE fails over
                     raise error from err
                 last = err

@@ -71,6 +71,7 @@ class WatchView:
         self._held_since: float | None = None
         self._recent_losses: collections.deque[tuple[float, NodeKey]] = collections.deque()
         self._frontend_stale = False
+        self._frontend_age_seconds = 0.0
         self.resyncs = 0
         self.shrinks_held = 0
 
@@ -93,6 +94,7 @@ class WatchView:
         return NodeList(
             revision=revision,
             datacenters={dc: tuple(nodes) for dc, nodes in datacenters.items()},
+            cache_age_seconds=self._frontend_age_seconds,
             stale=self.stale,
         )
 
@@ -111,6 +113,7 @@ class WatchView:
     ) -> ViewUpdate:
         """The changes of one revision; `relisted` ones are diffed against the view instead."""
         self._frontend_stale = False  # a change can only come from etcd
+        self._frontend_age_seconds = 0.0
         for event in events:
             if event.type is EventType.REMOVED:
                 self._shadow.pop(event.node.key, None)
@@ -122,9 +125,11 @@ class WatchView:
         self._revision = revision
         return self._publish(None if relisted else list(events))
 
-    def apply_progress(self, revision: int, *, stale: bool) -> ViewUpdate:
-        """Nothing changed up to `revision`; `stale`: the frontend cannot reach etcd."""
+    def apply_progress(self, revision: int, *, stale: bool, age_seconds: float = 0.0) -> ViewUpdate:
+        """Nothing changed up to `revision`; `stale`: the frontend cannot reach etcd;
+        `age_seconds`: how long ago the frontend last heard from etcd."""
         self._frontend_stale = stale
+        self._frontend_age_seconds = age_seconds
         self._revision = max(self._revision, revision)
         return self._publish([])
 

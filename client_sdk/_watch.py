@@ -218,8 +218,9 @@ class NodeWatch(AsyncClosing):
                 relisted=delta.relisted,
             )
         elif kind == "progress":
+            progress = message.progress
             update = self._view.apply_progress(
-                message.progress.revision, stale=message.progress.stale
+                progress.revision, stale=progress.stale, age_seconds=progress.age_seconds
             )
         else:
             return

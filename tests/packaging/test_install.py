@@ -135,7 +135,7 @@ def test_the_sdk_installs_without_the_servers_dependencies(sdk_venv):
     installed = run(sys.executable, "-m", "pip", "--python", python, "list", "--format=freeze")
     names = {line.split("==")[0].lower() for line in installed.splitlines()}
     assert {"grpcio", "protobuf", "node-registry"} <= names
-    assert not names & set(SERVER_ONLY), names
+    assert not names & {*SERVER_ONLY, "shtab"}, names
     probe = textwrap.dedent(
         """
         import importlib.util, client_sdk
@@ -167,6 +167,21 @@ def test_serve_without_the_server_extra_says_which_extra_in_one_line(sdk_venv, t
     assert done.stderr.startswith("error: serve needs ")
     assert "pip install 'node-registry[server]'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_cli_verbs_of_the_cli_extra_say_which_extra_in_one_line(sdk_venv, tmp_path):
+    for verb, module in (("completion", "shtab"), ("health", "grpcio-health-checking")):
+        done = subprocess.run(
+            [sdk_venv / "bin" / "noderegistry", verb, *(["bash"] if verb == "completion" else [])],
+            cwd=tmp_path,
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr == f"error: {verb} needs {module}: pip install 'node-registry[cli]'\n"
 
 
 @pytest.fixture

@@ -45,6 +45,17 @@ def test_unavailable_names_the_frontend_and_deadlines_count_as_unavailable():
     assert late.code is StatusCode.DEADLINE_EXCEEDED and late.message == "DEADLINE_EXCEEDED"
 
 
+def test_a_deadline_run_out_here_names_the_frontend_and_the_deadline():
+    late = error_from_rpc(
+        rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"), "10.0.0.1:50051", 2.5
+    )
+    assert isinstance(late, RegistryUnavailableError)
+    assert str(late) == (
+        "DEADLINE_EXCEEDED: Deadline Exceeded: no answer from frontend 10.0.0.1:50051 within "
+        "2.5s (the registry or its etcd may be unavailable)"
+    )
+
+
 def test_codes_without_a_subclass_are_the_base_error_with_their_code():
     err = error_for(StatusCode.INTERNAL, "request abc failed")
     assert type(err) is RegistryRPCError and err.code is StatusCode.INTERNAL

@@ -94,6 +94,17 @@ def test_progress_moves_the_revision_and_carries_the_frontends_staleness():
     assert not view.stale
 
 
+def test_progress_carries_the_frontends_age_until_a_change_arrives():
+    view, _ = make_view()
+    view.apply_snapshot([node("a")], 10, resync=False)
+    view.apply_progress(11, stale=True, age_seconds=4.5)
+    assert (view.current().stale, view.current().cache_age_seconds) == (True, 4.5)
+    view.apply_progress(11, stale=True, age_seconds=5.5)
+    assert view.current().cache_age_seconds == 5.5
+    added(view, 12, "b")
+    assert (view.current().stale, view.current().cache_age_seconds) == (False, 0.0)
+
+
 def test_losses_within_the_window_add_up_to_a_hold():
     view, clock = make_view()
     view.apply_snapshot([node(i) for i in "abcdef"], 10, resync=False)

@@ -1,0 +1,44 @@
+"""How the CLI fails: one `error: ...` line on stderr and an exit status, never a traceback.
+
+Exit statuses (README "CLI"):
+    0   success.
+    1   the registry refused or failed the request, or could not be reached (the SDK's message
+        says which frontend and why), or `health` found a frontend that is not SERVING.
+    2   a usage error, found before anything is sent: a malformed command line, a malformed
+        NODEREGISTRY_* variable, a file named by either that cannot be read.
+    130 interrupted (Ctrl-C) before the command finished.
+"""
+
+from __future__ import annotations
+
+from client_sdk import RegistryError, RegistryRPCError, StatusCode
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """The command line or the environment is wrong; the message names the flag or variable."""
+
+
+# What a person can do about a refusal, in the CLI's own terms (the SDK's message names the
+# SDK's settings, the frontend's names the frontend's).
+_HINTS = {
+    StatusCode.UNAUTHENTICATED: "give a token with --token-file, --token or NODEREGISTRY_TOKEN",
+    StatusCode.PERMISSION_DENIED: "use a token with that scope",
+    StatusCode.DEADLINE_EXCEEDED: "--timeout or NODEREGISTRY_TIMEOUT waits longer",
+}
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines included) made one space."""
+    return " ".join(text.split())
+
+
+def error_line(err: RegistryError) -> str:
+    """The line printed for an error the SDK raised: its message on one line, and a hint."""
+    line = f"error: {one_line(str(err))}"
+    hint = _HINTS.get(err.code) if isinstance(err, RegistryRPCError) else None
+    return f"{line} ({hint})" if hint else line

@@ -1,0 +1,139 @@
+"""What the verbs print: tables and lines for people, JSON for scripts.
+
+The JSON shapes are a stable interface (README "CLI", "JSON output"): fields are only ever added,
+never renamed or removed. A list is one document; a stream (`watch`, `register`) is one object
+per line, each with a `type`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from client_sdk import Consistency, EventType, Node, NodeEvent, NodeList
+
+
+def dumps(document: object, *, indent: int | None = None) -> str:
+    return json.dumps(document, indent=indent, sort_keys=True)
+
+
+def emit(text: str) -> None:
+    """Prints at once: a script reading a stream sees each line as it happens."""
+    print(text, flush=True)
+
+
+def node_json(node: Node) -> dict[str, Any]:
+    return {
+        "datacenter": node.datacenter,
+        "type": node.type,
+        "id": node.id,
+        "address": node.address,
+        "status": node.status.value,
+        "incarnation": node.incarnation,
+        "metadata": dict(node.metadata),
+    }
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell, two spaces apart."""
+    cells = [tuple(header), *(tuple(row) for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+
+
+# -- nodes --------------------------------------------------------------------------------------
+
+
+def _metadata_text(node: Node) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(node.metadata.items())) or "-"
+
+
+def nodes_table(nodes: NodeList, consistency: Consistency) -> str:
+    """The nodes, one a row, and a footer with the revision and, when it matters, the age."""
+    lines = table(
+        ("DATACENTER", "TYPE", "ID", "ADDRESS", "STATUS", "INCARNATION", "METADATA"),
+        [
+            (
+                n.datacenter,
+                n.type,
+                n.id,
+                n.address,
+                n.status.value,
+                str(n.incarnation),
+                _metadata_text(n),
+            )
+            for n in nodes
+        ],
+    )
+    footer = f"{len(nodes)} node(s) at revision {nodes.revision}"
+    if nodes.stale:
+        footer += (
+            f"; STALE: the frontend cannot reach etcd, this list is "
+            f"{nodes.cache_age_seconds:.1f}s old and may be out of date"
+        )
+    elif consistency is Consistency.CACHED:
+        footer += f"; cached, {nodes.cache_age_seconds:.1f}s old"
+    lines.append(footer)
+    return "\n".join(lines)
+
+
+def nodes_json(nodes: NodeList, consistency: Consistency) -> str:
+    return dumps(
+        {
+            "revision": nodes.revision,
+            "consistency": consistency.value,
+            "stale": nodes.stale,
+            "age_seconds": round(nodes.cache_age_seconds, 3),
+            "count": len(nodes),
+            "datacenters": {
+                dc: {"nodes": [node_json(n) for n in dc_nodes]}
+                for dc, dc_nodes in nodes.datacenters.items()
+            },
+        },
+        indent=2,
+    )
+
+
+# -- watch --------------------------------------------------------------------------------------
+
+
+def event_line(event: NodeEvent) -> str:
+    node = event.node
+    text = (
+        f"{event.revision} {event.type.value} {node.key} {node.address} "
+        f"incarnation={node.incarnation} status={node.status.value}"
+    )
+    if event.type is EventType.REMOVED:
+        text += f" reason={event.reason.value}"
+    return text
+
+
+def event_json(event: NodeEvent) -> str:
+    data: dict[str, Any] = {
+        "type": event.type.value,
+        "revision": event.revision,
+        "node": node_json(event.node),
+    }
+    if event.type is EventType.REMOVED:
+        data["reason"] = event.reason.value
+    return dumps(data)
+
+
+def staleness_line(stale: bool, revision: int, age_seconds: float) -> str:
+    if stale:
+        return (
+            f"{revision} STALE the list may be out of date: the frontend last heard from etcd "
+            f"{age_seconds:.1f}s ago"
+        )
+    return f"{revision} CURRENT the frontend hears from etcd again"
+
+
+def staleness_json(stale: bool, revision: int, age_seconds: float) -> str:
+    data: dict[str, Any] = {"type": "STALE" if stale else "CURRENT", "revision": revision}
+    if stale:
+        data["age_seconds"] = round(age_seconds, 3)
+    return dumps(data)
