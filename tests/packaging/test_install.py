@@ -153,16 +153,21 @@ def test_the_sdk_installs_without_the_servers_dependencies(sdk_venv):
     assert cli_version.strip() == f"noderegistry {__version__}"
 
 
-def test_serve_without_the_server_extra_says_which_extra_in_one_line(sdk_venv, tmp_path):
-    done = subprocess.run(
-        [sdk_venv / "bin" / "noderegistry", "serve", "--etcd-endpoints", "127.0.0.1:1"],
-        cwd=tmp_path,
+def run_installed_cli(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The venv's `noderegistry`, to its end, whatever its exit status."""
+    return subprocess.run(
+        [venv / "bin" / "noderegistry", *args],
+        cwd=cwd,
         env=_environment(),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_serve_without_the_server_extra_says_which_extra_in_one_line(sdk_venv, tmp_path):
+    done = run_installed_cli(sdk_venv, "serve", "--etcd-endpoints", "127.0.0.1:1", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.startswith("error: serve needs ")
     assert "pip install 'node-registry[server]'" in done.stderr
@@ -170,16 +175,12 @@ def test_serve_without_the_server_extra_says_which_extra_in_one_line(sdk_venv, t
 
 
 def test_the_cli_verbs_of_the_cli_extra_say_which_extra_in_one_line(sdk_venv, tmp_path):
-    for verb, module in (("completion", "shtab"), ("health", "grpcio-health-checking")):
-        done = subprocess.run(
-            [sdk_venv / "bin" / "noderegistry", verb, *(["bash"] if verb == "completion" else [])],
-            cwd=tmp_path,
-            env=_environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+    for args, module in (
+        (("completion", "bash"), "shtab"),
+        (("health",), "grpcio-health-checking"),
+    ):
+        done = run_installed_cli(sdk_venv, *args, cwd=tmp_path)
+        verb = args[0]
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr == f"error: {verb} needs {module}: pip install 'node-registry[cli]'\n"
 
