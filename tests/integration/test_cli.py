@@ -176,8 +176,8 @@ async def test_cached_nodes_and_watch_show_staleness_and_age_during_an_etcd_outa
     own_etcd, start_frontend, connect
 ):
     # 1. A frontend on its own etcd, one node, a watch running.
-    # 2. etcd stops: `nodes --cached` says STALE with the list's age (table and JSON); the watch
-    #    prints STALE progress lines whose age grows.
+    # 2. etcd stops: `nodes --cached` says STALE with the list's age (table and JSON); `nodes`
+    #    and `register` fail in one line; the watch prints STALE lines whose age grows.
     # 3. etcd is back: the watch prints CURRENT.
     frontend = await start_frontend(own_etcd.endpoint)
     await register(connect(frontend), node("n1"), ttl=60)
@@ -200,6 +200,13 @@ async def test_cached_nodes_and_watch_show_staleness_and_age_during_an_etcd_outa
         code, out, _ = await run_cli("nodes", *endpoint, "--cached")
         assert code == 0 and "n1" in out
         assert "; STALE: the frontend cannot reach etcd, this list is " in out.splitlines()[-1]
+
+        # Reads that need etcd and writes fail in one line that says more than the code.
+        for verb in (("nodes",), ("register", "--id", "n2", *REGISTER_ARGS)):
+            code, out, err = await run_cli(*verb, *endpoint, "--timeout", "2")
+            assert (code, out) == (1, ""), err
+            assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+            assert err.strip() != "error: DEADLINE_EXCEEDED: Deadline Exceeded"
 
         first = json.loads(await read_line(watch, timeout=30))
         second = json.loads(await read_line(watch, timeout=30))
