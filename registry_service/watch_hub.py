@@ -45,6 +45,7 @@ from registry_service.errors import (
     RegistryError,
     ShuttingDownError,
     StoreCompactedError,
+    StoreError,
     StoreUnavailableError,
 )
 from registry_service.store.base import (
@@ -398,7 +399,7 @@ class WatchHub:
             try:
                 await self._load()
                 return
-            except StoreUnavailableError as err:
+            except StoreError as err:
                 log.warning("watch hub: re-read failed (%s); retrying", err)
                 await asyncio.sleep(0.5)
 

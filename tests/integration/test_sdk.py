@@ -147,10 +147,10 @@ async def test_lease_revoked_behind_its_back_is_never_silent(
             data_node("revoked"), ttl_seconds=3, on_reregistered=lambda r: called.set()
         )
         await recorder.wait_for_node("revoked")
-        _, kvs = await etcd_client.range_prefix(
+        _, kvs = await etcd_client.kv.range_prefix(
             f"/noderegistry/{cluster}/members/dc1/data/revoked".encode()
         )
-        await etcd_client.lease_revoke(int(json.loads(kvs[0].value)["lease"], 16))
+        await etcd_client.lease.revoke(int(json.loads(kvs[0].value)["lease"], 16))
 
         async with asyncio.timeout(10):
             await called.wait()
