@@ -2,7 +2,10 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# Two installs into one venv: `run` needs only the server (and a local etcd); `setup`/`test` add
+# the dev tools. A dev install covers a run install (it touches both stamps).
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-dev
 TOOLS := .venv-tools/.installed
 PROTOS := protos/noderegistry/v1/registry.proto registry_service/store/_etcdpb/rpc.proto
 GENERATED := protos/noderegistry/v1/registry_pb2.py registry_service/store/_etcdpb/rpc_pb2.py
@@ -12,11 +15,19 @@ GENERATED := protos/noderegistry/v1/registry_pb2.py registry_service/store/_etcd
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[etcd,dev]'
-	touch $(STAMP)
+
+# The editable install's build generates the gRPC code beside the protos (setup.py, D31): a run
+# install needs no generator of its own.
+$(RUN_STAMP): pyproject.toml setup.py $(PROTOS) | $(PY)
+	$(PY) -m pip install --quiet -e '.[server,etcd]'
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install --quiet -e '.[server,etcd,dev]'
+	touch $(STAMP) $(RUN_STAMP)
 
 $(GENERATED) &: $(PROTOS) tools/gen_protos.py $(STAMP)
 	$(PY) tools/gen_protos.py
@@ -35,7 +46,7 @@ tools: $(TOOLS)  ## install the manifest checkers (checkov, kubernetes-validate)
 proto: $(STAMP)  ## regenerate the gRPC code from protos/
 	$(PY) tools/gen_protos.py
 
-run: setup  ## start a registry on 127.0.0.1:50051 (with a local etcd unless REGISTRY_ETCD_ENDPOINTS is set)
+run: $(RUN_STAMP)  ## start a registry on 127.0.0.1:50051 (with a local etcd unless REGISTRY_ETCD_ENDPOINTS is set)
 	$(VENV)/bin/noderegistry serve
 
 test: setup tools system-etcd lint  ## lint, then every test (unit, integration, chaos; real etcd)

@@ -7,10 +7,14 @@
             ...
 
 For code that is not async, `SyncRegistryClient` offers the same calls, blocking. Errors are the
-tree rooted at `RegistryError` (see `client_sdk._errors`); grpc's exceptions never reach you.
+tree rooted at `RegistryError` (see `client_sdk._errors`), their codes the SDK's own `StatusCode`;
+grpc's exceptions and codes never reach you.
 """
 
-from client_sdk._client import RPC_COVERAGE, RegistryClient
+from noderegistry import __version__ as __version__
+
+from client_sdk._bridge import SyncStream
+from client_sdk._client import RegistryClient
 from client_sdk._config import ClientConfig, ShrinkReport, WatchConfig
 from client_sdk._errors import (
     AbortedError,
@@ -22,6 +26,7 @@ from client_sdk._errors import (
     RegistryRPCError,
     RegistryUnavailableError,
     ResourceExhaustedError,
+    StatusCode,
     UnauthenticatedError,
     WatchClosedError,
 )
@@ -42,7 +47,6 @@ from client_sdk._sync import SyncNodeWatch, SyncRegistration, SyncRegistryClient
 from client_sdk._watch import EventStream, NodeWatch
 
 __all__ = [
-    "RPC_COVERAGE",
     "AbortedError",
     "AlreadyExistsError",
     "ClientConfig",
@@ -68,9 +72,11 @@ __all__ = [
     "ResourceExhaustedError",
     "Scope",
     "ShrinkReport",
+    "StatusCode",
     "SyncNodeWatch",
     "SyncRegistration",
     "SyncRegistryClient",
+    "SyncStream",
     "UnauthenticatedError",
     "WatchClosedError",
     "WatchConfig",

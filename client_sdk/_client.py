@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from types import TracebackType
 
 from noderegistry.v1 import registry_pb2 as pb
 
-from client_sdk import _convert
+from client_sdk import _convert, _validation
+from client_sdk._closing import AsyncClosing
 from client_sdk._config import ClientConfig, WatchConfig
+from client_sdk._keepalive import KeepAliveSession
 from client_sdk._models import Consistency, Node, NodeList, Scope
-from client_sdk._registration import KeepAliveSession, Registration, ReregisteredCallback
+from client_sdk._registration import Registration, ReregisteredCallback
 from client_sdk._transport import Transport
 from client_sdk._watch import NodeWatch
 
-# Which SDK method wraps each RPC of noderegistry.v1.Registry (a test keeps this complete).
+# Which SDK method wraps each RPC of noderegistry.v1.Registry (a test keeps this complete; a test
+# aid, not public API).
 RPC_COVERAGE = {
     "Register": "RegistryClient.register",
     "KeepAlive": "Registration (renews in the background)",
@@ -26,7 +28,7 @@ RPC_COVERAGE = {
 }
 
 
-class RegistryClient:
+class RegistryClient(AsyncClosing):
     """A connection to the registry, with failover across its frontends.
 
     Args:
@@ -36,6 +38,9 @@ class RegistryClient:
 
     Use it as `async with RegistryClient("10.0.0.1:50051,10.0.0.2:50051") as client:`; closing
     it deregisters its registrations and ends its watches.
+
+    Raises:
+        InvalidArgumentError: no target given, or a TLS file cannot be read.
     """
 
     def __init__(self, targets: str | Sequence[str], *, config: ClientConfig | None = None) -> None:
@@ -43,17 +48,6 @@ class RegistryClient:
         self._session = KeepAliveSession(self._transport)
         self._registrations: set[Registration] = set()
         self._watches: set[NodeWatch] = set()
-
-    async def __aenter__(self) -> RegistryClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def targets(self) -> list[str]:
@@ -74,12 +68,18 @@ class RegistryClient:
             on_reregistered: called (sync or async) after the registration was lost and made anew.
 
         Raises:
-            InvalidArgumentError: a field breaks the registry's rules (the message names it).
+            InvalidArgumentError: a field breaks the registry's rules (the message names it); a
+                missing field or a TTL out of range is refused before anything is sent.
             AlreadyExistsError: the node is registered live by another owner.
             RegistryUnavailableError: no frontend could be reached.
         """
         registration = Registration(
-            self._transport, self._session, node, ttl_seconds, on_reregistered
+            self._transport,
+            self._session,
+            node,
+            ttl_seconds,
+            on_reregistered,
+            on_closed=self._registrations.discard,
         )
         await registration.start()
         self._registrations.add(registration)
@@ -92,8 +92,11 @@ class RegistryClient:
         consistency: Consistency = Consistency.LINEARIZABLE,
     ) -> NodeList:
         """The nodes of a scope (default: all), per datacenter, at an etcd revision."""
+        scope = scope or Scope()
+        _validation.check_scope(scope)
+        _validation.check_consistency(consistency)
         request = pb.GetNodesRequest(
-            scope=_convert.scope_to_pb(scope or Scope()),
+            scope=_convert.scope_to_pb(scope),
             consistency=_convert.consistency_to_pb(consistency),
         )
         return _convert.node_list_from_pb(await self._transport.unary("GetNodes", request))
@@ -102,7 +105,11 @@ class RegistryClient:
         self, scope: Scope | None = None, *, config: WatchConfig | None = None
     ) -> NodeWatch:
         """A NodeWatch of a scope (default: all), started: `current()` is valid on return."""
-        watch = NodeWatch(self._transport, scope or Scope(), config or WatchConfig())
+        scope = scope or Scope()
+        _validation.check_scope(scope)
+        watch = NodeWatch(
+            self._transport, scope, config or WatchConfig(), on_closed=self._watches.discard
+        )
         await watch.start()
         self._watches.add(watch)
         return watch

@@ -6,10 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from client_sdk._errors import invalid_argument
+
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """How a RegistryClient talks to the registry's frontends.
+    """How a RegistryClient talks to the registry's frontends (a value out of range raises
+    InvalidArgumentError here).
 
     Attributes:
         call_timeout_seconds: deadline of each unary call (Register, GetNodes, Deregister).
@@ -31,6 +34,28 @@ class ClientConfig:
     retry_max_seconds: float = 5.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
+    def __post_init__(self) -> None:
+        _require(self, "call_timeout_seconds", self.call_timeout_seconds > 0, "must be > 0")
+        _require(self, "retry_initial_seconds", self.retry_initial_seconds > 0, "must be > 0")
+        _require(
+            self,
+            "retry_max_seconds",
+            self.retry_max_seconds >= self.retry_initial_seconds,
+            "must be >= retry_initial_seconds",
+        )
+        _require(
+            self,
+            "tls_key_file",
+            bool(self.tls_cert_file) == bool(self.tls_key_file),
+            "and tls_cert_file go together (the client certificate and its key)",
+        )
+        _require(
+            self,
+            "tls_ca_file",
+            bool(self.tls_ca_file) or not self.tls_cert_file,
+            "is required with tls_cert_file (TLS is on only when it is set)",
+        )
+
 
 @dataclass(frozen=True)
 class ShrinkReport:
@@ -49,7 +74,7 @@ class WatchConfig:
     `shrink_window_seconds`, for reasons other than deregistration, is suspicious: the watch stops
     applying losses, keeps its list (flagged stale), calls `on_suspicious_shrink`, and only accepts
     the shrink once it has lasted `shrink_hold_seconds` (or the nodes come back first). Losses
-    within the budget are applied as they come.
+    within the budget are applied as they come. A value out of range raises InvalidArgumentError.
 
     Attributes:
         shrink_ratio: share of the nodes whose loss within the window is suspicious.
@@ -67,3 +92,20 @@ class WatchConfig:
     shrink_hold_seconds: float = 60.0
     on_suspicious_shrink: Callable[[ShrinkReport], None] | None = None
     ack_interval_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        _require(self, "shrink_ratio", self.shrink_ratio > 0, "must be > 0")
+        for name in (
+            "shrink_min_nodes",
+            "shrink_window_seconds",
+            "shrink_hold_seconds",
+            "ack_interval_seconds",
+        ):
+            _require(self, name, getattr(self, name) >= 0, "must be >= 0")
+
+
+def _require(config: object, field: str, holds: bool, rule: str) -> None:
+    """Raises InvalidArgumentError naming the field, its rule and its value unless `holds`."""
+    if not holds:
+        value = getattr(config, field)
+        raise invalid_argument(f"{type(config).__name__}.{field} {rule}, not {value!r}")

@@ -87,6 +87,10 @@ def node_list_from_pb(message: pb.GetNodesResponse) -> NodeList:
     )
 
 
+def snapshot_nodes(snapshot: pb.Snapshot) -> list[Node]:
+    return [node_from_pb(n) for dc in snapshot.datacenters for n in dc.nodes]
+
+
 def event_from_pb(message: pb.NodeEvent, revision: int) -> NodeEvent:
     return NodeEvent(
         type=_EVENT_FROM_PB[message.type],

@@ -1,8 +1,9 @@
-"""The SDK's errors. Users never see grpc's own exceptions; the cause stays attached (`__cause__`).
+"""The SDK's errors and status codes. Users never see grpc's own exceptions or codes.
 
 RegistryError
-├── RegistryRPCError(code)          a frontend answered with an error status
-│   ├── InvalidArgumentError        the request broke a rule (names the field and the limit)
+├── RegistryRPCError(code)          the call failed with a status (`code` is a `StatusCode`)
+│   ├── InvalidArgumentError        a rule was broken (checked by the SDK or by the frontend; the
+│   │                               message names the field and the limit)
 │   ├── NodeNotFoundError           no such registration, or the token does not match
 │   ├── AlreadyExistsError          the node is registered live by another owner
 │   ├── PermissionDeniedError
@@ -11,11 +12,40 @@ RegistryError
 │   ├── AbortedError                the node changed concurrently; retrying is safe
 │   └── RegistryUnavailableError    no frontend could be reached, or etcd is unavailable
 └── WatchClosedError                the NodeWatch was closed
+
+This module knows no grpc: the transport maps grpc's errors onto this tree (the original stays
+attached as `__cause__`).
 """
 
 from __future__ import annotations
 
-import grpc
+import enum
+
+
+class StatusCode(enum.IntEnum):
+    """The status of a failed call: gRPC's codes, with gRPC's numbers, as the SDK's own enum.
+
+    Compare `err.code` with these (`err.code is StatusCode.UNAVAILABLE`), never with
+    `grpc.StatusCode`.
+    """
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 class RegistryError(Exception):
@@ -23,14 +53,14 @@ class RegistryError(Exception):
 
 
 class RegistryRPCError(RegistryError):
-    """A frontend answered with an error status.
+    """A call failed with a status (from a frontend, or from the SDK's own checks).
 
     Attributes:
-        code: the gRPC status code.
-        message: the frontend's explanation.
+        code: the status, a `StatusCode`.
+        message: what went wrong and, where it helps, what to change.
     """
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: StatusCode, message: str) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
@@ -72,32 +102,34 @@ class WatchClosedError(RegistryError):
     """The NodeWatch was closed (by its owner, or because its client closed)."""
 
 
-_BY_CODE: dict[grpc.StatusCode, type[RegistryRPCError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
-    grpc.StatusCode.OUT_OF_RANGE: InvalidArgumentError,
-    grpc.StatusCode.NOT_FOUND: NodeNotFoundError,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
-    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
-    grpc.StatusCode.ABORTED: AbortedError,
-    grpc.StatusCode.UNAVAILABLE: RegistryUnavailableError,
-    grpc.StatusCode.DEADLINE_EXCEEDED: RegistryUnavailableError,
+_BY_CODE: dict[StatusCode, type[RegistryRPCError]] = {
+    StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    StatusCode.OUT_OF_RANGE: InvalidArgumentError,
+    StatusCode.NOT_FOUND: NodeNotFoundError,
+    StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    StatusCode.ABORTED: AbortedError,
+    StatusCode.UNAVAILABLE: RegistryUnavailableError,
+    StatusCode.DEADLINE_EXCEEDED: RegistryUnavailableError,
 }
-_CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def error_for(code: grpc.StatusCode, message: str) -> RegistryRPCError:
+def error_for(code: StatusCode, message: str) -> RegistryRPCError:
+    """The error of the tree that stands for `code`."""
     return _BY_CODE.get(code, RegistryRPCError)(code, message)
 
 
 def error_for_number(number: int, message: str) -> RegistryRPCError:
-    """For per-item codes (KeepAlive answers carry a gRPC code number)."""
-    return error_for(_CODE_BY_NUMBER.get(number, grpc.StatusCode.UNKNOWN), message)
+    """For codes that arrive as numbers (each KeepAlive answer carries its own)."""
+    try:
+        code = StatusCode(number)
+    except ValueError:
+        code = StatusCode.UNKNOWN
+    return error_for(code, message)
 
 
-def from_rpc_error(err: grpc.aio.AioRpcError, target: str = "") -> RegistryRPCError:
-    details = err.details() or err.code().name
-    if err.code() == grpc.StatusCode.UNAVAILABLE and target:
-        details = f"{details} (frontend {target})"
-    return error_for(err.code(), details)
+def invalid_argument(message: str) -> InvalidArgumentError:
+    """An argument the SDK refuses before anything is sent."""
+    return InvalidArgumentError(StatusCode.INVALID_ARGUMENT, message)

@@ -13,24 +13,18 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import grpc
-import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 
-from client_sdk import _convert
-from client_sdk._errors import (
-    NodeNotFoundError,
-    RegistryError,
-    RegistryRPCError,
-    RegistryUnavailableError,
-    error_for_number,
-    from_rpc_error,
-)
+from client_sdk import _convert, _validation
+from client_sdk._backoff import Backoff
+from client_sdk._broadcast import Broadcast, Subscription
+from client_sdk._closing import AsyncClosing
+from client_sdk._errors import NodeNotFoundError, RegistryError, RegistryRPCError
+from client_sdk._keepalive import KeepAliveSession
 from client_sdk._models import Node, NodeKey, NodeStatus, RegistrationState
 from client_sdk._transport import Transport
 
@@ -39,126 +33,13 @@ log = logging.getLogger("client_sdk")
 ReregisteredCallback = Callable[["Registration"], Awaitable[None] | None]
 
 
-class Backoff:
-    def __init__(self, transport: Transport, maximum: float | None = None) -> None:
-        self._config = transport.config
-        self._maximum = maximum or self._config.retry_max_seconds
-        self._next = self._config.retry_initial_seconds
-
-    def reset(self) -> None:
-        self._next = self._config.retry_initial_seconds
-
-    async def wait(self) -> None:
-        delay = min(self._next, self._maximum) * random.uniform(0.5, 1.0)
-        self._next = min(self._next * 2, self._maximum)
-        await self._config.sleep(delay)
-
-
-class KeepAliveSession:
-    """The client's one KeepAlive stream, shared by all its registrations.
-
-    A renewal waits for the answer about its own node; if the stream breaks, every waiting renewal
-    fails with RegistryUnavailableError and the next one opens a new stream on the next frontend.
-    """
-
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-        self._call: Any = None
-        self._target = ""
-        self._reader: asyncio.Task[None] | None = None
-        self._waiting: dict[NodeKey, list[asyncio.Future[pb.KeepAliveResponse]]] = {}
-        self._write_lock = asyncio.Lock()
-
-    def _open(self) -> Any:
-        if self._call is None:
-            self._target = self._transport.target
-            self._call = self._transport.stub(self._target).KeepAlive(
-                metadata=self._transport.metadata
-            )
-            self._reader = asyncio.create_task(self._read(self._call), name="keepalive-reader")
-        return self._call
-
-    async def _read(self, call: Any) -> None:
-        error: RegistryError
-        try:
-            async for response in call:
-                key = NodeKey(response.key.datacenter, response.key.type, response.key.id)
-                waiters = self._waiting.get(key)
-                if waiters:
-                    future = waiters.pop(0)
-                    if not future.done():
-                        future.set_result(response)
-            error = RegistryUnavailableError(grpc.StatusCode.UNAVAILABLE, "KeepAlive stream ended")
-        except grpc.aio.AioRpcError as err:
-            error = from_rpc_error(err, self._target)
-        except asyncio.CancelledError:
-            error = RegistryUnavailableError(grpc.StatusCode.CANCELLED, "KeepAlive stream closed")
-        self._broken(call, error)
-
-    def _broken(self, call: Any, error: RegistryError) -> None:
-        if self._call is not call:
-            return
-        self._call = None
-        if isinstance(error, RegistryUnavailableError):
-            self._transport.fail_over(self._target)
-        for waiters in self._waiting.values():
-            for future in waiters:
-                if not future.done():
-                    future.set_exception(error)
-        self._waiting.clear()
-
-    async def renew(self, key: NodeKey, token: str, timeout: float) -> int:
-        """Renews one registration; returns the seconds it now has.
-
-        Raises:
-            NodeNotFoundError: the lease is gone or the token does not match (re-register).
-            RegistryUnavailableError: no answer (stream broken, or timeout).
-            RegistryRPCError: any other per-registration code.
-        """
-        call = self._open()
-        future: asyncio.Future[pb.KeepAliveResponse] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(key, []).append(future)
-        try:
-            async with self._write_lock:
-                await call.write(pb.KeepAliveRequest(key=_convert.key_to_pb(key), token=token))
-            async with asyncio.timeout(timeout):
-                response = await future
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as err:
-            self._broken(call, RegistryUnavailableError(grpc.StatusCode.UNAVAILABLE, str(err)))
-            raise RegistryUnavailableError(
-                grpc.StatusCode.UNAVAILABLE, f"KeepAlive to {self._target} failed"
-            ) from err
-        except TimeoutError:
-            self._broken(call, RegistryUnavailableError(grpc.StatusCode.DEADLINE_EXCEEDED, "t/o"))
-            if self._reader is not None:
-                self._reader.cancel()
-            with contextlib.suppress(Exception):
-                call.cancel()
-            raise RegistryUnavailableError(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"no KeepAlive answer from {self._target}"
-            ) from None
-        if response.code != 0:
-            raise error_for_number(response.code, response.message)
-        return int(response.ttl_seconds)
-
-    async def close(self) -> None:
-        call, self._call = self._call, None
-        if call is not None:
-            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                await call.done_writing()
-            call.cancel()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-
-
-class Registration:
+class Registration(AsyncClosing):
     """A node registered with the registry, kept alive in the background until closed.
 
     Use `state` / `state_changes()` to observe it, `on_reregistered` (given to
     `RegistryClient.register`) to learn of a new incarnation, `drain()` to announce a departure,
-    and `close()` to deregister.
+    and `close()` to deregister; or `async with await client.register(node) as registration:`,
+    which deregisters on exit.
     """
 
     def __init__(
@@ -168,19 +49,24 @@ class Registration:
         node: Node,
         ttl_seconds: int,
         on_reregistered: ReregisteredCallback | None,
+        on_closed: Callable[[Registration], None] | None = None,
     ) -> None:
+        _validation.check_node(node)
+        _validation.check_ttl(ttl_seconds)
         self._transport = transport
         self._session = session
         self._wanted = node
         self._ttl_requested = ttl_seconds
         self._on_reregistered = on_reregistered
+        self._on_closed = on_closed
         self._node = node
         self._ttl = ttl_seconds
         self._token = ""
         self._state = RegistrationState.LOST
-        self._listeners: set[asyncio.Queue[RegistrationState]] = set()
+        self._states: Broadcast[RegistrationState] = Broadcast()
         self._task: asyncio.Task[None] | None = None
         self.reregistrations = 0
+        """How often the lease was lost and the node registered anew."""
 
     # -- public -------------------------------------------------------------------------------
 
@@ -210,18 +96,21 @@ class Registration:
     def state(self) -> RegistrationState:
         return self._state
 
-    async def state_changes(self) -> AsyncIterator[RegistrationState]:
-        """Yields every state from now on, until CLOSED (which it yields last)."""
-        queue: asyncio.Queue[RegistrationState] = asyncio.Queue()
-        self._listeners.add(queue)
-        try:
-            while True:
-                state = await queue.get()
-                yield state
-                if state is RegistrationState.CLOSED:
-                    return
-        finally:
-            self._listeners.discard(queue)
+    def state_changes(self) -> AsyncIterator[RegistrationState]:
+        """Every state from this call on, until CLOSED (which it yields last).
+
+        Subscribed at the call: a change between the call and the first read is not missed.
+        """
+        subscription = Subscription(self._states)
+
+        async def states() -> AsyncIterator[RegistrationState]:
+            try:
+                async for state in subscription:
+                    yield state
+            finally:  # the reader stopped early: unsubscribe
+                subscription.close()
+
+        return states()
 
     async def update(
         self,
@@ -230,13 +119,20 @@ class Registration:
         metadata: dict[str, str] | None = None,
         status: NodeStatus | None = None,
     ) -> Node:
-        """Changes the registered node in place (same incarnation); watchers see UPDATED."""
+        """Changes the registered node in place (same incarnation); watchers see UPDATED.
+
+        Raises:
+            InvalidArgumentError: a value breaks a rule (checked here, or by the frontend).
+        """
         changes: dict[str, Any] = {}
         if address is not None:
+            _validation.check_text("address", address)
             changes["address"] = address
         if metadata is not None:
+            _validation.check_metadata(metadata)
             changes["metadata"] = metadata
         if status is not None:
+            _validation.check_status(status)
             changes["status"] = status
         self._wanted = dataclasses.replace(self._wanted, **changes)
         await self._register(token=self._token)
@@ -245,6 +141,7 @@ class Registration:
     async def drain(self, grace_seconds: float = 0.0) -> None:
         """Marks the node DRAINING (clients stop sending it new work), waits grace_seconds, then
         deregisters."""
+        _validation.check_seconds("grace_seconds", grace_seconds)
         await self.update(status=NodeStatus.DRAINING)
         if grace_seconds > 0:
             await self._transport.config.sleep(grace_seconds)
@@ -267,6 +164,9 @@ class Registration:
             except RegistryRPCError as err:
                 log.warning("could not deregister %s (its TTL will end it): %s", self.key, err)
         self._set_state(RegistrationState.CLOSED)
+        self._states.end()
+        if self._on_closed is not None:
+            self._on_closed(self)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -274,8 +174,7 @@ class Registration:
         if state is not self._state:
             log.info("registration %s: %s -> %s", self.key, self._state.value, state.value)
             self._state = state
-            for queue in self._listeners:
-                queue.put_nowait(state)
+            self._states.publish(state)
 
     async def _register(self, token: str = "") -> None:
         """One Register call, retried on other frontends with the same idempotency key."""
@@ -298,7 +197,7 @@ class Registration:
 
     async def _keep_alive(self) -> None:
         sleep = self._transport.config.sleep
-        backoff = Backoff(self._transport, maximum=self.renew_interval_seconds)
+        backoff = Backoff.from_config(self._transport.config, self.renew_interval_seconds)
         while True:
             await sleep(
                 self.renew_interval_seconds if self._state is RegistrationState.ACTIVE else 0
@@ -317,7 +216,7 @@ class Registration:
                 await backoff.wait()
 
     async def _reregister(self) -> None:
-        backoff = Backoff(self._transport)
+        backoff = Backoff.from_config(self._transport.config)
         while True:
             try:
                 await self._register()

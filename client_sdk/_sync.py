@@ -1,144 +1,202 @@
 """A synchronous facade for scripts and services that are not async.
 
 The async client runs on an event loop in one background thread; each call here waits for its
-result. Watch callbacks are called in that background thread: keep them short.
+result, with the same arguments and the same errors as the async API. Callbacks (`on_event`,
+`on_state_change`, `on_reregistered`) run in that background thread: keep them short. Blocking
+iterators (`events()`, `state_changes()`) hand the same items to the caller's thread instead.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine, Sequence
-from types import TracebackType
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
 
+from client_sdk._bridge import LoopThread, SyncStream, start_pump
 from client_sdk._client import RegistryClient
+from client_sdk._closing import Closing
 from client_sdk._config import ClientConfig, WatchConfig
-from client_sdk._models import Consistency, Node, NodeEvent, NodeList, RegistrationState, Scope
+from client_sdk._models import (
+    Consistency,
+    Node,
+    NodeEvent,
+    NodeKey,
+    NodeList,
+    NodeStatus,
+    RegistrationState,
+    Scope,
+)
 from client_sdk._registration import Registration
 from client_sdk._watch import NodeWatch
 
-T = TypeVar("T")
 
+class SyncRegistration(Closing):
+    """A Registration driven from synchronous code; `with` deregisters it on exit."""
 
-class SyncRegistration:
-    """A Registration driven from synchronous code."""
-
-    def __init__(self, client: SyncRegistryClient, registration: Registration) -> None:
-        self._client = client
+    def __init__(self, loop: LoopThread, registration: Registration) -> None:
+        self._loop = loop
         self._registration = registration
 
     @property
     def node(self) -> Node:
+        """The node as the registry stores it (canonical address, incarnation, status)."""
         return self._registration.node
 
     @property
+    def key(self) -> NodeKey:
+        return self._registration.key
+
+    @property
+    def incarnation(self) -> int:
+        return self._registration.incarnation
+
+    @property
+    def ttl_seconds(self) -> int:
+        """The TTL the registry granted."""
+        return self._registration.ttl_seconds
+
+    @property
     def state(self) -> RegistrationState:
+        """ACTIVE, SUSPENDED, LOST or CLOSED, as the background renewals last saw it."""
         return self._registration.state
 
+    def state_changes(self, timeout_seconds: float | None = None) -> SyncStream[RegistrationState]:
+        """Every state from this call on, blocking; ends after CLOSED. With `timeout_seconds`,
+        waiting longer than that for the next state raises TimeoutError."""
+        return SyncStream(self._loop, self._registration.state_changes, timeout_seconds)
+
+    def update(
+        self,
+        *,
+        address: str | None = None,
+        metadata: dict[str, str] | None = None,
+        status: NodeStatus | None = None,
+    ) -> Node:
+        """Changes the registered node in place (same incarnation); watchers see UPDATED."""
+        return self._loop.run(
+            self._registration.update(address=address, metadata=metadata, status=status)
+        )
+
     def drain(self, grace_seconds: float = 0.0) -> None:
-        self._client._run(self._registration.drain(grace_seconds))
+        """Marks the node DRAINING, waits grace_seconds, then deregisters."""
+        self._loop.run(self._registration.drain(grace_seconds))
 
     def close(self) -> None:
-        self._client._run(self._registration.close())
+        """Stops renewing and deregisters; idempotent."""
+        self._loop.run(self._registration.close())
 
 
-class SyncNodeWatch:
-    """A NodeWatch driven from synchronous code; `on_event` runs in the client's thread."""
+class SyncNodeWatch(Closing):
+    """A NodeWatch driven from synchronous code; `with` closes it on exit."""
 
-    def __init__(
-        self,
-        client: SyncRegistryClient,
-        watch: NodeWatch,
-        on_event: Callable[[NodeEvent], None] | None,
-    ) -> None:
-        self._client = client
+    def __init__(self, loop: LoopThread, watch: NodeWatch) -> None:
+        self._loop = loop
         self._watch = watch
-        self._forwarder: asyncio.Task[None] | None = None
-        if on_event is not None:
-            self._forwarder = client._run(self._start_forwarding(on_event))
 
-    async def _start_forwarding(self, on_event: Callable[[NodeEvent], None]) -> asyncio.Task[None]:
-        events = self._watch.events()  # subscribed now: nothing after this call is missed
+    @property
+    def revision(self) -> int:
+        return self._watch.revision
 
-        async def forward() -> None:
-            async for event in events:
-                on_event(event)
-
-        return asyncio.create_task(forward())
+    @property
+    def stale(self) -> bool:
+        """The view may be out of date (see NodeWatch.stale)."""
+        return self._watch.stale
 
     def current(self) -> NodeList:
-        return self._client._run(self._current())
+        """The local view, read in the client's thread (never half-applied)."""
+        return self._loop.run(self._current())
 
     async def _current(self) -> NodeList:
         return self._watch.current()
 
+    def events(self, timeout_seconds: float | None = None) -> SyncStream[NodeEvent]:
+        """Every change of the view from this call on, blocking; ends when the watch closes.
+        With `timeout_seconds`, waiting longer than that for the next event raises TimeoutError."""
+        return SyncStream(self._loop, self._watch.events, timeout_seconds)
+
+    def wait_for(self, predicate: Callable[[NodeList], object], timeout: float) -> NodeList:
+        """Blocks until predicate(current()) is true (it runs in the client's thread)."""
+        return self._loop.run(self._watch.wait_for(predicate, timeout))
+
     def close(self) -> None:
-        self._client._run(self._close())
-
-    async def _close(self) -> None:
-        if self._forwarder is not None:
-            self._forwarder.cancel()
-        await self._watch.close()
+        """Ends the watch, its callback and its event iterators; idempotent."""
+        self._loop.run(self._watch.close())
 
 
-class SyncRegistryClient:
+class SyncRegistryClient(Closing):
     """RegistryClient for synchronous code: same arguments, same errors, blocking calls.
 
     Use it as `with SyncRegistryClient("127.0.0.1:50051") as client:`.
     """
 
     def __init__(self, targets: str | Sequence[str], *, config: ClientConfig | None = None) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="noderegistry-client", daemon=True
-        )
-        self._thread.start()
-        self._client: RegistryClient = self._run(self._make(targets, config))
+        self._loop = LoopThread("noderegistry-client")
+        try:
+            self._client = self._loop.run(self._make(targets, config))
+        except BaseException:
+            self._loop.stop()
+            raise
 
     @staticmethod
     async def _make(targets: str | Sequence[str], config: ClientConfig | None) -> RegistryClient:
         return RegistryClient(targets, config=config)
 
-    def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
-
-    def __enter__(self) -> SyncRegistryClient:
-        return self
-
-    def __exit__(
+    def register(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+        node: Node,
+        *,
+        ttl_seconds: int = 0,
+        on_reregistered: Callable[[SyncRegistration], object] | None = None,
+        on_state_change: Callable[[RegistrationState], object] | None = None,
+    ) -> SyncRegistration:
+        """Registers `node` and keeps it registered until closed (see RegistryClient.register).
 
-    def register(self, node: Node, *, ttl_seconds: int = 0) -> SyncRegistration:
-        return SyncRegistration(
-            self, self._run(self._client.register(node, ttl_seconds=ttl_seconds))
-        )
+        Args:
+            node: the node to register.
+            ttl_seconds: the lease TTL to ask for; 0 takes the registry's default.
+            on_reregistered: called after the registration was lost and made anew.
+            on_state_change: called with every state after this call returns (it is ACTIVE then).
+        """
+        made: list[SyncRegistration] = []
+
+        def reregistered(_: Registration) -> None:
+            if on_reregistered is not None:
+                on_reregistered(made[0])
+
+        async def register() -> Registration:
+            registration = await self._client.register(
+                node, ttl_seconds=ttl_seconds, on_reregistered=reregistered
+            )
+            if on_state_change is not None:  # subscribed before any later change can happen
+                start_pump(registration.state_changes(), on_state_change, "on_state_change")
+            return registration
+
+        made.append(SyncRegistration(self._loop, self._loop.run(register())))
+        return made[0]
 
     def get_nodes(
         self, scope: Scope | None = None, *, consistency: Consistency = Consistency.LINEARIZABLE
     ) -> NodeList:
-        return self._run(self._client.get_nodes(scope, consistency=consistency))
+        """One read of a scope's nodes (see RegistryClient.get_nodes)."""
+        return self._loop.run(self._client.get_nodes(scope, consistency=consistency))
 
     def watch_nodes(
         self,
         scope: Scope | None = None,
         *,
-        on_event: Callable[[NodeEvent], None] | None = None,
+        on_event: Callable[[NodeEvent], object] | None = None,
         config: WatchConfig | None = None,
     ) -> SyncNodeWatch:
-        return SyncNodeWatch(
-            self, self._run(self._client.watch_nodes(scope, config=config)), on_event
-        )
+        """A started watch of a scope; `on_event` gets every change after this call returns."""
+
+        async def watch_nodes() -> NodeWatch:
+            watch = await self._client.watch_nodes(scope, config=config)
+            if on_event is not None:  # subscribed before any later change can happen
+                start_pump(watch.events(), on_event, "on_event")
+            return watch
+
+        return SyncNodeWatch(self._loop, self._loop.run(watch_nodes()))
 
     def close(self) -> None:
-        if not self._loop.is_running():
-            return
-        self._run(self._client.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+        """Deregisters every registration, ends every watch, stops the background thread."""
+        if self._loop.running:
+            self._loop.run(self._client.close())
+            self._loop.stop()

@@ -18,21 +18,48 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2_grpc
 
 from client_sdk._config import ClientConfig
-from client_sdk._errors import RegistryUnavailableError, from_rpc_error
+from client_sdk._errors import (
+    RegistryRPCError,
+    RegistryUnavailableError,
+    StatusCode,
+    error_for,
+    invalid_argument,
+)
 
 log = logging.getLogger("client_sdk")
 
-FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
+def error_from_rpc(err: grpc.aio.AioRpcError, target: str = "") -> RegistryRPCError:
+    """The one place where grpc's errors become the SDK's (raise it `from err`)."""
+    code = StatusCode(err.code().value[0])
+    details = err.details() or code.name
+    if code is StatusCode.UNAVAILABLE and target:
+        details = f"{details} (frontend {target})"
+    return error_for(code, details)
+
+
 def parse_targets(targets: str | Sequence[str]) -> list[str]:
-    if isinstance(targets, str):
-        targets = targets.split(",")
-    parsed = [target.strip() for target in targets if target.strip()]
+    names = targets.split(",") if isinstance(targets, str) else targets
+    parsed = [name.strip() for name in names if isinstance(name, str) and name.strip()]
     if not parsed:
-        raise ValueError("at least one registry frontend address is required")
+        raise invalid_argument(
+            f"targets: at least one registry frontend address (host:port) is required, "
+            f"not {targets!r}"
+        )
     return parsed
+
+
+def _read(setting: str, path: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise invalid_argument(
+            f"ClientConfig.{setting}: cannot read {path!r} ({err.strerror})"
+        ) from err
 
 
 class Transport:
@@ -51,19 +78,16 @@ class Transport:
         if not config.tls_ca_file:
             return None
         return grpc.ssl_channel_credentials(
-            root_certificates=Path(config.tls_ca_file).read_bytes(),
-            private_key=Path(config.tls_key_file).read_bytes() if config.tls_key_file else None,
-            certificate_chain=(
-                Path(config.tls_cert_file).read_bytes() if config.tls_cert_file else None
-            ),
+            root_certificates=_read("tls_ca_file", config.tls_ca_file),
+            private_key=_read("tls_key_file", config.tls_key_file),
+            certificate_chain=_read("tls_cert_file", config.tls_cert_file),
         )
 
     @property
     def target(self) -> str:
         return self.targets[self._index % len(self.targets)]
 
-    def channel(self, target: str | None = None) -> grpc.aio.Channel:
-        target = target or self.target
+    def _channel(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)
         if channel is None:
             options: list[tuple[str, Any]] = [
@@ -81,8 +105,8 @@ class Transport:
             self._channels[target] = channel
         return channel
 
-    def stub(self, target: str | None = None) -> registry_pb2_grpc.RegistryStub:
-        return registry_pb2_grpc.RegistryStub(self.channel(target))
+    def stub(self, target: str) -> registry_pb2_grpc.RegistryStub:
+        return registry_pb2_grpc.RegistryStub(self._channel(target))
 
     def fail_over(self, failed_target: str) -> None:
         """Moves to the next target, unless another caller already moved away from failed_target."""
@@ -108,13 +132,14 @@ class Transport:
                     request, timeout=self.config.call_timeout_seconds, metadata=self.metadata
                 )
             except grpc.aio.AioRpcError as err:
-                if err.code() not in FAILOVER_CODES:
-                    raise from_rpc_error(err, target) from err
+                error = error_from_rpc(err, target)
+                if error.code is not StatusCode.UNAVAILABLE:  # only UNAVAILABLE fails over
+                    raise error from err
                 last = err
                 self.fail_over(target)
         assert last is not None
         raise RegistryUnavailableError(
-            last.code(),
+            StatusCode.UNAVAILABLE,
             f"no registry frontend answered ({', '.join(self.targets)}): {last.details()}",
         ) from last
 

@@ -10,24 +10,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 
-from client_sdk import EventStream, EventType, Node, Registration, RegistryClient, Scope
+from client_sdk import (
+    EventStream,
+    EventType,
+    Node,
+    Registration,
+    RegistryClient,
+    RegistryRPCError,
+    Scope,
+    StatusCode,
+)
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> int:
+    node = Node(args.id, "data", args.datacenter, args.address, {"shard": args.shard})
     async with RegistryClient(args.target) as client:
-        registration = await client.register(
-            Node(args.id, "data", args.datacenter, args.address, {"shard": args.shard}),
-            ttl_seconds=10,
-            on_reregistered=lambda r: print(f"re-registered as incarnation {r.incarnation}"),
-        )
-        print(f"registered {registration.key} (incarnation {registration.incarnation})", flush=True)
-        sessions = await client.watch_nodes(Scope.of(types="session"))
-        print(f"session nodes now: {[n.id for n in sessions.current()]}", flush=True)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(args.seconds):
-                await follow(sessions.events(), registration)
+        try:
+            registration = await client.register(
+                node,
+                ttl_seconds=10,
+                on_reregistered=lambda r: print(f"re-registered as incarnation {r.incarnation}"),
+            )
+        except RegistryRPCError as err:
+            hint = " (pick another --id)" if err.code is StatusCode.ALREADY_EXISTS else ""
+            print(f"error: {err}{hint}", file=sys.stderr)
+            return 1
+        async with registration:  # deregisters on the way out
+            incarnation = registration.incarnation
+            print(f"registered {registration.key} (incarnation {incarnation})", flush=True)
+            async with await client.watch_nodes(Scope.of(types="session")) as sessions:
+                print(f"session nodes now: {[n.id for n in sessions.current()]}", flush=True)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(args.seconds):
+                        await follow(sessions.events(), registration)
     print("deregistered", flush=True)
+    return 0
 
 
 async def follow(events: EventStream, registration: Registration) -> None:
@@ -48,4 +67,4 @@ if __name__ == "__main__":
     parser.add_argument("--shard", default="0")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(parser.parse_args()))
+        sys.exit(asyncio.run(main(parser.parse_args())))

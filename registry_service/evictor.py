@@ -55,10 +55,6 @@ class EvictorStatus:
     suspected: int = 0
     held_by_outage: bool = False
 
-    @property
-    def evicted(self) -> int:
-        return sum(self.removed.values())
-
 
 class Evictor:
     """Campaigns for leadership; while leading, removes expired members as soon as the hub sees
@@ -81,7 +77,6 @@ class Evictor:
         self._store = store
         self._hub = hub
         self._candidate = candidate
-        self._lease_ttl = lease_ttl_seconds
         self._poll = poll_seconds
         self._reconcile = reconcile_seconds
         self._policy = policy or BudgetPolicy()

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from registry_service.domain import Scope
 from registry_service.logs import request_id
 
 if TYPE_CHECKING:
@@ -102,8 +103,9 @@ class _StateCollector(Collector):
         )
         counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
         if hub.revision:
-            for key, member in hub.view.members.items():
-                counts[(key.datacenter, key.type, member.registration.node.status.value)] += 1
+            for member in hub.view.members(Scope()):
+                node = member.registration.node
+                counts[(node.datacenter, node.type, node.status.value)] += 1
         for labels, count in sorted(counts.items()):
             nodes.add_metric(labels, count)
         yield nodes

@@ -392,11 +392,10 @@ class Registry:
 
     def suspects(self) -> list[Registration]:
         """Every SUSPECT member in this frontend's view, oldest suspicion first."""
-        view = self._hub.view
         held = [
-            view.members[key].registration
-            for key in view.expired_keys
-            if view.members[key].registration.node.status is NodeStatus.SUSPECT
+            member.registration
+            for _, member in self._hub.view.expired()
+            if member.registration.node.status is NodeStatus.SUSPECT
         ]
         return sorted(held, key=lambda registration: registration.suspect_since)
 

@@ -19,7 +19,8 @@ import signal
 import socket
 import sys
 
-from registry_service.settings import Settings
+from registry_service.host import Host
+from registry_service.settings import SECRET_FILE_VARIABLES, Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,13 @@ def die_with_supervisor() -> None:
 
 
 def _environment(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+    """The supervisor's environment with every setting as resolved here (secrets read from their
+    files already: a worker given both a secret and its _FILE would refuse to start)."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_FILE_VARIABLES}
     env[PARENT_ENV] = str(os.getpid())
     for field in dataclasses.fields(Settings):
         value = getattr(settings, field.name)
-        env[f"REGISTRY_{field.name.upper()}"] = (
-            ",".join(value) if isinstance(value, tuple) else str(value)
-        )
+        env[env_name(field.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
     return env
 
 
@@ -61,7 +62,6 @@ class Worker:
         self.settings = settings
         self.process: asyncio.subprocess.Process | None = None
         self.admin_address = ""
-        self.starts = 0
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -72,7 +72,6 @@ class Worker:
             env=_environment(self.settings),
             stdout=asyncio.subprocess.PIPE,
         )
-        self.starts += 1
         assert self.process.stdout is not None
         line = (await self.process.stdout.readline()).decode()
         match = re.search(r"admin (http://\S+)\)", line)
@@ -86,7 +85,7 @@ class Worker:
 
 async def supervise(settings: Settings, stop: asyncio.Event) -> None:
     """Runs the workers until `stop` is set; prints one ready line when all of them serve."""
-    count = settings.workers or os.cpu_count() or 1
+    count = settings.workers or Host.probe(os.environ).cpus
     host, _, port_text = settings.listen.rpartition(":")
     port = int(port_text) or _free_port(host)
     admin_host, _, admin_port_text = settings.admin_listen.rpartition(":")

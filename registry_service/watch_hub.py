@@ -1,6 +1,6 @@
 """One etcd watch per process, fanned out to every WatchNodes subscriber of this frontend.
 
-The hub holds a `ClusterView` (every member and live key at a revision), a bounded history of the
+The hub keeps the frontend's `ClusterView` (cluster_view.py) current, a bounded history of the
 changes of recent revisions (for resumes), and one bounded queue per subscriber.
 
 Contracts:
@@ -25,17 +25,13 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 
+from registry_service.cluster_view import ClusterView
 from registry_service.domain import (
-    DatacenterNodes,
     DeltaMessage,
-    EventType,
-    Node,
-    NodeEvent,
     NodeKey,
     NodeList,
     ProgressMessage,
     Registration,
-    RemovalReason,
     ResyncReason,
     Scope,
     SnapshotMessage,
@@ -48,145 +44,9 @@ from registry_service.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from registry_service.store.base import (
-    ClusterState,
-    IdentityPut,
-    LiveChanged,
-    Member,
-    MemberDeleted,
-    MemberPut,
-    RegistryStore,
-    StoreBatch,
-)
+from registry_service.store.base import RegistryStore, StoreBatch
 
 log = logging.getLogger(__name__)
-
-
-class ClusterView:
-    """Every member and live key at one revision; turns store batches into node events."""
-
-    def __init__(self, state: ClusterState) -> None:
-        self.revision = state.revision
-        self.members: dict[NodeKey, Member] = dict(state.members)
-        self.live: set[NodeKey] = set(state.live)
-        # Members whose live key is gone, kept up to date change by change: the evictor reads it
-        # after every revision, and scanning every member there made registration quadratic.
-        self.expired_keys: set[NodeKey] = set(self.members) - self.live
-        # Members grouped by (datacenter, type): a scoped snapshot reads only its groups instead
-        # of filtering every member (thousands of scoped subscribers on a large cluster).
-        self.groups: dict[tuple[str, str], dict[NodeKey, Member]] = {}
-        for key, member in self.members.items():
-            self._group(key)[key] = member
-        self.datacenter_revisions: dict[str, int] = {}
-        for key, member in self.members.items():
-            self._touch(key.datacenter, member.mod_revision)
-
-    def _group(self, key: NodeKey) -> dict[NodeKey, Member]:
-        return self.groups.setdefault((key.datacenter, key.type), {})
-
-    def _ungroup(self, key: NodeKey) -> None:
-        group = self.groups.get((key.datacenter, key.type))
-        if group is not None:
-            group.pop(key, None)
-            if not group:
-                del self.groups[(key.datacenter, key.type)]
-
-    def _touch(self, datacenter: str, revision: int) -> None:
-        if revision > self.datacenter_revisions.get(datacenter, 0):
-            self.datacenter_revisions[datacenter] = revision
-
-    def apply(self, batch: StoreBatch) -> tuple[NodeEvent, ...]:
-        """Applies one revision's changes; returns the node events they make, in etcd's order."""
-        reasons = {
-            change.key: change.identity.removal_reason
-            for change in batch.changes
-            if isinstance(change, IdentityPut) and change.identity.removal_reason
-        }
-        events: list[NodeEvent] = []
-        for change in batch.changes:
-            if isinstance(change, MemberPut):
-                previous = self.members.get(change.key)
-                self.members[change.key] = change.member
-                self._group(change.key)[change.key] = change.member
-                if change.key not in self.live:
-                    self.expired_keys.add(change.key)
-                kind = EventType.ADDED if previous is None else EventType.UPDATED
-                events.append(NodeEvent(kind, change.member.registration.node))
-                self._touch(change.key.datacenter, batch.revision)
-            elif isinstance(change, MemberDeleted):
-                self.expired_keys.discard(change.key)
-                self._ungroup(change.key)
-                gone = self.members.pop(change.key, None)
-                if gone is not None:
-                    reason = reasons.get(change.key) or RemovalReason.UNSPECIFIED
-                    events.append(NodeEvent(EventType.REMOVED, gone.registration.node, reason))
-                    self._touch(change.key.datacenter, batch.revision)
-            elif isinstance(change, LiveChanged):
-                if change.alive:
-                    self.live.add(change.key)
-                    self.expired_keys.discard(change.key)
-                else:
-                    self.live.discard(change.key)
-                    if change.key in self.members:
-                        self.expired_keys.add(change.key)
-        self.revision = max(self.revision, batch.revision)
-        return tuple(events)
-
-    def replace(self, state: ClusterState) -> tuple[NodeEvent, ...]:
-        """Adopts a freshly read state; returns the events that lead from the old view to it."""
-        events: list[NodeEvent] = []
-        for key, member in self.members.items():
-            if key not in state.members:
-                events.append(NodeEvent(EventType.REMOVED, member.registration.node))
-        for key, member in state.members.items():
-            previous = self.members.get(key)
-            if previous is None:
-                events.append(NodeEvent(EventType.ADDED, member.registration.node))
-            elif previous.registration != member.registration:
-                events.append(NodeEvent(EventType.UPDATED, member.registration.node))
-        for event in events:
-            self._touch(event.node.datacenter, state.revision)
-        self.members = dict(state.members)
-        self.live = set(state.live)
-        self.expired_keys = set(self.members) - self.live
-        self.groups = {}
-        for key, member in self.members.items():
-            self._group(key)[key] = member
-        self.revision = max(self.revision, state.revision)
-        return tuple(events)
-
-    def node_list(self, scope: Scope, age_seconds: float = 0.0, stale: bool = False) -> NodeList:
-        per_datacenter: dict[str, list[Node]] = {
-            dc: [] for dc in scope.datacenters if dc in self.datacenter_revisions
-        }
-        for (datacenter, node_type), group in self.groups.items():
-            if scope.matches(NodeKey(datacenter, node_type, "")):
-                nodes = per_datacenter.setdefault(datacenter, [])
-                nodes.extend(member.registration.node for member in group.values())
-        return NodeList(
-            revision=self.revision,
-            datacenters=tuple(
-                DatacenterNodes(
-                    datacenter=dc,
-                    revision=self.datacenter_revisions.get(dc, 0),
-                    nodes=tuple(sorted(nodes, key=lambda node: (node.type, node.id))),
-                )
-                for dc, nodes in sorted(per_datacenter.items())
-            ),
-            age_seconds=age_seconds,
-            stale=stale,
-        )
-
-    def datacenter_sizes(self) -> dict[str, int]:
-        """How many members each datacenter has."""
-        sizes: dict[str, int] = {}
-        for (datacenter, _), group in self.groups.items():
-            sizes[datacenter] = sizes.get(datacenter, 0) + len(group)
-        return sizes
-
-    def expired(self) -> list[tuple[NodeKey, Member]]:
-        """Members whose live key is gone: they stopped renewing."""
-        return [(key, self.members[key]) for key in self.expired_keys]
 
 
 def _scoped(message: DeltaMessage, scope: Scope) -> DeltaMessage | None:
@@ -343,7 +203,6 @@ class WatchHub:
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.last_heard = 0.0
-        self.events_published = 0
         self.relists = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -368,7 +227,7 @@ class WatchHub:
         if self._view is None:
             self._view = ClusterView(state)
         else:
-            events = self._view.replace(state)
+            events = self._view.relist(state)
             self.relists += 1
             self._history.clear()
             if events:
@@ -419,6 +278,7 @@ class WatchHub:
 
     @property
     def view(self) -> ClusterView:
+        """The read model; StoreUnavailableError until the first load."""
         if self._view is None:
             raise StoreUnavailableError("the frontend has not loaded the member list yet")
         return self._view
@@ -432,8 +292,7 @@ class WatchHub:
         return max(0.0, self._clock() - self.last_heard)
 
     def registration(self, key: NodeKey) -> Registration | None:
-        member = self._view.members.get(key) if self._view else None
-        return member.registration if member else None
+        return self._view.registration(key) if self._view else None
 
     @property
     def stale(self) -> bool:
@@ -496,7 +355,6 @@ class WatchHub:
             self._history.append(message)
             if len(self._history) > self._history_revisions:
                 self._history_floor = self._history.popleft().revision
-        self.events_published += len(message.events)
         if not self.push_enabled:
             return
         # Subscriptions with equal scopes share one scoped message: one filter pass per scope and

@@ -63,7 +63,7 @@ def own_etcd(tmp_path: Path) -> Iterator[EtcdServer]:
 @pytest.fixture
 def etcd_cluster(tmp_path: Path) -> Iterator[list[EtcdServer]]:
     """Three etcd members on loopback (for faults: kill, pause, lose quorum)."""
-    binary = find_etcd_binary(prefer_system=True)
+    binary = find_etcd_binary()
     ports = [free_port() for _ in range(3)]
     initial = ",".join(f"m{i}=http://127.0.0.1:{port + 1}" for i, port in enumerate(ports))
     members = [

@@ -3,11 +3,13 @@
 Usage: python tools/gen_protos.py [OUTPUT_ROOT]
 
 Without OUTPUT_ROOT the code is written beside each .proto, where the packages import it from. The
-staleness test passes a temporary root and compares the result with what is on disk.
+staleness test passes a temporary root and compares the result with what is on disk; the package
+build (setup.py) passes the wheel's build folder.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,9 +34,17 @@ def generated_files(out_root: Path | None = None) -> list[Path]:
     return files
 
 
+def _plugin(name: str) -> Path:
+    """A mypy-protobuf plugin: beside this Python (a venv), else on PATH (pip's build env)."""
+    beside = Path(sys.executable).parent / name
+    found = beside if beside.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found: install mypy-protobuf")
+    return Path(found)
+
+
 def generate(out_root: Path | None = None) -> None:
     grpc_include = Path(protoc.__file__).parent / "_proto"
-    bin_dir = Path(sys.executable).parent  # mypy-protobuf's plugins are installed beside python
     for include, proto in PROTO_SETS:
         out = out_root or include
         out.mkdir(parents=True, exist_ok=True)
@@ -42,8 +52,8 @@ def generate(out_root: Path | None = None) -> None:
             "grpc_tools.protoc",
             f"-I{include}",
             f"-I{grpc_include}",
-            f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
-            f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
+            f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
+            f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
             f"--python_out={out}",
             f"--grpc_python_out={out}",
             f"--mypy_out={out}",

@@ -1,33 +1,22 @@
-"""Who may call what, and how much: bearer tokens with scopes, and per-peer stream limits.
+"""Who may call what, and how much: each method's token scope, and per-peer stream limits.
 
-Tokens live in a file (`auth_tokens_file`), one per line:
-
-    # name    scopes               token
-    fleet     register,watch       3f0c...e1
-    dashboard watch                9a41...77
-    ops       admin,register,watch 51d2...0c
-
-Scopes: `register` (Register, KeepAlive, Deregister), `watch` (GetNodes, WatchNodes, AckWatch) and
-`admin` (the admin port's writes). Without a tokens file every caller may do everything. Health
-checking and reflection never need a token (probes cannot present one).
+The tokens themselves (file format, scopes, digests) are `bearer_tokens.TokenTable`, which the
+admin port uses too. Health checking and reflection never need a token (probes cannot present
+one).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
 import grpc.aio
 
+from registry_service.bearer_tokens import TokenTable
 from registry_service.errors import ResourceExhaustedError
 
-SCOPES = frozenset({"register", "watch", "admin"})
 _SERVICE = "/noderegistry.v1.Registry/"
 METHOD_SCOPES = {
     f"{_SERVICE}Register": "register",
@@ -37,62 +26,6 @@ METHOD_SCOPES = {
     f"{_SERVICE}WatchNodes": "watch",
     f"{_SERVICE}AckWatch": "watch",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    name: str
-    scopes: frozenset[str]
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
-class TokenTable:
-    """The bearer tokens of one cluster; only their SHA-256 digests are kept in memory."""
-
-    def __init__(self, principals: Mapping[bytes, Principal]) -> None:
-        self._principals = dict(principals)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._principals)
-
-    @classmethod
-    def load(cls, path: str) -> TokenTable:
-        if not path:
-            return cls({})
-        principals: dict[bytes, Principal] = {}
-        for number, raw in enumerate(Path(path).read_text().splitlines(), 1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            try:
-                name, scopes, token = line.split()
-            except ValueError:
-                raise SystemExit(f"{path}:{number}: expected 'name scopes token'") from None
-            wanted = frozenset(scopes.split(","))
-            if not wanted <= SCOPES:
-                raise SystemExit(f"{path}:{number}: unknown scope {sorted(wanted - SCOPES)}")
-            principals[_digest(token)] = Principal(name, wanted)
-        if not principals:
-            raise SystemExit(f"{path}: no tokens; remove the setting to run without tokens")
-        return cls(principals)
-
-    def identify(self, metadata: Any) -> Principal | None:
-        """The principal whose token the call presents (`authorization: Bearer <token>`)."""
-        for key, value in metadata or ():
-            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-                digest = _digest(value.removeprefix("Bearer ").strip())
-                for known, principal in self._principals.items():
-                    if hmac.compare_digest(known, digest):
-                        return principal
-        return None
-
-    def allows(self, metadata: Any, scope: str) -> bool:
-        principal = self.identify(metadata)
-        return principal is not None and scope in principal.scopes
 
 
 def _refusal(code: grpc.StatusCode, message: str, handler: grpc.RpcMethodHandler) -> Any:

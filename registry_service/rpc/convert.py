@@ -80,10 +80,6 @@ def key_from_pb(message: pb.NodeKey) -> NodeKey:
     return NodeKey(message.datacenter, message.type, message.id)
 
 
-def key_to_pb(key: NodeKey) -> pb.NodeKey:
-    return pb.NodeKey(datacenter=key.datacenter, type=key.type, id=key.id)
-
-
 def scope_from_pb(message: pb.Scope) -> Scope:
     return Scope(frozenset(message.datacenters), frozenset(message.types))
 

@@ -160,3 +160,12 @@ async def test_health_and_errors_a_person_can_act_on(start_frontend):
 
     code, _, err = await run_cli("health", "--target", "127.0.0.1:1")
     assert code == 1 and err.startswith("error: cannot check 127.0.0.1:1: UNAVAILABLE")
+
+
+async def test_register_with_a_negative_ttl_is_one_error_line_before_any_call():
+    # Nothing listens on the target: the SDK refuses the TTL before it would find that out.
+    args = ("--type", "data", "--datacenter", "dc1", "--address", "h:1", "--ttl", "-1")
+    code, out, err = await run_cli("register", "--target", "127.0.0.1:1", "--id", "n1", *args)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: INVALID_ARGUMENT: ttl_seconds must be from 0")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -4,14 +4,12 @@ watches never silently stall."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
 
 from client_sdk import (
     AlreadyExistsError,
-    ClientConfig,
     EventType,
     InvalidArgumentError,
     Node,
@@ -22,19 +20,15 @@ from client_sdk import (
     RemovalReason,
     Scope,
     SyncRegistryClient,
+    WatchClosedError,
     WatchConfig,
 )
-from tests.support.api import WatchRecorder, node, register
+from tests.support.api import WatchRecorder, node, register, revoke_member_lease
 from tests.support.frontends import stub as stub_for
+from tests.support.sdk import FAST, data_node
 from tests.support.waiting import eventually, eventually_sync
 
 pytestmark = pytest.mark.integration
-
-FAST = ClientConfig(call_timeout_seconds=3, retry_initial_seconds=0.05, retry_max_seconds=0.5)
-
-
-def data_node(node_id: str, **metadata: str) -> Node:
-    return Node(node_id, "data", "dc1", f"{node_id}.example:7000", metadata)
 
 
 async def _never_removed_for(recorder: WatchRecorder, seconds: float) -> None:
@@ -74,6 +68,30 @@ async def test_errors_are_the_sdks_own(start_frontend):
     async with RegistryClient("127.0.0.1:1", config=FAST) as nowhere:
         with pytest.raises(RegistryUnavailableError):
             await nowhere.get_nodes()
+
+
+async def test_registration_and_watch_close_when_their_async_with_ends(start_frontend, connect):
+    frontend = await start_frontend()
+    recorder = WatchRecorder(connect(frontend)).start()
+    async with RegistryClient(frontend.address, config=FAST) as client:
+        async with await client.watch_nodes() as watch:
+            events = watch.events()
+            async with await client.register(data_node("scoped")) as registration:
+                assert registration.state is RegistrationState.ACTIVE
+                await watch.wait_for(lambda nodes: len(nodes) == 1, 5)
+            assert registration.state is RegistrationState.CLOSED
+            await watch.wait_for(lambda nodes: len(nodes) == 0, 5)
+        async with asyncio.timeout(5):
+            seen = [(e.type, e.node.id, e.reason) async for e in events]  # ends with the watch
+        assert seen == [
+            (EventType.ADDED, "scoped", RemovalReason.UNSPECIFIED),
+            (EventType.REMOVED, "scoped", RemovalReason.DEREGISTERED),
+        ]
+        with pytest.raises(WatchClosedError):
+            await watch.wait_for(lambda nodes: len(nodes) == 1, 5)
+    await recorder.wait_for(lambda r: len(r.changes) == 2)
+    assert recorder.changes[-1].reason == 1  # DEREGISTERED, by the async with
+    await recorder.close()
 
 
 async def test_drain_marks_draining_then_deregisters(start_frontend):
@@ -147,14 +165,11 @@ async def test_lease_revoked_behind_its_back_is_never_silent(
             data_node("revoked"), ttl_seconds=3, on_reregistered=lambda r: called.set()
         )
         await recorder.wait_for_node("revoked")
-        _, kvs = await etcd_client.kv.range_prefix(
-            f"/noderegistry/{cluster}/members/dc1/data/revoked".encode()
-        )
-        await etcd_client.lease.revoke(int(json.loads(kvs[0].value)["lease"], 16))
+        await revoke_member_lease(etcd_client, cluster, "dc1/data/revoked")
 
         async with asyncio.timeout(10):
             await called.wait()
-        assert registration.incarnation == 2
+        assert (registration.incarnation, registration.reregistrations) == (2, 1)
         assert registration.state is RegistrationState.ACTIVE
         await recorder.wait_for(lambda r: len(r.changes) == 3)
         assert [(c.type, c.incarnation) for c in recorder.changes] == [(1, 1), (3, 1), (1, 2)]
@@ -265,6 +280,7 @@ async def test_suspicious_shrink_is_held_back_and_released_when_nodes_return(
         assert held.stale and len(held) >= 4
         assert "steady" in {n.id for n in held.nodes}
         assert reports[0].known == 6 and reports[0].remaining <= 3
+        assert watch.shrinks_held == 1
 
         for i in range(5):  # they come back
             await register(stub, node(f"short{i}"), ttl=30)

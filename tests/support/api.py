@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,12 @@ async def register_through_outage(
             raise
 
     return await eventually(attempt, timeout=30, interval=0.2, message=f"register {message.id}")
+
+
+async def revoke_member_lease(etcd_client: Any, cluster: str, member: str) -> None:
+    """Revokes the lease of a member (`dc1/data/n1`) in etcd, behind its owner's back."""
+    _, kvs = await etcd_client.kv.range_prefix(f"/noderegistry/{cluster}/members/{member}".encode())
+    await etcd_client.lease.revoke(int(json.loads(kvs[0].value)["lease"], 16))
 
 
 async def node_ids(

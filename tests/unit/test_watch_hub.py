@@ -9,55 +9,15 @@ import pytest
 
 from registry_service.domain import (
     DeltaMessage,
-    EventType,
-    Identity,
-    Node,
-    NodeKey,
     ProgressMessage,
-    Registration,
-    RemovalReason,
     ResyncReason,
     Scope,
     SnapshotMessage,
 )
 from registry_service.errors import ShuttingDownError, StoreCompactedError
-from registry_service.store.base import (
-    ClusterState,
-    IdentityPut,
-    LiveChanged,
-    Member,
-    MemberDeleted,
-    MemberPut,
-    StoreBatch,
-)
-from registry_service.watch_hub import ClusterView, WatchHub
-
-
-def registration(node_id: str, datacenter: str = "dc1", node_type: str = "data", **meta: str):
-    return Registration(Node(node_id, node_type, datacenter, f"{node_id}:1", meta, 1), 1, 10, "h")
-
-
-def key(node_id: str, datacenter: str = "dc1", node_type: str = "data") -> NodeKey:
-    return NodeKey(datacenter, node_type, node_id)
-
-
-def added(revision: int, node_id: str, datacenter: str = "dc1", **meta: str) -> StoreBatch:
-    k = key(node_id, datacenter)
-    return StoreBatch(
-        revision,
-        (
-            LiveChanged(k, True),
-            MemberPut(k, Member(registration(node_id, datacenter, **meta), revision)),
-            IdentityPut(k, Identity(1)),
-        ),
-    )
-
-
-def removed(revision: int, node_id: str, reason: RemovalReason) -> StoreBatch:
-    k = key(node_id)
-    return StoreBatch(
-        revision, (MemberDeleted(k), LiveChanged(k, False), IdentityPut(k, Identity(1, reason)))
-    )
+from registry_service.store.base import ClusterState, Member, StoreBatch
+from registry_service.watch_hub import WatchHub
+from tests.support.store_batches import added, key, registration
 
 
 class MemoryStore:
@@ -76,60 +36,6 @@ class MemoryStore:
             if isinstance(item, Exception):
                 raise item
             yield item
-
-
-def test_view_turns_batches_into_events_with_reasons():
-    view = ClusterView(ClusterState(revision=1))
-    assert [(e.type, e.node.id) for e in view.apply(added(2, "a"))] == [(EventType.ADDED, "a")]
-    update = StoreBatch(3, (MemberPut(key("a"), Member(registration("a", zone="z"), 3)),))
-    assert [e.type for e in view.apply(update)] == [EventType.UPDATED]
-    (event,) = view.apply(removed(4, "a", RemovalReason.EXPIRED))
-    assert (event.type, event.reason, dict(event.node.metadata)) == (
-        EventType.REMOVED,
-        RemovalReason.EXPIRED,
-        {"zone": "z"},
-    )
-    assert view.revision == 4 and not view.members and not view.live
-
-
-def test_view_knows_which_members_stopped_renewing():
-    view = ClusterView(ClusterState(revision=1))
-    view.apply(added(2, "a"))
-    view.apply(added(3, "b"))
-    view.apply(StoreBatch(4, (LiveChanged(key("a"), False),)))
-    assert [k.id for k, _ in view.expired()] == ["a"]
-
-
-def test_replace_yields_the_difference():
-    view = ClusterView(ClusterState(revision=1))
-    view.apply(added(2, "stays"))
-    view.apply(added(3, "goes"))
-    fresh = ClusterState(
-        revision=9,
-        members={
-            key("stays"): Member(registration("stays"), 2),
-            key("new"): Member(registration("new"), 8),
-        },
-    )
-    events = view.replace(fresh)
-    assert sorted((e.type.value, e.node.id) for e in events) == [
-        ("ADDED", "new"),
-        ("REMOVED", "goes"),
-    ]
-    assert view.revision == 9
-
-
-def test_node_list_groups_per_datacenter_with_each_datacenters_last_change():
-    view = ClusterView(ClusterState(revision=1))
-    view.apply(added(2, "b", "dc2"))
-    view.apply(added(3, "a", "dc1"))
-    view.apply(added(4, "c", "dc2"))
-    listing = view.node_list(Scope())
-    assert [
-        (dc.datacenter, dc.revision, [n.id for n in dc.nodes]) for dc in listing.datacenters
-    ] == [("dc1", 3, ["a"]), ("dc2", 4, ["b", "c"])]
-    only_dc1 = view.node_list(Scope(datacenters=frozenset({"dc1", "dc9"})))
-    assert [dc.datacenter for dc in only_dc1.datacenters] == ["dc1"]
 
 
 async def started_hub(**options) -> tuple[WatchHub, MemoryStore]:
@@ -247,46 +153,3 @@ async def test_close_ends_subscriptions_with_shutting_down():
     await hub.close()
     with pytest.raises(ShuttingDownError):
         await anext(subscription)
-
-
-def test_expired_members_are_tracked_exactly_through_any_sequence_of_changes():
-    """The view keeps `expired` incrementally (for speed); it must equal members minus live."""
-    import random
-
-    rng = random.Random(7)
-    view = ClusterView(ClusterState(revision=1))
-    keys = [key(f"n{i}") for i in range(12)]
-    for revision in range(2, 2000):
-        k = rng.choice(keys)
-        change = rng.choice(
-            [
-                MemberPut(k, Member(registration(k.id), revision)),
-                MemberDeleted(k),
-                LiveChanged(k, True),
-                LiveChanged(k, False),
-            ]
-        )
-        view.apply(StoreBatch(revision, (change,)))
-        assert {k for k, _ in view.expired()} == set(view.members) - view.live
-
-
-def test_the_groups_index_always_holds_exactly_the_members():
-    import random
-
-    rng = random.Random(11)
-    view = ClusterView(ClusterState(revision=1))
-    keys = [key(f"n{i}", f"dc{i % 3}") for i in range(15)]
-    for revision in range(2, 1500):
-        k = rng.choice(keys)
-        if rng.random() < 0.6:
-            change = MemberPut(k, Member(registration(k.id, k.datacenter), revision))
-        else:
-            change = MemberDeleted(k)
-        view.apply(StoreBatch(revision, (change,)))
-        grouped = {k: m for group in view.groups.values() for k, m in group.items()}
-        assert grouped == view.members
-        assert all(view.groups.values())  # no empty group is left behind
-    scoped = view.node_list(Scope(datacenters=frozenset({"dc1"})))
-    assert {n.id for dc in scoped.datacenters for n in dc.nodes} == {
-        k.id for k in view.members if k.datacenter == "dc1"
-    }

@@ -1,0 +1,81 @@
+"""Who a caller is: bearer tokens with scopes, shared by the gRPC port and the admin port.
+
+Tokens live in a file (`auth_tokens_file`), one per line:
+
+    # name    scopes               token
+    fleet     register,watch       3f0c...e1
+    dashboard watch                9a41...77
+    ops       admin,register,watch 51d2...0c
+
+Scopes: `register` (Register, KeepAlive, Deregister), `watch` (GetNodes, WatchNodes, AckWatch) and
+`admin` (the admin port's writes). Without a tokens file every caller may do everything. Only the
+tokens' SHA-256 digests are kept, compared in constant time. Nothing here knows a transport: a
+call's metadata is any sequence of (key, value) pairs, as gRPC metadata or an HTTP header give.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCOPES = frozenset({"register", "watch", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class TokenTable:
+    """The bearer tokens of one cluster; only their SHA-256 digests are kept in memory."""
+
+    def __init__(self, principals: Mapping[bytes, Principal]) -> None:
+        self._principals = dict(principals)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._principals)
+
+    @classmethod
+    def load(cls, path: str) -> TokenTable:
+        if not path:
+            return cls({})
+        principals: dict[bytes, Principal] = {}
+        for number, raw in enumerate(Path(path).read_text().splitlines(), 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            try:
+                name, scopes, token = line.split()
+            except ValueError:
+                raise SystemExit(f"{path}:{number}: expected 'name scopes token'") from None
+            wanted = frozenset(scopes.split(","))
+            if not wanted <= SCOPES:
+                raise SystemExit(f"{path}:{number}: unknown scope {sorted(wanted - SCOPES)}")
+            principals[_digest(token)] = Principal(name, wanted)
+        if not principals:
+            raise SystemExit(f"{path}: no tokens; remove the setting to run without tokens")
+        return cls(principals)
+
+    def identify(self, metadata: Any) -> Principal | None:
+        """The principal whose token the call presents (`authorization: Bearer <token>`)."""
+        for key, value in metadata or ():
+            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+                digest = _digest(value.removeprefix("Bearer ").strip())
+                for known, principal in self._principals.items():
+                    if hmac.compare_digest(known, digest):
+                        return principal
+        return None
+
+    def allows(self, metadata: Any, scope: str) -> bool:
+        principal = self.identify(metadata)
+        return principal is not None and scope in principal.scopes

@@ -1,0 +1,191 @@
+"""The frontend's read model: every member and live key of the cluster at one revision.
+
+The watch hub alone writes it: `apply` each revision's batch as the store's watch delivers it,
+`relist` after a compacted watch made the hub re-read everything. Everyone else (the registry,
+the evictor, metrics, the admin surface) reads it through the queries below, never through its
+indexes, which exist for speed and change with it.
+
+Contracts:
+- `apply` and `relist` return the node events that lead from the old view to the new one, in
+  etcd's order within a revision; a removal carries the reason written beside it (the identity
+  record of the same revision).
+- A member is expired while its live key is absent, whatever order the two keys change in.
+- Each datacenter's revision is that of the last change to one of its members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from registry_service.domain import (
+    DatacenterNodes,
+    EventType,
+    Node,
+    NodeEvent,
+    NodeKey,
+    NodeList,
+    Registration,
+    RemovalReason,
+    Scope,
+)
+from registry_service.store.base import (
+    ClusterState,
+    IdentityPut,
+    LiveChanged,
+    Member,
+    MemberDeleted,
+    MemberPut,
+    StoreBatch,
+)
+
+
+class ClusterView:
+    """Every member and live key at one revision; turns store batches into node events."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self._revision = state.revision
+        self._datacenter_revisions: dict[str, int] = {}
+        self._index(state)
+        for key, member in self._members.items():
+            self._touch(key.datacenter, member.mod_revision)
+
+    def _index(self, state: ClusterState) -> None:
+        self._members: dict[NodeKey, Member] = dict(state.members)
+        self._live: set[NodeKey] = set(state.live)
+        # Members whose live key is gone, kept up to date change by change: the evictor reads it
+        # after every revision, and scanning every member there made registration quadratic.
+        self._expired: set[NodeKey] = set(self._members) - self._live
+        # Members grouped by (datacenter, type): a scoped snapshot reads only its groups instead
+        # of filtering every member (thousands of scoped subscribers on a large cluster).
+        self._groups: dict[tuple[str, str], dict[NodeKey, Member]] = {}
+        for key, member in self._members.items():
+            self._group(key)[key] = member
+
+    def _group(self, key: NodeKey) -> dict[NodeKey, Member]:
+        return self._groups.setdefault((key.datacenter, key.type), {})
+
+    def _ungroup(self, key: NodeKey) -> None:
+        group = self._groups.get((key.datacenter, key.type))
+        if group is not None:
+            group.pop(key, None)
+            if not group:
+                del self._groups[(key.datacenter, key.type)]
+
+    def _touch(self, datacenter: str, revision: int) -> None:
+        if revision > self._datacenter_revisions.get(datacenter, 0):
+            self._datacenter_revisions[datacenter] = revision
+
+    # -- written by the watch hub -------------------------------------------------------------
+
+    def apply(self, batch: StoreBatch) -> tuple[NodeEvent, ...]:
+        """Applies one revision's changes; returns the node events they make, in etcd's order."""
+        reasons = {
+            change.key: change.identity.removal_reason
+            for change in batch.changes
+            if isinstance(change, IdentityPut) and change.identity.removal_reason
+        }
+        events: list[NodeEvent] = []
+        for change in batch.changes:
+            if isinstance(change, MemberPut):
+                previous = self._members.get(change.key)
+                self._members[change.key] = change.member
+                self._group(change.key)[change.key] = change.member
+                if change.key not in self._live:
+                    self._expired.add(change.key)
+                kind = EventType.ADDED if previous is None else EventType.UPDATED
+                events.append(NodeEvent(kind, change.member.registration.node))
+                self._touch(change.key.datacenter, batch.revision)
+            elif isinstance(change, MemberDeleted):
+                self._expired.discard(change.key)
+                self._ungroup(change.key)
+                gone = self._members.pop(change.key, None)
+                if gone is not None:
+                    reason = reasons.get(change.key) or RemovalReason.UNSPECIFIED
+                    events.append(NodeEvent(EventType.REMOVED, gone.registration.node, reason))
+                    self._touch(change.key.datacenter, batch.revision)
+            elif isinstance(change, LiveChanged):
+                if change.alive:
+                    self._live.add(change.key)
+                    self._expired.discard(change.key)
+                else:
+                    self._live.discard(change.key)
+                    if change.key in self._members:
+                        self._expired.add(change.key)
+        self._revision = max(self._revision, batch.revision)
+        return tuple(events)
+
+    def relist(self, state: ClusterState) -> tuple[NodeEvent, ...]:
+        """Takes a freshly read state in place of the view (after a compacted watch); returns the
+        events that lead from the old view to it. Removals carry no reason: the deletes are gone
+        with their revisions."""
+        events: list[NodeEvent] = []
+        for key, member in self._members.items():
+            if key not in state.members:
+                events.append(NodeEvent(EventType.REMOVED, member.registration.node))
+        for key, member in state.members.items():
+            previous = self._members.get(key)
+            if previous is None:
+                events.append(NodeEvent(EventType.ADDED, member.registration.node))
+            elif previous.registration != member.registration:
+                events.append(NodeEvent(EventType.UPDATED, member.registration.node))
+        for event in events:
+            self._touch(event.node.datacenter, state.revision)
+        self._index(state)
+        self._revision = max(self._revision, state.revision)
+        return tuple(events)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        """The newest revision applied (etcd's, including revisions that changed no member)."""
+        return self._revision
+
+    def registration(self, key: NodeKey) -> Registration | None:
+        """The node's registration, or None when it is not a member."""
+        member = self._members.get(key)
+        return member.registration if member else None
+
+    def members(self, scope: Scope) -> Iterator[Member]:
+        """Every member in the scope, in no particular order."""
+        for _, group in self._groups_in(scope):
+            yield from group.values()
+
+    def expired(self) -> list[tuple[NodeKey, Member]]:
+        """Members whose live key is gone: they stopped renewing."""
+        return [(key, self._members[key]) for key in self._expired]
+
+    def datacenter_sizes(self) -> dict[str, int]:
+        """How many members each datacenter has."""
+        sizes: dict[str, int] = {}
+        for (datacenter, _), group in self._groups.items():
+            sizes[datacenter] = sizes.get(datacenter, 0) + len(group)
+        return sizes
+
+    def node_list(self, scope: Scope, age_seconds: float = 0.0, stale: bool = False) -> NodeList:
+        """The scope's nodes grouped per datacenter, each with its own revision. A datacenter
+        named in the scope is listed (empty) once it has ever had a member."""
+        per_datacenter: dict[str, list[Node]] = {
+            dc: [] for dc in scope.datacenters if dc in self._datacenter_revisions
+        }
+        for datacenter, group in self._groups_in(scope):
+            nodes = per_datacenter.setdefault(datacenter, [])
+            nodes.extend(member.registration.node for member in group.values())
+        return NodeList(
+            revision=self._revision,
+            datacenters=tuple(
+                DatacenterNodes(
+                    datacenter=dc,
+                    revision=self._datacenter_revisions.get(dc, 0),
+                    nodes=tuple(sorted(nodes, key=lambda node: (node.type, node.id))),
+                )
+                for dc, nodes in sorted(per_datacenter.items())
+            ),
+            age_seconds=age_seconds,
+            stale=stale,
+        )
+
+    def _groups_in(self, scope: Scope) -> Iterator[tuple[str, dict[NodeKey, Member]]]:
+        for (datacenter, node_type), group in self._groups.items():
+            if scope.matches(NodeKey(datacenter, node_type, "")):
+                yield datacenter, group
