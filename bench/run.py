@@ -289,7 +289,7 @@ class Bench:
             await self.stub.Register(pb.RegisterRequest(node=bench_node(marker), ttl_seconds=60))
 
         async def etcd_trigger(marker: str) -> None:
-            await self.etcd_client.put(b"/bench/fanout/" + marker.encode(), b"x")
+            await self.etcd_client.kv.put(b"/bench/fanout/" + marker.encode(), b"x")
 
         async with grpc.aio.insecure_channel(self.raw_target) as raw_channel:
             push = raw_channel.unary_unary("/bench.Raw/Push")
@@ -394,9 +394,9 @@ class Bench:
         async def direct_worker() -> None:
             for i in direct_queue:
                 begun = time.monotonic()
-                lease = await self.etcd_client.lease_grant(ttl)
+                lease = await self.etcd_client.lease.grant(ttl)
                 key = f"/bench/direct/{run}/{i}".encode()
-                await self.etcd_client.txn(
+                await self.etcd_client.kv.txn(
                     etcd_pb.TxnRequest(
                         compare=[
                             etcd_pb.Compare(

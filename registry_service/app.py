@@ -81,7 +81,7 @@ class Frontend:
             history_revisions=settings.watch_history_revisions,
             queue_messages=settings.watch_queue_messages,
             progress_seconds=settings.watch_progress_seconds,
-            store_connected=lambda: self.client.watch_connected,
+            store_connected=lambda: self.client.watcher.connected,
         )
         self.evictor = Evictor(
             self.store,
@@ -138,10 +138,10 @@ class Frontend:
 
     def _store_settled(self) -> bool:
         """etcd has been reachable for the outage grace period (the evictor may act)."""
-        client = self.client
+        watcher = self.client.watcher
         return (
-            client.watch_connected
-            and time.monotonic() - client.watch_connected_since
+            watcher.connected
+            and time.monotonic() - watcher.connected_since
             >= self.settings.evictor_outage_grace_seconds
         )
 
@@ -156,7 +156,7 @@ class Frontend:
             return False, "shutting down"
         if not self.hub.revision:
             return False, "member list not loaded yet"
-        if not self.client.watch_connected:
+        if not self.client.watcher.connected:
             return False, "etcd watch not connected (etcd unreachable or without a leader)"
         return True, "ok"
 
@@ -209,8 +209,8 @@ class Frontend:
         etcd were down (store-outage mode)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.settings.etcd_request_timeout_seconds):
-                await self.client.watch_up.wait()
-        if not self.client.watch_connected:
+                await self.client.watcher.up.wait()
+        if not self.client.watcher.connected:
             log.warning("the etcd watch is not up yet: serving cached lists, refusing writes")
 
     async def stop(self) -> None:

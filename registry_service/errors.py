@@ -1,13 +1,22 @@
 """The service's error tree. `rpc/status.py` alone turns these into gRPC status codes.
 
 RegistryError
-├── InvalidArgumentError     bad input; nothing was written
-├── NodeNotFoundError        no such registration, or a token that does not match it
+├── InvalidArgumentError       bad input; nothing was written
+├── NodeNotFoundError          no such registration, or a token that does not match it
 ├── SubscriptionNotFoundError  an AckWatch for a stream this frontend does not serve
-├── NodeConflictError        the node is registered live by another owner
-├── ResourceExhaustedError   a configured limit was reached
-└── StoreUnavailableError    etcd cannot be reached, has no leader, or timed out
-    └── ShuttingDownError    this frontend is stopping; another one will serve
+├── NodeConflictError          the node is registered live by another owner
+├── ResourceExhaustedError     a configured limit was reached
+├── ConcurrentModificationError  the node kept changing under the request; retrying is safe
+└── StoreError                 the store could not do what was asked; the subclass says what
+    ├── StoreUnavailableError  etcd cannot be reached, has no leader, timed out or refused
+    │   └── ShuttingDownError  this frontend is stopping; another one will serve
+    ├── LeaseNotFoundError     a lease the request names is gone; the request did not apply
+    ├── StoreCompactedError    the revision asked for is compacted; the caller must re-list
+    └── CorruptRecordError     a record in etcd cannot be decoded; an operator must repair it
+
+The store raises the StoreError subclasses (etcd's own errors, translated in one place,
+`store/etcd_client/connection.translate`), so no caller reads `__cause__` or an error's text. A
+guarded write that finds the world changed is not an error: it returns None (store/base.py).
 """
 
 from __future__ import annotations
@@ -37,25 +46,29 @@ class ResourceExhaustedError(RegistryError):
     """A configured limit (registrations per stream, queue size, ...) was reached."""
 
 
-class StoreUnavailableError(RegistryError):
-    """etcd did not answer in time, has no leader, or refused the connection."""
+class ConcurrentModificationError(RegistryError):
+    """The node changed under the request again and again; retrying the request is safe."""
+
+
+class StoreError(RegistryError):
+    """The store failed a call; what happened is the subclass."""
+
+
+class StoreUnavailableError(StoreError):
+    """etcd did not answer in time, has no leader, or refused the connection or the request."""
 
 
 class ShuttingDownError(StoreUnavailableError):
     """The frontend is shutting down; clients should move to another frontend."""
 
 
-class StoreCompactedError(Exception):
-    """Internal signal: a watch start revision was compacted; the caller must re-list.
-
-    Attributes:
-        compact_revision: the oldest revision etcd still has.
-    """
-
-    def __init__(self, compact_revision: int) -> None:
-        super().__init__(f"revision compacted; etcd keeps history from {compact_revision}")
-        self.compact_revision = compact_revision
+class LeaseNotFoundError(StoreError):
+    """A lease named in the request no longer exists (expired or revoked); nothing applied."""
 
 
-class ConcurrentModificationError(RegistryError):
-    """The node changed under the request again and again; retrying the request is safe."""
+class StoreCompactedError(StoreError):
+    """The revision a read or a watch starts from has been compacted; the caller must re-list."""
+
+
+class CorruptRecordError(StoreError):
+    """A record in etcd is not one this version can read; an operator must repair or delete it."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from registry_service.domain import AuditCause, NodeStatus, RemovalReason
-from registry_service.errors import StoreUnavailableError
+from registry_service.errors import StoreError
 from registry_service.self_preservation import (
     Action,
     BudgetPolicy,
@@ -94,7 +94,7 @@ class Evictor:
         while True:
             try:
                 await self._lead_once()
-            except StoreUnavailableError as err:
+            except StoreError as err:
                 log.warning("evictor: %s; campaigning again", err)
                 await asyncio.sleep(self._poll)
 
@@ -208,5 +208,5 @@ class Evictor:
 
     async def close(self) -> None:
         """Resigns so that another frontend takes over at once."""
-        with contextlib.suppress(StoreUnavailableError):
+        with contextlib.suppress(StoreError):
             await self._election.resign()

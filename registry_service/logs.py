@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import secrets
 import sys
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -35,3 +36,13 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def ensure_request_id() -> str:
+    """The request id of the RPC being served, given one now if it has none yet (an RPC that
+    no interceptor saw), so that its log lines and its answer can name it."""
+    current = request_id.get()
+    if current == "-":
+        current = secrets.token_hex(6)
+        request_id.set(current)
+    return current

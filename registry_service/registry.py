@@ -322,6 +322,7 @@ class Registry:
         recent = self._recent_renewals.get(lease_id)
         if recent is not None and now - recent[0] < self._coalesce:
             return max(1, round(recent[1] - (now - recent[0])))
+        await failpoint("keep_alive.before_renew")
         ttl = await self._store.renew_lease(lease_id)
         if ttl <= 0:
             self._recent_renewals.pop(lease_id, None)
@@ -430,6 +431,7 @@ class Registry:
 
     async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList:
         scope = validate_scope(scope, self._limits)
+        await failpoint("get_nodes.before_read")
         if consistency is Consistency.LINEARIZABLE:
             if self._hub.stale:
                 raise StoreUnavailableError(
@@ -476,6 +478,7 @@ class Registry:
         scope = validate_scope(scope, self._limits)
         if resume_revision < 0:
             raise InvalidArgumentError(f"resume_revision {resume_revision} must be >= 0")
+        await failpoint("watch.before_subscribe")
         if resume_revision > self._hub.revision:
             # Another frontend may have been further along: catch up before deciding.
             with contextlib.suppress(StoreUnavailableError):

@@ -41,6 +41,7 @@ from registry_service.errors import (
     RegistryError,
     ShuttingDownError,
     StoreCompactedError,
+    StoreError,
     StoreUnavailableError,
 )
 from registry_service.store.base import RegistryStore, StoreBatch
@@ -257,7 +258,7 @@ class WatchHub:
             try:
                 await self._load()
                 return
-            except StoreUnavailableError as err:
+            except StoreError as err:
                 log.warning("watch hub: re-read failed (%s); retrying", err)
                 await asyncio.sleep(0.5)
 

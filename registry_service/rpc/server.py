@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from noderegistry.v1 import registry_pb2, registry_pb2_grpc
 
+from registry_service.rpc.edge import with_error_edge
 from registry_service.rpc.servicer import RegistryServicer
 
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
@@ -112,8 +113,9 @@ def _watch_response_bytes(response: registry_pb2.WatchNodesResponse | bytes) -> 
 
 
 def add_registry_service(servicer: RegistryServicer, server: grpc.aio.Server) -> None:
-    """What the generated add_RegistryServicer_to_server does, except that WatchNodes accepts
-    pre-serialized responses (see rpc/servicer.WireCache)."""
+    """What the generated add_RegistryServicer_to_server does, except that every handler runs
+    inside the error edge (rpc/edge.py) and WatchNodes accepts pre-serialized responses (see
+    rpc/servicer.WireCache)."""
     capture = _Capture()
     registry_pb2_grpc.add_RegistryServicer_to_server(servicer, capture)
     handlers = dict(capture.handlers)
@@ -123,6 +125,7 @@ def add_registry_service(servicer: RegistryServicer, server: grpc.aio.Server) ->
         request_deserializer=watch.request_deserializer,
         response_serializer=_watch_response_bytes,
     )
+    handlers = {name: with_error_edge(handler) for name, handler in handlers.items()}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 

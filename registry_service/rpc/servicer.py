@@ -1,7 +1,8 @@
 """The Registry gRPC service: proto in, domain call, proto out. One method per RPC.
 
-Errors are turned into statuses by `status.status_of` and nowhere else. A client that cancels is
-not a failure: its stream's cleanup runs (in `finally`) and nothing is logged above DEBUG.
+Handlers raise; they never pick a status. Every handler runs inside the error edge (rpc/edge.py),
+which turns what it raises into a status once, streams included. The one exception is KeepAlive's
+per-registration answers, which carry their own code (D7), from the same table (`status_of`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -20,14 +20,13 @@ from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 
 from registry_service.bearer_tokens import TokenTable
 from registry_service.domain import DeltaMessage, NodeKey, WatchMessage
-from registry_service.errors import RegistryError, ShuttingDownError
+from registry_service.errors import ResourceExhaustedError, ShuttingDownError
+from registry_service.failpoints import failpoint
 from registry_service.metrics import Metrics
 from registry_service.registry import Registry
 from registry_service.rpc import convert
 from registry_service.rpc.access import StreamCounter, TokenBucket, peer_identity
 from registry_service.rpc.status import status_of
-
-log = logging.getLogger(__name__)
 
 _KEEPALIVE_IN_FLIGHT_PER_STREAM = 256
 _STOP = object()
@@ -85,24 +84,15 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         for outbox in self._keepalive_outboxes:
             outbox.put_nowait(_STOP)
 
-    @staticmethod
-    async def _abort(context: grpc.aio.ServicerContext, error: BaseException) -> None:
-        code, message = status_of(error)
-        await context.abort(code, message)
-
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterResponse:
-        try:
-            result = await self._registry.register(
-                convert.node_from_pb(request.node),
-                request.ttl_seconds,
-                request.idempotency_key,
-                request.token,
-            )
-        except RegistryError as err:
-            await self._abort(context, err)
-            raise  # unreachable: abort raises
+        result = await self._registry.register(
+            convert.node_from_pb(request.node),
+            request.ttl_seconds,
+            request.idempotency_key,
+            request.token,
+        )
         return pb.RegisterResponse(
             node=convert.node_to_pb(result.node),
             ttl_seconds=result.ttl_seconds,
@@ -113,76 +103,48 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def Deregister(
         self, request: pb.DeregisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeregisterResponse:
-        try:
-            revision = await self._registry.deregister(
-                convert.key_from_pb(request.key), request.token
-            )
-        except RegistryError as err:
-            await self._abort(context, err)
-            raise
+        revision = await self._registry.deregister(convert.key_from_pb(request.key), request.token)
         return pb.DeregisterResponse(revision=revision)
 
     async def GetNodes(
         self, request: pb.GetNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetNodesResponse:
-        try:
-            nodes = await self._registry.get_nodes(
-                convert.scope_from_pb(request.scope),
-                convert.consistency_from_pb(request.consistency),
-            )
-        except RegistryError as err:
-            await self._abort(context, err)
-            raise
+        nodes = await self._registry.get_nodes(
+            convert.scope_from_pb(request.scope),
+            convert.consistency_from_pb(request.consistency),
+        )
         return convert.node_list_to_pb(nodes)
 
     async def WatchNodes(
         self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.WatchNodesResponse]:
-        peer = peer_identity(context, self._tokens)
-        try:
-            with self._streams.hold(peer):
-                async for response in self._watch(request, context):
-                    yield response
-        except RegistryError as err:
-            await self._abort(context, err)
-
-    async def _watch(
-        self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
-        try:
+        with self._streams.hold(peer_identity(context, self._tokens)):
             subscription = await self._registry.watch(
                 convert.scope_from_pb(request.scope), request.resume_revision
             )
-        except RegistryError as err:
-            await self._abort(context, err)
-            return
-        subscription.peer = context.peer() or ""
-        first = True
-        try:
-            async for message in subscription:
-                if first:  # carries this stream's own subscription id: serialized on its own
-                    response = convert.watch_message_to_pb(message)
-                    response.subscription_id, first = subscription.id, False
-                    yield response
-                else:
-                    yield self._wire.encode(message)
-                if self._metrics is not None and isinstance(message, DeltaMessage):
-                    self._metrics.events_sent.inc(len(message.events))
-                    if message.received_at:
-                        self._metrics.fanout_seconds.observe(time.monotonic() - message.received_at)
-        except RegistryError as err:
-            await self._abort(context, err)
-        finally:
-            subscription.close()
+            subscription.peer = context.peer() or ""
+            first = True
+            try:
+                async for message in subscription:
+                    if first:  # carries this stream's own subscription id: serialized on its own
+                        response = convert.watch_message_to_pb(message)
+                        response.subscription_id, first = subscription.id, False
+                        yield response
+                    else:
+                        yield self._wire.encode(message)
+                    if self._metrics is not None and isinstance(message, DeltaMessage):
+                        self._metrics.events_sent.inc(len(message.events))
+                        if message.received_at:
+                            self._metrics.fanout_seconds.observe(
+                                time.monotonic() - message.received_at
+                            )
+            finally:
+                subscription.close()
 
     async def AckWatch(
         self, request: pb.AckWatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.AckWatchResponse:
-        try:
-            self._registry.ack(request.subscription_id, request.revision)
-        except RegistryError as err:
-            await self._abort(context, err)
-            raise
+        self._registry.ack(request.subscription_id, request.revision)
         return pb.AckWatchResponse()
 
     async def KeepAlive(
@@ -191,68 +153,59 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.KeepAliveResponse]:
         """Renews concurrently (up to a bound per stream) and answers each request once, in the
-        order renewals complete. A per-registration failure is a code in its response; the
-        stream itself ends only when the client closes it or the frontend shuts down."""
+        order renewals complete. A per-registration failure, unexpected ones included, is a code
+        in its response (INTERNAL naming the request id, for a bug); the stream itself ends only
+        when the client closes it, the frontend shuts down, or reading the stream fails."""
         if self._stopping:
-            await self._abort(context, ShuttingDownError("the frontend is shutting down"))
-        try:
-            with self._streams.hold(peer_identity(context, self._tokens)):
-                async for response in self._keep_alive(request_iterator, context):
-                    yield response
-        except RegistryError as err:
-            await self._abort(context, err)
+            raise ShuttingDownError("the frontend is shutting down")
+        with self._streams.hold(peer_identity(context, self._tokens)):
+            rate = TokenBucket(self._keepalive_rate, time.monotonic)
+            # Bounds renewals in flight plus answers not yet taken by the client: a client that
+            # stops reading stops being read from.
+            in_flight = asyncio.Semaphore(_KEEPALIVE_IN_FLIGHT_PER_STREAM)
+            outbox: asyncio.Queue[object] = asyncio.Queue()
+            self._keepalive_outboxes.add(outbox)
+            keys: set[NodeKey] = set()
+            tasks: set[asyncio.Task[None]] = set()
 
-    async def _keep_alive(
-        self,
-        request_iterator: AsyncIterator[pb.KeepAliveRequest],
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[pb.KeepAliveResponse]:
-        rate = TokenBucket(self._keepalive_rate, time.monotonic)
-        # Bounds renewals in flight plus answers not yet taken by the client: a client that
-        # stops reading stops being read from.
-        in_flight = asyncio.Semaphore(_KEEPALIVE_IN_FLIGHT_PER_STREAM)
-        outbox: asyncio.Queue[object] = asyncio.Queue()
-        self._keepalive_outboxes.add(outbox)
-        keys: set[NodeKey] = set()
-        tasks: set[asyncio.Task[None]] = set()
+            async def renew(request: pb.KeepAliveRequest) -> None:
+                outbox.put_nowait(await self._keep_alive_one(request, keys))
 
-        async def renew(request: pb.KeepAliveRequest) -> None:
-            outbox.put_nowait(await self._keep_alive_one(request, keys))
+            async def read_requests() -> None:
+                try:
+                    await failpoint("keep_alive.read")
+                    async for request in request_iterator:
+                        await in_flight.acquire()
+                        if not rate.take():
+                            outbox.put_nowait(self._over_rate(request))
+                            continue
+                        task = asyncio.create_task(renew(request))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    if tasks:
+                        await asyncio.gather(*tasks)
+                finally:
+                    outbox.put_nowait(_STOP)
 
-        async def read_requests() -> None:
+            reader = asyncio.create_task(read_requests())
             try:
-                async for request in request_iterator:
-                    await in_flight.acquire()
-                    if not rate.take():
-                        outbox.put_nowait(self._over_rate(request))
-                        continue
-                    task = asyncio.create_task(renew(request))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if tasks:
-                    await asyncio.gather(*tasks)
-            finally:
-                outbox.put_nowait(_STOP)
-
-        reader = asyncio.create_task(read_requests())
-        try:
-            while True:
-                item = await outbox.get()
-                if item is _STOP:
-                    break
-                assert isinstance(item, pb.KeepAliveResponse)
-                yield item
-                in_flight.release()
-            if self._stopping:
-                await self._abort(context, ShuttingDownError("the frontend is shutting down"))
-            await reader
-        finally:
-            self._keepalive_outboxes.discard(outbox)
-            reader.cancel()
-            for task in list(tasks):
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+                while True:
+                    item = await outbox.get()
+                    if item is _STOP:
+                        break
+                    assert isinstance(item, pb.KeepAliveResponse)
+                    yield item
+                    in_flight.release()
+                if self._stopping:
+                    raise ShuttingDownError("the frontend is shutting down")
                 await reader
+            finally:
+                self._keepalive_outboxes.discard(outbox)
+                reader.cancel()
+                for task in list(tasks):
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
 
     def _over_rate(self, request: pb.KeepAliveRequest) -> pb.KeepAliveResponse:
         self._count_keepalive(grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -266,19 +219,18 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def _keep_alive_one(
         self, request: pb.KeepAliveRequest, keys: set[NodeKey]
     ) -> pb.KeepAliveResponse:
-        key = convert.key_from_pb(request.key)
-        if key not in keys and len(keys) >= self._max_registrations_per_stream:
-            self._count_keepalive(grpc.StatusCode.RESOURCE_EXHAUSTED)
-            return pb.KeepAliveResponse(
-                key=request.key,
-                code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
-                message=f"this stream already renews {len(keys)} registrations; the limit is "
-                f"{self._max_registrations_per_stream} (open another stream)",
-            )
-        keys.add(key)
+        """One registration's answer: its code is its own (D7), so that one failure, even an
+        unexpected one, never ends the stream the other registrations share."""
         try:
+            key = convert.key_from_pb(request.key)
+            if key not in keys and len(keys) >= self._max_registrations_per_stream:
+                raise ResourceExhaustedError(
+                    f"this stream already renews {len(keys)} registrations; the limit is "
+                    f"{self._max_registrations_per_stream} (open another stream)"
+                )
+            keys.add(key)
             ttl = await self._registry.keep_alive(key, request.token)
-        except RegistryError as err:
+        except Exception as err:
             code, message = status_of(err)
             self._count_keepalive(code)
             return pb.KeepAliveResponse(key=request.key, code=code.value[0], message=message)

@@ -1,7 +1,7 @@
 """The one table that maps the registry's errors to gRPC status codes (the edge of the service).
 
-Anything not in the table is a bug: it is logged with its traceback and the caller gets INTERNAL
-with a generic message, never the exception's text.
+Anything not in the table is a bug: it is logged with its traceback under the call's request id,
+and the caller gets INTERNAL with a message naming only that id, never the exception's text.
 """
 
 from __future__ import annotations
@@ -12,14 +12,19 @@ import grpc
 
 from registry_service.errors import (
     ConcurrentModificationError,
+    CorruptRecordError,
     InvalidArgumentError,
+    LeaseNotFoundError,
     NodeConflictError,
     NodeNotFoundError,
     RegistryError,
     ResourceExhaustedError,
+    StoreCompactedError,
+    StoreError,
     StoreUnavailableError,
     SubscriptionNotFoundError,
 )
+from registry_service.logs import ensure_request_id
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +34,28 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     SubscriptionNotFoundError: grpc.StatusCode.NOT_FOUND,
     NodeConflictError: grpc.StatusCode.ALREADY_EXISTS,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
     ConcurrentModificationError: grpc.StatusCode.ABORTED,
+    StoreError: grpc.StatusCode.UNAVAILABLE,
+    StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    # The lease the request needed lapsed before its write (etcd that slow): nothing applied,
+    # retrying is safe, as on any outage.
+    LeaseNotFoundError: grpc.StatusCode.UNAVAILABLE,
+    # Never reaches a caller today (the watch hub re-lists); if it did, a retry reads anew.
+    StoreCompactedError: grpc.StatusCode.UNAVAILABLE,
+    # A record in etcd is unreadable: no retry helps; the message names the key to repair.
+    CorruptRecordError: grpc.StatusCode.DATA_LOSS,
 }
 
 
-def status_of(error: BaseException) -> tuple[grpc.StatusCode, str]:
+def status_of(error: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status and message a caller gets for error."""
     for kind in type(error).__mro__:
         code = CODES.get(kind)
         if code is not None:
             return code, str(error)
-    log.error("unexpected error", exc_info=error)
-    return grpc.StatusCode.INTERNAL, "internal error in the registry frontend; see its log"
+    request_id = ensure_request_id()
+    log.error("unexpected error, answered INTERNAL (request id %s)", request_id, exc_info=error)
+    return (
+        grpc.StatusCode.INTERNAL,
+        f"internal error in the registry frontend (request id {request_id}); its log has the cause",
+    )

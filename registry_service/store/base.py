@@ -2,8 +2,10 @@
 
 `store/etcd.py` is the implementation; nothing above the store knows etcd's types. Every write is
 conditional on what the caller read (`expected`): a write whose condition no longer holds changes
-nothing and returns None, so callers re-read and decide again. Every write that changes a
-membership records an audit entry (its cause) in the same transaction.
+nothing and returns None, so callers re-read and decide again (a lost race is an answer, not an
+error). Every write that changes a membership records an audit entry (its cause) in the same
+transaction. Failures are the StoreError subclasses of `registry_service.errors`, which say what
+happened: unavailable, lease not found, compacted, corrupt record.
 """
 
 from __future__ import annotations
@@ -97,10 +99,10 @@ class Election(Protocol):
     """Leader election among frontends: one leader at a time, fenced by its key."""
 
     async def stand(self) -> None:
-        """Enters the election (a no-op while standing). Raises StoreUnavailableError."""
+        """Enters the election (a no-op while standing). Raises StoreError."""
 
     async def campaign(self) -> None:
-        """Stands if needed; returns once this candidate leads. Raises StoreUnavailableError."""
+        """Stands if needed; returns once this candidate leads. Raises StoreError."""
 
     async def lost(self) -> None:
         """Returns when leadership (the election lease) is lost."""
@@ -114,10 +116,12 @@ class Election(Protocol):
 
 
 class RegistryStore(Protocol):
-    """Storage of registrations. Every method may raise StoreUnavailableError."""
+    """Storage of registrations. Every method may raise StoreUnavailableError; the others below."""
 
     async def read_node(self, key: NodeKey) -> StoredNode:
-        """All keys of one node, read atomically."""
+        """All keys of one node, read atomically. An unreadable member record reads as absent
+        (logged); an unreadable identity raises CorruptRecordError (the next incarnation depends
+        on it)."""
 
     async def grant_lease(self, ttl_seconds: int) -> int: ...
 
@@ -131,7 +135,8 @@ class RegistryStore(Protocol):
         self, registration: Registration, expected: StoredNode
     ) -> int | None:
         """Writes live key, member record and identity in one transaction, if the member is still
-        absent and the identity unchanged since `expected`. Returns the revision, or None."""
+        absent and the identity unchanged since `expected`. Returns the revision, or None.
+        LeaseNotFoundError: the registration's lease is gone; nothing was written."""
 
     async def update_registration(
         self, registration: Registration, expected: StoredNode
@@ -175,7 +180,8 @@ class RegistryStore(Protocol):
         """Writes a key under the prefix so the watch sees a revision >= etcd's current one."""
 
     async def load(self) -> ClusterState:
-        """Every member and live key, at one revision."""
+        """Every member and live key, at one revision. Raises StoreCompactedError when that
+        revision is compacted while it is read (a retry reads a newer one)."""
 
     def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
         """Every change from start_revision on, one batch per revision; resumes by itself after

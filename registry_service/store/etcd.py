@@ -8,12 +8,9 @@ does nothing and returns None, and the caller reads again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-
-import grpc
 
 from registry_service.domain import (
     AuditCause,
@@ -23,7 +20,7 @@ from registry_service.domain import (
     Registration,
     RemovalReason,
 )
-from registry_service.errors import StoreUnavailableError
+from registry_service.errors import CorruptRecordError, LeaseNotFoundError
 from registry_service.store._etcdpb import rpc_pb2 as pb
 from registry_service.store.base import (
     ClusterState,
@@ -37,7 +34,16 @@ from registry_service.store.base import (
     StoredNode,
     StoreHeartbeat,
 )
-from registry_service.store.etcd_client import EtcdClient, WatchBatch, prefix_end
+from registry_service.store.etcd_client import EtcdClient, WatchBatch
+from registry_service.store.etcd_client.election import EtcdElection
+from registry_service.store.etcd_client.kv import (
+    absent,
+    delete_op,
+    get_op,
+    present,
+    put_op,
+    unchanged_since,
+)
 from registry_service.store.keys import KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
@@ -50,43 +56,6 @@ from registry_service.store.records import (
 )
 
 log = logging.getLogger(__name__)
-
-_EQUAL = pb.Compare.CompareResult.EQUAL
-_GREATER = pb.Compare.CompareResult.GREATER
-
-
-def _absent(key: bytes) -> pb.Compare:
-    return pb.Compare(key=key, target=pb.Compare.CompareTarget.VERSION, result=_EQUAL, version=0)
-
-
-def _present(key: bytes) -> pb.Compare:
-    return pb.Compare(key=key, target=pb.Compare.CompareTarget.VERSION, result=_GREATER, version=0)
-
-
-def _unchanged_since(key: bytes, mod_revision: int) -> pb.Compare:
-    """The key is still at mod_revision (absent when mod_revision is 0)."""
-    if mod_revision == 0:
-        return _absent(key)
-    return pb.Compare(
-        key=key, target=pb.Compare.CompareTarget.MOD, result=_EQUAL, mod_revision=mod_revision
-    )
-
-
-def _put(key: bytes, value: bytes, lease: int = 0) -> pb.RequestOp:
-    return pb.RequestOp(request_put=pb.PutRequest(key=key, value=value, lease=lease))
-
-
-def _delete(key: bytes) -> pb.RequestOp:
-    return pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=key))
-
-
-def _get(key: bytes) -> pb.RequestOp:
-    return pb.RequestOp(request_range=pb.RangeRequest(key=key))
-
-
-def _lease_not_found(err: StoreUnavailableError) -> bool:
-    cause = err.__cause__
-    return isinstance(cause, grpc.aio.AioRpcError) and "lease not found" in (cause.details() or "")
 
 
 class _AuditLeases:
@@ -109,7 +78,7 @@ class _AuditLeases:
             return self._lease
         async with self._lock:
             if not self._lease or now - self._granted_at >= self.retention / 24:
-                self._lease = await self._client.lease_grant(self.retention)
+                self._lease = await self._client.lease.grant(self.retention)
                 self._granted_at = time.monotonic()
             return self._lease
 
@@ -133,17 +102,13 @@ class EtcdRegistryStore:
         self._frontend_id = frontend_id
         self._audit = _AuditLeases(client, audit_retention_seconds)
 
-    @property
-    def client(self) -> EtcdClient:
-        return self._client
-
     async def read_node(self, key: NodeKey) -> StoredNode:
-        response = await self._client.txn(
+        response = await self._client.kv.txn(
             pb.TxnRequest(
                 success=[
-                    _get(self.keys.member(key)),
-                    _get(self.keys.live(key)),
-                    _get(self.keys.identity(key)),
+                    get_op(self.keys.member(key)),
+                    get_op(self.keys.live(key)),
+                    get_op(self.keys.identity(key)),
                 ]
             ),
             read_only=True,
@@ -161,15 +126,26 @@ class EtcdRegistryStore:
             registration=registration,
             member_mod_revision=int(member[0].mod_revision) if member else 0,
             live=bool(live),
-            identity=decode_identity(identity[0].value) if identity else None,
+            identity=self._identity(key, identity[0].value) if identity else None,
             identity_mod_revision=int(identity[0].mod_revision) if identity else 0,
         )
 
+    def _identity(self, key: NodeKey, value: bytes) -> Identity:
+        """An unreadable identity cannot be guessed around: the next incarnation and why the
+        node last left depend on it. The call fails (DATA_LOSS) naming the key to repair."""
+        try:
+            return decode_identity(value)
+        except RecordError as err:
+            raise CorruptRecordError(
+                f"the identity record of {key} in etcd is unreadable ({err}); an operator must "
+                f"repair or delete {self.keys.identity(key).decode(errors='replace')}"
+            ) from err
+
     async def grant_lease(self, ttl_seconds: int) -> int:
-        return await self._client.lease_grant(ttl_seconds)
+        return await self._client.lease.grant(ttl_seconds)
 
     async def revoke_lease(self, lease_id: int) -> None:
-        await self._client.lease_revoke(lease_id)
+        await self._client.lease.revoke(lease_id)
 
     async def renew_lease(self, lease_id: int) -> int:
         return await self._client.renewer.renew(lease_id)
@@ -187,9 +163,9 @@ class EtcdRegistryStore:
             if self._audit.retention > 0:
                 ops.append(await self._audit_op(*audit))
             try:
-                response = await self._client.txn(pb.TxnRequest(compare=compare, success=ops))
-            except StoreUnavailableError as err:
-                if attempt == 0 and self._audit.retention > 0 and _lease_not_found(err):
+                response = await self._client.kv.txn(pb.TxnRequest(compare=compare, success=ops))
+            except LeaseNotFoundError:
+                if attempt == 0 and self._audit.retention > 0:
                     self._audit.forget()
                     continue
                 raise
@@ -201,7 +177,9 @@ class EtcdRegistryStore:
     ) -> pb.RequestOp:
         now_ns = time.time_ns()
         entry = AuditEntry(key, cause, incarnation, now_ns / 1e9, self._frontend_id, detail=detail)
-        return _put(self.keys.audit(key, now_ns), encode_audit(entry), await self._audit.current())
+        return put_op(
+            self.keys.audit(key, now_ns), encode_audit(entry), await self._audit.current()
+        )
 
     async def create_registration(
         self, registration: Registration, expected: StoredNode
@@ -210,13 +188,13 @@ class EtcdRegistryStore:
         identity = Identity(incarnation=registration.node.incarnation)
         return await self._guarded(
             [
-                _absent(self.keys.member(key)),
-                _unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
+                absent(self.keys.member(key)),
+                unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
             ],
             [
-                _put(self.keys.live(key), b"", registration.lease_id),
-                _put(self.keys.member(key), encode_registration(registration)),
-                _put(self.keys.identity(key), encode_identity(identity)),
+                put_op(self.keys.live(key), b"", registration.lease_id),
+                put_op(self.keys.member(key), encode_registration(registration)),
+                put_op(self.keys.identity(key), encode_identity(identity)),
             ],
             (key, AuditCause.REGISTERED, registration.node.incarnation, ""),
         )
@@ -227,12 +205,12 @@ class EtcdRegistryStore:
         key = registration.node.key
         return await self._guarded(
             [
-                _unchanged_since(self.keys.member(key), expected.member_mod_revision),
-                _present(self.keys.live(key)),
+                unchanged_since(self.keys.member(key), expected.member_mod_revision),
+                present(self.keys.live(key)),
             ],
             [
-                _put(self.keys.live(key), b"", registration.lease_id),
-                _put(self.keys.member(key), encode_registration(registration)),
+                put_op(self.keys.live(key), b"", registration.lease_id),
+                put_op(self.keys.member(key), encode_registration(registration)),
             ],
             (key, AuditCause.UPDATED, registration.node.incarnation, ""),
         )
@@ -243,11 +221,11 @@ class EtcdRegistryStore:
         key = registration.node.key
         return await self._guarded(
             [
-                _unchanged_since(self.keys.member(key), expected.member_mod_revision),
-                _absent(self.keys.live(key)),
-                _present(fence),
+                unchanged_since(self.keys.member(key), expected.member_mod_revision),
+                absent(self.keys.live(key)),
+                present(fence),
             ],
-            [_put(self.keys.member(key), encode_registration(registration))],
+            [put_op(self.keys.member(key), encode_registration(registration))],
             (key, AuditCause.SUSPECTED, registration.node.incarnation, detail),
         )
 
@@ -257,12 +235,12 @@ class EtcdRegistryStore:
         key = registration.node.key
         return await self._guarded(
             [
-                _unchanged_since(self.keys.member(key), expected.member_mod_revision),
-                _absent(self.keys.live(key)),
+                unchanged_since(self.keys.member(key), expected.member_mod_revision),
+                absent(self.keys.live(key)),
             ],
             [
-                _put(self.keys.live(key), b"", registration.lease_id),
-                _put(self.keys.member(key), encode_registration(registration)),
+                put_op(self.keys.live(key), b"", registration.lease_id),
+                put_op(self.keys.member(key), encode_registration(registration)),
             ],
             (key, cause, registration.node.incarnation, ""),
         )
@@ -278,18 +256,18 @@ class EtcdRegistryStore:
         detail: str = "",
     ) -> int | None:
         key = expected.key
-        compare = [_unchanged_since(self.keys.member(key), expected.member_mod_revision)]
+        compare = [unchanged_since(self.keys.member(key), expected.member_mod_revision)]
         if only_if_not_live:
-            compare.append(_absent(self.keys.live(key)))
+            compare.append(absent(self.keys.live(key)))
         if fence:
-            compare.append(_present(fence))
+            compare.append(present(fence))
         incarnation = expected.registration.node.incarnation if expected.registration else 0
         return await self._guarded(
             compare,
             [
-                _delete(self.keys.member(key)),
-                _delete(self.keys.live(key)),
-                _put(
+                delete_op(self.keys.member(key)),
+                delete_op(self.keys.live(key)),
+                put_op(
                     self.keys.identity(key),
                     encode_identity(Identity(incarnation=incarnation, removal_reason=reason)),
                 ),
@@ -298,7 +276,7 @@ class EtcdRegistryStore:
         )
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
-        _, kvs = await self._client.range_prefix(self.keys.audit_of(key))
+        _, kvs = await self._client.kv.range_prefix(self.keys.audit_of(key))
         entries = []
         for kv in kvs:
             try:
@@ -308,15 +286,15 @@ class EtcdRegistryStore:
         return sorted(entries, key=lambda entry: entry.revision)
 
     async def current_revision(self) -> int:
-        return await self._client.current_revision(self.keys.root)
+        return await self._client.kv.current_revision(self.keys.root)
 
     async def write_barrier(self) -> int:
-        response = await self._client.put(self.keys.barrier(self._frontend_id), b"")
+        response = await self._client.kv.put(self.keys.barrier(self._frontend_id), b"")
         return int(response.header.revision)
 
     async def load(self) -> ClusterState:
-        revision, members = await self._client.range_prefix(self.keys.of_kind(KeyKind.MEMBER))
-        _, live = await self._client.range_prefix(
+        revision, members = await self._client.kv.range_prefix(self.keys.of_kind(KeyKind.MEMBER))
+        _, live = await self._client.kv.range_prefix(
             self.keys.of_kind(KeyKind.LIVE), revision=revision
         )
         state = ClusterState(revision=revision)
@@ -331,7 +309,7 @@ class EtcdRegistryStore:
         return state
 
     async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
-        async for item in self._client.watch(self.keys.root, start_revision):
+        async for item in self._client.watcher.watch(self.keys.root, start_revision):
             if isinstance(item, WatchBatch):
                 changes = []
                 for event in item.events:
@@ -368,81 +346,3 @@ class EtcdRegistryStore:
         return EtcdElection(
             self._client, self.keys.election(name), candidate, ttl_seconds, poll_seconds
         )
-
-
-class EtcdElection:
-    """etcd's election recipe: each candidate puts a key on its own lease; the key with the lowest
-    create revision leads. A leader's key is its fence: writes made as leader compare that it
-    still exists, so a leader whose lease expired can no longer act."""
-
-    def __init__(
-        self,
-        client: EtcdClient,
-        prefix: bytes,
-        candidate: str,
-        ttl_seconds: int,
-        poll_seconds: float,
-    ) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._candidate = candidate
-        self._ttl = ttl_seconds
-        self.poll_seconds = poll_seconds
-        self._lease = 0
-        self._key = b""
-        self._keeper: asyncio.Task[None] | None = None
-
-    @property
-    def fence(self) -> bytes:
-        return self._key
-
-    async def stand(self) -> None:
-        if self._keeper is None or self._keeper.done():
-            await self._stand()
-
-    async def _stand(self) -> None:
-        self._lease = await self._client.lease_grant(self._ttl)
-        self._key = self._prefix + f"{self._lease:016x}".encode()
-        await self._client.txn(
-            pb.TxnRequest(
-                compare=[_absent(self._key)],
-                success=[_put(self._key, self._candidate.encode(), self._lease)],
-            )
-        )
-        self._keeper = asyncio.create_task(
-            self._client.renewer.keep_alive(self._lease, self._ttl), name="evictor-election-lease"
-        )
-
-    async def campaign(self) -> None:
-        while True:
-            await self.stand()
-            response = await self._client.range(
-                pb.RangeRequest(
-                    key=self._prefix,
-                    range_end=prefix_end(self._prefix),
-                    limit=1,
-                    sort_order=pb.RangeRequest.SortOrder.ASCEND,
-                    sort_target=pb.RangeRequest.SortTarget.CREATE,
-                    keys_only=True,
-                )
-            )
-            if response.kvs and response.kvs[0].key == self._key:
-                return
-            assert self._keeper is not None
-            await asyncio.wait({self._keeper}, timeout=self.poll_seconds)
-
-    async def lost(self) -> None:
-        if self._keeper is None:
-            raise StoreUnavailableError("not a candidate")
-        await asyncio.shield(self._keeper)
-
-    async def resign(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
-            self._keeper = None
-        if self._lease:
-            lease, self._lease = self._lease, 0
-            with contextlib.suppress(StoreUnavailableError):
-                await self._client.lease_revoke(lease)

@@ -88,7 +88,7 @@ class Rig:
     async def check_watchers(self, watchers: Sequence[ResumingWatcher]) -> int:
         """Waits for every watcher to reach etcd's revision, then checks each stream against
         etcd's history (W1: same changes, in order, once each, on every frontend)."""
-        revision = await self.client.current_revision(f"/noderegistry/{self.cluster}/".encode())
+        revision = await self.client.kv.current_revision(f"/noderegistry/{self.cluster}/".encode())
         for watcher in watchers:
             await eventually(
                 lambda w=watcher: w.revision >= revision, timeout=30, message="watcher caught up"
@@ -99,7 +99,7 @@ class Rig:
         return len(history.changes)
 
     async def check_hashes(self) -> None:
-        revision = await self.client.current_revision(b"/")
+        revision = await self.client.kv.current_revision(b"/")
         await eventually(
             lambda: len(hashkv(self.members, revision)) == 1, timeout=30, message="equal hashes"
         )

@@ -127,18 +127,21 @@ async def test_w5_the_etcd_member_behind_the_watch_isolated(etcd_cluster, start_
     stub = connect(frontend)
     recorder = WatchRecorder(stub).start()
     await recorder.wait_for(lambda r: r.snapshots())
-    (behind,) = [m for m in etcd_cluster if m.endpoint == frontend.client.endpoint]
+    (behind,) = [m for m in etcd_cluster if m.endpoint == frontend.client.connection.endpoint]
     behind.pause()
     try:
         await eventually(
-            lambda: frontend.client.endpoint != behind.endpoint and frontend.client.watch_connected,
+            lambda: (
+                frontend.client.connection.endpoint != behind.endpoint
+                and frontend.client.watcher.connected
+            ),
             timeout=10,
             message="watch moved to another member within 10 s",
         )
         registered = [
             await register(stub, node(f"w{i}"))
             for i in range(5)
-            if await eventually(lambda: frontend.client.watch_connected)
+            if await eventually(lambda: frontend.client.watcher.connected)
         ]
         await recorder.wait_for(lambda r: len(r.changes) == 5, timeout=20)
         assert [(c.revision, c.id) for c in recorder.changes] == [
@@ -231,7 +234,7 @@ async def test_o4_replays_of_an_older_incarnation_change_nothing(
     await stub.Deregister(pb.DeregisterRequest(key=key_of(old.node), token=old.token))
     new = await register(stub, node("replayed"), ttl=30, idempotency_key="new")
     assert new.node.incarnation == 2
-    before = await etcd_client.current_revision(f"/noderegistry/{cluster}/".encode())
+    before = await etcd_client.kv.current_revision(f"/noderegistry/{cluster}/".encode())
 
     with pytest.raises(grpc.aio.AioRpcError) as replayed:
         await stub.Register(old_request)
@@ -249,7 +252,7 @@ async def test_o4_replays_of_an_older_incarnation_change_nothing(
     )
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.Register(update)
-    assert await etcd_client.current_revision(f"/noderegistry/{cluster}/".encode()) == before
+    assert await etcd_client.kv.current_revision(f"/noderegistry/{cluster}/".encode()) == before
     nodes = await stub.GetNodes(pb.GetNodesRequest())
     (stored,) = [n for dc in nodes.datacenters for n in dc.nodes]
     assert stored.incarnation == 2 and "role" not in stored.metadata

@@ -73,22 +73,22 @@ async def test_bad_register_is_invalid_argument_and_writes_nothing(
 ):
     message, ttl, expected_text = BAD_REGISTERS[case]
     stub = connect(frontend)
-    revision = await etcd_client.current_revision(b"/")
+    revision = await etcd_client.kv.current_revision(b"/")
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await register(stub, message, ttl=ttl)
 
     assert raised.value.code() == INVALID, raised.value.details()
     assert expected_text in raised.value.details()
-    assert await etcd_client.current_revision(b"/") == revision
+    assert await etcd_client.kv.current_revision(b"/") == revision
 
 
 async def test_too_long_idempotency_key_is_invalid(frontend, connect, etcd_client):
-    revision = await etcd_client.current_revision(b"/")
+    revision = await etcd_client.kv.current_revision(b"/")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await register(connect(frontend), node("n1"), idempotency_key="k" * 129)
     assert raised.value.code() == INVALID
-    assert await etcd_client.current_revision(b"/") == revision
+    assert await etcd_client.kv.current_revision(b"/") == revision
 
 
 async def test_values_at_the_limits_are_accepted_in_canonical_form(frontend, connect):
@@ -110,7 +110,7 @@ async def test_values_at_the_limits_are_accepted_in_canonical_form(frontend, con
 
 async def test_bad_requests_of_the_other_rpcs(frontend, connect, etcd_client):
     stub = connect(frontend)
-    revision = await etcd_client.current_revision(b"/")
+    revision = await etcd_client.kv.current_revision(b"/")
     calls = {
         "deregister bad key": (
             stub.Deregister(
@@ -145,7 +145,7 @@ async def test_bad_requests_of_the_other_rpcs(frontend, connect, etcd_client):
             async for _ in stub.WatchNodes(request):
                 pass
         assert raised.value.code() == INVALID
-    assert await etcd_client.current_revision(b"/") == revision
+    assert await etcd_client.kv.current_revision(b"/") == revision
 
 
 async def test_keepalive_bad_key_and_per_stream_limit_are_answered_per_item(frontend, connect):
@@ -176,8 +176,8 @@ async def test_keepalive_bad_key_and_per_stream_limit_are_answered_per_item(fron
 
 async def test_oversized_message_is_resource_exhausted(start_frontend, connect, etcd_client):
     stub = connect(await start_frontend(max_receive_message_bytes=64 * 1024))
-    revision = await etcd_client.current_revision(b"/")
+    revision = await etcd_client.kv.current_revision(b"/")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await register(stub, _node(metadata={"k": "v" * 100_000}))
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert await etcd_client.current_revision(b"/") == revision
+    assert await etcd_client.kv.current_revision(b"/") == revision

@@ -11,7 +11,8 @@ from noderegistry.v1 import registry_pb2 as pb
 
 from registry_service.app import Frontend
 from registry_service.embedded_etcd import EtcdServer, EtcdTls, etcdctl_binary
-from registry_service.errors import StoreUnavailableError
+from registry_service.errors import LeaseNotFoundError, StoreCompactedError, StoreUnavailableError
+from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from tests.support.api import WatchRecorder, node, node_ids, register, register_through_outage
 from tests.support.certs import write_certificates
 from tests.support.etcd_metrics import metric
@@ -152,7 +153,9 @@ async def test_losing_the_etcd_member_behind_the_watch_loses_no_change(
     watcher = WatchRecorder(stub).start()
     await watcher.wait_for(lambda r: r.snapshots())
     registered = [await register(stub, node(f"before{i}")) for i in range(5)]
-    (behind_streams,) = [m for m in etcd_cluster if m.endpoint == frontend.client.endpoint]
+    (behind_streams,) = [
+        m for m in etcd_cluster if m.endpoint == frontend.client.connection.endpoint
+    ]
 
     behind_streams.kill()
     for i in range(5):
@@ -163,13 +166,29 @@ async def test_losing_the_etcd_member_behind_the_watch_loses_no_change(
         (r.revision, r.node.id) for r in registered
     ]
     assert not watcher.violations
-    assert frontend.client.endpoint != behind_streams.endpoint
+    assert frontend.client.connection.endpoint != behind_streams.endpoint
     await watcher.close()
 
 
 async def test_lease_grant_time_to_live_and_revoke(etcd_client):
-    lease = await etcd_client.lease_grant(30)
-    assert 0 < await etcd_client.lease_time_to_live(lease) <= 30
-    await etcd_client.lease_revoke(lease)
-    assert await etcd_client.lease_time_to_live(lease) == -1
-    await etcd_client.lease_revoke(lease)  # revoking a lease that is gone is not an error
+    lease = await etcd_client.lease.grant(30)
+    assert 0 < await etcd_client.lease.time_to_live(lease) <= 30
+    await etcd_client.lease.revoke(lease)
+    assert await etcd_client.lease.time_to_live(lease) == -1
+    await etcd_client.lease.revoke(lease)  # revoking a lease that is gone is not an error
+
+
+async def test_etcd_errors_arrive_as_the_store_s_own_types(own_etcd):
+    client = EtcdClient(EtcdConfig(endpoints=(own_etcd.endpoint,)))
+    try:
+        lease = await client.lease.grant(30)
+        await client.lease.revoke(lease)
+        with pytest.raises(LeaseNotFoundError):
+            await client.kv.put(b"/typed/k", b"v", lease=lease)
+        first = (await client.kv.put(b"/typed/k", b"v")).header.revision
+        await client.kv.put(b"/typed/k", b"w")
+        await client.kv.compact(first + 1)
+        with pytest.raises(StoreCompactedError):
+            await client.kv.range_prefix(b"/typed/", revision=first)
+    finally:
+        await client.close()

@@ -77,7 +77,9 @@ async def test_watchers_on_every_frontend_see_the_same_sequence(start_frontend, 
 
 async def _evictor_pid(etcd_client, cluster: str) -> int:
     """The pid of the frontend that leads the evictor election (lowest create revision)."""
-    _, kvs = await etcd_client.range_prefix(f"/noderegistry/{cluster}/election/evictor/".encode())
+    _, kvs = await etcd_client.kv.range_prefix(
+        f"/noderegistry/{cluster}/election/evictor/".encode()
+    )
     leader = min(kvs, key=lambda kv: kv.create_revision)
     return int(leader.value.decode().split("-")[-2])  # frontend id: host-pid-random
 
@@ -110,7 +112,9 @@ async def test_killing_the_evictors_frontend_hands_eviction_to_another(
 
 
 async def _candidates(etcd_client, cluster: str, count: int) -> bool:
-    _, kvs = await etcd_client.range_prefix(f"/noderegistry/{cluster}/election/evictor/".encode())
+    _, kvs = await etcd_client.kv.range_prefix(
+        f"/noderegistry/{cluster}/election/evictor/".encode()
+    )
     return len(kvs) == count
 
 

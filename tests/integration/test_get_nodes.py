@@ -30,7 +30,7 @@ async def test_linearizable_read_after_writes_outside_the_prefix_still_answers(
     stub = connect(await start_frontend())
     await register(stub, node("mine"))
     for i in range(5):
-        put = await etcd_client.put(f"/another-app/key{i}".encode(), b"x")
+        put = await etcd_client.kv.put(f"/another-app/key{i}".encode(), b"x")
     listed = await stub.GetNodes(pb.GetNodesRequest())
     assert listed.revision >= put.header.revision
     assert {n.id for dc in listed.datacenters for n in dc.nodes} == {"mine"}

@@ -124,10 +124,10 @@ async def test_lease_revoked_behind_its_back_then_reregistered_is_removed_then_a
     watcher = WatchRecorder(stub).start()
     first = await register(stub, node("quick"), ttl=60)
     await watcher.wait_for_node("quick")
-    _, kvs = await etcd_client.range_prefix(
+    _, kvs = await etcd_client.kv.range_prefix(
         f"/noderegistry/{cluster}/members/dc1/data/quick".encode()
     )
-    await etcd_client.lease_revoke(int(json.loads(kvs[0].value)["lease"], 16))
+    await etcd_client.lease.revoke(int(json.loads(kvs[0].value)["lease"], 16))
 
     second = await register(stub, node("quick"), ttl=60)
 
@@ -158,14 +158,14 @@ async def test_another_owner_gets_already_exists_and_changes_nothing(
 ):
     stub = connect(await start_frontend())
     await register(stub, node("taken"), ttl=10)
-    revision = await etcd_client.current_revision(b"/")
+    revision = await etcd_client.kv.current_revision(b"/")
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await register(stub, node("taken"), ttl=10)
 
     assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "another owner" in raised.value.details()
-    assert await etcd_client.current_revision(b"/") == revision
+    assert await etcd_client.kv.current_revision(b"/") == revision
 
 
 async def test_owner_updates_address_metadata_and_status_with_its_token(start_frontend, connect):
@@ -214,7 +214,7 @@ async def test_wrong_or_foreign_tokens_get_not_found_and_change_nothing(
     stub = connect(await start_frontend())
     mine = await register(stub, node("mine"), ttl=10)
     theirs = await register(stub, node("theirs"), ttl=10)
-    revision = await etcd_client.current_revision(b"/")
+    revision = await etcd_client.kv.current_revision(b"/")
     stream = KeepAliveStream(stub)
     try:
         for token in ("", "guess", theirs.token):
@@ -226,5 +226,22 @@ async def test_wrong_or_foreign_tokens_get_not_found_and_change_nothing(
             assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         await stream.close()
-    assert await etcd_client.current_revision(b"/") == revision
+    assert await etcd_client.kv.current_revision(b"/") == revision
     assert await node_ids(stub) == {"mine", "theirs"}
+
+
+async def test_a_write_whose_audit_lease_was_revoked_gets_a_new_one_and_goes_through(
+    start_frontend, connect, etcd_client, cluster
+):
+    """etcd answers "lease not found" (LeaseNotFoundError) for the audit lease the write carries:
+    the transaction did not apply, so the store takes a new audit lease and writes again."""
+    stub = connect(await start_frontend())
+    await register(stub, node("first"))
+    _, audit = await etcd_client.kv.range_prefix(f"/noderegistry/{cluster}/audit/".encode())
+    await etcd_client.lease.revoke(audit[0].lease)
+
+    second = await register(stub, node("second"))
+
+    _, audit = await etcd_client.kv.range_prefix(f"/noderegistry/{cluster}/audit/".encode())
+    assert [json.loads(kv.value)["cause"] for kv in audit] == ["REGISTERED"]
+    assert audit[0].mod_revision == second.revision

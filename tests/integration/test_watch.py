@@ -175,7 +175,7 @@ async def test_compaction_while_the_watch_is_away_relists_and_sends_the_differen
     joined = await register(stub_b, node("joined"), ttl=60)
     direct = EtcdClient(EtcdConfig(endpoints=(own_etcd.endpoint,)))
     try:
-        await direct.compact(await direct.current_revision(b"/"))
+        await direct.kv.compact(await direct.kv.current_revision(b"/"))
     finally:
         await direct.close()
     proxy.restore()

@@ -60,8 +60,8 @@ async def register_through_outage(
 
 async def revoke_member_lease(etcd_client: Any, cluster: str, member: str) -> None:
     """Revokes the lease of a member (`dc1/data/n1`) in etcd, behind its owner's back."""
-    _, kvs = await etcd_client.range_prefix(f"/noderegistry/{cluster}/members/{member}".encode())
-    await etcd_client.lease_revoke(int(json.loads(kvs[0].value)["lease"], 16))
+    _, kvs = await etcd_client.kv.range_prefix(f"/noderegistry/{cluster}/members/{member}".encode())
+    await etcd_client.lease.revoke(int(json.loads(kvs[0].value)["lease"], 16))
 
 
 async def node_ids(

@@ -63,7 +63,7 @@ async def read_history(client: EtcdClient, cluster: str, until: int) -> EtcdHist
     changes: list[MemberChange] = []
     present: dict[bytes, int] = {}
     async with asyncio.timeout(30):
-        async for item in client.watch(prefix, 1):
+        async for item in client.watcher.watch(prefix, 1):
             if isinstance(item, WatchBatch):
                 for event in item.events:
                     key = event.kv.key

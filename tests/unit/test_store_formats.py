@@ -1,6 +1,7 @@
 from registry_service.domain import Identity, Node, NodeKey, NodeStatus, Registration, RemovalReason
 from registry_service.store._etcdpb import rpc_pb2 as pb
-from registry_service.store.etcd_client import _group_by_revision, prefix_end
+from registry_service.store.etcd_client.kv import prefix_end
+from registry_service.store.etcd_client.watch import group_by_revision
 from registry_service.store.keys import KeyKind, Keyspace
 from registry_service.store.records import (
     decode_identity,
@@ -47,7 +48,7 @@ def test_watch_events_are_grouped_per_revision_in_order():
     def event(revision: int, key: bytes) -> pb.Event:
         return pb.Event(kv=pb.KeyValue(key=key, mod_revision=revision))
 
-    batches = _group_by_revision([event(5, b"a"), event(5, b"b"), event(7, b"c"), event(8, b"d")])
+    batches = group_by_revision([event(5, b"a"), event(5, b"b"), event(7, b"c"), event(8, b"d")])
     assert [(b.revision, [e.kv.key for e in b.events]) for b in batches] == [
         (5, [b"a", b"b"]),
         (7, [b"c"]),

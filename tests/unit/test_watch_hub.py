@@ -132,7 +132,7 @@ async def test_compaction_relists_and_sends_the_difference_flagged():
     await anext(subscription)
     await feed(hub, store, added(11, "a"))
     store.state = ClusterState(revision=30, members={key("b"): Member(registration("b"), 25)})
-    store.batches.put_nowait(StoreCompactedError(20))
+    store.batches.put_nowait(StoreCompactedError("etcd keeps history from 20"))
     assert await hub.wait_for_revision(30, timeout=5)
     assert [m.revision for m in [await anext(subscription)]] == [11]
     relisted = await anext(subscription)

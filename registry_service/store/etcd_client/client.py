@@ -1,0 +1,37 @@
+"""`EtcdClient`: one process's connection to etcd and the APIs over it, as etcd's own client
+bundles its KV, Lease and Watcher over one connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from registry_service.store.etcd_client.connection import EtcdConfig, EtcdConnection
+from registry_service.store.etcd_client.kv import EtcdKV
+from registry_service.store.etcd_client.lease import EtcdLease, LeaseRenewer
+from registry_service.store.etcd_client.watch import EtcdWatcher
+
+
+class EtcdClient:
+    """The parts of etcd's v3 API the registry uses; one instance per process.
+
+    Attributes:
+        connection: endpoints, channels, auth (where the streams go: `connection.endpoint`).
+        kv: Range, Txn, Put, Compact.
+        lease: grant, revoke, time to live.
+        renewer: every lease renewal of the process, over one LeaseKeepAlive stream.
+        watcher: prefix watches, and whether the last one is up.
+    """
+
+    def __init__(
+        self, config: EtcdConfig, observe: Callable[[str, float], None] | None = None
+    ) -> None:
+        """`observe(operation, seconds)` is called after every unary call (a metrics hook)."""
+        self.connection = EtcdConnection(config, observe)
+        self.kv = EtcdKV(self.connection)
+        self.lease = EtcdLease(self.connection)
+        self.renewer = LeaseRenewer(self.connection)
+        self.watcher = EtcdWatcher(self.connection)
+
+    async def close(self) -> None:
+        await self.renewer.close()
+        await self.connection.close()

@@ -1,0 +1,274 @@
+"""The connection to an etcd cluster: endpoints, channels, auth, and one unary call with retry.
+
+- several endpoints: unary calls go round robin over them, skipping for a second one that just
+  failed; streams (watch, lease keepalive) stay on one endpoint until it fails them;
+- TLS/mTLS and username/password auth, re-authenticating when etcd says the token expired;
+- `hasleader` metadata on every call, so a member without a leader fails fast instead of serving;
+- etcd's errors become the store's own types in one place (`translate`), as etcd's client maps
+  its `rpctypes`: nobody above this module looks at a grpc error or its text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar, cast
+
+import grpc
+import grpc.aio
+
+from registry_service.errors import (
+    LeaseNotFoundError,
+    StoreCompactedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from registry_service.store._etcdpb import rpc_pb2 as pb
+from registry_service.store._etcdpb import rpc_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_Stub = TypeVar("_Stub")
+
+_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    # etcd's server refuses pings while no call is open (PermitWithoutStream is false) and answers
+    # them with GOAWAY "too_many_pings": ping only during calls; a frontend always has its watch.
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+]
+_ENDPOINT_DOWN_SECONDS = 1.0
+_AUTH_ERRORS = ("invalid auth token", "user name is empty", "authentication failed")
+
+Method = Callable[[str], Callable[..., Awaitable[T]]]
+"""Picks the stub method of a unary call on an endpoint: `lambda endpoint: <KV stub>.Range`."""
+
+
+@dataclass(frozen=True)
+class EtcdConfig:
+    """Where etcd is and how to reach it."""
+
+    endpoints: tuple[str, ...]
+    """`host:port` of each member; calls spread over them, streams move on when one fails."""
+    username: str = ""
+    """etcd user (empty: etcd without auth)."""
+    password: str = ""
+    ca_file: str = ""
+    """CA bundle of etcd's server certificates; empty: plaintext."""
+    cert_file: str = ""
+    """Client certificate, for etcd requiring mTLS."""
+    key_file: str = ""
+    request_timeout_seconds: float = 5.0
+    """Deadline of each unary call and of each lease renewal."""
+    watch_stale_seconds: float = 10.0
+    """A watch stream silent this long, despite progress requests, is reopened."""
+
+
+class Backoff:
+    """Jittered exponential backoff with an injectable sleep (tests need no real waiting)."""
+
+    def __init__(
+        self,
+        initial: float = 0.05,
+        maximum: float = 2.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._initial, self._maximum, self._sleep = initial, maximum, sleep
+        self._next = initial
+
+    def reset(self) -> None:
+        self._next = self._initial
+
+    async def wait(self) -> None:
+        delay = self._next * random.uniform(0.5, 1.0)
+        self._next = min(self._next * 2, self._maximum)
+        await self._sleep(delay)
+
+
+class EtcdConnection:
+    """Channels to every endpoint of one etcd cluster, and the auth token they share."""
+
+    def __init__(
+        self, config: EtcdConfig, observe: Callable[[str, float], None] | None = None
+    ) -> None:
+        """`observe(operation, seconds)` is called after every unary call (a metrics hook)."""
+        if not config.endpoints:
+            raise ValueError("at least one etcd endpoint is required")
+        self.config = config
+        self._credentials = _load_credentials(config)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[tuple[object, str], object] = {}
+        self._current = 0
+        self._round_robin = 0
+        self._down_until: dict[str, float] = {}
+        self._token = ""
+        self._auth_lock = asyncio.Lock()
+        self._observe = observe
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint streams (watch, lease keepalive) use until it fails."""
+        return self.config.endpoints[self._current % len(self.config.endpoints)]
+
+    def _channel(self, endpoint: str) -> grpc.aio.Channel:
+        channel = self._channels.get(endpoint)
+        if channel is None:
+            if self._credentials is not None:
+                channel = grpc.aio.secure_channel(endpoint, self._credentials, _CHANNEL_OPTIONS)
+            else:
+                channel = grpc.aio.insecure_channel(endpoint, _CHANNEL_OPTIONS)
+            self._channels[endpoint] = channel
+        return channel
+
+    def stub(self, kind: Callable[[grpc.aio.Channel], _Stub], endpoint: str | None = None) -> _Stub:
+        """One stub of each kind per endpoint (the streams' endpoint by default): building one
+        costs as much as a small call."""
+        endpoint = endpoint or self.endpoint
+        stub = self._stubs.get((kind, endpoint))
+        if stub is None:
+            stub = self._stubs[(kind, endpoint)] = kind(self._channel(endpoint))
+        return cast(_Stub, stub)
+
+    def _healthy(self, endpoint: str) -> bool:
+        return self._down_until.get(endpoint, 0.0) <= time.monotonic()
+
+    def _next_endpoint(self) -> str:
+        """Round robin over the endpoints that have not failed in the last second."""
+        endpoints = self.config.endpoints
+        for _ in range(len(endpoints)):
+            self._round_robin += 1
+            endpoint = endpoints[self._round_robin % len(endpoints)]
+            if self._healthy(endpoint):
+                return endpoint
+        return endpoints[self._round_robin % len(endpoints)]
+
+    def _mark_down(self, endpoint: str) -> None:
+        self._down_until[endpoint] = time.monotonic() + _ENDPOINT_DOWN_SECONDS
+
+    def stream_failed(self, err: BaseException) -> None:
+        """A stream broke with err: a refused auth token is fetched anew on the next call, and
+        streams move to the next endpoint (the current one just failed them)."""
+        if isinstance(err, grpc.aio.AioRpcError) and self._is_auth_error(err):
+            self._token = ""
+        if len(self.config.endpoints) > 1:
+            self._mark_down(self.endpoint)
+            for _ in range(len(self.config.endpoints)):
+                self._current += 1
+                if self._healthy(self.endpoint):
+                    break
+            log.info("etcd: streams move to endpoint %s", self.endpoint)
+
+    async def metadata(self) -> list[tuple[str, str]]:
+        """What every call carries: `hasleader`, and the auth token when etcd has users."""
+        metadata = [("hasleader", "true")]
+        if self.config.username:
+            if not self._token:
+                await self._authenticate()
+            metadata.append(("token", self._token))
+        return metadata
+
+    async def _authenticate(self) -> None:
+        async with self._auth_lock:
+            if self._token:
+                return
+            try:
+                response = await self.stub(pb_grpc.AuthStub).Authenticate(
+                    pb.AuthenticateRequest(
+                        name=self.config.username, password=self.config.password
+                    ),
+                    timeout=self.config.request_timeout_seconds,
+                )
+            except grpc.aio.AioRpcError as err:
+                raise translate(err, "authenticate") from err
+            self._token = response.token
+
+    def _is_auth_error(self, err: grpc.aio.AioRpcError) -> bool:
+        return bool(self.config.username) and (
+            err.code() == grpc.StatusCode.UNAUTHENTICATED
+            or any(text in (err.details() or "") for text in _AUTH_ERRORS)
+        )
+
+    async def call(
+        self, operation: str, method: Method[T], request: object, *, idempotent: bool
+    ) -> T:
+        """Runs one unary call on the next endpoint (round robin), with auth.
+
+        Reads (idempotent) are retried on each other endpoint when one is unavailable. Writes are
+        not retried: their outcome is unknown, and the caller (a compare-guarded transaction
+        or a retried Register with its idempotency key) is the one that can tell.
+
+        Raises:
+            StoreError: the subclass that says what happened (see `translate`).
+        """
+        attempts = len(self.config.endpoints) if idempotent else 1
+        reauthenticated = False
+        attempt = 0
+        while True:
+            endpoint = self._next_endpoint()
+            metadata = await self.metadata()
+            started = time.perf_counter()
+            try:
+                return await method(endpoint)(
+                    request, metadata=metadata, timeout=self.config.request_timeout_seconds
+                )
+            except grpc.aio.AioRpcError as err:
+                if self._is_auth_error(err) and not reauthenticated:
+                    self._token, reauthenticated = "", True
+                    continue
+                if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    self._mark_down(endpoint)
+                    attempt += 1
+                    if attempt < attempts:
+                        continue
+                raise translate(err, operation) from err
+            finally:
+                if self._observe is not None:
+                    self._observe(operation, time.perf_counter() - started)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+        self._stubs.clear()
+
+
+def _load_credentials(config: EtcdConfig) -> grpc.ChannelCredentials | None:
+    if not config.ca_file:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(config.ca_file).read_bytes(),
+        private_key=Path(config.key_file).read_bytes() if config.key_file else None,
+        certificate_chain=Path(config.cert_file).read_bytes() if config.cert_file else None,
+    )
+
+
+def describe(err: BaseException) -> str:
+    """A grpc error as `CODE: details`, anything else by its text (for log lines)."""
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name}: {err.details()}"
+    return str(err) or type(err).__name__
+
+
+def translate(err: grpc.aio.AioRpcError, operation: str) -> StoreError:
+    """etcd's error as the store's own type. etcd tells its errors apart by code and text (its
+    `rpctypes`); this is the one place that reads them. Anything not recognised means etcd could
+    not do it now: StoreUnavailableError."""
+    message = f"etcd {operation} failed: {describe(err)}"
+    details = err.details() or ""
+    if err.code() == grpc.StatusCode.NOT_FOUND and "lease not found" in details:
+        return LeaseNotFoundError(message)
+    if err.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in details:
+        return StoreCompactedError(message)
+    return StoreUnavailableError(message)
