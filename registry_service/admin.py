@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ from registry_service.bearer_tokens import TokenTable
 from registry_service.domain import AuditEntry, Node, NodeKey, NodeList, Registration, Scope
 from registry_service.errors import InvalidArgumentError, RegistryError, StoreUnavailableError
 from registry_service.evictor import EvictorStatus
+from registry_service.logs import request_id
 from registry_service.self_preservation import BudgetPolicy
 from registry_service.watch_hub import Subscription
 
@@ -111,6 +113,15 @@ def node_json(node: Node) -> dict[str, Any]:
     }
 
 
+@web.middleware
+async def _with_request_id(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every log line of an admin request carries its id (X-Request-Id, or a new one)."""
+    request_id.set(request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(6))
+    return await handler(request)
+
+
 class AdminServer:
     """The admin HTTP server on the event loop of the frontend it reports on."""
 
@@ -127,7 +138,7 @@ class AdminServer:
         self.port = 0
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[_with_request_id])
         app.add_routes(
             [
                 web.get("/metrics", self.metrics),

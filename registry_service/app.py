@@ -82,6 +82,7 @@ class Frontend:
             queue_messages=settings.watch_queue_messages,
             progress_seconds=settings.watch_progress_seconds,
             store_connected=lambda: self.client.watcher.connected,
+            observe=self.metrics.observe_stage,
         )
         self.evictor = Evictor(
             self.store,

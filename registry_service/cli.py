@@ -8,6 +8,7 @@ import contextlib
 import sys
 
 from registry_service import settings as settings_module
+from registry_service import tracing
 from registry_service.logs import configure_logging
 
 # What `serve` needs beyond the SDK's grpcio and protobuf: the `server` extra (D31).
@@ -45,6 +46,11 @@ def run_serve(args: argparse.Namespace) -> int:
         )
         return 1
     configure_logging(getattr(args, "log_level", "INFO"), loaded.log_format)
+    if loaded.tracing:
+        try:
+            tracing.enable()
+        except tracing.TracingUnavailableError as err:
+            raise SystemExit(f"error: {err}") from None
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(loaded))
     return 0

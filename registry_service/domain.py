@@ -50,6 +50,37 @@ class AuditCause(enum.Enum):
     OPERATOR_EVICTED = "OPERATOR_EVICTED"
     OPERATOR_RESTORED = "OPERATOR_RESTORED"
 
+    @property
+    def transition(self) -> str:
+        """The membership transition this cause makes, as logged: registered, updated,
+        deregistered, expired, suspected, restored or evicted."""
+        return _TRANSITIONS[self]
+
+
+_TRANSITIONS = {
+    AuditCause.REGISTERED: "registered",
+    AuditCause.UPDATED: "updated",
+    AuditCause.DEREGISTERED: "deregistered",
+    AuditCause.EXPIRED: "expired",
+    AuditCause.REPLACED: "expired",
+    AuditCause.SUSPECTED: "suspected",
+    AuditCause.RESTORED: "restored",
+    AuditCause.BUDGET_RELEASED: "expired",
+    AuditCause.CEILING: "expired",
+    AuditCause.OPERATOR_EVICTED: "evicted",
+    AuditCause.OPERATOR_RESTORED: "restored",
+}
+
+
+class ChangeStage(enum.Enum):
+    """The stages of a change's way from etcd to a subscriber, each timed in seconds
+    (`noderegistry_change_stage_seconds{stage}`, docs/decisions.md D33)."""
+
+    COMMIT_TO_RECEIVED = "commit_to_received"  # the writing frontend sent the txn -> watch event
+    RECEIVED_TO_QUEUED = "received_to_queued"  # watch event -> in every subscriber's queue
+    QUEUED_TO_WRITTEN = "queued_to_written"  # queued -> written to one subscriber's stream
+    WRITTEN_TO_ACKED = "written_to_acked"  # written -> the subscriber acknowledged it (AckWatch)
+
 
 class Consistency(enum.Enum):
     LINEARIZABLE = "LINEARIZABLE"
@@ -357,6 +388,7 @@ class DeltaMessage:
     events: tuple[NodeEvent, ...]
     relisted: bool = False
     received_at: float = 0.0  # monotonic time the frontend got the change from etcd
+    queued_at: float = 0.0  # monotonic time the hub handed it to the subscribers' queues
 
 
 @dataclass(frozen=True, slots=True)

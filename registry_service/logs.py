@@ -1,11 +1,20 @@
-"""Logging setup: text or JSON lines, with the request id of the RPC being served."""
+"""Logging setup: text or JSON lines, ISO 8601 UTC timestamps, the request id of the call served.
+
+Every line carries `request_id`: the RPC's or admin request's (the client's `x-request-id`, or a
+new one), `-` outside a request. Structured fields passed as `extra=` (the membership transitions
+carry datacenter, type, id, incarnation, revision, cause) become JSON fields; in text they are in
+the message itself.
+"""
 
 from __future__ import annotations
 
 import contextvars
+import datetime
 import logging
 import secrets
 import sys
+
+from pythonjsonlogger.json import JsonFormatter
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -16,23 +25,36 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def iso_utc(created: float) -> str:
+    """`2026-11-22T08:15:02.123Z`: ISO 8601, UTC, milliseconds."""
+    moment = datetime.datetime.fromtimestamp(created, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return iso_utc(record.created)
+
+
+class JsonLineFormatter(JsonFormatter):
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return iso_utc(record.created)
+
+
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     """`text` for people, `json` (one object a line) for log pipelines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
-    if log_format == "json":
-        from pythonjsonlogger.json import JsonFormatter
-
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            )
-        )
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
-        )
+    handler.setFormatter(JsonLineFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,9 +1,14 @@
 """Every Prometheus metric of a frontend, defined once.
 
-Each Frontend has its own CollectorRegistry (several frontends may share a process in tests).
-RPC metrics use go-grpc-prometheus's names and labels, so standard gRPC dashboards work. Gauges that
-describe state (nodes, subscribers, leadership, lag) are read from the running parts at scrape time,
-so they are never stale; the core keeps plain counters and knows nothing of Prometheus.
+Each Frontend has its own CollectorRegistry (several frontends may share a process in tests), with
+the standard process, platform and GC collectors and no `_created` series. RPC metrics use
+go-grpc-prometheus's names and labels, so standard gRPC dashboards work. Gauges that describe state
+(nodes, subscribers, leadership, lag) are read from the running parts at scrape time, so they are
+never stale; the core keeps plain counters and hooks and knows nothing of Prometheus.
+
+Cluster-wide gauges (nodes per datacenter/type/status, the self-preservation alarm, the budget)
+come only from the frontend that leads eviction: every frontend holds the whole cluster's view,
+and a sum over pods must count each node once (docs/decisions.md D34).
 """
 
 from __future__ import annotations
@@ -11,19 +16,31 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib.metadata
 import inspect
+import platform
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from registry_service.domain import Scope
+from registry_service import tracing
+from registry_service.domain import ChangeStage, Scope
 from registry_service.logs import request_id
 
 if TYPE_CHECKING:
@@ -33,9 +50,31 @@ if TYPE_CHECKING:
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("node-registry")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def standard_registry() -> CollectorRegistry:
+    """A registry with the process, platform (python_info) and GC collectors, no `_created`."""
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide; else every counter doubles
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
+
+
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = standard_registry()
+        Gauge(
+            "noderegistry_build_info",
+            "Always 1; the labels say what runs.",
+            ("version", "python_version", "grpc_version"),
+            registry=self.registry,
+        ).labels(package_version(), platform.python_version(), grpc.__version__).set(1)
         labels = ("grpc_type", "grpc_service", "grpc_method")
         self.grpc_started = Counter(
             "grpc_server_started_total",
@@ -47,6 +86,18 @@ class Metrics:
             "grpc_server_handled_total",
             "RPCs completed on the server, by status code.",
             (*labels, "grpc_code"),
+            registry=self.registry,
+        )
+        self.grpc_received = Counter(
+            "grpc_server_msg_received_total",
+            "Messages received from clients (stream messages one by one).",
+            labels,
+            registry=self.registry,
+        )
+        self.grpc_sent = Counter(
+            "grpc_server_msg_sent_total",
+            "Messages sent to clients (stream messages one by one).",
+            labels,
             registry=self.registry,
         )
         self.grpc_seconds = Histogram(
@@ -67,12 +118,19 @@ class Metrics:
             "Node events written to WatchNodes streams.",
             registry=self.registry,
         )
-        self.fanout_seconds = Histogram(
-            "noderegistry_watch_fanout_seconds",
-            "From the frontend receiving a change from etcd to the change written to a subscriber.",
+        stage_seconds = Histogram(
+            "noderegistry_change_stage_seconds",
+            "A change's way to a subscriber, per stage: commit_to_received (the writing frontend "
+            "sent the transaction -> this frontend's watch received it; wall clocks of two hosts "
+            "when another frontend wrote), received_to_queued, queued_to_written (one observation "
+            "per subscriber), written_to_acked (subscribers that acknowledge; includes their "
+            "acknowledgement interval).",
+            ("stage",),
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Bound once: queued_to_written is observed per subscriber per change (the hot path).
+        self.stage = {stage: stage_seconds.labels(stage.value) for stage in ChangeStage}
         self.etcd_seconds = Histogram(
             "noderegistry_etcd_request_seconds",
             "etcd request latency, by operation.",
@@ -80,9 +138,20 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.etcd_errors = Counter(
+            "noderegistry_etcd_request_errors_total",
+            "etcd requests that failed, by operation and gRPC code.",
+            ("operation", "code"),
+            registry=self.registry,
+        )
 
-    def observe_etcd(self, operation: str, seconds: float) -> None:
+    def observe_etcd(self, operation: str, seconds: float, code: str = "OK") -> None:
         self.etcd_seconds.labels(operation).observe(seconds)
+        if code != "OK":
+            self.etcd_errors.labels(operation, code).inc()
+
+    def observe_stage(self, stage: ChangeStage, seconds: float) -> None:
+        self.stage[stage].observe(seconds)
 
     def attach(self, hub: WatchHub, evictor: Evictor) -> None:
         """Registers the collector that reads the frontend's state at scrape time."""
@@ -98,11 +167,12 @@ class _StateCollector(Collector):
         hub, evictor = self._hub, self._evictor
         nodes = GaugeMetricFamily(
             "noderegistry_nodes",
-            "Registered nodes in this frontend's view.",
+            "Registered nodes per datacenter, type and status (cluster-wide: only the frontend "
+            "that leads eviction reports it, so a sum over frontends counts each node once).",
             labels=("datacenter", "type", "status"),
         )
         counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
-        if hub.revision:
+        if hub.revision and evictor.status.leader:
             for member in hub.view.members(Scope()):
                 node = member.registration.node
                 counts[(node.datacenter, node.type, node.status.value)] += 1
@@ -195,9 +265,16 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
+async def _counted(messages: AsyncIterator[Any], counter: Any) -> AsyncIterator[Any]:
+    async for message in messages:
+        counter.inc()
+        yield message
+
+
 class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
-    """Counts and times every RPC under go-grpc-prometheus's names, and gives each a request id
-    (the client's `x-request-id` metadata, or a new one) that every log line of the RPC carries."""
+    """Counts and times every RPC and its messages under go-grpc-prometheus's names, and gives each
+    a request id (the client's `x-request-id` metadata, or a new one) that every log line of the
+    RPC carries."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -214,15 +291,23 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         metrics = self._metrics
 
         @contextlib.contextmanager
-        def observed(kind: str, context: grpc.aio.ServicerContext) -> Iterator[None]:
-            given = dict(context.invocation_metadata() or ()).get("x-request-id", "")
+        def observed(kind: str, context: grpc.aio.ServicerContext) -> Iterator[tuple[Any, Any]]:
+            """Yields the (received, sent) message counters of this RPC, inside its span."""
+            invocation_metadata = context.invocation_metadata() or ()
+            given = dict(invocation_metadata).get("x-request-id", "")
             request_id.set(str(given)[:64] or secrets.token_hex(6))
             labels = (kind, service, method)
             metrics.grpc_started.labels(*labels).inc()
             started = time.perf_counter()
             error: BaseException | None = None
             try:
-                yield
+                with tracing.span(
+                    f"{service}/{method}",
+                    {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
+                    carrier=invocation_metadata,
+                    server=True,
+                ):
+                    yield metrics.grpc_received.labels(*labels), metrics.grpc_sent.labels(*labels)
             except BaseException as err:
                 error = err
                 raise
@@ -235,8 +320,14 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
             inner = handler.unary_unary or handler.stream_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                with observed(kind, context):
-                    return await inner(request, context)
+                with observed(kind, context) as (received, sent):
+                    if kind == "unary":
+                        received.inc()
+                    else:
+                        request = _counted(request, received)
+                    response = await inner(request, context)
+                    sent.inc()
+                    return response
 
             factory = (
                 grpc.unary_unary_rpc_method_handler
@@ -253,10 +344,15 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
         inner_stream = handler.unary_stream or handler.stream_stream
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with observed(kind, context):
+            with observed(kind, context) as (received, sent):
+                if kind == "server_stream":
+                    received.inc()
+                else:
+                    request = _counted(request, received)
                 result = inner_stream(request, context)
                 if inspect.isasyncgen(result):
                     async for response in result:
+                        sent.inc()
                         yield response
                 else:  # a handler that writes with context.write() (the health service's Watch)
                     await result

@@ -128,6 +128,10 @@ class Settings:
         300.0, "full garbage collections run on this timer instead of stalling streams; 0: Python's"
     )
     log_format: str = _setting("text", "text, or json for one JSON object per log line")
+    tracing: bool = _setting(
+        False,
+        "export OpenTelemetry spans over OTLP ([tracing] extra; OTEL_EXPORTER_OTLP_* say where)",
+    )
     # etcd
     etcd_endpoints: tuple[str, ...] = _setting(
         (), "comma-separated etcd client endpoints host:port; empty starts a local etcd"

@@ -2,8 +2,9 @@
 
 Each worker is a whole frontend (its own etcd watch, evictor candidacy, admin port). The kernel
 spreads new connections over the workers. A worker that dies is started again; SIGTERM is passed
-on to every worker, which then drain as a single frontend would. Worker i serves its admin HTTP on
-the configured admin port + i (each worker's metrics are its own: scrape every port).
+on to every worker, which then drain as a single frontend would. Each worker serves its admin HTTP
+on a private loopback port; the supervisor serves the configured admin address for the whole host
+(host_admin.py: one scrape gives every worker's metrics, labelled by worker).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import socket
 import sys
 
 from registry_service.host import Host
+from registry_service.host_admin import HostAdmin
 from registry_service.settings import SECRET_FILE_VARIABLES, Settings, env_name
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,6 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
     count = settings.workers or Host.probe(os.environ).cpus
     host, _, port_text = settings.listen.rpartition(":")
     port = int(port_text) or _free_port(host)
-    admin_host, _, admin_port_text = settings.admin_listen.rpartition(":")
-    admin_port = int(admin_port_text)
     workers = [
         Worker(
             i,
@@ -98,24 +98,29 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
                 workers=1,
                 reuse_port=True,
                 listen=f"{host}:{port}",
-                admin_listen=f"{admin_host}:{admin_port + i if admin_port else 0}",
+                admin_listen="127.0.0.1:0",  # private: the host's admin port is the supervisor's
             ),
         )
         for i in range(count)
     ]
     await asyncio.gather(*(worker.start() for worker in workers))
+    admin = HostAdmin(settings.admin_listen, lambda: [worker.admin_address for worker in workers])
+    await admin.start()
     pids = ", ".join(str(w.process.pid) for w in workers if w.process)
     print(
         f"node-registry serving on {host}:{port} ({count} workers, pids {pids}; admin "
-        f"{' '.join(w.admin_address for w in workers)})",
+        f"{admin.address})",
         flush=True,
     )
     keepers = [asyncio.create_task(_keep_running(worker, stop)) for worker in workers]
-    await stop.wait()
-    for worker in workers:
-        if worker.process is not None and worker.process.returncode is None:
-            worker.process.send_signal(signal.SIGTERM)
-    await asyncio.gather(*keepers)
+    try:
+        await stop.wait()
+        for worker in workers:
+            if worker.process is not None and worker.process.returncode is None:
+                worker.process.send_signal(signal.SIGTERM)
+        await asyncio.gather(*keepers)
+    finally:
+        await admin.stop()
 
 
 async def _keep_running(worker: Worker, stop: asyncio.Event) -> None:

@@ -13,6 +13,9 @@ Contracts:
   against its view, and sends the difference as one delta flagged `relisted`.
 - Idle subscribers get progress messages carrying the hub's revision, which never runs behind a
   delta already queued.
+- Each change is timed per stage (`ChangeStage`) through the `observe` hook: the hub knows when a
+  change was written (the record's write time), received and queued; the subscription knows when
+  it was written to the stream (told by the transport) and acknowledged.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 
+from registry_service import tracing
 from registry_service.cluster_view import ClusterView
 from registry_service.domain import (
+    ChangeStage,
     DeltaMessage,
     NodeKey,
     NodeList,
@@ -62,7 +67,13 @@ def _scoped(message: DeltaMessage, scope: Scope) -> DeltaMessage | None:
         return None
     if len(events) == len(message.events):
         return message
-    return DeltaMessage(message.revision, events, message.relisted)
+    return DeltaMessage(
+        message.revision, events, message.relisted, message.received_at, message.queued_at
+    )
+
+
+StageObserver = Callable[[ChangeStage, float], None]
+_ACK_TIMES_KEPT = 64
 
 
 class Subscription:
@@ -93,6 +104,9 @@ class Subscription:
         self._error: RegistryError | None = None
         self.sent_revision = 0
         self.resyncs = 0
+        # (revision, monotonic time written) of recent deltas, kept once the subscriber has acked
+        # at all (most never do), to time written -> acknowledged.
+        self._written: collections.deque[tuple[int, float]] | None = None
 
     def offer(self, message: DeltaMessage) -> None:
         """Called by the hub with each delta already cut to this subscription's scope; never
@@ -166,8 +180,21 @@ class Subscription:
         self._idle_since = time.monotonic()
         return message
 
+    def written(self, revision: int, at: float) -> None:
+        """The transport wrote the delta of `revision` to the stream at monotonic time `at`."""
+        if self._written is not None:
+            self._written.append((revision, at))
+
     def ack(self, revision: int) -> None:
         self.acked_revision = max(self.acked_revision, min(revision, self.sent_revision))
+        if self._written is None:
+            self._written = collections.deque(maxlen=_ACK_TIMES_KEPT)
+            return
+        latest = 0.0
+        while self._written and self._written[0][0] <= revision:
+            latest = self._written.popleft()[1]
+        if latest:
+            self._hub.observe(ChangeStage.WRITTEN_TO_ACKED, time.monotonic() - latest)
 
     def close(self) -> None:
         self._hub.unsubscribe(self)
@@ -185,8 +212,11 @@ class WatchHub:
         progress_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         store_connected: Callable[[], bool] = lambda: True,
+        observe: StageObserver | None = None,
     ) -> None:
+        """`observe(stage, seconds)` times each change's stages (a metrics hook)."""
         self._store = store
+        self.observe: StageObserver = observe or (lambda stage, seconds: None)
         self._store_connected = store_connected
         self._history: collections.deque[DeltaMessage] = collections.deque()
         self._history_revisions = history_revisions
@@ -231,7 +261,8 @@ class WatchHub:
             self.relists += 1
             self._history.clear()
             if events:
-                self._publish(DeltaMessage(state.revision, events, True, self._clock()), keep=False)
+                now = self._clock()
+                self._publish(DeltaMessage(state.revision, events, True, now, now), keep=False)
         self._history_floor = state.revision
         self.last_heard = self._clock()
         self._advance()
@@ -243,15 +274,25 @@ class WatchHub:
                     self.last_heard = self._clock()
                     self.etcd_revision = max(self.etcd_revision, item.revision)
                     if isinstance(item, StoreBatch):
-                        events = self.view.apply(item)
-                        if events:
-                            self._publish(
-                                DeltaMessage(item.revision, events, False, self.last_heard)
+                        if item.written_at:
+                            # Wall clocks: the writer's and ours (skew between hosts shows here).
+                            self.observe(
+                                ChangeStage.COMMIT_TO_RECEIVED,
+                                max(0.0, time.time() - item.written_at),
                             )
+                        with tracing.span("watch event fan-out", {"revision": item.revision}):
+                            self._fan_out(item)
                         self._advance()
             except StoreCompactedError as err:
                 log.warning("watch hub: %s; re-reading every member", err)
                 await self._reload()
+
+    def _fan_out(self, batch: StoreBatch) -> None:
+        events = self.view.apply(batch)
+        if events:
+            queued_at = self._clock()
+            self.observe(ChangeStage.RECEIVED_TO_QUEUED, queued_at - self.last_heard)
+            self._publish(DeltaMessage(batch.revision, events, False, self.last_heard, queued_at))
 
     async def _reload(self) -> None:
         while True:

@@ -19,7 +19,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 
 from registry_service.bearer_tokens import TokenTable
-from registry_service.domain import DeltaMessage, NodeKey, WatchMessage
+from registry_service.domain import ChangeStage, DeltaMessage, NodeKey, WatchMessage
 from registry_service.errors import ResourceExhaustedError, ShuttingDownError
 from registry_service.failpoints import failpoint
 from registry_service.metrics import Metrics
@@ -132,12 +132,15 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
                         yield response
                     else:
                         yield self._wire.encode(message)
-                    if self._metrics is not None and isinstance(message, DeltaMessage):
-                        self._metrics.events_sent.inc(len(message.events))
-                        if message.received_at:
-                            self._metrics.fanout_seconds.observe(
-                                time.monotonic() - message.received_at
-                            )
+                    if isinstance(message, DeltaMessage):  # written: the transport took it
+                        written_at = time.monotonic()
+                        subscription.written(message.revision, written_at)
+                        if self._metrics is not None:
+                            self._metrics.events_sent.inc(len(message.events))
+                            if message.queued_at:
+                                self._metrics.stage[ChangeStage.QUEUED_TO_WRITTEN].observe(
+                                    written_at - message.queued_at
+                                )
             finally:
                 subscription.close()
 

@@ -73,10 +73,12 @@ StoreChange = MemberPut | MemberDeleted | LiveChanged | IdentityPut
 
 @dataclass(frozen=True, slots=True)
 class StoreBatch:
-    """Every change of one etcd revision, in the order etcd applied them."""
+    """Every change of one etcd revision, in the order etcd applied them. `written_at`: the wall
+    clock time the writing frontend sent the transaction (in the records it wrote), 0 unknown."""
 
     revision: int
     changes: tuple[StoreChange, ...]
+    written_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

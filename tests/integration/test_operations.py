@@ -35,6 +35,7 @@ async def test_metrics_follow_nodes_subscribers_and_rpcs(start_frontend, connect
     with pytest.raises(grpc.aio.AioRpcError):
         await register(stub, node("BAD"))
     await recorder.wait_for_node("m1")
+    await eventually(lambda: metric(admin, "noderegistry_evictor_leader"), message="leads")
     assert await nodes() == 1
     assert (
         await metric(admin, "grpc_server_handled_total", grpc_method="Register", grpc_code="OK")
@@ -52,7 +53,11 @@ async def test_metrics_follow_nodes_subscribers_and_rpcs(start_frontend, connect
         )
         == 1
     )
-    assert await metric(admin, "noderegistry_watch_fanout_seconds_count") >= 1
+    for stage in ("received_to_queued", "queued_to_written"):
+        assert await metric(admin, "noderegistry_change_stage_seconds_count", stage=stage) >= 1
+    watch_sent = await metric(admin, "grpc_server_msg_sent_total", grpc_method="WatchNodes")
+    assert watch_sent >= 2  # the snapshot and m1's delta
+    assert await metric(admin, "grpc_server_msg_received_total", grpc_method="Register") == 2
     assert await metric(admin, "noderegistry_watch_events_sent_total") >= 1
     assert await metric(admin, "noderegistry_etcd_request_seconds_count", operation="txn") >= 1
 

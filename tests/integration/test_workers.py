@@ -8,11 +8,14 @@ import re
 import signal
 
 import grpc
+import grpc.aio
 import pytest
+from noderegistry.v1 import registry_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.api import node, node_ids, register
+from tests.support.api import WatchRecorder, node, node_ids, register
 from tests.support.frontends import stub as stub_for
-from tests.support.http import metric
+from tests.support.http import get, metric
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -41,12 +44,15 @@ async def test_two_workers_serve_one_port_and_a_killed_worker_is_replaced(etcd, 
     line = supervisor.ready_line
     assert "(2 workers" in line
     pids = [int(p) for p in re.search(r"pids ([\d, ]+);", line).group(1).split(", ")]
-    admins = re.findall(r"http://[\d.]+:\d+", line)
-    assert len(pids) == 2 and len(admins) == 2
+    admin = _admin_of(supervisor)
+    assert len(pids) == 2
 
     for i in range(20):
         await _register_on_new_connection(supervisor.address, f"n{i}")
-    served = [await metric(a, "grpc_server_handled_total", grpc_method="Register") for a in admins]
+    served = [
+        await metric(admin, "grpc_server_handled_total", grpc_method="Register", worker=worker)
+        for worker in ("0", "1")
+    ]
     assert all(count > 0 for count in served), served  # the kernel used both workers
     assert sum(served) == 20
 
@@ -73,6 +79,58 @@ async def test_workers_do_not_outlive_a_killed_supervisor(etcd, spawn_frontend):
     supervisor.kill()  # SIGKILL: it cannot pass anything on
     for pid in pids:
         await eventually(lambda pid=pid: not _alive(pid), timeout=15, message=f"worker {pid} ended")
+
+
+def _admin_of(frontend) -> str:
+    return re.search(r"admin (http://\S+)\)", frontend.ready_line).group(1)
+
+
+async def test_one_scrape_of_the_host_shows_every_worker(etcd, spawn_frontend):
+    supervisor = await spawn_frontend(etcd.endpoint, workers=2)
+    admin = _admin_of(supervisor)
+    watches = []
+
+    async def both_workers_have_subscribers() -> bool:
+        # Each watch on its own connection (no shared subchannel): the kernel spreads
+        # connections over the workers.
+        channel = grpc.aio.insecure_channel(
+            supervisor.address, options=[("grpc.use_local_subchannel_pool", 1)]
+        )
+        stub = registry_pb2_grpc.RegistryStub(channel)
+        watches.append((channel, WatchRecorder(stub).start()))
+        await watches[-1][1].wait_for(lambda r: r.messages, message="snapshot")
+        per_worker = [
+            await metric(admin, "noderegistry_watch_subscribers", worker=w) for w in ("0", "1")
+        ]
+        return sum(per_worker) == len(watches) and all(per_worker)
+
+    await eventually(both_workers_have_subscribers, timeout=30, message="both workers watched")
+
+    status, text = await get(f"{admin}/metrics")  # the one scrape
+    assert status == 200
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    subscribers = {
+        s.labels["worker"]: s.value for s in families["noderegistry_watch_subscribers"].samples
+    }
+    assert set(subscribers) == {"0", "1"} and all(subscribers.values())
+    assert sum(subscribers.values()) == len(watches)
+    memory = families["process_resident_memory_bytes"].samples
+    assert {s.labels["worker"] for s in memory} == {"0", "1", "supervisor"}
+    assert all(s.value > 0 for s in memory)
+    assert {s.labels["worker"]: s.value for s in families["noderegistry_worker_up"].samples} == {
+        "0": 1,
+        "1": 1,
+    }
+    assert len(families["noderegistry_build_info"].samples) == 2
+    assert not [line for line in text.splitlines() if "_created" in line]
+
+    status, body = await get(f"{admin}/admin/subscribers")
+    assert status == 200
+    assert {s["worker"] for s in body["subscribers"]} == {"0", "1"}
+    assert (await get(f"{admin}/readyz"))[0] == 200  # answered by a worker
+    for channel, recorder in watches:
+        await recorder.close()
+        await channel.close()
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,198 @@
+"""The supervisor's admin port: one scrape per host, whatever the number of workers (D17, D33).
+
+With `serve --workers N` (N > 1) each worker serves its admin HTTP on a private loopback port
+and the supervisor serves the configured admin address:
+
+    GET /metrics             every worker's /metrics, fetched at once, each series labelled
+                             worker="<i>" and merged family by family; plus the supervisor's own
+                             process series (worker="supervisor") and noderegistry_worker_up
+    GET /admin/subscribers   every worker's subscribers, each with its worker
+    PUT /admin/push          sent to every worker (each worker holds its own switch)
+    anything else            answered by the first worker that answers: the workers share etcd,
+                             so nodes, suspects, audit and readiness read the same there
+
+prometheus-client's multiprocess mode was the other way to one scrape: it cannot serve the
+collector-based gauges read from each worker's state at scrape time (subscribers, leadership, lag).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, PROCESS_COLLECTOR, CollectorRegistry
+from prometheus_client import generate_latest as render_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+_WORKER_TIMEOUT_SECONDS = 3.0
+_BROADCAST = {("PUT", "/admin/push")}
+_FORWARDED_HEADERS = ("Authorization", "Content-Type", "X-Request-Id")
+
+
+def merge_families(sources: Iterable[tuple[str, Iterable[Metric]]]) -> list[Metric]:
+    """Merges (worker, metric families) pairs into one family per metric name, each sample
+    labelled with its worker (one HELP and TYPE per family, as the text format requires)."""
+    families: dict[str, Metric] = {}
+    for worker, source in sources:
+        for family in source:
+            merged = families.get(family.name)
+            if merged is None:
+                merged = families[family.name] = Metric(
+                    family.name, family.documentation, family.type, family.unit
+                )
+            merged.samples.extend(
+                sample._replace(labels={**sample.labels, "worker": worker})
+                for sample in family.samples
+            )
+    return list(families.values())
+
+
+class _HostCollector(Collector):
+    """The union of the workers' metrics as last fetched, and the supervisor's own process."""
+
+    def __init__(self) -> None:
+        self.expositions: list[tuple[str, str]] = []
+        self.up: dict[str, bool] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        yield from merge_families(
+            [
+                *(
+                    (worker, text_string_to_metric_families(text))
+                    for worker, text in self.expositions
+                ),
+                ("supervisor", PROCESS_COLLECTOR.collect()),
+            ]
+        )
+        up = GaugeMetricFamily(
+            "noderegistry_worker_up",
+            "1 when the supervisor could scrape the worker's metrics, else 0.",
+            labels=("worker",),
+        )
+        for worker, answered in sorted(self.up.items()):
+            up.add_metric((worker,), int(answered))
+        yield up
+
+
+class HostAdmin:
+    """The host's admin HTTP server in the supervisor; `workers()` gives each worker's admin URL
+    (read per request: a restarted worker has a new port)."""
+
+    def __init__(self, listen: str, workers: Callable[[], Sequence[str]]) -> None:
+        self._host, _, port = listen.rpartition(":")
+        self._port = int(port)
+        self._workers = workers
+        self._collector = _HostCollector()
+        self._registry = CollectorRegistry()
+        self._registry.register(self._collector)
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=_WORKER_TIMEOUT_SECONDS)
+        )
+        app = web.Application()
+        app.add_routes(
+            [
+                web.get("/metrics", self.metrics),
+                web.get("/healthz", self.healthz),
+                web.get("/admin/subscribers", self.subscribers),
+                web.route("*", "/{path:.*}", self.forward),
+            ]
+        )
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets
+        self.port = int(sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _fetch(self, url: str) -> tuple[int, bytes, str] | None:
+        assert self._session is not None
+        try:
+            async with self._session.get(url) as response:
+                return response.status, await response.read(), response.content_type
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def _from_every_worker(self, path: str) -> list[tuple[str, bytes | None]]:
+        workers = list(self._workers())
+        answers = await asyncio.gather(*(self._fetch(admin + path) for admin in workers))
+        return [
+            (str(index), answer[1] if answer is not None and answer[0] == 200 else None)
+            for index, answer in enumerate(answers)
+        ]
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        answers = await self._from_every_worker("/metrics")
+        self._collector.up = {worker: body is not None for worker, body in answers}
+        self._collector.expositions = [
+            (worker, body.decode()) for worker, body in answers if body is not None
+        ]
+        body = render_metrics(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def subscribers(self, request: web.Request) -> web.Response:
+        merged: dict[str, Any] = {"subscribers": [], "workers": {}}
+        for worker, body in await self._from_every_worker("/admin/subscribers"):
+            if body is None:
+                merged["workers"][worker] = None
+                continue
+            data = json.loads(body)
+            merged["workers"][worker] = {
+                "revision": data.get("revision"),
+                "push_enabled": data.get("push_enabled"),
+            }
+            merged["subscribers"].extend(
+                {**subscriber, "worker": worker} for subscriber in data.get("subscribers", [])
+            )
+        return web.json_response(merged)
+
+    async def forward(self, request: web.Request) -> web.Response:
+        """Another admin path: one worker answers (every worker for a broadcast write)."""
+        assert self._session is not None
+        body = await request.read()
+        headers = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
+        broadcast = (request.method, request.path) in _BROADCAST
+        first: web.Response | None = None
+        for admin in self._workers():
+            try:
+                async with self._session.request(
+                    request.method, admin + request.path_qs, data=body, headers=headers
+                ) as response:
+                    answer = web.Response(
+                        body=await response.read(),
+                        status=response.status,
+                        content_type=response.content_type,
+                    )
+            except (aiohttp.ClientError, TimeoutError):
+                continue
+            if not broadcast:
+                return answer
+            first = first or answer
+        if first is not None:
+            return first
+        return web.json_response({"error": "no worker answered"}, status=503)
