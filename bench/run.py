@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from registry_service.embedded_etcd import EtcdServer
 from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
@@ -60,6 +62,42 @@ PROFILES = {
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+STAGES = ("commit_to_received", "received_to_queued", "queued_to_written", "written_to_acked")
+
+
+async def stage_buckets(admin: str) -> dict[str, dict[float, float]]:
+    """The frontend's cumulative `noderegistry_change_stage_seconds` buckets, stage -> {le: count},
+    summed over its workers."""
+    async with aiohttp.ClientSession() as session, session.get(f"{admin}/metrics") as response:
+        text = await response.text()
+    buckets: dict[str, dict[float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "noderegistry_change_stage_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    per_stage = buckets.setdefault(sample.labels["stage"], {})
+                    le = float(sample.labels["le"])
+                    per_stage[le] = per_stage.get(le, 0.0) + sample.value
+    return buckets
+
+
+def bucket_quantile(q: float, cumulative: dict[float, float]) -> float | None:
+    """Prometheus' histogram_quantile: linear within the bucket that holds the q-th observation."""
+    bounds = sorted(cumulative)
+    total = cumulative[bounds[-1]] if bounds else 0.0
+    if total <= 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound in bounds:
+        count = cumulative[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-9)
+        lower, below = bound, count
+    return lower
 
 
 def free_port() -> int:
@@ -233,14 +271,14 @@ class Bench:
         self.etcd.start()
         self.etcd.wait_ready()
         self.etcd_client = EtcdClient(EtcdConfig(endpoints=(self.etcd.endpoint,)))
-        self.frontend, self.target = await self.start_frontend(workers=1)
+        self.frontend, self.target, self.admin = await self.start_frontend(workers=1)
         raw = self.processes.start("-m", "bench.raw_fanout")
         assert raw.stdout is not None
         self.raw_target = f"127.0.0.1:{raw.stdout.readline().strip()}"
         self.channel = grpc.aio.insecure_channel(self.target)
         self.stub = registry_pb2_grpc.RegistryStub(self.channel)
 
-    async def start_frontend(self, workers: int) -> tuple[subprocess.Popen[str], str]:
+    async def start_frontend(self, workers: int) -> tuple[subprocess.Popen[str], str, str]:
         process = self.processes.start(
             "-m",
             "registry_service",
@@ -270,7 +308,8 @@ class Bench:
         )
         assert process.stdout is not None
         line = await asyncio.to_thread(process.stdout.readline)
-        return process, re.search(r"serving on (\S+)", line).group(1)
+        target = re.search(r"serving on (\S+)", line).group(1)
+        return process, target, re.search(r"admin (http://\S+)\)", line).group(1)
 
     async def close(self) -> None:
         await self.channel.close()
@@ -312,7 +351,10 @@ class Bench:
                     if kind == "registry":
                         await asyncio.sleep(1)  # let the frontend settle its RSS
                         per_subscriber = (rss_bytes(self.frontend.pid) - rss_before) / subscribers
+                        stages_before = await stage_buckets(self.admin)
                     figures[kind] = await fanout_latencies(fleet, trigger, changes)
+                    if kind == "registry":
+                        stages_after = await stage_buckets(self.admin)
                     reopened[kind] = fleet.reopened
                 finally:
                     fleet.close()
@@ -336,6 +378,7 @@ class Bench:
                 subscribers=subscribers,
                 opens_shed_and_retried=reopened["raw grpc.aio fan-out"],
             )
+        self.stage_figures(subscribers, stages_before, stages_after, ours)
         self.results.add(
             f"frontend memory per subscriber ({subscribers})",
             per_subscriber / 1024,
@@ -360,6 +403,41 @@ class Bench:
             f"memory per subscriber <= 50 KB ({subscribers})",
             per_subscriber <= 50_000,
             f"{per_subscriber / 1024:.1f} KiB",
+        )
+
+    def stage_figures(
+        self,
+        subscribers: int,
+        before: dict[str, dict[float, float]],
+        after: dict[str, dict[float, float]],
+        end_to_end: list[float],
+    ) -> None:
+        """The frontend's own stage histograms over the same changes, beside the end-to-end
+        figure (estimated from buckets, as Prometheus would): they should add up to about it."""
+        p50s = []
+        for stage in STAGES:
+            delta = {
+                le: count - before.get(stage, {}).get(le, 0.0)
+                for le, count in after.get(stage, {}).items()
+            }
+            for q in (50, 99):
+                value = bucket_quantile(q / 100, delta)
+                if value is None:
+                    print(f"  stage {stage}: no observations", flush=True)
+                    break
+                if q == 50 and stage != "written_to_acked":
+                    p50s.append(value)
+                self.results.add(
+                    f"stage {stage} p{q} ({subscribers} subscribers)",
+                    value * 1000,
+                    "ms",
+                    subscribers=subscribers,
+                    observations=int(delta.get(float("inf"), 0)),
+                )
+        print(
+            f"    stages to written, p50s added up: {sum(p50s) * 1000:.1f} ms; end to end "
+            f"(change -> last subscriber) p50: {percentile(end_to_end, 50) * 1000:.1f} ms",
+            flush=True,
         )
 
     async def registrations(self, nodes: int, ttl: int) -> list[pb.RegisterResponse]:
@@ -557,7 +635,7 @@ class Bench:
                     await self.leases(registered)
             for subscribers in self.config["subscribers"]:
                 if subscribers >= 5000:  # both cores: a frontend with two workers
-                    self.frontend, self.target = await self.start_frontend(workers=2)
+                    self.frontend, self.target, self.admin = await self.start_frontend(workers=2)
                     await self.channel.close()
                     self.channel = grpc.aio.insecure_channel(self.target)
                     self.stub = registry_pb2_grpc.RegistryStub(self.channel)

@@ -77,12 +77,16 @@ async def open_with_retry(open_stream: Callable[[], Awaitable[Any]], tally: Tall
     raise AssertionError("unreachable")
 
 
-async def registry_stream(channel: grpc.aio.Channel, tally: Tally) -> None:
+async def registry_stream(channel: grpc.aio.Channel, tally: Tally, acks: bool = False) -> None:
+    """One WatchNodes stream; with `acks` it acknowledges every delta at once (one stream per
+    process does, so that the frontend's written -> acknowledged stage has a sample)."""
+    stub = registry_pb2_grpc.RegistryStub(channel)
+    subscription = ""
+
     async def open_stream() -> Any:
-        call = registry_pb2_grpc.RegistryStub(channel).WatchNodes(
-            pb.WatchNodesRequest(scope=pb.Scope(types=["bench"]))
-        )
-        await call.read()  # the snapshot
+        nonlocal subscription
+        call = stub.WatchNodes(pb.WatchNodesRequest(scope=pb.Scope(types=["bench"])))
+        subscription = (await call.read()).subscription_id  # the snapshot
         return call
 
     call = await open_with_retry(open_stream, tally)
@@ -92,6 +96,12 @@ async def registry_stream(channel: grpc.aio.Channel, tally: Tally) -> None:
             for event in message.delta.events:
                 if event.type == pb.EVENT_TYPE_ADDED:
                     tally.saw(event.node.id)
+            if acks:
+                await stub.AckWatch(
+                    pb.AckWatchRequest(
+                        subscription_id=subscription, revision=message.delta.revision
+                    )
+                )
 
 
 async def etcd_stream(channel: grpc.aio.Channel, tally: Tally) -> None:
@@ -134,7 +144,13 @@ async def main(kind: str, target: str, streams: int) -> None:
         for _ in range(max(1, streams // 100))
     ]
     tasks = [
-        asyncio.create_task(STREAMS[kind](channels[i % len(channels)], tally))
+        asyncio.create_task(
+            STREAMS[kind](
+                channels[i % len(channels)],
+                tally,
+                **({"acks": i == 0} if kind == "registry" else {}),
+            )
+        )
         for i in range(streams)
     ]
     await tally.all_open.wait()

@@ -174,10 +174,7 @@ class Evictor:
                 suspect, expected, fence=self._election.fence, detail=detail
             )
             if revision is not None:
-                self.status.suspected += 1
-                log.warning(
-                    "evictor: %s stopped renewing beyond the budget: SUSPECT (%s)", key, detail
-                )
+                self.status.suspected += 1  # the store logs the transition
             return revision is not None
         if action.spends_budget:
             # Booked before the write, so that concurrent writes never overspend the budget.
@@ -197,13 +194,7 @@ class Evictor:
                 self._ledger.refund(key.datacenter, now)  # the removal did not happen
         if revision is None:
             return False
-        self.status.removed[_CAUSES[action].value] += 1
-        log.info(
-            "evictor: removed %s (incarnation %d): %s",
-            key,
-            registration.node.incarnation,
-            _CAUSES[action].value.lower().replace("_", " "),
-        )
+        self.status.removed[_CAUSES[action].value] += 1  # the store logs the transition
         return True
 
     async def close(self) -> None:

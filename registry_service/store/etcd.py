@@ -3,6 +3,9 @@
 Every write is one transaction guarded by compares on what the caller read, so concurrent
 frontends never overwrite each other's decisions: a guarded write that finds the world changed
 does nothing and returns None, and the caller reads again.
+
+Every membership transition passes through `_guarded` with its audit cause, so that is where it is
+logged (once, at INFO, with structured fields: D35) and where the records get their `written_at`.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from registry_service.store.records import (
     encode_audit,
     encode_identity,
     encode_registration,
+    written_at,
 )
 
 log = logging.getLogger(__name__)
@@ -169,7 +173,11 @@ class EtcdRegistryStore:
                     self._audit.forget()
                     continue
                 raise
-            return int(response.header.revision) if response.succeeded else None
+            if not response.succeeded:
+                return None
+            revision = int(response.header.revision)
+            _log_transition(*audit, revision)
+            return revision
         raise AssertionError("unreachable")
 
     async def _audit_op(
@@ -186,6 +194,7 @@ class EtcdRegistryStore:
     ) -> int | None:
         key = registration.node.key
         identity = Identity(incarnation=registration.node.incarnation)
+        now = time.time()
         return await self._guarded(
             [
                 absent(self.keys.member(key)),
@@ -193,8 +202,8 @@ class EtcdRegistryStore:
             ],
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),
-                put_op(self.keys.member(key), encode_registration(registration)),
-                put_op(self.keys.identity(key), encode_identity(identity)),
+                put_op(self.keys.member(key), encode_registration(registration, now)),
+                put_op(self.keys.identity(key), encode_identity(identity, now)),
             ],
             (key, AuditCause.REGISTERED, registration.node.incarnation, ""),
         )
@@ -210,7 +219,7 @@ class EtcdRegistryStore:
             ],
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),
-                put_op(self.keys.member(key), encode_registration(registration)),
+                put_op(self.keys.member(key), encode_registration(registration, time.time())),
             ],
             (key, AuditCause.UPDATED, registration.node.incarnation, ""),
         )
@@ -225,7 +234,7 @@ class EtcdRegistryStore:
                 absent(self.keys.live(key)),
                 present(fence),
             ],
-            [put_op(self.keys.member(key), encode_registration(registration))],
+            [put_op(self.keys.member(key), encode_registration(registration, time.time()))],
             (key, AuditCause.SUSPECTED, registration.node.incarnation, detail),
         )
 
@@ -240,7 +249,7 @@ class EtcdRegistryStore:
             ],
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),
-                put_op(self.keys.member(key), encode_registration(registration)),
+                put_op(self.keys.member(key), encode_registration(registration, time.time())),
             ],
             (key, cause, registration.node.incarnation, ""),
         )
@@ -269,7 +278,9 @@ class EtcdRegistryStore:
                 delete_op(self.keys.live(key)),
                 put_op(
                     self.keys.identity(key),
-                    encode_identity(Identity(incarnation=incarnation, removal_reason=reason)),
+                    encode_identity(
+                        Identity(incarnation=incarnation, removal_reason=reason), time.time()
+                    ),
                 ),
             ],
             (key, cause, incarnation, detail),
@@ -312,11 +323,14 @@ class EtcdRegistryStore:
         async for item in self._client.watcher.watch(self.keys.root, start_revision):
             if isinstance(item, WatchBatch):
                 changes = []
+                stamped = 0.0
                 for event in item.events:
                     change = self._to_change(event.kv, deleted=event.type == pb.Event.DELETE)
                     if change is not None:
                         changes.append(change)
-                yield StoreBatch(item.revision, tuple(changes))
+                        if not stamped and isinstance(change, MemberPut | IdentityPut):
+                            stamped = written_at(event.kv.value)
+                yield StoreBatch(item.revision, tuple(changes), stamped)
             else:
                 yield StoreHeartbeat(item.revision)
 
@@ -346,3 +360,28 @@ class EtcdRegistryStore:
         return EtcdElection(
             self._client, self.keys.election(name), candidate, ttl_seconds, poll_seconds
         )
+
+
+def _log_transition(
+    key: NodeKey, cause: AuditCause, incarnation: int, detail: str, revision: int
+) -> None:
+    """The one log line of a membership transition, by the frontend that committed it."""
+    log.info(
+        "node %s %s (incarnation %d, revision %d, cause %s)%s",
+        key.path,
+        cause.transition,
+        incarnation,
+        revision,
+        cause.value,
+        f": {detail}" if detail else "",
+        extra={
+            "transition": cause.transition,
+            "cause": cause.value,
+            "datacenter": key.datacenter,
+            "type": key.type,
+            "id": key.id,
+            "incarnation": incarnation,
+            "revision": revision,
+            "detail": detail,
+        },
+    )

@@ -1,4 +1,9 @@
-"""JSON encoding of what the registry stores in etcd: small, versioned, readable by etcdctl."""
+"""JSON encoding of what the registry stores in etcd: small, versioned, readable by etcdctl.
+
+Member and identity records carry `written_at`, the writing frontend's wall clock as it sent the
+transaction: what the watching frontends time `commit_to_received` by (D33). Readers that do not
+know the field ignore it.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ class RecordError(ValueError):
     """A value in etcd is not a record this version understands."""
 
 
-def encode_registration(registration: Registration) -> bytes:
+def encode_registration(registration: Registration, written_at: float = 0.0) -> bytes:
     node = registration.node
     return json.dumps(
         {
@@ -40,6 +45,7 @@ def encode_registration(registration: Registration) -> bytes:
             "idempotency_sha256": registration.idempotency_hash,
             "sealed_token": registration.sealed_token,
             **({"suspect_since": registration.suspect_since} if registration.suspect_since else {}),
+            **({"written_at": round(written_at, 6)} if written_at else {}),
         },
         separators=(",", ":"),
         sort_keys=True,
@@ -71,10 +77,15 @@ def decode_registration(raw: bytes) -> Registration:
         raise RecordError(f"not a membership record: {err}") from err
 
 
-def encode_identity(identity: Identity) -> bytes:
+def encode_identity(identity: Identity, written_at: float = 0.0) -> bytes:
     reason = identity.removal_reason.value if identity.removal_reason else None
     return json.dumps(
-        {"v": RECORD_VERSION, "incarnation": identity.incarnation, "removed": reason},
+        {
+            "v": RECORD_VERSION,
+            "incarnation": identity.incarnation,
+            "removed": reason,
+            **({"written_at": round(written_at, 6)} if written_at else {}),
+        },
         separators=(",", ":"),
         sort_keys=True,
     ).encode()
@@ -90,6 +101,14 @@ def decode_identity(raw: bytes) -> Identity:
         )
     except (ValueError, KeyError, TypeError) as err:
         raise RecordError(f"not an identity record: {err}") from err
+
+
+def written_at(raw: bytes) -> float:
+    """The `written_at` of a member or identity record; 0 when absent or unreadable."""
+    try:
+        return float(json.loads(raw).get("written_at", 0.0))
+    except (ValueError, TypeError, AttributeError):
+        return 0.0
 
 
 def encode_audit(entry: AuditEntry) -> bytes:

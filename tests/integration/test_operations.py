@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 
 import grpc
@@ -11,6 +12,8 @@ import pytest
 from noderegistry.v1 import registry_pb2 as pb
 
 from client_sdk import ClientConfig, Node, RegistrationState, RegistryClient
+from registry_service.errors import StoreUnavailableError
+from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
 from tests.support.api import WatchRecorder, node, register
 from tests.support.frontends import stub as stub_for
 from tests.support.http import get, metric, put
@@ -53,7 +56,7 @@ async def test_metrics_follow_nodes_subscribers_and_rpcs(start_frontend, connect
         )
         == 1
     )
-    for stage in ("received_to_queued", "queued_to_written"):
+    for stage in ("commit_to_received", "received_to_queued", "queued_to_written"):
         assert await metric(admin, "noderegistry_change_stage_seconds_count", stage=stage) >= 1
     watch_sent = await metric(admin, "grpc_server_msg_sent_total", grpc_method="WatchNodes")
     assert watch_sent >= 2  # the snapshot and m1's delta
@@ -196,11 +199,46 @@ async def test_json_logs_carry_request_ids(etcd, tmp_path):
         line = (await process.stdout.readline()).decode()
     address = line.split("serving on ")[1].split()[0]
     channel, stub = stub_for(address)
-    await register(stub, node("logged"))
+    registered = await stub.Register(
+        pb.RegisterRequest(node=node("logged"), ttl_seconds=30),
+        metadata=(("x-request-id", "req-join-1"),),
+    )
+    await stub.Deregister(
+        pb.DeregisterRequest(
+            key=pb.NodeKey(datacenter="dc1", type="data", id="logged"), token=registered.token
+        )
+    )
     await channel.close()
     process.terminate()
     async with asyncio.timeout(30):
         _, err = await process.communicate()
     records = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"]) for r in records)
     assert any(r["logger"] == "registry_service.app" for r in records)
+    transitions = [r for r in records if "transition" in r]
+    assert [(r["transition"], r["cause"]) for r in transitions] == [
+        ("registered", "REGISTERED"),
+        ("deregistered", "DEREGISTERED"),
+    ]
+    joined, left = transitions
+    assert joined["request_id"] == "req-join-1" and left["request_id"] not in ("", "-")
+    assert joined["level"] == "INFO"
+    assert (joined["datacenter"], joined["type"], joined["id"]) == ("dc1", "data", "logged")
+    assert joined["incarnation"] == left["incarnation"] == 1
+    assert joined["revision"] == registered.revision < left["revision"]
+
+
+async def test_etcd_request_errors_are_counted_by_operation_and_code(start_frontend):
+    frontend = await start_frontend()
+    with pytest.raises(StoreUnavailableError):
+        await frontend.client.range(etcd_pb.RangeRequest(key=b"x", revision=10**12))  # future
+    assert (
+        await metric(
+            admin_url(frontend),
+            "noderegistry_etcd_request_errors_total",
+            operation="range",
+            code="OUT_OF_RANGE",
+        )
+        == 1
+    )

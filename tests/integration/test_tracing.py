@@ -47,7 +47,9 @@ async def test_a_register_span_is_the_child_of_the_sdk_callers_span(exported, st
     assert register_span.parent.span_id == caller.get_span_context().span_id
     assert register_span.attributes["rpc.method"] == "Register"
     etcd_txns = [
-        s for s in spans_named("etcd txn") if s.parent.span_id == register_span.context.span_id
+        s
+        for s in spans_named("etcd txn")
+        if s.parent and s.parent.span_id == register_span.context.span_id
     ]
     assert etcd_txns, "the Register span has an etcd txn span under it"
     await eventually(lambda: spans_named("watch event fan-out"), message="fan-out span")

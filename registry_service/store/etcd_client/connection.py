@@ -22,6 +22,7 @@ from typing import TypeVar, cast
 import grpc
 import grpc.aio
 
+from registry_service import tracing
 from registry_service.errors import (
     LeaseNotFoundError,
     StoreCompactedError,
@@ -101,9 +102,10 @@ class EtcdConnection:
     """Channels to every endpoint of one etcd cluster, and the auth token they share."""
 
     def __init__(
-        self, config: EtcdConfig, observe: Callable[[str, float], None] | None = None
+        self, config: EtcdConfig, observe: Callable[[str, float, str], None] | None = None
     ) -> None:
-        """`observe(operation, seconds)` is called after every unary call (a metrics hook)."""
+        """`observe(operation, seconds, code)` is called after every unary call attempt, with the
+        gRPC code's name (`OK` when it succeeded): a metrics hook."""
         if not config.endpoints:
             raise ValueError("at least one etcd endpoint is required")
         self.config = config
@@ -219,11 +221,14 @@ class EtcdConnection:
             endpoint = self._next_endpoint()
             metadata = await self.metadata()
             started = time.perf_counter()
+            code = "OK"
             try:
-                return await method(endpoint)(
-                    request, metadata=metadata, timeout=self.config.request_timeout_seconds
-                )
+                with tracing.span(f"etcd {operation}", {"db.system": "etcd"}):
+                    return await method(endpoint)(
+                        request, metadata=metadata, timeout=self.config.request_timeout_seconds
+                    )
             except grpc.aio.AioRpcError as err:
+                code = err.code().name
                 if self._is_auth_error(err) and not reauthenticated:
                     self._token, reauthenticated = "", True
                     continue
@@ -235,7 +240,7 @@ class EtcdConnection:
                 raise translate(err, operation) from err
             finally:
                 if self._observe is not None:
-                    self._observe(operation, time.perf_counter() - started)
+                    self._observe(operation, time.perf_counter() - started, code)
 
     async def close(self) -> None:
         for channel in self._channels.values():
