@@ -132,10 +132,19 @@ def test_selectors_select_the_pods_they_mean(rendered):
     assert allowed.items() <= pod_labels["registry"].items(), "the registry must reach etcd"
 
 
+def _settings_config_maps(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ConfigMaps but the Grafana dashboard's (deploy/monitoring): they hold settings."""
+    return [
+        doc
+        for doc in _by_kind(docs, "ConfigMap")
+        if "grafana_dashboard" not in doc["metadata"].get("labels", {})
+    ]
+
+
 def test_grace_period_outlasts_the_pre_stop_and_the_drain(rendered):
     _, docs = rendered
     (deployment,) = _by_kind(docs, "Deployment")
-    (config,) = _by_kind(docs, "ConfigMap")
+    (config,) = _settings_config_maps(docs)
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
@@ -146,7 +155,7 @@ def test_grace_period_outlasts_the_pre_stop_and_the_drain(rendered):
 def test_config_map_holds_only_settings_the_service_knows(rendered):
     _, docs = rendered
     known = {f"REGISTRY_{f.name.upper()}" for f in dataclasses.fields(Settings)}
-    for config in _by_kind(docs, "ConfigMap"):
+    for config in _settings_config_maps(docs):
         assert set(config["data"]) <= known, set(config["data"]) - known
         Settings.from_environ(config["data"])  # and every value parses
 

@@ -62,6 +62,27 @@ def _dashboard_queries() -> list[str]:
     return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
 
 
+def test_the_production_overlay_ships_the_rules_and_the_dashboard():
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(REPO / "deploy/k8s/overlays/production")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    (rule,) = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
+    assert (
+        rule["spec"] == yaml.safe_load((MONITORING / "prometheus-rules.yaml").read_text())["spec"]
+    )
+    (dashboard,) = [
+        doc
+        for doc in docs
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "registry-dashboard"
+    ]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["data"]["registry-dashboard.json"] == _dashboard_module().render()
+
+
 def test_promtool_checks_the_alert_rules(tmp_path):
     result = subprocess.run(
         [_promtool(), "check", "rules", str(_write_rules(tmp_path))], capture_output=True, text=True
