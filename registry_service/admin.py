@@ -34,6 +34,7 @@ from registry_service.bearer_tokens import TokenTable
 from registry_service.domain import AuditEntry, Node, NodeKey, NodeList, Registration, Scope
 from registry_service.errors import InvalidArgumentError, RegistryError, StoreUnavailableError
 from registry_service.evictor import EvictorStatus
+from registry_service.http_site import start_site
 from registry_service.logs import request_id
 from registry_service.self_preservation import BudgetPolicy
 from registry_service.watch_hub import Subscription
@@ -155,13 +156,7 @@ class AdminServer:
                 web.get("/admin/audit", self.audit),
             ]
         )
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None)
-        assert sockets
-        self.port = int(sockets[0].getsockname()[1])
+        self._runner, self.port = await start_site(app, self._host, self._port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -31,6 +31,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from registry_service.http_site import start_site
+
 _WORKER_TIMEOUT_SECONDS = 3.0
 _BROADCAST = {("PUT", "/admin/push")}
 _FORWARDED_HEADERS = ("Authorization", "Content-Type", "X-Request-Id")
@@ -113,13 +115,7 @@ class HostAdmin:
                 web.route("*", "/{path:.*}", self.forward),
             ]
         )
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None)
-        assert sockets
-        self.port = int(sockets[0].getsockname()[1])
+        self._runner, self.port = await start_site(app, self._host, self._port)
 
     async def stop(self) -> None:
         if self._runner is not None:
