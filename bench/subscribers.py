@@ -79,9 +79,11 @@ async def open_with_retry(open_stream: Callable[[], Awaitable[Any]], tally: Tall
 
 async def registry_stream(channel: grpc.aio.Channel, tally: Tally, acks: bool = False) -> None:
     """One WatchNodes stream; with `acks` it acknowledges every delta at once (one stream per
-    process does, so that the frontend's written -> acknowledged stage has a sample)."""
+    process does, so that the frontend's written -> acknowledged stage has a sample), without
+    waiting for the answer: a stream blocked on its ack would read the next change late."""
     stub = registry_pb2_grpc.RegistryStub(channel)
     subscription = ""
+    acking: set[asyncio.Future[Any]] = set()
 
     async def open_stream() -> Any:
         nonlocal subscription
@@ -97,11 +99,15 @@ async def registry_stream(channel: grpc.aio.Channel, tally: Tally, acks: bool = 
                 if event.type == pb.EVENT_TYPE_ADDED:
                     tally.saw(event.node.id)
             if acks:
-                await stub.AckWatch(
-                    pb.AckWatchRequest(
-                        subscription_id=subscription, revision=message.delta.revision
+                ack = asyncio.ensure_future(
+                    stub.AckWatch(
+                        pb.AckWatchRequest(
+                            subscription_id=subscription, revision=message.delta.revision
+                        )
                     )
                 )
+                acking.add(ack)
+                ack.add_done_callback(acking.discard)
 
 
 async def etcd_stream(channel: grpc.aio.Channel, tally: Tally) -> None:

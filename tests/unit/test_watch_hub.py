@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from registry_service.domain import (
+    ChangeStage,
     DeltaMessage,
     ProgressMessage,
     ResyncReason,
@@ -153,3 +156,24 @@ async def test_close_ends_subscriptions_with_shutting_down():
     await hub.close()
     with pytest.raises(ShuttingDownError):
         await anext(subscription)
+
+
+async def test_each_stage_of_a_change_is_timed_once_where_it_happens():
+    observed: list[tuple[ChangeStage, float]] = []
+    hub, store = await started_hub(observe=lambda stage, seconds: observed.append((stage, seconds)))
+    subscription = hub.subscribe(Scope())
+    snapshot = await anext(subscription)
+    subscription.ack(snapshot.revision)  # an acknowledging subscriber: its writes are timed
+    stamped = dataclasses.replace(added(11, "a"), written_at=time.time() - 0.5)
+    await feed(hub, store, stamped, added(12, "b"))  # b: written by something unstamped
+    delta = await anext(subscription)
+    assert isinstance(delta, DeltaMessage) and delta.queued_at >= delta.received_at > 0
+    subscription.written(delta.revision, time.monotonic())
+    subscription.ack(delta.revision)
+    stages = [stage for stage, _ in observed]
+    assert stages.count(ChangeStage.COMMIT_TO_RECEIVED) == 1  # only the stamped change
+    assert stages.count(ChangeStage.RECEIVED_TO_QUEUED) == 2
+    assert stages.count(ChangeStage.WRITTEN_TO_ACKED) == 1
+    commit = next(seconds for stage, seconds in observed if stage is ChangeStage.COMMIT_TO_RECEIVED)
+    assert 0.5 <= commit < 5
+    assert all(seconds >= 0 for _, seconds in observed)
