@@ -14,8 +14,6 @@ import logging
 import secrets
 import sys
 
-from pythonjsonlogger.json import JsonFormatter
-
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
@@ -39,22 +37,26 @@ class TextFormatter(logging.Formatter):
         return iso_utc(record.created)
 
 
-class JsonLineFormatter(JsonFormatter):
-    def __init__(self) -> None:
-        super().__init__(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        )
+def json_formatter() -> logging.Formatter:
+    """One JSON object a line. python-json-logger comes with the `server` extra: imported here, so
+    that the SDK-only install's CLI can import this module without it."""
+    from pythonjsonlogger.json import JsonFormatter
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return iso_utc(record.created)
+    class JsonLineFormatter(JsonFormatter):
+        def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+            return iso_utc(record.created)
+
+    return JsonLineFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+    )
 
 
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     """`text` for people, `json` (one object a line) for log pipelines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonLineFormatter() if log_format == "json" else TextFormatter())
+    handler.setFormatter(json_formatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 
-from registry_service.logs import JsonLineFormatter, RequestIdFilter, TextFormatter, request_id
+from registry_service.logs import RequestIdFilter, TextFormatter, json_formatter, request_id
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -22,7 +22,7 @@ def _record(**extra: object) -> logging.LogRecord:
 def test_json_lines_have_iso_utc_time_request_id_and_extra_fields():
     token = request_id.set("r-42")
     try:
-        line = json.loads(JsonLineFormatter().format(_record(datacenter="dc1", revision=7)))
+        line = json.loads(json_formatter().format(_record(datacenter="dc1", revision=7)))
     finally:
         request_id.reset(token)
     assert line["time"] == "2027-01-15T08:00:00.250Z"
