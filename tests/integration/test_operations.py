@@ -232,7 +232,7 @@ async def test_json_logs_carry_request_ids(etcd, tmp_path):
 async def test_etcd_request_errors_are_counted_by_operation_and_code(start_frontend):
     frontend = await start_frontend()
     with pytest.raises(StoreUnavailableError):
-        await frontend.client.range(etcd_pb.RangeRequest(key=b"x", revision=10**12))  # future
+        await frontend.client.kv.range(etcd_pb.RangeRequest(key=b"x", revision=10**12))  # future
     assert (
         await metric(
             admin_url(frontend),

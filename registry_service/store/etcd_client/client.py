@@ -23,9 +23,10 @@ class EtcdClient:
     """
 
     def __init__(
-        self, config: EtcdConfig, observe: Callable[[str, float], None] | None = None
+        self, config: EtcdConfig, observe: Callable[[str, float, str], None] | None = None
     ) -> None:
-        """`observe(operation, seconds)` is called after every unary call (a metrics hook)."""
+        """`observe(operation, seconds, code)` is called after every unary call attempt with its
+        gRPC code's name (`OK` when it succeeded): a metrics hook."""
         self.connection = EtcdConnection(config, observe)
         self.kv = EtcdKV(self.connection)
         self.lease = EtcdLease(self.connection)
