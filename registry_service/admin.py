@@ -2,7 +2,8 @@
 
     GET  /metrics            Prometheus text format
     GET  /healthz            200 while the process runs
-    GET  /readyz             200 when etcd is reachable, the view synced, not stopping; else 503
+    GET  /readyz             200 when it can serve: the member list loaded and not stopping, even
+                             without etcd (then `degraded`: stale lists); else 503. JSON body
     GET  /admin/nodes        the node list (JSON); ?datacenter=dc1&type=data, repeatable
     GET  /admin/subscribers  each WatchNodes subscriber: peer, scope, revision sent and acked
     GET  /admin/evictor      eviction as this frontend sees it: leader?, last sweep, evicted
@@ -57,6 +58,32 @@ class WatchControl(Protocol):
     def set_push(self, enabled: bool) -> None: ...
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """What `/readyz` answers: ready means "can serve" (200), degraded means "serving stale
+    lists, refusing writes" (still 200), not ready is 503 (not loaded yet, shutting down)."""
+
+    ready: bool
+    reason: str
+    store_connected: bool
+    """etcd reachable with a quorum (the watch up and the quorum probe answered)."""
+    cache_age_seconds: float
+    """Time since the etcd watch last spoke."""
+
+    @property
+    def degraded(self) -> bool:
+        return self.ready and not self.store_connected
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "degraded": self.degraded,
+            "reason": self.reason,
+            "store_connected": self.store_connected,
+            "cache_age_seconds": self.cache_age_seconds,
+        }
+
+
 class EvictionReport(Protocol):
     """What the admin surface shows of the evictor."""
 
@@ -88,8 +115,8 @@ class AdminConfig:
     """This frontend's name, as `/admin/evictor` reports it."""
     metrics: CollectorRegistry
     """What `/metrics` serves: the frontend's own Prometheus registry."""
-    readiness: Callable[[], tuple[bool, str]]
-    """Whether the frontend can serve, and why not (`/readyz`)."""
+    readiness: Callable[[], Readiness]
+    """Whether the frontend can serve, and how well (`/readyz`)."""
     watch: WatchControl
     """Nodes, subscribers and the push switch."""
     eviction: EvictionReport
@@ -178,8 +205,8 @@ class AdminServer:
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        ready, reason = self._config.readiness()
-        return self._json({"ready": ready, "reason": reason}, 200 if ready else 503)
+        readiness = self._config.readiness()
+        return self._json(readiness.as_json(), 200 if readiness.ready else 503)
 
     async def nodes(self, request: web.Request) -> web.Response:
         scope = Scope(

@@ -19,13 +19,17 @@ import time
 
 import grpc.aio
 
-from registry_service.admin import AdminConfig, AdminServer
+from registry_service import local_etcd
+from registry_service.admin import AdminConfig, AdminServer, Readiness
 from registry_service.bearer_tokens import TokenTable
 from registry_service.embedded_etcd import EtcdServer
+from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.evictor import Evictor
 from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
 from registry_service.metrics import Metrics, MetricsInterceptor
+from registry_service.port_claim import PortClaim, bind_error
 from registry_service.registry import Registry
+from registry_service.retry import Backoff
 from registry_service.rpc.access import AuthInterceptor
 from registry_service.rpc.server import (
     KeepalivePolicy,
@@ -36,10 +40,22 @@ from registry_service.rpc.server import (
 )
 from registry_service.rpc.servicer import RegistryServicer
 from registry_service.self_preservation import BudgetPolicy
-from registry_service.settings import Settings
+from registry_service.settings import Settings, env_name
+from registry_service.startup import (
+    ServeError,
+    check_files,
+    check_ports,
+    listen_refusal,
+    one_line,
+)
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
-from registry_service.supervisor import supervise
+from registry_service.supervisor import (
+    claim_shared_ports,
+    supervise,
+    supervisor_pid,
+    verify_shared_ports,
+)
 from registry_service.watch_hub import WatchHub
 
 log = logging.getLogger(__name__)
@@ -67,6 +83,7 @@ class Frontend:
                 key_file=settings.etcd_key_file,
                 request_timeout_seconds=settings.etcd_request_timeout_seconds,
                 watch_stale_seconds=settings.etcd_watch_stale_seconds,
+                outage_detection_seconds=settings.etcd_outage_detection_seconds,
             ),
             observe=self.metrics.observe_etcd,
         )
@@ -135,6 +152,7 @@ class Frontend:
         self.health_port = 0
         self._health = None
         self._evictor_task: asyncio.Task[None] | None = None
+        self._serving = False
         self.port = 0
 
     def _store_settled(self) -> bool:
@@ -151,18 +169,42 @@ class Frontend:
         host = self.settings.listen.rpartition(":")[0]
         return f"{host}:{self.port}"
 
-    def readiness(self) -> tuple[bool, str]:
-        """Ready: not stopping, the member list loaded, and the etcd watch connected."""
+    def readiness(self) -> Readiness:
+        """Ready means "can serve" (DESIGN.md §7): the member list is loaded and the frontend is
+        not stopping. Without etcd it still serves its last list, marked stale, so it stays
+        ready and says `degraded`: a 503 would take every frontend out of its Service exactly
+        when the stale lists are needed."""
+        connected = self.client.watcher.connected
+        age = round(self.hub.age_seconds, 3)
         if self.stopping:
-            return False, "shutting down"
+            return Readiness(False, "shutting down", connected, age)
         if not self.hub.revision:
-            return False, "member list not loaded yet"
-        if not self.client.watcher.connected:
-            return False, "etcd watch not connected (etcd unreachable or without a leader)"
-        return True, "ok"
+            return Readiness(False, "member list not loaded yet", connected, age)
+        if not connected:
+            return Readiness(
+                True,
+                "degraded: etcd unreachable or without quorum; serving the last known lists "
+                "(marked stale), refusing writes",
+                connected,
+                age,
+            )
+        return Readiness(True, "ok", connected, age)
 
     async def start(self, reuse_port: bool = False) -> None:
-        await self.hub.start()
+        """Starts every part; on failure stops what started and raises.
+
+        Raises:
+            ServeError: etcd did not answer within `etcd_connect_timeout_seconds`, or a port could
+                not be bound (a race lost after the start-up checks).
+        """
+        try:
+            await self._start(reuse_port)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self, reuse_port: bool) -> None:
+        await self._load_members()
         await self._wait_for_watch()
         self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
         settings = self.settings
@@ -179,23 +221,22 @@ class Frontend:
             interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
         )
+        credentials = None
         if settings.tls_cert_file:
             credentials = server_credentials(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
-            self.port = self.server.add_secure_port(settings.listen, credentials)
-        else:
-            self.port = self.server.add_insecure_port(settings.listen)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {settings.listen}")
+        self.port = _bind(self.server, settings.listen, "listen", credentials)
         await self.server.start()
+        self._serving = True
         if settings.health_listen:
             self.health_server = build_health_server(self._health, reuse_port)
-            self.health_port = self.health_server.add_insecure_port(settings.health_listen)
-            if self.health_port == 0:
-                raise OSError(f"cannot listen on {settings.health_listen}")
+            self.health_port = _bind(self.health_server, settings.health_listen, "health_listen")
             await self.health_server.start()
-        await self.admin.start()
+        try:
+            await self.admin.start()
+        except OSError as err:
+            raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
         await set_serving(self._health, True)
         log.info(
             "node-registry %s serving on %s (etcd %s, prefix %s)",
@@ -204,6 +245,32 @@ class Frontend:
             ",".join(self.settings.etcd_endpoints),
             self.settings.prefix,
         )
+
+    async def _load_members(self) -> None:
+        """Reads the member list, retrying (etcd may be starting too) until the connect timeout."""
+        timeout = self.settings.etcd_connect_timeout_seconds
+        backoff = Backoff(initial=0.1, maximum=1.0)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await self.hub.start()
+                return
+            except StoreAccessError as err:
+                raise ServeError(
+                    f"etcd refused this frontend ({one_line(str(err))}): set "
+                    f"{env_name('etcd_username')} and {env_name('etcd_password')}, or grant the "
+                    "user's role the prefix"
+                ) from err
+            except StoreUnavailableError as err:
+                if time.monotonic() + backoff.next_delay() >= deadline:
+                    raise ServeError(
+                        f"cannot reach etcd at {','.join(self.settings.etcd_endpoints)} within "
+                        f"{timeout:g}s ({one_line(str(err))}): set "
+                        f"{env_name('etcd_endpoints')} (or wait longer: "
+                        f"{env_name('etcd_connect_timeout_seconds')})"
+                    ) from err
+                log.debug("etcd not reachable yet: %s", err)
+                await backoff.wait()
 
     async def _wait_for_watch(self) -> None:
         """Serves only once the etcd watch is up: before, every write would be refused as if
@@ -215,14 +282,17 @@ class Frontend:
             log.warning("the etcd watch is not up yet: serving cached lists, refusing writes")
 
     async def stop(self) -> None:
+        """Stops what started, in order; a second call does nothing."""
+        if self.stopping:
+            return
         self.stopping = True
         if self._health is not None:
             await set_serving(self._health, False)
         self.servicer.begin_shutdown()
         await self.hub.close()
-        if self.server is not None:
+        if self.server is not None and self._serving:
             await self.server.stop(self.settings.shutdown_grace_seconds)
-        if self.health_server is not None:
+        if self.health_server is not None and self.health_port:
             await self.health_server.stop(0)
         if self._evictor_task is not None:
             self._evictor_task.cancel()
@@ -233,52 +303,102 @@ class Frontend:
         await self.admin.stop()
 
 
-async def serve(settings: Settings) -> None:
-    """Runs a frontend (and a local etcd when no endpoints are set) until SIGINT or SIGTERM."""
-    etcd: EtcdServer | None = None
-    if not settings.etcd_endpoints:
-        etcd = EtcdServer(
-            data_dir=os.path.join(settings.embedded_etcd_dir, "member-data"),
-            client_port=settings.embedded_etcd_port,
-            peer_port=settings.embedded_etcd_port + 1,
-            name="local",
-        )
-        log.info(
-            "no etcd endpoints configured: starting a local etcd on %s (data in %s)",
-            etcd.endpoint,
-            settings.embedded_etcd_dir,
-        )
-        etcd.start()
-        await asyncio.to_thread(etcd.wait_ready)
-        settings = dataclasses.replace(settings, etcd_endpoints=(etcd.endpoint,))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    if (settings.workers or os.cpu_count() or 1) > 1:
-        try:
-            await supervise(settings, stop)
-        finally:
-            if etcd is not None:
-                await asyncio.to_thread(etcd.stop)
-        return
-    frontend = Frontend(settings)
+def _bind(
+    server: grpc.aio.Server,
+    address: str,
+    setting: str,
+    credentials: grpc.ServerCredentials | None = None,
+) -> int:
+    """Adds the port; a failure (a race lost since the start-up checks) names the setting."""
     try:
-        await frontend.start(reuse_port=settings.reuse_port)
-        collector = None
-        if settings.gc_full_collection_seconds > 0:
-            take_full_collections_off_the_hot_path()
-            collector = asyncio.create_task(collect_every(settings.gc_full_collection_seconds))
-        print(
-            f"node-registry serving on {frontend.address} (admin http://"
-            f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
-            flush=True,
-        )
-        await stop.wait()
-        log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
-        if collector is not None:
-            collector.cancel()
-        await frontend.stop()
+        if credentials is not None:
+            port = int(server.add_secure_port(address, credentials))
+        else:
+            port = int(server.add_insecure_port(address))
+    except RuntimeError:  # grpc: "Failed to bind to address ..."
+        port = 0
+    if port == 0:
+        raise listen_refusal(address, bind_error(address) or "cannot bind", setting)
+    return port
+
+
+async def serve(settings: Settings) -> None:
+    """Runs a frontend, or a supervisor and its workers (and a local etcd when no endpoints are
+    set), until SIGINT or SIGTERM.
+
+    Raises:
+        ServeError: it cannot start (a port served by another process, a file it cannot use,
+            etcd unreachable), or the local etcd keeps dying.
+    """
+    worker = supervisor_pid() is not None
+    supervising = not worker and (settings.workers or os.cpu_count() or 1) > 1
+    check_files(settings)
+    check_ports(settings, shared=worker)
+    if worker:
+        verify_shared_ports(settings)
+    claims = PortClaim()
+    etcd: EtcdServer | None = None
+    keeper: asyncio.Task[None] | None = None
+    failures: list[ServeError] = []
+    stop = asyncio.Event()
+    try:
+        if supervising:
+            settings = await claim_shared_ports(settings, claims)
+        if not settings.etcd_endpoints:
+            etcd = local_etcd.local_etcd(settings)
+            await local_etcd.start(etcd)
+            settings = dataclasses.replace(settings, etcd_endpoints=(etcd.endpoint,))
+            keeper = asyncio.create_task(
+                _keep_etcd(etcd, settings.embedded_etcd_max_restarts, stop, failures)
+            )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        if supervising:
+            await supervise(settings, stop)
+        else:
+            await _run_frontend(settings, stop, reuse_port=worker)
+    except ServeError:
+        if failures:  # the local etcd's failure is the cause of whatever failed after it
+            raise failures[0] from None
+        raise
     finally:
+        if keeper is not None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         if etcd is not None:
             await asyncio.to_thread(etcd.stop)
+        claims.release()
+    if failures:
+        raise failures[0]
+
+
+async def _keep_etcd(
+    etcd: EtcdServer, max_restarts: int, stop: asyncio.Event, failures: list[ServeError]
+) -> None:
+    """Keeps the local etcd running; when it cannot, the frontend stops and serve exits 1."""
+    try:
+        await local_etcd.keep_running(etcd, max_restarts)
+    except ServeError as err:
+        failures.append(err)
+        stop.set()
+
+
+async def _run_frontend(settings: Settings, stop: asyncio.Event, *, reuse_port: bool) -> None:
+    frontend = Frontend(settings)
+    await frontend.start(reuse_port=reuse_port)
+    collector = None
+    if settings.gc_full_collection_seconds > 0:
+        take_full_collections_off_the_hot_path()
+        collector = asyncio.create_task(collect_every(settings.gc_full_collection_seconds))
+    print(
+        f"node-registry serving on {frontend.address} (admin http://"
+        f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
+        flush=True,
+    )
+    await stop.wait()
+    log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
+    if collector is not None:
+        collector.cancel()
+    await frontend.stop()

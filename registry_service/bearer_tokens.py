@@ -25,6 +25,10 @@ from typing import Any
 SCOPES = frozenset({"register", "watch", "admin"})
 
 
+class TokenFileError(ValueError):
+    """The tokens file cannot be used; the message names the file and line."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     name: str
@@ -50,20 +54,24 @@ class TokenTable:
         if not path:
             return cls({})
         principals: dict[bytes, Principal] = {}
-        for number, raw in enumerate(Path(path).read_text().splitlines(), 1):
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise TokenFileError(f"cannot read {path} ({_reason(err)})") from None
+        for number, raw in enumerate(text.splitlines(), 1):
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue
             try:
                 name, scopes, token = line.split()
             except ValueError:
-                raise SystemExit(f"{path}:{number}: expected 'name scopes token'") from None
+                raise TokenFileError(f"{path}:{number}: expected 'name scopes token'") from None
             wanted = frozenset(scopes.split(","))
             if not wanted <= SCOPES:
-                raise SystemExit(f"{path}:{number}: unknown scope {sorted(wanted - SCOPES)}")
+                raise TokenFileError(f"{path}:{number}: unknown scope {sorted(wanted - SCOPES)}")
             principals[_digest(token)] = Principal(name, wanted)
         if not principals:
-            raise SystemExit(f"{path}: no tokens; remove the setting to run without tokens")
+            raise TokenFileError(f"{path}: no tokens; remove the setting to run without tokens")
         return cls(principals)
 
     def identify(self, metadata: Any) -> Principal | None:
@@ -79,3 +87,7 @@ class TokenTable:
     def allows(self, metadata: Any, scope: str) -> bool:
         principal = self.identify(metadata)
         return principal is not None and scope in principal.scopes
+
+
+def _reason(err: OSError | UnicodeDecodeError) -> str:
+    return (err.strerror or str(err)) if isinstance(err, OSError) else "not UTF-8 text"

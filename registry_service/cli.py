@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import traceback
 
 from registry_service import settings as settings_module
 from registry_service import tracing
@@ -26,8 +27,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Runs a frontend (and a local etcd when no endpoints are set) until SIGINT or SIGTERM.
 
-    A setting that is unknown or malformed, or a missing server dependency, is one `error:` line
-    on stderr and exit status 1.
+    Anything that stops `serve` from starting or going on (a setting unknown or malformed, a
+    missing server dependency, a port in use, etcd unreachable, ...) is one `error:` line on stderr
+    naming the cause and the setting to change, and exit status 1; the traceback too only at
+    `--log-level debug` (decision D42).
     """
     try:
         loaded = settings_module.Settings.load(namespace=args)
@@ -36,6 +39,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 1
     try:
         from registry_service.app import serve
+        from registry_service.startup import ServeError, one_line
     except ModuleNotFoundError as err:
         if (err.name or "").partition(".")[0] not in SERVER_EXTRA_MODULES:
             raise
@@ -45,12 +49,26 @@ def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    configure_logging(getattr(args, "log_level", "INFO"), loaded.log_format)
-    if loaded.tracing:
-        try:
+    level = getattr(args, "log_level", "INFO")
+    configure_logging(level, loaded.log_format)
+    debug = level.upper() == "DEBUG"
+    try:
+        if loaded.tracing:
             tracing.enable()
-        except tracing.TracingUnavailableError as err:
-            raise SystemExit(f"error: {err}") from None
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(loaded))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(loaded))
+    except (ServeError, tracing.TracingUnavailableError) as err:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a bug: still one line, the traceback at --log-level debug
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (--log-level debug shows the traceback)"
+        print(
+            f"error: serve failed: {type(err).__name__}: {one_line(str(err))}{hint}",
+            file=sys.stderr,
+        )
+        return 1
     return 0

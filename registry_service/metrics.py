@@ -221,6 +221,12 @@ class _StateCollector(Collector):
             "Time since the frontend's etcd watch last spoke.",
             value=hub.age_seconds,
         )
+        yield GaugeMetricFamily(
+            "noderegistry_store_connected",
+            "1 while etcd answers with a quorum; 0 while the frontend serves stale lists and "
+            "refuses writes (degraded, still ready).",
+            value=int(not hub.stale),
+        )
         status = evictor.status
         evictions = CounterMetricFamily(
             "noderegistry_evictions",

@@ -75,9 +75,6 @@ class Settings:
         "frontend processes sharing the gRPC port (SO_REUSEPORT); 0: one per CPU the process may "
         "use (its cgroup CPU quota, rounded down)",
     )
-    reuse_port: bool = _setting(
-        False, "let other processes share the gRPC port (set for workers by --workers)"
-    )
     shutdown_grace_seconds: float = _setting(
         5.0, "on SIGTERM, how long open streams get before they end with UNAVAILABLE"
     )
@@ -146,8 +143,19 @@ class Settings:
     etcd_watch_stale_seconds: float = _setting(
         10.0, "a watch that hears nothing (not even progress) this long is reopened elsewhere"
     )
+    etcd_outage_detection_seconds: float = _setting(
+        1.0,
+        "etcd that gives no linearizable answer within this (probed when nothing confirmed it for "
+        "half of this) counts as down: lists served stale, writes refused at once",
+    )
+    etcd_connect_timeout_seconds: float = _setting(
+        10.0, "at start, how long a frontend waits for etcd to answer before it exits"
+    )
     embedded_etcd_dir: str = _setting(".data/etcd", "data folder of the local etcd")
     embedded_etcd_port: int = _setting(2379, "client port of the local etcd (peer port is +1)")
+    embedded_etcd_max_restarts: int = _setting(
+        5, "a local etcd that dies is restarted; after this many restarts in a row serve exits 1"
+    )
     # Registrations
     ttl_default_seconds: int = _setting(10, "TTL granted when a Register asks for 0")
     ttl_min_seconds: int = _setting(3, "smallest TTL a Register may ask for")

@@ -1,10 +1,17 @@
 """`serve --workers N`: N frontend processes on one gRPC port (SO_REUSEPORT), kept running.
 
 Each worker is a whole frontend (its own etcd watch, evictor candidacy, admin port). The kernel
-spreads new connections over the workers. A worker that dies is started again; SIGTERM is passed
-on to every worker, which then drain as a single frontend would. Each worker serves its admin HTTP
-on a private loopback port; the supervisor serves the configured admin address for the whole host
-(host_admin.py: one scrape gives every worker's metrics, labelled by worker).
+spreads new connections over the workers. A worker that dies is started again (with backoff);
+SIGTERM is passed on to every worker, which then drain as a single frontend would. Each worker
+serves its admin HTTP on a private loopback port; the supervisor serves the configured admin
+address for the whole host (host_admin.py: one scrape gives every worker's metrics, labelled by
+worker).
+
+The supervisor claims the shared ports before any worker starts, and a worker joins only a port
+its own supervisor claimed (port_claim.py, D42). A worker that cannot start says why in one
+`error:` line on its stderr; the supervisor passes the first such line on as its own and stops
+the others, so the user reads one line, not one per worker (D42). Every other line a worker
+writes to stderr (its log) is passed on whole, so lines of two workers never interleave.
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ import sys
 
 from registry_service.host import Host
 from registry_service.host_admin import HostAdmin
+from registry_service.port_claim import PortClaim, claimed_by, split_address
+from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import SECRET_FILE_VARIABLES, Settings, env_name
+from registry_service.startup import ServeError, listen_refusal
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +44,56 @@ def _free_port(host: str) -> int:
 
 
 PARENT_ENV = "NODEREGISTRY_SUPERVISOR_PID"
+_ERROR_PREFIX = b"error: "
+_STOP_SECONDS = 10.0
+
+
+def supervisor_pid() -> int | None:
+    """In a worker: its supervisor's pid (None in a frontend that is not a worker)."""
+    parent = os.environ.get(PARENT_ENV)
+    return int(parent) if parent and parent.isdigit() else None
+
+
+def _shared_ports(settings: Settings) -> list[tuple[str, str, int]]:
+    """(setting, address, port) of the ports the workers share: gRPC, and health if set."""
+    shared = [("listen", settings.listen)]
+    if settings.health_listen:
+        shared.append(("health_listen", settings.health_listen))
+    return [(setting, address, split_address(address)[1]) for setting, address in shared]
+
+
+async def claim_shared_ports(settings: Settings, claims: PortClaim) -> Settings:
+    """In the supervisor, before any worker starts: claims the ports the workers will share;
+    returns the settings with a gRPC port 0 resolved to the port claimed.
+
+    Raises:
+        ServeError: another supervisor holds one (start-up checks already refused a port that
+            any process listens on).
+    """
+    host, port = split_address(settings.listen)
+    if port == 0:
+        bound_host = settings.listen.rpartition(":")[0]
+        settings = dataclasses.replace(settings, listen=f"{bound_host}:{_free_port(host)}")
+    for setting, address, port in _shared_ports(settings):
+        holder = await claims.claim(port)
+        if holder is not None:
+            by = f"node-registry pid {holder}" if holder else "another node-registry"
+            raise listen_refusal(address, f"address in use by {by}", setting)
+    return settings
+
+
+def verify_shared_ports(settings: Settings) -> None:
+    """In a worker: joins (SO_REUSEPORT) only ports that its own supervisor claimed.
+
+    Raises:
+        ServeError: a port is not claimed by this worker's parent.
+    """
+    parent = os.getppid()
+    for setting, address, port in _shared_ports(settings):
+        if not claimed_by(port, parent):
+            raise listen_refusal(
+                address, f"not claimed by this worker's supervisor, pid {parent}", setting
+            )
 
 
 def die_with_supervisor() -> None:
@@ -58,54 +118,105 @@ def _environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+class WorkerStartError(Exception):
+    """A worker ended before it served; the message is its own `error:` line."""
+
+
 class Worker:
-    def __init__(self, index: int, settings: Settings) -> None:
+    def __init__(self, index: int, settings: Settings, log_level: str) -> None:
         self.index = index
         self.settings = settings
+        self.log_level = log_level
         self.process: asyncio.subprocess.Process | None = None
         self.admin_address = ""
+        self.error = ""  # the last `error:` line it wrote
+        self.quiet = False  # set: its stderr is no longer passed on
+        self._stderr: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Starts the process and waits for its ready line.
+
+        Raises:
+            WorkerStartError: it ended first (the message is its error line, or its exit status).
+        """
+        self.error = ""
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "registry_service",
             "serve",
+            "--log-level",
+            self.log_level,
             env=_environment(self.settings),
             stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        assert self.process.stdout is not None
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._stderr = asyncio.create_task(self._pass_on(self.process.stderr))
         line = (await self.process.stdout.readline()).decode()
         match = re.search(r"admin (http://\S+)\)", line)
         if not match:
-            raise RuntimeError(f"worker {self.index} did not start: {line!r}")
+            code = await self.process.wait()
+            await self._stderr
+            raise WorkerStartError(self.error or f"worker {self.index} exited with {code}")
         self.admin_address = match.group(1)
         log.info(
             "worker %d (pid %d) serving; admin %s", self.index, self.process.pid, self.admin_address
         )
 
+    async def _pass_on(self, stderr: asyncio.StreamReader) -> None:
+        """Copies the worker's stderr to ours line by line, keeping its `error:` line back."""
+        while line := await stderr.readline():
+            if line.startswith(_ERROR_PREFIX):
+                self.error = line[len(_ERROR_PREFIX) :].decode(errors="replace").strip()
+            elif not self.quiet:
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
+
+    async def stop(self, timeout: float = _STOP_SECONDS) -> None:
+        """SIGTERM (it drains), then SIGKILL after `timeout`."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(timeout):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
 
 async def supervise(settings: Settings, stop: asyncio.Event) -> None:
-    """Runs the workers until `stop` is set; prints one ready line when all of them serve."""
+    """Runs the workers until `stop` is set; prints one ready line when all of them serve.
+
+    Raises:
+        ServeError: a worker could not start (its own one-line reason).
+    """
     count = settings.workers or Host.probe(os.environ).cpus
     host, _, port_text = settings.listen.rpartition(":")
-    port = int(port_text) or _free_port(host)
+    port = int(port_text)  # not 0: claim_shared_ports resolved it
+    log_level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     workers = [
         Worker(
             i,
             dataclasses.replace(
                 settings,
                 workers=1,
-                reuse_port=True,
                 listen=f"{host}:{port}",
                 admin_listen="127.0.0.1:0",  # private: the host's admin port is the supervisor's
             ),
+            log_level,
         )
         for i in range(count)
     ]
-    await asyncio.gather(*(worker.start() for worker in workers))
+    await _start_all(workers)
     admin = HostAdmin(settings.admin_listen, lambda: [worker.admin_address for worker in workers])
-    await admin.start()
+    try:
+        await admin.start()
+    except OSError as err:
+        await asyncio.gather(*(worker.stop() for worker in workers))
+        raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
     pids = ", ".join(str(w.process.pid) for w in workers if w.process)
     print(
         f"node-registry serving on {host}:{port} ({count} workers, pids {pids}; admin "
@@ -123,19 +234,39 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
         await admin.stop()
 
 
+async def _start_all(workers: list[Worker]) -> None:
+    """Starts every worker; when one cannot, stops the others and raises its reason once."""
+    starts = [asyncio.create_task(worker.start()) for worker in workers]
+    try:
+        for started in asyncio.as_completed(starts):
+            await started
+    except WorkerStartError as err:
+        for worker in workers:
+            worker.quiet = True  # the others would only repeat it, or log their shutdown
+        for task in starts:
+            task.cancel()
+        await asyncio.gather(*starts, return_exceptions=True)
+        await asyncio.gather(*(worker.stop() for worker in workers))
+        raise ServeError(str(err)) from None
+
+
 async def _keep_running(worker: Worker, stop: asyncio.Event) -> None:
+    backoff = Backoff(initial=0.5, maximum=30.0)
+    restarts = ThrottledLog(log, f"worker {worker.index}")
     while True:
         assert worker.process is not None
         code = await worker.process.wait()
         if stop.is_set():
             return
-        log.warning(
-            "worker %d (pid %d) exited with %s; starting it again",
-            worker.index,
-            worker.process.pid,
-            code,
-        )
-        await asyncio.sleep(0.5)
-        with contextlib.suppress(RuntimeError):
+        reason = f": {worker.error}" if worker.error else ""
+        restarts.failed(f"pid {worker.process.pid} exited with {code}{reason}; starting it again")
+        await backoff.wait()
+        if stop.is_set():
+            return
+        try:
             await worker.start()
-            print(f"worker {worker.index} restarted, pid {worker.process.pid}", flush=True)
+        except WorkerStartError:
+            continue  # its exit is handled at the top
+        restarts.succeeded()
+        backoff.reset()
+        print(f"worker {worker.index} restarted, pid {worker.process.pid}", flush=True)

@@ -49,6 +49,7 @@ from registry_service.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from registry_service.retry import Backoff, ThrottledLog
 from registry_service.store.base import RegistryStore, StoreBatch
 
 log = logging.getLogger(__name__)
@@ -295,13 +296,16 @@ class WatchHub:
             self._publish(DeltaMessage(batch.revision, events, False, self.last_heard, queued_at))
 
     async def _reload(self) -> None:
+        backoff = Backoff(initial=0.5, maximum=10.0)
+        failures = ThrottledLog(log, "watch hub: re-read")
         while True:
             try:
                 await self._load()
+                failures.succeeded()
                 return
             except StoreError as err:
-                log.warning("watch hub: re-read failed (%s); retrying", err)
-                await asyncio.sleep(0.5)
+                failures.failed(f"failed ({err}); retrying")
+                await backoff.wait()
 
     async def close(self) -> None:
         """Ends every subscription with ShuttingDownError and stops following etcd."""

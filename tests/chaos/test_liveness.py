@@ -131,8 +131,9 @@ async def test_l2_a_silent_node_is_removed_within_ttl_and_no_other(rig):
 
 @pytest.mark.timeout(180)
 async def test_l5_quorum_loss_serves_stale_lists_and_loses_no_renewing_node(rig):
-    """L5: etcd without quorum for 2 x TTL: writes fail fast (UNAVAILABLE), /readyz 503, lists
-    are served marked stale; afterwards no node that kept renewing is reported gone."""
+    """L5: etcd without quorum for 2 x TTL: writes fail fast (UNAVAILABLE), /readyz stays 200
+    and says degraded, lists are served marked stale; afterwards no node that kept renewing is
+    reported gone."""
     r = await rig(frontends=1, evictor_outage_grace_seconds=5.0)
     (frontend,) = r.frontends
     watcher = ResumingWatcher(r.targets).start()
@@ -147,7 +148,7 @@ async def test_l5_quorum_loss_serves_stale_lists_and_loses_no_renewing_node(rig)
             member.pause()
         try:
             await eventually(
-                lambda: _status(get(f"{admin}/readyz"), 503), timeout=30, message="readyz 503"
+                lambda: _degraded(get(f"{admin}/readyz"), True), timeout=30, message="degraded"
             )
             async with grpc.aio.insecure_channel(r.targets[0]) as channel:
                 stub = registry_pb2_grpc.RegistryStub(channel)
@@ -180,7 +181,7 @@ async def test_l5_quorum_loss_serves_stale_lists_and_loses_no_renewing_node(rig)
         finally:
             for member in lost:
                 member.resume()
-        await eventually(lambda: _status(get(f"{admin}/readyz"), 200), timeout=30)
+        await eventually(lambda: _degraded(get(f"{admin}/readyz"), False), timeout=30)
         await all_active(fleet)
         # Past the outage grace, the evictor has had every chance to act.
         await eventually(
@@ -194,9 +195,9 @@ async def test_l5_quorum_loss_serves_stale_lists_and_loses_no_renewing_node(rig)
     await watcher.close()
 
 
-async def _status(response, code: int) -> bool:
-    status, _ = await response
-    return status == code
+async def _degraded(response, degraded: bool) -> bool:
+    status, body = await response
+    return status == 200 and body["degraded"] is degraded
 
 
 async def _evictor_settled(response) -> bool:

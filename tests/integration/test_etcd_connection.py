@@ -11,7 +11,8 @@ from noderegistry.v1 import registry_pb2 as pb
 
 from registry_service.app import Frontend
 from registry_service.embedded_etcd import EtcdServer, EtcdTls, etcdctl_binary
-from registry_service.errors import LeaseNotFoundError, StoreCompactedError, StoreUnavailableError
+from registry_service.errors import LeaseNotFoundError, StoreCompactedError
+from registry_service.startup import ServeError
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from tests.support.api import WatchRecorder, node, node_ids, register, register_through_outage
 from tests.support.certs import write_certificates
@@ -75,7 +76,7 @@ async def test_a_wrong_etcd_password_fails_start_with_a_clear_error(etcd_with_au
     frontend = Frontend(
         settings_for(etcd_with_auth.endpoint, etcd_username="registry", etcd_password="wrong")
     )
-    with pytest.raises(StoreUnavailableError, match="authenticate failed"):
+    with pytest.raises(ServeError, match=r"authenticate failed.*set REGISTRY_ETCD_USERNAME and "):
         await frontend.start()
     await frontend.stop()
 
@@ -120,9 +121,14 @@ async def test_frontend_talks_to_etcd_over_mutual_tls(etcd_with_mtls, start_fron
 async def test_without_a_client_certificate_etcd_refuses_the_frontend(etcd_with_mtls, settings_for):
     server, files = etcd_with_mtls
     frontend = Frontend(
-        settings_for(server.endpoint, etcd_ca_file=files["ca.pem"], etcd_request_timeout_seconds=2)
+        settings_for(
+            server.endpoint,
+            etcd_ca_file=files["ca.pem"],
+            etcd_request_timeout_seconds=2,
+            etcd_connect_timeout_seconds=1,
+        )
     )
-    with pytest.raises(StoreUnavailableError):
+    with pytest.raises(ServeError, match=r"cannot reach etcd .* set REGISTRY_ETCD_ENDPOINTS"):
         await frontend.start()
     await frontend.stop()
 

@@ -82,19 +82,46 @@ async def _is_zero(value) -> bool:
     return await value == 0
 
 
-async def test_readyz_follows_etcd(own_etcd, start_frontend):
+async def test_readyz_stays_ready_and_says_degraded_while_etcd_is_down(own_etcd, start_frontend):
+    # Ready means "can serve": without etcd the frontend serves its last lists (stale), so /readyz
+    # stays 200 and says degraded, with the metric; 503 is for not loaded or shutting down.
     frontend = await start_frontend(own_etcd.endpoint)
     admin = admin_url(frontend)
     assert (await get(f"{admin}/healthz"))[0] == 200
-    assert (await get(f"{admin}/readyz"))[0] == 200
+    status, body = await get(f"{admin}/readyz")
+    assert (status, body["ready"], body["degraded"], body["reason"]) == (200, True, False, "ok")
+    assert await metric(admin, "noderegistry_store_connected") == 1
 
     own_etcd.stop()
-    await eventually(lambda: _status_is(f"{admin}/readyz", 503), timeout=20)
-    _, body = await get(f"{admin}/readyz")
-    assert "etcd" in body["reason"]
+    status, body = await eventually(lambda: _degraded(f"{admin}/readyz"), timeout=20)
+    assert status == 200 and body["ready"] and not body["store_connected"]
+    assert "etcd" in body["reason"] and body["reason"].startswith("degraded")
+    assert await metric(admin, "noderegistry_store_connected") == 0
     own_etcd.start()
     await asyncio.to_thread(own_etcd.wait_ready)
-    await eventually(lambda: _status_is(f"{admin}/readyz", 200), timeout=20)
+    status, body = await eventually(lambda: _not_degraded(f"{admin}/readyz"), timeout=20)
+    assert status == 200 and body["reason"] == "ok"
+    assert await metric(admin, "noderegistry_store_connected") == 1
+
+    stopping = asyncio.create_task(frontend.stop())
+    status, body = await eventually(lambda: _status_and_body(f"{admin}/readyz", 503), timeout=10)
+    assert body == {**body, "ready": False, "reason": "shutting down"}
+    await stopping
+
+
+async def _degraded(url: str):
+    status, body = await get(url)
+    return (status, body) if body["degraded"] else None
+
+
+async def _not_degraded(url: str):
+    status, body = await get(url)
+    return None if body["degraded"] else (status, body)
+
+
+async def _status_and_body(url: str, wanted: int):
+    status, body = await get(url)
+    return (status, body) if status == wanted else None
 
 
 async def _status_is(url: str, status: int) -> bool:

@@ -75,3 +75,27 @@ def test_etcd_errors_become_the_store_s_own_types():
     assert type(translate(future, "range")) is errors.StoreUnavailableError
     assert type(translate(no_leader, "put")) is errors.StoreUnavailableError
     assert str(translate(no_leader, "put")) == "etcd put failed: UNAVAILABLE: etcdserver: no leader"
+
+
+def test_an_etcd_deadline_is_unavailable_with_a_hint_never_a_bare_deadline_exceeded():
+    # Issue 11, problem 9: the first seconds of an etcd outage ended in DEADLINE_EXCEEDED.
+    deadline = _etcd_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    error = translate(deadline, "txn", 5.0)
+    assert type(error) is errors.StoreUnavailableError
+    code, message = status_of(error)
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert message == (
+        "etcd did not answer txn within 5s (it may have lost its leader or quorum, or be "
+        "overloaded); the outcome is unknown: retry, on another frontend if this one keeps failing"
+    )
+
+
+def test_credentials_etcd_refuses_are_an_access_error_which_start_up_does_not_retry():
+    refused = _etcd_error(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "etcdserver: authentication failed, invalid user ID or password",
+    )
+    denied = _etcd_error(grpc.StatusCode.PERMISSION_DENIED, "etcdserver: permission denied")
+    for error in (refused, denied):
+        assert type(translate(error, "range")) is errors.StoreAccessError
+        assert status_of(translate(error, "range"))[0] == grpc.StatusCode.UNAVAILABLE

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import grpc.aio
 from registry_service import tracing
 from registry_service.errors import (
     LeaseNotFoundError,
+    StoreAccessError,
     StoreCompactedError,
     StoreError,
     StoreUnavailableError,
@@ -75,27 +75,9 @@ class EtcdConfig:
     """Deadline of each unary call and of each lease renewal."""
     watch_stale_seconds: float = 10.0
     """A watch stream silent this long, despite progress requests, is reopened."""
-
-
-class Backoff:
-    """Jittered exponential backoff with an injectable sleep (tests need no real waiting)."""
-
-    def __init__(
-        self,
-        initial: float = 0.05,
-        maximum: float = 2.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._initial, self._maximum, self._sleep = initial, maximum, sleep
-        self._next = initial
-
-    def reset(self) -> None:
-        self._next = self._initial
-
-    async def wait(self) -> None:
-        delay = self._next * random.uniform(0.5, 1.0)
-        self._next = min(self._next * 2, self._maximum)
-        await self._sleep(delay)
+    outage_detection_seconds: float = 1.0
+    """Deadline of the quorum probe, sent when nothing confirmed etcd for half of this: etcd
+    without a leader or quorum is noticed within 1.75 times this (EtcdWatcher)."""
 
 
 class EtcdConnection:
@@ -118,6 +100,8 @@ class EtcdConnection:
         self._token = ""
         self._auth_lock = asyncio.Lock()
         self._observe = observe
+        self._in_flight: set[asyncio.Timeout] = set()
+        self._abort_reason = ""
 
     @property
     def endpoint(self) -> str:
@@ -203,44 +187,73 @@ class EtcdConnection:
         )
 
     async def call(
-        self, operation: str, method: Method[T], request: object, *, idempotent: bool
+        self,
+        operation: str,
+        method: Method[T],
+        request: object,
+        *,
+        idempotent: bool,
+        endpoint: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> T:
         """Runs one unary call on the next endpoint (round robin), with auth.
 
         Reads (idempotent) are retried on each other endpoint when one is unavailable. Writes are
         not retried: their outcome is unknown, and the caller (a compare-guarded transaction
-        or a retried Register with its idempotency key) is the one that can tell.
+        or a retried Register with its idempotency key) is the one that can tell. `endpoint` pins
+        the call to one endpoint (no retry elsewhere); `timeout_seconds` replaces the request
+        timeout. A call still waiting when `abort_calls` runs fails at once.
 
         Raises:
             StoreError: the subclass that says what happened (see `translate`).
         """
-        attempts = len(self.config.endpoints) if idempotent else 1
+        attempts = len(self.config.endpoints) if idempotent and endpoint is None else 1
+        timeout = timeout_seconds or self.config.request_timeout_seconds
         reauthenticated = False
         attempt = 0
         while True:
-            endpoint = self._next_endpoint()
+            target = endpoint or self._next_endpoint()
             metadata = await self.metadata()
             started = time.perf_counter()
             code = "OK"
             try:
                 with tracing.span(f"etcd {operation}", {"db.system": "etcd"}):
-                    return await method(endpoint)(
-                        request, metadata=metadata, timeout=self.config.request_timeout_seconds
-                    )
+                    async with asyncio.timeout(None) as abortable:
+                        self._in_flight.add(abortable)
+                        try:
+                            return await method(target)(request, metadata=metadata, timeout=timeout)
+                        finally:
+                            self._in_flight.discard(abortable)
+            except TimeoutError:  # only abort_calls sets a deadline on `abortable`
+                code = "CANCELLED"
+                raise StoreUnavailableError(
+                    f"etcd {operation} abandoned: {self._abort_reason}; the outcome is unknown, "
+                    "retry (on another frontend while this one cannot reach etcd)"
+                ) from None
             except grpc.aio.AioRpcError as err:
                 code = err.code().name
                 if self._is_auth_error(err) and not reauthenticated:
                     self._token, reauthenticated = "", True
                     continue
                 if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    self._mark_down(endpoint)
+                    self._mark_down(target)
                     attempt += 1
                     if attempt < attempts:
                         continue
-                raise translate(err, operation) from err
+                raise translate(err, operation, timeout) from err
             finally:
                 if self._observe is not None:
                     self._observe(operation, time.perf_counter() - started, code)
+
+    def abort_calls(self, reason: str) -> int:
+        """Ends every unary call now in flight with StoreUnavailableError naming `reason` (etcd
+        was found without quorum: they would each wait out their deadline); returns how many."""
+        self._abort_reason = reason
+        now = asyncio.get_running_loop().time()
+        waiting = [call for call in self._in_flight if not call.expired()]
+        for call in waiting:
+            call.reschedule(now)
+        return len(waiting)
 
     async def close(self) -> None:
         for channel in self._channels.values():
@@ -266,14 +279,28 @@ def describe(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-def translate(err: grpc.aio.AioRpcError, operation: str) -> StoreError:
+def translate(
+    err: grpc.aio.AioRpcError, operation: str, timeout_seconds: float | None = None
+) -> StoreError:
     """etcd's error as the store's own type. etcd tells its errors apart by code and text (its
     `rpctypes`); this is the one place that reads them. Anything not recognised means etcd could
-    not do it now: StoreUnavailableError."""
+    not do it now: StoreUnavailableError. A deadline says what it means for the caller: a caller
+    sees UNAVAILABLE with a hint, never a bare DEADLINE_EXCEEDED."""
     message = f"etcd {operation} failed: {describe(err)}"
     details = err.details() or ""
     if err.code() == grpc.StatusCode.NOT_FOUND and "lease not found" in details:
         return LeaseNotFoundError(message)
     if err.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in details:
         return StoreCompactedError(message)
+    if err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED) or any(
+        text in details for text in (*_AUTH_ERRORS, "permission denied")
+    ):
+        return StoreAccessError(message)
+    if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        within = f" within {timeout_seconds:g}s" if timeout_seconds else ""
+        return StoreUnavailableError(
+            f"etcd did not answer {operation}{within} (it may have lost its leader or quorum, or "
+            "be overloaded); the outcome is unknown: retry, on another frontend if this one "
+            "keeps failing"
+        )
     return StoreUnavailableError(message)

@@ -12,9 +12,10 @@ import grpc
 import grpc.aio
 
 from registry_service.errors import LeaseNotFoundError, StoreUnavailableError
+from registry_service.retry import Backoff, ThrottledLog
 from registry_service.store._etcdpb import rpc_pb2 as pb
 from registry_service.store._etcdpb import rpc_pb2_grpc as pb_grpc
-from registry_service.store.etcd_client.connection import Backoff, EtcdConnection, describe
+from registry_service.store.etcd_client.connection import EtcdConnection, describe
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class LeaseRenewer:
 
     async def _run(self) -> None:
         backoff = Backoff()
+        interruptions = ThrottledLog(log, "etcd lease keepalive stream")
         connection = self._connection
         while True:
             call = connection.stub(pb_grpc.LeaseStub).LeaseKeepAlive(
@@ -111,6 +113,7 @@ class LeaseRenewer:
                     if response is grpc.aio.EOF:
                         raise StoreUnavailableError("etcd closed the lease keepalive stream")
                     if not self._connected.is_set():
+                        interruptions.succeeded()
                         self._connected.set()
                         self._reconnects.set()
                         self._reconnects = asyncio.Event()
@@ -119,7 +122,7 @@ class LeaseRenewer:
                     if future is not None and not future.done():
                         future.set_result(max(int(response.TTL), 0))
             except (grpc.aio.AioRpcError, StoreUnavailableError) as err:
-                log.warning("etcd lease keepalive stream interrupted: %s", describe(err))
+                interruptions.failed(f"interrupted ({describe(err)})")
                 self._connected.clear()
                 connection.stream_failed(err)
             finally:

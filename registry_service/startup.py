@@ -1,0 +1,126 @@
+"""Why `serve` cannot start (or go on), said in one line that names the setting to change.
+
+`ServeError` is what every refusal raises; the CLI prints `error: <message>` and exits 1, with a
+traceback only at `--log-level debug` (decision D42). The checks here run before anything starts
+(no etcd, no log line yet): a port another process serves, a TLS or tokens file that cannot be
+used. What can only fail later (etcd unreachable, a bind lost in a race) raises the same error
+where it happens.
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+from registry_service.bearer_tokens import TokenFileError, TokenTable
+from registry_service.port_claim import bind_error, split_address
+from registry_service.settings import Settings, env_name
+
+
+class ServeError(Exception):
+    """`serve` cannot start or go on; the message is one line naming the cause and the setting."""
+
+
+def one_line(text: str) -> str:
+    """Whitespace folded: an error line never spans lines (gRPC's details can)."""
+    return " ".join(text.split())
+
+
+def listen_refusal(address: str, error: OSError | str, setting: str) -> ServeError:
+    """`cannot listen on 127.0.0.1:9090 (address in use): set REGISTRY_ADMIN_LISTEN`."""
+    if isinstance(error, str):
+        reason = error
+    elif error.errno == errno.EADDRINUSE:
+        reason = "address in use"
+    else:
+        reason = (error.strerror or str(error)).lower()
+    return ServeError(f"cannot listen on {address} ({one_line(reason)}): set {env_name(setting)}")
+
+
+def listeners(settings: Settings, *, shared: bool) -> Iterator[tuple[str, str]]:
+    """(setting, address) of each port `serve` binds itself; with `shared` (a worker) only the
+    admin port: the gRPC and health ports are its supervisor's, already checked."""
+    if not shared:
+        yield "listen", settings.listen
+        if settings.health_listen:
+            yield "health_listen", settings.health_listen
+    yield "admin_listen", settings.admin_listen
+
+
+def check_ports(settings: Settings, *, shared: bool = False) -> None:
+    """Refuses a malformed listen address or a port that some process listens on."""
+    for setting, address in listeners(settings, shared=shared):
+        try:
+            split_address(address)
+        except ValueError:
+            raise listen_refusal(address, "not host:port", setting) from None
+        error = bind_error(address)
+        if error is not None:
+            raise listen_refusal(address, error, setting)
+
+
+def check_files(settings: Settings) -> None:
+    """Refuses a TLS certificate, key or CA bundle, or a tokens file, that cannot be used, naming
+    the setting; before, these failed deep inside gRPC's or etcd's setup with a traceback."""
+    _check_pair(settings.tls_cert_file, settings.tls_key_file, "tls_cert_file", "tls_key_file")
+    _check_ca(settings.tls_client_ca_file, "tls_client_ca_file")
+    if settings.tls_client_ca_file and not settings.tls_cert_file:
+        raise ServeError(
+            "a client CA (mTLS) needs TLS on the gRPC port: set REGISTRY_TLS_CERT_FILE and "
+            "REGISTRY_TLS_KEY_FILE, or unset REGISTRY_TLS_CLIENT_CA_FILE"
+        )
+    _check_ca(settings.etcd_ca_file, "etcd_ca_file")
+    _check_pair(settings.etcd_cert_file, settings.etcd_key_file, "etcd_cert_file", "etcd_key_file")
+    try:
+        TokenTable.load(settings.auth_tokens_file)
+    except TokenFileError as err:
+        raise ServeError(f"{err}: set {env_name('auth_tokens_file')}") from None
+
+
+def _readable(path: str, setting: str) -> None:
+    try:
+        Path(path).read_bytes()
+    except OSError as err:
+        raise ServeError(
+            f"cannot read {path} ({(err.strerror or str(err)).lower()}): set {env_name(setting)}"
+        ) from None
+
+
+def _check_pair(cert: str, key: str, cert_setting: str, key_setting: str) -> None:
+    if not cert and not key:
+        return
+    if not (cert and key):
+        missing = key_setting if cert else cert_setting
+        raise ServeError(f"a certificate needs its key and the other way round: set {missing}")
+    _readable(cert, cert_setting)
+    _readable(key, key_setting)
+    try:
+        # The password callback keeps an encrypted key from prompting on the terminal.
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            cert, key, password=lambda: ""
+        )
+    except ssl.SSLError as err:
+        raise ServeError(
+            f"{cert} and {key} are not a PEM certificate and its unencrypted key"
+            f"{_ssl_reason(err)}: set {env_name(cert_setting)} and "
+            f"{env_name(key_setting)}"
+        ) from None
+
+
+def _check_ca(path: str, setting: str) -> None:
+    if not path:
+        return
+    _readable(path, setting)
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as err:
+        raise ServeError(
+            f"{path} is not a PEM CA bundle{_ssl_reason(err)}: set {env_name(setting)}"
+        ) from None
+
+
+def _ssl_reason(err: ssl.SSLError) -> str:
+    """OpenSSL's reason code in words, if it gave one: ` (key values mismatch)`."""
+    return f" ({err.reason.replace('_', ' ').lower()})" if err.reason else ""
