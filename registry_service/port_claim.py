@@ -6,13 +6,17 @@ take half the connections, even for another cluster (issue 11, problem 2). So (d
 
 - A lone frontend binds its ports without `SO_REUSEPORT`: the kernel itself refuses a port that
   anybody listens on, and refuses anybody later. Race-free.
-- A supervisor, whose workers must share a port with `SO_REUSEPORT`, first **claims** the port: it
-  listens on the abstract Unix socket `@node-registry/tcp-port/<port>` (Linux; one per network
-  namespace, gone when the process dies, no file to clean up). A second supervisor, of any
-  cluster, finds the name taken and refuses. Then it **probes** the port: a bind without
-  `SO_REUSEPORT` fails when any socket listens there, ours or another program's.
+- A supervisor, whose workers must share a port with `SO_REUSEPORT`, first **probes** the port (a
+  bind without `SO_REUSEPORT` fails when any socket listens there, ours or another program's),
+  then **claims** it: it listens on the abstract Unix socket `@node-registry/tcp-port/<port>`
+  (Linux; one per network namespace, gone when the process dies, no file to clean up). A second
+  supervisor, of any cluster, that probed in the same moment finds the name taken and refuses.
 - A worker sets `SO_REUSEPORT` only on a port whose claim is held by its own parent (asked with
   `SO_PEERCRED`), so a worker started by hand, or by a supervisor that lost its claim, cannot join.
+
+A claim is per port number, whatever the address: supervisors on 127.0.0.1:P and 10.0.0.1:P
+refuse each other (a wildcard and a specific address on one port overlap; being strict is simpler
+than telling which pairs do).
 
 What this does not stop: a program other than node-registry that binds the port with
 `SO_REUSEPORT` (a gRPC server with default options does) in the moment between the probe and the

@@ -3,6 +3,7 @@ tools, a 269 MB venv): read from what make would run in a fresh checkout, and fr
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tomllib
@@ -17,9 +18,14 @@ def _name(requirement: str) -> str:
 
 def test_make_run_installs_the_server_and_etcd_extras_and_nothing_else(tmp_path):
     venv = tmp_path / "venv"  # does not exist: make plans the whole setup
+    # Not as a sub-make of `make test`: its flags would come along and change what is printed.
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    }
     planned = subprocess.run(
-        ["make", "--dry-run", "run", f"VENV={venv}"],
+        ["make", "--dry-run", "--no-print-directory", "run", f"VENV={venv}"],
         cwd=REPO,
+        env=environment,
         capture_output=True,
         text=True,
         check=True,
