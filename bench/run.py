@@ -311,6 +311,17 @@ class Bench:
         target = re.search(r"serving on (\S+)", line).group(1)
         return process, target, re.search(r"admin (http://\S+)\)", line).group(1)
 
+    def cpu_now(self) -> dict[str, float]:
+        """CPU seconds used so far by the frontend (with its workers) and by etcd."""
+        return {
+            "frontend": cpu_seconds_tree(self.frontend.pid),
+            "etcd": cpu_seconds_tree(self.etcd.process.pid),
+        }
+
+    def cpu_since(self, before: dict[str, float]) -> dict[str, float]:
+        now = self.cpu_now()
+        return {name: now[name] - before[name] for name in now}
+
     async def close(self) -> None:
         await self.channel.close()
         await self.etcd_client.close()
@@ -462,9 +473,12 @@ class Bench:
                 )
                 latencies.append(time.monotonic() - started)
 
+        cpu = self.cpu_now()
         started = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(64)))
         rate = nodes / (time.monotonic() - started)
+        await asyncio.sleep(0.5)  # the watch events and evictor wake-ups this caused
+        ours = self.cpu_since(cpu)
 
         direct_latencies: list[float] = []
         direct_queue = iter(range(nodes))
@@ -495,9 +509,26 @@ class Bench:
                 )
                 direct_latencies.append(time.monotonic() - begun)
 
+        cpu = self.cpu_now()
         started = time.monotonic()
         await asyncio.gather(*(direct_worker() for _ in range(64)))
         direct_rate = nodes / (time.monotonic() - started)
+        await asyncio.sleep(0.5)
+        direct = self.cpu_since(cpu)
+        self.results.add(
+            f"etcd CPU per registration ({nodes})",
+            ours["etcd"] / nodes * 1e6,
+            "us",
+            "direct lease + txn",
+            direct["etcd"] / nodes * 1e6,
+            nodes=nodes,
+        )
+        self.results.add(
+            f"frontend CPU per Register ({nodes})",
+            ours["frontend"] / nodes * 1e6,
+            "us",
+            nodes=nodes,
+        )
         self.results.add(
             f"registrations/s ({nodes}, 64 in flight)",
             rate,

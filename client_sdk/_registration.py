@@ -199,8 +199,11 @@ class Registration(AsyncClosing):
         sleep = self._transport.config.sleep
         backoff = Backoff.from_config(self._transport.config, self.renew_interval_seconds)
         while True:
+            # On the session's shared grid: a client's registrations renew in one message.
             await sleep(
-                self.renew_interval_seconds if self._state is RegistrationState.ACTIVE else 0
+                self._session.next_renewal_in(self.renew_interval_seconds)
+                if self._state is RegistrationState.ACTIVE
+                else 0
             )
             try:
                 await self._session.renew(self.key, self._token, self.renew_interval_seconds)

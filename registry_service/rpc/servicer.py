@@ -12,6 +12,7 @@ import collections
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import grpc
 import grpc.aio
@@ -30,6 +31,7 @@ from registry_service.rpc.status import status_of
 
 _KEEPALIVE_IN_FLIGHT_PER_STREAM = 256
 _STOP = object()
+AnswerT = TypeVar("AnswerT", pb.KeepAliveResponse, pb.RenewalResult)
 
 
 class WireCache:
@@ -172,7 +174,10 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
             tasks: set[asyncio.Task[None]] = set()
 
             async def renew(request: pb.KeepAliveRequest) -> None:
-                outbox.put_nowait(await self._keep_alive_one(request, keys))
+                if request.renewals:
+                    outbox.put_nowait(await self._keep_alive_many(request, keys))
+                else:
+                    outbox.put_nowait(await self._keep_alive_one(request, keys))
 
             async def read_requests() -> None:
                 try:
@@ -211,34 +216,81 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
                     await reader
 
     def _over_rate(self, request: pb.KeepAliveRequest) -> pb.KeepAliveResponse:
-        self._count_keepalive(grpc.StatusCode.RESOURCE_EXHAUSTED)
-        return pb.KeepAliveResponse(
-            key=request.key,
-            code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
-            message=f"this stream sends more than {self._keepalive_rate:g} renewals per second "
-            "(keepalive_max_messages_per_second); renew each registration every TTL/3",
+        error = ResourceExhaustedError(
+            f"this stream sends more than {self._keepalive_rate:g} KeepAlive messages per second "
+            "(keepalive_max_messages_per_second); renew each registration every TTL/3, all of "
+            "them in one message"
         )
+        if request.renewals:
+            return self._answers(request, [error] * len(request.renewals))
+        return self._answer(pb.KeepAliveResponse, request.key, error)
+
+    def _admit(self, key: NodeKey, keys: set[NodeKey]) -> None:
+        if key not in keys and len(keys) >= self._max_registrations_per_stream:
+            raise ResourceExhaustedError(
+                f"this stream already renews {len(keys)} registrations; the limit is "
+                f"{self._max_registrations_per_stream} (open another stream)"
+            )
+        keys.add(key)
 
     async def _keep_alive_one(
         self, request: pb.KeepAliveRequest, keys: set[NodeKey]
     ) -> pb.KeepAliveResponse:
         """One registration's answer: its code is its own (D7), so that one failure, even an
         unexpected one, never ends the stream the other registrations share."""
+        answer: int | Exception
         try:
             key = convert.key_from_pb(request.key)
-            if key not in keys and len(keys) >= self._max_registrations_per_stream:
-                raise ResourceExhaustedError(
-                    f"this stream already renews {len(keys)} registrations; the limit is "
-                    f"{self._max_registrations_per_stream} (open another stream)"
-                )
-            keys.add(key)
-            ttl = await self._registry.keep_alive(key, request.token)
+            self._admit(key, keys)
+            answer = await self._registry.keep_alive(key, request.token)
         except Exception as err:
-            code, message = status_of(err)
+            answer = err
+        return self._answer(pb.KeepAliveResponse, request.key, answer)
+
+    async def _keep_alive_many(
+        self, request: pb.KeepAliveRequest, keys: set[NodeKey]
+    ) -> pb.KeepAliveResponse:
+        """Several registrations in one message: one response, one result per renewal in the
+        same order, each with its own code."""
+        answers: list[int | Exception] = [0] * len(request.renewals)
+        admitted: list[tuple[NodeKey, str]] = []
+        positions: list[int] = []
+        for position, renewal in enumerate(request.renewals):
+            try:
+                key = convert.key_from_pb(renewal.key)
+                self._admit(key, keys)
+            except Exception as err:
+                answers[position] = err
+                continue
+            admitted.append((key, renewal.token))
+            positions.append(position)
+        try:
+            renewed = await self._registry.keep_alive_many(admitted)
+        except Exception as err:  # a failure of the whole batch (a store outage) answers each
+            renewed = [err] * len(admitted)
+        for position, answer in zip(positions, renewed, strict=True):
+            answers[position] = answer
+        return self._answers(request, answers)
+
+    def _answers(
+        self, request: pb.KeepAliveRequest, answers: list[int | Exception]
+    ) -> pb.KeepAliveResponse:
+        return pb.KeepAliveResponse(
+            results=[
+                self._answer(pb.RenewalResult, renewal.key, answer)
+                for renewal, answer in zip(request.renewals, answers, strict=True)
+            ]
+        )
+
+    def _answer(self, kind: type[AnswerT], key: pb.NodeKey, answer: int | Exception) -> AnswerT:
+        """One registration's answer (a response, or a result within one): the seconds it has
+        left, or its error's code and message."""
+        if isinstance(answer, Exception):
+            code, message = status_of(answer)
             self._count_keepalive(code)
-            return pb.KeepAliveResponse(key=request.key, code=code.value[0], message=message)
+            return kind(key=key, code=code.value[0], message=message)
         self._count_keepalive(grpc.StatusCode.OK)
-        return pb.KeepAliveResponse(key=request.key, code=0, ttl_seconds=ttl)
+        return kind(key=key, code=0, ttl_seconds=answer)
 
     def _count_keepalive(self, code: grpc.StatusCode) -> None:
         if self._metrics is not None:

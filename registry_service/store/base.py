@@ -10,7 +10,7 @@ happened: unavailable, lease not found, compacted, corrupt record.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -130,8 +130,9 @@ class RegistryStore(Protocol):
     async def revoke_lease(self, lease_id: int) -> None:
         """Revokes a lease (deleting what is attached); an unknown lease is not an error."""
 
-    async def renew_lease(self, lease_id: int) -> int:
-        """Renews a lease; returns its new TTL in seconds, 0 when the lease no longer exists."""
+    async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
+        """Renews leases together; for each, its new TTL in seconds, 0 when the lease no longer
+        exists, None when etcd did not answer in time (unknown: it may have been renewed)."""
 
     async def create_registration(
         self, registration: Registration, expected: StoredNode

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from registry_service.domain import (
     AuditCause,
@@ -151,8 +151,8 @@ class EtcdRegistryStore:
     async def revoke_lease(self, lease_id: int) -> None:
         await self._client.lease.revoke(lease_id)
 
-    async def renew_lease(self, lease_id: int) -> int:
-        return await self._client.renewer.renew(lease_id)
+    async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
+        return await self._client.renewer.renew_many(lease_ids)
 
     async def _guarded(
         self,

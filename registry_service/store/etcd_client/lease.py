@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -75,19 +76,35 @@ class LeaseRenewer:
 
     async def renew(self, lease_id: int) -> int:
         """Raises StoreUnavailableError when etcd does not answer within the request timeout."""
-        future = self._waiting.get(lease_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._waiting[lease_id] = future
-            self._outbox.put_nowait(lease_id)
-            self._ensure_running()
-        try:
-            async with asyncio.timeout(self._connection.config.request_timeout_seconds):
-                return await asyncio.shield(future)
-        except TimeoutError:
-            if self._waiting.get(lease_id) is future:
+        (ttl,) = await self.renew_many((lease_id,))
+        if ttl is None:
+            raise StoreUnavailableError("etcd did not answer a lease renewal in time")
+        return ttl
+
+    async def renew_many(self, lease_ids: Sequence[int]) -> list[int | None]:
+        """Renews leases together (one request each on the shared stream, one timer for all):
+        for each, the TTL etcd granted, 0 when the lease is gone, None when etcd did not answer
+        within the request timeout."""
+        if not lease_ids:
+            return []
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[int]] = []
+        for lease_id in lease_ids:
+            future = self._waiting.get(lease_id)
+            if future is None:
+                future = loop.create_future()
+                self._waiting[lease_id] = future
+                self._outbox.put_nowait(lease_id)
+            futures.append(future)
+        self._ensure_running()
+        # asyncio.wait, not gather: a timeout must not cancel futures other renewals share.
+        _, pending = await asyncio.wait(
+            futures, timeout=self._connection.config.request_timeout_seconds
+        )
+        for lease_id, future in zip(lease_ids, futures, strict=True):
+            if future in pending and self._waiting.get(lease_id) is future:
                 del self._waiting[lease_id]
-            raise StoreUnavailableError("etcd did not answer a lease renewal in time") from None
+        return [None if future in pending else future.result() for future in futures]
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
