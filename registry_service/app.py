@@ -98,6 +98,7 @@ class Frontend:
             history_revisions=settings.watch_history_revisions,
             queue_messages=settings.watch_queue_messages,
             progress_seconds=settings.watch_progress_seconds,
+            slice_subscribers=settings.watch_fanout_slice_subscribers,
             store_connected=lambda: self.client.watcher.connected,
             observe=self.metrics.observe_stage,
         )

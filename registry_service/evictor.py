@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from registry_service.domain import AuditCause, NodeStatus, RemovalReason
+from registry_service.domain import AuditCause, NodeStatus
 from registry_service.errors import StoreError
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.self_preservation import (
@@ -31,7 +31,7 @@ from registry_service.self_preservation import (
     EvictionPlan,
     plan_evictions,
 )
-from registry_service.store.base import RegistryStore, StoredNode
+from registry_service.store.base import EvictorWrite, RegistryStore, StoredNode
 from registry_service.watch_hub import WatchHub
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ _CAUSES = {
     Action.RELEASE: AuditCause.BUDGET_RELEASED,
     Action.CEILING: AuditCause.CEILING,
 }
-_CONCURRENT_WRITES = 32
+_CONCURRENT_WRITES = 4  # batches of decisions written at once
+_DECISIONS_PER_WRITE = 100  # decisions handed to the store in one call
 _RETRY_MAX_SECONDS = 5.0
 
 
@@ -145,66 +146,70 @@ class Evictor:
         if self.status.dry_run or not plan.decisions:
             return 0
         writes = asyncio.Semaphore(_CONCURRENT_WRITES)
+        decisions = list(plan.decisions)
 
-        async def carry_out(decision: Decision) -> bool:
+        async def carry_out(batch: list[Decision]) -> list[bool]:
             async with writes:
-                return await self._carry_out(decision, now)
+                return await self._carry_out(batch, now)
 
-        done = await asyncio.gather(*(carry_out(decision) for decision in plan.decisions))
+        batches = [
+            decisions[start : start + _DECISIONS_PER_WRITE]
+            for start in range(0, len(decisions), _DECISIONS_PER_WRITE)
+        ]
+        done = await asyncio.gather(*(carry_out(batch) for batch in batches))
         return sum(
             1
-            for ok, decision in zip(done, plan.decisions, strict=True)
+            for ok, decision in zip((ok for batch in done for ok in batch), decisions, strict=True)
             if ok and decision.action.removes
         )
 
-    async def _carry_out(self, decision: Decision, now: float) -> bool:
-        key, member, action = decision.key, decision.member, decision.action
-        registration = member.registration
-        expected = StoredNode(
-            key=key,
-            revision=self._hub.revision,
-            registration=registration,
-            member_mod_revision=member.mod_revision,
-        )
-        budget = self.status.plan.datacenters.get(key.datacenter)
-        detail = (
-            f"budget {budget.budget} per {self._policy.window_seconds:g}s in {key.datacenter}, "
-            f"{budget.spent} spent, {budget.silent} silent"
-            if budget
-            else ""
-        )
-        if action is Action.SUSPECT:
-            suspect = dataclasses.replace(
-                registration,
-                node=dataclasses.replace(registration.node, status=NodeStatus.SUSPECT),
-                suspect_since=now,
+    async def _carry_out(self, decisions: list[Decision], now: float) -> list[bool]:
+        """Writes a batch of decisions (the store groups them into few transactions); each
+        applies or not on its own. Budgeted removals are booked before the write, so that
+        concurrent writes never overspend the budget, and refunded when they did not happen."""
+        writes = []
+        for decision in decisions:
+            key, member, action = decision.key, decision.member, decision.action
+            registration = member.registration
+            expected = StoredNode(
+                key=key,
+                revision=self._hub.revision,
+                registration=registration,
+                member_mod_revision=member.mod_revision,
             )
-            revision = await self._store.mark_suspect(
-                suspect, expected, fence=self._election.fence, detail=detail
-            )
-            if revision is not None:
-                self.status.suspected += 1  # the store logs the transition
-            return revision is not None
-        if action.spends_budget:
-            # Booked before the write, so that concurrent writes never overspend the budget.
-            self._ledger.record(key.datacenter, now)
-        revision = None
+            suspect = None
+            if action is Action.SUSPECT:
+                suspect = dataclasses.replace(
+                    registration,
+                    node=dataclasses.replace(registration.node, status=NodeStatus.SUSPECT),
+                    suspect_since=now,
+                )
+            elif action.spends_budget:
+                self._ledger.record(key.datacenter, now)
+            cause = AuditCause.SUSPECTED if suspect else _CAUSES[action]
+            writes.append(EvictorWrite(expected, cause, self._detail(key.datacenter), suspect))
+        revisions: list[int | None] = [None] * len(writes)
         try:
-            revision = await self._store.remove_member(
-                expected,
-                RemovalReason.EXPIRED,
-                cause=_CAUSES[action],
-                only_if_not_live=True,
-                fence=self._election.fence,
-                detail=detail,
-            )
+            revisions = await self._store.evict_many(writes, fence=self._election.fence)
         finally:
-            if revision is None and action.spends_budget:
-                self._ledger.refund(key.datacenter, now)  # the removal did not happen
-        if revision is None:
-            return False
-        self.status.removed[_CAUSES[action].value] += 1  # the store logs the transition
-        return True
+            for decision, revision in zip(decisions, revisions, strict=True):
+                action = decision.action
+                if revision is None and action.spends_budget:
+                    self._ledger.refund(decision.key.datacenter, now)  # it did not happen
+                elif revision is not None and action is Action.SUSPECT:
+                    self.status.suspected += 1  # the store logs the transition
+                elif revision is not None:
+                    self.status.removed[_CAUSES[action].value] += 1
+        return [revision is not None for revision in revisions]
+
+    def _detail(self, datacenter: str) -> str:
+        budget = self.status.plan.datacenters.get(datacenter)
+        if budget is None:
+            return ""
+        return (
+            f"budget {budget.budget} per {self._policy.window_seconds:g}s in {datacenter}, "
+            f"{budget.spent} spent, {budget.silent} silent"
+        )
 
     async def close(self) -> None:
         """Resigns so that another frontend takes over at once."""

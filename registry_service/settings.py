@@ -171,7 +171,9 @@ class Settings:
         10_000, "distinct registrations one KeepAlive stream may renew"
     )
     keepalive_coalesce_seconds: float = _setting(
-        0.5, "renewals of one lease closer together than this are answered without asking etcd"
+        0.5,
+        "renewals of one lease closer together than this (or than a sixth of its TTL, when "
+        "longer) are answered without asking etcd; 0 asks etcd every time",
     )
     # Watching
     watch_history_revisions: int = _setting(
@@ -182,6 +184,11 @@ class Settings:
     )
     watch_progress_seconds: float = _setting(
         5.0, "an idle WatchNodes stream gets a progress message this often"
+    )
+    watch_fanout_slice_subscribers: int = _setting(
+        100,
+        "a change is handed to this many subscribers, then other requests run, then the next "
+        "slice (keeps Register and KeepAlive answering during a large fan-out)",
     )
     # Eviction
     evictor_lease_ttl_seconds: int = _setting(

@@ -11,8 +11,10 @@ Contracts:
   wins); it never slows the others and never holds more than `queue_messages` messages.
 - When the store says the watch's revision was compacted, the hub re-reads everything, diffs it
   against its view, and sends the difference as one delta flagged `relisted`.
-- Idle subscribers get progress messages carrying the hub's revision, which never runs behind a
-  delta already queued.
+- A change is handed to the subscriptions a slice at a time, the event loop running other work
+  between slices; every subscription still gets every change, in order.
+- Idle subscribers get progress messages carrying the hub's revision (as far as every subscription
+  has been offered), which never runs behind a delta already queued.
 - Each change is timed per stage (`ChangeStage`) through the `observe` hook: the hub knows when a
   change was written (the record's write time), received and queued; the subscription knows when
   it was written to the stream (told by the transport) and acknowledged.
@@ -112,6 +114,8 @@ class Subscription:
     def offer(self, message: DeltaMessage) -> None:
         """Called by the hub with each delta already cut to this subscription's scope; never
         blocks."""
+        if message.revision <= self.sent_revision:
+            return  # a resync snapshot sent meanwhile already covers it (sliced fan-out)
         if len(self._queue) >= self._queue_messages:
             self.request_resync(ResyncReason.SLOW_CONSUMER)
             return
@@ -166,7 +170,11 @@ class Subscription:
             if self._progress_due:
                 self._progress_due = False
                 # While pushes are held, say nothing beyond what this subscriber was sent.
-                revision = self._hub.revision if self._hub.push_enabled else self.sent_revision
+                revision = (
+                    max(self._hub.published_revision, self.sent_revision)
+                    if self._hub.push_enabled
+                    else self.sent_revision
+                )
                 return self._sent(
                     ProgressMessage(revision, self._hub.stale, round(self._hub.age_seconds, 3))
                 )
@@ -214,8 +222,11 @@ class WatchHub:
         clock: Callable[[], float] = time.monotonic,
         store_connected: Callable[[], bool] = lambda: True,
         observe: StageObserver | None = None,
+        slice_subscribers: int = 100,
     ) -> None:
-        """`observe(stage, seconds)` times each change's stages (a metrics hook)."""
+        """`observe(stage, seconds)` times each change's stages (a metrics hook);
+        `slice_subscribers`: how many subscriptions a change is handed to before the event loop
+        runs other work."""
         self._store = store
         self.observe: StageObserver = observe or (lambda stage, seconds: None)
         self._store_connected = store_connected
@@ -225,6 +236,8 @@ class WatchHub:
         self._progress_seconds = progress_seconds
         self._clock = clock
         self._subscriptions: dict[str, Subscription] = {}
+        self._slice_subscribers = max(1, slice_subscribers)
+        self._fanning_out: collections.deque[int] = collections.deque()  # revisions being offered
         self.push_enabled = True
         self.resyncs: collections.Counter[ResyncReason] = collections.Counter()
         self.etcd_revision = 0
@@ -402,10 +415,25 @@ class WatchHub:
                 self._history_floor = self._history.popleft().revision
         if not self.push_enabled:
             return
+        self._fanning_out.append(message.revision)
+        self._offer_slice(message, list(self._subscriptions.values()), 0, {})
+
+    def _offer_slice(
+        self,
+        message: DeltaMessage,
+        subscriptions: list[Subscription],
+        start: int,
+        scoped: dict[Scope, DeltaMessage | None],
+    ) -> None:
+        """Offers a change to `slice_subscribers` subscriptions, then lets the event loop run
+        (Register replies, renewals) before the next slice: a large fan-out never holds every
+        other request behind thousands of stream writes (docs/performance.md). Slices of later
+        changes run after those of earlier ones (call_soon is FIFO), so each subscription still
+        gets its changes in order."""
+        end = start + self._slice_subscribers
         # Subscriptions with equal scopes share one scoped message: one filter pass per scope and
         # one serialization per distinct message, not one per subscriber.
-        scoped: dict[Scope, DeltaMessage | None] = {}
-        for subscription in self._subscriptions.values():
+        for subscription in subscriptions[start:end]:
             scope = subscription.scope
             if scope in scoped:
                 delivered = scoped[scope]
@@ -413,6 +441,18 @@ class WatchHub:
                 delivered = scoped[scope] = _scoped(message, scope)
             if delivered is not None:
                 subscription.offer(delivered)
+        if end < len(subscriptions):
+            asyncio.get_running_loop().call_soon(
+                self._offer_slice, message, subscriptions, end, scoped
+            )
+        else:
+            self._fanning_out.remove(message.revision)
+
+    @property
+    def published_revision(self) -> int:
+        """Every subscription has been offered every change up to this revision (the view's
+        revision, or less while a change is still being handed out slice by slice)."""
+        return self._fanning_out[0] - 1 if self._fanning_out else self.revision
 
     def subscribe(self, scope: Scope, resume_revision: int = 0) -> Subscription:
         """A subscription starting with a snapshot, or with the changes after resume_revision.

@@ -38,6 +38,17 @@ class StoredNode:
 
 
 @dataclass(frozen=True, slots=True)
+class EvictorWrite:
+    """One decision of the evictor as a guarded write: remove the member (reason EXPIRED, with
+    `cause`), or, when `suspect` is set, rewrite it as that SUSPECT registration."""
+
+    expected: StoredNode
+    cause: AuditCause
+    detail: str = ""
+    suspect: Registration | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     """A membership record and the revision that last wrote it (what guarded writes compare)."""
 
@@ -172,6 +183,12 @@ class RegistryStore(Protocol):
         """Deletes member record and live key and records why in the identity, if the member is
         unchanged since `expected` (and, with only_if_not_live, its live key is gone; with a fence,
         the caller still leads). Returns the revision, or None."""
+
+    async def evict_many(self, writes: Sequence[EvictorWrite], *, fence: bytes) -> list[int | None]:
+        """Carries out several of the evictor's decisions in few transactions (etcd's limit is 128
+        operations each). Each write keeps its own guard (member unchanged since `expected`, live
+        key absent) and applies or not on its own; all of them require the fence. For each, the
+        revision, or None when its guard (or the fence) failed."""
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
         """The node's recorded transitions still within the audit retention, oldest first."""

@@ -27,6 +27,7 @@ from registry_service.errors import CorruptRecordError, LeaseNotFoundError
 from registry_service.store._etcdpb import rpc_pb2 as pb
 from registry_service.store.base import (
     ClusterState,
+    EvictorWrite,
     IdentityPut,
     LiveChanged,
     Member,
@@ -60,6 +61,9 @@ from registry_service.store.records import (
 )
 
 log = logging.getLogger(__name__)
+# Nested transactions per etcd transaction. etcd allows 128 operations; a nested transaction may
+# use what the outer one leaves (128 - 100 = 28), and one eviction needs 4 (2 compares, 4 ops).
+_EVICTIONS_PER_TXN = 100
 
 
 class _AuditLeases:
@@ -183,11 +187,14 @@ class EtcdRegistryStore:
     async def _audit_op(
         self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str
     ) -> pb.RequestOp:
+        return self._audit_put(key, cause, incarnation, detail, await self._audit.current())
+
+    def _audit_put(
+        self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str, lease: int
+    ) -> pb.RequestOp:
         now_ns = time.time_ns()
         entry = AuditEntry(key, cause, incarnation, now_ns / 1e9, self._frontend_id, detail=detail)
-        return put_op(
-            self.keys.audit(key, now_ns), encode_audit(entry), await self._audit.current()
-        )
+        return put_op(self.keys.audit(key, now_ns), encode_audit(entry), lease)
 
     async def create_registration(
         self, registration: Registration, expected: StoredNode
@@ -227,16 +234,21 @@ class EtcdRegistryStore:
     async def mark_suspect(
         self, registration: Registration, expected: StoredNode, *, fence: bytes, detail: str
     ) -> int | None:
-        key = registration.node.key
+        compare, ops = self._suspicion(registration, expected)
         return await self._guarded(
-            [
-                unchanged_since(self.keys.member(key), expected.member_mod_revision),
-                absent(self.keys.live(key)),
-                present(fence),
-            ],
-            [put_op(self.keys.member(key), encode_registration(registration, time.time()))],
-            (key, AuditCause.SUSPECTED, registration.node.incarnation, detail),
+            [*compare, present(fence)],
+            ops,
+            (registration.node.key, AuditCause.SUSPECTED, registration.node.incarnation, detail),
         )
+
+    def _suspicion(
+        self, registration: Registration, expected: StoredNode
+    ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
+        key = registration.node.key
+        return [
+            unchanged_since(self.keys.member(key), expected.member_mod_revision),
+            absent(self.keys.live(key)),
+        ], [put_op(self.keys.member(key), encode_registration(registration, time.time()))]
 
     async def restore_registration(
         self, registration: Registration, expected: StoredNode, cause: AuditCause
@@ -264,27 +276,74 @@ class EtcdRegistryStore:
         fence: bytes = b"",
         detail: str = "",
     ) -> int | None:
+        compare, ops = self._removal(expected, reason, only_if_not_live=only_if_not_live)
+        if fence:
+            compare.append(present(fence))
+        return await self._guarded(
+            compare, ops, (expected.key, cause, _incarnation(expected), detail)
+        )
+
+    def _removal(
+        self, expected: StoredNode, reason: RemovalReason, *, only_if_not_live: bool
+    ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
         key = expected.key
         compare = [unchanged_since(self.keys.member(key), expected.member_mod_revision)]
         if only_if_not_live:
             compare.append(absent(self.keys.live(key)))
-        if fence:
-            compare.append(present(fence))
-        incarnation = expected.registration.node.incarnation if expected.registration else 0
-        return await self._guarded(
-            compare,
-            [
-                delete_op(self.keys.member(key)),
-                delete_op(self.keys.live(key)),
-                put_op(
-                    self.keys.identity(key),
-                    encode_identity(
-                        Identity(incarnation=incarnation, removal_reason=reason), time.time()
-                    ),
-                ),
-            ],
-            (key, cause, incarnation, detail),
-        )
+        identity = Identity(incarnation=_incarnation(expected), removal_reason=reason)
+        return compare, [
+            delete_op(self.keys.member(key)),
+            delete_op(self.keys.live(key)),
+            put_op(self.keys.identity(key), encode_identity(identity, time.time())),
+        ]
+
+    async def evict_many(self, writes: Sequence[EvictorWrite], *, fence: bytes) -> list[int | None]:
+        """Each write is a nested transaction with its own guard inside one transaction that
+        requires the fence (etcd >= 3.3), so one write whose member changed does not stop the
+        others; `_EVICTIONS_PER_TXN` of them per transaction."""
+        revisions: list[int | None] = []
+        for start in range(0, len(writes), _EVICTIONS_PER_TXN):
+            revisions += await self._evict_batch(writes[start : start + _EVICTIONS_PER_TXN], fence)
+        return revisions
+
+    async def _evict_batch(self, writes: Sequence[EvictorWrite], fence: bytes) -> list[int | None]:
+        for attempt in range(2):
+            nested, audits = [], []
+            audit_lease = await self._audit.current() if self._audit.retention > 0 else 0
+            for write in writes:
+                if write.suspect is not None:
+                    compare, ops = self._suspicion(write.suspect, write.expected)
+                    audit = (write.expected.key, AuditCause.SUSPECTED, _incarnation(write.expected))
+                else:
+                    compare, ops = self._removal(
+                        write.expected, RemovalReason.EXPIRED, only_if_not_live=True
+                    )
+                    audit = (write.expected.key, write.cause, _incarnation(write.expected))
+                if audit_lease:
+                    ops.append(self._audit_put(*audit, write.detail, audit_lease))
+                audits.append((*audit, write.detail))
+                nested.append(pb.RequestOp(request_txn=pb.TxnRequest(compare=compare, success=ops)))
+            try:
+                response = await self._client.kv.txn(
+                    pb.TxnRequest(compare=[present(fence)], success=nested)
+                )
+            except LeaseNotFoundError:
+                if attempt == 0 and audit_lease:
+                    self._audit.forget()
+                    continue
+                raise
+            if not response.succeeded:
+                return [None] * len(writes)
+            revision = int(response.header.revision)
+            revisions: list[int | None] = []
+            for answer, audit_entry in zip(response.responses, audits, strict=True):
+                if answer.response_txn.succeeded:
+                    _log_transition(*audit_entry, revision)
+                    revisions.append(revision)
+                else:
+                    revisions.append(None)
+            return revisions
+        raise AssertionError("unreachable")
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
         _, kvs = await self._client.kv.range_prefix(self.keys.audit_of(key))
@@ -360,6 +419,10 @@ class EtcdRegistryStore:
         return EtcdElection(
             self._client, self.keys.election(name), candidate, ttl_seconds, poll_seconds
         )
+
+
+def _incarnation(stored: StoredNode) -> int:
+    return stored.registration.node.incarnation if stored.registration else 0
 
 
 def _log_transition(
