@@ -1,5 +1,6 @@
 """The ceiling of a Python frontend: a minimal grpc.aio server that pushes one small message to
-every open stream, nothing else (no etcd, no protobuf, no filtering).
+every open stream, nothing else (no etcd, no protobuf, no filtering); and Echo, a unary call that
+does nothing, whose CPU cost is the floor of any unary RPC such as Register.
 
     python -m bench.raw_fanout   (prints its port; Push(b"marker") broadcasts the marker)
 """
@@ -32,6 +33,10 @@ class Fanout:
         return b""
 
 
+async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
+
+
 async def main() -> None:
     fanout = Fanout()
     identity = lambda data: data  # noqa: E731
@@ -40,6 +45,7 @@ async def main() -> None:
         {
             "Subscribe": grpc.unary_stream_rpc_method_handler(fanout.subscribe, identity, identity),
             "Push": grpc.unary_unary_rpc_method_handler(fanout.push, identity, identity),
+            "Echo": grpc.unary_unary_rpc_method_handler(echo, identity, identity),
         },
     )
     server = grpc.aio.server()

@@ -1,8 +1,12 @@
-"""A client process that keeps many registrations (or bare etcd leases) alive over ONE stream.
+"""A client process that keeps many registrations (or bare etcd leases) alive.
 
     python -m bench.renewers registry TARGET TTL   (stdin: "dc type id token" lines, then EOF)
+    python -m bench.renewers single TARGET TTL     (the same input)
     python -m bench.renewers etcd TARGET TTL       (stdin: one lease id a line)
 
+`registry`: a client holding many registrations, as the SDK does: ONE stream, one message per
+round with every registration in it (`renewals`). `single`: one registration per client: a stream
+of its own each, one message per renewal. `etcd`: bare leases over ONE LeaseKeepAlive stream.
 Renews every TTL/3 until killed; prints `ready` after the first full round and `failed <n>` for
 renewals that were refused.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
@@ -20,28 +25,49 @@ from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
 from registry_service.store._etcdpb import rpc_pb2_grpc as etcd_grpc
 
 
-async def registry(target: str, ttl: float, lines: list[str]) -> None:
-    requests = []
+def renewals(lines: list[str]) -> list[pb.Renewal]:
+    result = []
     for line in lines:
         dc, node_type, node_id, token = line.split()
-        requests.append(
-            pb.KeepAliveRequest(
-                key=pb.NodeKey(datacenter=dc, type=node_type, id=node_id), token=token
-            )
-        )
+        key = pb.NodeKey(datacenter=dc, type=node_type, id=node_id)
+        result.append(pb.Renewal(key=key, token=token))
+    return result
+
+
+async def registry(target: str, ttl: float, lines: list[str]) -> None:
+    request = pb.KeepAliveRequest(renewals=renewals(lines))
     async with grpc.aio.insecure_channel(target) as channel:
         call = registry_pb2_grpc.RegistryStub(channel).KeepAlive()
         first = True
         while True:
-            for request in requests:
-                await call.write(request)
-            failed = 0
-            for _ in requests:
-                if (await call.read()).code != 0:
-                    failed += 1
+            await call.write(request)
+            response = await call.read()
+            failed = sum(1 for result in response.results if result.code != 0)
             print(f"failed {failed}" if failed else ("ready" if first else "ok"), flush=True)
             first = False
             await asyncio.sleep(ttl / 3)
+
+
+async def single(target: str, ttl: float, lines: list[str]) -> None:
+    """One stream per registration (spread over a channel per hundred), one message each."""
+    items = renewals(lines)
+    channels = [grpc.aio.insecure_channel(target) for _ in range(max(1, len(items) // 100))]
+    calls = [
+        registry_pb2_grpc.RegistryStub(channels[i % len(channels)]).KeepAlive()
+        for i in range(len(items))
+    ]
+
+    async def renew(call: Any, item: pb.Renewal) -> bool:
+        await call.write(pb.KeepAliveRequest(key=item.key, token=item.token))
+        return bool((await call.read()).code == 0)
+
+    first = True
+    while True:
+        ok = await asyncio.gather(*(renew(c, i) for c, i in zip(calls, items, strict=True)))
+        failed = ok.count(False)
+        print(f"failed {failed}" if failed else ("ready" if first else "ok"), flush=True)
+        first = False
+        await asyncio.sleep(ttl / 3)
 
 
 async def etcd(target: str, ttl: float, lines: list[str]) -> None:
@@ -60,5 +86,5 @@ async def etcd(target: str, ttl: float, lines: list[str]) -> None:
 
 if __name__ == "__main__":
     lines = [line for line in sys.stdin.read().splitlines() if line.strip()]
-    kinds = {"registry": registry, "etcd": etcd}
+    kinds = {"registry": registry, "single": single, "etcd": etcd}
     asyncio.run(kinds[sys.argv[1]](sys.argv[2], float(sys.argv[3]), lines))
