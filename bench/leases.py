@@ -23,7 +23,15 @@ async def hold(bench: Bench, kind: str, target: str, lines: list[str]) -> dict[s
     count = bench.config["processes"]
     renewers = []
     for i in range(count):
-        process = bench.processes.start("-m", "bench.renewers", kind, target, str(TTL), stdin=True)
+        process = bench.processes.start(
+            "-m",
+            "bench.renewers",
+            kind,
+            target,
+            str(TTL),
+            stdin=True,
+            log=bench.workdir / "renew.log",
+        )
         assert process.stdin is not None
         process.stdin.write("\n".join(lines[i::count]) + "\n")
         process.stdin.close()
@@ -32,7 +40,9 @@ async def hold(bench: Bench, kind: str, target: str, lines: list[str]) -> dict[s
         for process in renewers:
             assert process.stdout is not None
             line = await asyncio.to_thread(process.stdout.readline)
-            assert line.strip() == "ready", line
+            if line.strip() != "ready":
+                log = (bench.workdir / "renew.log").read_text()[-2000:]
+                raise RuntimeError(f"{kind} renewers failed: {line!r}\n{log}")
         before = bench.cpu_now()
         await asyncio.sleep(bench.config["hold"])
         used = bench.cpu_since(before)

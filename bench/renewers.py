@@ -14,15 +14,20 @@ renewals that were refused.
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 from typing import Any
 
+import grpc
 import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
 from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
 from registry_service.store._etcdpb import rpc_pb2_grpc as etcd_grpc
+
+# A stream the server shed before its first write fails that write INTERNAL ("execute_batch").
+SHED = frozenset({grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL})
 
 
 def renewals(lines: list[str]) -> list[pb.Renewal]:
@@ -52,18 +57,25 @@ async def single(target: str, ttl: float, lines: list[str]) -> None:
     """One stream per registration (spread over a channel per hundred), one message each."""
     items = renewals(lines)
     channels = [grpc.aio.insecure_channel(target) for _ in range(max(1, len(items) // 100))]
-    calls = [
-        registry_pb2_grpc.RegistryStub(channels[i % len(channels)]).KeepAlive()
-        for i in range(len(items))
-    ]
+    stubs = [registry_pb2_grpc.RegistryStub(channels[i % len(channels)]) for i in range(len(items))]
+    calls: list[Any] = [stub.KeepAlive() for stub in stubs]
 
-    async def renew(call: Any, item: pb.Renewal) -> bool:
-        await call.write(pb.KeepAliveRequest(key=item.key, token=item.token))
-        return bool((await call.read()).code == 0)
+    async def renew(position: int, item: pb.Renewal) -> bool:
+        # Thousands of streams opening at once: the server sheds some (D27); open again.
+        for attempt in range(30):
+            try:
+                await calls[position].write(pb.KeepAliveRequest(key=item.key, token=item.token))
+                return bool((await calls[position].read()).code == 0)
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as err:
+                if isinstance(err, grpc.aio.AioRpcError) and err.code() not in SHED:
+                    raise
+                calls[position] = stubs[position].KeepAlive()
+                await asyncio.sleep(random.uniform(0.05, min(2.0, 0.1 * 2**attempt)))
+        return False
 
     first = True
     while True:
-        ok = await asyncio.gather(*(renew(c, i) for c, i in zip(calls, items, strict=True)))
+        ok = await asyncio.gather(*(renew(p, item) for p, item in enumerate(items)))
         failed = ok.count(False)
         print(f"failed {failed}" if failed else ("ready" if first else "ok"), flush=True)
         first = False

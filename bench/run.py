@@ -356,16 +356,25 @@ class Bench:
         rss_before = rss_bytes(self.frontend.pid)
 
         register_latencies: list[float] = []
+        probe_latencies: list[float] = []  # an etcd put at the same moment: etcd's own delay
+
+        async def timed(latencies: list[float], call: Any) -> None:
+            started = time.monotonic()
+            await call
+            latencies.append(time.monotonic() - started)
 
         async def registry_trigger(marker: str) -> None:
-            started = time.monotonic()
-            await self.stub.Register(pb.RegisterRequest(node=bench_node(marker), ttl_seconds=60))
-            register_latencies.append(time.monotonic() - started)
+            register = self.stub.Register(
+                pb.RegisterRequest(node=bench_node(marker), ttl_seconds=60)
+            )
+            probe = self.etcd_client.kv.put(b"/bench/probe", marker.encode())
+            await asyncio.gather(timed(register_latencies, register), timed(probe_latencies, probe))
 
         # The writer's own Register with nobody watching, on the same frontend: its baseline.
         for i in range(changes):
             await registry_trigger(f"quiet{i}-{secrets.token_hex(3)}")
         quiet, register_latencies = register_latencies, []
+        quiet_probe, probe_latencies = probe_latencies, []
 
         async def etcd_trigger(marker: str) -> None:
             await self.etcd_client.kv.put(b"/bench/fanout/" + marker.encode(), b"x")
@@ -427,6 +436,14 @@ class Bench:
             "Register p50 with no subscribers",
             calm * 1000,
             subscribers=subscribers,
+            etcd_put_p50_ms=round(percentile(probe_latencies, 50) * 1000, 3),
+            etcd_put_p50_quiet_ms=round(percentile(quiet_probe, 50) * 1000, 3),
+        )
+        busy_put, calm_put = (percentile(x, 50) * 1000 for x in (probe_latencies, quiet_probe))
+        print(
+            f"    an etcd put sent beside each Register: p50 {busy_put:.1f} ms "
+            f"(with no subscribers: {calm_put:.1f} ms)",
+            flush=True,
         )
         if subscribers == max(self.config["subscribers"]):
             self.results.goal(

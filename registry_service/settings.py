@@ -186,7 +186,7 @@ class Settings:
         5.0, "an idle WatchNodes stream gets a progress message this often"
     )
     watch_fanout_slice_subscribers: int = _setting(
-        100,
+        10,
         "a change is handed to this many subscribers, then other requests run, then the next "
         "slice (keeps Register and KeepAlive answering during a large fan-out)",
     )

@@ -29,6 +29,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from registry_service import tracing
 from registry_service.cluster_view import ClusterView
@@ -76,6 +77,18 @@ def _scoped(message: DeltaMessage, scope: Scope) -> DeltaMessage | None:
 
 
 StageObserver = Callable[[ChangeStage, float], None]
+
+
+@dataclass(slots=True)
+class _Fanout:
+    """A change being handed out slice by slice: to whom, how far, the scoped copies made."""
+
+    message: DeltaMessage
+    subscriptions: list[Subscription]
+    next: int = 0
+    scoped: dict[Scope, DeltaMessage | None] = field(default_factory=dict)
+
+
 _ACK_TIMES_KEPT = 64
 
 
@@ -222,7 +235,7 @@ class WatchHub:
         clock: Callable[[], float] = time.monotonic,
         store_connected: Callable[[], bool] = lambda: True,
         observe: StageObserver | None = None,
-        slice_subscribers: int = 100,
+        slice_subscribers: int = 10,
     ) -> None:
         """`observe(stage, seconds)` times each change's stages (a metrics hook);
         `slice_subscribers`: how many subscriptions a change is handed to before the event loop
@@ -237,7 +250,8 @@ class WatchHub:
         self._clock = clock
         self._subscriptions: dict[str, Subscription] = {}
         self._slice_subscribers = max(1, slice_subscribers)
-        self._fanning_out: collections.deque[int] = collections.deque()  # revisions being offered
+        self._fanning_out: collections.deque[_Fanout] = collections.deque()
+        self._driver: asyncio.Handle | None = None
         self.push_enabled = True
         self.resyncs: collections.Counter[ResyncReason] = collections.Counter()
         self.etcd_revision = 0
@@ -326,6 +340,9 @@ class WatchHub:
             subscription.fail(
                 ShuttingDownError("the frontend is shutting down; reconnect elsewhere")
             )
+        if self._driver is not None:
+            self._driver.cancel()
+        self._fanning_out.clear()
         for task in (self._task, self._ticker):
             if task is not None:
                 task.cancel()
@@ -415,44 +432,42 @@ class WatchHub:
                 self._history_floor = self._history.popleft().revision
         if not self.push_enabled:
             return
-        self._fanning_out.append(message.revision)
-        self._offer_slice(message, list(self._subscriptions.values()), 0, {})
+        self._fanning_out.append(_Fanout(message, list(self._subscriptions.values())))
+        if len(self._fanning_out) == 1:
+            self._drive_fan_out()  # the first slice at once; later ones between other work
 
-    def _offer_slice(
-        self,
-        message: DeltaMessage,
-        subscriptions: list[Subscription],
-        start: int,
-        scoped: dict[Scope, DeltaMessage | None],
-    ) -> None:
-        """Offers a change to `slice_subscribers` subscriptions, then lets the event loop run
-        (Register replies, renewals) before the next slice: a large fan-out never holds every
-        other request behind thousands of stream writes (docs/performance.md). Slices of later
-        changes run after those of earlier ones (call_soon is FIFO), so each subscription still
-        gets its changes in order."""
-        end = start + self._slice_subscribers
+    def _drive_fan_out(self) -> None:
+        """Offers the oldest pending change to the next `slice_subscribers` subscriptions, then
+        lets the event loop run before the next slice: Register replies and renewals never
+        wait behind thousands of stream writes (docs/performance.md, D46). One change at a
+        time, so every subscription gets its changes in order."""
+        self._driver = None
+        if not self._fanning_out:
+            return
+        fanout = self._fanning_out[0]
+        end = fanout.next + self._slice_subscribers
         # Subscriptions with equal scopes share one scoped message: one filter pass per scope and
         # one serialization per distinct message, not one per subscriber.
-        for subscription in subscriptions[start:end]:
+        for subscription in fanout.subscriptions[fanout.next : end]:
             scope = subscription.scope
-            if scope in scoped:
-                delivered = scoped[scope]
+            if scope in fanout.scoped:
+                delivered = fanout.scoped[scope]
             else:
-                delivered = scoped[scope] = _scoped(message, scope)
+                delivered = fanout.scoped[scope] = _scoped(fanout.message, scope)
             if delivered is not None:
                 subscription.offer(delivered)
-        if end < len(subscriptions):
-            asyncio.get_running_loop().call_soon(
-                self._offer_slice, message, subscriptions, end, scoped
-            )
-        else:
-            self._fanning_out.remove(message.revision)
+        fanout.next = end
+        if end >= len(fanout.subscriptions):
+            self._fanning_out.popleft()
+        if not self._fanning_out:
+            return
+        self._driver = asyncio.get_running_loop().call_soon(self._drive_fan_out)
 
     @property
     def published_revision(self) -> int:
         """Every subscription has been offered every change up to this revision (the view's
         revision, or less while a change is still being handed out slice by slice)."""
-        return self._fanning_out[0] - 1 if self._fanning_out else self.revision
+        return self._fanning_out[0].message.revision - 1 if self._fanning_out else self.revision
 
     def subscribe(self, scope: Scope, resume_revision: int = 0) -> Subscription:
         """A subscription starting with a snapshot, or with the changes after resume_revision.

@@ -177,3 +177,45 @@ async def test_each_stage_of_a_change_is_timed_once_where_it_happens():
     commit = next(seconds for stage, seconds in observed if stage is ChangeStage.COMMIT_TO_RECEIVED)
     assert 0.5 <= commit < 5
     assert all(seconds >= 0 for _, seconds in observed)
+
+
+async def test_a_fan_out_is_handed_out_in_slices_and_every_subscriber_keeps_the_order():
+    hub, store = await started_hub(slice_subscribers=10, progress_seconds=0.05)
+    subscriptions = [hub.subscribe(Scope()) for _ in range(25)]
+    for subscription in subscriptions:
+        await anext(subscription)  # snapshots at 10
+    store.batches.put_nowait(added(11, "a"))
+    store.batches.put_nowait(added(12, "b"))
+    await hub.wait_for_revision(12, timeout=5)
+    # The view is at 12 at once; the subscriptions are offered a slice per event-loop step.
+    assert hub.revision == 12
+    assert hub.published_revision < 12
+    assert 0 < sum(s.backlog for s in subscriptions) < 2 * 25
+    for subscription in subscriptions:
+        first, second = await anext(subscription), await anext(subscription)
+        assert (first.revision, second.revision) == (11, 12)
+    assert hub.published_revision == 12
+    # Progress claims nothing beyond what every subscription was offered.
+    progress = await anext(subscriptions[-1])
+    assert isinstance(progress, ProgressMessage) and progress.revision == 12
+    await hub.close()
+
+
+async def test_a_resync_snapshot_sent_during_a_sliced_fan_out_is_not_followed_by_its_change():
+    hub, store = await started_hub(slice_subscribers=1)
+    subscriptions = [hub.subscribe(Scope()) for _ in range(50)]
+    for subscription in subscriptions:
+        await anext(subscription)
+    early, late = subscriptions[0], subscriptions[-1]
+    store.batches.put_nowait(added(11, "a"))
+    await hub.wait_for_revision(11, timeout=5)
+    assert late.backlog == 0  # not offered revision 11 yet: the slices are still going
+    late.request_resync(ResyncReason.SLOW_CONSUMER)
+    snapshot = await anext(late)
+    assert isinstance(snapshot, SnapshotMessage) and snapshot.revision == 11
+    store.batches.put_nowait(added(12, "b"))
+    await hub.wait_for_revision(12, timeout=5)
+    after = await anext(late)  # 12, not 11 again
+    assert isinstance(after, DeltaMessage) and after.revision == 12
+    assert (await anext(early)).revision == 11
+    await hub.close()
