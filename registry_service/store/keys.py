@@ -11,6 +11,7 @@ audit/<dc>/<type>/<id>/<t>  one membership transition and its cause, on an expir
 from __future__ import annotations
 
 import enum
+import sys
 from dataclasses import dataclass
 
 from registry_service.domain import NodeKey
@@ -76,4 +77,6 @@ class Keyspace:
         parts = rest.split("/")
         if len(parts) != 3 or not all(parts):
             return None
-        return kind, NodeKey(*parts)
+        # Interned: the member, live and identity keys of a node and its record then share one
+        # string each (memory per node, docs/performance.md).
+        return kind, NodeKey(*map(sys.intern, parts))

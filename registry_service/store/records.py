@@ -8,6 +8,7 @@ know the field ignore it.
 from __future__ import annotations
 
 import json
+import sys
 
 from registry_service.domain import (
     AuditCause,
@@ -56,9 +57,9 @@ def decode_registration(raw: bytes) -> Registration:
     try:
         data = json.loads(raw)
         node = Node(
-            id=data["id"],
-            type=data["type"],
-            datacenter=data["datacenter"],
+            id=sys.intern(data["id"]),
+            type=sys.intern(data["type"]),
+            datacenter=sys.intern(data["datacenter"]),
             address=data["address"],
             metadata=data.get("metadata", {}),
             incarnation=int(data["incarnation"]),
