@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import grpc.aio
@@ -122,34 +123,63 @@ async def churn(bench: Bench) -> None:
             task.cancel()
 
 
-async def renew_once(bench: Bench, kind: str, target: str, lines: list[str]) -> float:
-    """Renews every line once (one renewer process) and stops it; the time the round ended:
-    every lease then expires at most TTL later."""
-    process = bench.processes.start("-m", "bench.renewers", kind, target, str(MASS_TTL), stdin=True)
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write("\n".join(lines) + "\n")
-    process.stdin.close()
-    line = await asyncio.to_thread(process.stdout.readline)
-    ended = time.monotonic()
-    process.kill()
-    process.wait()
-    assert line.strip() == "ready", line
+async def registered_and_renewed(bench: Bench, count: int) -> float:
+    """Registers `count` nodes of type `mass` at TTL MASS_TTL in chunks, renewing every one
+    registered so far after each chunk (registering them all takes longer than the TTL), then
+    once more; returns when that last round ended: every lease expires at most TTL later."""
+    renewals: list[pb.Renewal] = []
+    call = bench.stub.KeepAlive()
+
+    async def renew_all() -> float:
+        await call.write(pb.KeepAliveRequest(renewals=renewals))
+        response = await call.read()
+        failed = sum(1 for result in response.results if result.code != 0)
+        assert not failed, f"{failed} renewals refused"
+        return time.monotonic()
+
+    for start in range(0, count, 1000):
+        registered, _ = await bench.register_many(min(1000, count - start), MASS_TTL, "mass")
+        for response in registered:
+            node = response.node
+            key = pb.NodeKey(datacenter=node.datacenter, type=node.type, id=node.id)
+            renewals.append(pb.Renewal(key=key, token=response.token))
+        await renew_all()
+    ended = await renew_all()
+    await call.done_writing()
+    call.cancel()
     return ended
 
 
+async def put_leased(bench: Bench, prefix: bytes, pending: Iterator[tuple[int, int]]) -> None:
+    for i, lease in pending:
+        await bench.etcd_client.kv.put(prefix + str(i).encode(), b"x", lease)
+
+
+async def leased_and_renewed(bench: Bench, count: int, prefix: bytes) -> float:
+    """The same for bare etcd: leased keys in chunks, every lease renewed after each chunk."""
+    leases: list[int] = []
+    for start in range(0, count, 1000):
+        chunk = await grant(bench, min(1000, count - start), MASS_TTL)
+        pending = iter(enumerate(chunk, start=len(leases)))
+        await asyncio.gather(*(put_leased(bench, prefix, pending) for _ in range(64)))
+        leases += chunk
+        await bench.etcd_client.renewer.renew_many(leases)
+    ttls = await bench.etcd_client.renewer.renew_many(leases)
+    assert all(ttls), "a lease was lost while granting"
+    return time.monotonic()
+
+
 async def mass_expiry(bench: Bench, count: int) -> None:
-    """`count` registrations renewed together once, then silent: from the end of that round plus
+    """`count` registrations renewed together, then silent: from the end of that last round plus
     the TTL to the last REMOVED (the budget is raised for this figure: bench frontend settings).
-    The baseline is etcd alone: as many leased keys, renewed once, until etcd deleted the last
-    (etcd revokes expired leases at a bounded pace)."""
+    The baseline is etcd alone: as many leased keys, renewed together, until etcd deleted the
+    last (etcd revokes expired leases at a bounded pace)."""
     print(f"mass expiry: {count} registrations at TTL {MASS_TTL} stop renewing", flush=True)
-    registered, _ = await bench.register_many(count, MASS_TTL, "mass")
     seen: dict[str, float] = {}
     all_seen = asyncio.Event()
     watcher = asyncio.create_task(removals(bench.stub, "mass", seen, count, all_seen))
     await asyncio.sleep(0.5)
-    lines = [f"{r.node.datacenter} {r.node.type} {r.node.id} {r.token}" for r in registered]
-    ended = await renew_once(bench, "registry", bench.target, lines)
+    ended = await registered_and_renewed(bench, count)
     try:
         async with asyncio.timeout(MASS_TTL + 300):
             await all_seen.wait()
@@ -157,20 +187,12 @@ async def mass_expiry(bench: Bench, count: int) -> None:
         watcher.cancel()
     ours = max(seen.values()) - ended - MASS_TTL
 
-    leases = await grant(bench, count, MASS_TTL)
     prefix = f"/bench/mass/{secrets.token_hex(2)}/".encode()
-    pending = iter(enumerate(leases))
-
-    async def put() -> None:
-        for i, lease in pending:
-            await bench.etcd_client.kv.put(prefix + str(i).encode(), b"x", lease)
-
-    await asyncio.gather(*(put() for _ in range(64)))
     deleted: list[float] = []
     all_deleted = asyncio.Event()
     watching = asyncio.create_task(etcd_deletes(bench, prefix, deleted, count, all_deleted))
     await asyncio.sleep(0.5)
-    ended = await renew_once(bench, "etcd", bench.etcd.endpoint, [str(x) for x in leases])
+    ended = await leased_and_renewed(bench, count, prefix)
     try:
         async with asyncio.timeout(MASS_TTL + 300):
             await all_deleted.wait()

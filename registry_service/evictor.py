@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from registry_service.domain import AuditCause, NodeStatus
+from registry_service.domain import AuditCause, NodeKey, NodeStatus
 from registry_service.errors import StoreError
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.self_preservation import (
@@ -31,7 +31,7 @@ from registry_service.self_preservation import (
     EvictionPlan,
     plan_evictions,
 )
-from registry_service.store.base import EvictorWrite, RegistryStore, StoredNode
+from registry_service.store.base import EvictorWrite, Member, RegistryStore, StoredNode
 from registry_service.watch_hub import WatchHub
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ class Evictor:
         self._clock = clock
         self._store_settled = store_settled
         self._ledger = EvictionLedger(self._policy.window_seconds)
+        # Members this evictor removed (at which member revision) until the view shows it.
+        self._written: dict[NodeKey, int] = {}
         self._election = store.election("evictor", candidate, lease_ttl_seconds, poll_seconds)
         self.status = EvictorStatus(dry_run=dry_run)
         self._backoff = Backoff(initial=poll_seconds, maximum=max(poll_seconds, _RETRY_MAX_SECONDS))
@@ -140,7 +142,11 @@ class Evictor:
         view = self._hub.view
         now = self._clock()
         plan = plan_evictions(
-            view.expired(), view.datacenter_sizes(), self._ledger, self._policy, now
+            self._not_yet_written(view.expired()),
+            view.datacenter_sizes(),
+            self._ledger,
+            self._policy,
+            now,
         )
         self.status.plan, self.status.last_sweep = plan, now
         if self.status.dry_run or not plan.decisions:
@@ -200,7 +206,21 @@ class Evictor:
                     self.status.suspected += 1  # the store logs the transition
                 elif revision is not None:
                     self.status.removed[_CAUSES[action].value] += 1
+                    self._written[decision.key] = decision.member.mod_revision
         return [revision is not None for revision in revisions]
+
+    def _not_yet_written(
+        self, expired: list[tuple[NodeKey, Member]]
+    ) -> list[tuple[NodeKey, Member]]:
+        """The expired members this evictor has not already written a decision for. Under a mass
+        expiry the watch runs behind the evictor's own writes: without this, each sweep would
+        decide again on thousands of members it had just removed (failed guards, wasted etcd
+        work). A record is forgotten once the view shows the member changed or gone."""
+        current = {key: member.mod_revision for key, member in expired}
+        self._written = {
+            key: revision for key, revision in self._written.items() if current.get(key) == revision
+        }
+        return [(key, member) for key, member in expired if key not in self._written]
 
     def _detail(self, datacenter: str) -> str:
         budget = self.status.plan.datacenters.get(datacenter)

@@ -101,9 +101,12 @@ class EvictionLedger:
         self._times.setdefault(datacenter, collections.deque()).append(now)
 
     def refund(self, datacenter: str, now: float) -> None:
-        """Takes back a recorded eviction that did not happen (its write failed)."""
+        """Takes back a recorded eviction that did not happen (its write failed). The newest
+        records are the usual ones to take back (booked by the same sweep): O(1) then."""
         times = self._times.get(datacenter)
-        if times and now in times:
+        if times and times[-1] == now:
+            times.pop()
+        elif times and now in times:
             times.remove(now)
 
 
