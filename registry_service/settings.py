@@ -107,7 +107,9 @@ class Settings:
         1_000, "open KeepAlive + WatchNodes streams per peer (token name, cert name or IP)"
     )
     keepalive_max_messages_per_second: float = _setting(
-        10_000.0, "renewals one KeepAlive stream may send per second; beyond: RESOURCE_EXHAUSTED"
+        10_000.0,
+        "KeepAlive messages one stream may send per second (a message of several renewals counts "
+        "once); beyond: RESOURCE_EXHAUSTED",
     )
     grpc_min_ping_interval_seconds: float = _setting(
         10.0, "clients may ping this often, even with no call open; faster pings are strikes"
