@@ -140,6 +140,19 @@ def rss_bytes(pid: int) -> int:
     return own + sum(rss_bytes(child) for child in children(pid))
 
 
+async def settled_rss(pid: int, timeout: float = 30.0) -> int:
+    """rss_bytes once two samples half a second apart differ by under 1% (or after timeout)."""
+    deadline = time.monotonic() + timeout
+    previous = rss_bytes(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        current = rss_bytes(pid)
+        if abs(current - previous) < 0.01 * previous:
+            return current
+        previous = current
+    return previous
+
+
 def cpu_seconds_tree(pid: int) -> float:
     return cpu_seconds(pid) + sum(cpu_seconds_tree(child) for child in children(pid))
 
@@ -353,7 +366,8 @@ class Bench:
     async def fanout(self, subscribers: int) -> None:
         changes, count = self.config["changes"], self.config["processes"]
         print(f"fan-out to {subscribers} subscribers ({changes} changes)", flush=True)
-        rss_before = rss_bytes(self.frontend.pid)
+        # A frontend just started is still loading every member: measure from where it settles.
+        rss_before = await settled_rss(self.frontend.pid)
 
         register_latencies: list[float] = []
         probe_latencies: list[float] = []  # an etcd put at the same moment: etcd's own delay
