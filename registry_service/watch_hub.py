@@ -88,6 +88,20 @@ class _Fanout:
     next: int = 0
     scoped: dict[Scope, DeltaMessage | None] = field(default_factory=dict)
 
+    def offer_slice(self, size: int) -> bool:
+        """Offers the change to the next `size` subscriptions; True once all have had it. Equal
+        scopes share one scoped message: one filter pass and one serialization per scope."""
+        end = self.next + size
+        for subscription in self.subscriptions[self.next : end]:
+            scope = subscription.scope
+            if scope not in self.scoped:
+                self.scoped[scope] = _scoped(self.message, scope)
+            delivered = self.scoped[scope]
+            if delivered is not None:
+                subscription.offer(delivered)
+        self.next = end
+        return end >= len(self.subscriptions)
+
 
 _ACK_TIMES_KEPT = 64
 
@@ -437,36 +451,18 @@ class WatchHub:
             self._drive_fan_out()  # the first slice at once; later ones between other work
 
     def _drive_fan_out(self) -> None:
-        """Offers the oldest pending change to the next `slice_subscribers` subscriptions, then
-        lets the event loop run before the next slice: Register replies and renewals never
-        wait behind thousands of stream writes (docs/performance.md, D46). One change at a
-        time, so every subscription gets its changes in order."""
+        """Offers the oldest pending change to the next slice of subscriptions, then lets other
+        work run (Register replies never wait behind thousands of stream writes, D46). One
+        change at a time: every subscription gets its changes in order."""
         self._driver = None
-        if not self._fanning_out:
-            return
-        fanout = self._fanning_out[0]
-        end = fanout.next + self._slice_subscribers
-        # Subscriptions with equal scopes share one scoped message: one filter pass per scope and
-        # one serialization per distinct message, not one per subscriber.
-        for subscription in fanout.subscriptions[fanout.next : end]:
-            scope = subscription.scope
-            if scope in fanout.scoped:
-                delivered = fanout.scoped[scope]
-            else:
-                delivered = fanout.scoped[scope] = _scoped(fanout.message, scope)
-            if delivered is not None:
-                subscription.offer(delivered)
-        fanout.next = end
-        if end >= len(fanout.subscriptions):
+        if self._fanning_out and self._fanning_out[0].offer_slice(self._slice_subscribers):
             self._fanning_out.popleft()
-        if not self._fanning_out:
-            return
-        self._driver = asyncio.get_running_loop().call_soon(self._drive_fan_out)
+        if self._fanning_out:
+            self._driver = asyncio.get_running_loop().call_soon(self._drive_fan_out)
 
     @property
     def published_revision(self) -> int:
-        """Every subscription has been offered every change up to this revision (the view's
-        revision, or less while a change is still being handed out slice by slice)."""
+        """Every subscription has been offered every change up to this revision."""
         return self._fanning_out[0].message.revision - 1 if self._fanning_out else self.revision
 
     def subscribe(self, scope: Scope, resume_revision: int = 0) -> Subscription:
