@@ -140,17 +140,17 @@ def rss_bytes(pid: int) -> int:
     return own + sum(rss_bytes(child) for child in children(pid))
 
 
-async def settled_rss(pid: int, timeout: float = 30.0) -> int:
-    """rss_bytes once two samples half a second apart differ by under 1% (or after timeout)."""
+async def settled_rss(pid: int, timeout: float = 60.0) -> int:
+    """rss_bytes once three samples a second apart differ by under 0.5% (or after timeout)."""
     deadline = time.monotonic() + timeout
-    previous = rss_bytes(pid)
+    samples = [rss_bytes(pid)]
     while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        current = rss_bytes(pid)
-        if abs(current - previous) < 0.01 * previous:
-            return current
-        previous = current
-    return previous
+        await asyncio.sleep(1.0)
+        samples.append(rss_bytes(pid))
+        last = samples[-3:]
+        if len(last) == 3 and max(last) - min(last) < 0.005 * max(last):
+            return samples[-1]
+    return samples[-1]
 
 
 def cpu_seconds_tree(pid: int) -> float:
@@ -377,16 +377,17 @@ class Bench:
             await call
             latencies.append(time.monotonic() - started)
 
-        async def registry_trigger(marker: str) -> None:
+        async def registry_trigger(marker: str, node_type: str = "bench") -> None:
             register = self.stub.Register(
-                pb.RegisterRequest(node=bench_node(marker), ttl_seconds=60)
+                pb.RegisterRequest(node=bench_node(marker, node_type), ttl_seconds=60)
             )
             probe = self.etcd_client.kv.put(b"/bench/probe", marker.encode())
             await asyncio.gather(timed(register_latencies, register), timed(probe_latencies, probe))
 
-        # The writer's own Register with nobody watching, on the same frontend: its baseline.
+        # The writer's own Register with nobody watching, on the same frontend: its baseline
+        # (of a type outside the subscribers' scope, so that their snapshots do not grow).
         for i in range(changes):
-            await registry_trigger(f"quiet{i}-{secrets.token_hex(3)}")
+            await registry_trigger(f"quiet{i}-{secrets.token_hex(3)}", "quiet")
         quiet, register_latencies = register_latencies, []
         quiet_probe, probe_latencies = probe_latencies, []
 
