@@ -82,10 +82,10 @@ lint: setup  ## ruff, mypy --strict, import-linter contracts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-bench: setup  ## benchmarks with same-run baselines (about 10 minutes); table + bench/results/*.json
+bench: setup  ## benchmarks with same-run baselines (about 12 minutes); table + bench/results/*.json
 	$(PY) -m bench.run
 
-bench-quick: setup  ## the quick benchmark profile (under 2 minutes)
+bench-quick: setup  ## the quick benchmark profile (about 3 minutes)
 	$(PY) -m bench.run --quick
 
 clean:  ## remove the virtualenv, generated code and local data

@@ -779,7 +779,7 @@ def report(results: Results, previous: dict[str, Any] | None) -> dict[str, Any]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="about 3 minutes")
     parser.add_argument("--smoke", action="store_true", help="seconds; for the test suite")
     parser.add_argument("--output", default=str(REPO / "bench" / "results"))
     args = parser.parse_args()
