@@ -302,6 +302,8 @@ class Bench:
             "100000",
             "--eviction-budget-minimum",
             "100",
+            "--eviction-budget-type-minimum",
+            "100",
             "--evictor-outage-grace-seconds",
             "0",
             log=self.workdir / f"frontend-{workers}.log",

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from registry_service.domain import AuditCause, NodeStatus, RemovalReason
+from registry_service.domain import AuditCause, NodeKey, NodeStatus, RemovalReason
 from registry_service.errors import StoreError
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.self_preservation import (
@@ -30,6 +30,7 @@ from registry_service.self_preservation import (
     EvictionLedger,
     EvictionPlan,
     plan_evictions,
+    pools,
 )
 from registry_service.store.base import RegistryStore, StoredNode
 from registry_service.watch_hub import WatchHub
@@ -138,9 +139,7 @@ class Evictor:
         self.status.held_by_outage = False
         view = self._hub.view
         now = self._clock()
-        plan = plan_evictions(
-            view.expired(), view.datacenter_sizes(), self._ledger, self._policy, now
-        )
+        plan = plan_evictions(view.expired(), view.type_sizes(), self._ledger, self._policy, now)
         self.status.plan, self.status.last_sweep = plan, now
         if self.status.dry_run or not plan.decisions:
             return 0
@@ -166,13 +165,7 @@ class Evictor:
             registration=registration,
             member_mod_revision=member.mod_revision,
         )
-        budget = self.status.plan.datacenters.get(key.datacenter)
-        detail = (
-            f"budget {budget.budget} per {self._policy.window_seconds:g}s in {key.datacenter}, "
-            f"{budget.spent} spent, {budget.silent} silent"
-            if budget
-            else ""
-        )
+        detail = self._budget_detail(key)
         if action is Action.SUSPECT:
             suspect = dataclasses.replace(
                 registration,
@@ -187,7 +180,8 @@ class Evictor:
             return revision is not None
         if action.spends_budget:
             # Booked before the write, so that concurrent writes never overspend the budget.
-            self._ledger.record(key.datacenter, now)
+            for pool in pools(key):
+                self._ledger.record(pool, now)
         revision = None
         try:
             revision = await self._store.remove_member(
@@ -200,11 +194,27 @@ class Evictor:
             )
         finally:
             if revision is None and action.spends_budget:
-                self._ledger.refund(key.datacenter, now)  # the removal did not happen
+                for pool in pools(key):  # the removal did not happen
+                    self._ledger.refund(pool, now)
         if revision is None:
             return False
         self.status.removed[_CAUSES[action].value] += 1  # the store logs the transition
         return True
+
+    def _budget_detail(self, key: NodeKey) -> str:
+        """The audit detail of a budgeted decision: both budgets as the plan saw them."""
+        plan, window = self.status.plan, self._policy.window_seconds
+        parts = []
+        for name, budget in (
+            (key.datacenter, plan.datacenters.get(key.datacenter)),
+            (f"{key.datacenter}/{key.type}", plan.types.get((key.datacenter, key.type))),
+        ):
+            if budget is not None:
+                parts.append(
+                    f"budget {budget.budget} per {window:g}s in {name}, {budget.spent} spent, "
+                    f"{budget.silent} silent"
+                )
+        return "; ".join(parts)
 
     async def close(self) -> None:
         """Resigns so that another frontend takes over at once."""

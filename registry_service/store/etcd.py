@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from registry_service.control import OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
@@ -27,6 +28,8 @@ from registry_service.errors import CorruptRecordError, LeaseNotFoundError
 from registry_service.store._etcdpb import rpc_pb2 as pb
 from registry_service.store.base import (
     ClusterState,
+    ControlChange,
+    FrontendChanged,
     IdentityPut,
     LiveChanged,
     Member,
@@ -36,6 +39,12 @@ from registry_service.store.base import (
     StoreChange,
     StoredNode,
     StoreHeartbeat,
+    SwitchChanged,
+)
+from registry_service.store.control_records import (
+    decode_announcement,
+    decode_push_switch,
+    encode_operator_entry,
 )
 from registry_service.store.etcd_client import EtcdClient, WatchBatch
 from registry_service.store.etcd_client.election import EtcdElection
@@ -47,7 +56,7 @@ from registry_service.store.etcd_client.kv import (
     put_op,
     unchanged_since,
 )
-from registry_service.store.keys import KeyKind, Keyspace
+from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
     decode_audit,
@@ -106,6 +115,20 @@ class EtcdRegistryStore:
         self._frontend_id = frontend_id
         self._audit = _AuditLeases(client, audit_retention_seconds)
 
+    @property
+    def audit_leases(self) -> _AuditLeases:
+        """The lease audit records ride on (the control store's operator audit shares it)."""
+        return self._audit
+
+    async def operator_audit_op(self, entry: OperatorEntry) -> pb.RequestOp:
+        """The put that records an operator's action, on the audit lease (D38)."""
+        now_ns = time.time_ns()
+        return put_op(
+            self.keys.operator_audit(now_ns, self._frontend_id),
+            encode_operator_entry(entry),
+            await self._audit.current(),
+        )
+
     async def read_node(self, key: NodeKey) -> StoredNode:
         response = await self._client.kv.txn(
             pb.TxnRequest(
@@ -159,13 +182,17 @@ class EtcdRegistryStore:
         compare: list[pb.Compare],
         success: list[pb.RequestOp],
         audit: tuple[NodeKey, AuditCause, int, str],
+        operator: OperatorEntry | None = None,
     ) -> int | None:
         """One guarded transaction that also records its audit entry (key, cause, incarnation,
-        detail). A lapsed audit lease is replaced once: the transaction did not apply."""
+        detail) and an operator's action. A lapsed audit lease is replaced once: the transaction
+        did not apply."""
         for attempt in range(2):
             ops = list(success)
             if self._audit.retention > 0:
-                ops.append(await self._audit_op(*audit))
+                ops.append(await self._audit_op(*audit, operator.operator if operator else ""))
+                if operator is not None:
+                    ops.append(await self.operator_audit_op(operator))
             try:
                 response = await self._client.kv.txn(pb.TxnRequest(compare=compare, success=ops))
             except LeaseNotFoundError:
@@ -181,10 +208,18 @@ class EtcdRegistryStore:
         raise AssertionError("unreachable")
 
     async def _audit_op(
-        self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str
+        self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str, operator: str
     ) -> pb.RequestOp:
         now_ns = time.time_ns()
-        entry = AuditEntry(key, cause, incarnation, now_ns / 1e9, self._frontend_id, detail=detail)
+        entry = AuditEntry(
+            key,
+            cause,
+            incarnation,
+            now_ns / 1e9,
+            self._frontend_id,
+            detail=detail,
+            operator=operator,
+        )
         return put_op(
             self.keys.audit(key, now_ns), encode_audit(entry), await self._audit.current()
         )
@@ -209,7 +244,12 @@ class EtcdRegistryStore:
         )
 
     async def update_registration(
-        self, registration: Registration, expected: StoredNode
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        *,
+        cause: AuditCause = AuditCause.UPDATED,
+        operator: OperatorEntry | None = None,
     ) -> int | None:
         key = registration.node.key
         return await self._guarded(
@@ -221,7 +261,8 @@ class EtcdRegistryStore:
                 put_op(self.keys.live(key), b"", registration.lease_id),
                 put_op(self.keys.member(key), encode_registration(registration, time.time())),
             ],
-            (key, AuditCause.UPDATED, registration.node.incarnation, ""),
+            (key, cause, registration.node.incarnation, operator.detail if operator else ""),
+            operator,
         )
 
     async def mark_suspect(
@@ -239,7 +280,12 @@ class EtcdRegistryStore:
         )
 
     async def restore_registration(
-        self, registration: Registration, expected: StoredNode, cause: AuditCause
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        cause: AuditCause,
+        *,
+        operator: OperatorEntry | None = None,
     ) -> int | None:
         key = registration.node.key
         return await self._guarded(
@@ -251,7 +297,8 @@ class EtcdRegistryStore:
                 put_op(self.keys.live(key), b"", registration.lease_id),
                 put_op(self.keys.member(key), encode_registration(registration, time.time())),
             ],
-            (key, cause, registration.node.incarnation, ""),
+            (key, cause, registration.node.incarnation, operator.detail if operator else ""),
+            operator,
         )
 
     async def remove_member(
@@ -263,6 +310,8 @@ class EtcdRegistryStore:
         only_if_not_live: bool = False,
         fence: bytes = b"",
         detail: str = "",
+        operator: OperatorEntry | None = None,
+        hold_until: float = 0.0,
     ) -> int | None:
         key = expected.key
         compare = [unchanged_since(self.keys.member(key), expected.member_mod_revision)]
@@ -279,11 +328,18 @@ class EtcdRegistryStore:
                 put_op(
                     self.keys.identity(key),
                     encode_identity(
-                        Identity(incarnation=incarnation, removal_reason=reason), time.time()
+                        Identity(
+                            incarnation=incarnation,
+                            removal_reason=reason,
+                            hold_until=hold_until,
+                            held_by=operator.operator if operator and hold_until else "",
+                        ),
+                        time.time(),
                     ),
                 ),
             ],
             (key, cause, incarnation, detail),
+            operator,
         )
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
@@ -317,20 +373,36 @@ class EtcdRegistryStore:
             parsed = self.keys.parse(kv.key)
             if parsed and parsed[1] is not None:
                 state.live.add(parsed[1])
+        for kind in (KeyKind.SWITCH, KeyKind.FRONTEND):
+            _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(kind), revision=revision)
+            for kv in kvs:
+                control = self._to_control(kind, kv, deleted=False)
+                if isinstance(control, SwitchChanged):
+                    state.push_switch = control.push
+                elif isinstance(control, FrontendChanged) and control.announcement is not None:
+                    state.frontends[control.id] = control.announcement
         return state
 
     async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
         async for item in self._client.watcher.watch(self.keys.root, start_revision):
             if isinstance(item, WatchBatch):
                 changes = []
+                control: list[ControlChange] = []
                 stamped = 0.0
                 for event in item.events:
-                    change = self._to_change(event.kv, deleted=event.type == pb.Event.DELETE)
-                    if change is not None:
-                        changes.append(change)
-                        if not stamped and isinstance(change, MemberPut | IdentityPut):
-                            stamped = written_at(event.kv.value)
-                yield StoreBatch(item.revision, tuple(changes), stamped)
+                    deleted = event.type == pb.Event.DELETE
+                    change = self._to_change(event.kv, deleted=deleted)
+                    if change is None:
+                        kind = self.keys.parse(event.kv.key)
+                        if kind is not None and kind[0] in (KeyKind.SWITCH, KeyKind.FRONTEND):
+                            operator_change = self._to_control(kind[0], event.kv, deleted=deleted)
+                            if operator_change is not None:
+                                control.append(operator_change)
+                        continue
+                    changes.append(change)
+                    if not stamped and isinstance(change, MemberPut | IdentityPut):
+                        stamped = written_at(event.kv.value)
+                yield StoreBatch(item.revision, tuple(changes), stamped, tuple(control))
             else:
                 yield StoreHeartbeat(item.revision)
 
@@ -350,6 +422,17 @@ class EtcdRegistryStore:
                 return LiveChanged(key, alive=not deleted)
             if kind is KeyKind.IDENTITY and not deleted:
                 return IdentityPut(key, decode_identity(kv.value))
+        except RecordError as err:
+            log.warning("ignoring unreadable value of %s: %s", kv.key.decode(errors="replace"), err)
+        return None
+
+    def _to_control(self, kind: KeyKind, kv: pb.KeyValue, *, deleted: bool) -> ControlChange | None:
+        name = self.keys.name(kv.key)
+        try:
+            if kind is KeyKind.SWITCH and name == PUSH_SWITCH:
+                return SwitchChanged(PushSwitch() if deleted else decode_push_switch(kv.value))
+            if kind is KeyKind.FRONTEND and name:
+                return FrontendChanged(name, None if deleted else decode_announcement(kv.value))
         except RecordError as err:
             log.warning("ignoring unreadable value of %s: %s", kv.key.decode(errors="replace"), err)
         return None
