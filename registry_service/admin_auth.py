@@ -11,9 +11,9 @@ admin surface and the supervisor's.
   cannot present either.
 
 The operator's identity (recorded in the audit) is the token's name, else the client
-certificate's common name, else the peer's IP address. Behind the supervisor (workers), the
-supervisor checks the caller and forwards its identity in `X-Noderegistry-Operator`, which a
-worker trusts on its private loopback port only.
+certificate's common name (or its first subject alternative name), else the peer's IP address.
+Behind the supervisor (workers), the supervisor checks the caller and forwards its identity in
+`X-Noderegistry-Operator`, which a worker trusts on its private loopback port only.
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def _certificate(request: web.Request) -> Mapping[str, Any] | None:
 
 
 def _certificate_name(request: web.Request) -> str:
+    """The client certificate's common name, else its first subject alternative name."""
     certificate = _certificate(request)
     if not certificate:
         return ""
@@ -134,6 +135,8 @@ def _certificate_name(request: web.Request) -> str:
         for name, value in attributes:
             if name == "commonName":
                 return str(value)
+    for _, value in certificate.get("subjectAltName", ()):
+        return str(value)
     return ""
 
 

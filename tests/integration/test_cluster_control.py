@@ -20,12 +20,14 @@ import pytest
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
+from client_sdk import ClientConfig, RegistryClient
 from tests.support.api import WatchRecorder, node, register
 from tests.support.cli import run_cli
 from tests.support.http import get, metric
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
+FAST = ClientConfig(call_timeout_seconds=3, retry_initial_seconds=0.05, retry_max_seconds=0.5)
 
 
 def admin_of(frontend) -> str:
@@ -170,3 +172,41 @@ async def test_convergence_from_either_frontend_lists_every_subscriber_of_both(
     assert {s["id"] for s in pending["subscribers"]} == ids
     assert all(not s["acknowledging"] for s in pending["subscribers"])
     await watchers.close()
+
+
+async def test_a_silent_subscriber_is_re_pushed_and_one_that_never_opted_in_is_not(
+    start_frontend, connect
+):
+    frontend = await start_frontend(ack_deadline_seconds=3.0)
+    stub = connect(frontend)
+    silent = WatchRecorder(stub, acknowledge=True).start()  # promises, never acknowledges
+    plain = WatchRecorder(stub).start()  # never promised
+    async with RegistryClient(frontend.address, config=FAST) as client:
+        acking = await client.watch_nodes()  # the SDK promises, and acknowledges
+        for recorder in (silent, plain):
+            await recorder.wait_for(lambda r: r.snapshots(), message="snapshot")
+        await register(stub, node("n1"))
+        await acking.wait_for(lambda nodes: len(nodes) == 1, 5)
+        await silent.wait_for(
+            lambda r: len(r.snapshots()) == 2, timeout=15, message="re-pushed as a resync"
+        )
+        resync = silent.snapshots()[-1]
+        assert resync.resync and resync.resync_reason == pb.RESYNC_REASON_UNCONFIRMED
+        assert [n.id for dc in resync.datacenters for n in dc.nodes] == ["n1"]
+        admin_url = admin_of(frontend)
+        assert (
+            await metric(admin_url, "noderegistry_watch_resyncs_total", reason="UNCONFIRMED") >= 1
+        )
+        await eventually(
+            lambda: metric(
+                admin_url, "noderegistry_change_stage_seconds_count", stage="written_to_acked"
+            ),
+            message="the SDK's acknowledgements timed",
+        )
+        assert len(plain.snapshots()) == 1 and not acking.resyncs
+        listed = (await get(f"{admin_url}/admin/subscribers"))[1]["subscribers"]
+        by_id = {s["id"]: s for s in listed}
+        assert by_id[plain.messages[0].subscription_id]["acknowledging"] is False
+        assert by_id[silent.messages[0].subscription_id]["acknowledging"] is True
+    for recorder in (silent, plain):
+        await recorder.close()
