@@ -55,7 +55,7 @@ class SyncRegistration(Closing):
 
     @property
     def state(self) -> RegistrationState:
-        """ACTIVE, SUSPENDED, LOST or CLOSED, as the background renewals last saw it."""
+        """ACTIVE, SUSPENDED, LOST, HELD or CLOSED, as the background renewals last saw it."""
         return self._registration.state
 
     def state_changes(self, timeout_seconds: float | None = None) -> SyncStream[RegistrationState]:

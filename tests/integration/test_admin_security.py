@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.certs import write_certificates
+from tests.support.certs import tls_flags, write_certificates
 from tests.support.cli import run_cli
 from tests.support.http import get, put
 
@@ -125,14 +125,7 @@ async def test_the_admin_port_has_the_grpc_ports_tls_and_mtls(tmp_path, start_fr
         with pytest.raises(aiohttp.ClientError):  # plaintext is not spoken
             await session.get(f"http://127.0.0.1:{frontend.admin.port}/healthz")
 
-    tls = (
-        "--cacert",
-        files["ca.pem"],
-        "--cert",
-        files["client.pem"],
-        "--key",
-        files["client-key.pem"],
-    )
+    tls = tls_flags(files)
     endpoint = ("--admin-endpoints", f"127.0.0.1:{frontend.admin.port}")  # https: --cacert is set
     code, out, err = await run_cli("admin", "push", "off", *endpoint, *tls)
     assert code == 0, err

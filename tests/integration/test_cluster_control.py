@@ -89,15 +89,24 @@ async def push_gauges(frontend, host_admin: str) -> list[float]:
     ]
 
 
-async def test_one_command_switches_pushes_on_every_worker_of_both_and_a_restart_keeps_it(
-    etcd, start_frontend, spawn_frontend
-):
+@pytest.fixture
+async def two_frontends(etcd, start_frontend, spawn_frontend):
+    """(A in process, B's host admin URL, Watchers): one watcher on A, some on each worker of B."""
     a = await start_frontend()
     b = await spawn_frontend(etcd.endpoint, workers=2)
     b_admin = host_admin_of(b)
     watchers = Watchers()
-    on_a = await watchers.open(a.address)
+    await watchers.open(a.address)
     await watchers.on_every_worker(b.address, b_admin)
+    yield a, b_admin, watchers
+    await watchers.close()
+
+
+async def test_one_command_switches_pushes_on_every_worker_of_both_and_a_restart_keeps_it(
+    start_frontend, two_frontends
+):
+    a, b_admin, watchers = two_frontends
+    on_a = watchers.recorders[0]
     assert await push_gauges(a, b_admin) == [1, 1, 1]
 
     started = time.monotonic()
@@ -135,22 +144,14 @@ async def test_one_command_switches_pushes_on_every_worker_of_both_and_a_restart
     assert late.snapshots()[-1].resync and on_a.snapshots()[-1].resync
     actions = (await admin("audit", endpoint=admin_of(a)))["operator_actions"]
     assert [a["action"] for a in actions][-2:] == ["push.off", "push.on"]
-    await watchers.close()
 
 
 async def _all_equal(values, expected: float) -> bool:
     return all(value == expected for value in await values)
 
 
-async def test_convergence_from_either_frontend_lists_every_subscriber_of_both(
-    etcd, start_frontend, spawn_frontend
-):
-    a = await start_frontend()
-    b = await spawn_frontend(etcd.endpoint, workers=2)
-    b_admin = host_admin_of(b)
-    watchers = Watchers()
-    await watchers.open(a.address)
-    await watchers.on_every_worker(b.address, b_admin)
+async def test_convergence_from_either_frontend_lists_every_subscriber_of_both(two_frontends):
+    a, b_admin, watchers = two_frontends
     ids = {r.messages[0].subscription_id for r in watchers.recorders}
     b_frontends = {
         w["frontend"] for w in (await get(f"{b_admin}/admin/subscribers"))[1]["workers"].values()
@@ -171,7 +172,6 @@ async def test_convergence_from_either_frontend_lists_every_subscriber_of_both(
     pending = await admin("convergence", endpoint=b_admin)
     assert {s["id"] for s in pending["subscribers"]} == ids
     assert all(not s["acknowledging"] for s in pending["subscribers"])
-    await watchers.close()
 
 
 async def test_a_silent_subscriber_is_re_pushed_and_one_that_never_opted_in_is_not(
