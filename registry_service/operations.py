@@ -66,7 +66,11 @@ class PushChange:
 
     @property
     def action(self) -> str:
-        if self.enabled is not None and self.held_scopes is None and self.held_networks is None:
+        """How the operator audit names it: push.on, push.off, push.gray, or push.switch (both)."""
+        gray = self.held_scopes is not None or self.held_networks is not None
+        if self.enabled is None:
+            return "push.gray"
+        if not gray:
             return "push.on" if self.enabled else "push.off"
         return "push.switch"
 

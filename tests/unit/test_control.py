@@ -66,3 +66,18 @@ def test_an_override_outlasts_the_owners_status_and_remembers_it():
     stored, kept = owner_view(node, override)
     assert stored.status is NodeStatus.OUT_OF_SERVICE
     assert kept == Override(NodeStatus.OUT_OF_SERVICE, NodeStatus.DRAINING, "token:ops", 1.0)
+
+
+def test_a_push_switch_request_body_and_how_the_audit_names_it():
+    from registry_service.admin_control import push_change
+
+    off = push_change({"enabled": False})
+    assert (off.enabled, off.held_scopes, off.action) == (False, None, "push.off")
+    gray = push_change({"gray": {"scopes": ["dc1/data", {"datacenter": "dc2", "type": "*"}]}})
+    assert gray.held_scopes == (HeldScope("dc1", "data"), HeldScope("dc2", ""))
+    assert gray.held_networks == () and gray.action == "push.gray"
+    both = push_change({"enabled": True, "gray": {"networks": ["10.0.0.1"]}})
+    assert both.held_networks == ("10.0.0.1/32",) and both.action == "push.switch"
+    for bad in (None, {}, {"on": 1}, {"enabled": "yes"}, {"gray": []}, {"gray": {"nets": []}}):
+        with pytest.raises(InvalidArgumentError):
+            push_change(bad)
