@@ -335,6 +335,8 @@ class Bench:
             "100000",
             "--eviction-budget-minimum",
             "100000",
+            "--eviction-budget-type-minimum",
+            "100000",
             "--evictor-outage-grace-seconds",
             "0",
             log=self.workdir / f"frontend-{workers}.log",
@@ -716,10 +718,58 @@ class Bench:
             worst=round(max(delays), 3),
         )
 
+    async def push_switch(self) -> None:
+        """One operator command (PUT /admin/push on one frontend) until every worker of two
+        frontends applies it, read from each process's own gauge (DESIGN.md §9)."""
+        print("push switch: 3 processes (2 frontends, one with 2 workers) follow", flush=True)
+        second, _, second_admin = await self.start_frontend(workers=2)
+        gauges = [(self.admin, ""), (second_admin, "0"), (second_admin, "1")]
+        times = []
+        async with aiohttp.ClientSession() as session:
+
+            async def followed(enabled: bool) -> bool:
+                for admin, worker in gauges:
+                    async with session.get(f"{admin}/metrics") as response:
+                        text = await response.text()
+                    (family,) = (
+                        f
+                        for f in text_string_to_metric_families(text)
+                        if f.name == "noderegistry_push_enabled"
+                    )
+                    values = [
+                        s.value for s in family.samples if s.labels.get("worker", "") == worker
+                    ]
+                    if values != [float(enabled)]:
+                        return False
+                return True
+
+            for _ in range(max(1, self.config["changes"] // 5)):
+                for enabled in (False, True):
+                    started = time.monotonic()
+                    body = {"enabled": enabled}
+                    async with session.put(f"{self.admin}/admin/push", json=body) as response:
+                        assert response.status == 200, await response.text()
+                    async with asyncio.timeout(30):
+                        while True:  # polled: each process's gauge is its own
+                            if await followed(enabled):
+                                break
+                            await asyncio.sleep(0.005)
+                    times.append(time.monotonic() - started)
+        second.kill()
+        second.wait()
+        self.results.add(
+            "push switch: command -> all 3 processes follow, median",
+            statistics.median(times),
+            "s",
+            worst=round(max(times), 3),
+            switches=len(times),
+        )
+
     async def run(self) -> Results:
         await self.start()
         try:
             await self.eviction()
+            await self.push_switch()
             if self.config["silent"]:
                 await silent_nodes(self, self.config["silent"])
             for nodes in self.config["nodes"]:

@@ -19,6 +19,7 @@ from client_sdk._config import ClientConfig, ShrinkReport, WatchConfig
 from client_sdk._errors import (
     AbortedError,
     AlreadyExistsError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NodeNotFoundError,
     PermissionDeniedError,
@@ -53,6 +54,7 @@ __all__ = [
     "Consistency",
     "EventStream",
     "EventType",
+    "FailedPreconditionError",
     "InvalidArgumentError",
     "Node",
     "NodeEvent",

@@ -11,7 +11,7 @@ from client_sdk import _convert, _validation
 from client_sdk._closing import AsyncClosing
 from client_sdk._config import ClientConfig, WatchConfig
 from client_sdk._keepalive import KeepAliveSession
-from client_sdk._models import Consistency, Node, NodeList, Scope
+from client_sdk._models import Consistency, Node, NodeKey, NodeList, Scope
 from client_sdk._registration import Registration, ReregisteredCallback
 from client_sdk._transport import Transport
 from client_sdk._watch import NodeWatch
@@ -21,7 +21,7 @@ from client_sdk._watch import NodeWatch
 RPC_COVERAGE = {
     "Register": "RegistryClient.register",
     "KeepAlive": "Registration (renews in the background)",
-    "Deregister": "Registration.close",
+    "Deregister": "Registration.close, RegistryClient.deregister (a detached registration)",
     "GetNodes": "RegistryClient.get_nodes",
     "WatchNodes": "RegistryClient.watch_nodes",
     "AckWatch": "NodeWatch (confirms applied revisions; WatchConfig.ack_interval_seconds)",
@@ -84,6 +84,19 @@ class RegistryClient(AsyncClosing):
         await registration.start()
         self._registrations.add(registration)
         return registration
+
+    async def deregister(self, key: NodeKey, token: str) -> int:
+        """Deregisters a registration by its token (one `Registration.detach()` returned, maybe
+        in another process); returns the etcd revision of the removal.
+
+        Raises:
+            NodeNotFoundError: no registration of `key` with this token (gone, or not yours).
+        """
+        _validation.check_key(key)
+        _validation.check_text("token", token)
+        request = pb.DeregisterRequest(key=_convert.key_to_pb(key), token=token)
+        response = await self._transport.unary("Deregister", request)
+        return int(response.revision)
 
     async def get_nodes(
         self,

@@ -20,6 +20,7 @@ _STATUS_TO_PB = {
     NodeStatus.UP: pb.NODE_STATUS_UP,
     NodeStatus.DRAINING: pb.NODE_STATUS_DRAINING,
     NodeStatus.SUSPECT: pb.NODE_STATUS_SUSPECT,
+    NodeStatus.OUT_OF_SERVICE: pb.NODE_STATUS_OUT_OF_SERVICE,
 }
 _STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
 _EVENT_FROM_PB = {

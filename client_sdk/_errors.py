@@ -10,6 +10,8 @@ RegistryError
 │   ├── UnauthenticatedError
 │   ├── ResourceExhaustedError      a limit of the frontend was reached
 │   ├── AbortedError                the node changed concurrently; retrying is safe
+│   ├── FailedPreconditionError     the registry's state refuses it for now (an operator holds
+│   │                               the node's id out: `retry_after_seconds` says how long)
 │   └── RegistryUnavailableError    no frontend could be reached, or etcd is unavailable
 └── WatchClosedError                the NodeWatch was closed
 
@@ -60,10 +62,14 @@ class RegistryRPCError(RegistryError):
         message: what went wrong and, where it helps, what to change.
     """
 
-    def __init__(self, code: StatusCode, message: str) -> None:
+    def __init__(
+        self, code: StatusCode, message: str, *, retry_after_seconds: float | None = None
+    ) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
+        self.retry_after_seconds = retry_after_seconds
+        """When the registry said when a retry can succeed (gRPC's retry pushback): seconds."""
 
 
 class InvalidArgumentError(RegistryRPCError):
@@ -98,6 +104,10 @@ class RegistryUnavailableError(RegistryRPCError):
     pass
 
 
+class FailedPreconditionError(RegistryRPCError):
+    pass
+
+
 class WatchClosedError(RegistryError):
     """The NodeWatch was closed (by its owner, or because its client closed)."""
 
@@ -111,14 +121,19 @@ _BY_CODE: dict[StatusCode, type[RegistryRPCError]] = {
     StatusCode.UNAUTHENTICATED: UnauthenticatedError,
     StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     StatusCode.ABORTED: AbortedError,
+    StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     StatusCode.UNAVAILABLE: RegistryUnavailableError,
     StatusCode.DEADLINE_EXCEEDED: RegistryUnavailableError,
 }
 
 
-def error_for(code: StatusCode, message: str) -> RegistryRPCError:
+def error_for(
+    code: StatusCode, message: str, *, retry_after_seconds: float | None = None
+) -> RegistryRPCError:
     """The error of the tree that stands for `code`."""
-    return _BY_CODE.get(code, RegistryRPCError)(code, message)
+    return _BY_CODE.get(code, RegistryRPCError)(
+        code, message, retry_after_seconds=retry_after_seconds
+    )
 
 
 def error_for_number(number: int, message: str) -> RegistryRPCError:

@@ -8,9 +8,15 @@ from dataclasses import dataclass, field
 
 
 class NodeStatus(enum.Enum):
+    """UP; DRAINING (asks clients to stop sending new work: set by the owner or an operator);
+    SUSPECT (stopped renewing, held by the eviction budget: set by the registry);
+    OUT_OF_SERVICE (maintenance: set and cleared by an operator, kept while the owner renews).
+    Pick only UP nodes for new work: `NodeList.available`, `Node.available`."""
+
     UP = "UP"
     DRAINING = "DRAINING"
     SUSPECT = "SUSPECT"
+    OUT_OF_SERVICE = "OUT_OF_SERVICE"
 
 
 class EventType(enum.Enum):
@@ -36,11 +42,13 @@ class Consistency(enum.Enum):
 class RegistrationState(enum.Enum):
     """Where a registration stands, as kazoo's connection states: ACTIVE (renewed), SUSPENDED (no
     frontend answers; the lease may still be alive), LOST (the lease is gone; re-registering),
-    CLOSED (deregistered by its owner)."""
+    HELD (an operator evicted the node and holds its id out for a while: it registers again when
+    the hold ends), CLOSED (deregistered by its owner, or detached)."""
 
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
     LOST = "LOST"
+    HELD = "HELD"
     CLOSED = "CLOSED"
 
 
@@ -67,7 +75,8 @@ class Node:
         address: `host:port` at which others reach it.
         metadata: small string map (labels, zone, version).
         incarnation: set by the registry; grows each time the id registers anew.
-        status: UP, DRAINING (no new work, please) or SUSPECT (set by the registry).
+        status: UP, DRAINING (no new work, please), SUSPECT (set by the registry) or
+            OUT_OF_SERVICE (set by an operator). Only UP nodes should get new work.
     """
 
     id: str
@@ -81,6 +90,11 @@ class Node:
     @property
     def key(self) -> NodeKey:
         return NodeKey(self.datacenter, self.type, self.id)
+
+    @property
+    def available(self) -> bool:
+        """Whether to send it new work: UP (not DRAINING, SUSPECT or OUT_OF_SERVICE)."""
+        return self.status is NodeStatus.UP
 
     def __hash__(self) -> int:  # metadata is a dict: hash its items
         return hash(
@@ -150,6 +164,12 @@ class NodeList:
     @property
     def nodes(self) -> tuple[Node, ...]:
         return tuple(node for nodes in self.datacenters.values() for node in nodes)
+
+    @property
+    def available(self) -> tuple[Node, ...]:
+        """The nodes to pick for new work: UP ones only (DRAINING, SUSPECT and OUT_OF_SERVICE
+        nodes are still members, and still listed by `nodes`)."""
+        return tuple(node for node in self.nodes if node.available)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)

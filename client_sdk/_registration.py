@@ -3,7 +3,10 @@
 A `Registration` renews at TTL/3 over the client's one KeepAlive stream. When no frontend answers it
 is SUSPENDED (the lease may still be alive) and keeps trying; when the registry says the lease is
 gone it is LOST and registers again, with the same identity and a new incarnation, and calls the
-callback. It never gives up: retries are jittered and capped, never stopped. `close()` deregisters.
+callback. It never gives up: retries are jittered and capped, never stopped. An operator who
+evicts the node with a hold makes it HELD: it registers again once the hold ends (the registry
+says when). `close()` deregisters; `detach()` leaves the registration to its TTL and returns its
+token.
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ from client_sdk import _convert, _validation
 from client_sdk._backoff import Backoff
 from client_sdk._broadcast import Broadcast, Subscription
 from client_sdk._closing import AsyncClosing
-from client_sdk._errors import NodeNotFoundError, RegistryError, RegistryRPCError
+from client_sdk._errors import (
+    FailedPreconditionError,
+    NodeNotFoundError,
+    RegistryError,
+    RegistryRPCError,
+    StatusCode,
+)
 from client_sdk._keepalive import KeepAliveSession
 from client_sdk._models import Node, NodeKey, NodeStatus, RegistrationState
 from client_sdk._transport import Transport
@@ -147,14 +156,39 @@ class Registration(AsyncClosing):
             await self._transport.config.sleep(grace_seconds)
         await self.close()
 
-    async def close(self) -> None:
-        """Stops renewing and deregisters (reason DEREGISTERED); idempotent."""
+    async def detach(self) -> str:
+        """Stops renewing without deregistering, and returns the registration token.
+
+        The node stays registered until its TTL runs out, unless whoever holds the token renews
+        it or deregisters it (`RegistryClient.deregister`, `noderegistry deregister`). Keep the
+        token secret: it proves ownership. The registration is CLOSED here afterwards.
+        """
         if self._state is RegistrationState.CLOSED:
-            return
+            raise RegistryRPCError(
+                StatusCode.FAILED_PRECONDITION, f"registration {self.key} is already closed"
+            )
+        await self._stop_renewing()
+        token = self._token
+        self._finish()
+        return token
+
+    async def _stop_renewing(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def _finish(self) -> None:
+        self._set_state(RegistrationState.CLOSED)
+        self._states.end()
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+    async def close(self) -> None:
+        """Stops renewing and deregisters (reason DEREGISTERED); idempotent."""
+        if self._state is RegistrationState.CLOSED:
+            return
+        await self._stop_renewing()
         if self._token:
             request = pb.DeregisterRequest(key=_convert.key_to_pb(self.key), token=self._token)
             try:
@@ -163,10 +197,7 @@ class Registration(AsyncClosing):
                 pass  # already gone
             except RegistryRPCError as err:
                 log.warning("could not deregister %s (its TTL will end it): %s", self.key, err)
-        self._set_state(RegistrationState.CLOSED)
-        self._states.end()
-        if self._on_closed is not None:
-            self._on_closed(self)
+        self._finish()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -223,6 +254,23 @@ class Registration(AsyncClosing):
         while True:
             try:
                 await self._register()
+            except FailedPreconditionError as err:
+                if err.retry_after_seconds is None:
+                    log.warning(
+                        "registration %s: re-register refused (retrying): %s", self.key, err
+                    )
+                    await backoff.wait()
+                    continue
+                # An operator evicted the node and holds its id out: wait for the hold to end.
+                self._set_state(RegistrationState.HELD)
+                log.warning(
+                    "registration %s: %s; registering again in %.0fs",
+                    self.key,
+                    err.message,
+                    err.retry_after_seconds,
+                )
+                await self._transport.config.sleep(err.retry_after_seconds + 0.1)
+                continue
             except RegistryError as err:
                 log.warning("registration %s: re-register failed (retrying): %s", self.key, err)
                 await backoff.wait()

@@ -55,7 +55,7 @@ class SyncRegistration(Closing):
 
     @property
     def state(self) -> RegistrationState:
-        """ACTIVE, SUSPENDED, LOST or CLOSED, as the background renewals last saw it."""
+        """ACTIVE, SUSPENDED, LOST, HELD or CLOSED, as the background renewals last saw it."""
         return self._registration.state
 
     def state_changes(self, timeout_seconds: float | None = None) -> SyncStream[RegistrationState]:
@@ -78,6 +78,11 @@ class SyncRegistration(Closing):
     def drain(self, grace_seconds: float = 0.0) -> None:
         """Marks the node DRAINING, waits grace_seconds, then deregisters."""
         self._loop.run(self._registration.drain(grace_seconds))
+
+    def detach(self) -> str:
+        """Stops renewing without deregistering; returns the registration token (see
+        Registration.detach)."""
+        return self._loop.run(self._registration.detach())
 
     def close(self) -> None:
         """Stops renewing and deregisters; idempotent."""
@@ -171,6 +176,10 @@ class SyncRegistryClient(Closing):
 
         made.append(SyncRegistration(self._loop, self._loop.run(register())))
         return made[0]
+
+    def deregister(self, key: NodeKey, token: str) -> int:
+        """Deregisters a registration by its token (see RegistryClient.deregister)."""
+        return self._loop.run(self._client.deregister(key, token))
 
     def get_nodes(
         self, scope: Scope | None = None, *, consistency: Consistency = Consistency.LINEARIZABLE

@@ -54,7 +54,18 @@ def error_from_rpc(
             f"{details}: no answer from frontend {target} within {deadline_seconds:g}s "
             "(the registry or its etcd may be unavailable)"
         )
-    return error_for(code, details)
+    return error_for(code, details, retry_after_seconds=_pushback_seconds(err))
+
+
+def _pushback_seconds(err: grpc.aio.AioRpcError) -> float | None:
+    """gRPC's retry pushback (`grpc-retry-pushback-ms` trailing metadata): when to retry."""
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-retry-pushback-ms":
+            try:
+                return max(0.0, int(value) / 1000)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def parse_targets(targets: str | Sequence[str]) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from client_sdk._errors import invalid_argument
-from client_sdk._models import Consistency, Node, NodeStatus, Scope
+from client_sdk._models import Consistency, Node, NodeKey, NodeStatus, Scope
 
 TTL_MAX_SECONDS = 2**32 - 1  # the wire's uint32
 
@@ -44,8 +44,10 @@ def check_metadata(metadata: object) -> None:
 def check_status(status: object) -> None:
     if not isinstance(status, NodeStatus):
         raise invalid_argument(f"status must be a NodeStatus, not {status!r}")
-    if status is NodeStatus.SUSPECT:
-        raise invalid_argument("status SUSPECT is set by the registry only; use UP or DRAINING")
+    if status in (NodeStatus.SUSPECT, NodeStatus.OUT_OF_SERVICE):
+        raise invalid_argument(
+            f"status {status.value} is set by the registry or an operator only; use UP or DRAINING"
+        )
 
 
 def check_node(node: object) -> None:
@@ -56,6 +58,13 @@ def check_node(node: object) -> None:
         check_text(field, getattr(node, field))
     check_metadata(node.metadata)
     check_status(node.status)
+
+
+def check_key(key: object) -> None:
+    if not isinstance(key, NodeKey):
+        raise invalid_argument(f"key must be a client_sdk.NodeKey, not {key!r}")
+    for field in ("datacenter", "type", "id"):
+        check_text(f"key.{field}", getattr(key, field))
 
 
 def check_scope(scope: object) -> None:

@@ -2,7 +2,9 @@
 
 It resumes from the last revision it applied on whichever frontend answers, hands every message
 to the view (`_view.py`, where the view logic and the shrink guard live), publishes the view's
-events to `events()` readers, and confirms applied revisions with `AckWatch`.
+events to `events()` readers, and confirms applied revisions with `AckWatch`: it opts into
+acknowledgements (the frontend re-pushes a subscriber that does not confirm in time), confirms at
+most once per `ack_interval_seconds`, and confirms what arrived meanwhile when the interval ends.
 """
 
 from __future__ import annotations
@@ -168,7 +170,9 @@ class NodeWatch(AsyncClosing):
         while True:
             target = self._transport.target
             request = pb.WatchNodesRequest(
-                scope=_convert.scope_to_pb(self.scope), resume_revision=self._view.revision
+                scope=_convert.scope_to_pb(self.scope),
+                resume_revision=self._view.revision,
+                acknowledge=self._config.ack_interval_seconds > 0,
             )
             call = self._transport.stub(target).WatchNodes(
                 request, metadata=self._transport.metadata
@@ -239,22 +243,32 @@ class NodeWatch(AsyncClosing):
                 log.exception("watch: on_suspicious_shrink callback failed")
 
     def _maybe_ack(self, target: str) -> None:
-        """Confirms the applied revision to the serving frontend, at most once per interval."""
-        interval = self._config.ack_interval_seconds
-        now = self._clock()
-        revision = self._view.revision
+        """Confirms the applied revision to the serving frontend: at once when the last
+        confirmation is an interval old, else when the interval ends (one task at a time, which
+        confirms the latest revision when it runs)."""
         if (
-            interval <= 0
+            self._config.ack_interval_seconds <= 0
             or not self._subscription_id
-            or revision <= self._acked_revision
-            or now - self._last_ack < interval
+            or self._view.revision <= self._acked_revision
             or (self._ack_task is not None and not self._ack_task.done())
         ):
             return
-        self._last_ack = now
-        self._ack_task = asyncio.create_task(self._ack(target, self._subscription_id, revision))
+        self._ack_task = asyncio.create_task(self._ack_soon(target, self._subscription_id))
 
-    async def _ack(self, target: str, subscription_id: str, revision: int) -> None:
+    async def _ack_soon(self, target: str, subscription_id: str) -> None:
+        interval = self._config.ack_interval_seconds
+        while subscription_id == self._subscription_id:
+            delay = interval - (self._clock() - self._last_ack)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            revision = self._view.revision
+            if revision <= self._acked_revision or subscription_id != self._subscription_id:
+                return
+            self._last_ack = self._clock()
+            if not await self._ack(target, subscription_id, revision):
+                return  # best effort: the next message tries again
+
+    async def _ack(self, target: str, subscription_id: str, revision: int) -> bool:
         request = pb.AckWatchRequest(subscription_id=subscription_id, revision=revision)
         try:
             await self._transport.stub(target).AckWatch(
@@ -262,6 +276,8 @@ class NodeWatch(AsyncClosing):
                 timeout=self._transport.config.call_timeout_seconds,
                 metadata=self._transport.metadata,
             )
-            self._acked_revision = max(self._acked_revision, revision)
-        except grpc.aio.AioRpcError as err:  # best effort: the next message acks again
+        except grpc.aio.AioRpcError as err:
             log.debug("watch: ack of revision %d failed: %s", revision, err.code().name)
+            return False
+        self._acked_revision = max(self._acked_revision, revision)
+        return True

@@ -3,7 +3,8 @@
     python examples/session_node.py [--target 127.0.0.1:50051] [--requests 20]
 
 It never asks the registry per request: the NodeWatch keeps the list current, and picking is a
-local round robin over the data nodes that are UP (DRAINING ones get no new work).
+local round robin over the data nodes that are available: UP. DRAINING nodes (leaving),
+OUT_OF_SERVICE ones (an operator's maintenance) and SUSPECT ones (silent) get no new work.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import asyncio
 import contextlib
 import itertools
 
-from client_sdk import Node, NodeStatus, NodeWatch, RegistryClient, Scope
+from client_sdk import Node, NodeWatch, RegistryClient, Scope
 
 
 def pick(watch: NodeWatch, counter: itertools.count[int]) -> Node | None:
-    candidates = [n for n in watch.current() if n.status is NodeStatus.UP]
+    candidates = watch.current().available
     if not candidates:
         return None
     return candidates[next(counter) % len(candidates)]

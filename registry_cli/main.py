@@ -18,11 +18,11 @@ from typing import NoReturn
 
 from client_sdk import RegistryError, __version__
 from registry_cli import errors, options
-from registry_cli.verbs import ClientVerb, completion, health, nodes, register
+from registry_cli.verbs import ClientVerb, admin, completion, health, nodes, register
 from registry_service.cli import add_serve_arguments, run_serve
 
-# Each verb group adds its verbs; the admin verbs will be one more module in this list.
-VERB_GROUPS = (register, nodes, health)
+# Each verb group adds its verbs.
+VERB_GROUPS = (register, nodes, health, admin)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 

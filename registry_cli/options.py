@@ -22,6 +22,7 @@ from client_sdk import ClientConfig, RegistryClient
 from registry_cli.errors import UsageError
 
 DEFAULT_ENDPOINTS = "127.0.0.1:50051"
+DEFAULT_ADMIN_ENDPOINTS = "127.0.0.1:9090"
 DEFAULT_TIMEOUT_SECONDS = 5.0
 OUTPUT_FORMATS = ("table", "json")
 FILE_METAVAR = "FILE"  # shell completion completes file names for options with this metavar
@@ -98,18 +99,39 @@ OPTIONS = (
         choices=OUTPUT_FORMATS,
     ),
 )
-VARIABLES = frozenset(option.variable for option in OPTIONS)
+# The `admin` verbs talk to the frontends' admin ports (HTTP), not to their gRPC port.
+ADMIN_OPTIONS = (
+    Option(
+        ("--admin-endpoints",),
+        "NODEREGISTRY_ADMIN_ENDPOINTS",
+        "admin_endpoints",
+        "admin port(s) of any frontend(s), comma-separated, tried in order: host:port (https "
+        f"when --cacert is set) or a URL (default {DEFAULT_ADMIN_ENDPOINTS}); one answers for "
+        "the whole cluster",
+        metavar="HOST:PORT,...",
+    ),
+)
+VARIABLES = frozenset(option.variable for option in OPTIONS + ADMIN_OPTIONS)
 # Read by the server or its container, not by the client verbs: never "unknown".
 _NOT_CLIENT_VARIABLES = frozenset(
-    {"NODEREGISTRY_CONTAINER", "NODEREGISTRY_SUPERVISOR_PID", "NODEREGISTRY_TOOLS_BIN"}
+    {
+        "NODEREGISTRY_CONTAINER",
+        "NODEREGISTRY_SUPERVISOR_PID",
+        "NODEREGISTRY_TOOLS_BIN",
+        "NODEREGISTRY_WORKER_INDEX",
+        "NODEREGISTRY_WORKER_COUNT",
+        "NODEREGISTRY_HOST_ADMIN_URL",
+    }
 )
 _RENAMED = {"NODEREGISTRY_TARGET": "NODEREGISTRY_ENDPOINTS"}
 
 
-def add_client_options(parser: argparse.ArgumentParser) -> None:
-    """Adds the shared options to a verb's parser (no defaults: `resolve` applies them)."""
+def add_client_options(parser: argparse.ArgumentParser, *, admin: bool = False) -> None:
+    """Adds the shared options to a verb's parser (no defaults: `resolve` applies them); an
+    admin verb gets `--admin-endpoints` in place of `--endpoints`."""
     group = parser.add_argument_group("connection and output (flag, else variable, else default)")
-    for option in OPTIONS:
+    chosen = ADMIN_OPTIONS + OPTIONS[1:] if admin else OPTIONS
+    for option in chosen:
         group.add_argument(
             *option.flags,
             dest=option.dest,
@@ -125,6 +147,7 @@ class ClientOptions:
 
     Attributes:
         endpoints: the frontends, in the order to try them.
+        admin_endpoints: the frontends' admin ports (`admin` verbs), in the order to try them.
         cacert: CA bundle file; empty means plaintext.
         cert: client certificate file (mTLS); empty means none.
         key: the client certificate's key file.
@@ -134,6 +157,7 @@ class ClientOptions:
     """
 
     endpoints: tuple[str, ...] = (DEFAULT_ENDPOINTS,)
+    admin_endpoints: tuple[str, ...] = (DEFAULT_ADMIN_ENDPOINTS,)
     cacert: str = ""
     cert: str = ""
     key: str = ""
@@ -185,9 +209,9 @@ def _readable(value: _Value | None) -> str:
     return value.text
 
 
-def _endpoints(value: _Value | None) -> tuple[str, ...]:
+def _endpoints(value: _Value | None, default: str = DEFAULT_ENDPOINTS) -> tuple[str, ...]:
     if value is None:
-        return (DEFAULT_ENDPOINTS,)
+        return (default,)
     endpoints = tuple(name.strip() for name in value.text.split(",") if name.strip())
     if not endpoints:
         raise UsageError(f"{value.source}: give at least one frontend as host:port, not ''")
@@ -265,7 +289,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> ClientOptio
         UsageError: a value is malformed, a file cannot be read, or options that go together
             are not given together; the message names the flag or variable.
     """
-    by_dest = {option.dest: _pick(args, environ, option) for option in OPTIONS}
+    by_dest = {option.dest: _pick(args, environ, option) for option in OPTIONS + ADMIN_OPTIONS}
     cacert = _readable(by_dest["cacert"])
     cert = _readable(by_dest["cert"])
     key = _readable(by_dest["key"])
@@ -275,6 +299,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> ClientOptio
         raise UsageError("--cert needs --cacert (TLS is on only when --cacert is given)")
     return ClientOptions(
         endpoints=_endpoints(by_dest["endpoints"]),
+        admin_endpoints=_endpoints(by_dest["admin_endpoints"], DEFAULT_ADMIN_ENDPOINTS),
         cacert=cacert,
         cert=cert,
         key=key,

@@ -18,15 +18,23 @@ import socket
 import time
 
 import grpc.aio
+from noderegistry import __version__
 
 from registry_service import local_etcd
-from registry_service.admin import AdminConfig, AdminServer, Readiness
+from registry_service.admin import AdminServer
+from registry_service.admin_auth import AdminAuth, client_context, server_context
+from registry_service.admin_config import AdminConfig, Readiness
+from registry_service.announcer import Announcer
 from registry_service.bearer_tokens import TokenTable
+from registry_service.control import Announcement
 from registry_service.embedded_etcd import EtcdServer
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.evictor import Evictor
 from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
 from registry_service.metrics import Metrics, MetricsInterceptor
+from registry_service.operations import Operations
+from registry_service.peers import PeerAdmins
+from registry_service.placement import Placement, advertised_host, url_host
 from registry_service.port_claim import PortClaim, bind_error
 from registry_service.registry import Registry
 from registry_service.retry import Backoff
@@ -50,6 +58,7 @@ from registry_service.startup import (
 )
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from registry_service.store.etcd_control import EtcdControlStore
 from registry_service.supervisor import (
     claim_shared_ports,
     supervise,
@@ -68,9 +77,15 @@ def new_frontend_id() -> str:
 class Frontend:
     """One registry frontend process's worth of parts, started and stopped in order."""
 
-    def __init__(self, settings: Settings, frontend_id: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        frontend_id: str | None = None,
+        placement: Placement | None = None,
+    ) -> None:
         self.settings = settings
         self.frontend_id = frontend_id or new_frontend_id()
+        self.placement = placement or Placement()
         self.metrics = Metrics()
         self.stopping = False
         self.client = EtcdClient(
@@ -93,6 +108,7 @@ class Frontend:
             self.frontend_id,
             audit_retention_seconds=settings.audit_retention_seconds,
         )
+        self.control = EtcdControlStore(self.client, self.store)
         self.hub = WatchHub(
             self.store,
             history_revisions=settings.watch_history_revisions,
@@ -101,6 +117,7 @@ class Frontend:
             slice_subscribers=settings.watch_fanout_slice_subscribers,
             store_connected=lambda: self.client.watcher.connected,
             observe=self.metrics.observe_stage,
+            ack_deadline_seconds=settings.ack_deadline_seconds,
         )
         self.evictor = Evictor(
             self.store,
@@ -114,6 +131,7 @@ class Frontend:
                 minimum=settings.eviction_budget_minimum,
                 window_seconds=settings.eviction_window_seconds,
                 ceiling_seconds=settings.suspect_ceiling_seconds,
+                type_minimum=settings.eviction_budget_type_minimum,
             ),
             dry_run=settings.evictor_dry_run,
             store_settled=self._store_settled,
@@ -134,20 +152,12 @@ class Frontend:
             max_streams_per_peer=settings.max_streams_per_peer,
             keepalive_max_messages_per_second=settings.keepalive_max_messages_per_second,
         )
-        self.metrics.attach(self.hub, self.evictor)
-        self.admin = AdminServer(
-            AdminConfig(
-                listen=settings.admin_listen,
-                frontend_id=self.frontend_id,
-                metrics=self.metrics.registry,
-                readiness=self.readiness,
-                watch=self.hub,
-                eviction=self.evictor,
-                operations=self.registry,
-                admin_token=settings.admin_token,
-                tokens=self.tokens,
-            )
+        self.operations = Operations(
+            self.store, self.control, self.hub, self.registry, settings.limits, self.frontend_id
         )
+        self.metrics.attach(self.hub, self.evictor)
+        self.admin = AdminServer(self._admin_config())
+        self.announcer: Announcer | None = None
         self.server: grpc.aio.Server | None = None
         self.health_server: grpc.aio.Server | None = None
         self.health_port = 0
@@ -155,6 +165,61 @@ class Frontend:
         self._evictor_task: asyncio.Task[None] | None = None
         self._serving = False
         self.port = 0
+
+    def _admin_config(self) -> AdminConfig:
+        """The admin port: the gRPC port's TLS and mTLS, unless behind a supervisor (then it is
+        private, on loopback, and the supervisor's port carries them)."""
+        settings, worker = self.settings, self.placement.behind_supervisor
+        tls = settings.tls_cert_file and not worker
+        return AdminConfig(
+            listen=settings.admin_listen,
+            frontend_id=self.frontend_id,
+            metrics=self.metrics.registry,
+            readiness=self.readiness,
+            watch=self.hub,
+            eviction=self.evictor,
+            operations=self.operations,
+            auth=AdminAuth(
+                self.tokens,
+                settings.admin_token,
+                client_certificates=bool(tls and settings.tls_client_ca_file),
+                trust_forwarded=worker,
+            ),
+            peers=PeerAdmins(
+                client_context(
+                    settings.peer_ca_file or settings.tls_client_ca_file,
+                    settings.tls_cert_file,
+                    settings.tls_key_file,
+                )
+                if settings.tls_cert_file
+                else None,
+                settings.peer_timeout_seconds,
+            ),
+            ssl_context=server_context(
+                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+            )
+            if tls
+            else None,
+        )
+
+    def announcement(self) -> Announcement:
+        """How this frontend announces itself (once its ports are known)."""
+        settings, placement = self.settings, self.placement
+        host = url_host(advertised_host(settings.advertise_address, settings.listen))
+        admin_url = placement.host_admin_url or (
+            f"{'https' if settings.tls_cert_file else 'http'}://{host}:{self.admin.port}"
+        )
+        return Announcement(
+            id=self.frontend_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            worker_index=placement.worker_index,
+            worker_count=placement.worker_count,
+            grpc_address=f"{host}:{self.port}",
+            admin_url=admin_url,
+            version=__version__,
+            started_at=time.time(),
+        )
 
     def _store_settled(self) -> bool:
         """etcd has been reachable for the outage grace period (the evictor may act)."""
@@ -238,6 +303,15 @@ class Frontend:
             await self.admin.start()
         except OSError as err:
             raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
+        self.announcer = Announcer(
+            self.store,
+            self.control,
+            self.announcement(),
+            lambda: len(self.hub.subscriptions),
+            lease_ttl_seconds=settings.frontend_lease_ttl_seconds,
+            refresh_seconds=settings.announce_refresh_seconds,
+        )
+        await self.announcer.start()
         await set_serving(self._health, True)
         log.info(
             "node-registry %s serving on %s (etcd %s, prefix %s)",
@@ -289,6 +363,8 @@ class Frontend:
         self.stopping = True
         if self._health is not None:
             await set_serving(self._health, False)
+        if self.announcer is not None:  # the cluster-wide views stop asking this frontend
+            await self.announcer.stop()
         self.servicer.begin_shutdown()
         await self.hub.close()
         if self.server is not None and self._serving:
@@ -387,14 +463,16 @@ async def _keep_etcd(
 
 
 async def _run_frontend(settings: Settings, stop: asyncio.Event, *, reuse_port: bool) -> None:
-    frontend = Frontend(settings)
+    placement = Placement.from_environment(os.environ)
+    frontend = Frontend(settings, placement=placement)
     await frontend.start(reuse_port=reuse_port)
     collector = None
     if settings.gc_full_collection_seconds > 0:
         take_full_collections_off_the_hot_path()
         collector = asyncio.create_task(collect_every(settings.gc_full_collection_seconds))
+    scheme = "https" if settings.tls_cert_file and not placement.behind_supervisor else "http"
     print(
-        f"node-registry serving on {frontend.address} (admin http://"
+        f"node-registry serving on {frontend.address} (admin {scheme}://"
         f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
         flush=True,
     )

@@ -2,15 +2,19 @@
 
 Tokens live in a file (`auth_tokens_file`), one per line:
 
-    # name    scopes               token
-    fleet     register,watch       3f0c...e1
-    dashboard watch                9a41...77
-    ops       admin,register,watch 51d2...0c
+    # name      scopes               token
+    fleet       register,watch       3f0c...e1
+    dashboard   watch                9a41...77
+    prometheus  metrics              77e0...3a
+    auditor     admin:read           c1b9...42
+    ops         admin,register,watch 51d2...0c
 
-Scopes: `register` (Register, KeepAlive, Deregister), `watch` (GetNodes, WatchNodes, AckWatch) and
-`admin` (the admin port's writes). Without a tokens file every caller may do everything. Only the
-tokens' SHA-256 digests are kept, compared in constant time. Nothing here knows a transport: a
-call's metadata is any sequence of (key, value) pairs, as gRPC metadata or an HTTP header give.
+Scopes: `register` (Register, KeepAlive, Deregister), `watch` (GetNodes, WatchNodes, AckWatch),
+`metrics` (the admin port's /metrics), `admin:read` (every admin read, /metrics too),
+`admin:write` (every admin write) and `admin` (both admin scopes, its meaning before they were
+split). Without a tokens file every caller may do everything. Only the tokens' SHA-256 digests
+are kept, compared in constant time. Nothing here knows a transport: a call's metadata is any
+sequence of (key, value) pairs, as gRPC metadata or an HTTP header give.
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCOPES = frozenset({"register", "watch", "admin"})
+SCOPES = frozenset({"register", "watch", "metrics", "admin", "admin:read", "admin:write"})
+# What a scope grants besides itself.
+_IMPLIED = {
+    "admin": frozenset({"admin:read", "admin:write", "metrics"}),
+    "admin:read": frozenset({"metrics"}),
+}
+
+
+def granted(scopes: frozenset[str]) -> frozenset[str]:
+    """The scopes a set of scopes grants, implied ones included (`admin` is read and write)."""
+    return scopes.union(*(_IMPLIED.get(scope, frozenset()) for scope in scopes))
 
 
 class TokenFileError(ValueError):
@@ -33,6 +47,9 @@ class TokenFileError(ValueError):
 class Principal:
     name: str
     scopes: frozenset[str]
+
+    def may(self, scope: str) -> bool:
+        return scope in granted(self.scopes)
 
 
 def _digest(token: str) -> bytes:
@@ -86,7 +103,7 @@ class TokenTable:
 
     def allows(self, metadata: Any, scope: str) -> bool:
         principal = self.identify(metadata)
-        return principal is not None and scope in principal.scopes
+        return principal is not None and principal.may(scope)
 
 
 def _reason(err: OSError | UnicodeDecodeError) -> str:

@@ -162,6 +162,10 @@ class ClusterView:
             sizes[datacenter] = sizes.get(datacenter, 0) + len(group)
         return sizes
 
+    def type_sizes(self) -> dict[tuple[str, str], int]:
+        """How many members each (datacenter, type) has."""
+        return {group: len(members) for group, members in self._groups.items()}
+
     def node_list(self, scope: Scope, age_seconds: float = 0.0, stale: bool = False) -> NodeList:
         """The scope's nodes grouped per datacenter, each with its own revision. A datacenter
         named in the scope is listed (empty) once it has ever had a member."""

@@ -6,6 +6,7 @@ Validation returns canonical values (lower-case host names, compressed IPv6) or 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import re
@@ -19,7 +20,12 @@ from registry_service.errors import InvalidArgumentError
 class NodeStatus(enum.Enum):
     UP = "UP"
     DRAINING = "DRAINING"
-    SUSPECT = "SUSPECT"
+    SUSPECT = "SUSPECT"  # set by the evictor only
+    OUT_OF_SERVICE = "OUT_OF_SERVICE"  # set by an operator only (maintenance)
+
+
+# Statuses an owner may register with; the others are the registry's or an operator's to set.
+OWNER_STATUSES = frozenset({NodeStatus.UP, NodeStatus.DRAINING})
 
 
 class EventType(enum.Enum):
@@ -49,6 +55,9 @@ class AuditCause(enum.Enum):
     CEILING = "CEILING"  # a suspect removed after the hard ceiling
     OPERATOR_EVICTED = "OPERATOR_EVICTED"
     OPERATOR_RESTORED = "OPERATOR_RESTORED"
+    OPERATOR_OUT_OF_SERVICE = "OPERATOR_OUT_OF_SERVICE"  # an operator's maintenance override
+    OPERATOR_DRAINING = "OPERATOR_DRAINING"  # an operator's drain override
+    OPERATOR_CLEARED = "OPERATOR_CLEARED"  # the override is gone: the owner's status again
 
     @property
     def transition(self) -> str:
@@ -69,6 +78,9 @@ _TRANSITIONS = {
     AuditCause.CEILING: "expired",
     AuditCause.OPERATOR_EVICTED: "evicted",
     AuditCause.OPERATOR_RESTORED: "restored",
+    AuditCause.OPERATOR_OUT_OF_SERVICE: "updated",
+    AuditCause.OPERATOR_DRAINING: "updated",
+    AuditCause.OPERATOR_CLEARED: "updated",
 }
 
 
@@ -122,6 +134,32 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """An operator's status for a live node (maintenance: OUT_OF_SERVICE, or DRAINING).
+
+    While it is set the node's status is `status`, whatever the owner renews or updates;
+    `owner_status` is what the owner last asked for, its status again once the operator clears
+    the override. `by` is the operator's identity (a token's name, a certificate's, an address).
+    """
+
+    status: NodeStatus
+    owner_status: NodeStatus
+    by: str
+    at: float
+
+
+def owner_view(node: Node, override: Override | None) -> tuple[Node, Override | None]:
+    """The node as stored when its owner asks for `node` (status included): an operator's
+    override keeps its status and remembers the owner's."""
+    if override is None:
+        return node, None
+    return (
+        dataclasses.replace(node, status=override.status),
+        dataclasses.replace(override, owner_status=node.status),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Registration:
     """A node plus what proves and keeps its registration: the etcd lease and the token's hash.
 
@@ -136,6 +174,7 @@ class Registration:
     idempotency_hash: str = ""
     sealed_token: str = ""
     suspect_since: float = 0.0  # wall-clock time it became SUSPECT (shared by every frontend)
+    override: Override | None = None  # an operator's status, kept while it is set
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +183,9 @@ class Identity:
 
     incarnation: int
     removal_reason: RemovalReason | None = None
+    # An operator evicted the node and holds its id out until then (wall clock; 0: no hold).
+    hold_until: float = 0.0
+    held_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +199,7 @@ class AuditEntry:
     frontend: str
     revision: int = 0
     detail: str = ""
+    operator: str = ""  # who acted, for operator causes (a token's or certificate's name, an IP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,8 +364,11 @@ def validate_ttl(ttl_seconds: int, limits: Limits) -> int:
 def validate_node(node: Node, limits: Limits) -> Node:
     """Returns the node in canonical form, ready to store; incarnation is left for the registry."""
     key = validate_key(node.key, limits)
-    if node.status is NodeStatus.SUSPECT:
-        raise InvalidArgumentError("status SUSPECT is set by the registry only; use UP or DRAINING")
+    if node.status not in OWNER_STATUSES:
+        raise InvalidArgumentError(
+            f"status {node.status.value} is set by the registry or an operator only; "
+            "register with UP or DRAINING"
+        )
     return Node(
         id=key.id,
         type=key.type,
@@ -353,6 +399,7 @@ class ResyncReason(enum.Enum):
     UNKNOWN_REVISION = "UNKNOWN_REVISION"
     SLOW_CONSUMER = "SLOW_CONSUMER"
     PUSH_RESUMED = "PUSH_RESUMED"
+    UNCONFIRMED = "UNCONFIRMED"
 
 
 @dataclass(frozen=True, slots=True)

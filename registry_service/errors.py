@@ -5,6 +5,8 @@ RegistryError
 ├── NodeNotFoundError          no such registration, or a token that does not match it
 ├── SubscriptionNotFoundError  an AckWatch for a stream this frontend does not serve
 ├── NodeConflictError          the node is registered live by another owner
+├── NodeHeldError              an operator evicted the node and holds its id out for a while
+├── NotLiveError               an operator action on a node that is not a live member
 ├── ResourceExhaustedError     a configured limit was reached
 ├── ConcurrentModificationError  the node kept changing under the request; retrying is safe
 └── StoreError                 the store could not do what was asked; the subclass says what
@@ -41,6 +43,18 @@ class SubscriptionNotFoundError(RegistryError):
 
 class NodeConflictError(RegistryError):
     """The node id is registered live by another owner."""
+
+
+class NodeHeldError(RegistryError):
+    """An operator evicted the node with a hold: its id may register again after it."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class NotLiveError(RegistryError):
+    """An operator's action needs a live member (renewing), and the node is not one."""
 
 
 class ResourceExhaustedError(RegistryError):

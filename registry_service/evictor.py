@@ -30,6 +30,7 @@ from registry_service.self_preservation import (
     EvictionLedger,
     EvictionPlan,
     plan_evictions,
+    pools,
 )
 from registry_service.store.base import EvictorWrite, Member, RegistryStore, StoredNode
 from registry_service.watch_hub import WatchHub
@@ -143,7 +144,7 @@ class Evictor:
         now = self._clock()
         plan = plan_evictions(
             self._not_yet_written(view.expired()),
-            view.datacenter_sizes(),
+            view.type_sizes(),
             self._ledger,
             self._policy,
             now,
@@ -191,9 +192,10 @@ class Evictor:
                     suspect_since=now,
                 )
             elif action.spends_budget:
-                self._ledger.record(key.datacenter, now)
+                for pool in pools(key):
+                    self._ledger.record(pool, now)
             cause = AuditCause.SUSPECTED if suspect else _CAUSES[action]
-            writes.append(EvictorWrite(expected, cause, self._detail(key.datacenter), suspect))
+            writes.append(EvictorWrite(expected, cause, self._budget_detail(key), suspect))
         revisions: list[int | None] = [None] * len(writes)
         try:
             revisions = await self._store.evict_many(writes, fence=self._election.fence)
@@ -201,7 +203,8 @@ class Evictor:
             for decision, revision in zip(decisions, revisions, strict=True):
                 action = decision.action
                 if revision is None and action.spends_budget:
-                    self._ledger.refund(decision.key.datacenter, now)  # it did not happen
+                    for pool in pools(decision.key):  # it did not happen
+                        self._ledger.refund(pool, now)
                 elif revision is not None and action is Action.SUSPECT:
                     self.status.suspected += 1  # the store logs the transition
                 elif revision is not None:
@@ -222,14 +225,20 @@ class Evictor:
         }
         return [(key, member) for key, member in expired if key not in self._written]
 
-    def _detail(self, datacenter: str) -> str:
-        budget = self.status.plan.datacenters.get(datacenter)
-        if budget is None:
-            return ""
-        return (
-            f"budget {budget.budget} per {self._policy.window_seconds:g}s in {datacenter}, "
-            f"{budget.spent} spent, {budget.silent} silent"
-        )
+    def _budget_detail(self, key: NodeKey) -> str:
+        """The audit detail of a budgeted decision: both budgets as the plan saw them."""
+        plan, window = self.status.plan, self._policy.window_seconds
+        parts = []
+        for name, budget in (
+            (key.datacenter, plan.datacenters.get(key.datacenter)),
+            (f"{key.datacenter}/{key.type}", plan.types.get((key.datacenter, key.type))),
+        ):
+            if budget is not None:
+                parts.append(
+                    f"budget {budget.budget} per {window:g}s in {name}, {budget.spent} spent, "
+                    f"{budget.silent} silent"
+                )
+        return "; ".join(parts)
 
     async def close(self) -> None:
         """Resigns so that another frontend takes over at once."""

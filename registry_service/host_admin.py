@@ -6,10 +6,15 @@ and the supervisor serves the configured admin address:
     GET /metrics             every worker's /metrics, fetched at once, each series labelled
                              worker="<i>" and merged family by family; plus the supervisor's own
                              process series (worker="supervisor") and noderegistry_worker_up
-    GET /admin/subscribers   every worker's subscribers, each with its worker
-    PUT /admin/push          sent to every worker (each worker holds its own switch)
+    GET /admin/subscribers   every worker's subscribers, each with its worker (what the other
+                             frontends' cluster-wide views ask this host for)
     anything else            answered by the first worker that answers: the workers share etcd,
-                             so nodes, suspects, audit and readiness read the same there
+                             so nodes, suspects, audit, readiness and every operator write (the
+                             push switch lives in etcd, and every worker follows it) work there
+
+The port has the frontends' TLS, mTLS and bearer tokens (admin_auth.py): the supervisor checks
+each request and passes the caller's token and identity on to the workers, whose own admin ports
+are private (loopback, plaintext).
 
 prometheus-client's multiprocess mode was the other way to one scrape: it cannot serve the
 collector-based gauges read from each worker's state at scrape time (subscribers, leadership, lag).
@@ -19,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import ssl
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -31,10 +37,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from registry_service.admin_auth import OPERATOR_HEADER, AdminAuth
 from registry_service.http_site import start_site
 
 _WORKER_TIMEOUT_SECONDS = 3.0
-_BROADCAST = {("PUT", "/admin/push")}
 _FORWARDED_HEADERS = ("Authorization", "Content-Type", "X-Request-Id")
 
 
@@ -87,10 +93,19 @@ class HostAdmin:
     """The host's admin HTTP server in the supervisor; `workers()` gives each worker's admin URL
     (read per request: a restarted worker has a new port)."""
 
-    def __init__(self, listen: str, workers: Callable[[], Sequence[str]]) -> None:
+    def __init__(
+        self,
+        listen: str,
+        workers: Callable[[], Sequence[str]],
+        *,
+        auth: AdminAuth,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._host, _, port = listen.rpartition(":")
         self._port = int(port)
         self._workers = workers
+        self._auth = auth
+        self._ssl = ssl_context
         self._collector = _HostCollector()
         self._registry = CollectorRegistry()
         self._registry.register(self._collector)
@@ -100,22 +115,23 @@ class HostAdmin:
 
     @property
     def address(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{self._host}:{self.port}"
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=_WORKER_TIMEOUT_SECONDS)
         )
-        app = web.Application()
+        app = web.Application(middlewares=[self._auth.middleware()])
         app.add_routes(
             [
                 web.get("/metrics", self.metrics),
                 web.get("/healthz", self.healthz),
                 web.get("/admin/subscribers", self.subscribers),
+                web.get("/admin/evictor", self.evictor),
                 web.route("*", "/{path:.*}", self.forward),
             ]
         )
-        self._runner, self.port = await start_site(app, self._host, self._port)
+        self._runner, self.port = await start_site(app, self._host, self._port, self._ssl)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -123,24 +139,33 @@ class HostAdmin:
         if self._session is not None:
             await self._session.close()
 
-    async def _fetch(self, url: str) -> tuple[int, bytes, str] | None:
+    def _headers(self, request: web.Request) -> dict[str, str]:
+        """What a worker gets of the caller: its token, its identity (checked here)."""
+        headers = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
+        headers[OPERATOR_HEADER] = self._auth.identify(request)
+        return headers
+
+    async def _fetch(self, url: str, headers: Mapping[str, str]) -> tuple[int, bytes, str] | None:
         assert self._session is not None
         try:
-            async with self._session.get(url) as response:
+            async with self._session.get(url, headers=headers) as response:
                 return response.status, await response.read(), response.content_type
         except (aiohttp.ClientError, TimeoutError):
             return None
 
-    async def _from_every_worker(self, path: str) -> list[tuple[str, bytes | None]]:
+    async def _from_every_worker(
+        self, path: str, request: web.Request
+    ) -> list[tuple[str, bytes | None]]:
         workers = list(self._workers())
-        answers = await asyncio.gather(*(self._fetch(admin + path) for admin in workers))
+        headers = self._headers(request)
+        answers = await asyncio.gather(*(self._fetch(admin + path, headers) for admin in workers))
         return [
             (str(index), answer[1] if answer is not None and answer[0] == 200 else None)
             for index, answer in enumerate(answers)
         ]
 
     async def metrics(self, request: web.Request) -> web.Response:
-        answers = await self._from_every_worker("/metrics")
+        answers = await self._from_every_worker("/metrics", request)
         self._collector.up = {worker: body is not None for worker, body in answers}
         self._collector.expositions = [
             (worker, body.decode()) for worker, body in answers if body is not None
@@ -152,13 +177,16 @@ class HostAdmin:
         return web.Response(text="ok\n")
 
     async def subscribers(self, request: web.Request) -> web.Response:
-        merged: dict[str, Any] = {"subscribers": [], "workers": {}}
-        for worker, body in await self._from_every_worker("/admin/subscribers"):
+        merged: dict[str, Any] = {"subscribers": [], "workers": {}, "frontends": []}
+        path = request.path_qs
+        for worker, body in await self._from_every_worker(path, request):
             if body is None:
                 merged["workers"][worker] = None
                 continue
             data = json.loads(body)
+            merged["frontends"].append(data.get("frontend"))
             merged["workers"][worker] = {
+                "frontend": data.get("frontend"),
                 "revision": data.get("revision"),
                 "push_enabled": data.get("push_enabled"),
             }
@@ -167,13 +195,22 @@ class HostAdmin:
             )
         return web.json_response(merged)
 
+    async def evictor(self, request: web.Request) -> web.Response:
+        """The worker that leads eviction answers, if one of them does (else the first)."""
+        answers = [
+            json.loads(body)
+            for _, body in await self._from_every_worker("/admin/evictor", request)
+            if body is not None
+        ]
+        if not answers:
+            return web.json_response({"error": "no worker answered"}, status=503)
+        return web.json_response(next((a for a in answers if a.get("leader")), answers[0]))
+
     async def forward(self, request: web.Request) -> web.Response:
-        """Another admin path: one worker answers (every worker for a broadcast write)."""
+        """Another admin path: the first worker that answers does."""
         assert self._session is not None
         body = await request.read()
-        headers = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
-        broadcast = (request.method, request.path) in _BROADCAST
-        first: web.Response | None = None
+        headers = self._headers(request)
         for admin in self._workers():
             try:
                 async with self._session.request(
@@ -186,9 +223,5 @@ class HostAdmin:
                     )
             except (aiohttp.ClientError, TimeoutError):
                 continue
-            if not broadcast:
-                return answer
-            first = first or answer
-        if first is not None:
-            return first
+            return answer
         return web.json_response({"error": "no worker answered"}, status=503)

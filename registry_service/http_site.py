@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import ssl
+
 from aiohttp import web
 
 
-async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serves `app` on host:port (port 0 picks a free one); returns its runner and the port."""
+async def start_site(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serves `app` on host:port (port 0 picks a free one), over TLS with a context; returns
+    its runner and the port."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     sockets = getattr(site._server, "sockets", None)
     assert sockets

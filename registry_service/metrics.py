@@ -187,8 +187,24 @@ class _StateCollector(Collector):
         acking = [s for s in subscriptions if s.acked_revision]
         yield GaugeMetricFamily(
             "noderegistry_watch_subscribers_converged",
-            "Subscribers that acknowledged the frontend's latest revision.",
-            value=sum(1 for s in acking if s.acked_revision >= hub.revision),
+            "Subscribers that acknowledged everything they were sent up to the frontend's latest "
+            "revision.",
+            value=sum(1 for s in acking if s.converged(hub.revision)),
+        )
+        now = time.monotonic()
+        yield GaugeMetricFamily(
+            "noderegistry_watch_unacknowledged_seconds",
+            "How long the acknowledging subscriber that has owed an acknowledgement longest has "
+            "owed it (past ack_deadline_seconds it is re-pushed: resync UNCONFIRMED).",
+            value=max(
+                (now - s.acks.unacked_since for s in subscriptions if s.acks.unacked_since),
+                default=0.0,
+            ),
+        )
+        yield GaugeMetricFamily(
+            "noderegistry_watch_subscribers_held",
+            "Subscribers the push switch holds back (switched off, or on the gray list).",
+            value=sum(1 for s in subscriptions if s.held),
         )
         yield GaugeMetricFamily(
             "noderegistry_watch_slowest_ack_lag_revisions",
@@ -253,12 +269,23 @@ class _StateCollector(Collector):
             "Evictions a datacenter may still have in the current window (leading evictor only).",
             labels=("datacenter",),
         )
+        type_remaining = GaugeMetricFamily(
+            "noderegistry_eviction_type_budget_remaining",
+            "Evictions a (datacenter, type) may still have in the current window, for types with "
+            "silent members (leading evictor only).",
+            labels=("datacenter", "type"),
+        )
         if status.leader:
             for datacenter, budget in sorted(status.plan.datacenters.items()):
                 preserving.add_metric((datacenter,), int(budget.preserving))
                 remaining.add_metric((datacenter,), max(0, budget.budget - budget.spent))
+            for (datacenter, node_type), budget in sorted(status.plan.types.items()):
+                type_remaining.add_metric(
+                    (datacenter, node_type), max(0, budget.budget - budget.spent)
+                )
         yield preserving
         yield remaining
+        yield type_remaining
         yield GaugeMetricFamily(
             "noderegistry_evictor_leader",
             "1 while this frontend leads eviction.",

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from registry_service.control import OperatorEntry
 from registry_service.domain import (
     AuditCause,
-    AuditEntry,
     Consistency,
     Limits,
     Node,
@@ -32,6 +34,7 @@ from registry_service.domain import (
     Registration,
     RemovalReason,
     Scope,
+    owner_view,
     validate_key,
     validate_node,
     validate_scope,
@@ -41,6 +44,7 @@ from registry_service.errors import (
     ConcurrentModificationError,
     InvalidArgumentError,
     NodeConflictError,
+    NodeHeldError,
     NodeNotFoundError,
     StoreUnavailableError,
     SubscriptionNotFoundError,
@@ -48,6 +52,7 @@ from registry_service.errors import (
 from registry_service.failpoints import failpoint
 from registry_service.renewals import Renewals
 from registry_service.store.base import RegistryStore, StoredNode
+from registry_service.subscription import Subscription
 from registry_service.tokens import (
     hash_idempotency_key,
     hash_token,
@@ -56,7 +61,7 @@ from registry_service.tokens import (
     token_matches,
     unseal_token,
 )
-from registry_service.watch_hub import Subscription, WatchHub
+from registry_service.watch_hub import WatchHub
 
 _MAX_ATTEMPTS = 8
 _IDEMPOTENCY_KEY_MAX_LENGTH = 128
@@ -72,6 +77,20 @@ class RegisterResult:
 
 def _restored_status(status: NodeStatus) -> NodeStatus:
     return NodeStatus.UP if status is NodeStatus.SUSPECT else status
+
+
+def _refuse_held(key: NodeKey, stored: StoredNode) -> None:
+    """An operator evicted the node with a hold: its id may not register before the hold ends."""
+    identity = stored.identity
+    remaining = identity.hold_until - time.time() if identity else 0.0
+    if identity is not None and remaining > 0:
+        until = datetime.datetime.fromtimestamp(identity.hold_until, datetime.UTC)
+        raise NodeHeldError(
+            f"node {key} was evicted by {identity.held_by or 'an operator'}, who holds it out "
+            f"until {until.isoformat(timespec='seconds')} ({remaining:.0f}s from now); register "
+            "after that, or ask the operator to lift the hold (noderegistry admin node unhold)",
+            retry_after_seconds=remaining,
+        )
 
 
 class Registry:
@@ -170,6 +189,12 @@ class Registry:
             f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
         )
 
+    def forget_lease(self, lease_id: int) -> None:
+        """A registration was removed behind its owner's back (an operator evicted it): its
+        renewals must not be answered from the coalescing cache, and its lease can go."""
+        self._renewals.forget(lease_id)
+        self._revoke_later(lease_id)
+
     def _revoke_later(self, lease_id: int) -> None:
         task = asyncio.create_task(self._quietly_revoke(lease_id))
         self._background.add(task)
@@ -212,7 +237,7 @@ class Registry:
                 # The same registration retried: UP again, same incarnation and token.
                 return await self._restore(
                     stored,
-                    current.node,
+                    None,
                     unseal_token(current.sealed_token, idempotency_key),
                     ttl,
                     lease_id,
@@ -238,6 +263,7 @@ class Registry:
         lease_id: int,
     ) -> tuple[RegisterResult | None, int]:
         """Creates the registration on lease_id; returns (result, 0) or (None, lease_id)."""
+        _refuse_held(node.key, stored)
         incarnation = (stored.identity.incarnation if stored.identity else 0) + 1
         node = dataclasses.replace(node, incarnation=incarnation)
         token = new_token()
@@ -260,22 +286,36 @@ class Registry:
     async def _restore(
         self,
         stored: StoredNode,
-        node: Node,
+        requested: Node | None,
         token: str,
         ttl: int,
         lease_id: int,
         cause: AuditCause,
+        operator: OperatorEntry | None = None,
     ) -> tuple[RegisterResult | None, int]:
-        """Puts a SUSPECT member back UP on lease_id; returns (result, 0) or (None, lease_id)."""
+        """Puts a SUSPECT (or lapsed) member back UP on lease_id, as its owner now asks
+        (`requested`) or as stored (None); an operator's override keeps its status. Returns
+        (result, 0) or (None, lease_id)."""
         current = stored.registration
         assert current is not None
-        node = dataclasses.replace(
-            node, incarnation=current.node.incarnation, status=_restored_status(node.status)
-        )
+        override = current.override
+        if requested is not None:
+            requested = dataclasses.replace(requested, incarnation=current.node.incarnation)
+            node, override = owner_view(requested, override)
+        else:
+            status = override.status if override else _restored_status(current.node.status)
+            node = dataclasses.replace(current.node, status=status)
         registration = dataclasses.replace(
-            current, node=node, lease_id=lease_id, ttl_seconds=ttl, suspect_since=0.0
+            current,
+            node=node,
+            lease_id=lease_id,
+            ttl_seconds=ttl,
+            suspect_since=0.0,
+            override=override,
         )
-        revision = await self._store.restore_registration(registration, stored, cause)
+        revision = await self._store.restore_registration(
+            registration, stored, cause, operator=operator
+        )
         if revision is None:
             return None, lease_id
         return RegisterResult(node, ttl, token, revision), 0
@@ -283,11 +323,16 @@ class Registry:
     async def _update(
         self, node: Node, ttl: int, token: str, current: Registration, stored: StoredNode
     ) -> RegisterResult | None:
-        node = dataclasses.replace(node, incarnation=current.node.incarnation)
+        # An operator's override (maintenance, drain) outlasts the owner's updates.
+        node, override = owner_view(
+            dataclasses.replace(node, incarnation=current.node.incarnation), current.override
+        )
         lease_id = current.lease_id
         if ttl != current.ttl_seconds:
             lease_id = await self._store.grant_lease(ttl)
-        registration = dataclasses.replace(current, node=node, lease_id=lease_id, ttl_seconds=ttl)
+        registration = dataclasses.replace(
+            current, node=node, lease_id=lease_id, ttl_seconds=ttl, override=override
+        )
         revision = await self._store.update_registration(registration, stored)
         if revision is None:
             if lease_id != current.lease_id:
@@ -326,20 +371,25 @@ class Registry:
             current = stored.registration
             if current is None or stored.live or not token_matches(token, current.token_hash):
                 raise NodeNotFoundError(f"the lease of {key} has expired; register again")
-            result = await self._restore_on_new_lease(stored, token, AuditCause.RESTORED)
+            result = await self.restore_on_new_lease(stored, token, AuditCause.RESTORED)
             if result is not None:
                 return result.ttl_seconds
         raise ConcurrentModificationError(f"node {key} changed while renewing; retry")
 
-    async def _restore_on_new_lease(
-        self, stored: StoredNode, token: str, cause: AuditCause
+    async def restore_on_new_lease(
+        self,
+        stored: StoredNode,
+        token: str,
+        cause: AuditCause,
+        operator: OperatorEntry | None = None,
     ) -> RegisterResult | None:
-        """Puts a lapsed member back UP on a new lease of its own TTL; None if it changed."""
+        """Puts a lapsed member back UP on a new lease of its own TTL (its owner renewed, or an
+        operator cancelled its eviction); None if it changed meanwhile."""
         current = stored.registration
         assert current is not None
         lease_id = await self._store.grant_lease(current.ttl_seconds)
         result, unused = await self._restore(
-            stored, current.node, token, current.ttl_seconds, lease_id, cause
+            stored, None, token, current.ttl_seconds, lease_id, cause, operator
         )
         if unused:
             self._revoke_later(unused)
@@ -364,45 +414,6 @@ class Registry:
                     await self._store.revoke_lease(registration.lease_id)
                 return revision
         raise ConcurrentModificationError(f"node {key} changed while deregistering; retry")
-
-    # -- Operator decisions on suspects ------------------------------------------------------
-
-    def suspects(self) -> list[Registration]:
-        """Every SUSPECT member in this frontend's view, oldest suspicion first."""
-        held = [
-            member.registration
-            for _, member in self._hub.view.expired()
-            if member.registration.node.status is NodeStatus.SUSPECT
-        ]
-        return sorted(held, key=lambda registration: registration.suspect_since)
-
-    async def settle_suspect(self, key: NodeKey, *, evict: bool) -> int:
-        """An operator's decision on a suspect: evict it now (REMOVED, reason EVICTED), or cancel
-        its eviction (UP again on a new lease of its TTL: it has one more TTL to renew)."""
-        key = validate_key(key, self._limits)
-        for _ in range(_MAX_ATTEMPTS):
-            stored = await self._store.read_node(key)
-            current = stored.registration
-            if current is None or stored.live or current.node.status is not NodeStatus.SUSPECT:
-                raise NodeNotFoundError(f"{key} is not a SUSPECT member")
-            if evict:
-                revision = await self._store.remove_member(
-                    stored,
-                    RemovalReason.EVICTED,
-                    cause=AuditCause.OPERATOR_EVICTED,
-                    only_if_not_live=True,
-                )
-                if revision is not None:
-                    return revision
-                continue
-            result = await self._restore_on_new_lease(stored, "", AuditCause.OPERATOR_RESTORED)
-            if result is not None:
-                return result.revision
-        raise ConcurrentModificationError(f"node {key} changed while settling it; retry")
-
-    async def audit(self, key: NodeKey) -> list[AuditEntry]:
-        """Why the node joined, changed and left, as far back as the audit retention."""
-        return await self._store.read_audit(validate_key(key, self._limits))
 
     # -- GetNodes / WatchNodes ----------------------------------------------------------------
 
@@ -451,7 +462,9 @@ class Registry:
                 "the frontend that serves the stream"
             )
 
-    async def watch(self, scope: Scope, resume_revision: int) -> Subscription:
+    async def watch(
+        self, scope: Scope, resume_revision: int, *, peer: str = "", acknowledging: bool = False
+    ) -> Subscription:
         scope = validate_scope(scope, self._limits)
         if resume_revision < 0:
             raise InvalidArgumentError(f"resume_revision {resume_revision} must be >= 0")
@@ -460,4 +473,4 @@ class Registry:
             # Another frontend may have been further along: catch up before deciding.
             with contextlib.suppress(StoreUnavailableError):
                 await self.sync()
-        return self._hub.subscribe(scope, resume_revision)
+        return self._hub.subscribe(scope, resume_revision, peer=peer, acknowledging=acknowledging)

@@ -1,14 +1,17 @@
-"""The eviction budget (self-preservation, DESIGN.md §6): pure decisions, no I/O.
+"""The eviction budget (self-preservation, DESIGN.md §6 and §9): pure decisions, no I/O.
 
 Per datacenter, at most `max(minimum, ratio x members)` expired members are removed within any
-sliding window. When more stop renewing at once, the evictor removes up to what is left of the
-budget (oldest registration first) and marks the rest SUSPECT: a network partition between nodes
-and registry must not empty the node list, the way Eureka's self-preservation stops expiring when
-renewals drop. Suspects leave in one of four ways:
+sliding window, and per (datacenter, type) at most `max(type_minimum, ratio x members of the
+type)`: three meta nodes beside a hundred data nodes are not one pool. An expired member goes
+only while both allowances have room (the smaller wins). When more stop renewing at once, the
+evictor removes up to what is left of the budgets (oldest registration first) and marks the rest
+SUSPECT: a network partition between nodes and registry must not empty the node list, the way
+Eureka's self-preservation stops expiring when renewals drop. Suspects leave in one of four ways:
 
 - they renew or re-register: UP again (the registry restores them, not this module);
-- the budget covers every silent member of the datacenter again (the mass event has passed, only
-  a normal number of nodes is still silent): they are removed as BUDGET_RELEASED;
+- the budget covers every silent member of the datacenter, and each type's budget every silent
+  member of its type, again (the mass event has passed, only a normal number of nodes is still
+  silent): they are removed as BUDGET_RELEASED;
 - they stay silent past the hard ceiling: removed as CEILING, whatever the budget;
 - an operator confirms (removed) or cancels (restored) them.
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import collections
 import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from registry_service.domain import NodeKey, NodeStatus
@@ -33,9 +36,15 @@ class BudgetPolicy:
     minimum: int = 2
     window_seconds: float = 60.0
     ceiling_seconds: float = 900.0
+    type_minimum: int = 2
 
     def budget(self, members: int) -> int:
+        """A datacenter's allowance per window."""
         return max(self.minimum, math.floor(self.ratio * members))
+
+    def type_budget(self, members: int) -> int:
+        """A (datacenter, type)'s allowance per window."""
+        return max(self.type_minimum, math.floor(self.ratio * members))
 
 
 class Action(enum.Enum):
@@ -62,7 +71,7 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class DatacenterBudget:
-    """One datacenter's budget as the last plan saw it."""
+    """One datacenter's (or one type's in a datacenter) budget as the last plan saw it."""
 
     members: int
     budget: int
@@ -80,30 +89,37 @@ class DatacenterBudget:
 class EvictionPlan:
     decisions: tuple[Decision, ...] = ()
     datacenters: Mapping[str, DatacenterBudget] = field(default_factory=dict)
+    types: Mapping[tuple[str, str], DatacenterBudget] = field(default_factory=dict)
+
+
+def pools(key: NodeKey) -> tuple[str, tuple[str, str]]:
+    """The budgets an eviction of `key` spends: its datacenter's and its type's there."""
+    return key.datacenter, (key.datacenter, key.type)
 
 
 class EvictionLedger:
-    """When each budgeted eviction happened, per datacenter, within the sliding window."""
+    """When each budgeted eviction happened, per pool (a datacenter, or a (datacenter, type)),
+    within the sliding window."""
 
     def __init__(self, window_seconds: float) -> None:
         self._window = window_seconds
-        self._times: dict[str, collections.deque[float]] = {}
+        self._times: dict[Hashable, collections.deque[float]] = {}
 
-    def spent(self, datacenter: str, now: float) -> int:
-        times = self._times.get(datacenter)
+    def spent(self, pool: Hashable, now: float) -> int:
+        times = self._times.get(pool)
         if not times:
             return 0
         while times and now - times[0] >= self._window:
             times.popleft()
         return len(times)
 
-    def record(self, datacenter: str, now: float) -> None:
-        self._times.setdefault(datacenter, collections.deque()).append(now)
+    def record(self, pool: Hashable, now: float) -> None:
+        self._times.setdefault(pool, collections.deque()).append(now)
 
-    def refund(self, datacenter: str, now: float) -> None:
+    def refund(self, pool: Hashable, now: float) -> None:
         """Takes back a recorded eviction that did not happen (its write failed). The newest
         records are the usual ones to take back (booked by the same sweep): O(1) then."""
-        times = self._times.get(datacenter)
+        times = self._times.get(pool)
         if times and times[-1] == now:
             times.pop()
         elif times and now in times:
@@ -112,25 +128,30 @@ class EvictionLedger:
 
 def plan_evictions(
     expired: Iterable[tuple[NodeKey, Member]],
-    members_per_datacenter: Mapping[str, int],
+    members_per_type: Mapping[tuple[str, str], int],
     ledger: EvictionLedger,
     policy: BudgetPolicy,
     now: float,
 ) -> EvictionPlan:
-    """Decides what happens to each member whose live key is gone. `now` is wall-clock time (a
-    suspect's `suspect_since` is written by whichever frontend led eviction then)."""
+    """Decides what happens to each member whose live key is gone, given how many members each
+    (datacenter, type) has. `now` is wall-clock time (a suspect's `suspect_since` is written by
+    whichever frontend led eviction then)."""
     fresh: dict[str, list[tuple[NodeKey, Member]]] = collections.defaultdict(list)
     held: dict[str, list[tuple[NodeKey, Member]]] = collections.defaultdict(list)
     for key, member in expired:
         suspect = member.registration.node.status is NodeStatus.SUSPECT
         (held if suspect else fresh)[key.datacenter].append((key, member))
+    members_per_datacenter: collections.Counter[str] = collections.Counter()
+    for (datacenter, _), count in members_per_type.items():
+        members_per_datacenter[datacenter] += count
 
     decisions: list[Decision] = []
     budgets: dict[str, DatacenterBudget] = {}
+    type_budgets: dict[tuple[str, str], DatacenterBudget] = {}
     for datacenter in sorted(fresh.keys() | held.keys()):
         spent = ledger.spent(datacenter, now)
         # The population at the window's start: evicted members still count towards the share.
-        budget = policy.budget(members_per_datacenter.get(datacenter, 0) + spent)
+        budget = policy.budget(members_per_datacenter[datacenter] + spent)
         available = max(0, budget - spent)
         candidates = sorted(fresh[datacenter], key=lambda item: item[1].mod_revision)
         suspects = []
@@ -139,20 +160,44 @@ def plan_evictions(
                 decisions.append(Decision(key, member, Action.CEILING))
             else:
                 suspects.append((key, member))
+        silent_per_type = collections.Counter(key.type for key, _ in candidates + suspects)
+        type_spent = {t: ledger.spent((datacenter, t), now) for t in silent_per_type}
+        type_budget = {
+            t: policy.type_budget(members_per_type.get((datacenter, t), 0) + type_spent[t])
+            for t in silent_per_type
+        }
+        type_available = {t: max(0, type_budget[t] - type_spent[t]) for t in silent_per_type}
         silent = len(candidates) + len(suspects)
-        if silent <= available:
+        still_suspect: collections.Counter[str] = collections.Counter()
+        if silent <= available and all(
+            silent_per_type[t] <= type_available[t] for t in silent_per_type
+        ):
             decisions.extend(Decision(k, m, Action.EVICT) for k, m in candidates)
             decisions.extend(Decision(k, m, Action.RELEASE) for k, m in suspects)
-            still_suspect = 0
         else:
-            decisions.extend(Decision(k, m, Action.EVICT) for k, m in candidates[:available])
-            decisions.extend(Decision(k, m, Action.SUSPECT) for k, m in candidates[available:])
-            still_suspect = silent - min(available, len(candidates))
+            left = dict(type_available)
+            for key, member in candidates:  # oldest registration first, within both allowances
+                if available > 0 and left[key.type] > 0:
+                    available -= 1
+                    left[key.type] -= 1
+                    decisions.append(Decision(key, member, Action.EVICT))
+                else:
+                    decisions.append(Decision(key, member, Action.SUSPECT))
+                    still_suspect[key.type] += 1
+            still_suspect.update(key.type for key, _ in suspects)
         budgets[datacenter] = DatacenterBudget(
-            members=members_per_datacenter.get(datacenter, 0),
+            members=members_per_datacenter[datacenter],
             budget=budget,
             spent=spent,
             silent=silent,
-            suspects=still_suspect,
+            suspects=sum(still_suspect.values()),
         )
-    return EvictionPlan(tuple(decisions), budgets)
+        for node_type, silent_of_type in silent_per_type.items():
+            type_budgets[(datacenter, node_type)] = DatacenterBudget(
+                members=members_per_type.get((datacenter, node_type), 0),
+                budget=type_budget[node_type],
+                spent=type_spent[node_type],
+                silent=silent_of_type,
+                suspects=still_suspect[node_type],
+            )
+    return EvictionPlan(tuple(decisions), budgets, type_budgets)

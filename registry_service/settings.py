@@ -88,19 +88,50 @@ class Settings:
     )
     admin_token: str = _setting(
         "",
-        "bearer token required by admin writes (tokens with the admin scope work too)",
+        "bearer token for the admin port, reads and writes (tokens of auth_tokens_file with the "
+        "admin, admin:read or admin:write scope work too); with any token or mTLS configured, "
+        "only /healthz and /readyz answer without one",
         secret=True,
     )
-    tls_cert_file: str = _setting("", "certificate (PEM) of the gRPC port; set with tls_key_file")
+    advertise_address: str = _setting(
+        "",
+        "host (name or IP) at which other frontends and operators reach this one, announced in "
+        "etcd with the ports of listen and admin_listen; empty: listen's host (this machine's "
+        "name when that is 0.0.0.0)",
+    )
+    frontend_lease_ttl_seconds: int = _setting(
+        10,
+        "lease of the frontend's announcement in etcd: a dead frontend leaves the list within it",
+    )
+    announce_refresh_seconds: float = _setting(
+        5.0, "the announced subscriber count is refreshed at most this often (and only on change)"
+    )
+    peer_timeout_seconds: float = _setting(
+        2.0,
+        "the cluster-wide admin views ask every announced frontend at once; one that does not "
+        "answer within this is listed as unreachable",
+    )
+    peer_ca_file: str = _setting(
+        "",
+        "CA bundle of the other frontends' admin certificates (cluster-wide admin views over "
+        "TLS); empty: tls_client_ca_file, else the system's CAs",
+    )
+    tls_cert_file: str = _setting(
+        "", "certificate (PEM) of the gRPC and admin ports; set with tls_key_file"
+    )
     tls_key_file: str = _setting("", "private key (PEM) of tls_cert_file")
     tls_client_ca_file: str = _setting(
-        "", "CA bundle of client certificates: set to require mTLS on the gRPC port"
+        "",
+        "CA bundle of client certificates: set to require mTLS on the gRPC port and on the admin "
+        "port (but /healthz and /readyz, for probes)",
     )
     health_listen: str = _setting(
         "", "plaintext gRPC port serving only grpc.health.v1 (for probes when mTLS is on)"
     )
     auth_tokens_file: str = _setting(
-        "", "file of bearer tokens with scopes ('name register,watch,admin token' per line)"
+        "",
+        "file of bearer tokens with scopes ('name register,watch token' per line; scopes "
+        "register, watch, metrics, admin:read, admin:write, admin = both)",
     )
     max_metadata_bytes: int = _setting(8 * 1024, "largest request metadata (headers) accepted")
     max_streams_per_peer: int = _setting(
@@ -192,6 +223,11 @@ class Settings:
         "a change is handed to this many subscribers, then other requests run, then the next "
         "slice (keeps Register and KeepAlive answering during a large fan-out)",
     )
+    ack_deadline_seconds: float = _setting(
+        30.0,
+        "a subscriber that opted into acknowledgements and has not confirmed a message this long "
+        "after it was sent is re-pushed (resync UNCONFIRMED); 0: never",
+    )
     # Eviction
     evictor_lease_ttl_seconds: int = _setting(
         5, "lease of the evictor's election key: a dead evictor is replaced within about this"
@@ -210,6 +246,11 @@ class Settings:
     )
     eviction_budget_minimum: int = _setting(
         2, "expired members a datacenter may always lose per window, whatever its size"
+    )
+    eviction_budget_type_minimum: int = _setting(
+        2,
+        "expired members each (datacenter, type) may always lose per window; its share is "
+        "eviction_budget_ratio of the type's members, and the smaller allowance wins",
     )
     eviction_window_seconds: float = _setting(60.0, "the sliding window of the eviction budget")
     suspect_ceiling_seconds: float = _setting(

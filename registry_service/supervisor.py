@@ -26,9 +26,20 @@ import re
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
+from registry_service.admin_auth import AdminAuth, server_context
+from registry_service.bearer_tokens import TokenTable
 from registry_service.host import Host
 from registry_service.host_admin import HostAdmin
+from registry_service.placement import (
+    HOST_ADMIN_URL_ENV,
+    SUPERVISOR_PID_ENV,
+    WORKER_COUNT_ENV,
+    WORKER_INDEX_ENV,
+    advertised_host,
+    url_host,
+)
 from registry_service.port_claim import PortClaim, claimed_by, split_address
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import SECRET_FILE_VARIABLES, Settings, env_name
@@ -43,7 +54,7 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-PARENT_ENV = "NODEREGISTRY_SUPERVISOR_PID"
+PARENT_ENV = SUPERVISOR_PID_ENV
 _ERROR_PREFIX = b"error: "
 _STOP_SECONDS = 10.0
 
@@ -123,10 +134,13 @@ class WorkerStartError(Exception):
 
 
 class Worker:
-    def __init__(self, index: int, settings: Settings, log_level: str) -> None:
+    def __init__(
+        self, index: int, settings: Settings, log_level: str, placement: dict[str, str]
+    ) -> None:
         self.index = index
         self.settings = settings
         self.log_level = log_level
+        self.placement = placement  # where it runs (placement.py), passed in its environment
         self.process: asyncio.subprocess.Process | None = None
         self.admin_address = ""
         self.error = ""  # the last `error:` line it wrote
@@ -147,7 +161,7 @@ class Worker:
             "serve",
             "--log-level",
             self.log_level,
-            env=_environment(self.settings),
+            env={**_environment(self.settings), **self.placement},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -197,7 +211,19 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
     host, _, port_text = settings.listen.rpartition(":")
     port = int(port_text)  # not 0: claim_shared_ports resolved it
     log_level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    workers = [
+    workers: list[Worker] = []
+    # The host's admin port first: the workers announce its URL, which answers for all of them.
+    admin = _host_admin(settings, lambda: [worker.admin_address for worker in workers])
+    try:
+        await admin.start()
+    except OSError as err:
+        raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
+    scheme = "https" if settings.tls_cert_file else "http"
+    admin_url = (
+        f"{scheme}://{url_host(advertised_host(settings.advertise_address, settings.listen))}"
+        f":{admin.port}"
+    )
+    workers.extend(
         Worker(
             i,
             dataclasses.replace(
@@ -207,16 +233,19 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
                 admin_listen="127.0.0.1:0",  # private: the host's admin port is the supervisor's
             ),
             log_level,
+            {
+                WORKER_INDEX_ENV: str(i),
+                WORKER_COUNT_ENV: str(count),
+                HOST_ADMIN_URL_ENV: admin_url,
+            },
         )
         for i in range(count)
-    ]
-    await _start_all(workers)
-    admin = HostAdmin(settings.admin_listen, lambda: [worker.admin_address for worker in workers])
+    )
     try:
-        await admin.start()
-    except OSError as err:
-        await asyncio.gather(*(worker.stop() for worker in workers))
-        raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
+        await _start_all(workers)
+    except BaseException:
+        await admin.stop()
+        raise
     pids = ", ".join(str(w.process.pid) for w in workers if w.process)
     print(
         f"node-registry serving on {host}:{port} ({count} workers, pids {pids}; admin "
@@ -248,6 +277,23 @@ async def _start_all(workers: list[Worker]) -> None:
         await asyncio.gather(*starts, return_exceptions=True)
         await asyncio.gather(*(worker.stop() for worker in workers))
         raise ServeError(str(err)) from None
+
+
+def _host_admin(settings: Settings, workers: Callable[[], list[str]]) -> HostAdmin:
+    """The host's admin port, with the frontends' TLS, mTLS and tokens (admin_auth.py)."""
+    tls = bool(settings.tls_cert_file)
+    return HostAdmin(
+        settings.admin_listen,
+        workers,
+        auth=AdminAuth(
+            TokenTable.load(settings.auth_tokens_file),
+            settings.admin_token,
+            client_certificates=tls and bool(settings.tls_client_ca_file),
+        ),
+        ssl_context=server_context(
+            settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+        ),
+    )
 
 
 async def _keep_running(worker: Worker, stop: asyncio.Event) -> None:

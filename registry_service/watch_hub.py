@@ -15,6 +15,10 @@ Contracts:
   between slices; every subscription still gets every change, in order.
 - Idle subscribers get progress messages carrying the hub's revision (as far as every subscription
   has been offered), which never runs behind a delta already queued.
+- Operator state comes from the same watch (DESIGN.md §9): the push switch (`switches/push`) is
+  applied in the revision etcd gives it, so every frontend and worker follows it within one watch
+  round trip, and the initial load reads it, so a frontend starts in the stored state; frontend
+  announcements (`frontends/`) are kept for the cluster-wide admin views.
 - Each change is timed per stage (`ChangeStage`) through the `observe` hook: the hub knows when a
   change was written (the record's write time), received and queued; the subscription knows when
   it was written to the stream (told by the transport) and acknowledged.
@@ -26,19 +30,18 @@ import asyncio
 import collections
 import contextlib
 import logging
-import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from registry_service import tracing
 from registry_service.cluster_view import ClusterView
+from registry_service.control import Announcement, PushSwitch
 from registry_service.domain import (
     ChangeStage,
     DeltaMessage,
     NodeKey,
     NodeList,
-    ProgressMessage,
     Registration,
     ResyncReason,
     Scope,
@@ -46,14 +49,20 @@ from registry_service.domain import (
     WatchMessage,
 )
 from registry_service.errors import (
-    RegistryError,
     ShuttingDownError,
     StoreCompactedError,
     StoreError,
     StoreUnavailableError,
 )
 from registry_service.retry import Backoff, ThrottledLog
-from registry_service.store.base import RegistryStore, StoreBatch
+from registry_service.store.base import (
+    ControlChange,
+    FrontendChanged,
+    RegistryStore,
+    StoreBatch,
+    SwitchChanged,
+)
+from registry_service.subscription import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +98,13 @@ class _Fanout:
     scoped: dict[Scope, DeltaMessage | None] = field(default_factory=dict)
 
     def offer_slice(self, size: int) -> bool:
-        """Offers the change to the next `size` subscriptions; True once all have had it. Equal
-        scopes share one scoped message: one filter pass and one serialization per scope."""
+        """Offers the change to the next `size` subscriptions (not held back by the push
+        switch); True once all have had it. Equal scopes share one scoped message: one filter
+        pass and one serialization per scope."""
         end = self.next + size
         for subscription in self.subscriptions[self.next : end]:
+            if subscription.held:
+                continue
             scope = subscription.scope
             if scope not in self.scoped:
                 self.scoped[scope] = _scoped(self.message, scope)
@@ -101,139 +113,6 @@ class _Fanout:
                 subscription.offer(delivered)
         self.next = end
         return end >= len(self.subscriptions)
-
-
-_ACK_TIMES_KEPT = 64
-
-
-class Subscription:
-    """One subscriber's ordered stream of watch messages; iterate it, close it when done."""
-
-    def __init__(
-        self,
-        hub: WatchHub,
-        scope: Scope,
-        initial: Iterable[WatchMessage],
-        queue_messages: int,
-        progress_seconds: float,
-    ) -> None:
-        self.scope = scope
-        self.id = secrets.token_hex(8)
-        self.peer = ""
-        self.acked_revision = 0
-        self._hub = hub
-        self._queue: collections.deque[WatchMessage] = collections.deque(initial)
-        self._queue_messages = queue_messages
-        self._progress_seconds = progress_seconds
-        # A bare future rather than an Event plus a timer per wait: this is paid per subscriber
-        # per message. Progress is due when the hub's ticker finds the stream idle long enough.
-        self._waiter: asyncio.Future[None] | None = None
-        self._idle_since = time.monotonic()
-        self._progress_due = False
-        self._resync: ResyncReason | None = None
-        self._error: RegistryError | None = None
-        self.sent_revision = 0
-        self.resyncs = 0
-        # (revision, monotonic time written) of recent deltas, kept once the subscriber has acked
-        # at all (most never do), to time written -> acknowledged.
-        self._written: collections.deque[tuple[int, float]] | None = None
-
-    def offer(self, message: DeltaMessage) -> None:
-        """Called by the hub with each delta already cut to this subscription's scope; never
-        blocks."""
-        if message.revision <= self.sent_revision:
-            return  # a resync snapshot sent meanwhile already covers it (sliced fan-out)
-        if len(self._queue) >= self._queue_messages:
-            self.request_resync(ResyncReason.SLOW_CONSUMER)
-            return
-        self._queue.append(message)
-        self._wake()
-
-    def request_resync(self, reason: ResyncReason) -> None:
-        """Replaces whatever is queued with one resync snapshot, built when next read."""
-        self._hub.resyncs[reason] += 1
-        self._queue.clear()
-        self._resync = reason
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def tick(self, now: float) -> None:
-        """Called by the hub's progress ticker: a stream idle for progress_seconds gets one."""
-        if self._waiter is not None and now - self._idle_since >= self._progress_seconds:
-            self._progress_due = True
-            self._wake()
-
-    def fail(self, error: RegistryError) -> None:
-        self._error = error
-        self._wake()
-
-    @property
-    def resync_pending(self) -> bool:
-        """It fell behind: its next message will be a resync snapshot, not its backlog."""
-        return self._resync is not None
-
-    @property
-    def backlog(self) -> int:
-        return len(self._queue)
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> WatchMessage:
-        while True:
-            if self._error is not None:
-                raise self._error
-            if self._resync is not None:
-                reason, self._resync = self._resync, None
-                self._queue.clear()
-                self.resyncs += 1
-                return self._sent(self._hub.snapshot(self.scope, reason))
-            if self._queue:
-                return self._sent(self._queue.popleft())
-            if self._progress_due:
-                self._progress_due = False
-                # While pushes are held, say nothing beyond what this subscriber was sent.
-                revision = (
-                    max(self._hub.published_revision, self.sent_revision)
-                    if self._hub.push_enabled
-                    else self.sent_revision
-                )
-                return self._sent(
-                    ProgressMessage(revision, self._hub.stale, round(self._hub.age_seconds, 3))
-                )
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-
-    def _sent(self, message: WatchMessage) -> WatchMessage:
-        self.sent_revision = max(self.sent_revision, message.revision)
-        self._idle_since = time.monotonic()
-        return message
-
-    def written(self, revision: int, at: float) -> None:
-        """The transport wrote the delta of `revision` to the stream at monotonic time `at`."""
-        if self._written is not None:
-            self._written.append((revision, at))
-
-    def ack(self, revision: int) -> None:
-        self.acked_revision = max(self.acked_revision, min(revision, self.sent_revision))
-        if self._written is None:
-            self._written = collections.deque(maxlen=_ACK_TIMES_KEPT)
-            return
-        latest = 0.0
-        while self._written and self._written[0][0] <= revision:
-            latest = self._written.popleft()[1]
-        if latest:
-            self._hub.observe(ChangeStage.WRITTEN_TO_ACKED, time.monotonic() - latest)
-
-    def close(self) -> None:
-        self._hub.unsubscribe(self)
 
 
 class WatchHub:
@@ -249,11 +128,13 @@ class WatchHub:
         clock: Callable[[], float] = time.monotonic,
         store_connected: Callable[[], bool] = lambda: True,
         observe: StageObserver | None = None,
+        ack_deadline_seconds: float = 0.0,
         slice_subscribers: int = 10,
     ) -> None:
-        """`observe(stage, seconds)` times each change's stages (a metrics hook);
-        `slice_subscribers`: how many subscriptions a change is handed to before the event loop
-        runs other work."""
+        """`observe(stage, seconds)` times each change's stages (a metrics hook). A subscriber
+        that opted into acknowledgements and owes one longer than `ack_deadline_seconds` is
+        re-pushed (0: never). `slice_subscribers`: how many subscriptions a change is handed
+        to before the event loop runs other work."""
         self._store = store
         self.observe: StageObserver = observe or (lambda stage, seconds: None)
         self._store_connected = store_connected
@@ -266,7 +147,9 @@ class WatchHub:
         self._slice_subscribers = max(1, slice_subscribers)
         self._fanning_out: collections.deque[_Fanout] = collections.deque()
         self._driver: asyncio.Handle | None = None
-        self.push_enabled = True
+        self._ack_deadline = ack_deadline_seconds
+        self.push_switch = PushSwitch()
+        self.frontends: dict[str, Announcement] = {}
         self.resyncs: collections.Counter[ResyncReason] = collections.Counter()
         self.etcd_revision = 0
         self._view: ClusterView | None = None
@@ -288,14 +171,19 @@ class WatchHub:
     async def _tick_progress(self) -> None:
         """Wakes idle subscriptions for their progress message: one timer for all of them."""
         interval = self._progress_seconds / 4
+        if self._ack_deadline > 0:
+            interval = min(interval, self._ack_deadline / 4)
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for subscription in list(self._subscriptions.values()):
                 subscription.tick(now)
+                subscription.check_confirmed(now, self._ack_deadline)
 
     async def _load(self) -> None:
         state = await self._store.load()
+        self.frontends = dict(state.frontends)
+        self.apply_push_switch(state.push_switch)
         if self._view is None:
             self._view = ClusterView(state)
         else:
@@ -330,6 +218,8 @@ class WatchHub:
                 await self._reload()
 
     def _fan_out(self, batch: StoreBatch) -> None:
+        if batch.control:
+            self._apply_control(batch.control)
         events = self.view.apply(batch)
         if events:
             queued_at = self._clock()
@@ -398,13 +288,26 @@ class WatchHub:
     def subscriptions(self) -> list[Subscription]:
         return list(self._subscriptions.values())
 
-    def set_push(self, enabled: bool) -> None:
-        """The push switch (SOFARegistry): while off, subscribers get no deltas; switching it on
-        sends each subscriber a fresh snapshot (resync PUSH_RESUMED), so nothing is lost."""
-        if enabled and not self.push_enabled:
-            for subscription in self._subscriptions.values():
-                subscription.request_resync(ResyncReason.PUSH_RESUMED)
-        self.push_enabled = enabled
+    @property
+    def push_enabled(self) -> bool:
+        return self.push_switch.enabled
+
+    def apply_push_switch(self, switch: PushSwitch) -> None:
+        """The push switch as stored in etcd (control.PushSwitch): whom it holds gets no deltas;
+        whom it releases gets a fresh snapshot (resync PUSH_RESUMED), so nothing is lost."""
+        self.push_switch = switch
+        for subscription in self._subscriptions.values():
+            subscription.set_held(switch.holds(subscription.scope, subscription.peer_ip))
+
+    def _apply_control(self, changes: tuple[ControlChange, ...]) -> None:
+        for change in changes:
+            if isinstance(change, SwitchChanged):
+                self.apply_push_switch(change.push)
+            elif isinstance(change, FrontendChanged):
+                if change.announcement is None:
+                    self.frontends.pop(change.id, None)
+                else:
+                    self.frontends[change.id] = change.announcement
 
     def ack(self, subscription_id: str, revision: int) -> bool:
         """Records that a subscriber applied up to revision; False for an unknown subscription."""
@@ -444,7 +347,7 @@ class WatchHub:
             self._history.append(message)
             if len(self._history) > self._history_revisions:
                 self._history_floor = self._history.popleft().revision
-        if not self.push_enabled:
+        if not self.push_switch.enabled:
             return
         self._fanning_out.append(_Fanout(message, list(self._subscriptions.values())))
         if len(self._fanning_out) == 1:
@@ -465,11 +368,20 @@ class WatchHub:
         """Every subscription has been offered every change up to this revision."""
         return self._fanning_out[0].message.revision - 1 if self._fanning_out else self.revision
 
-    def subscribe(self, scope: Scope, resume_revision: int = 0) -> Subscription:
+    def subscribe(
+        self,
+        scope: Scope,
+        resume_revision: int = 0,
+        *,
+        peer: str = "",
+        acknowledging: bool = False,
+    ) -> Subscription:
         """A subscription starting with a snapshot, or with the changes after resume_revision.
 
         A resume_revision older than the history gets a snapshot flagged COMPACTED; one newer
         than the view (the caller should have synced first) gets one flagged UNKNOWN_REVISION.
+        `peer` (gRPC's form) is what the gray list's networks match; `acknowledging`: the
+        subscriber promised to acknowledge (it is re-pushed when it does not).
         """
         initial: list[WatchMessage]
         if resume_revision <= 0:
@@ -486,8 +398,15 @@ class WatchHub:
                     if delivered is not None:
                         initial.append(delivered)
         subscription = Subscription(
-            self, scope, initial, self._queue_messages, self._progress_seconds
+            self,
+            scope,
+            initial,
+            self._queue_messages,
+            self._progress_seconds,
+            peer=peer,
+            acknowledging=acknowledging,
         )
+        subscription.held = self.push_switch.holds(scope, subscription.peer_ip)
         if len(initial) > self._queue_messages:
             subscription.request_resync(ResyncReason.SLOW_CONSUMER)
         first = initial[0] if initial else None

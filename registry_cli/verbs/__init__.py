@@ -2,8 +2,8 @@
 
 A client verb (it talks to the registry through the SDK) is added with `client_verb`, which gives
 it the shared connection and output options (`registry_cli.options`) and records its coroutine;
-`main` resolves the options and runs it. The operator verbs of the admin surface will be one more
-group here.
+`main` resolves the options and runs it. The operator verbs (`admin ...`) talk to the admin
+ports (`admin_http.py`) with the same TLS, token, timeout and output options.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ Commands: TypeAlias = "argparse._SubParsersAction[Any]"
 
 
 def client_verb(
-    commands: Commands, name: str, help_text: str, run: ClientVerb
+    commands: Commands, name: str, help_text: str, run: ClientVerb, *, admin: bool = False
 ) -> argparse.ArgumentParser:
-    """A verb's parser with the shared options; `run(args, options)` carries it out."""
+    """A verb's parser with the shared options (an admin verb's: `--admin-endpoints` in place of
+    `--endpoints`); `run(args, options)` carries it out."""
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=help_text, description=help_text
     )
-    add_client_options(parser)
+    add_client_options(parser, admin=admin)
     parser.set_defaults(client_verb=run)
     return parser
 

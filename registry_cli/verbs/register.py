@@ -1,15 +1,20 @@
-"""`register`: register a node and keep it alive until Ctrl-C (then deregister it).
+"""`register`: register a node and keep it alive until Ctrl-C (then deregister it); or, with
+`--detach`, register it, hand over its registration token and leave it to its TTL.
+`deregister`: remove a detached registration with its token (docs/decisions.md D36, D41).
 
-`deregister` will join this group: it needs the registration token, which only the process that
-registered holds (docs/decisions.md D36).
+A running `register` deregisters its node itself (Ctrl-C); a registration removed behind its back
+would be made anew at its next renewal. An operator removes any node with `admin node evict`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+from pathlib import Path
 
-from client_sdk import Node, Registration, RegistrationState
+from client_sdk import Node, NodeKey, Registration, RegistrationState
+from registry_cli.errors import UsageError
 from registry_cli.options import ClientOptions
 from registry_cli.output import dumps, emit, node_json
 from registry_cli.verbs import Commands, StopSignal, client_verb
@@ -55,6 +60,30 @@ def add_to(commands: Commands) -> None:
     parser.add_argument(
         "--ttl", type=ttl_seconds, default=0, help="lease TTL in seconds (default: the registry's)"
     )
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="register, print the registration token (or write it to --registration-token-file) "
+        "and exit: nothing renews it, it lasts its TTL unless deregistered",
+    )
+    parser.add_argument(
+        "--registration-token-file",
+        metavar="FILE",
+        help="--detach: write the token here (mode 0600) instead of printing it",
+    )
+    deregister = client_verb(
+        commands,
+        "deregister",
+        "deregister a node registered with --detach, by its registration token",
+        run_deregister,
+    )
+    deregister.add_argument("node", metavar="DC/TYPE/ID", help="the node to deregister")
+    deregister.add_argument(
+        "--registration-token-file",
+        metavar="FILE",
+        required=True,
+        help="the file `register --detach --registration-token-file` wrote",
+    )
 
 
 def _registered(registration: Registration, options: ClientOptions) -> str:
@@ -83,10 +112,49 @@ async def _report_states(registration: Registration, options: ClientOptions) -> 
             emit(f"state {state.value}")
 
 
+def _write_token(path: str, token: str) -> None:
+    """The token alone in a file only its owner may read."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+
+
+async def _detach(
+    registration: Registration, args: argparse.Namespace, options: ClientOptions
+) -> int:
+    token = await registration.detach()
+    if args.registration_token_file:
+        _write_token(args.registration_token_file, token)
+    document = {
+        "type": "DETACHED",
+        "node": node_json(registration.node),
+        "ttl_seconds": registration.ttl_seconds,
+    }
+    if not args.registration_token_file:
+        document["token"] = token
+    if options.json:
+        emit(dumps(document))
+    else:
+        where = (
+            f"token in {args.registration_token_file}"
+            if args.registration_token_file
+            else f"token {token}"
+        )
+        emit(
+            f"registered {registration.key} (incarnation {registration.incarnation}); detached: "
+            f"it lasts {registration.ttl_seconds}s unless renewed; {where}"
+        )
+    return 0
+
+
 async def run_register(args: argparse.Namespace, options: ClientOptions) -> int:
+    if args.registration_token_file and not args.detach:
+        raise UsageError("--registration-token-file goes with --detach")
     node = Node(args.id, args.type, args.datacenter, args.address, dict(args.metadata))
     async with options.client() as client:
         registration = await client.register(node, ttl_seconds=args.ttl)
+        if args.detach:
+            return await _detach(registration, args, options)
         with StopSignal() as stop:
             emit(_registered(registration, options))
             reporter = asyncio.create_task(_report_states(registration, options))
@@ -95,4 +163,30 @@ async def run_register(args: argparse.Namespace, options: ClientOptions) -> int:
         await reporter
     key = str(registration.key)
     emit(dumps({"type": "DEREGISTERED", "key": key}) if options.json else f"deregistered {key}")
+    return 0
+
+
+def _read_token(path: str) -> str:
+    try:
+        token = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not text"
+        raise UsageError(f"--registration-token-file: cannot read {path!r} ({reason})") from err
+    if not token or any(c.isspace() for c in token):
+        raise UsageError(f"--registration-token-file: {path!r} does not hold one token")
+    return token
+
+
+async def run_deregister(args: argparse.Namespace, options: ClientOptions) -> int:
+    parts = args.node.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise UsageError(f"deregister: a node is DC/TYPE/ID, not {args.node!r}")
+    key = NodeKey(*parts)
+    token = _read_token(args.registration_token_file)
+    async with options.client() as client:
+        revision = await client.deregister(key, token)
+    if options.json:
+        emit(dumps({"type": "DEREGISTERED", "key": str(key), "revision": revision}))
+    else:
+        emit(f"deregistered {key} at revision {revision}")
     return 0

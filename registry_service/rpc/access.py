@@ -69,7 +69,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc
                 "this registry requires a bearer token: send 'authorization: Bearer <token>'",
                 handler,
             )
-        if scope not in principal.scopes:
+        if not principal.may(scope):
             return _refusal(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"token {principal.name!r} lacks the {scope!r} scope this call needs",

@@ -25,7 +25,7 @@ import grpc
 import grpc.aio
 
 from registry_service.logs import ensure_request_id
-from registry_service.rpc.status import status_of
+from registry_service.rpc.status import pushback_of, status_of
 
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncGenerator[Any, None]]
@@ -54,7 +54,7 @@ def _unary(behaviour: Unary) -> Unary:
         except grpc.aio.BaseError:
             raise
         except Exception as err:
-            await context.abort(*status_of(err))
+            await context.abort(*status_of(err), trailing_metadata=pushback_of(err))
 
     return unary
 
@@ -73,6 +73,6 @@ def _streaming(behaviour: Streaming) -> Streaming:
         except grpc.aio.BaseError:
             raise
         except Exception as err:
-            await context.abort(*status_of(err))
+            await context.abort(*status_of(err), trailing_metadata=pushback_of(err))
 
     return streaming

@@ -20,7 +20,13 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 
 from registry_service.bearer_tokens import TokenTable
-from registry_service.domain import ChangeStage, DeltaMessage, NodeKey, WatchMessage
+from registry_service.domain import (
+    ChangeStage,
+    DeltaMessage,
+    NodeKey,
+    SnapshotMessage,
+    WatchMessage,
+)
 from registry_service.errors import ResourceExhaustedError, ShuttingDownError
 from registry_service.failpoints import failpoint
 from registry_service.metrics import Metrics
@@ -122,9 +128,11 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
         with self._streams.hold(peer_identity(context, self._tokens)):
             subscription = await self._registry.watch(
-                convert.scope_from_pb(request.scope), request.resume_revision
+                convert.scope_from_pb(request.scope),
+                request.resume_revision,
+                peer=context.peer() or "",
+                acknowledging=request.acknowledge,
             )
-            subscription.peer = context.peer() or ""
             first = True
             try:
                 async for message in subscription:
@@ -134,7 +142,9 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
                         yield response
                     else:
                         yield self._wire.encode(message)
-                    if isinstance(message, DeltaMessage):  # written: the transport took it
+                    if isinstance(message, SnapshotMessage):  # owed an acknowledgement too
+                        subscription.written(message.revision, time.monotonic())
+                    elif isinstance(message, DeltaMessage):  # written: the transport took it
                         written_at = time.monotonic()
                         subscription.written(message.revision, written_at)
                         if self._metrics is not None:

@@ -16,7 +16,9 @@ from registry_service.errors import (
     InvalidArgumentError,
     LeaseNotFoundError,
     NodeConflictError,
+    NodeHeldError,
     NodeNotFoundError,
+    NotLiveError,
     RegistryError,
     ResourceExhaustedError,
     StoreCompactedError,
@@ -33,6 +35,10 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     NodeNotFoundError: grpc.StatusCode.NOT_FOUND,
     SubscriptionNotFoundError: grpc.StatusCode.NOT_FOUND,
     NodeConflictError: grpc.StatusCode.ALREADY_EXISTS,
+    # Retrying helps only after the hold: the message says until when, and the trailing metadata
+    # `grpc-retry-pushback-ms` (gRPC's own retry pushback) says it to programs (rpc/edge.py).
+    NodeHeldError: grpc.StatusCode.FAILED_PRECONDITION,
+    NotLiveError: grpc.StatusCode.FAILED_PRECONDITION,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ConcurrentModificationError: grpc.StatusCode.ABORTED,
     StoreError: grpc.StatusCode.UNAVAILABLE,
@@ -45,6 +51,13 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     # A record in etcd is unreadable: no retry helps; the message names the key to repair.
     CorruptRecordError: grpc.StatusCode.DATA_LOSS,
 }
+
+
+def pushback_of(error: Exception) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata telling the caller when a retry can succeed (a held node's id)."""
+    if isinstance(error, NodeHeldError):
+        return (("grpc-retry-pushback-ms", str(max(1, round(error.retry_after_seconds * 1000)))),)
+    return ()
 
 
 def status_of(error: Exception) -> tuple[grpc.StatusCode, str]:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from registry_service.control import Announcement, OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
@@ -83,13 +84,34 @@ StoreChange = MemberPut | MemberDeleted | LiveChanged | IdentityPut
 
 
 @dataclass(frozen=True, slots=True)
+class SwitchChanged:
+    """The push switch was written (or deleted: then it reads as the default, on)."""
+
+    push: PushSwitch
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendChanged:
+    """A frontend announced itself (again), or its announcement went (None) with its lease."""
+
+    id: str
+    announcement: Announcement | None
+
+
+ControlChange = SwitchChanged | FrontendChanged
+
+
+@dataclass(frozen=True, slots=True)
 class StoreBatch:
     """Every change of one etcd revision, in the order etcd applied them. `written_at`: the wall
-    clock time the writing frontend sent the transaction (in the records it wrote), 0 unknown."""
+    clock time the writing frontend sent the transaction (in the records it wrote), 0 unknown.
+    `control`: changes of operator state in the same revision (kept apart: rare, and the member
+    changes are the hot path)."""
 
     revision: int
     changes: tuple[StoreChange, ...]
     written_at: float = 0.0
+    control: tuple[ControlChange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +123,13 @@ class StoreHeartbeat:
 
 @dataclass(slots=True)
 class ClusterState:
-    """Every member and live key at one revision."""
+    """Every member and live key at one revision, and the operator state of that revision."""
 
     revision: int
     members: dict[NodeKey, Member] = field(default_factory=dict)
     live: set[NodeKey] = field(default_factory=set)
+    push_switch: PushSwitch = field(default_factory=PushSwitch)
+    frontends: dict[str, Announcement] = field(default_factory=dict)
 
 
 class Election(Protocol):
@@ -141,6 +165,9 @@ class RegistryStore(Protocol):
     async def revoke_lease(self, lease_id: int) -> None:
         """Revokes a lease (deleting what is attached); an unknown lease is not an error."""
 
+    async def renew_lease(self, lease_id: int) -> int:
+        """Renews a lease; returns its new TTL in seconds, 0 when the lease no longer exists."""
+
     async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
         """Renews leases together; for each, its new TTL in seconds, 0 when the lease no longer
         exists, None when etcd did not answer in time (unknown: it may have been renewed)."""
@@ -153,10 +180,16 @@ class RegistryStore(Protocol):
         LeaseNotFoundError: the registration's lease is gone; nothing was written."""
 
     async def update_registration(
-        self, registration: Registration, expected: StoredNode
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        *,
+        cause: AuditCause = AuditCause.UPDATED,
+        operator: OperatorEntry | None = None,
     ) -> int | None:
         """Replaces a live member record (and moves its live key to the registration's lease), if
-        the member record is unchanged since `expected`. Returns the revision, or None."""
+        the member record is unchanged since `expected`. Returns the revision, or None. An
+        operator's change records `operator` in the operator audit, in the same transaction."""
 
     async def mark_suspect(
         self, registration: Registration, expected: StoredNode, *, fence: bytes, detail: str
@@ -165,7 +198,12 @@ class RegistryStore(Protocol):
         unchanged since `expected` and the caller still leads. Returns the revision, or None."""
 
     async def restore_registration(
-        self, registration: Registration, expected: StoredNode, cause: AuditCause
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        cause: AuditCause,
+        *,
+        operator: OperatorEntry | None = None,
     ) -> int | None:
         """Puts a member whose live key is gone back on `registration`'s (new) lease, if it is
         unchanged since `expected`. Returns the revision, or None."""
@@ -179,10 +217,14 @@ class RegistryStore(Protocol):
         only_if_not_live: bool = False,
         fence: bytes = b"",
         detail: str = "",
+        operator: OperatorEntry | None = None,
+        hold_until: float = 0.0,
     ) -> int | None:
         """Deletes member record and live key and records why in the identity, if the member is
         unchanged since `expected` (and, with only_if_not_live, its live key is gone; with a fence,
-        the caller still leads). Returns the revision, or None."""
+        the caller still leads). Returns the revision, or None. An operator's removal records
+        `operator` in the operator audit and may hold the id out until `hold_until` (in the
+        identity: a Register before then is refused)."""
 
     async def evict_many(self, writes: Sequence[EvictorWrite], *, fence: bytes) -> list[int | None]:
         """Carries out several of the evictor's decisions in few transactions (etcd's limit is 128
@@ -211,3 +253,27 @@ class RegistryStore(Protocol):
         self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float
     ) -> Election:
         """A candidacy in the named election; a follower re-checks every poll_seconds."""
+
+
+class ControlStore(Protocol):
+    """Operator state in etcd (control.py). May raise StoreUnavailableError."""
+
+    async def read_push_switch(self) -> tuple[PushSwitch, int]:
+        """The stored push switch (the default, on, when none is) and its mod revision (0)."""
+
+    async def write_push_switch(
+        self, switch: PushSwitch, expected_mod_revision: int, entry: OperatorEntry
+    ) -> int | None:
+        """Stores the switch and audits `entry` in one transaction, if the stored switch is
+        unchanged since `expected_mod_revision`. Returns the revision, or None."""
+
+    async def announce(self, announcement: Announcement, lease_id: int) -> None:
+        """Puts the frontend's announcement on its lease."""
+
+    async def read_operator_audit(self) -> list[OperatorEntry]:
+        """Every operator action still within the audit retention, oldest first."""
+
+    async def lift_hold(self, expected: StoredNode, entry: OperatorEntry) -> int | None:
+        """Rewrites the node's identity without its eviction hold (and audits `entry`), if the
+        identity is unchanged since `expected` and the node is still not a member. Returns the
+        revision, or None."""

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 
+from registry_service.control import OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
@@ -27,7 +28,9 @@ from registry_service.errors import CorruptRecordError, LeaseNotFoundError
 from registry_service.store._etcdpb import rpc_pb2 as pb
 from registry_service.store.base import (
     ClusterState,
+    ControlChange,
     EvictorWrite,
+    FrontendChanged,
     IdentityPut,
     LiveChanged,
     Member,
@@ -37,6 +40,12 @@ from registry_service.store.base import (
     StoreChange,
     StoredNode,
     StoreHeartbeat,
+    SwitchChanged,
+)
+from registry_service.store.control_records import (
+    decode_announcement,
+    decode_push_switch,
+    encode_operator_entry,
 )
 from registry_service.store.etcd_client import EtcdClient, WatchBatch
 from registry_service.store.etcd_client.election import EtcdElection
@@ -48,7 +57,8 @@ from registry_service.store.etcd_client.kv import (
     put_op,
     unchanged_since,
 )
-from registry_service.store.keys import KeyKind, Keyspace
+from registry_service.store.eviction_batches import write_evictions
+from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
     decode_audit,
@@ -59,11 +69,9 @@ from registry_service.store.records import (
     encode_registration,
     written_at,
 )
+from registry_service.store.transitions import incarnation_of, log_transition
 
 log = logging.getLogger(__name__)
-# Nested transactions per etcd transaction. etcd allows 128 operations; a nested transaction may
-# use what the outer one leaves (128 - 100 = 28), and one eviction needs 4 (2 compares, 4 ops).
-_EVICTIONS_PER_TXN = 100
 
 
 class _AuditLeases:
@@ -110,6 +118,20 @@ class EtcdRegistryStore:
         self._frontend_id = frontend_id
         self._audit = _AuditLeases(client, audit_retention_seconds)
 
+    @property
+    def audit_leases(self) -> _AuditLeases:
+        """The lease audit records ride on (the control store's operator audit shares it)."""
+        return self._audit
+
+    async def operator_audit_op(self, entry: OperatorEntry) -> pb.RequestOp:
+        """The put that records an operator's action, on the audit lease (D38)."""
+        now_ns = time.time_ns()
+        return put_op(
+            self.keys.operator_audit(now_ns, self._frontend_id),
+            encode_operator_entry(entry),
+            await self._audit.current(),
+        )
+
     async def read_node(self, key: NodeKey) -> StoredNode:
         response = await self._client.kv.txn(
             pb.TxnRequest(
@@ -155,6 +177,9 @@ class EtcdRegistryStore:
     async def revoke_lease(self, lease_id: int) -> None:
         await self._client.lease.revoke(lease_id)
 
+    async def renew_lease(self, lease_id: int) -> int:
+        return await self._client.renewer.renew(lease_id)
+
     async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
         return await self._client.renewer.renew_many(lease_ids)
 
@@ -163,13 +188,17 @@ class EtcdRegistryStore:
         compare: list[pb.Compare],
         success: list[pb.RequestOp],
         audit: tuple[NodeKey, AuditCause, int, str],
+        operator: OperatorEntry | None = None,
     ) -> int | None:
         """One guarded transaction that also records its audit entry (key, cause, incarnation,
-        detail). A lapsed audit lease is replaced once: the transaction did not apply."""
+        detail) and an operator's action. A lapsed audit lease is replaced once: the transaction
+        did not apply."""
         for attempt in range(2):
             ops = list(success)
             if self._audit.retention > 0:
-                ops.append(await self._audit_op(*audit))
+                ops.append(await self._audit_op(*audit, operator.operator if operator else ""))
+                if operator is not None:
+                    ops.append(await self.operator_audit_op(operator))
             try:
                 response = await self._client.kv.txn(pb.TxnRequest(compare=compare, success=ops))
             except LeaseNotFoundError:
@@ -180,20 +209,35 @@ class EtcdRegistryStore:
             if not response.succeeded:
                 return None
             revision = int(response.header.revision)
-            _log_transition(*audit, revision)
+            log_transition(*audit, revision)
             return revision
         raise AssertionError("unreachable")
 
     async def _audit_op(
-        self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str
+        self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str, operator: str
     ) -> pb.RequestOp:
-        return self._audit_put(key, cause, incarnation, detail, await self._audit.current())
+        lease = await self._audit.current()
+        return self.audit_put(key, cause, incarnation, detail, lease, operator)
 
-    def _audit_put(
-        self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str, lease: int
+    def audit_put(
+        self,
+        key: NodeKey,
+        cause: AuditCause,
+        incarnation: int,
+        detail: str,
+        lease: int,
+        operator: str = "",
     ) -> pb.RequestOp:
         now_ns = time.time_ns()
-        entry = AuditEntry(key, cause, incarnation, now_ns / 1e9, self._frontend_id, detail=detail)
+        entry = AuditEntry(
+            key,
+            cause,
+            incarnation,
+            now_ns / 1e9,
+            self._frontend_id,
+            detail=detail,
+            operator=operator,
+        )
         return put_op(self.keys.audit(key, now_ns), encode_audit(entry), lease)
 
     async def create_registration(
@@ -216,7 +260,12 @@ class EtcdRegistryStore:
         )
 
     async def update_registration(
-        self, registration: Registration, expected: StoredNode
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        *,
+        cause: AuditCause = AuditCause.UPDATED,
+        operator: OperatorEntry | None = None,
     ) -> int | None:
         key = registration.node.key
         return await self._guarded(
@@ -228,20 +277,21 @@ class EtcdRegistryStore:
                 put_op(self.keys.live(key), b"", registration.lease_id),
                 put_op(self.keys.member(key), encode_registration(registration, time.time())),
             ],
-            (key, AuditCause.UPDATED, registration.node.incarnation, ""),
+            (key, cause, registration.node.incarnation, operator.detail if operator else ""),
+            operator,
         )
 
     async def mark_suspect(
         self, registration: Registration, expected: StoredNode, *, fence: bytes, detail: str
     ) -> int | None:
-        compare, ops = self._suspicion(registration, expected)
+        compare, ops = self.suspicion_ops(registration, expected)
         return await self._guarded(
             [*compare, present(fence)],
             ops,
             (registration.node.key, AuditCause.SUSPECTED, registration.node.incarnation, detail),
         )
 
-    def _suspicion(
+    def suspicion_ops(
         self, registration: Registration, expected: StoredNode
     ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
         key = registration.node.key
@@ -251,7 +301,12 @@ class EtcdRegistryStore:
         ], [put_op(self.keys.member(key), encode_registration(registration, time.time()))]
 
     async def restore_registration(
-        self, registration: Registration, expected: StoredNode, cause: AuditCause
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        cause: AuditCause,
+        *,
+        operator: OperatorEntry | None = None,
     ) -> int | None:
         key = registration.node.key
         return await self._guarded(
@@ -263,7 +318,8 @@ class EtcdRegistryStore:
                 put_op(self.keys.live(key), b"", registration.lease_id),
                 put_op(self.keys.member(key), encode_registration(registration, time.time())),
             ],
-            (key, cause, registration.node.incarnation, ""),
+            (key, cause, registration.node.incarnation, operator.detail if operator else ""),
+            operator,
         )
 
     async def remove_member(
@@ -275,22 +331,42 @@ class EtcdRegistryStore:
         only_if_not_live: bool = False,
         fence: bytes = b"",
         detail: str = "",
+        operator: OperatorEntry | None = None,
+        hold_until: float = 0.0,
     ) -> int | None:
-        compare, ops = self._removal(expected, reason, only_if_not_live=only_if_not_live)
+        held_by = operator.operator if operator and hold_until else ""
+        compare, ops = self.removal_ops(
+            expected,
+            reason,
+            only_if_not_live=only_if_not_live,
+            hold_until=hold_until,
+            held_by=held_by,
+        )
         if fence:
             compare.append(present(fence))
         return await self._guarded(
-            compare, ops, (expected.key, cause, _incarnation(expected), detail)
+            compare, ops, (expected.key, cause, incarnation_of(expected), detail), operator
         )
 
-    def _removal(
-        self, expected: StoredNode, reason: RemovalReason, *, only_if_not_live: bool
+    def removal_ops(
+        self,
+        expected: StoredNode,
+        reason: RemovalReason,
+        *,
+        only_if_not_live: bool,
+        hold_until: float = 0.0,
+        held_by: str = "",
     ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
         key = expected.key
         compare = [unchanged_since(self.keys.member(key), expected.member_mod_revision)]
         if only_if_not_live:
             compare.append(absent(self.keys.live(key)))
-        identity = Identity(incarnation=_incarnation(expected), removal_reason=reason)
+        identity = Identity(
+            incarnation=incarnation_of(expected),
+            removal_reason=reason,
+            hold_until=hold_until,
+            held_by=held_by,
+        )
         return compare, [
             delete_op(self.keys.member(key)),
             delete_op(self.keys.live(key)),
@@ -298,52 +374,7 @@ class EtcdRegistryStore:
         ]
 
     async def evict_many(self, writes: Sequence[EvictorWrite], *, fence: bytes) -> list[int | None]:
-        """Each write is a nested transaction with its own guard inside one transaction that
-        requires the fence (etcd >= 3.3), so one write whose member changed does not stop the
-        others; `_EVICTIONS_PER_TXN` of them per transaction."""
-        revisions: list[int | None] = []
-        for start in range(0, len(writes), _EVICTIONS_PER_TXN):
-            revisions += await self._evict_batch(writes[start : start + _EVICTIONS_PER_TXN], fence)
-        return revisions
-
-    async def _evict_batch(self, writes: Sequence[EvictorWrite], fence: bytes) -> list[int | None]:
-        for attempt in range(2):
-            nested, audits = [], []
-            audit_lease = await self._audit.current() if self._audit.retention > 0 else 0
-            for write in writes:
-                if write.suspect is not None:
-                    compare, ops = self._suspicion(write.suspect, write.expected)
-                    audit = (write.expected.key, AuditCause.SUSPECTED, _incarnation(write.expected))
-                else:
-                    compare, ops = self._removal(
-                        write.expected, RemovalReason.EXPIRED, only_if_not_live=True
-                    )
-                    audit = (write.expected.key, write.cause, _incarnation(write.expected))
-                if audit_lease:
-                    ops.append(self._audit_put(*audit, write.detail, audit_lease))
-                audits.append((*audit, write.detail))
-                nested.append(pb.RequestOp(request_txn=pb.TxnRequest(compare=compare, success=ops)))
-            try:
-                response = await self._client.kv.txn(
-                    pb.TxnRequest(compare=[present(fence)], success=nested)
-                )
-            except LeaseNotFoundError:
-                if attempt == 0 and audit_lease:
-                    self._audit.forget()
-                    continue
-                raise
-            if not response.succeeded:
-                return [None] * len(writes)
-            revision = int(response.header.revision)
-            revisions: list[int | None] = []
-            for answer, audit_entry in zip(response.responses, audits, strict=True):
-                if answer.response_txn.succeeded:
-                    _log_transition(*audit_entry, revision)
-                    revisions.append(revision)
-                else:
-                    revisions.append(None)
-            return revisions
-        raise AssertionError("unreachable")
+        return await write_evictions(self, self._client.kv, writes, fence)
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
         _, kvs = await self._client.kv.range_prefix(self.keys.audit_of(key))
@@ -376,20 +407,36 @@ class EtcdRegistryStore:
             parsed = self.keys.parse(kv.key)
             if parsed and parsed[1] is not None:
                 state.live.add(parsed[1])
+        for kind in (KeyKind.SWITCH, KeyKind.FRONTEND):
+            _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(kind), revision=revision)
+            for kv in kvs:
+                control = self._to_control(kind, kv, deleted=False)
+                if isinstance(control, SwitchChanged):
+                    state.push_switch = control.push
+                elif isinstance(control, FrontendChanged) and control.announcement is not None:
+                    state.frontends[control.id] = control.announcement
         return state
 
     async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
         async for item in self._client.watcher.watch(self.keys.root, start_revision):
             if isinstance(item, WatchBatch):
                 changes = []
+                control: list[ControlChange] = []
                 stamped = 0.0
                 for event in item.events:
-                    change = self._to_change(event.kv, deleted=event.type == pb.Event.DELETE)
-                    if change is not None:
-                        changes.append(change)
-                        if not stamped and isinstance(change, MemberPut | IdentityPut):
-                            stamped = written_at(event.kv.value)
-                yield StoreBatch(item.revision, tuple(changes), stamped)
+                    deleted = event.type == pb.Event.DELETE
+                    change = self._to_change(event.kv, deleted=deleted)
+                    if change is None:
+                        kind = self.keys.parse(event.kv.key)
+                        if kind is not None and kind[0] in (KeyKind.SWITCH, KeyKind.FRONTEND):
+                            operator_change = self._to_control(kind[0], event.kv, deleted=deleted)
+                            if operator_change is not None:
+                                control.append(operator_change)
+                        continue
+                    changes.append(change)
+                    if not stamped and isinstance(change, MemberPut | IdentityPut):
+                        stamped = written_at(event.kv.value)
+                yield StoreBatch(item.revision, tuple(changes), stamped, tuple(control))
             else:
                 yield StoreHeartbeat(item.revision)
 
@@ -413,38 +460,20 @@ class EtcdRegistryStore:
             log.warning("ignoring unreadable value of %s: %s", kv.key.decode(errors="replace"), err)
         return None
 
+    def _to_control(self, kind: KeyKind, kv: pb.KeyValue, *, deleted: bool) -> ControlChange | None:
+        name = self.keys.name(kv.key)
+        try:
+            if kind is KeyKind.SWITCH and name == PUSH_SWITCH:
+                return SwitchChanged(PushSwitch() if deleted else decode_push_switch(kv.value))
+            if kind is KeyKind.FRONTEND and name:
+                return FrontendChanged(name, None if deleted else decode_announcement(kv.value))
+        except RecordError as err:
+            log.warning("ignoring unreadable value of %s: %s", kv.key.decode(errors="replace"), err)
+        return None
+
     def election(
         self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float
     ) -> EtcdElection:
         return EtcdElection(
             self._client, self.keys.election(name), candidate, ttl_seconds, poll_seconds
         )
-
-
-def _incarnation(stored: StoredNode) -> int:
-    return stored.registration.node.incarnation if stored.registration else 0
-
-
-def _log_transition(
-    key: NodeKey, cause: AuditCause, incarnation: int, detail: str, revision: int
-) -> None:
-    """The one log line of a membership transition, by the frontend that committed it."""
-    log.info(
-        "node %s %s (incarnation %d, revision %d, cause %s)%s",
-        key.path,
-        cause.transition,
-        incarnation,
-        revision,
-        cause.value,
-        f": {detail}" if detail else "",
-        extra={
-            "transition": cause.transition,
-            "cause": cause.value,
-            "datacenter": key.datacenter,
-            "type": key.type,
-            "id": key.id,
-            "incarnation": incarnation,
-            "revision": revision,
-            "detail": detail,
-        },
-    )

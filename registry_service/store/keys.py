@@ -6,6 +6,9 @@ identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no 
 election/evictor/<lease>    candidates for evictor; the lowest create revision leads
 barrier/<frontend>          written to push a frontend's watch to etcd's current revision
 audit/<dc>/<type>/<id>/<t>  one membership transition and its cause, on an expiring audit lease
+frontends/<frontend>        a frontend's announcement, on its own lease (control.py)
+switches/push               the push switch and its gray list (control.py)
+operator-audit/<t>-<fe>     one operator action and who did it, on the audit lease
 """
 
 from __future__ import annotations
@@ -24,6 +27,23 @@ class KeyKind(enum.Enum):
     ELECTION = "election"
     BARRIER = "barrier"
     AUDIT = "audit"
+    FRONTEND = "frontends"
+    SWITCH = "switches"
+    OPERATOR_AUDIT = "operator-audit"
+
+
+# Kinds whose keys do not name a node.
+_NOT_NODES = frozenset(
+    {
+        KeyKind.ELECTION,
+        KeyKind.BARRIER,
+        KeyKind.AUDIT,
+        KeyKind.FRONTEND,
+        KeyKind.SWITCH,
+        KeyKind.OPERATOR_AUDIT,
+    }
+)
+PUSH_SWITCH = "push"
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,20 @@ class Keyspace:
     def barrier(self, frontend: str) -> bytes:
         return f"{self.prefix}{KeyKind.BARRIER.value}/{frontend}".encode()
 
+    def frontend(self, frontend: str) -> bytes:
+        return f"{self.prefix}{KeyKind.FRONTEND.value}/{frontend}".encode()
+
+    def switch(self, name: str) -> bytes:
+        return f"{self.prefix}{KeyKind.SWITCH.value}/{name}".encode()
+
+    def operator_audit(self, time_ns: int, frontend: str) -> bytes:
+        return f"{self.prefix}{KeyKind.OPERATOR_AUDIT.value}/{time_ns:020d}-{frontend}".encode()
+
+    def name(self, raw: bytes) -> str:
+        """What follows `<kind>/` in a key of this keyspace (a frontend's id, a switch's name)."""
+        text = raw.decode(errors="replace")
+        return text[len(self.prefix) :].partition("/")[2]
+
     def parse(self, raw: bytes) -> tuple[KeyKind, NodeKey | None] | None:
         """(kind, node key) for a key of this keyspace; node key None for non-node kinds."""
         text = raw.decode(errors="replace")
@@ -72,7 +106,7 @@ class Keyspace:
             kind = KeyKind(kind_name)
         except ValueError:
             return None
-        if kind in (KeyKind.ELECTION, KeyKind.BARRIER, KeyKind.AUDIT):
+        if kind in _NOT_NODES:
             return kind, None
         parts = rest.split("/")
         if len(parts) != 3 or not all(parts):

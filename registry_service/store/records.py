@@ -3,12 +3,17 @@
 Member and identity records carry `written_at`, the writing frontend's wall clock as it sent the
 transaction: what the watching frontends time `commit_to_received` by (D33). Readers that do not
 know the field ignore it.
+
+Fields added later are optional, written only when set, so that old records still decode and old
+readers ignore what they do not know: a member's `override` (an operator's status), an identity's
+`hold_until`/`held_by` (an operator's eviction hold), an audit record's `operator`.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from registry_service.domain import (
     AuditCause,
@@ -17,6 +22,7 @@ from registry_service.domain import (
     Node,
     NodeKey,
     NodeStatus,
+    Override,
     Registration,
     RemovalReason,
 )
@@ -46,6 +52,9 @@ def encode_registration(registration: Registration, written_at: float = 0.0) -> 
             "idempotency_sha256": registration.idempotency_hash,
             "sealed_token": registration.sealed_token,
             **({"suspect_since": registration.suspect_since} if registration.suspect_since else {}),
+            **(
+                {"override": _override_json(registration.override)} if registration.override else {}
+            ),
             **({"written_at": round(written_at, 6)} if written_at else {}),
         },
         separators=(",", ":"),
@@ -73,9 +82,28 @@ def decode_registration(raw: bytes) -> Registration:
             idempotency_hash=data.get("idempotency_sha256", ""),
             sealed_token=data.get("sealed_token", ""),
             suspect_since=float(data.get("suspect_since", 0.0)),
+            override=_override(data["override"]) if data.get("override") else None,
         )
     except (ValueError, KeyError, TypeError) as err:
         raise RecordError(f"not a membership record: {err}") from err
+
+
+def _override_json(override: Override) -> dict[str, object]:
+    return {
+        "status": override.status.value,
+        "owner_status": override.owner_status.value,
+        "by": override.by,
+        "at": round(override.at, 3),
+    }
+
+
+def _override(data: dict[str, Any]) -> Override:
+    return Override(
+        status=NodeStatus(data["status"]),
+        owner_status=NodeStatus(data["owner_status"]),
+        by=str(data.get("by", "")),
+        at=float(data.get("at", 0.0)),
+    )
 
 
 def encode_identity(identity: Identity, written_at: float = 0.0) -> bytes:
@@ -86,6 +114,11 @@ def encode_identity(identity: Identity, written_at: float = 0.0) -> bytes:
             "incarnation": identity.incarnation,
             "removed": reason,
             **({"written_at": round(written_at, 6)} if written_at else {}),
+            **(
+                {"hold_until": round(identity.hold_until, 3), "held_by": identity.held_by}
+                if identity.hold_until
+                else {}
+            ),
         },
         separators=(",", ":"),
         sort_keys=True,
@@ -99,6 +132,8 @@ def decode_identity(raw: bytes) -> Identity:
         return Identity(
             incarnation=int(data["incarnation"]),
             removal_reason=RemovalReason(removed) if removed else None,
+            hold_until=float(data.get("hold_until", 0.0)),
+            held_by=str(data.get("held_by", "")),
         )
     except (ValueError, KeyError, TypeError) as err:
         raise RecordError(f"not an identity record: {err}") from err
@@ -121,6 +156,7 @@ def encode_audit(entry: AuditEntry) -> bytes:
             "time": round(entry.time, 3),
             "frontend": entry.frontend,
             "detail": entry.detail,
+            **({"operator": entry.operator} if entry.operator else {}),
         },
         separators=(",", ":"),
         sort_keys=True,
@@ -138,6 +174,7 @@ def decode_audit(key: NodeKey, raw: bytes, revision: int) -> AuditEntry:
             frontend=str(data.get("frontend", "")),
             revision=revision,
             detail=str(data.get("detail", "")),
+            operator=str(data.get("operator", "")),
         )
     except (ValueError, KeyError, TypeError) as err:
         raise RecordError(f"not an audit record: {err}") from err

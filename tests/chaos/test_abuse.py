@@ -70,10 +70,10 @@ async def test_h4_no_credentials_no_scope_no_access(tmp_path, start_frontend, co
     health = health_pb2_grpc.HealthStub(grpc.aio.insecure_channel(frontend.address))
     answer = await health.Check(health_pb2.HealthCheckRequest())
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
-    # Admin writes take a token with the admin scope.
+    # Admin writes take a token with the admin scope (a valid token without it: 403).
     admin = f"http://127.0.0.1:{frontend.admin.port}/admin/suspects/confirm"
     assert (await post(admin, {"datacenter": "dc1"}))[0] == 401
-    assert (await post(admin, {"datacenter": "dc1"}, token=TOKENS["viewer"]))[0] == 401
+    assert (await post(admin, {"datacenter": "dc1"}, token=TOKENS["viewer"]))[0] == 403
     assert (await post(admin, {"datacenter": "dc1"}, token=TOKENS["fleet"]))[0] == 200
     # The SDK sends its token on every call.
     config = ClientConfig(bearer_token=TOKENS["fleet"], call_timeout_seconds=3)

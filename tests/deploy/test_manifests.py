@@ -176,3 +176,44 @@ def test_high_availability_and_hardening(rendered):
             assert security["readOnlyRootFilesystem"] is True
             assert security["allowPrivilegeEscalation"] is False
             assert container["resources"]["requests"] and container["resources"]["limits"]
+
+
+def _registry_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = _by_kind(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_the_admin_port_admits_only_monitoring_and_the_frontends_themselves(rendered):
+    _, docs = rendered
+    policy = next(d for d in _by_kind(docs, "NetworkPolicy") if d["metadata"]["name"] == "registry")
+    admin_port = next(
+        p["containerPort"] for p in _registry_container(docs)["ports"] if p["name"] == "admin"
+    )
+    rules = [r for r in policy["spec"]["ingress"] if admin_port in {p["port"] for p in r["ports"]}]
+    (rule,) = rules
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "registry"}}},
+    ]
+    open_rules = [r for r in policy["spec"]["ingress"] if "from" not in r]
+    assert all(admin_port not in {p["port"] for p in r["ports"]} for r in open_rules)
+
+
+def test_tokens_come_from_a_secret_that_is_never_committed(rendered):
+    _, docs = rendered
+    assert not _by_kind(docs, "Secret")  # the operator creates it (docs/deploy.md)
+    (deployment,) = _by_kind(docs, "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    container = _registry_container(docs)
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tokens"]
+    secret = volumes["tokens"]["secret"]
+    assert secret["secretName"] == "registry-tokens" and mount["readOnly"] is True
+    (config,) = _settings_config_maps(docs)
+    tokens_file = config["data"]["REGISTRY_AUTH_TOKENS_FILE"]
+    assert tokens_file == f"{mount['mountPath']}/{secret['items'][0]['path']}"
+    advertise = next(e for e in container["env"] if e["name"] == "REGISTRY_ADVERTISE_ADDRESS")
+    assert advertise["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    for monitor in _by_kind(docs, "ServiceMonitor"):
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["bearerTokenSecret"] == {"name": "registry-tokens", "key": "metrics-token"}

@@ -220,3 +220,61 @@ async def test_cached_nodes_and_watch_show_staleness_and_age_during_an_etcd_outa
         assert line["type"] == "CURRENT"
         code, _, _ = await interrupt(watch)
     assert code == 0
+
+
+async def test_register_detach_hands_over_the_token_and_deregister_uses_it(
+    start_frontend, connect, tmp_path
+):
+    frontend = await start_frontend()
+    token_file = tmp_path / "n7.token"
+    code, out, err = await run_cli(
+        "register",
+        *("--endpoints", frontend.address, "--id", "n7", *REGISTER_ARGS, "--ttl", "60"),
+        *("--detach", "--registration-token-file", str(token_file)),
+    )
+    assert code == 0, err
+    assert out.startswith("registered dc1/data/n7 (incarnation 1); detached: it lasts 60s")
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert "n7" in await node_ids(connect(frontend))  # still there: nothing deregistered it
+
+    wrong = tmp_path / "wrong.token"
+    wrong.write_text("not-the-token\n")
+    code, _, err = await run_cli(
+        "deregister", "dc1/data/n7", "--endpoints", frontend.address,
+        "--registration-token-file", str(wrong),
+    )  # fmt: skip
+    assert code == 1 and err.startswith("error: NOT_FOUND: no registration of dc1/data/n7")
+    code, out, err = await run_cli(
+        "deregister", "dc1/data/n7", "--endpoints", frontend.address,
+        "--registration-token-file", str(token_file), "-o", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["type"] == "DEREGISTERED"
+    assert "n7" not in await node_ids(connect(frontend))
+
+    code, out, _ = await run_cli(
+        "register", "--endpoints", frontend.address, "--id", "n8", *REGISTER_ARGS,
+        "--detach", "-o", "json",
+    )  # fmt: skip
+    assert code == 0 and len(json.loads(out)["token"]) > 20  # no file: printed once
+
+
+async def test_admin_tables_for_people(start_frontend, connect):
+    frontend = await start_frontend()
+    endpoint = ("--admin-endpoints", f"127.0.0.1:{frontend.admin.port}")
+    await register(connect(frontend), node("n1"))
+    await eventually(lambda: frontend.evictor.status.leader, message="leads eviction")
+    code, out, err = await run_cli("admin", "frontends", *endpoint)
+    assert code == 0, err
+    assert out.splitlines()[0].split()[:3] == ["ID", "HOST", "PID"]
+    assert f"{frontend.frontend_id} *" in out
+    code, out, _ = await run_cli("admin", "node", "maintenance", "dc1/data/n1", *endpoint)
+    assert code == 0 and out.startswith("dc1/data/n1 is OUT_OF_SERVICE at revision ")
+    code, out, _ = await run_cli("admin", "node", "show", "dc1/data/n1", *endpoint)
+    assert "operator override OUT_OF_SERVICE by ip:127.0.0.1" in out
+    code, out, _ = await run_cli("admin", "evictor", *endpoint)
+    assert out.startswith(f"frontend {frontend.frontend_id}: LEADS eviction")
+    code, out, _ = await run_cli("admin", "suspects", *endpoint)
+    assert out.strip().endswith("0 suspect(s)")
+    code, out, err = await run_cli("admin", "node", "clear", "dc1/data/n2", *endpoint)
+    assert code == 1 and "FAILED_PRECONDITION" in err and "not a live member" in err

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from client_sdk import ClientConfig, Node, RegistryClient
-from tests.support.certs import write_certificates
+from tests.support.certs import tls_flags, write_certificates
 from tests.support.cli import interrupt, read_line, run_cli, running_cli
 
 pytestmark = pytest.mark.integration
@@ -34,17 +34,6 @@ async def secure(tmp_path: Path, start_frontend):
     token_file = tmp_path / "fleet.token"
     token_file.write_text(TOKENS["fleet"] + "\n")
     return frontend, files, token_file
-
-
-def tls_flags(files: dict[str, str]) -> tuple[str, ...]:
-    return (
-        "--cacert",
-        files["ca.pem"],
-        "--cert",
-        files["client.pem"],
-        "--key",
-        files["client-key.pem"],
-    )
 
 
 def tls_variables(frontend_address: str, files: dict[str, str]) -> dict[str, str]:

@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from registry_service.domain import NodeKey, NodeStatus
+from tests.support.api import node, register
+
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-async def test_a_session_node_picks_the_registered_data_nodes(start_frontend):
+async def test_a_session_node_picks_the_registered_data_nodes_that_are_up(start_frontend, connect):
     frontend = await start_frontend()
+    # data-8 is registered too, but an operator put it OUT_OF_SERVICE: it gets no work.
+    await register(connect(frontend), node("data-8"), ttl=60)
+    await frontend.operations.set_override(
+        NodeKey("dc1", "data", "data-8"), NodeStatus.OUT_OF_SERVICE, "test"
+    )
     data = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLES / "data_node.py"),

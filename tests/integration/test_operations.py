@@ -134,11 +134,11 @@ async def test_push_switch_holds_deltas_and_resumes_with_a_snapshot(start_fronte
     recorder = WatchRecorder(stub).start()
     await recorder.wait_for(lambda r: r.snapshots())
     assert (await put(f"{admin}/admin/push", {"enabled": False}))[0] == 401
-    assert await put(f"{admin}/admin/push", {"enabled": False}, "s3cret") == (
-        200,
-        {"enabled": False},
-    )
-    assert (await get(f"{admin}/admin/push"))[1] == {"enabled": False}
+    status, body = await put(f"{admin}/admin/push", {"enabled": False}, "s3cret")
+    assert status == 200 and body["enabled"] is False
+    assert body["changed_by"] == "token:admin_token"
+    assert (await get(f"{admin}/admin/push"))[0] == 401  # reads need the token too
+    assert (await get(f"{admin}/admin/push", "s3cret"))[1]["enabled"] is False
 
     held = await register(stub, node("held"))
     await eventually(lambda: recorder.kinds().count("progress") >= 3)  # time passes, no delta

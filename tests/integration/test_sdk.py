@@ -258,7 +258,9 @@ async def test_current_equals_get_nodes_at_the_same_revision(start_frontend):
 async def test_suspicious_shrink_is_held_back_and_released_when_nodes_return(
     start_frontend, connect
 ):
-    frontend = await start_frontend(eviction_budget_minimum=100)  # the SDK is under test
+    frontend = await start_frontend(  # the SDK is under test, not the budget
+        eviction_budget_minimum=100, eviction_budget_type_minimum=100
+    )
     stub = connect(frontend)
     reports = []
     config = WatchConfig(shrink_hold_seconds=600, on_suspicious_shrink=reports.append)
@@ -290,7 +292,9 @@ async def test_suspicious_shrink_is_held_back_and_released_when_nodes_return(
 
 
 async def test_a_held_shrink_is_accepted_once_it_has_lasted(start_frontend, connect):
-    frontend = await start_frontend(watch_progress_seconds=0.2, eviction_budget_minimum=100)
+    frontend = await start_frontend(
+        watch_progress_seconds=0.2, eviction_budget_minimum=100, eviction_budget_type_minimum=100
+    )
     stub = connect(frontend)
     config = WatchConfig(shrink_hold_seconds=1.0)
     async with RegistryClient(frontend.address, config=FAST) as client:

@@ -32,8 +32,12 @@ def with_status(recorder: WatchRecorder, status: int) -> set[str]:
     return {node_id for node_id, n in recorder.nodes.items() if n.status == status}
 
 
-async def causes(admin: str, node_id: str, datacenter: str = "dc1") -> list[str]:
-    status, body = await get(f"{admin}/admin/audit?datacenter={datacenter}&type=data&id={node_id}")
+async def causes(
+    admin: str, node_id: str, datacenter: str = "dc1", node_type: str = "data"
+) -> list[str]:
+    status, body = await get(
+        f"{admin}/admin/audit?datacenter={datacenter}&type={node_type}&id={node_id}"
+    )
     assert status == 200, body
     return [entry["cause"] for entry in body["entries"]]
 
@@ -188,4 +192,44 @@ async def test_dry_run_decides_and_removes_nothing(start_frontend, connect):
         )
     await recorder.wait_for(lambda r: not r.nodes, message="all deregistered")
     assert set(removed(recorder).values()) == {pb.REMOVAL_REASON_DEREGISTERED}
+    await recorder.close()
+
+
+async def test_the_budget_holds_per_type_three_meta_nodes_beside_thirty_data_nodes(
+    start_frontend, connect
+):
+    """33 members in dc1: the datacenter's budget (max(2, 15% of 33) = 4) would let all three
+    meta nodes go at once; their type's (max(2, 15% of 3) = 2) lets two go, the third is held."""
+    frontend = await start_frontend(**BUDGET, eviction_budget_type_minimum=2)
+    stub, admin = connect(frontend), admin_url(frontend)
+    recorder = WatchRecorder(stub).start()
+    for i in range(30):
+        await register(stub, node(f"d{i}"), ttl=600)
+    for i in range(3):  # the meta nodes stop renewing at once
+        await register(stub, node(f"m{i}", "meta"), ttl=3)
+
+    await recorder.wait_for(
+        lambda r: len(with_status(r, pb.NODE_STATUS_SUSPECT)) == 1,
+        timeout=20,
+        message="one meta node held as SUSPECT",
+    )
+    await sweeps_pass(frontend)
+    gone = removed(recorder)
+    assert len(gone) == 2 and all(node_id.startswith("m") for node_id in gone)
+    (held,) = with_status(recorder, pb.NODE_STATUS_SUSPECT)
+    assert held.startswith("m") and held not in gone
+    assert len(with_status(recorder, pb.NODE_STATUS_UP)) == 30  # no data node touched
+    evictor = (await get(f"{admin}/admin/evictor"))[1]
+    assert evictor["datacenters"]["dc1"]["budget"] == 4
+    meta = evictor["types"]["dc1/meta"]
+    assert (meta["budget"], meta["spent"], meta["suspects"]) == (2, 2, 1)
+    assert meta["self_preservation"] is True
+    assert (
+        await metric(
+            admin, "noderegistry_eviction_type_budget_remaining", datacenter="dc1", type="meta"
+        )
+        == 0
+    )
+    assert await metric(admin, "noderegistry_self_preservation", datacenter="dc1") == 1
+    assert "SUSPECTED" in await causes(admin, held, node_type="meta")
     await recorder.close()

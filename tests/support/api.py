@@ -117,6 +117,7 @@ class WatchRecorder:
     stub: registry_pb2_grpc.RegistryStub
     resume_revision: int = 0
     scope: pb.Scope | None = None
+    acknowledge: bool = False  # promise acknowledgements (the recorder never sends one)
     messages: list[pb.WatchNodesResponse] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     nodes: dict[str, pb.Node] = field(default_factory=dict)
@@ -126,7 +127,11 @@ class WatchRecorder:
 
     def start(self) -> WatchRecorder:
         self.call = self.stub.WatchNodes(
-            pb.WatchNodesRequest(scope=self.scope, resume_revision=self.resume_revision)
+            pb.WatchNodesRequest(
+                scope=self.scope,
+                resume_revision=self.resume_revision,
+                acknowledge=self.acknowledge,
+            )
         )
         self._task = asyncio.create_task(self._read())
         return self

@@ -26,3 +26,15 @@ def write_certificates(
         blob.write_to_path(str(directory / name))
         files[name] = str(directory / name)
     return authority, files
+
+
+def tls_flags(files: dict[str, str]) -> tuple[str, ...]:
+    """The CLI's flags for mTLS with the files of write_certificates."""
+    return (
+        "--cacert",
+        files["ca.pem"],
+        "--cert",
+        files["client.pem"],
+        "--key",
+        files["client-key.pem"],
+    )

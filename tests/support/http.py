@@ -6,8 +6,12 @@ from typing import Any
 import aiohttp
 
 
-async def get(url: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
+async def get(url: str, token: str = "") -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers=headers) as response,
+    ):
         kind = response.headers.get("Content-Type", "")
         body = await response.json() if "json" in kind else await response.text()
         return response.status, body
@@ -22,9 +26,9 @@ async def put(url: str, body: Any, token: str = "") -> tuple[int, Any]:
         return response.status, await response.json()
 
 
-async def metric(admin: str, name: str, **labels: str) -> float:
+async def metric(admin: str, name: str, token: str = "", **labels: str) -> float:
     """The sum of every sample of a metric whose labels include `labels`, from /metrics."""
-    _, text = await get(f"{admin}/metrics")
+    _, text = await get(f"{admin}/metrics", token)
     total = 0.0
     for line in text.splitlines():
         if not (line.startswith(name + "{") or line.startswith(name + " ")):

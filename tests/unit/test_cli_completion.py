@@ -35,11 +35,20 @@ def test_bash_completes_verbs_options_choices_and_file_names(capsys, tmp_path):
     assert bash_completes(script, "noderegistry", "") == [
         "serve",
         "register",
+        "deregister",
         "nodes",
         "watch",
         "health",
+        "admin",
         "completion",
     ]
+    assert bash_completes(script, "noderegistry", "admin", "push", "") == [
+        "show",
+        "on",
+        "off",
+        "gray",
+    ]
+    assert bash_completes(script, "noderegistry", "admin", "node", "--adm") == ["--admin-endpoints"]
     assert bash_completes(script, "noderegistry", "nodes", "--tok") == ["--token", "--token-file"]
     assert bash_completes(script, "noderegistry", "watch", "-o", "") == ["table", "json"]
     (tmp_path / "ca.pem").write_text("x")
@@ -51,7 +60,7 @@ def test_bash_completes_verbs_options_choices_and_file_names(capsys, tmp_path):
 def test_zsh_gets_a_compdef_script_with_every_verb(capsys):
     script = completion_script(capsys, "zsh")
     assert script.startswith("#compdef noderegistry")
-    for verb in ("serve", "register", "nodes", "watch", "health", "completion"):
+    for verb in ("serve", "register", "deregister", "nodes", "watch", "health", "admin"):
         assert verb in script
 
 

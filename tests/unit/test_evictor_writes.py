@@ -42,7 +42,7 @@ async def test_a_member_removed_is_not_decided_again_while_the_view_still_shows_
         store,  # type: ignore[arg-type]
         hub,
         candidate="c",
-        policy=BudgetPolicy(minimum=1_000),
+        policy=BudgetPolicy(minimum=1_000, type_minimum=1_000),
     )
     assert await evictor.sweep() == 250
     assert [len(batch) for batch in store.written] == [100, 100, 50]  # the store's batches

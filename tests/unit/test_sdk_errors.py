@@ -7,6 +7,7 @@ import grpc.aio
 
 from client_sdk import (
     AlreadyExistsError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NodeNotFoundError,
     RegistryRPCError,
@@ -66,3 +67,14 @@ def test_keepalive_code_numbers_map_like_statuses_and_unknown_numbers_are_unknow
     lost = error_for_number(5, "lease not found")
     assert isinstance(lost, NodeNotFoundError) and lost.code is StatusCode.NOT_FOUND
     assert error_for_number(99, "?").code is StatusCode.UNKNOWN
+
+
+def test_a_held_node_error_carries_when_to_retry_from_grpcs_retry_pushback():
+    trailing = grpc.aio.Metadata(("grpc-retry-pushback-ms", "2500"))
+    held = grpc.aio.AioRpcError(
+        grpc.StatusCode.FAILED_PRECONDITION, grpc.aio.Metadata(), trailing, "held by token:ops"
+    )
+    err = error_from_rpc(held)
+    assert isinstance(err, FailedPreconditionError) and err.retry_after_seconds == 2.5
+    plain = error_from_rpc(rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "x"))
+    assert plain.retry_after_seconds is None

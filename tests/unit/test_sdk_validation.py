@@ -44,6 +44,7 @@ async def test_register_refuses_a_ttl_out_of_range_or_not_whole_seconds(ttl):
         (Node("n", "data", "dc1", ""), "address"),
         (Node("n", "data", "dc1", "h:1", {"zone": 3}), "metadata"),  # type: ignore[dict-item]
         (Node("n", "data", "dc1", "h:1", status=NodeStatus.SUSPECT), "SUSPECT"),
+        (Node("n", "data", "dc1", "h:1", status=NodeStatus.OUT_OF_SERVICE), "OUT_OF_SERVICE"),
         ("data-1", "client_sdk.Node"),
     ],
 )

@@ -1,0 +1,163 @@
+"""Who may use the admin port, and who they are (DESIGN.md §9): one middleware for the frontend's
+admin surface and the supervisor's.
+
+- The admin port has the gRPC port's TLS, and its mTLS: with a client CA, a request must present
+  a certificate that CA signed (verified by the TLS layer; requested, not required, so that the
+  kubelet's probes still reach /healthz and /readyz).
+- With bearer tokens configured (`auth_tokens_file`, or the single `admin_token`), every request
+  needs one with the path's scope: /metrics `metrics` (or `admin:read`), other reads `admin:read`,
+  writes `admin:write` (`admin`, and the single admin token, mean both).
+- With any of these configured, only /healthz and /readyz answer without credentials: probes
+  cannot present either.
+
+The operator's identity (recorded in the audit) is the token's name, else the client
+certificate's common name (or its first subject alternative name), else the peer's IP address.
+Behind the supervisor (workers), the supervisor checks the caller and forwards its identity in
+`X-Noderegistry-Operator`, which a worker trusts on its private loopback port only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from registry_service.bearer_tokens import TokenTable
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPERATOR_HEADER = "X-Noderegistry-Operator"
+_READS = frozenset({"GET", "HEAD"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def required_scope(method: str, path: str) -> str | None:
+    """The scope a request needs; None for the probes' paths."""
+    if path in OPEN_PATHS:
+        return None
+    if path == "/metrics":
+        return "metrics"
+    return "admin:read" if method in _READS else "admin:write"
+
+
+@dataclass(frozen=True)
+class AdminAuth:
+    """The admin port's access rules (see the module docstring)."""
+
+    tokens: TokenTable
+    admin_token: str = ""
+    client_certificates: bool = False
+    """mTLS: requests (but the probes') must present a verified client certificate."""
+    trust_forwarded: bool = False
+    """A worker behind its supervisor: take the operator's identity from OPERATOR_HEADER."""
+
+    @property
+    def tokens_required(self) -> bool:
+        return self.tokens.enabled or bool(self.admin_token)
+
+    def identify(self, request: web.Request) -> str:
+        """The operator's identity: the token's name, the certificate's, or the address."""
+        if self.trust_forwarded and request.headers.get(OPERATOR_HEADER):
+            return request.headers[OPERATOR_HEADER][:200]
+        header = request.headers.get("Authorization", "")
+        principal = self.tokens.identify([("authorization", header)])
+        if principal is not None:
+            return f"token:{principal.name}"
+        if self.admin_token and self._is_admin_token(header):
+            return "token:admin_token"
+        common_name = _certificate_name(request)
+        if common_name:
+            return f"cert:{common_name}"
+        return f"ip:{request.remote or 'unknown'}"
+
+    def _is_admin_token(self, header: str) -> bool:
+        given = header.removeprefix("Bearer ").strip()
+        return bool(given) and hmac.compare_digest(given.encode(), self.admin_token.encode())
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """None when the request may go on; else the answer (401 or 403, JSON, one line)."""
+        scope = required_scope(request.method, request.path)
+        if scope is None:
+            return None
+        if self.client_certificates and not self.trust_forwarded and not _certificate(request):
+            return _error(401, "this admin port requires a client certificate (mTLS)")
+        if not self.tokens_required:
+            return None
+        header = request.headers.get("Authorization", "")
+        if self.admin_token and self._is_admin_token(header):
+            return None
+        principal = self.tokens.identify([("authorization", header)])
+        if principal is None:
+            return _error(
+                401,
+                f"{request.path} needs Authorization: Bearer <token> (a token with the "
+                f"{scope!r} scope, or the admin token)",
+            )
+        if not principal.may(scope):
+            return _error(403, f"token {principal.name!r} lacks the {scope!r} scope this needs")
+        return None
+
+    def middleware(self) -> Any:
+        """An aiohttp middleware that refuses what `refusal` refuses (handlers that record who
+        acted call `identify`)."""
+
+        @web.middleware
+        async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+            refused = self.refusal(request)
+            if refused is not None:
+                return refused
+            return await handler(request)
+
+        return check
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _certificate(request: web.Request) -> Mapping[str, Any] | None:
+    transport = request.transport
+    if transport is None:
+        return None
+    peer: Mapping[str, Any] | None = transport.get_extra_info("peercert")
+    return peer or None
+
+
+def _certificate_name(request: web.Request) -> str:
+    """The client certificate's common name, else its first subject alternative name."""
+    certificate = _certificate(request)
+    if not certificate:
+        return ""
+    for attributes in certificate.get("subject", ()):
+        for name, value in attributes:
+            if name == "commonName":
+                return str(value)
+    for _, value in certificate.get("subjectAltName", ()):
+        return str(value)
+    return ""
+
+
+def server_context(cert_file: str, key_file: str, client_ca_file: str) -> ssl.SSLContext | None:
+    """TLS for the admin port, from the gRPC port's files; None without a certificate. With a
+    client CA, client certificates are verified when presented (the middleware requires one
+    beyond the probes' paths)."""
+    if not cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    if client_ca_file:
+        context.load_verify_locations(client_ca_file)
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+def client_context(ca_file: str, cert_file: str, key_file: str) -> ssl.SSLContext:
+    """TLS towards other frontends' admin ports: their certificates checked against `ca_file`
+    (the system's CAs when empty), this frontend's own certificate presented (their mTLS)."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    return context

@@ -1,0 +1,159 @@
+"""What the admin surface is handed (Consul-style: a config of small interfaces, never the
+frontend itself), and the JSON shapes its routes share."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from registry_service.admin_auth import AdminAuth
+from registry_service.control import Announcement, OperatorEntry, PushSwitch
+from registry_service.domain import (
+    AuditEntry,
+    Node,
+    NodeKey,
+    NodeList,
+    NodeStatus,
+    Registration,
+    Scope,
+)
+from registry_service.evictor import EvictorStatus
+from registry_service.operations import NodeAction, PushChange
+from registry_service.peers import PeerAdmins
+from registry_service.self_preservation import BudgetPolicy
+from registry_service.store.base import StoredNode
+from registry_service.subscription import Subscription
+
+
+class WatchControl(Protocol):
+    """What the admin surface reads of the watch hub."""
+
+    frontends: dict[str, Announcement]
+
+    @property
+    def revision(self) -> int: ...
+
+    @property
+    def push_switch(self) -> PushSwitch: ...
+
+    @property
+    def subscriptions(self) -> list[Subscription]: ...
+
+    def node_list(self, scope: Scope) -> NodeList: ...
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What `/readyz` answers: ready means "can serve" (200), degraded means "serving stale
+    lists, refusing writes" (still 200), not ready is 503 (not loaded yet, shutting down)."""
+
+    ready: bool
+    reason: str
+    store_connected: bool
+    """etcd reachable with a quorum (the watch up and the quorum probe answered)."""
+    cache_age_seconds: float
+    """Time since the etcd watch last spoke."""
+
+    @property
+    def degraded(self) -> bool:
+        return self.ready and not self.store_connected
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "degraded": self.degraded,
+            "reason": self.reason,
+            "store_connected": self.store_connected,
+            "cache_age_seconds": self.cache_age_seconds,
+        }
+
+
+class EvictionReport(Protocol):
+    """What the admin surface shows of the evictor."""
+
+    @property
+    def status(self) -> EvictorStatus: ...
+
+    @property
+    def policy(self) -> BudgetPolicy: ...
+
+
+class OperatorActions(Protocol):
+    """The operator's use cases (operations.py) the admin surface drives."""
+
+    def suspects(self) -> list[Registration]: ...
+
+    async def settle_suspect(self, key: NodeKey, *, evict: bool, operator: str = "") -> int: ...
+
+    async def audit(self, key: NodeKey) -> list[AuditEntry]: ...
+
+    async def operator_audit(self) -> list[OperatorEntry]: ...
+
+    async def set_push_switch(
+        self, change: PushChange, operator: str
+    ) -> tuple[PushSwitch, int]: ...
+
+    async def set_override(
+        self, key: NodeKey, status: NodeStatus | None, operator: str, reason: str = ""
+    ) -> NodeAction: ...
+
+    async def evict(
+        self, key: NodeKey, operator: str, *, hold_seconds: float = 0.0, reason: str = ""
+    ) -> NodeAction: ...
+
+    async def lift_hold(self, key: NodeKey, operator: str) -> NodeAction: ...
+
+    async def stored_node(self, key: NodeKey) -> StoredNode: ...
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """Everything the admin surface uses, each part as small as it needs (Consul-style): the
+    composition root hands these over and the admin never sees the frontend itself."""
+
+    listen: str
+    """`host:port` of the HTTP server; port 0 picks a free one (`AdminServer.port`)."""
+    frontend_id: str
+    """This frontend's name, as `/admin/evictor` reports it."""
+    metrics: CollectorRegistry
+    """What `/metrics` serves: the frontend's own Prometheus registry."""
+    readiness: Callable[[], Readiness]
+    """Whether the frontend can serve, and how well (`/readyz`)."""
+    watch: WatchControl
+    """Nodes, subscribers, announced frontends and the push switch as applied here."""
+    eviction: EvictionReport
+    """The evictor's state and budget policy."""
+    operations: OperatorActions
+    """The push switch, actions on nodes, suspects and the audit trail."""
+    auth: AdminAuth
+    """Who may do what (TLS client certificates, bearer tokens and their scopes)."""
+    peers: PeerAdmins
+    """How the cluster-wide views ask the other frontends."""
+    ssl_context: ssl.SSLContext | None = None
+    """TLS of the admin port (the gRPC port's certificate); None: plaintext."""
+
+
+def node_json(node: Node) -> dict[str, Any]:
+    return {
+        "datacenter": node.datacenter,
+        "type": node.type,
+        "id": node.id,
+        "address": node.address,
+        "status": node.status.value,
+        "incarnation": node.incarnation,
+        "metadata": dict(node.metadata),
+    }
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, indent=2, sort_keys=True) + "\n",
+        status=status,
+        content_type="application/json",
+    )

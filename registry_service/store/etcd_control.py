@@ -1,0 +1,116 @@
+"""The operator state on etcd (store/base.ControlStore): the push switch, frontend announcements,
+the operator audit. It shares the registry store's client, keyspace and audit lease.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from registry_service.control import Announcement, OperatorEntry, PushSwitch
+from registry_service.errors import LeaseNotFoundError
+from registry_service.store._etcdpb import rpc_pb2 as pb
+from registry_service.store.base import StoredNode
+from registry_service.store.control_records import (
+    decode_operator_entry,
+    decode_push_switch,
+    encode_announcement,
+    encode_push_switch,
+)
+from registry_service.store.etcd import EtcdRegistryStore
+from registry_service.store.etcd_client import EtcdClient
+from registry_service.store.etcd_client.kv import absent, put_op, unchanged_since
+from registry_service.store.keys import PUSH_SWITCH, KeyKind
+from registry_service.store.records import RecordError, encode_identity
+
+log = logging.getLogger(__name__)
+
+
+class EtcdControlStore:
+    """ControlStore on etcd (see store/base.py for the contract of each method)."""
+
+    def __init__(self, client: EtcdClient, registry_store: EtcdRegistryStore) -> None:
+        self._client = client
+        self._store = registry_store
+        self.keys = registry_store.keys
+
+    async def read_push_switch(self) -> tuple[PushSwitch, int]:
+        response = await self._client.kv.range(pb.RangeRequest(key=self.keys.switch(PUSH_SWITCH)))
+        if not response.kvs:
+            return PushSwitch(), 0
+        kv = response.kvs[0]
+        try:
+            return decode_push_switch(kv.value), int(kv.mod_revision)
+        except RecordError as err:
+            log.warning("the stored push switch is unreadable (%s): treated as on", err)
+            return PushSwitch(), int(kv.mod_revision)
+
+    async def _audited(
+        self, compare: list[pb.Compare], ops: list[pb.RequestOp], entry: OperatorEntry
+    ) -> int | None:
+        """One guarded transaction that also records the operator's action (a lapsed audit
+        lease is replaced once: the transaction did not apply)."""
+        for attempt in range(2):
+            audited = list(ops)
+            if self._store.audit_leases.retention > 0:
+                audited.append(await self._store.operator_audit_op(entry))
+            try:
+                response = await self._client.kv.txn(
+                    pb.TxnRequest(compare=compare, success=audited)
+                )
+            except LeaseNotFoundError:
+                if attempt == 0:
+                    self._store.audit_leases.forget()
+                    continue
+                raise
+            if not response.succeeded:
+                return None
+            log.info(
+                "operator %s: %s %s%s",
+                entry.operator,
+                entry.action,
+                entry.target,
+                f" ({entry.detail})" if entry.detail else "",
+                extra={"operator": entry.operator, "action": entry.action, "target": entry.target},
+            )
+            return int(response.header.revision)
+        raise AssertionError("unreachable")
+
+    async def write_push_switch(
+        self, switch: PushSwitch, expected_mod_revision: int, entry: OperatorEntry
+    ) -> int | None:
+        key = self.keys.switch(PUSH_SWITCH)
+        return await self._audited(
+            [unchanged_since(key, expected_mod_revision)],
+            [put_op(key, encode_push_switch(switch))],
+            entry,
+        )
+
+    async def lift_hold(self, expected: StoredNode, entry: OperatorEntry) -> int | None:
+        identity = expected.identity
+        assert identity is not None
+        key = self.keys.identity(expected.key)
+        lifted = dataclasses.replace(identity, hold_until=0.0, held_by="")
+        return await self._audited(
+            [
+                unchanged_since(key, expected.identity_mod_revision),
+                absent(self.keys.member(expected.key)),
+            ],
+            [put_op(key, encode_identity(lifted))],
+            entry,
+        )
+
+    async def announce(self, announcement: Announcement, lease_id: int) -> None:
+        await self._client.kv.put(
+            self.keys.frontend(announcement.id), encode_announcement(announcement), lease_id
+        )
+
+    async def read_operator_audit(self) -> list[OperatorEntry]:
+        _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(KeyKind.OPERATOR_AUDIT))
+        entries = []
+        for kv in kvs:
+            try:
+                entries.append(decode_operator_entry(kv.value, int(kv.mod_revision)))
+            except RecordError as err:
+                log.warning("ignoring unreadable operator audit record %s: %s", kv.key, err)
+        return sorted(entries, key=lambda entry: entry.revision)

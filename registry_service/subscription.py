@@ -1,0 +1,214 @@
+"""One WatchNodes subscriber of a frontend: its bounded queue, its progress messages, whether
+the push switch holds it, and what it has acknowledged (acks.py).
+
+Contracts (the hub's, kept here): a subscription whose queue fills gets its backlog replaced by
+one resync snapshot, built from the current view when next read (latest state wins); it never
+holds more than `queue_messages` messages. A held subscription (the push switch is off, or the
+gray list holds it) is offered no deltas and its progress never claims more than it was sent;
+released, it gets one resync (PUSH_RESUMED). An acknowledging subscriber that owes an
+acknowledgement past the deadline gets one resync (UNCONFIRMED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from registry_service.acks import AckTracker
+from registry_service.control import peer_address
+from registry_service.domain import (
+    ChangeStage,
+    DeltaMessage,
+    ProgressMessage,
+    ResyncReason,
+    Scope,
+    SnapshotMessage,
+    WatchMessage,
+)
+from registry_service.errors import RegistryError
+
+
+class SubscriptionSource(Protocol):
+    """What a subscription reads of its hub."""
+
+    resyncs: collections.Counter[ResyncReason]
+    observe: Callable[[ChangeStage, float], None]
+
+    @property
+    def revision(self) -> int: ...
+
+    @property
+    def published_revision(self) -> int:
+        """Every subscription has been offered every change up to this revision."""
+
+    @property
+    def stale(self) -> bool: ...
+
+    @property
+    def age_seconds(self) -> float: ...
+
+    def snapshot(self, scope: Scope, reason: ResyncReason | None = None) -> SnapshotMessage: ...
+
+    def unsubscribe(self, subscription: Subscription) -> None: ...
+
+
+class Subscription:
+    """One subscriber's ordered stream of watch messages; iterate it, close it when done."""
+
+    def __init__(
+        self,
+        hub: SubscriptionSource,
+        scope: Scope,
+        initial: Iterable[WatchMessage],
+        queue_messages: int,
+        progress_seconds: float,
+        *,
+        peer: str = "",
+        acknowledging: bool = False,
+    ) -> None:
+        self.scope = scope
+        self.id = secrets.token_hex(8)
+        self.peer = peer
+        self.peer_ip = peer_address(peer)
+        self.held = False  # the push switch holds its deltas back (switched off, or gray)
+        self._hub = hub
+        self._queue: collections.deque[WatchMessage] = collections.deque(initial)
+        self._queue_messages = queue_messages
+        self._progress_seconds = progress_seconds
+        # A bare future rather than an Event plus a timer per wait: this is paid per subscriber
+        # per message. Progress is due when the hub's ticker finds the stream idle long enough.
+        self._waiter: asyncio.Future[None] | None = None
+        self._idle_since = time.monotonic()
+        self._progress_due = False
+        self._resync: ResyncReason | None = None
+        self._error: RegistryError | None = None
+        self.sent_revision = 0
+        # The newest revision handed to this subscriber (queued, or its snapshot's): what it
+        # must acknowledge to have converged.
+        self.offered_revision = max((m.revision for m in self._queue), default=0)
+        self.resyncs = 0
+        self.acks = AckTracker(
+            acknowledging=acknowledging,
+            observe=lambda seconds: hub.observe(ChangeStage.WRITTEN_TO_ACKED, seconds),
+        )
+
+    @property
+    def acked_revision(self) -> int:
+        return self.acks.acked_revision
+
+    def converged(self, revision: int) -> bool:
+        """Whether it acknowledged everything it was given up to `revision` (a held subscriber
+        must have acknowledged `revision` itself: it is given nothing meanwhile)."""
+        if self.held or self._resync is not None:
+            return self.acks.acked_revision >= revision
+        return self.acks.acked_revision >= min(revision, self.offered_revision)
+
+    def offer(self, message: DeltaMessage) -> None:
+        """Called by the hub with each delta already cut to this subscription's scope; never
+        blocks."""
+        if message.revision <= self.sent_revision:
+            return  # a resync snapshot sent meanwhile already covers it (sliced fan-out)
+        self.offered_revision = message.revision
+        if len(self._queue) >= self._queue_messages:
+            self.request_resync(ResyncReason.SLOW_CONSUMER)
+            return
+        self._queue.append(message)
+        self._wake()
+
+    def request_resync(self, reason: ResyncReason) -> None:
+        """Replaces whatever is queued with one resync snapshot, built when next read."""
+        self._hub.resyncs[reason] += 1
+        self._queue.clear()
+        self._resync = reason
+        self.offered_revision = max(self.offered_revision, self._hub.revision)
+        self._wake()
+
+    def set_held(self, held: bool) -> None:
+        """The push switch holds this subscriber back, or releases it: released, it gets one
+        resync snapshot (PUSH_RESUMED) in place of everything it missed."""
+        if self.held and not held:
+            self.request_resync(ResyncReason.PUSH_RESUMED)
+        self.held = held
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def tick(self, now: float) -> None:
+        """Called by the hub's progress ticker: a stream idle for progress_seconds gets one."""
+        if self._waiter is not None and now - self._idle_since >= self._progress_seconds:
+            self._progress_due = True
+            self._wake()
+
+    def fail(self, error: RegistryError) -> None:
+        self._error = error
+        self._wake()
+
+    @property
+    def resync_pending(self) -> bool:
+        """It fell behind: its next message will be a resync snapshot, not its backlog."""
+        return self._resync is not None
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> WatchMessage:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._resync is not None:
+                reason, self._resync = self._resync, None
+                self._queue.clear()
+                self.resyncs += 1
+                snapshot = self._hub.snapshot(self.scope, reason)
+                self.offered_revision = max(self.offered_revision, snapshot.revision)
+                return self._sent(snapshot)
+            if self._queue:
+                return self._sent(self._queue.popleft())
+            if self._progress_due:
+                self._progress_due = False
+                # While held, say nothing beyond what this subscriber was sent.
+                revision = (
+                    self.sent_revision
+                    if self.held
+                    else max(self._hub.published_revision, self.sent_revision)
+                )
+                return self._sent(
+                    ProgressMessage(revision, self._hub.stale, round(self._hub.age_seconds, 3))
+                )
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def _sent(self, message: WatchMessage) -> WatchMessage:
+        self.sent_revision = max(self.sent_revision, message.revision)
+        self._idle_since = time.monotonic()
+        return message
+
+    def written(self, revision: int, at: float) -> None:
+        """The transport wrote the snapshot or delta of `revision` at monotonic time `at`."""
+        self.acks.written(revision, at)
+
+    def ack(self, revision: int) -> None:
+        self.acks.ack(revision, self.sent_revision, time.monotonic())
+
+    def check_confirmed(self, now: float, deadline_seconds: float) -> None:
+        """Re-pushes (resync UNCONFIRMED) an acknowledging subscriber that has owed an
+        acknowledgement longer than the deadline, as SOFARegistry retries an unconfirmed push."""
+        if self._resync is None and self.acks.overdue(now, deadline_seconds):
+            self.acks.forgive()
+            self.request_resync(ResyncReason.UNCONFIRMED)
+
+    def close(self) -> None:
+        self._hub.unsubscribe(self)
