@@ -27,15 +27,18 @@ from registry_service.admin_config import AdminConfig, Readiness
 from registry_service.announcer import Announcer
 from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
+from registry_service.datacenters import Datacenters
 from registry_service.embedded_etcd import EtcdServer
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.evictor import Evictor
+from registry_service.federation import Federation
 from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
 from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.operations import Operations
 from registry_service.peers import PeerAdmins
 from registry_service.placement import Placement, advertised_host, url_host
 from registry_service.port_claim import PortClaim, bind_error
+from registry_service.reads import Reads
 from registry_service.registry import Registry
 from registry_service.retry import Backoff
 from registry_service.rpc.access import AuthInterceptor
@@ -109,6 +112,9 @@ class Frontend:
             audit_retention_seconds=settings.audit_retention_seconds,
         )
         self.control = EtcdControlStore(self.client, self.store)
+        self.datacenters = Datacenters.from_settings(
+            settings.datacenter, settings.remote_datacenters
+        )
         self.hub = WatchHub(
             self.store,
             history_revisions=settings.watch_history_revisions,
@@ -117,7 +123,9 @@ class Frontend:
             store_connected=lambda: self.client.watcher.connected,
             observe=self.metrics.observe_stage,
             ack_deadline_seconds=settings.ack_deadline_seconds,
+            remote_datacenters=self.datacenters.remotes,
         )
+        self.federation = Federation(self.datacenters.remotes, self.hub.remotes, settings)
         self.evictor = Evictor(
             self.store,
             self.hub,
@@ -139,12 +147,19 @@ class Frontend:
             self.store,
             self.hub,
             settings.limits,
-            sync_timeout_seconds=settings.etcd_request_timeout_seconds,
             coalesce_seconds=settings.keepalive_coalesce_seconds,
+            datacenters=self.datacenters,
+        )
+        self.reads = Reads(
+            self.store,
+            self.hub,
+            settings.limits,
+            sync_timeout_seconds=settings.etcd_request_timeout_seconds,
         )
         self.tokens = TokenTable.load(settings.auth_tokens_file)
         self.servicer = RegistryServicer(
             self.registry,
+            self.reads,
             max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
             metrics=self.metrics,
             tokens=self.tokens,
@@ -270,6 +285,7 @@ class Frontend:
 
     async def _start(self, reuse_port: bool) -> None:
         await self._load_members()
+        self.federation.start()  # never waited for: a remote datacenter may be unreachable
         await self._wait_for_watch()
         self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
         settings = self.settings
@@ -365,6 +381,7 @@ class Frontend:
         if self.announcer is not None:  # the cluster-wide views stop asking this frontend
             await self.announcer.stop()
         self.servicer.begin_shutdown()
+        await self.federation.stop()
         await self.hub.close()
         if self.server is not None and self._serving:
             await self.server.stop(self.settings.shutdown_grace_seconds)

@@ -182,6 +182,9 @@ class ClusterView:
                     datacenter=dc,
                     revision=self._datacenter_revisions.get(dc, 0),
                     nodes=tuple(sorted(nodes, key=lambda node: (node.type, node.id))),
+                    complete_revision=self._revision,
+                    stale=stale,
+                    age_seconds=age_seconds,
                 )
                 for dc, nodes in sorted(per_datacenter.items())
             ),

@@ -219,6 +219,34 @@ class Settings:
         "a subscriber that opted into acknowledgements and has not confirmed a message this long "
         "after it was sent is re-pushed (resync UNCONFIRMED); 0: never",
     )
+    # Datacenters (federation, DESIGN.md §10)
+    datacenter: str = _setting(
+        "",
+        "this registry's datacenter: it writes that datacenter's nodes only (others get "
+        "FAILED_PRECONDITION naming theirs); empty: one etcd holds any number of datacenters",
+    )
+    remote_datacenters: str = _setting(
+        "",
+        "other datacenters' registries to follow read-only, 'dc2=host:port,host:port;dc3=...' "
+        "(their frontends' gRPC addresses, tried in order); needs datacenter",
+    )
+    remote_tls_ca_file: str = _setting(
+        "", "CA bundle to verify the remote datacenters' frontends; set to follow them over TLS"
+    )
+    remote_tls_cert_file: str = _setting(
+        "", "client certificate toward the remote datacenters (their mTLS); set with the key"
+    )
+    remote_tls_key_file: str = _setting("", "private key of remote_tls_cert_file")
+    remote_token: str = _setting(
+        "",
+        "bearer token sent to the remote datacenters' frontends (a token with the watch scope)",
+        secret=True,
+    )
+    remote_silence_seconds: float = _setting(
+        15.0,
+        "a remote datacenter's stream silent this long (not even a progress message) is resumed "
+        "on its next frontend, the datacenter shown stale meanwhile; above its progress interval",
+    )
     # Eviction
     evictor_lease_ttl_seconds: int = _setting(
         5, "lease of the evictor's election key: a dead evictor is replaced within about this"

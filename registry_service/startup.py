@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from registry_service.bearer_tokens import TokenFileError, TokenTable
+from registry_service.datacenters import Datacenters, DatacentersError
 from registry_service.port_claim import bind_error, split_address
 from registry_service.settings import Settings, env_name
 
@@ -77,6 +78,27 @@ def check_files(settings: Settings) -> None:
         TokenTable.load(settings.auth_tokens_file)
     except TokenFileError as err:
         raise ServeError(f"{err}: set {env_name('auth_tokens_file')}") from None
+    _check_datacenters(settings)
+
+
+def _check_datacenters(settings: Settings) -> None:
+    """The federation's settings: the list of remotes, and the TLS files toward them."""
+    try:
+        Datacenters.from_settings(settings.datacenter, settings.remote_datacenters)
+    except DatacentersError as err:
+        raise ServeError(f"{err}: set {env_name(err.setting)}") from None
+    _check_ca(settings.remote_tls_ca_file, "remote_tls_ca_file")
+    _check_pair(
+        settings.remote_tls_cert_file,
+        settings.remote_tls_key_file,
+        "remote_tls_cert_file",
+        "remote_tls_key_file",
+    )
+    if settings.remote_tls_cert_file and not settings.remote_tls_ca_file:
+        raise ServeError(
+            "a client certificate toward the remote datacenters needs TLS toward them: set "
+            f"{env_name('remote_tls_ca_file')}"
+        )
 
 
 def _readable(path: str, setting: str) -> None:

@@ -25,6 +25,7 @@ from registry_service.errors import (
     StoreError,
     StoreUnavailableError,
     SubscriptionNotFoundError,
+    WrongDatacenterError,
 )
 from registry_service.logs import ensure_request_id
 
@@ -39,6 +40,8 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     # `grpc-retry-pushback-ms` (gRPC's own retry pushback) says it to programs (rpc/edge.py).
     NodeHeldError: grpc.StatusCode.FAILED_PRECONDITION,
     NotLiveError: grpc.StatusCode.FAILED_PRECONDITION,
+    # Federation: the message names the datacenter whose registry to use (and its frontends).
+    WrongDatacenterError: grpc.StatusCode.FAILED_PRECONDITION,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ConcurrentModificationError: grpc.StatusCode.ABORTED,
     StoreError: grpc.StatusCode.UNAVAILABLE,
