@@ -96,10 +96,8 @@ def settings_for(cluster: str) -> Callable[..., Settings]:
     def make(endpoints: tuple[str, ...] | str, **overrides: Any) -> Settings:
         if isinstance(endpoints, str):
             endpoints = (endpoints,)
-        values = {**TEST_SETTINGS, **overrides}
-        return dataclasses.replace(
-            Settings(), listen="127.0.0.1:0", cluster=cluster, etcd_endpoints=endpoints, **values
-        )
+        values = {"listen": "127.0.0.1:0", **TEST_SETTINGS, **overrides}
+        return dataclasses.replace(Settings(), cluster=cluster, etcd_endpoints=endpoints, **values)
 
     return make
 
