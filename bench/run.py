@@ -34,6 +34,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.federation import cross_datacenter
 from registry_service.embedded_etcd import EtcdServer
 from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
@@ -690,6 +691,7 @@ class Bench:
         try:
             await self.eviction()
             await self.push_switch()
+            await cross_datacenter(self)
             for stage, nodes in enumerate(self.config["nodes"]):
                 # Only the first set is kept alive (TTL 10); larger sets get a long TTL so that
                 # they do not all expire at once behind the figures that follow.

@@ -37,6 +37,7 @@ from registry_service.errors import (
     NotLiveError,
     RegistryError,
     StoreUnavailableError,
+    WrongDatacenterError,
 )
 from registry_service.operations import OVERRIDES, PushChange, describe_switch
 
@@ -45,6 +46,7 @@ _HTTP_STATUS: dict[type[RegistryError], int] = {
     NodeNotFoundError: 404,
     NotLiveError: 409,
     NodeHeldError: 409,
+    WrongDatacenterError: 409,  # another datacenter's registry acts on it (the message names it)
     ConcurrentModificationError: 409,
     StoreUnavailableError: 503,
 }

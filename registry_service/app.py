@@ -167,7 +167,13 @@ class Frontend:
             keepalive_max_messages_per_second=settings.keepalive_max_messages_per_second,
         )
         self.operations = Operations(
-            self.store, self.control, self.hub, self.registry, settings.limits, self.frontend_id
+            self.store,
+            self.control,
+            self.hub,
+            self.registry,
+            settings.limits,
+            self.frontend_id,
+            self.datacenters,
         )
         self.metrics.attach(self.hub, self.evictor)
         self.admin = AdminServer(self._admin_config())

@@ -166,7 +166,7 @@ async def test_registrations_in_each_datacenter_appear_in_the_other(
 
 
 async def test_a_cut_link_stops_neither_datacenter_and_heals_without_gap_or_duplicate(
-    etcd_cluster, second_etcd, two_datacenters
+    etcd_cluster, second_etcd, two_datacenters, record_property
 ):
     """1. dc1 on three etcd members, dc2 on one; two frontends each; dc2's frontends keep a
        history of two revisions only, so that dc1's followers must relist dc2 after the cut,
@@ -211,6 +211,7 @@ async def test_a_cut_link_stops_neither_datacenter_and_heals_without_gap_or_dupl
             )
             held = {n.id for n in nodes.datacenters[there]}
             assert held == {i for i in before[here] if i.startswith(there)}, "never emptied"
+            record_property(f"{here}_shows_{there}_stale_after_seconds", time.monotonic() - cut_at)
         remaining = 9 - (time.monotonic() - cut_at)
         if remaining > 0:
             # The fault's length, not a wait for a condition: the partition lasts three TTLs.
@@ -223,11 +224,13 @@ async def test_a_cut_link_stops_neither_datacenter_and_heals_without_gap_or_dupl
             assert views[dc].current().datacenter_states[dc].stale is False
 
         link.restore()
+        healed_at = time.monotonic()
         everyone = {r.node.id for dc in fleet for r in fleet[dc]}
         for view in views.values():
             await view.wait_for(
                 lambda nodes: {n.id for n in nodes} == everyone and not nodes.stale, timeout=30
             )
+        record_property("converged_after_heal_seconds", time.monotonic() - healed_at)
         await check_every_stream(watchers, dc1, dc2)
         relisted = {
             (w.target in dc1.targets, m.delta.datacenter)

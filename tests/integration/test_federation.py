@@ -21,6 +21,7 @@ from registry_service.app import Frontend
 from registry_service.domain import NodeKey
 from registry_service.embedded_etcd import EtcdServer
 from tests.support.api import KeepAliveStream, WatchRecorder, key_of, node, register
+from tests.support.http import post
 from tests.support.ports import free_port
 from tests.support.sdk import FAST
 from tests.support.waiting import eventually
@@ -159,3 +160,17 @@ async def test_a_watch_sees_both_datacenters_each_in_its_own_revisions(two_datac
         assert watch.revision == dc1.hub.revision
         await eventually(lambda: watch.revisions.get("dc2") == dc2.hub.revision, message="dc2")
         assert not watch.stale
+
+
+async def test_an_operator_acts_on_another_datacenters_node_through_that_datacenter(
+    two_datacenters,
+):
+    dc1, dc2 = two_datacenters.dc1, two_datacenters.dc2
+    await register(two_datacenters.stub(dc2), node("far", "data", "dc2"))
+    await eventually(lambda: len(dc1.hub.remotes.datacenters["dc2"]) == 1, message="followed")
+    url = f"http://127.0.0.1:{dc1.admin.port}/admin/nodes/dc2/data/far/maintenance"
+    status, body = await post(url, {"reason": "disk"})
+    assert status == 409 and "datacenter dc2" in body["error"]
+    assert dc2.address in body["error"]
+    status, _ = await post(url.replace(str(dc1.admin.port), str(dc2.admin.port)), {})
+    assert status == 200
