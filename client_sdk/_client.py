@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 
 from noderegistry.v1 import registry_pb2 as pb
 
@@ -13,7 +12,7 @@ from client_sdk._config import ClientConfig, WatchConfig
 from client_sdk._keepalive import KeepAliveSession
 from client_sdk._models import Consistency, Node, NodeKey, NodeList, Scope
 from client_sdk._registration import Registration, ReregisteredCallback
-from client_sdk._transport import Transport, Transports
+from client_sdk._transport import Targets, Transport, Transports
 from client_sdk._watch import NodeWatch
 
 # Which SDK method wraps each RPC of noderegistry.v1.Registry (a test keeps this complete; a test
@@ -50,7 +49,7 @@ class RegistryClient(AsyncClosing):
 
     def __init__(
         self,
-        targets: str | Sequence[str] | Mapping[str, str | Sequence[str]],
+        targets: Targets,
         *,
         config: ClientConfig | None = None,
         home_datacenter: str = "",

@@ -8,7 +8,7 @@ iterators (`events()`, `state_changes()`) hand the same items to the caller's th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 
 from client_sdk._bridge import LoopThread, SyncStream, start_pump
 from client_sdk._client import RegistryClient
@@ -25,6 +25,7 @@ from client_sdk._models import (
     Scope,
 )
 from client_sdk._registration import Registration
+from client_sdk._transport import Targets
 from client_sdk._watch import NodeWatch
 
 
@@ -139,7 +140,7 @@ class SyncRegistryClient(Closing):
 
     def __init__(
         self,
-        targets: str | Sequence[str] | Mapping[str, str | Sequence[str]],
+        targets: Targets,
         *,
         config: ClientConfig | None = None,
         home_datacenter: str = "",
@@ -153,7 +154,7 @@ class SyncRegistryClient(Closing):
 
     @staticmethod
     async def _make(
-        targets: str | Sequence[str] | Mapping[str, str | Sequence[str]],
+        targets: Targets,
         config: ClientConfig | None,
         home_datacenter: str,
     ) -> RegistryClient:

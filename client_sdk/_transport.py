@@ -190,13 +190,17 @@ class Transport:
         self._channels.clear()
 
 
+Targets = str | Sequence[str] | Mapping[str, str | Sequence[str]]
+"""Frontend addresses: one list for the registry, or per datacenter (federation)."""
+
+
 class Transports:
     """The frontends of every datacenter's registry (a mapping of datacenter -> targets), or of
     the one registry (a list); `home` serves reads, watches and unmapped datacenters."""
 
     def __init__(
         self,
-        targets: str | Sequence[str] | Mapping[str, str | Sequence[str]],
+        targets: Targets,
         config: ClientConfig,
         home_datacenter: str = "",
     ) -> None:

@@ -37,13 +37,14 @@ from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.operations import Operations
 from registry_service.peers import PeerAdmins
 from registry_service.placement import Placement, advertised_host, url_host
-from registry_service.port_claim import PortClaim, bind_error
+from registry_service.port_claim import PortClaim
 from registry_service.reads import Reads
 from registry_service.registry import Registry
 from registry_service.retry import Backoff
 from registry_service.rpc.access import AuthInterceptor
 from registry_service.rpc.server import (
     KeepalivePolicy,
+    bind_port,
     build_health_server,
     build_server,
     server_credentials,
@@ -313,12 +314,14 @@ class Frontend:
             credentials = server_credentials(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
-        self.port = _bind(self.server, settings.listen, "listen", credentials)
+        self.port = bind_port(self.server, settings.listen, "listen", credentials)
         await self.server.start()
         self._serving = True
         if settings.health_listen:
             self.health_server = build_health_server(self._health, reuse_port)
-            self.health_port = _bind(self.health_server, settings.health_listen, "health_listen")
+            self.health_port = bind_port(
+                self.health_server, settings.health_listen, "health_listen"
+            )
             await self.health_server.start()
         try:
             await self.admin.start()
@@ -400,25 +403,6 @@ class Frontend:
         await self.evictor.close()
         await self.client.close()
         await self.admin.stop()
-
-
-def _bind(
-    server: grpc.aio.Server,
-    address: str,
-    setting: str,
-    credentials: grpc.ServerCredentials | None = None,
-) -> int:
-    """Adds the port; a failure (a race lost since the start-up checks) names the setting."""
-    try:
-        if credentials is not None:
-            port = int(server.add_secure_port(address, credentials))
-        else:
-            port = int(server.add_insecure_port(address))
-    except RuntimeError:  # grpc: "Failed to bind to address ..."
-        port = 0
-    if port == 0:
-        raise listen_refusal(address, bind_error(address) or "cannot bind", setting)
-    return port
 
 
 async def serve(settings: Settings) -> None:
