@@ -484,14 +484,15 @@ class DeltaMessage:
     def within(self, scope: Scope) -> DeltaMessage | None:
         """What a subscription with this scope receives of it: the message itself when the scope
         takes every event (so that it is serialized once for all, rpc/servicer.WireCache), a
-        smaller copy when it takes some, None when it takes none."""
+        smaller copy when it takes some, None when it takes none. A relisted delta always goes
+        (a jump to its revision, even when no event of it is in the scope)."""
         if not self.events:
-            return None
+            return self if self.relisted else None
         if not scope.datacenters and not scope.types:
             return self
         events = tuple(event for event in self.events if scope.matches(event.node.key))
         if not events:
-            return None
+            return dataclasses.replace(self, events=()) if self.relisted else None
         if len(events) == len(self.events):
             return self
         return dataclasses.replace(self, events=events)

@@ -12,8 +12,9 @@ Contracts:
   eviction across datacenters).
 - The first list reached is sent as a snapshot of that datacenter alone (subscribers that resumed
   it elsewhere may hold any older state of it). A later full list (the follower's stream had to be
-  resynced) is diffed against the view and sent as ONE delta flagged `relisted`; the history
-  restarts there, so resumes from before it get a resync of that datacenter alone.
+  resynced) is diffed against the view and sent as ONE delta flagged `relisted` (even an empty
+  one: the revisions in between are gone); the history restarts there, so resumes from before it
+  get a resync of that datacenter alone.
 - Deltas pass on one per remote revision, in order; one at or below the view's revision is
   dropped (a stream resumed on another remote frontend never duplicates).
 """
@@ -113,8 +114,8 @@ class RemoteDatacenter:
             return self.snapshot(Scope())
         self.relists += 1
         now = self._clock()
-        if not events:
-            return None
+        # Sent even when nothing is different: changes that cancelled out are gone with the
+        # revisions between, and the flag says so (never a silent gap).
         return DeltaMessage(revision, tuple(events), True, now, now, datacenter=self.name)
 
     def delta(

@@ -82,10 +82,12 @@ def test_a_later_full_list_goes_out_as_one_relisted_net_difference():
     assert isinstance(resync, SnapshotMessage) and resync.resync_reason is ResyncReason.COMPACTED
 
 
-def test_an_identical_full_list_sends_nothing():
+def test_an_identical_full_list_still_says_the_revisions_between_are_gone():
     remote, _ = loaded("a")
-    assert remote.load([node("a")], 60, 50) is None
+    message = remote.load([node("a")], 60, 50)
+    assert isinstance(message, DeltaMessage) and message.relisted and message.events == ()
     assert remote.revision == 60
+    assert message.within(Scope(types=frozenset({"session"}))) is not None
 
 
 def test_deltas_pass_once_in_revision_order():
