@@ -231,6 +231,7 @@ async def test_a_cut_link_stops_neither_datacenter_and_heals_without_gap_or_dupl
                 lambda nodes: {n.id for n in nodes} == everyone and not nodes.stale, timeout=30
             )
         record_property("converged_after_heal_seconds", time.monotonic() - healed_at)
+        assert all(view.shrinks_held == 0 for view in views.values()), "no shrink guard fired"
         await check_every_stream(watchers, dc1, dc2)
         relisted = {
             (w.target in dc1.targets, m.delta.datacenter)

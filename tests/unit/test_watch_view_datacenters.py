@@ -58,6 +58,7 @@ def test_a_stale_remote_marks_the_view_stale_and_keeps_its_nodes():
     assert ids(view) == ["a", "f", "g"]
     view.apply_progress(501, stale=False, datacenter="dc2")
     assert not view.stale
+    assert view.shrinks_held == 0  # a stale remote loses nothing: the guard has nothing to hold
 
 
 def test_a_snapshot_of_one_datacenter_replaces_only_that_datacenters_nodes():
