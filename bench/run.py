@@ -288,6 +288,8 @@ class Bench:
             "127.0.0.1:0",
             "--admin-listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
             "--etcd-endpoints",
             self.etcd.endpoint,
             "--cluster",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -24,6 +25,7 @@ from registry_service import local_etcd
 from registry_service.admin import AdminServer
 from registry_service.admin_auth import AdminAuth, client_context, server_context
 from registry_service.admin_config import AdminConfig, Readiness
+from registry_service.admin_control import cluster_convergence
 from registry_service.announcer import Announcer
 from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
@@ -33,15 +35,17 @@ from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.evictor import Evictor
 from registry_service.federation import Federation
 from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
+from registry_service.http_api import ApiServer
+from registry_service.http_config import ApiConfig
 from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.operations import Operations
 from registry_service.peers import PeerAdmins
-from registry_service.placement import Placement, advertised_host, url_host
+from registry_service.placement import Placement, advertised_host, api_urls, url_host
 from registry_service.port_claim import PortClaim
 from registry_service.reads import Reads
 from registry_service.registry import Registry
 from registry_service.retry import Backoff
-from registry_service.rpc.access import AuthInterceptor
+from registry_service.rpc.access import AuthInterceptor, StreamCounter
 from registry_service.rpc.server import (
     KeepalivePolicy,
     bind_port,
@@ -158,14 +162,16 @@ class Frontend:
             sync_timeout_seconds=settings.etcd_request_timeout_seconds,
         )
         self.tokens = TokenTable.load(settings.auth_tokens_file)
+        # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
+        self.streams = StreamCounter(settings.max_streams_per_peer)
         self.servicer = RegistryServicer(
             self.registry,
             self.reads,
             max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
             metrics=self.metrics,
             tokens=self.tokens,
-            max_streams_per_peer=settings.max_streams_per_peer,
             keepalive_max_messages_per_second=settings.keepalive_max_messages_per_second,
+            streams=self.streams,
         )
         self.operations = Operations(
             self.store,
@@ -177,7 +183,18 @@ class Frontend:
             self.datacenters,
         )
         self.metrics.attach(self.hub, self.evictor)
+        self.peers = PeerAdmins(
+            client_context(
+                settings.peer_ca_file or settings.tls_client_ca_file,
+                settings.tls_cert_file,
+                settings.tls_key_file,
+            )
+            if settings.tls_cert_file
+            else None,
+            settings.peer_timeout_seconds,
+        )
         self.admin = AdminServer(self._admin_config())
+        self.api = ApiServer(self._api_config()) if settings.http_listen else None
         self.announcer: Announcer | None = None
         self.server: grpc.aio.Server | None = None
         self.health_server: grpc.aio.Server | None = None
@@ -206,21 +223,42 @@ class Frontend:
                 client_certificates=bool(tls and settings.tls_client_ca_file),
                 trust_forwarded=worker,
             ),
-            peers=PeerAdmins(
-                client_context(
-                    settings.peer_ca_file or settings.tls_client_ca_file,
-                    settings.tls_cert_file,
-                    settings.tls_key_file,
-                )
-                if settings.tls_cert_file
-                else None,
-                settings.peer_timeout_seconds,
-            ),
+            peers=self.peers,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
             if tls
             else None,
+        )
+
+    def _api_config(self) -> ApiConfig:
+        """The HTTP API port: the gRPC port's TLS, mTLS and tokens, in every worker too (the
+        workers share the port: none of them is behind the supervisor there)."""
+        settings = self.settings
+        return ApiConfig(
+            listen=settings.http_listen,
+            reads=self.reads,
+            feed=self.hub,
+            operator=self.operations,
+            convergence=functools.partial(
+                cluster_convergence, self.hub, self.peers, self.frontend_id
+            ),
+            readiness=self.readiness,
+            auth=AdminAuth(
+                self.tokens,
+                settings.admin_token,
+                client_certificates=bool(settings.tls_cert_file and settings.tls_client_ca_file),
+            ),
+            streams=self.streams,
+            limits=settings.limits,
+            max_wait_seconds=settings.http_max_wait_seconds,
+            suspect_ceiling_seconds=settings.suspect_ceiling_seconds,
+            max_request_bytes=settings.max_receive_message_bytes,
+            max_header_bytes=settings.max_metadata_bytes,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            ssl_context=server_context(
+                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+            ),
         )
 
     def announcement(self) -> Announcement:
@@ -327,6 +365,11 @@ class Frontend:
             await self.admin.start()
         except OSError as err:
             raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
+        if self.api is not None:
+            try:
+                await self.api.start(reuse_port=reuse_port)
+            except OSError as err:
+                raise listen_refusal(settings.http_listen, err, "http_listen") from err
         self.announcer = Announcer(
             self.store,
             self.control,
@@ -392,6 +435,8 @@ class Frontend:
         self.servicer.begin_shutdown()
         await self.federation.stop()
         await self.hub.close()
+        if self.api is not None:  # event streams ended with the hub; blocking reads answer now
+            await self.api.stop()
         if self.server is not None and self._serving:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.health_server is not None and self.health_port:
@@ -477,8 +522,11 @@ async def _run_frontend(settings: Settings, stop: asyncio.Event, *, reuse_port: 
         take_full_collections_off_the_hot_path()
         collector = asyncio.create_task(collect_every(settings.gc_full_collection_seconds))
     scheme = "https" if settings.tls_cert_file and not placement.behind_supervisor else "http"
+    api = ""
+    if frontend.api is not None:
+        api = api_urls(bool(settings.tls_cert_file), settings.http_listen, frontend.api.port)
     print(
-        f"node-registry serving on {frontend.address} (admin {scheme}://"
+        f"node-registry serving on {frontend.address} ({api}admin {scheme}://"
         f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
         flush=True,
     )

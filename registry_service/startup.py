@@ -42,11 +42,13 @@ def listen_refusal(address: str, error: OSError | str, setting: str) -> ServeErr
 
 def listeners(settings: Settings, *, shared: bool) -> Iterator[tuple[str, str]]:
     """(setting, address) of each port `serve` binds itself; with `shared` (a worker) only the
-    admin port: the gRPC and health ports are its supervisor's, already checked."""
+    admin port: the gRPC, health and HTTP API ports are its supervisor's, already checked."""
     if not shared:
         yield "listen", settings.listen
         if settings.health_listen:
             yield "health_listen", settings.health_listen
+        if settings.http_listen:
+            yield "http_listen", settings.http_listen
     yield "admin_listen", settings.admin_listen
 
 

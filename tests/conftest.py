@@ -30,6 +30,7 @@ TEST_SETTINGS = {
     "shutdown_grace_seconds": 1.0,
     "etcd_watch_stale_seconds": 6.0,
     "admin_listen": "127.0.0.1:0",
+    "http_listen": "127.0.0.1:0",
     "workers": 1,
     # Expired nodes go at once (tests of the outage grace set it themselves).
     "evictor_outage_grace_seconds": 0.0,

@@ -75,13 +75,16 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         tokens: TokenTable | None = None,
         max_streams_per_peer: int = 1_000,
         keepalive_max_messages_per_second: float = 10_000.0,
+        streams: StreamCounter | None = None,
     ) -> None:
+        """`streams`: the per-peer count of open streams, when shared with another port (the
+        HTTP API's event streams count against the same limit)."""
         self._registry = registry
         self._reads = reads
         self._metrics = metrics
         self._max_registrations_per_stream = max_registrations_per_stream
         self._tokens = tokens or TokenTable({})
-        self._streams = StreamCounter(max_streams_per_peer)
+        self._streams = streams or StreamCounter(max_streams_per_peer)
         self._keepalive_rate = keepalive_max_messages_per_second
         self._keepalive_outboxes: set[asyncio.Queue[object]] = set()
         self._wire = WireCache()
