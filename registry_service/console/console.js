@@ -54,7 +54,8 @@ function statusBadge(status) {
 }
 
 function when(seconds) {
-  return seconds ? new Date(seconds * 1000).toISOString().replace(".000", "") : "–";
+  // 2026-12-01 17:02:26Z: UTC, to the second, as the logs and the CLI write times
+  return seconds ? new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "–";
 }
 
 // -- the watch ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ same messages as the gRPC statuses."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import grpc
@@ -12,7 +13,9 @@ import pytest
 from noderegistry.v1 import registry_pb2 as pb
 
 from tests.support.api import key_of, node, register
-from tests.support.http_api import EventStream, api_url, get, node_ids
+from tests.support.frontends import stub as stub_for
+from tests.support.http import get as admin_get
+from tests.support.http_api import EventStream, api_url, api_url_of, changes, get, node_ids
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -78,6 +81,14 @@ async def test_a_blocking_read_returns_once_another_frontend_registers_in_its_sc
     assert answer.headers["X-Registry-Index"] == str(added.revision)
     assert node_ids(answer.body) == ["dc1/data/d1"]
     assert reader.api.waiting == 0
+
+
+async def test_a_client_that_goes_away_ends_its_blocking_read(start_frontend):
+    frontend = await start_frontend()
+    read = asyncio.create_task(get(f"{api_url(frontend)}/v1/nodes?index=1&wait=100s"))
+    await eventually(lambda: frontend.api.waiting == 1, message="the read waits")
+    read.cancel()  # the client closes its connection
+    await eventually(lambda: frontend.api.waiting == 0, message="the frontend stopped waiting")
 
 
 async def test_a_wait_that_ends_unchanged_answers_200_with_the_same_index(start_frontend, connect):
@@ -211,3 +222,34 @@ async def _subscribers(frontend) -> list[dict]:
     answer = await get(f"{api_url(frontend)}/v1/cluster/convergence")
     assert answer.status == 200
     return answer.body["subscribers"]
+
+
+async def test_the_workers_of_a_host_share_the_http_port_and_streams_spread_over_them(
+    etcd, spawn_frontend
+):
+    supervisor = await spawn_frontend(etcd.endpoint, workers=2)
+    api = api_url_of(supervisor.ready_line)
+    assert not api.endswith(":0")  # the supervisor claimed a port for both workers
+    admin = re.search(r"admin (http://\S+)\)", supervisor.ready_line).group(1)
+    streams: list[EventStream] = []
+
+    async def on_both_workers() -> bool:
+        stream = await EventStream.open(f"{api}/v1/watch?type=data")  # a connection of its own
+        streams.append(stream)
+        await stream.next_change()
+        _, listed = await admin_get(f"{admin}/admin/subscribers")
+        return {s["worker"] for s in listed["subscribers"]} == {"0", "1"}
+
+    try:
+        await eventually(on_both_workers, timeout=30, message="streams on both workers")
+        channel, stub = stub_for(supervisor.address)
+        added = await register(stub, node("w1", "data"))
+        await channel.close()
+        for stream in streams:  # whichever worker serves it
+            delta = await stream.next_change()
+            assert (delta.id, changes(delta)) == (added.revision, [("ADDED", "w1")])
+        answer = await get(f"{api}/v1/nodes?type=data")
+        assert answer.body["index"] == added.revision
+    finally:
+        for stream in streams:
+            await stream.close()
