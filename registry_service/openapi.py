@@ -221,19 +221,13 @@ def _parameter(name: str, where: str, schema: dict[str, Any], text: str) -> dict
 
 _SCOPE = [
     _parameter(
-        "datacenter",
+        name,
         "query",
         {"type": "array", "items": _STRING},
-        "repeatable, or comma-separated; none: every datacenter",
+        f"repeatable, or comma-separated; none: every {name}",
     )
-    | {"style": "form", "explode": True},
-    _parameter(
-        "type",
-        "query",
-        {"type": "array", "items": _STRING},
-        "repeatable, or comma-separated; none: every type",
-    )
-    | {"style": "form", "explode": True},
+    | {"style": "form", "explode": True}
+    for name in ("datacenter", "type")
 ]
 _CONSISTENCY = _parameter(
     "consistency",

@@ -3,14 +3,13 @@ frontend, example nodes in every status (a few that stop renewing beyond the evi
 that the self-preservation alarm is up), an acknowledging SDK watcher, then the console in Debian's
 headless Chromium at a laptop's size, with one node's audit trail open.
 
-    python tools/console_screenshot.py docs/console.png
+    python -m tools.console_screenshot docs/console.png      (from the repository's root)
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 import socket
 import sys
 import tempfile
@@ -19,7 +18,6 @@ from pathlib import Path
 import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
-from playwright.async_api import async_playwright
 
 from client_sdk import Node, NodeStatus, RegistryClient, Scope
 from registry_service.app import Frontend
@@ -27,16 +25,8 @@ from registry_service.domain import NodeKey
 from registry_service.domain import NodeStatus as ServerStatus
 from registry_service.embedded_etcd import EtcdServer
 from registry_service.settings import Settings
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.support.browser import chromium_page
+from tests.support.http_api import ONE_EVICTION_BUDGET
 
 
 def _free_port() -> int:
@@ -82,9 +72,6 @@ async def _example_nodes(frontend: Frontend, client: RegistryClient) -> list[obj
 
 
 async def main(output: Path) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        sys.exit("error: no chromium: install Debian's package (make system-chromium, as root)")
     with tempfile.TemporaryDirectory() as directory:
         port = _free_port()
         etcd = EtcdServer(
@@ -99,12 +86,9 @@ async def main(output: Path) -> None:
             http_listen="127.0.0.1:0",
             workers=1,
             etcd_endpoints=(etcd.endpoint,),
-            eviction_budget_ratio=0.0,
-            eviction_budget_minimum=1,
-            eviction_budget_type_minimum=1,
-            evictor_reconcile_seconds=0.3,
             evictor_outage_grace_seconds=0.0,
             watch_progress_seconds=1.0,
+            **ONE_EVICTION_BUDGET,
         )
         frontend = Frontend(settings)
         await frontend.start()
@@ -114,18 +98,13 @@ async def main(output: Path) -> None:
                 watch = await client.watch_nodes(Scope.of(types="data"))  # acknowledges
                 assert frontend.api is not None
                 base = f"http://127.0.0.1:{frontend.api.port}"
-                async with async_playwright() as playwright:
-                    browser = await playwright.chromium.launch(
-                        executable_path=chromium, args=CHROMIUM_FLAGS, headless=True
-                    )
-                    page = await browser.new_page(viewport={"width": 1440, "height": 900})
+                async with chromium_page() as page:
                     await page.goto(f"{base}/ui/")
                     await page.locator("#alarm").wait_for(state="visible", timeout=20_000)
                     await page.locator('[data-node="dc1/meta/meta-1"]').click()
                     await page.locator("[data-audit-node]").wait_for(timeout=10_000)
                     await page.get_by_text("acknowledging subscriber").wait_for(timeout=10_000)
                     await page.screenshot(path=str(output))
-                    await browser.close()
                 await watch.close()
         finally:
             await frontend.stop()

@@ -13,7 +13,7 @@ from playwright.async_api import Request, expect
 from registry_service.domain import NodeKey, NodeStatus
 from tests.support.api import key_of, node, register
 from tests.support.browser import chromium_page
-from tests.support.http_api import api_url
+from tests.support.http_api import ONE_EVICTION_BUDGET, api_url
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -76,21 +76,12 @@ async def register_as_fleet(stub, message: pb.Node, ttl: int) -> None:
     await stub.Register(pb.RegisterRequest(node=message, ttl_seconds=ttl), metadata=FLEET)
 
 
-TIGHT_BUDGET = {
-    "eviction_budget_ratio": 0.0,
-    "eviction_budget_minimum": 1,
-    "eviction_budget_type_minimum": 1,
-    "eviction_window_seconds": 600.0,
-    "evictor_reconcile_seconds": 0.3,
-}
-
-
 async def test_on_a_secured_registry_the_token_goes_in_a_header_and_scopes_show_the_panels(
     start_frontend, connect, tmp_path
 ):
     tokens = tmp_path / "tokens"
     tokens.write_text(TOKENS)
-    frontend = await start_frontend(auth_tokens_file=str(tokens), **TIGHT_BUDGET)
+    frontend = await start_frontend(auth_tokens_file=str(tokens), **ONE_EVICTION_BUDGET)
     stub = connect(frontend)
     await register_as_fleet(stub, node("steady", "data"), ttl=600)
     async with chromium_page() as page:

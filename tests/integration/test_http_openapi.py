@@ -15,19 +15,10 @@ from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS31Validator
 
 from tests.support.api import node, register
-from tests.support.http_api import Answer, EventStream, api_url, get
+from tests.support.http_api import ONE_EVICTION_BUDGET, Answer, EventStream, api_url, get
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-# One member of dc1 evicted, the rest held as SUSPECT: the alarm, with suspects to describe.
-TIGHT_BUDGET = {
-    "eviction_budget_ratio": 0.0,
-    "eviction_budget_minimum": 1,
-    "eviction_budget_type_minimum": 1,
-    "eviction_window_seconds": 600.0,
-    "evictor_reconcile_seconds": 0.3,
-}
 
 
 def check(openapi: OpenAPI, url: str, answer: Answer, token: str = "") -> None:
@@ -51,7 +42,7 @@ def check_event(document: dict[str, Any], schema: str, data: Any) -> None:
 
 
 async def test_every_answer_and_event_matches_the_served_document(start_frontend, connect):
-    frontend = await start_frontend(**TIGHT_BUDGET)
+    frontend = await start_frontend(**ONE_EVICTION_BUDGET)
     base = api_url(frontend)
     served = await get(f"{base}/v1/openapi.json")
     document = served.body

@@ -4,13 +4,12 @@ same TLS and mTLS; the console's files and the OpenAPI document hold no data and
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.support.certs import write_certificates
+from tests.support.certs import client_contexts, mtls_settings, write_certificates
 from tests.support.http_api import EventStream, api_url, get
 
 pytestmark = pytest.mark.integration
@@ -75,15 +74,9 @@ async def test_node_reads_need_the_watch_scope_and_operator_views_admin_read(gua
 
 async def test_the_http_port_has_the_grpc_ports_tls_and_mtls(tmp_path, start_frontend):
     _, files = write_certificates(tmp_path, ("127.0.0.1",), "alice")
-    frontend = await start_frontend(
-        tls_cert_file=files["server.pem"],
-        tls_key_file=files["server-key.pem"],
-        tls_client_ca_file=files["ca.pem"],
-    )
+    frontend = await start_frontend(**mtls_settings(files))
     base = f"https://127.0.0.1:{frontend.api.port}"
-    anonymous = ssl.create_default_context(cafile=files["ca.pem"])
-    with_certificate = ssl.create_default_context(cafile=files["ca.pem"])
-    with_certificate.load_cert_chain(files["client.pem"], files["client-key.pem"])
+    anonymous, with_certificate = client_contexts(files)
     for path, context, expected in (
         ("/healthz", anonymous, 200),
         ("/ui/", anonymous, 200),

@@ -13,6 +13,16 @@ from typing import Any
 
 import aiohttp
 
+# Settings under which every member that stops renewing beyond the first of its datacenter (and
+# type) in ten minutes is held as SUSPECT: the self-preservation alarm, with suspects to show.
+ONE_EVICTION_BUDGET = {
+    "eviction_budget_ratio": 0.0,
+    "eviction_budget_minimum": 1,
+    "eviction_budget_type_minimum": 1,
+    "eviction_window_seconds": 600.0,
+    "evictor_reconcile_seconds": 0.3,
+}
+
 
 def api_url(frontend: Any) -> str:
     """The HTTP API of an in-process frontend (app.Frontend)."""
