@@ -22,6 +22,8 @@ is admin_auth.py's rules, the same middleware as the admin port's. Blocking read
 the index is the revision of the scope's last change, so a client loops `index = answer.index`
 and wakes only for its own scope; an index above the scope's (another cluster's, or a typo)
 waits out the wait and answers the real one: a client resets when the index goes backwards.
+With followed datacenters (federation) in the scope, the index is a vector, `812,dc2=455`: each
+followed datacenter's part in its own registry's revisions; the read wakes when any part moves.
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ from registry_service.errors import NodeNotFoundError
 from registry_service.http_config import ApiConfig
 from registry_service.http_edge import json_response, new_app
 from registry_service.http_json import node_list_json
-from registry_service.http_query import accept_only, node_query, nodes_query, revision_of
+from registry_service.http_query import (
+    NodesQuery,
+    accept_only,
+    node_query,
+    nodes_query,
+    revision_of,
+)
 from registry_service.http_site import start_site
 from registry_service.http_watch import WatchStreams
 from registry_service.openapi import openapi_document
@@ -131,14 +139,13 @@ class ApiServer:
     async def nodes(self, request: web.Request) -> web.Response:
         query = nodes_query(request.query, self._config.max_wait_seconds)
         listing = await self._config.reads.get_nodes(query.scope, query.consistency)
-        if query.index:
-            await self._wait_for_change(query.scope, query.index, query.wait_seconds)
+        if query.index or query.remote_index:
+            await self._wait_for_change(query)
             listing = self._feed.node_list(query.scope)
         return self._list_response(query.scope, listing)
 
     def _list_response(self, scope: Scope, listing: NodeList) -> web.Response:
-        # Never 0, as Consul's: a client that sends back 0 would not block at all.
-        index = max(1, self._feed.view.scope_revision(scope))
+        index = self._index(scope)
         return json_response(
             {"index": index, **node_list_json(listing)},
             headers={
@@ -147,13 +154,31 @@ class ApiServer:
             },
         )
 
-    async def _wait_for_change(self, scope: Scope, index: int, wait_seconds: float) -> None:
-        """Until the scope's last change is after `index`, the wait ends, or the port closes."""
+    def _index(self, scope: Scope) -> int | str:
+        """The revision of the scope's last change: this frontend's etcd's, never 0 (as
+        Consul's: a client that sends back 0 would not block at all); with followed datacenters
+        in the scope, each one's beside it in its registry's revisions (`812,dc2=455`)."""
+        local = max(1, self._feed.view.scope_revision(scope))
+        remotes = self._feed.remotes.in_scope(scope)
+        if not remotes:
+            return local
+        return f"{local}" + "".join(f",{r.name}={r.changed_revision}" for r in remotes)
+
+    def _changed(self, query: NodesQuery) -> bool:
+        if self._feed.view.scope_revision(query.scope) > query.index:
+            return True
+        return any(
+            remote.changed_revision > query.remote_index.get(remote.name, 0)
+            for remote in self._feed.remotes.in_scope(query.scope)
+        )
+
+    async def _wait_for_change(self, query: NodesQuery) -> None:
+        """Until the scope changed after the index, the wait ends, or the port closes."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_seconds
+        deadline = loop.time() + query.wait_seconds
         self.waiting += 1
         try:
-            while self._feed.view.scope_revision(scope) <= index and not self._closing.is_set():
+            while not self._changed(query) and not self._closing.is_set():
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
@@ -164,6 +189,7 @@ class ApiServer:
     async def _change_or_closing(self, timeout: float) -> None:
         waits = {
             asyncio.ensure_future(self._feed.wait_for_change(timeout)),
+            asyncio.ensure_future(self._feed.remotes.wait_for_change(timeout)),
             asyncio.ensure_future(self._closing.wait()),
         }
         try:

@@ -21,6 +21,7 @@ from registry_service.domain import (
     Scope,
     WatchResume,
 )
+from registry_service.remote_view import RemoteViews
 from registry_service.rpc.access import StreamCounter
 from registry_service.subscription import Subscription
 
@@ -36,7 +37,10 @@ class NodeReads(Protocol):
 
 
 class ChangeFeed(Protocol):
-    """What a blocking read waits on (watch_hub.WatchHub)."""
+    """What a blocking read waits on (watch_hub.WatchHub): this frontend's etcd's view, and the
+    datacenters it follows from their own registries."""
+
+    remotes: RemoteViews
 
     @property
     def view(self) -> ClusterView: ...

@@ -3,8 +3,10 @@ the same content as the gRPC messages, with names and enum values a person reads
 `NODE_STATUS_UP`) and revisions as numbers. The OpenAPI document (openapi.py) describes these
 shapes and a test checks real answers against it.
 
-Every datacenter of a list or a snapshot carries its own `revision`, `stale` and `age_seconds`
-(DESIGN.md §10: revisions are per datacenter); the top level keeps the frontend's own.
+Every datacenter of a list or a snapshot carries its own `revision`, `complete_revision`,
+`stale` and `age_seconds`, and whether it is `remote` (DESIGN.md §10: a followed datacenter's
+revisions are its own registry's); the top level keeps this frontend's etcd's. A watch message
+names the followed datacenter it is about (`datacenter`), null for this frontend's etcd.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from registry_service.domain import (
 )
 
 
-def datacenter_json(datacenter: DatacenterNodes, listing: NodeList) -> dict[str, Any]:
+def datacenter_json(datacenter: DatacenterNodes) -> dict[str, Any]:
     return {
         "datacenter": datacenter.datacenter,
+        "remote": datacenter.remote,
         "revision": datacenter.revision,
-        "stale": listing.stale,
-        "age_seconds": round(listing.age_seconds, 3),
+        "complete_revision": datacenter.complete_revision,
+        "stale": datacenter.stale,
+        "age_seconds": round(datacenter.age_seconds, 3),
         "nodes": [node_json(node) for node in datacenter.nodes],
     }
 
@@ -40,7 +44,7 @@ def node_list_json(listing: NodeList) -> dict[str, Any]:
         "revision": listing.revision,
         "stale": listing.stale,
         "age_seconds": round(listing.age_seconds, 3),
-        "datacenters": [datacenter_json(dc, listing) for dc in listing.datacenters],
+        "datacenters": [datacenter_json(dc) for dc in listing.datacenters],
     }
 
 
@@ -59,18 +63,21 @@ def watch_message_json(message: WatchMessage) -> tuple[str, dict[str, Any]]:
         reason = message.resync_reason
         return "snapshot", {
             **node_list_json(message.nodes),
+            "datacenter": message.datacenter or None,
             "resync": reason is not None,
             "resync_reason": reason.value if reason is not None else None,
         }
     if isinstance(message, DeltaMessage):
         return "delta", {
             "revision": message.revision,
+            "datacenter": message.datacenter or None,
             "relisted": message.relisted,
             "events": [event_json(event) for event in message.events],
         }
     assert isinstance(message, ProgressMessage)
     return "progress", {
         "revision": message.revision,
+        "datacenter": message.datacenter or None,
         "stale": message.stale,
         "age_seconds": message.age_seconds,
     }

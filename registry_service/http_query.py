@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from multidict import MultiMapping
 
-from registry_service.domain import Consistency, Scope
+from registry_service.domain import Consistency, Scope, WatchResume
 from registry_service.errors import InvalidArgumentError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)?")
@@ -28,6 +28,8 @@ class NodesQuery:
     index: int = 0
     """Block until the scope changes after this revision (0: answer at once)."""
     wait_seconds: float = 0.0
+    remote_index: Mapping[str, int] = field(default_factory=dict)
+    """Per followed datacenter in the scope, its part of the index (its registry's revision)."""
 
 
 def accept_only(query: MultiMapping[str], known: tuple[str, ...]) -> None:
@@ -94,9 +96,9 @@ def nodes_query(query: MultiMapping[str], max_wait_seconds: float) -> NodesQuery
     """GET /v1/nodes?datacenter=&type=&consistency=&index=&wait=. A wait beyond the maximum is
     cut to it (Consul's rule); an index without a wait waits the maximum."""
     accept_only(query, (*_SCOPE_PARAMETERS, "consistency", "index", "wait"))
-    index = revision_of(_single(query, "index"), "index")
+    index, remote_index = vector_of(_single(query, "index") or "", "index")
     wait = _single(query, "wait")
-    if wait is not None and not index:
+    if wait is not None and not index and not remote_index:
         raise InvalidArgumentError("wait needs an index: ?index=R&wait=30s blocks until a change")
     wait_seconds = max_wait_seconds if wait is None else duration_of(wait, "wait")
     return NodesQuery(
@@ -104,6 +106,7 @@ def nodes_query(query: MultiMapping[str], max_wait_seconds: float) -> NodesQuery
         consistency=consistency_of(_single(query, "consistency")),
         index=index,
         wait_seconds=min(wait_seconds, max_wait_seconds),
+        remote_index=remote_index,
     )
 
 
@@ -113,14 +116,54 @@ def node_query(query: MultiMapping[str]) -> Consistency:
     return consistency_of(_single(query, "consistency"))
 
 
-def watch_query(query: MultiMapping[str], headers: Mapping[str, str]) -> tuple[Scope, int]:
-    """GET /v1/watch?datacenter=&type=&last_event_id=: the scope and the revision to resume
-    after. The `Last-Event-ID` header wins over the parameter: it is what a reconnecting
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def flag_of(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    flag = _BOOLEANS.get(value.strip().lower())
+    if flag is None:
+        raise InvalidArgumentError(f"{name} must be true or false; got {value!r}")
+    return flag
+
+
+def vector_of(text: str, name: str) -> tuple[int, dict[str, int]]:
+    """`R` (this frontend's etcd's revision), or `R,dc2=455,dc3=17`: with each followed
+    datacenter's revision in its own registry's revisions (federation). Event ids and blocking
+    reads' indexes have this form."""
+    local, *remotes = text.strip().split(",")
+    revisions: dict[str, int] = {}
+    for part in remotes:
+        datacenter, equals, revision = part.partition("=")
+        if not equals:
+            raise InvalidArgumentError(
+                f"{name} must be a revision, or R,dc=R,... with datacenter revisions; got {text!r}"
+            )
+        revisions[datacenter.strip()] = revision_of(revision.strip(), f"{name} {datacenter}")
+    return revision_of(local, name), revisions
+
+
+def resume_of(text: str, name: str, federated: bool) -> WatchResume:
+    """An event id as a client sends it back (vector_of); one naming datacenters resumes only a
+    stream with datacenter revisions."""
+    revision, revisions = vector_of(text, name)
+    if revisions and not federated:
+        raise InvalidArgumentError(
+            f"{name} {text!r} names datacenters: it resumes a stream of ?datacenter_revisions=true"
+        )
+    return WatchResume(revision, revisions, federated)
+
+
+def watch_query(query: MultiMapping[str], headers: Mapping[str, str]) -> tuple[Scope, WatchResume]:
+    """GET /v1/watch?datacenter=&type=&datacenter_revisions=&last_event_id=: the scope and where
+    to resume. The `Last-Event-ID` header wins over the parameter: it is what a reconnecting
     EventSource sends, with the URL (and its parameter) of its first connection."""
-    accept_only(query, (*_SCOPE_PARAMETERS, "last_event_id"))
+    accept_only(query, (*_SCOPE_PARAMETERS, "datacenter_revisions", "last_event_id"))
+    federated = flag_of(_single(query, "datacenter_revisions"), "datacenter_revisions")
     header = headers.get("Last-Event-ID")
     if header is not None and header.strip():
-        resume = revision_of(header.strip(), "the Last-Event-ID header")
+        resume = resume_of(header, "the Last-Event-ID header", federated)
     else:
-        resume = revision_of(_single(query, "last_event_id"), "last_event_id")
+        resume = resume_of(_single(query, "last_event_id") or "", "last_event_id", federated)
     return scope_of(query), resume

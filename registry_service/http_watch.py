@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from registry_service.admin_auth import AdminAuth
-from registry_service.domain import ProgressMessage, WatchResume
+from registry_service.domain import ProgressMessage, SnapshotMessage, WatchMessage, WatchResume
 from registry_service.http_config import NodeReads
 from registry_service.http_edge import error_body
 from registry_service.http_json import watch_message_json
@@ -45,11 +45,38 @@ _HEADERS = {
 }
 
 
-def sse_event(name: str, revision: int | None, data: Any) -> bytes:
+class EventPosition:
+    """Where a stream stands, as its events' ids say it: this frontend's etcd's revision, and with
+    datacenter revisions each followed datacenter's (`812,dc2=455`): exactly what a client sends
+    back as Last-Event-ID to resume (WatchNodesRequest's resume_revision and resume_revisions)."""
+
+    def __init__(self, resume: WatchResume) -> None:
+        self.federated = resume.federated
+        self.revision = resume.revision
+        self.revisions = dict(resume.revisions)
+
+    def after(self, message: WatchMessage) -> str:
+        if message.datacenter:
+            self.revisions[message.datacenter] = message.revision
+        else:
+            self.revision = message.revision
+            if isinstance(message, SnapshotMessage):  # a whole list: every datacenter anew
+                self.revisions = {
+                    dc.datacenter: dc.complete_revision
+                    for dc in message.nodes.datacenters
+                    if dc.remote and dc.complete_revision
+                }
+        if not self.federated:
+            return str(self.revision)
+        remotes = "".join(f",{dc}={revision}" for dc, revision in sorted(self.revisions.items()))
+        return f"{self.revision}{remotes}"
+
+
+def sse_event(name: str, event_id: str | None, data: Any) -> bytes:
     """One Server-Sent Event; the data is a single line of JSON."""
     lines = [f"event: {name}"]
-    if revision is not None:
-        lines.append(f"id: {revision}")
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
     lines.append(f"data: {json.dumps(data, separators=(',', ':'), sort_keys=True)}")
     return ("\n".join(lines) + "\n\n").encode()
 
@@ -72,19 +99,19 @@ class WatchStreams:
         self._streams = streams
 
     async def watch(self, request: web.Request) -> web.StreamResponse:
-        scope, resume_revision = watch_query(request.query, request.headers)
+        scope, resume = watch_query(request.query, request.headers)
         with self._streams.hold(self._auth.identify(request)):
-            subscription = await self._reads.watch(
-                scope, WatchResume(resume_revision), peer=grpc_style_peer(request)
-            )
+            subscription = await self._reads.watch(scope, resume, peer=grpc_style_peer(request))
+            position = EventPosition(resume)
             response = web.StreamResponse(headers=_HEADERS)
             try:
                 await response.prepare(request)
                 await response.write(f"retry: {_RECONNECT_MILLISECONDS}\n\n".encode())
                 async for message in subscription:
                     name, data = watch_message_json(message)
-                    await response.write(sse_event(name, message.revision, data))
-                    if not isinstance(message, ProgressMessage):
+                    await response.write(sse_event(name, position.after(message), data))
+                    local = not message.datacenter
+                    if local and not isinstance(message, ProgressMessage):
                         subscription.written(message.revision, time.monotonic())
             except ConnectionError:
                 pass  # the client went away: nothing to tell it

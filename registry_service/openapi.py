@@ -50,12 +50,27 @@ def _schemas() -> dict[str, Any]:
     datacenter = _object(
         {
             "datacenter": _STRING,
+            "remote": {
+                **_BOOL,
+                "description": "followed from another datacenter's registry (federation): its "
+                "revisions are that registry's",
+            },
             "revision": {**_INT, "description": "the revision of the datacenter's last change"},
-            "stale": {**_BOOL, "description": "the last list known: etcd is out of reach"},
-            "age_seconds": {**_NUMBER, "description": "since the source last spoke"},
+            "complete_revision": {
+                **_INT,
+                "description": "the revision its list is complete up to (0: a followed "
+                "datacenter not reached yet)",
+            },
+            "stale": {**_BOOL, "description": "the last list known: its registry is out of reach"},
+            "age_seconds": {**_NUMBER, "description": "since its registry last spoke"},
             "nodes": {"type": "array", "items": _ref("Node")},
         }
     )
+    about = {
+        "type": ["string", "null"],
+        "description": "the followed datacenter this is about, in its registry's revisions; "
+        "null: this frontend's etcd",
+    }
     listing = {
         "revision": {**_INT, "description": "the frontend's view's revision (GetNodes')"},
         "stale": _BOOL,
@@ -68,10 +83,10 @@ def _schemas() -> dict[str, Any]:
         "NodeList": _object(
             {
                 "index": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "description": "the revision of the scope's last change: send it back as "
-                    "`index` to block until the next one",
+                    **_INDEX,
+                    "description": "the revision of the scope's last change (never 0): send it "
+                    "back as `index` to block until the next one; with followed datacenters in "
+                    "the scope a vector, `812,dc2=455`, each part in its registry's revisions",
                 },
                 **listing,
             }
@@ -82,6 +97,7 @@ def _schemas() -> dict[str, Any]:
         "Snapshot": _object(
             {
                 **listing,
+                "datacenter": about,
                 "resync": _BOOL,
                 "resync_reason": {
                     "type": ["string", "null"],
@@ -100,6 +116,7 @@ def _schemas() -> dict[str, Any]:
         "Delta": _object(
             {
                 "revision": _INT,
+                "datacenter": about,
                 "relisted": _BOOL,
                 "events": {"type": "array", "items": _ref("NodeEvent"), "minItems": 1},
             },
@@ -117,7 +134,7 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         "Progress": _object(
-            {"revision": _INT, "stale": _BOOL, "age_seconds": _NUMBER},
+            {"revision": _INT, "datacenter": about, "stale": _BOOL, "age_seconds": _NUMBER},
             description="data of `event: progress`, the heartbeat of an idle stream (id: the "
             "revision up to which nothing in the scope changed)",
         ),
@@ -258,6 +275,8 @@ _REFUSALS = {
     "401": _error("no token, or no client certificate where mTLS is on"),
     "403": _error("the token lacks the scope"),
 }
+_INDEX = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
+_EVENT_ID = {"type": "string", "pattern": r"^\d+(,[a-z0-9][a-z0-9-]*=\d+)*$"}
 _REVISION_HEADER = {"X-Registry-Revision": {"schema": _INT, "description": "the list's revision"}}
 
 
@@ -289,7 +308,7 @@ def _paths() -> dict[str, Any]:
                     "NodeList",
                     "the list",
                     {
-                        "X-Registry-Index": {"schema": {"type": "integer", "minimum": 1}},
+                        "X-Registry-Index": {"schema": _INDEX},
                         **_REVISION_HEADER,
                     },
                 ),
@@ -298,7 +317,7 @@ def _paths() -> dict[str, Any]:
             [
                 *_SCOPE,
                 _CONSISTENCY,
-                _parameter("index", "query", _INT, "block until the scope changes after this"),
+                _parameter("index", "query", _EVENT_ID, "block until the scope changes after this"),
                 _parameter(
                     "wait",
                     "query",
@@ -319,10 +338,10 @@ def _paths() -> dict[str, Any]:
         ),
         "/v1/watch": _get(
             "WatchNodes as Server-Sent Events: `event: snapshot`, then `event: delta` per "
-            "revision, `event: progress` while idle, each with `id:` its revision and `data:` "
-            "one line of JSON (Snapshot, Delta, Progress); `event: error` (Error) ends it. "
-            "Last-Event-ID resumes exactly after that revision, or sends a snapshot flagged "
-            "resync",
+            "revision, `event: progress` while idle, each with `id:` where the stream stands "
+            "(the revision; with datacenter_revisions, a vector) and `data:` one line of JSON "
+            "(Snapshot, Delta, Progress); `event: error` (Error) ends it. Last-Event-ID "
+            "resumes exactly after it, or sends a snapshot flagged resync",
             {
                 "200": {
                     "description": "the event stream",
@@ -333,8 +352,15 @@ def _paths() -> dict[str, Any]:
             },
             [
                 *_SCOPE,
-                _parameter("last_event_id", "query", _INT, "resume after this revision"),
-                _parameter("Last-Event-ID", "header", _INT, "resume after this revision (wins)"),
+                _parameter(
+                    "datacenter_revisions",
+                    "query",
+                    {"type": "boolean", "default": False},
+                    "stream followed datacenters too, each in its own registry's revisions; "
+                    "event ids are then vectors: 812,dc2=455",
+                ),
+                _parameter("last_event_id", "query", _EVENT_ID, "resume after this event id"),
+                _parameter("Last-Event-ID", "header", _EVENT_ID, "resume after it (wins)"),
             ],
         ),
         "/v1/audit/{datacenter}/{type}/{id}": _get(

@@ -90,6 +90,12 @@ class RemoteDatacenter:
     def __len__(self) -> int:
         return len(self._nodes)
 
+    @property
+    def changed_revision(self) -> int:
+        """The revision of its registry at which its list last changed (what a blocking read of
+        the HTTP API waits to see move)."""
+        return self._changed_revision
+
     def _heard(self, remote_age: float) -> None:
         self.connected = True
         self._heard_at = self._clock()
@@ -261,6 +267,12 @@ class RemoteViews:
             self._publish(remote.progress_message())
         self._advanced.set()
         self._advanced = asyncio.Event()
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Returns after the next message of any followed datacenter, or after timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._advanced.wait()
 
     async def catch_up(self, revisions: Mapping[str, int], timeout: float) -> None:
         """Waits (at most `timeout`) until every followed datacenter this frontend holds a list of

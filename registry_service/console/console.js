@@ -10,8 +10,9 @@ const ICONS = { UP: "●", DRAINING: "◐", SUSPECT: "▲", OUT_OF_SERVICE: "■
 
 const state = {
   nodes: new Map(), // "dc/type/id" -> node
-  datacenters: new Set(),
-  revision: 0,
+  datacenters: new Map(), // name -> {remote, stale, ageSeconds} (a followed one is remote)
+  eventId: "", // where the stream stands (the last event's id): sent back to resume
+  revision: 0, // this frontend's etcd's
   stale: false,
   ageSeconds: 0,
   selected: null,
@@ -103,29 +104,51 @@ async function readEvents(body, onEvent) {
   }
 }
 
+function noteDatacenter(entry) {
+  state.datacenters.set(entry.datacenter, {
+    remote: entry.remote,
+    stale: entry.stale,
+    ageSeconds: entry.age_seconds,
+  });
+}
+
 function applyEvent(name, id, data) {
+  if (name === "error") throw new Error(`${data.error.code}: ${data.error.message}`);
+  if (id !== null) state.eventId = id;
   if (name === "snapshot") {
-    state.nodes.clear();
-    state.datacenters.clear();
+    // A whole list, or (with `datacenter`) one followed datacenter's list alone.
+    for (const key of [...state.nodes.keys()]) {
+      if (!data.datacenter || key.startsWith(`${data.datacenter}/`)) state.nodes.delete(key);
+    }
+    if (!data.datacenter) state.datacenters.clear();
     for (const datacenter of data.datacenters) {
-      state.datacenters.add(datacenter.datacenter);
+      noteDatacenter(datacenter);
       for (const node of datacenter.nodes) state.nodes.set(keyOf(node), node);
     }
   } else if (name === "delta") {
     for (const change of data.events) {
-      state.datacenters.add(change.node.datacenter);
+      if (!state.datacenters.has(change.node.datacenter)) {
+        noteDatacenter({ datacenter: change.node.datacenter, remote: !!data.datacenter, stale: false, age_seconds: 0 });
+      }
       if (change.type === "REMOVED") state.nodes.delete(keyOf(change.node));
       else state.nodes.set(keyOf(change.node), change.node);
     }
-  } else if (name === "error") {
-    throw new Error(`${data.error.code}: ${data.error.message}`);
   }
-  if (data.revision !== undefined) state.revision = data.revision;
-  if (data.stale !== undefined) {
-    state.stale = data.stale;
-    state.ageSeconds = data.age_seconds;
+  let redraw = name !== "progress";
+  if (name === "progress" && data.datacenter) {
+    const known = state.datacenters.get(data.datacenter);
+    if (known) {
+      redraw = known.stale !== data.stale; // the grid is redrawn only when it shows something new
+      known.stale = data.stale;
+      known.ageSeconds = data.age_seconds;
+    }
   }
-  if (name !== "progress") renderNodes();
+  if (!data.datacenter) {
+    state.revision = data.revision;
+    state.stale = data.stale !== undefined ? data.stale : state.stale;
+    state.ageSeconds = data.age_seconds !== undefined ? data.age_seconds : state.ageSeconds;
+  }
+  if (redraw) renderNodes();
   renderFreshness();
 }
 
@@ -141,10 +164,15 @@ async function watchForever() {
     const controller = new AbortController();
     state.stream = controller;
     const headers = authHeaders();
-    // The revision last applied: the frontend sends exactly what came after it (or a resync).
-    if (state.revision) headers["Last-Event-ID"] = String(state.revision);
+    // Where it stood: the frontend sends exactly what came after it (or a resync), for this
+    // datacenter's etcd and each followed datacenter in that one's own revisions.
+    if (state.eventId) headers["Last-Event-ID"] = state.eventId;
     try {
-      const response = await fetch("/v1/watch", { headers, signal: controller.signal, cache: "no-store" });
+      const response = await fetch("/v1/watch?datacenter_revisions=true", {
+        headers,
+        signal: controller.signal,
+        cache: "no-store",
+      });
       if (response.status === 401 || response.status === 403) {
         setConnection(`refused: ${await errorMessage(response)}; enter a token with the watch scope`, false);
         await Promise.race([waitForToken(), sleep(30000)]);
@@ -200,7 +228,7 @@ function renderNodes() {
     if (!byCell.has(cell)) byCell.set(cell, []);
     byCell.get(cell).push(node);
   }
-  const datacenters = [...state.datacenters].sort();
+  const datacenters = [...state.datacenters.keys()].sort();
   const columns = [...types].sort();
   $("node-count").textContent = `(${state.nodes.size} in ${datacenters.length} datacenter${datacenters.length === 1 ? "" : "s"})`;
   const grid = $("grid");
@@ -213,7 +241,11 @@ function renderNodes() {
   for (const type of columns) head.append(element("th", { scope: "col", text: type }));
   const body = element("tbody");
   for (const datacenter of datacenters) {
-    const row = element("tr", { "data-datacenter": datacenter }, element("th", { scope: "row", text: datacenter }));
+    const about = state.datacenters.get(datacenter);
+    const heading = element("th", { scope: "row", text: datacenter });
+    if (about.remote) heading.append(element("span", { class: "remote", text: "followed from its own registry" }));
+    if (about.stale) heading.append(element("span", { class: "stale", text: `STALE, last heard ${about.ageSeconds}s ago` }));
+    const row = element("tr", { "data-datacenter": datacenter }, heading);
     for (const type of columns) {
       const nodes = (byCell.get(`${datacenter}/${type}`) || []).sort((a, b) => a.id.localeCompare(b.id));
       const list = element("ul", { class: "cell" });

@@ -118,3 +118,18 @@ async def test_on_a_secured_registry_the_token_goes_in_a_header_and_scopes_show_
         assert not [r.url for r in requests if "viewer-1" in r.url or "auditor-2" in r.url]
         watches = [r for r in requests if "/v1/watch" in r.url]
         assert await watches[-1].header_value("authorization") == "Bearer auditor-2"
+
+
+async def test_the_console_shows_a_followed_datacenter_live_beside_its_own(two_datacenters):
+    dc1, dc2 = two_datacenters.dc1, two_datacenters.dc2
+    await register(two_datacenters.stub(dc1), node("here", "data", "dc1"), ttl=600)
+    async with chromium_page() as page:
+        await page.goto(f"{api_url(dc1)}/ui/")
+        await expect(card(page, "dc1/data/here")).to_contain_text("UP", timeout=LIVE)
+        # A node registered in the other datacenter (its own registry) appears, in its row.
+        await register(two_datacenters.stub(dc2), node("there", "data", "dc2"), ttl=600)
+        await expect(card(page, "dc2/data/there")).to_contain_text("UP", timeout=LIVE)
+        await expect(page.locator('tr[data-datacenter="dc2"] th')).to_contain_text(
+            "followed from its own registry"
+        )
+        await expect(page.locator('tr[data-datacenter="dc1"] th')).not_to_contain_text("followed")

@@ -65,7 +65,10 @@ async def get(
 class Event:
     name: str
     id: int | None
+    """This frontend's etcd's revision in the event's id (its first part, with a vector)."""
     data: Any
+    raw_id: str | None = None
+    """The id as sent: what a client sends back as Last-Event-ID."""
 
 
 class EventStream:
@@ -112,8 +115,9 @@ class EventStream:
                     self._events.put_nowait(
                         Event(
                             fields.get("event", "message"),
-                            int(identifier) if identifier else None,
+                            int(identifier.split(",")[0]) if identifier else None,
                             json.loads(fields["data"]),
+                            identifier,
                         )
                     )
                 fields = {}

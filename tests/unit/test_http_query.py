@@ -8,9 +8,18 @@ import pytest
 from multidict import CIMultiDict, MultiDict
 
 from registry_service import errors
-from registry_service.domain import Consistency, Scope
+from registry_service.domain import (
+    Consistency,
+    DatacenterNodes,
+    DeltaMessage,
+    NodeList,
+    ProgressMessage,
+    Scope,
+    SnapshotMessage,
+    WatchResume,
+)
 from registry_service.http_query import nodes_query, watch_query
-from registry_service.http_watch import sse_event
+from registry_service.http_watch import EventPosition, sse_event
 from registry_service.rpc.status import code_of_http_status, http_status, status_of
 
 
@@ -58,17 +67,46 @@ def test_a_bad_parameter_is_an_invalid_argument_naming_it(text, message):
 def test_the_last_event_id_header_wins_over_the_parameter():
     assert watch_query(query("type=data&last_event_id=5"), CIMultiDict()) == (
         Scope(types=frozenset({"data"})),
-        5,
+        WatchResume(5),
     )
-    assert watch_query(query("last_event_id=5"), CIMultiDict({"Last-Event-ID": "9"}))[1] == 9
-    assert watch_query(query(""), CIMultiDict())[1] == 0
+    assert watch_query(query("last_event_id=5"), CIMultiDict({"Last-Event-ID": "9"}))[1] == (
+        WatchResume(9)
+    )
+    assert watch_query(query(""), CIMultiDict())[1] == WatchResume()
     with pytest.raises(errors.InvalidArgumentError, match="Last-Event-ID header must be"):
         watch_query(query(""), CIMultiDict({"Last-Event-ID": "x"}))
 
 
-def test_an_event_is_its_name_its_revision_and_one_line_of_json():
-    assert sse_event("delta", 12, {"b": [1, 2], "a": "x\ny"}) == (
-        b'event: delta\nid: 12\ndata: {"a":"x\\ny","b":[1,2]}\n\n'
+def test_with_datacenter_revisions_an_event_id_is_a_vector():
+    federated = query("datacenter_revisions=true")
+    assert watch_query(federated, CIMultiDict({"Last-Event-ID": "812,dc2=455,dc3=7"}))[1] == (
+        WatchResume(812, {"dc2": 455, "dc3": 7}, federated=True)
+    )
+    assert watch_query(federated, CIMultiDict())[1] == WatchResume(0, {}, federated=True)
+    with pytest.raises(errors.InvalidArgumentError, match="it resumes a stream of"):
+        watch_query(query(""), CIMultiDict({"Last-Event-ID": "812,dc2=455"}))
+    with pytest.raises(errors.InvalidArgumentError, match="R,dc=R"):
+        watch_query(federated, CIMultiDict({"Last-Event-ID": "812,dc2"}))
+    with pytest.raises(errors.InvalidArgumentError, match="datacenter_revisions must be true"):
+        watch_query(query("datacenter_revisions=maybe"), CIMultiDict())
+
+
+def test_an_event_id_says_where_the_stream_stands():
+    local, remote = DatacenterNodes("dc1", 40, ()), DatacenterNodes("dc2", 7, (), True, 9)
+    unreached = DatacenterNodes("dc3", 0, (), True, 0)
+    snapshot = SnapshotMessage(NodeList(41, (local, remote, unreached)))
+    position = EventPosition(WatchResume(0, {}, federated=True))
+    assert position.after(snapshot) == "41,dc2=9"
+    assert position.after(DeltaMessage(12, (), datacenter="dc3")) == "41,dc2=9,dc3=12"
+    assert position.after(ProgressMessage(44)) == "44,dc2=9,dc3=12"
+    assert position.after(ProgressMessage(10, datacenter="dc2")) == "44,dc2=10,dc3=12"
+    plain = EventPosition(WatchResume(3))
+    assert plain.after(DeltaMessage(5, ())) == "5"
+
+
+def test_an_event_is_its_name_its_id_and_one_line_of_json():
+    assert sse_event("delta", "12,dc2=4", {"b": [1, 2], "a": "x\ny"}) == (
+        b'event: delta\nid: 12,dc2=4\ndata: {"a":"x\\ny","b":[1,2]}\n\n'
     )
     assert sse_event("error", None, {}) == b"event: error\ndata: {}\n\n"
 
