@@ -33,11 +33,12 @@ COPY --from=build /wheels /wheels
 COPY constraints.txt /tmp/constraints.txt
 RUN pip install --no-cache-dir --constraint /tmp/constraints.txt "$(ls /wheels/*.whl)[server]" \
     && rm -rf /wheels /tmp/constraints.txt
-# Tells the frontend it serves a container: it listens on 0.0.0.0 (gRPC 50051, admin 9090) unless
-# REGISTRY_LISTEN / REGISTRY_ADMIN_LISTEN say otherwise (registry_service/host.py).
+# Tells the frontend it serves a container: it listens on 0.0.0.0 (gRPC 50051, HTTP API 8080, admin
+# 9090) unless REGISTRY_LISTEN / REGISTRY_HTTP_LISTEN / REGISTRY_ADMIN_LISTEN say otherwise
+# (registry_service/host.py).
 ENV NODEREGISTRY_CONTAINER=1
 USER 10001:10001
-EXPOSE 50051 9090
+EXPOSE 50051 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:9090/healthz').status != 200)"]
 ENTRYPOINT ["noderegistry"]
 CMD ["serve"]

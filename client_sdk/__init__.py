@@ -33,6 +33,7 @@ from client_sdk._errors import (
 )
 from client_sdk._models import (
     Consistency,
+    DatacenterState,
     EventType,
     Node,
     NodeEvent,
@@ -42,16 +43,19 @@ from client_sdk._models import (
     RegistrationState,
     RemovalReason,
     Scope,
+    WatchStep,
+    WatchStepKind,
 )
 from client_sdk._registration import Registration
 from client_sdk._sync import SyncNodeWatch, SyncRegistration, SyncRegistryClient
-from client_sdk._watch import EventStream, NodeWatch
+from client_sdk._watch import EventStream, NodeWatch, StepStream
 
 __all__ = [
     "AbortedError",
     "AlreadyExistsError",
     "ClientConfig",
     "Consistency",
+    "DatacenterState",
     "EventStream",
     "EventType",
     "FailedPreconditionError",
@@ -75,6 +79,7 @@ __all__ = [
     "Scope",
     "ShrinkReport",
     "StatusCode",
+    "StepStream",
     "SyncNodeWatch",
     "SyncRegistration",
     "SyncRegistryClient",
@@ -82,4 +87,6 @@ __all__ = [
     "UnauthenticatedError",
     "WatchClosedError",
     "WatchConfig",
+    "WatchStep",
+    "WatchStepKind",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 from noderegistry.v1 import registry_pb2 as pb
 
@@ -13,7 +12,7 @@ from client_sdk._config import ClientConfig, WatchConfig
 from client_sdk._keepalive import KeepAliveSession
 from client_sdk._models import Consistency, Node, NodeKey, NodeList, Scope
 from client_sdk._registration import Registration, ReregisteredCallback
-from client_sdk._transport import Transport
+from client_sdk._transport import Targets, Transport, Transports
 from client_sdk._watch import NodeWatch
 
 # Which SDK method wraps each RPC of noderegistry.v1.Registry (a test keeps this complete; a test
@@ -33,25 +32,45 @@ class RegistryClient(AsyncClosing):
 
     Args:
         targets: one or more frontend addresses (`host:port`, comma-separated or a list), tried in
-            order; or one `dns:///name:port` that resolves to all of them.
-        config: timeouts, TLS, bearer token, retry pacing.
+            order; or one `dns:///name:port` that resolves to all of them. With a registry per
+            datacenter (federation), a mapping of datacenter -> its frontends: a registration
+            goes to its node's datacenter's registry, everything else to the home datacenter's.
+        config: timeouts, TLS, bearer token, retry pacing (the same toward every datacenter).
+        home_datacenter: with a mapping, whose frontends serve `get_nodes`, `watch_nodes` and
+            registrations of datacenters not in the mapping (default: the mapping's first).
 
     Use it as `async with RegistryClient("10.0.0.1:50051,10.0.0.2:50051") as client:`; closing
     it deregisters its registrations and ends its watches.
 
     Raises:
-        InvalidArgumentError: no target given, or a TLS file cannot be read.
+        InvalidArgumentError: no target given (for a datacenter), a home datacenter not in the
+            mapping, or a TLS file cannot be read.
     """
 
-    def __init__(self, targets: str | Sequence[str], *, config: ClientConfig | None = None) -> None:
-        self._transport = Transport(targets, config or ClientConfig())
-        self._session = KeepAliveSession(self._transport)
+    def __init__(
+        self,
+        targets: Targets,
+        *,
+        config: ClientConfig | None = None,
+        home_datacenter: str = "",
+    ) -> None:
+        self._transports = Transports(targets, config or ClientConfig(), home_datacenter)
+        self._transport = self._transports.home
+        self._sessions: dict[str, KeepAliveSession] = {}
         self._registrations: set[Registration] = set()
         self._watches: set[NodeWatch] = set()
 
     @property
     def targets(self) -> list[str]:
+        """The home datacenter's frontends (all of them, without a mapping)."""
         return list(self._transport.targets)
+
+    def _session(self, transport: Transport) -> KeepAliveSession:
+        """One KeepAlive stream per registry (D12): its datacenter's frontends."""
+        session = self._sessions.get(transport.name)
+        if session is None:
+            session = self._sessions[transport.name] = KeepAliveSession(transport)
+        return session
 
     async def register(
         self,
@@ -73,9 +92,10 @@ class RegistryClient(AsyncClosing):
             AlreadyExistsError: the node is registered live by another owner.
             RegistryUnavailableError: no frontend could be reached.
         """
+        transport = self._transports.for_datacenter(getattr(node, "datacenter", ""))
         registration = Registration(
-            self._transport,
-            self._session,
+            transport,
+            self._session(transport),
             node,
             ttl_seconds,
             on_reregistered,
@@ -87,7 +107,8 @@ class RegistryClient(AsyncClosing):
 
     async def deregister(self, key: NodeKey, token: str) -> int:
         """Deregisters a registration by its token (one `Registration.detach()` returned, maybe
-        in another process); returns the etcd revision of the removal.
+        in another process), with its datacenter's registry; returns the etcd revision of the
+        removal.
 
         Raises:
             NodeNotFoundError: no registration of `key` with this token (gone, or not yours).
@@ -95,7 +116,8 @@ class RegistryClient(AsyncClosing):
         _validation.check_key(key)
         _validation.check_text("token", token)
         request = pb.DeregisterRequest(key=_convert.key_to_pb(key), token=token)
-        response = await self._transport.unary("Deregister", request)
+        transport = self._transports.for_datacenter(key.datacenter)
+        response = await transport.unary("Deregister", request)
         return int(response.revision)
 
     async def get_nodes(
@@ -133,5 +155,5 @@ class RegistryClient(AsyncClosing):
         await asyncio.gather(*(w.close() for w in self._watches), return_exceptions=True)
         self._registrations.clear()
         self._watches.clear()
-        await self._session.close()
-        await self._transport.close()
+        await asyncio.gather(*(session.close() for session in self._sessions.values()))
+        await self._transports.close()

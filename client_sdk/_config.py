@@ -74,7 +74,8 @@ class WatchConfig:
     `shrink_window_seconds`, for reasons other than deregistration, is suspicious: the watch stops
     applying losses, keeps its list (flagged stale), calls `on_suspicious_shrink`, and only accepts
     the shrink once it has lasted `shrink_hold_seconds` (or the nodes come back first). Losses
-    within the budget are applied as they come. A value out of range raises InvalidArgumentError.
+    within the budget are applied as they come; a `shrink_ratio` above 1 turns the guard off (a
+    relay that passes the stream on as it is). A value out of range raises InvalidArgumentError.
 
     Attributes:
         shrink_ratio: share of the nodes whose loss within the window is suspicious.
@@ -84,6 +85,10 @@ class WatchConfig:
         on_suspicious_shrink: called (in the event loop) when a shrink is held back; a metric hook.
         ack_interval_seconds: how often, at most, the watch tells its frontend which revision it
             has applied (push confirmation, shown on the frontend's admin port); 0 turns it off.
+        silence_timeout_seconds: a stream that brings nothing, not even a progress message, for
+            this long is abandoned and resumed on the next frontend (a link that went silent
+            without closing); keep it above the frontends' progress interval. 0: leave it to
+            gRPC's keepalive (about 30 s).
     """
 
     shrink_ratio: float = 0.5
@@ -92,6 +97,7 @@ class WatchConfig:
     shrink_hold_seconds: float = 60.0
     on_suspicious_shrink: Callable[[ShrinkReport], None] | None = None
     ack_interval_seconds: float = 1.0
+    silence_timeout_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         _require(self, "shrink_ratio", self.shrink_ratio > 0, "must be > 0")
@@ -100,6 +106,7 @@ class WatchConfig:
             "shrink_window_seconds",
             "shrink_hold_seconds",
             "ack_interval_seconds",
+            "silence_timeout_seconds",
         ):
             _require(self, name, getattr(self, name) >= 0, "must be >= 0")
 

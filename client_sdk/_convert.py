@@ -6,6 +6,7 @@ from noderegistry.v1 import registry_pb2 as pb
 
 from client_sdk._models import (
     Consistency,
+    DatacenterState,
     EventType,
     Node,
     NodeEvent,
@@ -79,17 +80,41 @@ def datacenters_from_pb(datacenters: list[pb.DatacenterNodes]) -> dict[str, tupl
     return {dc.datacenter: tuple(node_from_pb(n) for n in dc.nodes) for dc in datacenters}
 
 
+def datacenter_states_from_pb(
+    datacenters: list[pb.DatacenterNodes], revision: int
+) -> dict[str, DatacenterState]:
+    """Each datacenter's state; `revision` completes the frontend's own datacenters (an older
+    frontend sends no complete_revision)."""
+    return {
+        dc.datacenter: DatacenterState(
+            revision=dc.complete_revision if dc.remote else dc.complete_revision or revision,
+            changed_revision=dc.revision,
+            remote=dc.remote,
+            stale=dc.stale,
+            age_seconds=dc.age_seconds,
+        )
+        for dc in datacenters
+    }
+
+
 def node_list_from_pb(message: pb.GetNodesResponse) -> NodeList:
+    datacenters = list(message.datacenters)
+    states = datacenter_states_from_pb(datacenters, message.revision)
     return NodeList(
         revision=message.revision,
-        datacenters=datacenters_from_pb(list(message.datacenters)),
+        datacenters=datacenters_from_pb(datacenters),
         cache_age_seconds=message.cache_age_seconds,
-        stale=message.stale,
+        stale=message.stale or any(state.stale for state in states.values()),
+        datacenter_states=states,
     )
 
 
 def snapshot_nodes(snapshot: pb.Snapshot) -> list[Node]:
     return [node_from_pb(n) for dc in snapshot.datacenters for n in dc.nodes]
+
+
+def snapshot_states(snapshot: pb.Snapshot) -> dict[str, DatacenterState]:
+    return datacenter_states_from_pb(list(snapshot.datacenters), snapshot.revision)
 
 
 def event_from_pb(message: pb.NodeEvent, revision: int) -> NodeEvent:

@@ -143,23 +143,53 @@ class NodeEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class DatacenterState:
+    """How current one datacenter's part of a list is.
+
+    With several datacenters each on a registry of its own (federation), a frontend serves the
+    other datacenters read-only as it follows them, each in its own registry's revisions.
+
+    Attributes:
+        revision: the revision of the datacenter's registry its list is complete up to (for a
+            remote datacenter the frontend has not reached yet: 0).
+        changed_revision: the last revision that changed its nodes.
+        remote: it is another datacenter's registry, followed by the frontend (its revisions
+            are that registry's, not the frontend's own etcd's).
+        stale: its list may be out of date (its registry, or the link to it, is down); it is
+            kept as last seen, never emptied.
+        age_seconds: how long before the last message its registry was last heard from.
+    """
+
+    revision: int
+    changed_revision: int = 0
+    remote: bool = False
+    stale: bool = False
+    age_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class NodeList:
     """The nodes of a scope at `revision`, per datacenter.
 
     Attributes:
-        revision: the etcd revision the list is complete up to.
+        revision: the etcd revision the list is complete up to (the frontend's own registry's;
+            each remote datacenter's is in `datacenter_states`).
         datacenters: datacenter -> its nodes, sorted by type and id.
         cache_age_seconds: for CACHED reads, how old the frontend's view was; for a NodeWatch's
             `current()`, how long before its last progress message the frontend had last heard
             from etcd (0 after a change).
         stale: the list may be out of date: the frontend cannot reach etcd (it serves its last
-            known list), or a NodeWatch is holding back a suspicious shrink.
+            known list), a remote datacenter's list is stale, or a NodeWatch is holding back a
+            suspicious shrink.
+        datacenter_states: datacenter -> its own revision, staleness and age (every datacenter
+            the frontend listed, remote ones included even when they have no nodes).
     """
 
     revision: int
     datacenters: Mapping[str, tuple[Node, ...]]
     cache_age_seconds: float = 0.0
     stale: bool = False
+    datacenter_states: Mapping[str, DatacenterState] = field(default_factory=dict)
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -176,3 +206,35 @@ class NodeList:
 
     def __len__(self) -> int:
         return sum(len(nodes) for nodes in self.datacenters.values())
+
+
+class WatchStepKind(enum.Enum):
+    SNAPSHOT = "SNAPSHOT"
+    DELTA = "DELTA"
+    PROGRESS = "PROGRESS"
+    INTERRUPTED = "INTERRUPTED"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStep:
+    """One message of a NodeWatch's stream as the frontend sent it (`NodeWatch.steps()`), for
+    relays and mirrors; the registry follows other datacenters with these.
+
+    Attributes:
+        kind: SNAPSHOT (`nodes` replaces everything, or with `datacenter` that datacenter's list
+            only), DELTA (`events` of one revision; `relisted`: a net difference after a gap),
+            PROGRESS (nothing changed up to `revision`; `stale`, `age_seconds`), or INTERRUPTED
+            (the stream broke: the watch resumes on the next frontend).
+        revision: in the revisions of the frontend's own registry, or of `datacenter`'s.
+        datacenter: the remote datacenter the step is about; "" for the frontend's own registry.
+    """
+
+    kind: WatchStepKind
+    revision: int = 0
+    datacenter: str = ""
+    nodes: NodeList | None = None
+    events: tuple[NodeEvent, ...] = ()
+    relisted: bool = False
+    resync: bool = False
+    stale: bool = False
+    age_seconds: float = 0.0

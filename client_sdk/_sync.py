@@ -8,7 +8,7 @@ iterators (`events()`, `state_changes()`) hand the same items to the caller's th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from client_sdk._bridge import LoopThread, SyncStream, start_pump
 from client_sdk._client import RegistryClient
@@ -25,6 +25,7 @@ from client_sdk._models import (
     Scope,
 )
 from client_sdk._registration import Registration
+from client_sdk._transport import Targets
 from client_sdk._watch import NodeWatch
 
 
@@ -101,6 +102,11 @@ class SyncNodeWatch(Closing):
         return self._watch.revision
 
     @property
+    def revisions(self) -> dict[str, int]:
+        """Per remote datacenter, its registry's revision (see NodeWatch.revisions)."""
+        return self._watch.revisions
+
+    @property
     def stale(self) -> bool:
         """The view may be out of date (see NodeWatch.stale)."""
         return self._watch.stale
@@ -132,17 +138,27 @@ class SyncRegistryClient(Closing):
     Use it as `with SyncRegistryClient("127.0.0.1:50051") as client:`.
     """
 
-    def __init__(self, targets: str | Sequence[str], *, config: ClientConfig | None = None) -> None:
+    def __init__(
+        self,
+        targets: Targets,
+        *,
+        config: ClientConfig | None = None,
+        home_datacenter: str = "",
+    ) -> None:
         self._loop = LoopThread("noderegistry-client")
         try:
-            self._client = self._loop.run(self._make(targets, config))
+            self._client = self._loop.run(self._make(targets, config, home_datacenter))
         except BaseException:
             self._loop.stop()
             raise
 
     @staticmethod
-    async def _make(targets: str | Sequence[str], config: ClientConfig | None) -> RegistryClient:
-        return RegistryClient(targets, config=config)
+    async def _make(
+        targets: Targets,
+        config: ClientConfig | None,
+        home_datacenter: str,
+    ) -> RegistryClient:
+        return RegistryClient(targets, config=config, home_datacenter=home_datacenter)
 
     def register(
         self,

@@ -2,14 +2,15 @@
 
 Targets are tried in order: the current one serves every call until it is unavailable, then the
 next one does. A single `dns:///name:port` target is handed to grpc with round-robin balancing over
-the addresses the name resolves to.
+the addresses the name resolves to. With a registry per datacenter (federation), `Transports`
+keeps one `Transport` per datacenter's frontends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,10 @@ def _read(setting: str, path: str) -> bytes | None:
 
 
 class Transport:
-    def __init__(self, targets: str | Sequence[str], config: ClientConfig) -> None:
+    def __init__(self, targets: str | Sequence[str], config: ClientConfig, name: str = "") -> None:
+        """`name`: the datacenter whose registry these frontends are ("" when not told)."""
         self.targets = parse_targets(targets)
+        self.name = name
         self.config = config
         self._index = 0
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -185,3 +188,49 @@ class Transport:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+
+
+Targets = str | Sequence[str] | Mapping[str, str | Sequence[str]]
+"""Frontend addresses: one list for the registry, or per datacenter (federation)."""
+
+
+class Transports:
+    """The frontends of every datacenter's registry (a mapping of datacenter -> targets), or of
+    the one registry (a list); `home` serves reads, watches and unmapped datacenters."""
+
+    def __init__(
+        self,
+        targets: Targets,
+        config: ClientConfig,
+        home_datacenter: str = "",
+    ) -> None:
+        self._by_datacenter: dict[str, Transport] = {}
+        if not isinstance(targets, Mapping):
+            if home_datacenter:
+                raise invalid_argument(
+                    "home_datacenter needs targets per datacenter ({datacenter: [host:port]})"
+                )
+            self.home = Transport(targets, config)
+            return
+        if not targets:
+            raise invalid_argument("targets: the mapping of datacenter -> frontends is empty")
+        for datacenter, datacenter_targets in targets.items():
+            if not isinstance(datacenter, str) or not datacenter:
+                raise invalid_argument(f"targets: {datacenter!r} is not a datacenter name")
+            self._by_datacenter[datacenter] = Transport(datacenter_targets, config, datacenter)
+        home = home_datacenter or next(iter(self._by_datacenter))
+        if home not in self._by_datacenter:
+            raise invalid_argument(
+                f"home_datacenter {home!r} is not one of the targets' datacenters "
+                f"({', '.join(self._by_datacenter)})"
+            )
+        self.home = self._by_datacenter[home]
+
+    def for_datacenter(self, datacenter: str) -> Transport:
+        """The frontends of the datacenter's own registry, else the home datacenter's (whose
+        registry names the right one if it is not it)."""
+        return self._by_datacenter.get(datacenter, self.home)
+
+    async def close(self) -> None:
+        for transport in {id(t): t for t in [self.home, *self._by_datacenter.values()]}.values():
+            await transport.close()

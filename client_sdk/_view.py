@@ -7,18 +7,33 @@ view's nodes for reasons other than deregistration (an empty or much smaller lis
 held back, flagged stale, until the loss has lasted `shrink_hold_seconds` or the nodes are back.
 Deliberate departures are never held back. The hold is checked on every step, progress included,
 so it ends on time on an idle cluster.
+
+Federation (several datacenters, each with a registry of its own): the frontend streams the remote
+datacenters it follows beside its own etcd's, each in its own registry's revisions. The view keeps
+one revision per registry (`revision` for the frontend's own, `remote_revisions` for the others:
+the vector a watch resumes from) and each datacenter's staleness. A remote datacenter the frontend
+has not reached yet is kept as the view had it, marked stale: never emptied.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from client_sdk._config import ShrinkReport, WatchConfig
-from client_sdk._models import EventType, Node, NodeEvent, NodeKey, NodeList, RemovalReason
+from client_sdk._models import (
+    DatacenterState,
+    EventType,
+    Node,
+    NodeEvent,
+    NodeKey,
+    NodeList,
+    RemovalReason,
+)
 
 log = logging.getLogger("client_sdk")
 
@@ -72,6 +87,8 @@ class WatchView:
         self._recent_losses: collections.deque[tuple[float, NodeKey]] = collections.deque()
         self._frontend_stale = False
         self._frontend_age_seconds = 0.0
+        self._local_changed: dict[str, int] = {}  # the frontend's own datacenters' last changes
+        self._remote: dict[str, DatacenterState] = {}  # remote datacenters, in their revisions
         self.resyncs = 0
         self.shrinks_held = 0
 
@@ -81,39 +98,114 @@ class WatchView:
         return self._revision
 
     @property
+    def remote_revisions(self) -> dict[str, int]:
+        """Per remote datacenter, its registry's revision the view is complete up to."""
+        return {dc: state.revision for dc, state in self._remote.items() if state.revision > 0}
+
+    @property
     def stale(self) -> bool:
-        """The frontend said it cannot reach etcd, or a suspicious shrink is held back."""
-        return self._held_since is not None or self._frontend_stale
+        """The frontend said it cannot reach etcd, a remote datacenter's list is stale, or a
+        suspicious shrink is held back."""
+        return (
+            self._held_since is not None
+            or self._frontend_stale
+            or any(state.stale for state in self._remote.values())
+        )
 
     def current(self) -> NodeList:
         """The published view, per datacenter, at its revision."""
-        datacenters: dict[str, list[Node]] = {}
-        for key in sorted(self._view):
-            datacenters.setdefault(key.datacenter, []).append(self._view[key])
         revision = self._view_revision if self._held_since is not None else self._revision
+        return self._node_list(self._view, revision)
+
+    def stream_state(self) -> NodeList:
+        """Exactly what the stream says (no shrink held back): where a relay starts from."""
+        return self._node_list(self._shadow, self._revision)
+
+    def _node_list(self, nodes: Mapping[NodeKey, Node], revision: int) -> NodeList:
+        datacenters: dict[str, list[Node]] = {}
+        for key in sorted(nodes):
+            datacenters.setdefault(key.datacenter, []).append(nodes[key])
+        states = {
+            dc: DatacenterState(
+                revision,
+                self._local_changed.get(dc, 0),
+                stale=self._frontend_stale,
+                age_seconds=self._frontend_age_seconds,
+            )
+            for dc in datacenters
+            if dc not in self._remote
+        }
+        states.update(self._remote)
         return NodeList(
             revision=revision,
             datacenters={dc: tuple(nodes) for dc, nodes in datacenters.items()},
             cache_age_seconds=self._frontend_age_seconds,
             stale=self.stale,
+            datacenter_states=dict(sorted(states.items())),
         )
 
     # -- stream steps -------------------------------------------------------------------------
 
-    def apply_snapshot(self, nodes: Iterable[Node], revision: int, *, resync: bool) -> ViewUpdate:
-        """The whole scope at `revision` (the first message, or a resync after a gap)."""
+    def apply_snapshot(
+        self,
+        nodes: Iterable[Node],
+        revision: int,
+        *,
+        resync: bool,
+        states: Mapping[str, DatacenterState] | None = None,
+        datacenter: str = "",
+    ) -> ViewUpdate:
+        """The whole scope at `revision` (the first message, or a resync after a gap), each
+        datacenter's state in `states`; or, with `datacenter`, that remote datacenter's list
+        alone at its registry's `revision`, replacing only what the view had of it."""
         if resync:
             self.resyncs += 1
-        self._shadow = {node.key: node for node in nodes}
+        states = states or {}
+        if datacenter:
+            self._shadow = {k: n for k, n in self._shadow.items() if k.datacenter != datacenter}
+            self._shadow.update((n.key, n) for n in nodes if n.datacenter == datacenter)
+            self._remote[datacenter] = states.get(
+                datacenter, DatacenterState(revision, remote=True)
+            )
+            return self._publish(None)
+        shadow = {node.key: node for node in nodes}
+        remote: dict[str, DatacenterState] = {}
+        for dc, state in states.items():
+            previous = self._remote.get(dc)
+            if state.remote and state.revision == 0 and previous is not None:
+                # The frontend has not reached it yet: keep what the view had, stale.
+                shadow.update((k, n) for k, n in self._shadow.items() if k.datacenter == dc)
+                remote[dc] = dataclasses.replace(previous, stale=True)
+            elif state.remote:
+                remote[dc] = state
+        self._remote = remote
+        self._local_changed = {
+            dc: st.changed_revision for dc, st in states.items() if not st.remote
+        }
+        self._shadow = shadow
         self._revision = revision
         return self._publish(None)
 
     def apply_delta(
-        self, events: Sequence[NodeEvent], revision: int, *, relisted: bool
+        self, events: Sequence[NodeEvent], revision: int, *, relisted: bool, datacenter: str = ""
     ) -> ViewUpdate:
-        """The changes of one revision; `relisted` ones are diffed against the view instead."""
-        self._frontend_stale = False  # a change can only come from etcd
-        self._frontend_age_seconds = 0.0
+        """The changes of one revision (of `datacenter`'s registry when set); `relisted` ones
+        are diffed against the view instead."""
+        if datacenter:
+            previous = self._remote.get(datacenter, DatacenterState(0, remote=True))
+            self._remote[datacenter] = dataclasses.replace(
+                previous,
+                revision=revision,
+                changed_revision=revision if events else previous.changed_revision,
+                stale=False,  # a change can only come from its registry
+                age_seconds=0.0,
+            )
+        else:
+            self._frontend_stale = False  # a change can only come from etcd
+            self._frontend_age_seconds = 0.0
+            self._revision = revision
+            for event in events:
+                self._local_changed[event.node.datacenter] = revision
         for event in events:
             if event.type is EventType.REMOVED:
                 self._shadow.pop(event.node.key, None)
@@ -122,15 +214,26 @@ class WatchView:
             else:
                 self._shadow[event.node.key] = event.node
                 self._deliberate.discard(event.node.key)
-        self._revision = revision
         return self._publish(None if relisted else list(events))
 
-    def apply_progress(self, revision: int, *, stale: bool, age_seconds: float = 0.0) -> ViewUpdate:
-        """Nothing changed up to `revision`; `stale`: the frontend cannot reach etcd;
-        `age_seconds`: how long ago the frontend last heard from etcd."""
-        self._frontend_stale = stale
-        self._frontend_age_seconds = age_seconds
-        self._revision = max(self._revision, revision)
+    def apply_progress(
+        self, revision: int, *, stale: bool, age_seconds: float = 0.0, datacenter: str = ""
+    ) -> ViewUpdate:
+        """Nothing changed up to `revision` (of `datacenter`'s registry when set); `stale`: the
+        frontend cannot reach etcd (or that datacenter); `age_seconds`: how long ago it last
+        heard from it."""
+        if datacenter:
+            previous = self._remote.get(datacenter, DatacenterState(0, remote=True))
+            self._remote[datacenter] = dataclasses.replace(
+                previous,
+                revision=max(previous.revision, revision),
+                stale=stale,
+                age_seconds=age_seconds,
+            )
+        else:
+            self._frontend_stale = stale
+            self._frontend_age_seconds = age_seconds
+            self._revision = max(self._revision, revision)
         return self._publish([])
 
     # -- the shrink guard ---------------------------------------------------------------------

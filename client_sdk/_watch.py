@@ -1,10 +1,13 @@
 """NodeWatch: drives one WatchNodes stream across frontends and reconnects into a `WatchView`.
 
-It resumes from the last revision it applied on whichever frontend answers, hands every message
-to the view (`_view.py`, where the view logic and the shrink guard live), publishes the view's
-events to `events()` readers, and confirms applied revisions with `AckWatch`: it opts into
-acknowledgements (the frontend re-pushes a subscriber that does not confirm in time), confirms at
-most once per `ack_interval_seconds`, and confirms what arrived meanwhile when the interval ends.
+It resumes from the last revision it applied on whichever frontend answers (one revision per
+registry: the frontend's own, and each remote datacenter's it follows), hands every message to the
+view (`_view.py`, where the view logic and the shrink guard live), publishes the view's events to
+`events()` readers and the raw messages to `steps()` readers, and confirms applied revisions with
+`AckWatch`: it opts into acknowledgements (the frontend re-pushes a subscriber that does not
+confirm in time), confirms at most once per `ack_interval_seconds`, and confirms what arrived
+meanwhile when the interval ends. A stream silent for `silence_timeout_seconds` is abandoned for
+the next frontend.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import grpc.aio
@@ -25,7 +28,7 @@ from client_sdk._broadcast import Broadcast, Subscription
 from client_sdk._closing import AsyncClosing
 from client_sdk._config import WatchConfig
 from client_sdk._errors import RegistryError, StatusCode, WatchClosedError, error_for
-from client_sdk._models import NodeEvent, NodeList, Scope
+from client_sdk._models import NodeEvent, NodeList, Scope, WatchStep, WatchStepKind
 from client_sdk._transport import Transport, error_from_rpc
 from client_sdk._view import ViewUpdate, WatchView
 
@@ -50,6 +53,12 @@ class EventStream(Subscription[NodeEvent]):
     `close()` it when no longer needed (one that is dropped is forgotten too)."""
 
 
+class StepStream(Subscription[WatchStep]):
+    """The raw steps of a NodeWatch (`NodeWatch.steps()`): first a SNAPSHOT of where the stream
+    stands, then every message as the frontends send it, and INTERRUPTED when a stream breaks;
+    an async iterator that ends when the watch closes. `close()` it when no longer needed."""
+
+
 class NodeWatch(AsyncClosing):
     """The nodes of a scope, kept current; iterate `events()` for changes, call `current()` for
     the list. Created (and started) by `RegistryClient.watch_nodes`; close it when done, or use
@@ -70,6 +79,7 @@ class NodeWatch(AsyncClosing):
         self._on_closed = on_closed
         self._view = WatchView(config, clock)
         self._events: Broadcast[NodeEvent] = Broadcast()
+        self._steps: Broadcast[WatchStep] = Broadcast()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -78,6 +88,7 @@ class NodeWatch(AsyncClosing):
         self._acked_revision = 0
         self._last_ack = 0.0
         self._ack_task: asyncio.Task[None] | None = None
+        self._answered = False  # the current stream brought a message
         self.reconnects = 0
         """How often the stream ended and was resumed (on this or another frontend)."""
 
@@ -89,10 +100,23 @@ class NodeWatch(AsyncClosing):
         return self._view.revision
 
     @property
+    def revisions(self) -> dict[str, int]:
+        """Per remote datacenter the frontend follows, its registry's revision the stream is
+        complete up to (what the watch resumes each of them from)."""
+        return self._view.remote_revisions
+
+    @property
     def stale(self) -> bool:
         """True while the view may be out of date: the frontend said it cannot reach etcd (its
-        progress messages are marked stale), or a suspicious shrink is held back."""
+        progress messages are marked stale), a remote datacenter is stale (see
+        `current().datacenter_states`), or a suspicious shrink is held back."""
         return self._view.stale
+
+    @property
+    def error(self) -> RegistryError | None:
+        """What ended the watch (a refusal, or `WatchClosedError` once closed); None while it
+        runs."""
+        return self._error
 
     @property
     def resyncs(self) -> int:
@@ -112,6 +136,15 @@ class NodeWatch(AsyncClosing):
         """Every change of the view from the moment of this call, in order; an async iterator
         that ends when the watch is closed. Close it (or let it end) when no longer needed."""
         return EventStream(self._events)
+
+    def steps(self) -> StepStream:
+        """The stream's messages as the frontends send them, from this call on, starting with a
+        SNAPSHOT of where the stream stands: for relays and mirrors. Close it when done."""
+        stream = StepStream(self._steps)
+        stream._put(
+            WatchStep(WatchStepKind.SNAPSHOT, self._view.revision, nodes=self._view.stream_state())
+        )
+        return stream
 
     async def wait_for(self, predicate: Callable[[NodeList], object], timeout: float) -> NodeList:
         """Waits until predicate(current()) is true; returns that list.
@@ -135,7 +168,7 @@ class NodeWatch(AsyncClosing):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if not isinstance(self._error, WatchClosedError):
+        if self._error is None:
             self._fail(WatchClosedError("the watch was closed"))
         if self._on_closed is not None:
             self._on_closed(self)
@@ -157,6 +190,7 @@ class NodeWatch(AsyncClosing):
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(error)
         self._events.end()
+        self._steps.end()
         self._notify()
 
     def _notify(self) -> None:
@@ -173,19 +207,21 @@ class NodeWatch(AsyncClosing):
                 scope=_convert.scope_to_pb(self.scope),
                 resume_revision=self._view.revision,
                 acknowledge=self._config.ack_interval_seconds > 0,
+                datacenter_revisions=True,
+                resume_revisions=self._view.remote_revisions,
             )
             call = self._transport.stub(target).WatchNodes(
                 request, metadata=self._transport.metadata
             )
+            self._answered = False
             try:
-                async for message in call:
-                    attempts_without_answer = 0
-                    backoff.reset()
-                    if message.subscription_id:
-                        self._subscription_id = message.subscription_id
-                    self._apply(message)
-                    self._maybe_ack(target)
+                await self._read(call, target)
                 error = error_for(StatusCode.UNAVAILABLE, f"frontend {target} ended the watch")
+            except TimeoutError:
+                silence = self._config.silence_timeout_seconds
+                error = error_for(
+                    StatusCode.UNAVAILABLE, f"frontend {target} sent nothing for {silence:g}s"
+                )
             except grpc.aio.AioRpcError as err:
                 error = error_from_rpc(err, target)
                 if error.code not in _RECONNECT_CODES:
@@ -193,6 +229,10 @@ class NodeWatch(AsyncClosing):
                     return
             finally:
                 call.cancel()
+            self._steps.publish(WatchStep(WatchStepKind.INTERRUPTED, self._view.revision))
+            if self._answered:
+                attempts_without_answer = 0
+                backoff.reset()
             attempts_without_answer += 1
             self.reconnects += 1
             self._transport.fail_over(target)
@@ -206,28 +246,77 @@ class NodeWatch(AsyncClosing):
             log.info("watch: %s; resuming from revision %d", error, self._view.revision)
             await backoff.wait()
 
+    async def _read(self, call: AsyncIterator[pb.WatchNodesResponse], target: str) -> None:
+        """Applies the stream's messages until it ends (`_answered`: one came); TimeoutError
+        when it falls silent for `silence_timeout_seconds` (0: never)."""
+        silence = self._config.silence_timeout_seconds
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(loop.time() + silence if silence else None) as quiet:
+            async for message in call:
+                self._answered = True
+                if silence:
+                    quiet.reschedule(loop.time() + silence)
+                if message.subscription_id:
+                    self._subscription_id = message.subscription_id
+                self._apply(message)
+                self._maybe_ack(target)
+
     def _apply(self, message: pb.WatchNodesResponse) -> None:
         """Hands one stream message to the view and publishes what changed."""
         kind = message.WhichOneof("message")
         if kind == "snapshot":
             snapshot = message.snapshot
+            nodes = _convert.snapshot_nodes(snapshot)
+            states = _convert.snapshot_states(snapshot)
+            step = WatchStep(
+                WatchStepKind.SNAPSHOT,
+                snapshot.revision,
+                snapshot.datacenter,
+                nodes=NodeList(
+                    snapshot.revision,
+                    _convert.datacenters_from_pb(list(snapshot.datacenters)),
+                    datacenter_states=states,
+                ),
+                resync=snapshot.resync,
+            )
             update = self._view.apply_snapshot(
-                _convert.snapshot_nodes(snapshot), snapshot.revision, resync=snapshot.resync
+                nodes,
+                snapshot.revision,
+                resync=snapshot.resync,
+                states=states,
+                datacenter=snapshot.datacenter,
             )
         elif kind == "delta":
             delta = message.delta
-            update = self._view.apply_delta(
-                [_convert.event_from_pb(e, delta.revision) for e in delta.events],
+            events = tuple(_convert.event_from_pb(e, delta.revision) for e in delta.events)
+            step = WatchStep(
+                WatchStepKind.DELTA,
                 delta.revision,
+                delta.datacenter,
+                events=events,
                 relisted=delta.relisted,
+            )
+            update = self._view.apply_delta(
+                events, delta.revision, relisted=delta.relisted, datacenter=delta.datacenter
             )
         elif kind == "progress":
             progress = message.progress
+            step = WatchStep(
+                WatchStepKind.PROGRESS,
+                progress.revision,
+                progress.datacenter,
+                stale=progress.stale,
+                age_seconds=progress.age_seconds,
+            )
             update = self._view.apply_progress(
-                progress.revision, stale=progress.stale, age_seconds=progress.age_seconds
+                progress.revision,
+                stale=progress.stale,
+                age_seconds=progress.age_seconds,
+                datacenter=progress.datacenter,
             )
         else:
             return
+        self._steps.publish(step)
         self._publish(update)
         if kind == "snapshot" and self._ready is not None and not self._ready.done():
             self._ready.set_result(None)

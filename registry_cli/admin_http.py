@@ -86,11 +86,16 @@ class AdminClient:
 
 
 def _refusal(err: urllib.error.HTTPError, url: str) -> RegistryRPCError:
-    try:
-        message = str(json.loads(err.read()).get("error", ""))
-    except (ValueError, AttributeError):
-        message = ""
+    """The error an HTTP refusal stands for: `{"error": {"code", "message"}}` names the gRPC
+    code (frontends before the HTTP API sent `{"error": "message"}`: the status says it)."""
     code = _CODES.get(err.code, StatusCode.UNKNOWN)
+    try:
+        error = json.loads(err.read()).get("error", "")
+    except (ValueError, AttributeError):
+        error = ""
+    if isinstance(error, dict):
+        code = StatusCode.__members__.get(str(error.get("code")), code)
+        error = error.get("message", "")
     return RegistryRPCError(
-        code, f"{one_line(message) or err.reason} (admin {url}, HTTP {err.code})"
+        code, f"{one_line(str(error)) or err.reason} (admin {url}, HTTP {err.code})"
     )

@@ -70,13 +70,19 @@ def nodes_table(nodes: NodeList, consistency: Consistency) -> str:
         ],
     )
     footer = f"{len(nodes)} node(s) at revision {nodes.revision}"
-    if nodes.stale:
+    remote_stale = {dc: s for dc, s in nodes.datacenter_states.items() if s.remote and s.stale}
+    if nodes.stale and not remote_stale:
         footer += (
             f"; STALE: the frontend cannot reach etcd, this list is "
             f"{nodes.cache_age_seconds:.1f}s old and may be out of date"
         )
     elif consistency is Consistency.CACHED:
         footer += f"; cached, {nodes.cache_age_seconds:.1f}s old"
+    for datacenter, state in sorted(remote_stale.items()):
+        footer += (
+            f"; datacenter {datacenter} STALE: its registry was last heard from "
+            f"{state.age_seconds:.1f}s ago (its list is kept as it was)"
+        )
     lines.append(footer)
     return "\n".join(lines)
 
@@ -90,12 +96,26 @@ def nodes_json(nodes: NodeList, consistency: Consistency) -> str:
             "age_seconds": round(nodes.cache_age_seconds, 3),
             "count": len(nodes),
             "datacenters": {
-                dc: {"nodes": [node_json(n) for n in dc_nodes]}
+                dc: {"nodes": [node_json(n) for n in dc_nodes], **_state_json(nodes, dc)}
                 for dc, dc_nodes in nodes.datacenters.items()
             },
         },
         indent=2,
     )
+
+
+def _state_json(nodes: NodeList, datacenter: str) -> dict[str, Any]:
+    """A datacenter's own revision, staleness and age, when the frontend gave them (one that
+    follows other datacenters does: README "Several datacenters")."""
+    state = nodes.datacenter_states.get(datacenter)
+    if state is None:
+        return {}
+    return {
+        "revision": state.revision,
+        "remote": state.remote,
+        "stale": state.stale,
+        "age_seconds": round(state.age_seconds, 3),
+    }
 
 
 # -- watch --------------------------------------------------------------------------------------

@@ -23,31 +23,20 @@ Access (TLS, mTLS, bearer tokens with admin scopes) is admin_auth.py's middlewar
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from registry_service.admin_config import AdminConfig, json_response, node_json
-from registry_service.admin_control import ControlRoutes, error_response, registry_errors
+from registry_service.admin_config import AdminConfig, audit_json, node_json, suspect_json
+from registry_service.admin_control import ControlRoutes
 from registry_service.domain import NodeKey, Scope
-from registry_service.errors import RegistryError
+from registry_service.errors import InvalidArgumentError, RegistryError
+from registry_service.http_edge import json_response, new_app
 from registry_service.http_site import start_site
-from registry_service.logs import request_id
 from registry_service.self_preservation import DatacenterBudget
 from registry_service.subscription import Subscription
-
-
-@web.middleware
-async def _with_request_id(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every log line of an admin request carries its id (X-Request-Id, or a new one)."""
-    request_id.set(request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(6))
-    return await handler(request)
 
 
 def subscriber_json(subscription: Subscription, frontend: str, revision: int) -> dict[str, Any]:
@@ -100,10 +89,7 @@ class AdminServer:
         self.port = 0
 
     async def start(self) -> None:
-        app = web.Application(
-            middlewares=[_with_request_id, self._config.auth.middleware(), registry_errors]
-        )
-        app.add_routes(
+        app = new_app(
             [
                 web.get("/metrics", self.metrics),
                 web.get("/healthz", self.healthz),
@@ -116,7 +102,8 @@ class AdminServer:
                 web.post("/admin/suspects/cancel", self.cancel_suspects),
                 web.get("/admin/audit", self.audit),
                 *ControlRoutes(self._config).routes(),
-            ]
+            ],
+            self._config.auth.middleware(),
         )
         self._runner, self.port = await start_site(
             app, self._host, self._port, self._config.ssl_context
@@ -160,7 +147,7 @@ class AdminServer:
         try:
             revision = int(request.query.get("revision") or hub.revision)
         except ValueError:
-            return error_response(400, "revision must be a whole number")
+            raise InvalidArgumentError("revision must be a whole number") from None
         frontend = self._config.frontend_id
         return json_response(
             {
@@ -216,11 +203,7 @@ class AdminServer:
         return json_response(
             {
                 "suspects": [
-                    {
-                        **node_json(registration.node),
-                        "suspect_since": registration.suspect_since,
-                        "removed_at_the_latest": registration.suspect_since + ceiling,
-                    }
+                    suspect_json(registration, ceiling)
                     for registration in self._operations.suspects()
                 ]
             }
@@ -244,11 +227,10 @@ class AdminServer:
             else:
                 keys = [NodeKey(n["datacenter"], n["type"], n["id"]) for n in body["nodes"]]
         except (ValueError, KeyError, TypeError):
-            return error_response(
-                400,
+            raise InvalidArgumentError(
                 'send {"nodes": [{"datacenter": ..., "type": ..., "id": ...}]} or '
-                '{"datacenter": ...}',
-            )
+                '{"datacenter": ...}'
+            ) from None
         results: dict[str, dict[str, Any]] = {}
         for key in keys:
             try:
@@ -284,22 +266,5 @@ class AdminServer:
         try:
             key = NodeKey(query["datacenter"], query["type"], query["id"])
         except KeyError:
-            return error_response(400, "give ?datacenter=...&type=...&id=... (all three)")
-        entries = await self._operations.audit(key)
-        return json_response(
-            {
-                "node": key.path,
-                "entries": [
-                    {
-                        "revision": entry.revision,
-                        "time": entry.time,
-                        "cause": entry.cause.value,
-                        "incarnation": entry.incarnation,
-                        "frontend": entry.frontend,
-                        "detail": entry.detail,
-                        "operator": entry.operator or None,
-                    }
-                    for entry in entries
-                ],
-            }
-        )
+            raise InvalidArgumentError("give ?datacenter=...&type=...&id=... (all three)") from None
+        return json_response(audit_json(key, await self._operations.audit(key)))

@@ -1,14 +1,17 @@
-"""Who may use the admin port, and who they are (DESIGN.md §9): one middleware for the frontend's
-admin surface and the supervisor's.
+"""Who may use the HTTP ports, and who they are (DESIGN.md §9, §11): one middleware for the
+frontend's admin surface, the supervisor's, and the HTTP API port (/v1/, /ui/).
 
 - The admin port has the gRPC port's TLS, and its mTLS: with a client CA, a request must present
   a certificate that CA signed (verified by the TLS layer; requested, not required, so that the
   kubelet's probes still reach /healthz and /readyz).
 - With bearer tokens configured (`auth_tokens_file`, or the single `admin_token`), every request
-  needs one with the path's scope: /metrics `metrics` (or `admin:read`), other reads `admin:read`,
-  writes `admin:write` (`admin`, and the single admin token, mean both).
-- With any of these configured, only /healthz and /readyz answer without credentials: probes
-  cannot present either.
+  needs one with the path's scope: /metrics `metrics` (or `admin:read`), other admin reads
+  `admin:read`, writes `admin:write` (`admin`, and the single admin token, mean both); the HTTP
+  API's node lists and watch `watch` (as GetNodes and WatchNodes), its audit trail and cluster
+  views (/v1/audit/, /v1/cluster/) `admin:read`.
+- With any of these configured, only /healthz and /readyz answer without credentials (probes
+  cannot present either), and the console's static files and the API's OpenAPI document, which
+  hold no data: a browser loads the console, then the console presents the token.
 
 The operator's identity (recorded in the audit) is the token's name, else the client
 certificate's common name (or its first subject alternative name), else the peer's IP address.
@@ -24,22 +27,28 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from aiohttp import web
 
 from registry_service.bearer_tokens import TokenTable
+from registry_service.http_edge import error_response
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json", "/", "/ui", "/favicon.ico"})
+OPEN_PREFIXES = ("/ui/",)
+ADMIN_READ_PREFIXES = ("/v1/audit/", "/v1/cluster/")
 OPERATOR_HEADER = "X-Noderegistry-Operator"
 _READS = frozenset({"GET", "HEAD"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def required_scope(method: str, path: str) -> str | None:
-    """The scope a request needs; None for the probes' paths."""
-    if path in OPEN_PATHS:
+    """The scope a request needs; None for the probes' paths and the static ones."""
+    if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
         return None
     if path == "/metrics":
         return "metrics"
+    if path.startswith("/v1/") and not path.startswith(ADMIN_READ_PREFIXES):
+        return "watch"
     return "admin:read" if method in _READS else "admin:write"
 
 
@@ -83,7 +92,10 @@ class AdminAuth:
         if scope is None:
             return None
         if self.client_certificates and not self.trust_forwarded and not _certificate(request):
-            return _error(401, "this admin port requires a client certificate (mTLS)")
+            return error_response(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "this port requires a client certificate (mTLS) beyond /healthz and /readyz",
+            )
         if not self.tokens_required:
             return None
         header = request.headers.get("Authorization", "")
@@ -91,13 +103,16 @@ class AdminAuth:
             return None
         principal = self.tokens.identify([("authorization", header)])
         if principal is None:
-            return _error(
-                401,
+            return error_response(
+                grpc.StatusCode.UNAUTHENTICATED,
                 f"{request.path} needs Authorization: Bearer <token> (a token with the "
                 f"{scope!r} scope, or the admin token)",
             )
         if not principal.may(scope):
-            return _error(403, f"token {principal.name!r} lacks the {scope!r} scope this needs")
+            return error_response(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"token {principal.name!r} lacks the {scope!r} scope this needs",
+            )
         return None
 
     def middleware(self) -> Any:
@@ -112,10 +127,6 @@ class AdminAuth:
             return await handler(request)
 
         return check
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _certificate(request: web.Request) -> Mapping[str, Any] | None:

@@ -3,13 +3,11 @@ frontend itself), and the JSON shapes its routes share."""
 
 from __future__ import annotations
 
-import json
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from registry_service.admin_auth import AdminAuth
@@ -151,9 +149,29 @@ def node_json(node: Node) -> dict[str, Any]:
     }
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, indent=2, sort_keys=True) + "\n",
-        status=status,
-        content_type="application/json",
-    )
+def suspect_json(registration: Registration, ceiling_seconds: float) -> dict[str, Any]:
+    """A member held as SUSPECT: the node, since when, and when the ceiling removes it."""
+    return {
+        **node_json(registration.node),
+        "suspect_since": registration.suspect_since,
+        "removed_at_the_latest": registration.suspect_since + ceiling_seconds,
+    }
+
+
+def audit_json(key: NodeKey, entries: list[AuditEntry]) -> dict[str, Any]:
+    """A node's recorded transitions, oldest first (the admin port's and the HTTP API's)."""
+    return {
+        "node": key.path,
+        "entries": [
+            {
+                "revision": entry.revision,
+                "time": entry.time,
+                "cause": entry.cause.value,
+                "incarnation": entry.incarnation,
+                "frontend": entry.frontend,
+                "detail": entry.detail,
+                "operator": entry.operator or None,
+            }
+            for entry in entries
+        ],
+    }

@@ -14,60 +14,28 @@
                                        {"reason": "...", "hold_seconds": N (evict)}
 
 Every write is audited with the operator's identity (admin_auth.py). Registry errors become HTTP
-statuses in one place (`registry_errors`).
+statuses in one place (http_edge.py).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from typing import Any
 
+import grpc
 from aiohttp import web
 
 from registry_service.admin_auth import OPERATOR_HEADER
-from registry_service.admin_config import AdminConfig, json_response, node_json
+from registry_service.admin_config import AdminConfig, WatchControl, node_json
 from registry_service.control import PushSwitch, parse_held_scope, parse_network
 from registry_service.domain import NodeKey
-from registry_service.errors import (
-    ConcurrentModificationError,
-    InvalidArgumentError,
-    NodeHeldError,
-    NodeNotFoundError,
-    NotLiveError,
-    RegistryError,
-    StoreUnavailableError,
-)
+from registry_service.errors import InvalidArgumentError
+from registry_service.http_edge import error_response, json_response
 from registry_service.operations import OVERRIDES, PushChange, describe_switch
+from registry_service.peers import PeerAdmins
 
-_HTTP_STATUS: dict[type[RegistryError], int] = {
-    InvalidArgumentError: 400,
-    NodeNotFoundError: 404,
-    NotLiveError: 409,
-    NodeHeldError: 409,
-    ConcurrentModificationError: 409,
-    StoreUnavailableError: 503,
-}
 _FORWARDED = ("Authorization",)
-
-
-def error_response(status: int, message: str) -> web.Response:
-    return json_response({"error": message}, status)
-
-
-@web.middleware
-async def registry_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """A RegistryError a route raises is its HTTP status and message (503 for any store
-    failure), as rpc/status.py does for gRPC."""
-    try:
-        return await handler(request)
-    except RegistryError as err:
-        status = next(
-            (_HTTP_STATUS[kind] for kind in type(err).__mro__ if kind in _HTTP_STATUS), 503
-        )
-        return error_response(status, str(err))
 
 
 def push_json(switch: PushSwitch) -> dict[str, Any]:
@@ -104,6 +72,42 @@ def push_change(body: Any) -> PushChange:
     )
     networks = tuple(parse_network(str(n)) for n in gray.get("networks") or [])
     return PushChange(enabled=enabled, held_scopes=scopes, held_networks=networks)
+
+
+def forwarded_headers(request: web.Request, operator: str) -> dict[str, str]:
+    """What another frontend's admin port gets of a caller: its token and its identity."""
+    headers = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
+    headers[OPERATOR_HEADER] = operator
+    return headers
+
+
+async def cluster_convergence(
+    watch: WatchControl,
+    peers: PeerAdmins,
+    frontend_id: str,
+    revision: int,
+    headers: Mapping[str, str],
+) -> dict[str, Any]:
+    """Every announced frontend's subscribers against `revision`, merged (`headers` carry the
+    caller's token and identity to the other frontends' admin ports)."""
+    answer = await peers.subscribers(watch.frontends.values(), f"revision={revision}", headers)
+    now = time.time()
+    pending = [s for s in answer.subscribers if not s.get("converged")]
+    return {
+        "revision": revision,
+        "asked_by": frontend_id,
+        "frontends": sorted(answer.answered),
+        "unreachable": answer.unreachable,
+        "subscribers": answer.subscribers,
+        "not_converged": len(pending),
+        "oldest_pending_seconds": round(
+            max(
+                (now - s["pending_since"] for s in pending if s.get("pending_since")),
+                default=0.0,
+            ),
+            3,
+        ),
+    }
 
 
 class ControlRoutes:
@@ -165,29 +169,11 @@ class ControlRoutes:
             revision = int(request.query.get("revision") or self._watch.revision)
         except ValueError:
             raise InvalidArgumentError("revision must be a whole number") from None
-        headers = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
-        headers[OPERATOR_HEADER] = self._config.auth.identify(request)
-        answer = await self._config.peers.subscribers(
-            self._watch.frontends.values(), f"revision={revision}", headers
-        )
-        now = time.time()
-        pending = [s for s in answer.subscribers if not s.get("converged")]
+        headers = forwarded_headers(request, self._config.auth.identify(request))
         return json_response(
-            {
-                "revision": revision,
-                "asked_by": self._config.frontend_id,
-                "frontends": sorted(answer.answered),
-                "unreachable": answer.unreachable,
-                "subscribers": answer.subscribers,
-                "not_converged": len(pending),
-                "oldest_pending_seconds": round(
-                    max(
-                        (now - s["pending_since"] for s in pending if s.get("pending_since")),
-                        default=0.0,
-                    ),
-                    3,
-                ),
-            }
+            await cluster_convergence(
+                self._watch, self._config.peers, self._config.frontend_id, revision, headers
+            )
         )
 
     def _key(self, request: web.Request) -> NodeKey:
@@ -240,7 +226,8 @@ class ControlRoutes:
             done = await self._operations.lift_hold(key, operator)
         else:
             return error_response(
-                404, f"no action {action!r}: maintenance, drain, clear, evict or unhold"
+                grpc.StatusCode.NOT_FOUND,
+                f"no action {action!r}: maintenance, drain, clear, evict or unhold",
             )
         return json_response(
             {

@@ -1,4 +1,5 @@
-"""Composition root: settings -> etcd client -> store -> watch hub -> evictor -> registry -> gRPC.
+"""Composition root: settings -> etcd client -> store -> watch hub -> evictor -> registry -> gRPC,
+the admin port and the HTTP API port (serving.py runs a frontend, or workers, as a process).
 
 Shutdown runs in the reverse order: health NOT_SERVING first, then streams end with UNAVAILABLE,
 then the server stops within the grace period, the evictor resigns (so another frontend takes
@@ -9,38 +10,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import functools
 import logging
 import os
 import secrets
-import signal
 import socket
 import time
 
 import grpc.aio
 from noderegistry import __version__
 
-from registry_service import local_etcd
 from registry_service.admin import AdminServer
 from registry_service.admin_auth import AdminAuth, client_context, server_context
 from registry_service.admin_config import AdminConfig, Readiness
+from registry_service.admin_control import cluster_convergence
 from registry_service.announcer import Announcer
 from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
-from registry_service.embedded_etcd import EtcdServer
+from registry_service.datacenters import Datacenters
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.evictor import Evictor
-from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
+from registry_service.federation import Federation
+from registry_service.http_api import ApiServer
+from registry_service.http_config import ApiConfig
 from registry_service.metrics import Metrics, MetricsInterceptor
 from registry_service.operations import Operations
 from registry_service.peers import PeerAdmins
 from registry_service.placement import Placement, advertised_host, url_host
-from registry_service.port_claim import PortClaim, bind_error
+from registry_service.reads import Reads
 from registry_service.registry import Registry
 from registry_service.retry import Backoff
-from registry_service.rpc.access import AuthInterceptor
+from registry_service.rpc.access import AuthInterceptor, StreamCounter
 from registry_service.rpc.server import (
     KeepalivePolicy,
+    bind_port,
     build_health_server,
     build_server,
     server_credentials,
@@ -51,20 +54,12 @@ from registry_service.self_preservation import BudgetPolicy
 from registry_service.settings import Settings, env_name
 from registry_service.startup import (
     ServeError,
-    check_files,
-    check_ports,
     listen_refusal,
     one_line,
 )
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from registry_service.store.etcd_control import EtcdControlStore
-from registry_service.supervisor import (
-    claim_shared_ports,
-    supervise,
-    supervisor_pid,
-    verify_shared_ports,
-)
 from registry_service.watch_hub import WatchHub
 
 log = logging.getLogger(__name__)
@@ -109,6 +104,9 @@ class Frontend:
             audit_retention_seconds=settings.audit_retention_seconds,
         )
         self.control = EtcdControlStore(self.client, self.store)
+        self.datacenters = Datacenters.from_settings(
+            settings.datacenter, settings.remote_datacenters
+        )
         self.hub = WatchHub(
             self.store,
             history_revisions=settings.watch_history_revisions,
@@ -118,7 +116,9 @@ class Frontend:
             store_connected=lambda: self.client.watcher.connected,
             observe=self.metrics.observe_stage,
             ack_deadline_seconds=settings.ack_deadline_seconds,
+            remote_datacenters=self.datacenters.remotes,
         )
+        self.federation = Federation(self.datacenters.remotes, self.hub.remotes, settings)
         self.evictor = Evictor(
             self.store,
             self.hub,
@@ -140,23 +140,49 @@ class Frontend:
             self.store,
             self.hub,
             settings.limits,
-            sync_timeout_seconds=settings.etcd_request_timeout_seconds,
             coalesce_seconds=settings.keepalive_coalesce_seconds,
+            datacenters=self.datacenters,
+        )
+        self.reads = Reads(
+            self.store,
+            self.hub,
+            settings.limits,
+            sync_timeout_seconds=settings.etcd_request_timeout_seconds,
         )
         self.tokens = TokenTable.load(settings.auth_tokens_file)
+        # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
+        self.streams = StreamCounter(settings.max_streams_per_peer)
         self.servicer = RegistryServicer(
             self.registry,
+            self.reads,
             max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
             metrics=self.metrics,
             tokens=self.tokens,
-            max_streams_per_peer=settings.max_streams_per_peer,
             keepalive_max_messages_per_second=settings.keepalive_max_messages_per_second,
+            streams=self.streams,
         )
         self.operations = Operations(
-            self.store, self.control, self.hub, self.registry, settings.limits, self.frontend_id
+            self.store,
+            self.control,
+            self.hub,
+            self.registry,
+            settings.limits,
+            self.frontend_id,
+            self.datacenters,
         )
         self.metrics.attach(self.hub, self.evictor)
+        self.peers = PeerAdmins(
+            client_context(
+                settings.peer_ca_file or settings.tls_client_ca_file,
+                settings.tls_cert_file,
+                settings.tls_key_file,
+            )
+            if settings.tls_cert_file
+            else None,
+            settings.peer_timeout_seconds,
+        )
         self.admin = AdminServer(self._admin_config())
+        self.api = ApiServer(self._api_config()) if settings.http_listen else None
         self.announcer: Announcer | None = None
         self.server: grpc.aio.Server | None = None
         self.health_server: grpc.aio.Server | None = None
@@ -185,21 +211,42 @@ class Frontend:
                 client_certificates=bool(tls and settings.tls_client_ca_file),
                 trust_forwarded=worker,
             ),
-            peers=PeerAdmins(
-                client_context(
-                    settings.peer_ca_file or settings.tls_client_ca_file,
-                    settings.tls_cert_file,
-                    settings.tls_key_file,
-                )
-                if settings.tls_cert_file
-                else None,
-                settings.peer_timeout_seconds,
-            ),
+            peers=self.peers,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
             if tls
             else None,
+        )
+
+    def _api_config(self) -> ApiConfig:
+        """The HTTP API port: the gRPC port's TLS, mTLS and tokens, in every worker too (the
+        workers share the port: none of them is behind the supervisor there)."""
+        settings = self.settings
+        return ApiConfig(
+            listen=settings.http_listen,
+            reads=self.reads,
+            feed=self.hub,
+            operator=self.operations,
+            convergence=functools.partial(
+                cluster_convergence, self.hub, self.peers, self.frontend_id
+            ),
+            readiness=self.readiness,
+            auth=AdminAuth(
+                self.tokens,
+                settings.admin_token,
+                client_certificates=bool(settings.tls_cert_file and settings.tls_client_ca_file),
+            ),
+            streams=self.streams,
+            limits=settings.limits,
+            max_wait_seconds=settings.http_max_wait_seconds,
+            suspect_ceiling_seconds=settings.suspect_ceiling_seconds,
+            max_request_bytes=settings.max_receive_message_bytes,
+            max_header_bytes=settings.max_metadata_bytes,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            ssl_context=server_context(
+                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+            ),
         )
 
     def announcement(self) -> Announcement:
@@ -271,6 +318,7 @@ class Frontend:
 
     async def _start(self, reuse_port: bool) -> None:
         await self._load_members()
+        self.federation.start()  # never waited for: a remote datacenter may be unreachable
         await self._wait_for_watch()
         self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
         settings = self.settings
@@ -292,17 +340,24 @@ class Frontend:
             credentials = server_credentials(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
-        self.port = _bind(self.server, settings.listen, "listen", credentials)
+        self.port = bind_port(self.server, settings.listen, "listen", credentials)
         await self.server.start()
         self._serving = True
         if settings.health_listen:
             self.health_server = build_health_server(self._health, reuse_port)
-            self.health_port = _bind(self.health_server, settings.health_listen, "health_listen")
+            self.health_port = bind_port(
+                self.health_server, settings.health_listen, "health_listen"
+            )
             await self.health_server.start()
         try:
             await self.admin.start()
         except OSError as err:
             raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
+        if self.api is not None:
+            try:
+                await self.api.start(reuse_port=reuse_port)
+            except OSError as err:
+                raise listen_refusal(settings.http_listen, err, "http_listen") from err
         self.announcer = Announcer(
             self.store,
             self.control,
@@ -366,7 +421,10 @@ class Frontend:
         if self.announcer is not None:  # the cluster-wide views stop asking this frontend
             await self.announcer.stop()
         self.servicer.begin_shutdown()
+        await self.federation.stop()
         await self.hub.close()
+        if self.api is not None:  # event streams ended with the hub; blocking reads answer now
+            await self.api.stop()
         if self.server is not None and self._serving:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.health_server is not None and self.health_port:
@@ -378,106 +436,3 @@ class Frontend:
         await self.evictor.close()
         await self.client.close()
         await self.admin.stop()
-
-
-def _bind(
-    server: grpc.aio.Server,
-    address: str,
-    setting: str,
-    credentials: grpc.ServerCredentials | None = None,
-) -> int:
-    """Adds the port; a failure (a race lost since the start-up checks) names the setting."""
-    try:
-        if credentials is not None:
-            port = int(server.add_secure_port(address, credentials))
-        else:
-            port = int(server.add_insecure_port(address))
-    except RuntimeError:  # grpc: "Failed to bind to address ..."
-        port = 0
-    if port == 0:
-        raise listen_refusal(address, bind_error(address) or "cannot bind", setting)
-    return port
-
-
-async def serve(settings: Settings) -> None:
-    """Runs a frontend, or a supervisor and its workers (and a local etcd when no endpoints are
-    set), until SIGINT or SIGTERM.
-
-    Raises:
-        ServeError: it cannot start (a port served by another process, a file it cannot use,
-            etcd unreachable), or the local etcd keeps dying.
-    """
-    worker = supervisor_pid() is not None
-    supervising = not worker and (settings.workers or os.cpu_count() or 1) > 1
-    check_files(settings)
-    check_ports(settings, shared=worker)
-    if worker:
-        verify_shared_ports(settings)
-    claims = PortClaim()
-    etcd: EtcdServer | None = None
-    keeper: asyncio.Task[None] | None = None
-    failures: list[ServeError] = []
-    stop = asyncio.Event()
-    try:
-        if supervising:
-            settings = await claim_shared_ports(settings, claims)
-        if not settings.etcd_endpoints:
-            etcd = local_etcd.local_etcd(settings)
-            await local_etcd.start(etcd)
-            settings = dataclasses.replace(settings, etcd_endpoints=(etcd.endpoint,))
-            keeper = asyncio.create_task(
-                _keep_etcd(etcd, settings.embedded_etcd_max_restarts, stop, failures)
-            )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        if supervising:
-            await supervise(settings, stop)
-        else:
-            await _run_frontend(settings, stop, reuse_port=worker)
-    except ServeError:
-        if failures:  # the local etcd's failure is the cause of whatever failed after it
-            raise failures[0] from None
-        raise
-    finally:
-        if keeper is not None:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-        if etcd is not None:
-            await asyncio.to_thread(etcd.stop)
-        claims.release()
-    if failures:
-        raise failures[0]
-
-
-async def _keep_etcd(
-    etcd: EtcdServer, max_restarts: int, stop: asyncio.Event, failures: list[ServeError]
-) -> None:
-    """Keeps the local etcd running; when it cannot, the frontend stops and serve exits 1."""
-    try:
-        await local_etcd.keep_running(etcd, max_restarts)
-    except ServeError as err:
-        failures.append(err)
-        stop.set()
-
-
-async def _run_frontend(settings: Settings, stop: asyncio.Event, *, reuse_port: bool) -> None:
-    placement = Placement.from_environment(os.environ)
-    frontend = Frontend(settings, placement=placement)
-    await frontend.start(reuse_port=reuse_port)
-    collector = None
-    if settings.gc_full_collection_seconds > 0:
-        take_full_collections_off_the_hot_path()
-        collector = asyncio.create_task(collect_every(settings.gc_full_collection_seconds))
-    scheme = "https" if settings.tls_cert_file and not placement.behind_supervisor else "http"
-    print(
-        f"node-registry serving on {frontend.address} (admin {scheme}://"
-        f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
-        flush=True,
-    )
-    await stop.wait()
-    log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
-    if collector is not None:
-        collector.cancel()
-    await frontend.stop()

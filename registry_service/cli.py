@@ -38,7 +38,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     try:
-        from registry_service.app import serve
+        from registry_service.serving import serve
         from registry_service.startup import ServeError, one_line
     except ModuleNotFoundError as err:
         if (err.name or "").partition(".")[0] not in SERVER_EXTRA_MODULES:

@@ -10,7 +10,9 @@ Contracts:
   etcd's order within a revision; a removal carries the reason written beside it (the identity
   record of the same revision).
 - A member is expired while its live key is absent, whatever order the two keys change in.
-- Each datacenter's revision is that of the last change to one of its members.
+- Each datacenter's revision is that of the last change to one of its members; each (datacenter,
+  type)'s likewise (`scope_revision`: what a blocking read waits to see move). Neither ever goes
+  back, nor is forgotten when the last member goes.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ class ClusterView:
     def __init__(self, state: ClusterState) -> None:
         self._revision = state.revision
         self._datacenter_revisions: dict[str, int] = {}
+        self._type_revisions: dict[tuple[str, str], int] = {}
         self._index(state)
         for key, member in self._members.items():
-            self._touch(key.datacenter, member.mod_revision)
+            self._touch(key, member.mod_revision)
 
     def _index(self, state: ClusterState) -> None:
         self._members: dict[NodeKey, Member] = dict(state.members)
@@ -71,9 +74,12 @@ class ClusterView:
             if not group:
                 del self._groups[(key.datacenter, key.type)]
 
-    def _touch(self, datacenter: str, revision: int) -> None:
-        if revision > self._datacenter_revisions.get(datacenter, 0):
-            self._datacenter_revisions[datacenter] = revision
+    def _touch(self, key: NodeKey, revision: int) -> None:
+        if revision > self._datacenter_revisions.get(key.datacenter, 0):
+            self._datacenter_revisions[key.datacenter] = revision
+        group = (key.datacenter, key.type)
+        if revision > self._type_revisions.get(group, 0):
+            self._type_revisions[group] = revision
 
     # -- written by the watch hub -------------------------------------------------------------
 
@@ -94,7 +100,7 @@ class ClusterView:
                     self._expired.add(change.key)
                 kind = EventType.ADDED if previous is None else EventType.UPDATED
                 events.append(NodeEvent(kind, change.member.registration.node))
-                self._touch(change.key.datacenter, batch.revision)
+                self._touch(change.key, batch.revision)
             elif isinstance(change, MemberDeleted):
                 self._expired.discard(change.key)
                 self._ungroup(change.key)
@@ -102,7 +108,7 @@ class ClusterView:
                 if gone is not None:
                     reason = reasons.get(change.key) or RemovalReason.UNSPECIFIED
                     events.append(NodeEvent(EventType.REMOVED, gone.registration.node, reason))
-                    self._touch(change.key.datacenter, batch.revision)
+                    self._touch(change.key, batch.revision)
             elif isinstance(change, LiveChanged):
                 if change.alive:
                     self._live.add(change.key)
@@ -129,7 +135,7 @@ class ClusterView:
             elif previous.registration != member.registration:
                 events.append(NodeEvent(EventType.UPDATED, member.registration.node))
         for event in events:
-            self._touch(event.node.datacenter, state.revision)
+            self._touch(event.node.key, state.revision)
         self._index(state)
         self._revision = max(self._revision, state.revision)
         return tuple(events)
@@ -140,6 +146,17 @@ class ClusterView:
     def revision(self) -> int:
         """The newest revision applied (etcd's, including revisions that changed no member)."""
         return self._revision
+
+    def scope_revision(self, scope: Scope) -> int:
+        """The revision of the scope's last change (0: it never had a member)."""
+        return max(
+            (
+                revision
+                for (datacenter, node_type), revision in self._type_revisions.items()
+                if scope.matches(NodeKey(datacenter, node_type, ""))
+            ),
+            default=0,
+        )
 
     def registration(self, key: NodeKey) -> Registration | None:
         """The node's registration, or None when it is not a member."""
@@ -182,6 +199,9 @@ class ClusterView:
                     datacenter=dc,
                     revision=self._datacenter_revisions.get(dc, 0),
                     nodes=tuple(sorted(nodes, key=lambda node: (node.type, node.id))),
+                    complete_revision=self._revision,
+                    stale=stale,
+                    age_seconds=age_seconds,
                 )
                 for dc, nodes in sorted(per_datacenter.items())
             ),

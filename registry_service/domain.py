@@ -403,10 +403,49 @@ class ResyncReason(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class WatchResume:
+    """Where a watch resumes: `revision` in the local etcd's revisions (0: from a snapshot), and,
+    for a `federated` subscriber (one that keeps a revision per datacenter), `revisions` per
+    followed remote datacenter in that datacenter's registry's revisions."""
+
+    revision: int = 0
+    revisions: Mapping[str, int] = field(default_factory=dict)
+    federated: bool = False
+
+    def validated(self, limits: Limits) -> WatchResume:
+        if self.revision < 0:
+            raise InvalidArgumentError(f"resume_revision {self.revision} must be >= 0")
+        for datacenter, revision in self.revisions.items():
+            _check_name(
+                "resume_revisions datacenter",
+                datacenter,
+                _DATACENTER,
+                "[a-z0-9][a-z0-9-]*",
+                limits.datacenter_max_length,
+            )
+            if revision < 0:
+                raise InvalidArgumentError(
+                    f"resume_revisions[{datacenter}] {revision} must be >= 0"
+                )
+        if self.revisions and not self.federated:
+            raise InvalidArgumentError("resume_revisions needs datacenter_revisions set")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
 class DatacenterNodes:
+    """One datacenter's nodes. `revision` (its last change) and `complete_revision` (what its
+    list is complete up to) are in its registry's revisions: this frontend's etcd, or for a
+    `remote` datacenter (federation, DESIGN.md §10) that datacenter's own etcd; a remote one not
+    reached yet has `complete_revision` 0."""
+
     datacenter: str
     revision: int
     nodes: tuple[Node, ...]
+    remote: bool = False
+    complete_revision: int = 0
+    stale: bool = False
+    age_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,8 +460,12 @@ class NodeList:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotMessage:
+    """The whole scope; or, with `datacenter`, one remote datacenter's list alone (its revision
+    is that datacenter's registry's), replacing only what the subscriber had of it."""
+
     nodes: NodeList
     resync_reason: ResyncReason | None = None
+    datacenter: str = ""
 
     @property
     def revision(self) -> int:
@@ -436,6 +479,23 @@ class DeltaMessage:
     relisted: bool = False
     received_at: float = 0.0  # monotonic time the frontend got the change from etcd
     queued_at: float = 0.0  # monotonic time the hub handed it to the subscribers' queues
+    datacenter: str = ""  # the remote datacenter whose revision this is; "" for the local etcd
+
+    def within(self, scope: Scope) -> DeltaMessage | None:
+        """What a subscription with this scope receives of it: the message itself when the scope
+        takes every event (so that it is serialized once for all, rpc/servicer.WireCache), a
+        smaller copy when it takes some, None when it takes none. A relisted delta always goes
+        (a jump to its revision, even when no event of it is in the scope)."""
+        if not self.events:
+            return self if self.relisted else None
+        if not scope.datacenters and not scope.types:
+            return self
+        events = tuple(event for event in self.events if scope.matches(event.node.key))
+        if not events:
+            return dataclasses.replace(self, events=()) if self.relisted else None
+        if len(events) == len(self.events):
+            return self
+        return dataclasses.replace(self, events=events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +503,7 @@ class ProgressMessage:
     revision: int
     stale: bool = False
     age_seconds: float = 0.0
+    datacenter: str = ""  # the remote datacenter it is about; "" for the local etcd
 
 
 WatchMessage = SnapshotMessage | DeltaMessage | ProgressMessage

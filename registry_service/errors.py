@@ -6,6 +6,7 @@ RegistryError
 ├── SubscriptionNotFoundError  an AckWatch for a stream this frontend does not serve
 ├── NodeConflictError          the node is registered live by another owner
 ├── NodeHeldError              an operator evicted the node and holds its id out for a while
+├── WrongDatacenterError       the node belongs to another datacenter's registry (federation)
 ├── NotLiveError               an operator action on a node that is not a live member
 ├── ResourceExhaustedError     a configured limit was reached
 ├── ConcurrentModificationError  the node kept changing under the request; retrying is safe
@@ -51,6 +52,10 @@ class NodeHeldError(RegistryError):
     def __init__(self, message: str, *, retry_after_seconds: float = 0.0) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class WrongDatacenterError(RegistryError):
+    """The node is of another datacenter, whose own registry alone writes it (federation)."""
 
 
 class NotLiveError(RegistryError):

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
+import grpc
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, PROCESS_COLLECTOR, CollectorRegistry
 from prometheus_client import generate_latest as render_metrics
@@ -38,9 +39,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from registry_service.admin_auth import OPERATOR_HEADER, AdminAuth
+from registry_service.http_edge import error_response, new_app
 from registry_service.http_site import start_site
 
 _WORKER_TIMEOUT_SECONDS = 3.0
+
+
+def _no_worker_answered() -> web.Response:
+    return error_response(grpc.StatusCode.UNAVAILABLE, "no worker of this host answered")
+
+
 _FORWARDED_HEADERS = ("Authorization", "Content-Type", "X-Request-Id")
 
 
@@ -121,15 +129,15 @@ class HostAdmin:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=_WORKER_TIMEOUT_SECONDS)
         )
-        app = web.Application(middlewares=[self._auth.middleware()])
-        app.add_routes(
+        app = new_app(
             [
                 web.get("/metrics", self.metrics),
                 web.get("/healthz", self.healthz),
                 web.get("/admin/subscribers", self.subscribers),
                 web.get("/admin/evictor", self.evictor),
                 web.route("*", "/{path:.*}", self.forward),
-            ]
+            ],
+            self._auth.middleware(),
         )
         self._runner, self.port = await start_site(app, self._host, self._port, self._ssl)
 
@@ -203,7 +211,7 @@ class HostAdmin:
             if body is not None
         ]
         if not answers:
-            return web.json_response({"error": "no worker answered"}, status=503)
+            return _no_worker_answered()
         return web.json_response(next((a for a in answers if a.get("leader")), answers[0]))
 
     async def forward(self, request: web.Request) -> web.Response:
@@ -224,4 +232,4 @@ class HostAdmin:
             except (aiohttp.ClientError, TimeoutError):
                 continue
             return answer
-        return web.json_response({"error": "no worker answered"}, status=503)
+        return _no_worker_answered()

@@ -243,6 +243,7 @@ class _StateCollector(Collector):
             "refuses writes (degraded, still ready).",
             value=int(not hub.stale),
         )
+        yield from _remote_datacenters(hub)
         status = evictor.status
         evictions = CounterMetricFamily(
             "noderegistry_evictions",
@@ -291,6 +292,47 @@ class _StateCollector(Collector):
             "1 while this frontend leads eviction.",
             value=int(evictor.status.leader),
         )
+
+
+def _remote_datacenters(hub: WatchHub) -> Iterator[Any]:
+    """The federation: each followed datacenter's staleness, age, size and revision."""
+    families = {
+        "stale": GaugeMetricFamily(
+            "noderegistry_remote_datacenter_stale",
+            "1 while a followed datacenter's list may be out of date (its registry or the link "
+            "to it is down): kept as last seen, served marked stale.",
+            labels=("datacenter",),
+        ),
+        "age": GaugeMetricFamily(
+            "noderegistry_remote_datacenter_age_seconds",
+            "Time since a followed datacenter's registry was last heard from.",
+            labels=("datacenter",),
+        ),
+        "nodes": GaugeMetricFamily(
+            "noderegistry_remote_datacenter_nodes",
+            "Nodes of a followed datacenter, as this frontend holds them.",
+            labels=("datacenter",),
+        ),
+        "revision": GaugeMetricFamily(
+            "noderegistry_remote_datacenter_revision",
+            "The followed datacenter's registry revision this frontend's list is complete up to.",
+            labels=("datacenter",),
+        ),
+    }
+    relists = CounterMetricFamily(
+        "noderegistry_remote_datacenter_relists",
+        "Full lists of a followed datacenter sent as one net difference (relisted): its stream "
+        "could not resume after a gap.",
+        labels=("datacenter",),
+    )
+    for name, remote in hub.remotes.datacenters.items():
+        families["stale"].add_metric((name,), int(remote.stale))
+        families["age"].add_metric((name,), remote.age_seconds())
+        families["nodes"].add_metric((name,), len(remote))
+        families["revision"].add_metric((name,), remote.revision)
+        relists.add_metric((name,), remote.relists)
+    yield from families.values()
+    yield relists
 
 
 def _split(method: str) -> tuple[str, str]:

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from registry_service.control import HeldScope, OperatorEntry, PushSwitch
+from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
@@ -93,6 +94,7 @@ class Operations:
         registry: Registry,
         limits: Limits,
         frontend_id: str,
+        datacenters: Datacenters | None = None,
     ) -> None:
         self._store = store
         self._control = control
@@ -100,6 +102,14 @@ class Operations:
         self._registry = registry
         self._limits = limits
         self._frontend_id = frontend_id
+        self._datacenters = datacenters or Datacenters()
+
+    def _writable(self, key: NodeKey) -> NodeKey:
+        """A node this registry acts on: valid, and of its own datacenter (federation: another
+        datacenter's nodes are acted on through that datacenter's registry)."""
+        key = validate_key(key, self._limits)
+        self._datacenters.check_writable(key)
+        return key
 
     def _entry(
         self, action: str, operator: str, target: str = "", detail: str = ""
@@ -138,7 +148,7 @@ class Operations:
     ) -> NodeAction:
         """Sets an operator's status on a live node (OUT_OF_SERVICE, DRAINING), or clears it
         (None: the owner's status again). Watchers see UPDATED."""
-        key = validate_key(key, self._limits)
+        key = self._writable(key)
         action = "node.clear" if status is None else f"node.{status.value.lower()}"
         for _ in range(_MAX_ATTEMPTS):
             stored = await self._store.read_node(key)
@@ -165,7 +175,7 @@ class Operations:
     ) -> NodeAction:
         """Removes a member now (reason EVICTED), whether it renews or not; its owner's next
         renewal gets NOT_FOUND and it may register anew, unless held out for `hold_seconds`."""
-        key = validate_key(key, self._limits)
+        key = self._writable(key)
         if not 0 <= hold_seconds <= HOLD_MAX_SECONDS:
             raise InvalidArgumentError(
                 f"hold of {hold_seconds:g}s is out of range: 0 to {HOLD_MAX_SECONDS}s (a week)"
@@ -192,7 +202,7 @@ class Operations:
 
     async def lift_hold(self, key: NodeKey, operator: str) -> NodeAction:
         """Lets an evicted and held node id register again at once."""
-        key = validate_key(key, self._limits)
+        key = self._writable(key)
         for _ in range(_MAX_ATTEMPTS):
             stored = await self._store.read_node(key)
             if stored.identity is None or stored.identity.hold_until <= time.time():
@@ -220,7 +230,7 @@ class Operations:
     async def settle_suspect(self, key: NodeKey, *, evict: bool, operator: str = "") -> int:
         """An operator's decision on a suspect: evict it now (REMOVED, reason EVICTED), or cancel
         its eviction (UP again on a new lease of its TTL: it has one more TTL to renew)."""
-        key = validate_key(key, self._limits)
+        key = self._writable(key)
         action = "suspect.confirm" if evict else "suspect.cancel"
         for _ in range(_MAX_ATTEMPTS):
             stored = await self._store.read_node(key)

@@ -59,3 +59,10 @@ def advertised_host(advertise_address: str, listen: str) -> str:
 def url_host(host: str) -> str:
     """A host as it goes into a URL or host:port (an IPv6 address in brackets)."""
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def api_urls(tls: bool, listen: str, port: int) -> str:
+    """`api URL/v1/, console URL/ui/, ` of the HTTP API port, for a ready line (which ends with
+    the admin URL: the supervisor reads a worker's there)."""
+    base = f"{'https' if tls else 'http'}://{url_host(listen.rpartition(':')[0])}:{port}"
+    return f"api {base}/v1/, console {base}/ui/, "

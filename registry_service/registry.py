@@ -1,4 +1,5 @@
-"""The use cases: register, keep alive, deregister, get nodes, watch. No gRPC, no etcd types.
+"""The write use cases: register, keep alive, deregister (reads.py serves lists and watches).
+No gRPC, no etcd types.
 
 Register is an idempotent upsert over guarded store writes:
   1. read the node's keys (member, live, identity) at one revision;
@@ -23,21 +24,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from registry_service.control import OperatorEntry
+from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
-    Consistency,
     Limits,
     Node,
     NodeKey,
-    NodeList,
     NodeStatus,
     Registration,
     RemovalReason,
-    Scope,
     owner_view,
     validate_key,
     validate_node,
-    validate_scope,
     validate_ttl,
 )
 from registry_service.errors import (
@@ -47,12 +45,10 @@ from registry_service.errors import (
     NodeHeldError,
     NodeNotFoundError,
     StoreUnavailableError,
-    SubscriptionNotFoundError,
 )
 from registry_service.failpoints import failpoint
 from registry_service.renewals import Renewals
 from registry_service.store.base import RegistryStore, StoredNode
-from registry_service.subscription import Subscription
 from registry_service.tokens import (
     hash_idempotency_key,
     hash_token,
@@ -100,22 +96,23 @@ class Registry:
         hub: WatchHub,
         limits: Limits,
         *,
-        sync_timeout_seconds: float = 5.0,
         coalesce_seconds: float = 0.5,
+        datacenters: Datacenters | None = None,
     ) -> None:
+        """`datacenters`: which datacenter's nodes this registry may write (federation)."""
         self._store = store
         self._hub = hub
         self._limits = limits
-        self._sync_timeout = sync_timeout_seconds
+        self._datacenters = datacenters or Datacenters()
         self._renewals = Renewals(
             store,
             hub,
             limits,
             coalesce_seconds=coalesce_seconds,
+            check_writable=self._datacenters.check_writable,
             refuse_in_outage=self._refuse_writes_in_outage,
             renew_lapsed=self._renew_lapsed,
         )
-        self._barrier: asyncio.Task[int] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     @property
@@ -123,6 +120,11 @@ class Registry:
         return self._limits
 
     # -- Register -----------------------------------------------------------------------------
+
+    def _refuse_write(self, key: NodeKey) -> None:
+        """A node of another datacenter is written by that datacenter's registry (federation)."""
+        self._datacenters.check_writable(key)
+        self._refuse_writes_in_outage()
 
     def _refuse_writes_in_outage(self) -> None:
         """Store-outage mode: while etcd cannot be reached, writes fail at once (the client tries
@@ -138,7 +140,7 @@ class Registry:
         self, node: Node, ttl_seconds: int, idempotency_key: str = "", token: str = ""
     ) -> RegisterResult:
         node = validate_node(node, self._limits)
-        self._refuse_writes_in_outage()
+        self._refuse_write(node.key)
         ttl = validate_ttl(ttl_seconds, self._limits)
         if len(idempotency_key) > _IDEMPOTENCY_KEY_MAX_LENGTH:
             raise InvalidArgumentError(
@@ -399,7 +401,7 @@ class Registry:
 
     async def deregister(self, key: NodeKey, token: str) -> int:
         key = validate_key(key, self._limits)
-        self._refuse_writes_in_outage()
+        self._refuse_write(key)
         for _ in range(_MAX_ATTEMPTS):
             stored = await self._store.read_node(key)
             registration = stored.registration
@@ -414,63 +416,3 @@ class Registry:
                     await self._store.revoke_lease(registration.lease_id)
                 return revision
         raise ConcurrentModificationError(f"node {key} changed while deregistering; retry")
-
-    # -- GetNodes / WatchNodes ----------------------------------------------------------------
-
-    async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList:
-        scope = validate_scope(scope, self._limits)
-        await failpoint("get_nodes.before_read")
-        if consistency is Consistency.LINEARIZABLE:
-            if self._hub.stale:
-                raise StoreUnavailableError(
-                    "this frontend cannot reach etcd, so it cannot answer LINEARIZABLE; read "
-                    "CACHED for its last known list (marked stale), or ask another frontend"
-                )
-            await self.sync()
-        return self._hub.node_list(scope)
-
-    async def sync(self) -> None:
-        """Waits until this frontend's view holds every write committed before the call.
-
-        etcd's current revision comes from a linearizable read. The watch usually reaches it by
-        itself; when etcd's revision moved through keys outside the watched prefix it never would,
-        so a barrier write under the prefix (one at a time, shared by concurrent callers) gives
-        the watch a revision at least as new. (Not a watch progress request: before 3.5.8 etcd
-        can send one ahead of pending events.)
-        """
-        target = await self._store.current_revision()
-        if await self._hub.wait_for_revision(target, timeout=0.05):
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._sync_timeout
-        while self._hub.revision < target:
-            if self._barrier is None or self._barrier.done():
-                self._barrier = asyncio.create_task(self._store.write_barrier())
-            barrier_revision = await asyncio.shield(self._barrier)
-            remaining = deadline - loop.time()
-            if not await self._hub.wait_for_revision(max(barrier_revision, target), remaining):
-                raise StoreUnavailableError(
-                    f"this frontend's view is at revision {self._hub.revision} and did not reach "
-                    f"etcd's {target} within {self._sync_timeout}s; retry, or read CACHED"
-                )
-
-    def ack(self, subscription_id: str, revision: int) -> None:
-        """A subscriber confirms it applied everything up to revision."""
-        if not self._hub.ack(subscription_id, revision):
-            raise SubscriptionNotFoundError(
-                f"no open WatchNodes stream {subscription_id!r} on this frontend; acknowledge on "
-                "the frontend that serves the stream"
-            )
-
-    async def watch(
-        self, scope: Scope, resume_revision: int, *, peer: str = "", acknowledging: bool = False
-    ) -> Subscription:
-        scope = validate_scope(scope, self._limits)
-        if resume_revision < 0:
-            raise InvalidArgumentError(f"resume_revision {resume_revision} must be >= 0")
-        await failpoint("watch.before_subscribe")
-        if resume_revision > self._hub.revision:
-            # Another frontend may have been further along: catch up before deciding.
-            with contextlib.suppress(StoreUnavailableError):
-                await self.sync()
-        return self._hub.subscribe(scope, resume_revision, peer=peer, acknowledging=acknowledging)

@@ -19,6 +19,7 @@ from registry_service.errors import (
     InvalidArgumentError,
     NodeNotFoundError,
     StoreUnavailableError,
+    WrongDatacenterError,
 )
 from registry_service.failpoints import failpoint
 from registry_service.store.base import RegistryStore
@@ -45,6 +46,7 @@ class Renewals:
         limits: Limits,
         *,
         coalesce_seconds: float,
+        check_writable: Callable[[NodeKey], None],
         refuse_in_outage: Callable[[], None],
         renew_lapsed: Callable[[NodeKey, str], Awaitable[int]],
     ) -> None:
@@ -52,6 +54,7 @@ class Renewals:
         self._hub = hub
         self._limits = limits
         self._coalesce = coalesce_seconds
+        self._check_writable = check_writable
         self._refuse_in_outage = refuse_in_outage
         self._restore_lapsed = renew_lapsed
         self._recent_renewals: dict[int, tuple[float, int]] = {}
@@ -88,7 +91,8 @@ class Renewals:
         for position, (key, token) in enumerate(renewals):
             try:
                 key = validate_key(key, self._limits)
-            except InvalidArgumentError as err:
+                self._check_writable(key)  # another datacenter's node: its own registry renews it
+            except (InvalidArgumentError, WrongDatacenterError) as err:
                 answers[position] = err
                 continue
             registration = self._hub.registration(key)

@@ -42,6 +42,7 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 # Defaults that differ in a container (host.py): reachable through the container's interface.
 _CONTAINER_LISTEN = "0.0.0.0:50051"
 _CONTAINER_ADMIN_LISTEN = "0.0.0.0:9090"
+_CONTAINER_HTTP_LISTEN = "0.0.0.0:8080"
 
 
 class SettingsError(ValueError):
@@ -85,6 +86,17 @@ class Settings:
         "127.0.0.1:9090",
         "HTTP admin address: /metrics, /healthz, /readyz, /admin/* (port 0 picks); "
         "0.0.0.0:9090 in a container",
+    )
+    http_listen: str = _setting(
+        "127.0.0.1:8080",
+        "HTTP API (/v1/: JSON, blocking reads, Server-Sent Events) and web console (/ui/) address "
+        "for clients, with the gRPC port's TLS and tokens (port 0 picks; empty: none); workers "
+        "share it; 0.0.0.0:8080 in a container",
+    )
+    http_max_wait_seconds: float = _setting(
+        300.0,
+        "longest wait of a blocking read (/v1/nodes?index=R&wait=...): a longer wait is cut to "
+        "this, and a read that gives an index but no wait waits this long",
     )
     admin_token: str = _setting(
         "",
@@ -228,6 +240,34 @@ class Settings:
         "a subscriber that opted into acknowledgements and has not confirmed a message this long "
         "after it was sent is re-pushed (resync UNCONFIRMED); 0: never",
     )
+    # Datacenters (federation, DESIGN.md §10)
+    datacenter: str = _setting(
+        "",
+        "this registry's datacenter: it writes that datacenter's nodes only (others get "
+        "FAILED_PRECONDITION naming theirs); empty: one etcd holds any number of datacenters",
+    )
+    remote_datacenters: str = _setting(
+        "",
+        "other datacenters' registries to follow read-only, 'dc2=host:port,host:port;dc3=...' "
+        "(their frontends' gRPC addresses, tried in order); needs datacenter",
+    )
+    remote_tls_ca_file: str = _setting(
+        "", "CA bundle to verify the remote datacenters' frontends; set to follow them over TLS"
+    )
+    remote_tls_cert_file: str = _setting(
+        "", "client certificate toward the remote datacenters (their mTLS); set with the key"
+    )
+    remote_tls_key_file: str = _setting("", "private key of remote_tls_cert_file")
+    remote_token: str = _setting(
+        "",
+        "bearer token sent to the remote datacenters' frontends (a token with the watch scope)",
+        secret=True,
+    )
+    remote_silence_seconds: float = _setting(
+        15.0,
+        "a remote datacenter's stream silent this long (not even a progress message) is resumed "
+        "on its next frontend, the datacenter shown stale meanwhile; above its progress interval",
+    )
     # Eviction
     evictor_lease_ttl_seconds: int = _setting(
         5, "lease of the evictor's election key: a dead evictor is replaced within about this"
@@ -288,7 +328,11 @@ class Settings:
         host = Host.probe(environ) if host is None else host
         defaults = cls()
         if host.in_container:
-            defaults = cls(listen=_CONTAINER_LISTEN, admin_listen=_CONTAINER_ADMIN_LISTEN)
+            defaults = cls(
+                listen=_CONTAINER_LISTEN,
+                admin_listen=_CONTAINER_ADMIN_LISTEN,
+                http_listen=_CONTAINER_HTTP_LISTEN,
+            )
         values = cls.from_environ(environ, defaults)
         if argv:
             parser = argparse.ArgumentParser(add_help=False)

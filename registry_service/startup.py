@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from registry_service.bearer_tokens import TokenFileError, TokenTable
+from registry_service.datacenters import Datacenters, DatacentersError
 from registry_service.port_claim import bind_error, split_address
 from registry_service.settings import Settings, env_name
 
@@ -41,11 +42,13 @@ def listen_refusal(address: str, error: OSError | str, setting: str) -> ServeErr
 
 def listeners(settings: Settings, *, shared: bool) -> Iterator[tuple[str, str]]:
     """(setting, address) of each port `serve` binds itself; with `shared` (a worker) only the
-    admin port: the gRPC and health ports are its supervisor's, already checked."""
+    admin port: the gRPC, health and HTTP API ports are its supervisor's, already checked."""
     if not shared:
         yield "listen", settings.listen
         if settings.health_listen:
             yield "health_listen", settings.health_listen
+        if settings.http_listen:
+            yield "http_listen", settings.http_listen
     yield "admin_listen", settings.admin_listen
 
 
@@ -77,6 +80,27 @@ def check_files(settings: Settings) -> None:
         TokenTable.load(settings.auth_tokens_file)
     except TokenFileError as err:
         raise ServeError(f"{err}: set {env_name('auth_tokens_file')}") from None
+    _check_datacenters(settings)
+
+
+def _check_datacenters(settings: Settings) -> None:
+    """The federation's settings: the list of remotes, and the TLS files toward them."""
+    try:
+        Datacenters.from_settings(settings.datacenter, settings.remote_datacenters)
+    except DatacentersError as err:
+        raise ServeError(f"{err}: set {env_name(err.setting)}") from None
+    _check_ca(settings.remote_tls_ca_file, "remote_tls_ca_file")
+    _check_pair(
+        settings.remote_tls_cert_file,
+        settings.remote_tls_key_file,
+        "remote_tls_cert_file",
+        "remote_tls_key_file",
+    )
+    if settings.remote_tls_cert_file and not settings.remote_tls_ca_file:
+        raise ServeError(
+            "a client certificate toward the remote datacenters needs TLS toward them: set "
+            f"{env_name('remote_tls_ca_file')}"
+        )
 
 
 def _readable(path: str, setting: str) -> None:

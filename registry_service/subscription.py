@@ -7,12 +7,17 @@ holds more than `queue_messages` messages. A held subscription (the push switch 
 gray list holds it) is offered no deltas and its progress never claims more than it was sent;
 released, it gets one resync (PUSH_RESUMED). An acknowledging subscriber that owes an
 acknowledgement past the deadline gets one resync (UNCONFIRMED).
+
+A `federated` subscription also gets the followed remote datacenters' messages, which carry their
+own registries' revisions: what it was sent, offered and acknowledged is counted in the local
+etcd's revisions only (acknowledgements and convergence are about this registry).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -22,7 +27,6 @@ from registry_service.acks import AckTracker
 from registry_service.control import peer_address
 from registry_service.domain import (
     ChangeStage,
-    DeltaMessage,
     ProgressMessage,
     ResyncReason,
     Scope,
@@ -42,16 +46,16 @@ class SubscriptionSource(Protocol):
     def revision(self) -> int: ...
 
     @property
-    def published_revision(self) -> int:
-        """Every subscription has been offered every change up to this revision."""
-
-    @property
     def stale(self) -> bool: ...
 
     @property
     def age_seconds(self) -> float: ...
 
-    def snapshot(self, scope: Scope, reason: ResyncReason | None = None) -> SnapshotMessage: ...
+    def snapshot(
+        self, scope: Scope, reason: ResyncReason | None = None, *, federated: bool = False
+    ) -> SnapshotMessage: ...
+
+    def progress(self, scope: Scope, *, federated: bool = False) -> list[ProgressMessage]: ...
 
     def unsubscribe(self, subscription: Subscription) -> None: ...
 
@@ -69,8 +73,10 @@ class Subscription:
         *,
         peer: str = "",
         acknowledging: bool = False,
+        federated: bool = False,
     ) -> None:
         self.scope = scope
+        self.federated = federated
         self.id = secrets.token_hex(8)
         self.peer = peer
         self.peer_ip = peer_address(peer)
@@ -87,9 +93,12 @@ class Subscription:
         self._resync: ResyncReason | None = None
         self._error: RegistryError | None = None
         self.sent_revision = 0
+        self._remote_sent: dict[str, int] = {}  # per followed datacenter, in its revisions
         # The newest revision handed to this subscriber (queued, or its snapshot's): what it
         # must acknowledge to have converged.
-        self.offered_revision = max((m.revision for m in self._queue), default=0)
+        self.offered_revision = max(
+            (m.revision for m in self._queue if not m.datacenter), default=0
+        )
         self.resyncs = 0
         self.acks = AckTracker(
             acknowledging=acknowledging,
@@ -107,12 +116,13 @@ class Subscription:
             return self.acks.acked_revision >= revision
         return self.acks.acked_revision >= min(revision, self.offered_revision)
 
-    def offer(self, message: DeltaMessage) -> None:
-        """Called by the hub with each delta already cut to this subscription's scope; never
-        blocks."""
-        if message.revision <= self.sent_revision:
-            return  # a resync snapshot sent meanwhile already covers it (sliced fan-out)
-        self.offered_revision = message.revision
+    def offer(self, message: WatchMessage) -> None:
+        """Called by the hub with each delta (or a followed datacenter's snapshot or progress)
+        already cut to this subscription's scope; never blocks."""
+        if not message.datacenter:
+            if message.revision <= self.sent_revision:
+                return  # a resync snapshot sent meanwhile already covers it (sliced fan-out)
+            self.offered_revision = message.revision
         if len(self._queue) >= self._queue_messages:
             self.request_resync(ResyncReason.SLOW_CONSUMER)
             return
@@ -169,30 +179,43 @@ class Subscription:
                 reason, self._resync = self._resync, None
                 self._queue.clear()
                 self.resyncs += 1
-                snapshot = self._hub.snapshot(self.scope, reason)
+                snapshot = self._hub.snapshot(self.scope, reason, federated=self.federated)
                 self.offered_revision = max(self.offered_revision, snapshot.revision)
                 return self._sent(snapshot)
             if self._queue:
                 return self._sent(self._queue.popleft())
             if self._progress_due:
                 self._progress_due = False
-                # While held, say nothing beyond what this subscriber was sent.
-                revision = (
-                    self.sent_revision
-                    if self.held
-                    else max(self._hub.published_revision, self.sent_revision)
-                )
-                return self._sent(
-                    ProgressMessage(revision, self._hub.stale, round(self._hub.age_seconds, 3))
-                )
+                self._queue.extend(self._progress())
+                continue
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
 
+    def _progress(self) -> list[ProgressMessage]:
+        """The progress messages due. While held, none says more than this subscriber was sent;
+        otherwise none says less (its resync snapshot may be ahead of a sliced fan-out)."""
+        return [
+            dataclasses.replace(message, revision=self._progress_revision(message))
+            for message in self._hub.progress(self.scope, federated=self.federated)
+        ]
+
+    def _progress_revision(self, message: ProgressMessage) -> int:
+        sent = (
+            self._remote_sent.get(message.datacenter, 0)
+            if message.datacenter
+            else self.sent_revision
+        )
+        return sent if self.held else max(sent, message.revision)
+
     def _sent(self, message: WatchMessage) -> WatchMessage:
-        self.sent_revision = max(self.sent_revision, message.revision)
+        if message.datacenter:
+            revision = max(self._remote_sent.get(message.datacenter, 0), message.revision)
+            self._remote_sent[message.datacenter] = revision
+        else:
+            self.sent_revision = max(self.sent_revision, message.revision)
         self._idle_since = time.monotonic()
         return message
 

@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from registry_service.admin_auth import AdminAuth, server_context
 from registry_service.bearer_tokens import TokenTable
@@ -38,6 +39,7 @@ from registry_service.placement import (
     WORKER_COUNT_ENV,
     WORKER_INDEX_ENV,
     advertised_host,
+    api_urls,
     url_host,
 )
 from registry_service.port_claim import PortClaim, claimed_by, split_address
@@ -66,25 +68,31 @@ def supervisor_pid() -> int | None:
 
 
 def _shared_ports(settings: Settings) -> list[tuple[str, str, int]]:
-    """(setting, address, port) of the ports the workers share: gRPC, and health if set."""
+    """(setting, address, port) of the ports the workers share: gRPC, and health and the HTTP
+    API if set (every worker serves the same data, so any of them may take a blocking read or
+    an event stream)."""
     shared = [("listen", settings.listen)]
     if settings.health_listen:
         shared.append(("health_listen", settings.health_listen))
+    if settings.http_listen:
+        shared.append(("http_listen", settings.http_listen))
     return [(setting, address, split_address(address)[1]) for setting, address in shared]
 
 
 async def claim_shared_ports(settings: Settings, claims: PortClaim) -> Settings:
     """In the supervisor, before any worker starts: claims the ports the workers will share;
-    returns the settings with a gRPC port 0 resolved to the port claimed.
+    returns the settings with each shared port 0 resolved to the port claimed.
 
     Raises:
         ServeError: another supervisor holds one (start-up checks already refused a port that
             any process listens on).
     """
-    host, port = split_address(settings.listen)
-    if port == 0:
-        bound_host = settings.listen.rpartition(":")[0]
-        settings = dataclasses.replace(settings, listen=f"{bound_host}:{_free_port(host)}")
+    for setting, address, port in _shared_ports(settings):
+        if port == 0:
+            host = split_address(address)[0]
+            resolved = f"{address.rpartition(':')[0]}:{_free_port(host)}"
+            resolved_ports: dict[str, Any] = {setting: resolved}
+            settings = dataclasses.replace(settings, **resolved_ports)
     for setting, address, port in _shared_ports(settings):
         holder = await claims.claim(port)
         if holder is not None:
@@ -218,7 +226,8 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
         await admin.start()
     except OSError as err:
         raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
-    scheme = "https" if settings.tls_cert_file else "http"
+    tls = bool(settings.tls_cert_file)
+    scheme = "https" if tls else "http"
     admin_url = (
         f"{scheme}://{url_host(advertised_host(settings.advertise_address, settings.listen))}"
         f":{admin.port}"
@@ -247,8 +256,11 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
         await admin.stop()
         raise
     pids = ", ".join(str(w.process.pid) for w in workers if w.process)
+    api = ""
+    if settings.http_listen:
+        api = api_urls(tls, settings.http_listen, split_address(settings.http_listen)[1])
     print(
-        f"node-registry serving on {host}:{port} ({count} workers, pids {pids}; admin "
+        f"node-registry serving on {host}:{port} ({count} workers, pids {pids}; {api}admin "
         f"{admin.address})",
         flush=True,
     )

@@ -15,6 +15,9 @@ Contracts:
   between slices; every subscription still gets every change, in order.
 - Idle subscribers get progress messages carrying the hub's revision (as far as every subscription
   has been offered), which never runs behind a delta already queued.
+- Federation (DESIGN.md §10): the remote datacenters this frontend follows (remote_view.py) are
+  served beside the local etcd's, each in its own registry's revisions, to subscribers that keep a
+  revision per datacenter; others see the local etcd only, as before.
 - Operator state comes from the same watch (DESIGN.md §9): the push switch (`switches/push`) is
   applied in the revision etcd gives it, so every frontend and worker follows it within one watch
   round trip, and the initial load reads it, so a frontend starts in the stored state; frontend
@@ -29,12 +32,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 
 from registry_service import tracing
+from registry_service.change_history import ChangeHistory
 from registry_service.cluster_view import ClusterView
 from registry_service.control import Announcement, PushSwitch
 from registry_service.domain import (
@@ -42,6 +46,7 @@ from registry_service.domain import (
     DeltaMessage,
     NodeKey,
     NodeList,
+    ProgressMessage,
     Registration,
     ResyncReason,
     Scope,
@@ -54,6 +59,7 @@ from registry_service.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from registry_service.remote_view import RemoteViews
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.store.base import (
     ControlChange,
@@ -67,35 +73,17 @@ from registry_service.subscription import Subscription
 log = logging.getLogger(__name__)
 
 
-def _scoped(message: DeltaMessage, scope: Scope) -> DeltaMessage | None:
-    """What a subscription with this scope receives of a delta: the message itself when the scope
-    takes every event (so that it is serialized once for all, rpc/servicer.WireCache), a smaller
-    copy when it takes some, None when it takes none."""
-    if not message.events:
-        return None
-    if not scope.datacenters and not scope.types:
-        return message
-    events = tuple(event for event in message.events if scope.matches(event.node.key))
-    if not events:
-        return None
-    if len(events) == len(message.events):
-        return message
-    return DeltaMessage(
-        message.revision, events, message.relisted, message.received_at, message.queued_at
-    )
-
-
 StageObserver = Callable[[ChangeStage, float], None]
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class _Fanout:
     """A change being handed out slice by slice: to whom, how far, the scoped copies made."""
 
     message: DeltaMessage
     subscriptions: list[Subscription]
     next: int = 0
-    scoped: dict[Scope, DeltaMessage | None] = field(default_factory=dict)
+    scoped: dict[Scope, DeltaMessage | None] = dataclasses.field(default_factory=dict)
 
     def offer_slice(self, size: int) -> bool:
         """Offers the change to the next `size` subscriptions (not held back by the push
@@ -107,7 +95,7 @@ class _Fanout:
                 continue
             scope = subscription.scope
             if scope not in self.scoped:
-                self.scoped[scope] = _scoped(self.message, scope)
+                self.scoped[scope] = self.message.within(scope)
             delivered = self.scoped[scope]
             if delivered is not None:
                 subscription.offer(delivered)
@@ -129,17 +117,21 @@ class WatchHub:
         store_connected: Callable[[], bool] = lambda: True,
         observe: StageObserver | None = None,
         ack_deadline_seconds: float = 0.0,
+        remote_datacenters: Iterable[str] = (),
         slice_subscribers: int = 10,
     ) -> None:
         """`observe(stage, seconds)` times each change's stages (a metrics hook). A subscriber
         that opted into acknowledgements and owes one longer than `ack_deadline_seconds` is
-        re-pushed (0: never). `slice_subscribers`: how many subscriptions a change is handed
-        to before the event loop runs other work."""
+        re-pushed (0: never). `remote_datacenters` are followed from their own registries
+        (fed through `remotes` by the federation's followers). `slice_subscribers`: how many
+        subscriptions a change is handed to before the event loop runs other work."""
         self._store = store
         self.observe: StageObserver = observe or (lambda stage, seconds: None)
         self._store_connected = store_connected
-        self._history: collections.deque[DeltaMessage] = collections.deque()
-        self._history_revisions = history_revisions
+        self._history = ChangeHistory(history_revisions)
+        self.remotes = RemoteViews(
+            remote_datacenters, history_revisions, clock, self._publish_remote
+        )
         self._queue_messages = queue_messages
         self._progress_seconds = progress_seconds
         self._clock = clock
@@ -153,7 +145,6 @@ class WatchHub:
         self.resyncs: collections.Counter[ResyncReason] = collections.Counter()
         self.etcd_revision = 0
         self._view: ClusterView | None = None
-        self._history_floor = 0
         self._advanced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -189,11 +180,10 @@ class WatchHub:
         else:
             events = self._view.relist(state)
             self.relists += 1
-            self._history.clear()
             if events:
                 now = self._clock()
                 self._publish(DeltaMessage(state.revision, events, True, now, now), keep=False)
-        self._history_floor = state.revision
+        self._history.reset(state.revision)
         self.last_heard = self._clock()
         self._advance()
 
@@ -278,11 +268,25 @@ class WatchHub:
         """True while etcd cannot be reached: the view is the last one known (store outage)."""
         return not self._store_connected()
 
-    def node_list(self, scope: Scope) -> NodeList:
-        return self.view.node_list(scope, self.age_seconds, self.stale)
+    def node_list(self, scope: Scope, *, federated: bool = True) -> NodeList:
+        """The scope's nodes per datacenter; `federated`: the followed remote datacenters too."""
+        local = self.view.node_list(scope, self.age_seconds, self.stale)
+        return self.remotes.merged(local, scope) if federated and self.remotes else local
 
-    def snapshot(self, scope: Scope, reason: ResyncReason | None = None) -> SnapshotMessage:
-        return SnapshotMessage(self.node_list(scope), reason)
+    def snapshot(
+        self, scope: Scope, reason: ResyncReason | None = None, *, federated: bool = False
+    ) -> SnapshotMessage:
+        return SnapshotMessage(self.node_list(scope, federated=federated), reason)
+
+    def progress(self, scope: Scope, *, federated: bool = False) -> list[ProgressMessage]:
+        """What an idle subscriber is told: the local etcd's revision, then each followed
+        datacenter's in its scope."""
+        messages = [
+            ProgressMessage(self.published_revision, self.stale, round(self.age_seconds, 3))
+        ]
+        if federated:
+            messages.extend(remote.progress_message() for remote in self.remotes.in_scope(scope))
+        return messages
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -343,10 +347,12 @@ class WatchHub:
     # -- fan-out ------------------------------------------------------------------------------
 
     def _publish(self, message: DeltaMessage, *, keep: bool = True) -> None:
+        if self.remotes and any(e.node.datacenter in self.remotes for e in message.events):
+            # Served from its own registry only (remote_view.RemoteViews.merged).
+            events = tuple(e for e in message.events if e.node.datacenter not in self.remotes)
+            message = dataclasses.replace(message, events=events)
         if keep:
             self._history.append(message)
-            if len(self._history) > self._history_revisions:
-                self._history_floor = self._history.popleft().revision
         if not self.push_switch.enabled:
             return
         self._fanning_out.append(_Fanout(message, list(self._subscriptions.values())))
@@ -368,11 +374,39 @@ class WatchHub:
         """Every subscription has been offered every change up to this revision."""
         return self._fanning_out[0].message.revision - 1 if self._fanning_out else self.revision
 
+    def _publish_remote(self, message: WatchMessage) -> None:
+        """A followed datacenter's delta, snapshot or progress, to the subscribers that keep a
+        revision per datacenter and whose scope takes it."""
+        datacenter = message.datacenter
+        if not self.push_switch.enabled and not isinstance(message, ProgressMessage):
+            return
+        scoped: dict[Scope, WatchMessage | None] = {}
+        for subscription in self._subscriptions.values():
+            scope = subscription.scope
+            if not subscription.federated or subscription.held:
+                continue
+            if scope.datacenters and datacenter not in scope.datacenters:
+                continue
+            if scope not in scoped:
+                scoped[scope] = self._remote_cut(message, scope)
+            delivered = scoped[scope]
+            if delivered is not None:
+                subscription.offer(delivered)
+
+    def _remote_cut(self, message: WatchMessage, scope: Scope) -> WatchMessage | None:
+        if isinstance(message, DeltaMessage):
+            return message.within(scope)
+        if isinstance(message, SnapshotMessage):
+            return self.remotes.datacenters[message.datacenter].snapshot(scope)
+        return message
+
     def subscribe(
         self,
         scope: Scope,
         resume_revision: int = 0,
         *,
+        resume_revisions: Mapping[str, int] | None = None,
+        federated: bool = False,
         peer: str = "",
         acknowledging: bool = False,
     ) -> Subscription:
@@ -380,23 +414,22 @@ class WatchHub:
 
         A resume_revision older than the history gets a snapshot flagged COMPACTED; one newer
         than the view (the caller should have synced first) gets one flagged UNKNOWN_REVISION.
-        `peer` (gRPC's form) is what the gray list's networks match; `acknowledging`: the
-        subscriber promised to acknowledge (it is re-pushed when it does not).
+        `federated`: the subscriber keeps a revision per datacenter, so it gets the followed
+        datacenters too, each resumed from its entry in `resume_revisions`
+        (RemoteViews.resume). `peer` (gRPC's form) is what the gray list's networks match;
+        `acknowledging`: the subscriber promised to acknowledge (it is re-pushed when it does
+        not).
         """
         initial: list[WatchMessage]
+        changes = self._history.since(resume_revision, self.revision)
         if resume_revision <= 0:
-            initial = [self.snapshot(scope)]
-        elif resume_revision < self._history_floor:
-            initial = [self.snapshot(scope, ResyncReason.COMPACTED)]
-        elif resume_revision > self.revision:
-            initial = [self.snapshot(scope, ResyncReason.UNKNOWN_REVISION)]
+            initial = [self.snapshot(scope, federated=federated)]
+        elif isinstance(changes, ResyncReason):
+            initial = [self.snapshot(scope, changes, federated=federated)]
         else:
-            initial = []
-            for message in self._history:
-                if message.revision > resume_revision:
-                    delivered = _scoped(message, scope)
-                    if delivered is not None:
-                        initial.append(delivered)
+            initial = [cut for message in changes if (cut := message.within(scope)) is not None]
+            if federated:
+                initial.extend(self.remotes.resume(scope, resume_revisions or {}))
         subscription = Subscription(
             self,
             scope,
@@ -405,13 +438,14 @@ class WatchHub:
             self._progress_seconds,
             peer=peer,
             acknowledging=acknowledging,
+            federated=federated,
         )
         subscription.held = self.push_switch.holds(scope, subscription.peer_ip)
         if len(initial) > self._queue_messages:
             subscription.request_resync(ResyncReason.SLOW_CONSUMER)
-        first = initial[0] if initial else None
-        if isinstance(first, SnapshotMessage) and first.resync_reason is not None:
-            self.resyncs[first.resync_reason] += 1
+        for message in initial:
+            if isinstance(message, SnapshotMessage) and message.resync_reason is not None:
+                self.resyncs[message.resync_reason] += 1
         self._subscriptions[subscription.id] = subscription
         return subscription
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ TEST_SETTINGS = {
     "shutdown_grace_seconds": 1.0,
     "etcd_watch_stale_seconds": 6.0,
     "admin_listen": "127.0.0.1:0",
+    "http_listen": "127.0.0.1:0",
     "workers": 1,
     # Expired nodes go at once (tests of the outage grace set it themselves).
     "evictor_outage_grace_seconds": 0.0,
@@ -96,10 +98,8 @@ def settings_for(cluster: str) -> Callable[..., Settings]:
     def make(endpoints: tuple[str, ...] | str, **overrides: Any) -> Settings:
         if isinstance(endpoints, str):
             endpoints = (endpoints,)
-        values = {**TEST_SETTINGS, **overrides}
-        return dataclasses.replace(
-            Settings(), listen="127.0.0.1:0", cluster=cluster, etcd_endpoints=endpoints, **values
-        )
+        values = {"listen": "127.0.0.1:0", **TEST_SETTINGS, **overrides}
+        return dataclasses.replace(Settings(), cluster=cluster, etcd_endpoints=endpoints, **values)
 
     return make
 
@@ -173,3 +173,39 @@ def spawn_frontend(
     yield spawn
     for process in spawned:
         process.kill()
+
+
+@dataclass
+class TwoDatacenters:
+    """Two datacenters' registries (federation, DESIGN.md §10), one in-process frontend each."""
+
+    dc1: Frontend
+    dc2: Frontend
+    stub: Callable[[Frontend], registry_pb2_grpc.RegistryStub]
+
+
+@pytest.fixture
+async def two_datacenters(
+    etcd: EtcdServer,
+    own_etcd: EtcdServer,
+    start_frontend: Callable[..., Awaitable[Frontend]],
+    connect: Callable[[Frontend], registry_pb2_grpc.RegistryStub],
+) -> TwoDatacenters:
+    """dc1 on the shared etcd, dc2 on its own; each follows the other. dc1 starts first and
+    follows a dc2 that is not up yet (its follower retries)."""
+    ports = {"dc1": free_port(), "dc2": free_port()}
+
+    def settings(name: str, other: str) -> dict[str, Any]:
+        return {
+            "listen": f"127.0.0.1:{ports[name]}",
+            "datacenter": name,
+            "remote_datacenters": f"{other}=127.0.0.1:{ports[other]}",
+            "remote_silence_seconds": 3.0,
+        }
+
+    dc1 = await start_frontend(etcd.endpoint, **settings("dc1", "dc2"))
+    dc2 = await start_frontend(own_etcd.endpoint, **settings("dc2", "dc1"))
+    for frontend in (dc1, dc2):
+        for remote in frontend.hub.remotes.datacenters.values():
+            await eventually(lambda r=remote: not r.stale, timeout=15, message="followed")
+    return TwoDatacenters(dc1, dc2, connect)

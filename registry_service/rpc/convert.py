@@ -20,6 +20,7 @@ from registry_service.domain import (
     Scope,
     SnapshotMessage,
     WatchMessage,
+    WatchResume,
 )
 from registry_service.errors import InvalidArgumentError
 
@@ -86,6 +87,12 @@ def scope_from_pb(message: pb.Scope) -> Scope:
     return Scope(frozenset(message.datacenters), frozenset(message.types))
 
 
+def resume_from_pb(message: pb.WatchNodesRequest) -> WatchResume:
+    return WatchResume(
+        message.resume_revision, dict(message.resume_revisions), message.datacenter_revisions
+    )
+
+
 def consistency_from_pb(value: int) -> Consistency:
     if value in (pb.CONSISTENCY_UNSPECIFIED, pb.CONSISTENCY_LINEARIZABLE):
         return Consistency.LINEARIZABLE
@@ -100,6 +107,10 @@ def datacenters_to_pb(datacenters: tuple[DatacenterNodes, ...]) -> list[pb.Datac
             datacenter=dc.datacenter,
             revision=dc.revision,
             nodes=[node_to_pb(node) for node in dc.nodes],
+            remote=dc.remote,
+            complete_revision=dc.complete_revision,
+            stale=dc.stale,
+            age_seconds=dc.age_seconds,
         )
         for dc in datacenters
     ]
@@ -130,6 +141,7 @@ def watch_message_to_pb(message: WatchMessage) -> pb.WatchNodesResponse:
                 datacenters=datacenters_to_pb(message.nodes.datacenters),
                 resync=message.resync_reason is not None,
                 resync_reason=_RESYNC_TO_PB[message.resync_reason],
+                datacenter=message.datacenter,
             )
         )
     if isinstance(message, DeltaMessage):
@@ -138,11 +150,15 @@ def watch_message_to_pb(message: WatchMessage) -> pb.WatchNodesResponse:
                 revision=message.revision,
                 events=[event_to_pb(event) for event in message.events],
                 relisted=message.relisted,
+                datacenter=message.datacenter,
             )
         )
     assert isinstance(message, ProgressMessage)
     return pb.WatchNodesResponse(
         progress=pb.Progress(
-            revision=message.revision, stale=message.stale, age_seconds=message.age_seconds
+            revision=message.revision,
+            stale=message.stale,
+            age_seconds=message.age_seconds,
+            datacenter=message.datacenter,
         )
     )

@@ -13,8 +13,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from noderegistry.v1 import registry_pb2, registry_pb2_grpc
 
+from registry_service.port_claim import bind_error
 from registry_service.rpc.edge import with_error_edge
 from registry_service.rpc.servicer import RegistryServicer
+from registry_service.startup import listen_refusal
 
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
 
@@ -151,3 +153,22 @@ async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool)
     )
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, status)
+
+
+def bind_port(
+    server: grpc.aio.Server,
+    address: str,
+    setting: str,
+    credentials: grpc.ServerCredentials | None = None,
+) -> int:
+    """Adds the port; a failure (a race lost since the start-up checks) names the setting."""
+    try:
+        if credentials is not None:
+            port = int(server.add_secure_port(address, credentials))
+        else:
+            port = int(server.add_insecure_port(address))
+    except RuntimeError:  # grpc: "Failed to bind to address ..."
+        port = 0
+    if port == 0:
+        raise listen_refusal(address, bind_error(address) or "cannot bind", setting)
+    return port

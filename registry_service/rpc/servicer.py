@@ -30,6 +30,7 @@ from registry_service.domain import (
 from registry_service.errors import ResourceExhaustedError, ShuttingDownError
 from registry_service.failpoints import failpoint
 from registry_service.metrics import Metrics
+from registry_service.reads import Reads
 from registry_service.registry import Registry
 from registry_service.rpc import convert
 from registry_service.rpc.access import StreamCounter, TokenBucket, peer_identity
@@ -69,18 +70,23 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     def __init__(
         self,
         registry: Registry,
+        reads: Reads,
         *,
         max_registrations_per_stream: int,
         metrics: Metrics | None = None,
         tokens: TokenTable | None = None,
         max_streams_per_peer: int = 1_000,
         keepalive_max_messages_per_second: float = 10_000.0,
+        streams: StreamCounter | None = None,
     ) -> None:
+        """`streams`: the per-peer count of open streams, when shared with another port (the
+        HTTP API's event streams count against the same limit)."""
         self._registry = registry
+        self._reads = reads
         self._metrics = metrics
         self._max_registrations_per_stream = max_registrations_per_stream
         self._tokens = tokens or TokenTable({})
-        self._streams = StreamCounter(max_streams_per_peer)
+        self._streams = streams or StreamCounter(max_streams_per_peer)
         self._keepalive_rate = keepalive_max_messages_per_second
         self._keepalive_outboxes: set[asyncio.Queue[object]] = set()
         self._wire = WireCache()
@@ -117,7 +123,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def GetNodes(
         self, request: pb.GetNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetNodesResponse:
-        nodes = await self._registry.get_nodes(
+        nodes = await self._reads.get_nodes(
             convert.scope_from_pb(request.scope),
             convert.consistency_from_pb(request.consistency),
         )
@@ -127,9 +133,9 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
         with self._streams.hold(peer_identity(context, self._tokens)):
-            subscription = await self._registry.watch(
+            subscription = await self._reads.watch(
                 convert.scope_from_pb(request.scope),
-                request.resume_revision,
+                convert.resume_from_pb(request),
                 peer=context.peer() or "",
                 acknowledging=request.acknowledge,
             )
@@ -142,11 +148,13 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
                         yield response
                     else:
                         yield self._wire.encode(message)
-                    if isinstance(message, SnapshotMessage):  # owed an acknowledgement too
+                    local = not message.datacenter  # acknowledged in the local etcd's revisions
+                    if isinstance(message, SnapshotMessage) and local:  # owed an ack too
                         subscription.written(message.revision, time.monotonic())
                     elif isinstance(message, DeltaMessage):  # written: the transport took it
                         written_at = time.monotonic()
-                        subscription.written(message.revision, written_at)
+                        if local:
+                            subscription.written(message.revision, written_at)
                         if self._metrics is not None:
                             self._metrics.events_sent.inc(len(message.events))
                             if message.queued_at:
@@ -159,7 +167,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def AckWatch(
         self, request: pb.AckWatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.AckWatchResponse:
-        self._registry.ack(request.subscription_id, request.revision)
+        self._reads.ack(request.subscription_id, request.revision)
         return pb.AckWatchResponse()
 
     async def KeepAlive(

@@ -1,4 +1,6 @@
-"""The one table that maps the registry's errors to gRPC status codes (the edge of the service).
+"""The one table that maps the registry's errors to gRPC status codes (the edge of the service),
+and the HTTP status of each code, for the HTTP surfaces (http_edge.py): an error reaches an HTTP
+caller with the code and message a gRPC caller gets, so nothing maps an error a second time.
 
 Anything not in the table is a bug: it is logged with its traceback under the call's request id,
 and the caller gets INTERNAL with a message naming only that id, never the exception's text.
@@ -25,6 +27,7 @@ from registry_service.errors import (
     StoreError,
     StoreUnavailableError,
     SubscriptionNotFoundError,
+    WrongDatacenterError,
 )
 from registry_service.logs import ensure_request_id
 
@@ -39,6 +42,8 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     # `grpc-retry-pushback-ms` (gRPC's own retry pushback) says it to programs (rpc/edge.py).
     NodeHeldError: grpc.StatusCode.FAILED_PRECONDITION,
     NotLiveError: grpc.StatusCode.FAILED_PRECONDITION,
+    # Federation: the message names the datacenter whose registry to use (and its frontends).
+    WrongDatacenterError: grpc.StatusCode.FAILED_PRECONDITION,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ConcurrentModificationError: grpc.StatusCode.ABORTED,
     StoreError: grpc.StatusCode.UNAVAILABLE,
@@ -51,6 +56,40 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     # A record in etcd is unreadable: no retry helps; the message names the key to repair.
     CorruptRecordError: grpc.StatusCode.DATA_LOSS,
 }
+
+
+# grpc-gateway's mapping, but FAILED_PRECONDITION: 409 (the node's state is in the way: not live,
+# or held), as the admin port has always answered.
+HTTP_STATUSES: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    """The HTTP status of a gRPC code (500 for INTERNAL, DATA_LOSS, UNKNOWN)."""
+    return HTTP_STATUSES.get(code, 500)
+
+
+def code_of_http_status(status: int) -> grpc.StatusCode:
+    """The gRPC code an HTTP status stands for (the first in the table; 405, a method a path
+    does not answer, is UNIMPLEMENTED), UNKNOWN if none."""
+    if status == 405:
+        return grpc.StatusCode.UNIMPLEMENTED
+    codes = (code for code, value in HTTP_STATUSES.items() if value == status)
+    return next(codes, grpc.StatusCode.UNKNOWN)
 
 
 def pushback_of(error: Exception) -> tuple[tuple[str, str], ...]:

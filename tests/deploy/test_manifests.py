@@ -18,12 +18,18 @@ from typing import Any
 import pytest
 import yaml
 
+from registry_service.datacenters import Datacenters
 from registry_service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("NODEREGISTRY_TOOLS_BIN", REPO / ".venv-tools" / "bin"))
 MIN_KUBERNETES = "1.29.0"
-KUSTOMIZATIONS = ["deploy/k8s/base", "deploy/k8s/overlays/production"]
+KUSTOMIZATIONS = [
+    "deploy/k8s/base",
+    "deploy/k8s/overlays/production",
+    "deploy/k8s/overlays/dc1",
+    "deploy/k8s/overlays/dc2",
+]
 
 
 def _tool(name: str) -> str:
@@ -217,3 +223,29 @@ def test_tokens_come_from_a_secret_that_is_never_committed(rendered):
     for monitor in _by_kind(docs, "ServiceMonitor"):
         (endpoint,) = monitor["spec"]["endpoints"]
         assert endpoint["bearerTokenSecret"] == {"name": "registry-tokens", "key": "metrics-token"}
+
+
+def test_each_datacenter_overlay_is_a_registry_of_its_own_following_the_other():
+    """Federation: dc1 and dc2 each run their own etcd and frontends, write their own nodes and
+    follow the other through its WAN Service, with a token from the Secret."""
+    followed = {}
+    for name in ("dc1", "dc2"):
+        docs = [d for d in yaml.safe_load_all(_render(f"deploy/k8s/overlays/{name}")) if d]
+        (config,) = _settings_config_maps(docs)
+        settings = Settings.from_environ(config["data"])
+        datacenters = Datacenters.from_settings(settings.datacenter, settings.remote_datacenters)
+        assert datacenters.local == name
+        followed[name] = set(datacenters.remotes)
+        (etcd,) = _by_kind(docs, "StatefulSet")
+        assert etcd["spec"]["replicas"] == 3  # a quorum of its own, never across the WAN
+        assert all(e.split(".")[1].split(":")[0] == "etcd" for e in settings.etcd_endpoints)
+        wan = next(d for d in _by_kind(docs, "Service") if d["metadata"]["name"] == "registry-wan")
+        assert [p["name"] for p in wan["spec"]["ports"]] == ["grpc"]  # never the admin port
+        container = _registry_container(docs)
+        token_file = next(e for e in container["env"] if e["name"] == "REGISTRY_REMOTE_TOKEN_FILE")
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tokens"]
+        (deployment,) = _by_kind(docs, "Deployment")
+        (tokens,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"]]
+        paths = {f"{mount['mountPath']}/{item['path']}" for item in tokens["secret"]["items"]}
+        assert token_file["value"] in paths
+    assert followed == {"dc1": {"dc2"}, "dc2": {"dc1"}}

@@ -3,13 +3,12 @@ TLS and mTLS; with any of it on, only /healthz and /readyz answer without creden
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.support.certs import tls_flags, write_certificates
+from tests.support.certs import client_contexts, mtls_settings, tls_flags, write_certificates
 from tests.support.cli import run_cli
 from tests.support.http import get, put
 
@@ -103,15 +102,9 @@ async def test_a_supervisor_checks_tokens_for_all_its_workers(tmp_path, etcd, sp
 
 async def test_the_admin_port_has_the_grpc_ports_tls_and_mtls(tmp_path, start_frontend):
     _, files = write_certificates(tmp_path, ("127.0.0.1",), "alice")
-    frontend = await start_frontend(
-        tls_cert_file=files["server.pem"],
-        tls_key_file=files["server-key.pem"],
-        tls_client_ca_file=files["ca.pem"],
-    )
+    frontend = await start_frontend(**mtls_settings(files))
     base = f"https://127.0.0.1:{frontend.admin.port}"
-    anonymous = ssl.create_default_context(cafile=files["ca.pem"])
-    with_certificate = ssl.create_default_context(cafile=files["ca.pem"])
-    with_certificate.load_cert_chain(files["client.pem"], files["client-key.pem"])
+    anonymous, with_certificate = client_contexts(files)
     async with aiohttp.ClientSession() as session:
         for path, context, expected in (
             ("/healthz", anonymous, 200),

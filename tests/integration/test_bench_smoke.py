@@ -34,6 +34,7 @@ async def test_the_smoke_benchmark_writes_its_table_and_json(tmp_path):
     figures = {row["figure"] for row in document["rows"]}
     assert "change->last of 10 subscribers p99" in figures
     assert "registrations/s (50, 64 in flight)" in figures
+    assert "cross-datacenter change->subscriber in the other datacenter p99" in figures
     baselines = {row["baseline"] for row in document["rows"] if "baseline" in row}
-    assert {"direct etcd watchers", "direct etcd (lease + txn)"} <= baselines
+    assert {"direct etcd watchers", "direct etcd (lease + txn)", "same datacenter"} <= baselines
     assert document["goals"] and document["machine"]["cpus"]

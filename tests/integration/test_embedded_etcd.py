@@ -36,6 +36,7 @@ async def serve_with_local_etcd(tmp_path) -> str:
             f"--embedded-etcd-port={free_port()}",
             f"--embedded-etcd-dir={tmp_path / 'etcd'}",
             "--admin-listen=127.0.0.1:0",
+            "--http-listen=127.0.0.1:0",
             "--workers=1",
         ],
         tmp_path / "serve.log",
@@ -150,5 +151,6 @@ def _local_etcd_flags(tmp_path) -> list[str]:
         f"--embedded-etcd-port={free_port()}",
         f"--embedded-etcd-dir={tmp_path / 'etcd'}",
         "--admin-listen=127.0.0.1:0",
+        "--http-listen=127.0.0.1:0",
         "--workers=1",
     ]

@@ -212,6 +212,8 @@ async def test_json_logs_carry_request_ids(etcd, tmp_path):
         "127.0.0.1:0",
         "--admin-listen",
         "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
         "--etcd-endpoints",
         etcd.endpoint,
         "--cluster",

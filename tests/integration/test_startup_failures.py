@@ -38,6 +38,7 @@ async def serve(*flags: str, log_level: str = "") -> tuple[int, str, str]:
     defaults = {
         "--listen": f"127.0.0.1:{free_port()}",
         "--admin-listen": "127.0.0.1:0",
+        "--http-listen": "127.0.0.1:0",
         "--etcd-connect-timeout-seconds": "1",
     }
     given = {flag.split("=")[0] for flag in flags if flag.startswith("--")}
@@ -85,8 +86,8 @@ async def test_a_grpc_port_another_program_listens_on_is_refused(etcd, workers):
 
 
 @WORKERS
-@pytest.mark.parametrize("setting", ["admin_listen", "health_listen"])
-async def test_an_admin_or_health_port_in_use_is_refused(etcd, workers, setting):
+@pytest.mark.parametrize("setting", ["admin_listen", "health_listen", "http_listen"])
+async def test_an_admin_health_or_http_port_in_use_is_refused(etcd, workers, setting):
     with listening() as address:
         assert_one_line(
             await serve(
@@ -188,6 +189,7 @@ async def test_a_worker_joins_only_a_port_its_own_supervisor_claimed(etcd):
         "serve",
         f"--listen={address}",
         "--admin-listen=127.0.0.1:0",
+        "--http-listen=127.0.0.1:0",
         f"--etcd-endpoints={etcd.endpoint}",
         "--workers=1",
         env=environment({"NODEREGISTRY_SUPERVISOR_PID": str(os.getpid())}),

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -187,6 +188,7 @@ def test_the_cli_verbs_of_the_cli_extra_say_which_extra_in_one_line(sdk_venv, tm
 
 @pytest.fixture
 def installed_frontend(server_venv: Path, etcd: EtcdServer, tmp_path: Path) -> Iterator[str]:
+    """The installed server's ready line (its gRPC address, its HTTP API's and admin URLs)."""
     log_path = tmp_path / "frontend.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -195,6 +197,7 @@ def installed_frontend(server_venv: Path, etcd: EtcdServer, tmp_path: Path) -> I
                 "serve",
                 "--listen=127.0.0.1:0",
                 "--admin-listen=127.0.0.1:0",
+                "--http-listen=127.0.0.1:0",
                 "--workers=1",
                 f"--etcd-endpoints={etcd.endpoint}",
                 f"--cluster=pkg-{secrets.token_hex(4)}",
@@ -208,9 +211,8 @@ def installed_frontend(server_venv: Path, etcd: EtcdServer, tmp_path: Path) -> I
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # the ready line; EOF if it died
-        match = re.search(r"serving on (\S+)", line)
-        assert match, f"no ready line: {line!r}; log:\n{log_path.read_text()}"
-        yield match.group(1)
+        assert "serving on " in line, f"no ready line: {line!r}; log:\n{log_path.read_text()}"
+        yield line
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -256,8 +258,25 @@ def test_the_installed_sdk_registers_and_watches_through_the_installed_server(
     assert located.startswith(str(server_venv)), located
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
-    out = run(sdk_venv / "bin" / "python", script, installed_frontend, cwd=tmp_path, timeout=90)
+    target = re.search(r"serving on (\S+)", installed_frontend).group(1)
+    out = run(sdk_venv / "bin" / "python", script, target, cwd=tmp_path, timeout=90)
     assert out.splitlines() == ["ADDED pkg-1", "REMOVED pkg-1 DEREGISTERED"]
+
+
+def test_the_installed_server_serves_the_console_and_the_openapi_document(installed_frontend):
+    # Package data: the console's files and the document come from the installed wheel.
+    base = re.search(r"console (http://\S+)/ui/", installed_frontend).group(1)
+    for path, kind in (
+        ("/ui/", "text/html"),
+        ("/ui/console.js", "text/javascript"),
+        ("/ui/console.css", "text/css"),
+        ("/ui/favicon.svg", "image/svg+xml"),
+        ("/v1/openapi.json", "application/json"),
+    ):
+        with urllib.request.urlopen(base + path, timeout=10) as response:
+            assert response.status == 200, path
+            assert response.headers.get_content_type() == kind, path
+            assert response.read(), path
 
 
 def test_the_images_build_stage_copies_everything_the_sdist_holds(artifacts):

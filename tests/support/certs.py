@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import trustme
@@ -38,3 +39,20 @@ def tls_flags(files: dict[str, str]) -> tuple[str, ...]:
         "--key",
         files["client-key.pem"],
     )
+
+
+def client_contexts(files: dict[str, str]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """TLS towards a server of write_certificates: (without a client certificate, with one)."""
+    anonymous = ssl.create_default_context(cafile=files["ca.pem"])
+    with_certificate = ssl.create_default_context(cafile=files["ca.pem"])
+    with_certificate.load_cert_chain(files["client.pem"], files["client-key.pem"])
+    return anonymous, with_certificate
+
+
+def mtls_settings(files: dict[str, str]) -> dict[str, str]:
+    """A frontend's settings for TLS with client certificates (mTLS) from write_certificates."""
+    return {
+        "tls_cert_file": files["server.pem"],
+        "tls_key_file": files["server-key.pem"],
+        "tls_client_ca_file": files["ca.pem"],
+    }

@@ -185,3 +185,109 @@ class ResumingWatcher:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+def by_registry(
+    messages: Sequence[pb.WatchNodesResponse],
+) -> dict[str, list[pb.WatchNodesResponse]]:
+    """A federated stream (datacenter_revisions) split into one stream per registry: "" for the
+    frontend's own etcd, else the remote datacenter's name. A full snapshot gives each registry
+    its part at that registry's revision (a remote datacenter the frontend has not reached, with
+    complete_revision 0, claims nothing); a snapshot, delta or progress naming a datacenter
+    belongs to that datacenter alone."""
+    streams: dict[str, list[pb.WatchNodesResponse]] = {}
+    for message in messages:
+        kind = message.WhichOneof("message")
+        if kind == "snapshot" and not message.snapshot.datacenter:
+            snapshot = message.snapshot
+            local = [dc for dc in snapshot.datacenters if not dc.remote]
+            streams.setdefault("", []).append(_snapshot(snapshot.revision, local, snapshot.resync))
+            for dc in snapshot.datacenters:
+                if dc.remote and dc.complete_revision:
+                    part = _snapshot(dc.complete_revision, [dc], snapshot.resync)
+                    streams.setdefault(dc.datacenter, []).append(part)
+        else:
+            named = getattr(message, str(kind)).datacenter
+            streams.setdefault(named, []).append(message)
+    return streams
+
+
+def _snapshot(
+    revision: int, datacenters: list[pb.DatacenterNodes], resync: bool
+) -> pb.WatchNodesResponse:
+    return pb.WatchNodesResponse(
+        snapshot=pb.Snapshot(revision=revision, datacenters=datacenters, resync=resync)
+    )
+
+
+def check_federated_stream(
+    messages: Sequence[pb.WatchNodesResponse], histories: dict[str, EtcdHistory]
+) -> list[str]:
+    """W1/W2 per datacenter: each registry's part of the stream against that registry's etcd
+    history (`histories`: "" for the frontend's own etcd, else by remote datacenter)."""
+    problems: list[str] = []
+    for registry, stream in by_registry(messages).items():
+        name = registry or "local"
+        if registry not in histories:
+            problems.append(f"messages of a registry not checked: {name}")
+            continue
+        problems.extend(
+            f"{name}: {problem}" for problem in check_stream(stream, histories[registry])
+        )
+    return problems
+
+
+@dataclass
+class FederatedWatcher:
+    """One raw WatchNodes stream that keeps a revision per registry (datacenter_revisions),
+    started fresh or from a vector; keeps every message, for `check_federated_stream`."""
+
+    target: str
+    resume_revision: int = 0
+    resume_revisions: dict[str, int] = field(default_factory=dict)
+    messages: list[pb.WatchNodesResponse] = field(default_factory=list)
+    revisions: dict[str, int] = field(default_factory=dict)  # "" the frontend's own etcd
+    error: grpc.aio.AioRpcError | None = None
+
+    def start(self) -> FederatedWatcher:
+        self._channel = grpc.aio.insecure_channel(self.target)
+        request = pb.WatchNodesRequest(
+            resume_revision=self.resume_revision,
+            datacenter_revisions=True,
+            resume_revisions=self.resume_revisions,
+        )
+        self._call = registry_pb2_grpc.RegistryStub(self._channel).WatchNodes(request)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        try:
+            async for message in self._call:
+                self.messages.append(message)
+                for registry, stream in by_registry([message]).items():
+                    for part in stream:
+                        revision = getattr(part, str(part.WhichOneof("message"))).revision
+                        self.revisions[registry] = max(self.revisions.get(registry, 0), revision)
+        except grpc.aio.AioRpcError as err:
+            self.error = err
+
+    def nodes(self, registry: str = "") -> set[str]:
+        """The node ids the stream holds of one registry (from its messages, in order)."""
+        held: set[str] = set()
+        for part in by_registry(self.messages).get(registry, []):
+            kind = part.WhichOneof("message")
+            if kind == "snapshot":
+                held = {n.id for dc in part.snapshot.datacenters for n in dc.nodes}
+            elif kind == "delta":
+                for event in part.delta.events:
+                    if event.type == pb.EVENT_TYPE_REMOVED:
+                        held.discard(event.node.id)
+                    else:
+                        held.add(event.node.id)
+        return held
+
+    async def close(self) -> None:
+        self._call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._channel.close()

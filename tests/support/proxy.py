@@ -21,6 +21,7 @@ class TcpProxy:
         self._source = (source_host, 0) if source_host else None
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self.port = 0
         self.cut = False
         self._flowing = asyncio.Event()
@@ -36,6 +37,10 @@ class TcpProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        if handler is not None:  # close() waits for it
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
         if self.cut:
             writer.close()
             return
@@ -90,3 +95,5 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._handlers:  # their pipes end once their connections are aborted
+            await asyncio.wait(self._handlers, timeout=5)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import urllib.error
+from http import HTTPStatus
+
 import pytest
 
-from registry_cli import admin_output
+from client_sdk import StatusCode
+from registry_cli import admin_http, admin_output
 from registry_cli.admin_http import base_url
 from registry_cli.main import build_parser, main
 from registry_cli.options import DEFAULT_ADMIN_ENDPOINTS, resolve
@@ -107,3 +112,32 @@ def test_convergence_lists_who_owes_what_and_who_did_not_answer():
         "1 of 2 subscriber(s) have not acknowledged revision 12; the oldest owes it for 4.2s"
     )
     assert lines[4] == "UNREACHABLE fe-2 at http://b:9090: timeout"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "message"),
+    [
+        (
+            b'{"error": {"code": "ABORTED", "message": "node changed; retry"}}',
+            409,
+            "ABORTED",
+            "node changed; retry",
+        ),
+        (
+            b'{"error": "not a SUSPECT"}',
+            409,
+            "FAILED_PRECONDITION",
+            "not a SUSPECT",
+        ),  # older frontends
+        (b"<html>proxy</html>", 503, "UNAVAILABLE", "Service Unavailable"),
+    ],
+)
+def test_an_admin_refusal_is_the_sdk_error_of_its_code_with_its_message(
+    body, status, code, message
+):
+    err = urllib.error.HTTPError(
+        "http://a:9090/x", status, HTTPStatus(status).phrase, {}, io.BytesIO(body)
+    )
+    refusal = admin_http._refusal(err, "http://a:9090")
+    assert refusal.code is StatusCode[code]
+    assert str(refusal) == f"{code}: {message} (admin http://a:9090, HTTP {status})"

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from client_sdk import Consistency, EventType, Node, NodeEvent, NodeList, RemovalReason
+from client_sdk import (
+    Consistency,
+    DatacenterState,
+    EventType,
+    Node,
+    NodeEvent,
+    NodeList,
+    RemovalReason,
+)
 from registry_cli import output
 
 NODE = Node("n1", "data", "dc1", "10.0.0.1:80", {"zone": "a"}, incarnation=2)
@@ -53,6 +61,31 @@ def test_the_nodes_json_document_has_its_documented_shape():
             }
         },
     }
+
+
+def test_a_stale_remote_datacenter_is_named_and_each_datacenter_carries_its_own_revision():
+    far = Node("f1", "data", "dc2", "10.0.0.2:80")
+    nodes = NodeList(
+        revision=42,
+        datacenters={"dc1": (NODE,), "dc2": (far,)},
+        stale=True,
+        datacenter_states={
+            "dc1": DatacenterState(42, 40),
+            "dc2": DatacenterState(900, 880, remote=True, stale=True, age_seconds=17.25),
+        },
+    )
+    assert output.nodes_table(nodes, Consistency.LINEARIZABLE).splitlines()[-1] == (
+        "2 node(s) at revision 42; datacenter dc2 STALE: its registry was last heard from 17.2s "
+        "ago (its list is kept as it was)"
+    )
+    document = json.loads(output.nodes_json(nodes, Consistency.LINEARIZABLE))
+    assert {k: v for k, v in document["datacenters"]["dc2"].items() if k != "nodes"} == {
+        "revision": 900,
+        "remote": True,
+        "stale": True,
+        "age_seconds": 17.25,
+    }
+    assert document["datacenters"]["dc1"]["revision"] == 42
 
 
 def test_watch_lines_carry_a_reason_only_for_removals_and_say_when_the_list_is_stale():

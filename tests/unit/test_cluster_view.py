@@ -177,3 +177,24 @@ def test_queries_agree_with_a_plain_model_through_any_sequence_of_changes():
         listed = view.node_list(Scope())
         assert {dc.datacenter for dc in listed.datacenters} == {k.datacenter for k in members}
         assert view.registration(k) == (members[k].registration if k in members else None)
+
+
+def test_a_scopes_revision_is_its_own_last_change_and_outlives_its_last_member():
+    view = ClusterView(ClusterState(revision=1))
+    view.apply(added(2, "a"))  # dc1/data
+    meta = key("m", node_type="meta")
+    view.apply(StoreBatch(3, (MemberPut(meta, Member(registration("m", node_type="meta"), 3)),)))
+    view.apply(added(4, "b", datacenter="dc2"))
+    view.apply(StoreBatch(5, ()))  # a revision that changed no member
+    assert view.scope_revision(Scope(types=frozenset({"data"}))) == 4
+    assert view.scope_revision(Scope(frozenset({"dc1"}), frozenset({"data"}))) == 2
+    assert view.scope_revision(Scope(frozenset({"dc1"}))) == 3
+    assert view.scope_revision(Scope()) == 4
+    assert view.scope_revision(Scope(types=frozenset({"session"}))) == 0
+    view.apply(removed(6, "a", RemovalReason.DEREGISTERED))  # dc1/data's last member
+    assert view.scope_revision(Scope(frozenset({"dc1"}), frozenset({"data"}))) == 6
+    # A relist touches what it changed at the relisted revision, and nothing goes back.
+    state = ClusterState(revision=9, members={key("b", "dc2"): Member(registration("b", "dc2"), 4)})
+    view.relist(state)
+    assert view.scope_revision(Scope(frozenset({"dc1"}), frozenset({"meta"}))) == 9
+    assert view.scope_revision(Scope(frozenset({"dc2"}))) == 4

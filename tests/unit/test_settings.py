@@ -137,12 +137,14 @@ def test_outside_a_container_the_defaults_listen_on_loopback():
     settings = load({})
     assert settings.listen == "127.0.0.1:50051"
     assert settings.admin_listen == "127.0.0.1:9090"
+    assert settings.http_listen == "127.0.0.1:8080"
 
 
 def test_in_a_container_the_defaults_listen_on_every_interface():
     settings = load({}, host=Host(in_container=True, cpus=2))
     assert settings.listen == "0.0.0.0:50051"
     assert settings.admin_listen == "0.0.0.0:9090"
+    assert settings.http_listen == "0.0.0.0:8080"
     explicit = load({"REGISTRY_LISTEN": "10.0.0.1:7000"}, host=Host(in_container=True, cpus=2))
     assert explicit.listen == "10.0.0.1:7000"
 

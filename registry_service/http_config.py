@@ -1,0 +1,91 @@
+"""What the HTTP API port is handed (as the admin surface: a config of small interfaces, never the
+frontend itself)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from registry_service.admin_auth import AdminAuth
+from registry_service.admin_config import Readiness
+from registry_service.cluster_view import ClusterView
+from registry_service.domain import (
+    AuditEntry,
+    Consistency,
+    Limits,
+    NodeKey,
+    NodeList,
+    Registration,
+    Scope,
+    WatchResume,
+)
+from registry_service.remote_view import RemoteViews
+from registry_service.rpc.access import StreamCounter
+from registry_service.subscription import Subscription
+
+
+class NodeReads(Protocol):
+    """The use cases the API serves (reads.Reads): GetNodes and WatchNodes."""
+
+    async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList: ...
+
+    async def watch(
+        self, scope: Scope, resume: WatchResume, *, peer: str = "", acknowledging: bool = False
+    ) -> Subscription: ...
+
+
+class ChangeFeed(Protocol):
+    """What a blocking read waits on (watch_hub.WatchHub): this frontend's etcd's view, and the
+    datacenters it follows from their own registries."""
+
+    remotes: RemoteViews
+
+    @property
+    def view(self) -> ClusterView: ...
+
+    def node_list(self, scope: Scope) -> NodeList: ...
+
+    async def wait_for_change(self, timeout: float) -> None: ...
+
+
+class OperatorReads(Protocol):
+    """The operator's reads the console shows (operations.Operations)."""
+
+    def suspects(self) -> list[Registration]: ...
+
+    async def audit(self, key: NodeKey) -> list[AuditEntry]: ...
+
+
+Convergence = Callable[[int, Mapping[str, str]], Awaitable[dict[str, Any]]]
+"""Every frontend's subscribers against a revision (admin_control.cluster_convergence), given the
+headers that carry the caller's token and identity to the other frontends."""
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    listen: str
+    """`host:port` of the HTTP API and console; port 0 picks a free one (`ApiServer.port`)."""
+    reads: NodeReads
+    feed: ChangeFeed
+    operator: OperatorReads
+    convergence: Convergence
+    readiness: Callable[[], Readiness]
+    """/healthz and /readyz here too, for a load balancer in front of this port."""
+    auth: AdminAuth
+    """Who may read what (the admin port's middleware: TLS client certificates, tokens, scopes)."""
+    streams: StreamCounter
+    """Open event streams per peer, shared with the gRPC port's KeepAlive and WatchNodes."""
+    limits: Limits
+    """What a node key may be (a malformed one is a 400 naming the rule, as on gRPC)."""
+    max_wait_seconds: float = 300.0
+    """The longest blocking read (`http_max_wait_seconds`)."""
+    suspect_ceiling_seconds: float = 900.0
+    """When a suspect is removed at the latest, as the console shows it."""
+    max_request_bytes: int = 1024 * 1024
+    """Largest request body; headers are bounded by `max_header_bytes`."""
+    max_header_bytes: int = 8 * 1024
+    shutdown_grace_seconds: float = 5.0
+    """On stop, how long open requests get before they are cancelled."""
+    ssl_context: ssl.SSLContext | None = None

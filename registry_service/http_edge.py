@@ -1,0 +1,84 @@
+"""The one edge of the HTTP surfaces (the admin port and the HTTP API port) and the factory that
+builds both applications, so that every route of either runs inside the same middlewares:
+
+- request ids: every log line of a request carries one (its X-Request-Id, or a new one);
+- errors: whatever a handler raises becomes an answer once, here. A RegistryError gets the gRPC
+  code a gRPC caller would get and that code's HTTP status (rpc/status.py: one table, not a second
+  copy), with the error's own message; anything else is logged with its traceback under the
+  request id and answered 500 INTERNAL naming only that id; aiohttp's own refusals (no such path,
+  a method the path does not answer, a body too large) get the same JSON body:
+  `{"error": {"code": "NOT_FOUND", "message": "..."}}`;
+- access: the AdminAuth middleware (TLS client certificates, bearer tokens and their scopes).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+from aiohttp import web
+
+from registry_service.logs import request_id
+from registry_service.rpc.status import code_of_http_status, http_status, status_of
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Indented, keys sorted: what curl prints is readable as it comes."""
+    return web.Response(
+        text=json.dumps(data, indent=2, sort_keys=True) + "\n",
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_body(code: grpc.StatusCode, message: str) -> dict[str, Any]:
+    return {"error": {"code": code.name, "message": message}}
+
+
+def error_response(code: grpc.StatusCode, message: str) -> web.Response:
+    """The answer for a gRPC code: its HTTP status and the JSON error body."""
+    return json_response(error_body(code, message), http_status(code))
+
+
+@web.middleware
+async def _request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id.set(request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(6))
+    return await handler(request)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        code = code_of_http_status(err.status)
+        message = f"{err.reason}: {request.method} {request.path}"
+        if err.status == 404:
+            message = f"no such path {request.path}"
+        return error_response(code, message)
+    except Exception as err:  # one edge: RegistryError by the table, anything else INTERNAL
+        return error_response(*status_of(err))
+
+
+def new_app(
+    routes: Iterable[web.AbstractRouteDef],
+    access: Any,
+    *,
+    client_max_size: int = 1024 * 1024,
+) -> web.Application:
+    """An application of `routes` inside the edge; `access` is the AdminAuth middleware."""
+    app = web.Application(
+        middlewares=[_request_ids, _errors, access], client_max_size=client_max_size
+    )
+    app.add_routes(routes)
+    return app

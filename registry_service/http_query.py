@@ -1,0 +1,169 @@
+"""The HTTP API's query parameters, read strictly: an unknown parameter or a malformed value is
+an InvalidArgumentError naming it (400), never silently ignored (a misspelt `?datacentre=dc1`
+would otherwise answer every datacenter). Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from multidict import MultiMapping
+
+from registry_service.domain import Consistency, Scope, WatchResume
+from registry_service.errors import InvalidArgumentError
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+_SCOPE_PARAMETERS = ("datacenter", "type")
+
+
+@dataclass(frozen=True)
+class NodesQuery:
+    """GET /v1/nodes: the scope, the consistency, and for a blocking read the index and wait."""
+
+    scope: Scope
+    consistency: Consistency
+    index: int = 0
+    """Block until the scope changes after this revision (0: answer at once)."""
+    wait_seconds: float = 0.0
+    remote_index: Mapping[str, int] = field(default_factory=dict)
+    """Per followed datacenter in the scope, its part of the index (its registry's revision)."""
+
+
+def accept_only(query: MultiMapping[str], known: tuple[str, ...]) -> None:
+    """Refuses a parameter outside `known`, naming the ones the path takes."""
+    unknown = sorted(set(query) - set(known))
+    if unknown:
+        takes = ", ".join(known) or "no parameter"
+        raise InvalidArgumentError(
+            f"unknown query parameter {', '.join(unknown)}: this path takes {takes}"
+        )
+
+
+def _names(query: MultiMapping[str], name: str) -> frozenset[str]:
+    """A repeatable parameter, each value also a comma-separated list."""
+    parts = (part.strip() for value in query.getall(name, []) for part in value.split(","))
+    return frozenset(part for part in parts if part)
+
+
+def scope_of(query: MultiMapping[str]) -> Scope:
+    """`?datacenter=dc1&type=data,meta` (repeatable; none: every one). The names are validated
+    where GetNodes validates them (the registry), with the same messages."""
+    return Scope(_names(query, "datacenter"), _names(query, "type"))
+
+
+def _single(query: MultiMapping[str], name: str) -> str | None:
+    values = query.getall(name, [])
+    if len(values) > 1:
+        raise InvalidArgumentError(f"give {name} once, not {len(values)} times")
+    return values[0] if values else None
+
+
+def revision_of(value: str | None, name: str) -> int:
+    """A revision given by a client: a whole number >= 0 (absent: 0)."""
+    if value is None or value == "":
+        return 0
+    if not value.isdigit():
+        raise InvalidArgumentError(f"{name} must be a revision, a whole number >= 0; got {value!r}")
+    return int(value)
+
+
+def duration_of(value: str, name: str) -> float:
+    """`30s`, `1.5s`, `500ms`, `2m`, or a number of seconds."""
+    match = _DURATION.fullmatch(value.strip())
+    if not match:
+        raise InvalidArgumentError(
+            f"{name} must be a duration such as 30s, 500ms or 2m (or seconds); got {value!r}"
+        )
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def consistency_of(value: str | None) -> Consistency:
+    if value is None or value == "":
+        return Consistency.LINEARIZABLE
+    try:
+        return Consistency[value.upper()]
+    except KeyError:
+        raise InvalidArgumentError(
+            f"consistency must be linearizable (the default: every write completed before the "
+            f"call is in the answer) or cached (this frontend's view at once); got {value!r}"
+        ) from None
+
+
+def nodes_query(query: MultiMapping[str], max_wait_seconds: float) -> NodesQuery:
+    """GET /v1/nodes?datacenter=&type=&consistency=&index=&wait=. A wait beyond the maximum is
+    cut to it (Consul's rule); an index without a wait waits the maximum."""
+    accept_only(query, (*_SCOPE_PARAMETERS, "consistency", "index", "wait"))
+    index, remote_index = vector_of(_single(query, "index") or "", "index")
+    wait = _single(query, "wait")
+    if wait is not None and not index and not remote_index:
+        raise InvalidArgumentError("wait needs an index: ?index=R&wait=30s blocks until a change")
+    wait_seconds = max_wait_seconds if wait is None else duration_of(wait, "wait")
+    return NodesQuery(
+        scope=scope_of(query),
+        consistency=consistency_of(_single(query, "consistency")),
+        index=index,
+        wait_seconds=min(wait_seconds, max_wait_seconds),
+        remote_index=remote_index,
+    )
+
+
+def node_query(query: MultiMapping[str]) -> Consistency:
+    """GET /v1/nodes/{dc}/{type}/{id}?consistency=."""
+    accept_only(query, ("consistency",))
+    return consistency_of(_single(query, "consistency"))
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def flag_of(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    flag = _BOOLEANS.get(value.strip().lower())
+    if flag is None:
+        raise InvalidArgumentError(f"{name} must be true or false; got {value!r}")
+    return flag
+
+
+def vector_of(text: str, name: str) -> tuple[int, dict[str, int]]:
+    """`R` (this frontend's etcd's revision), or `R,dc2=455,dc3=17`: with each followed
+    datacenter's revision in its own registry's revisions (federation). Event ids and blocking
+    reads' indexes have this form."""
+    local, *remotes = text.strip().split(",")
+    revisions: dict[str, int] = {}
+    for part in remotes:
+        datacenter, equals, revision = part.partition("=")
+        if not equals:
+            raise InvalidArgumentError(
+                f"{name} must be a revision, or R,dc=R,... with datacenter revisions; got {text!r}"
+            )
+        revisions[datacenter.strip()] = revision_of(revision.strip(), f"{name} {datacenter}")
+    return revision_of(local, name), revisions
+
+
+def resume_of(text: str, name: str, federated: bool) -> WatchResume:
+    """An event id as a client sends it back (vector_of); one naming datacenters resumes only a
+    stream with datacenter revisions."""
+    revision, revisions = vector_of(text, name)
+    if revisions and not federated:
+        raise InvalidArgumentError(
+            f"{name} {text!r} names datacenters: it resumes a stream of ?datacenter_revisions=true"
+        )
+    return WatchResume(revision, revisions, federated)
+
+
+def watch_query(query: MultiMapping[str], headers: Mapping[str, str]) -> tuple[Scope, WatchResume]:
+    """GET /v1/watch?datacenter=&type=&datacenter_revisions=&last_event_id=: the scope and where
+    to resume. The `Last-Event-ID` header wins over the parameter: it is what a reconnecting
+    EventSource sends, with the URL (and its parameter) of its first connection."""
+    accept_only(query, (*_SCOPE_PARAMETERS, "datacenter_revisions", "last_event_id"))
+    federated = flag_of(_single(query, "datacenter_revisions"), "datacenter_revisions")
+    header = headers.get("Last-Event-ID")
+    if header is not None and header.strip():
+        resume = resume_of(header, "the Last-Event-ID header", federated)
+    else:
+        resume = resume_of(_single(query, "last_event_id") or "", "last_event_id", federated)
+    return scope_of(query), resume

@@ -1,0 +1,124 @@
+"""GET /v1/watch: WatchNodes as Server-Sent Events (DESIGN.md §11).
+
+One hub subscription per stream, exactly as a gRPC WatchNodes stream has: a snapshot, then one
+delta per revision that changes the scope, then progress while idle (the heartbeat, every
+`watch_progress_seconds`). Each event is
+
+    event: snapshot | delta | progress
+    id: <revision>
+    data: <one line of JSON, the shapes of http_json.py>
+
+`Last-Event-ID` (the header a reconnecting EventSource sends, or `?last_event_id=`) is WatchNodes'
+`resume_revision`: exactly the changes after it, or a snapshot flagged `resync` with the same
+reasons (COMPACTED, UNKNOWN_REVISION, SLOW_CONSUMER, PUSH_RESUMED). A slow reader is a slow
+subscriber: its backlog collapses into one resync, it never slows the others.
+
+Refusals before the stream starts (a bad scope, a malformed Last-Event-ID, the per-peer stream
+limit) are JSON errors with their status (http_edge.py). Once it has started, an error (the
+frontend shutting down: resume on another one) ends it with one `event: error` carrying the same
+JSON error body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from registry_service.admin_auth import AdminAuth
+from registry_service.domain import ProgressMessage, SnapshotMessage, WatchMessage, WatchResume
+from registry_service.http_config import NodeReads
+from registry_service.http_edge import error_body
+from registry_service.http_json import watch_message_json
+from registry_service.http_query import watch_query
+from registry_service.rpc.access import StreamCounter
+from registry_service.rpc.status import status_of
+
+_RECONNECT_MILLISECONDS = 1000
+_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # a proxy in front must not hold events back
+}
+
+
+class EventPosition:
+    """Where a stream stands, as its events' ids say it: this frontend's etcd's revision, and with
+    datacenter revisions each followed datacenter's (`812,dc2=455`): exactly what a client sends
+    back as Last-Event-ID to resume (WatchNodesRequest's resume_revision and resume_revisions)."""
+
+    def __init__(self, resume: WatchResume) -> None:
+        self.federated = resume.federated
+        self.revision = resume.revision
+        self.revisions = dict(resume.revisions)
+
+    def after(self, message: WatchMessage) -> str:
+        if message.datacenter:
+            self.revisions[message.datacenter] = message.revision
+        else:
+            self.revision = message.revision
+            if isinstance(message, SnapshotMessage):  # a whole list: every datacenter anew
+                self.revisions = {
+                    dc.datacenter: dc.complete_revision
+                    for dc in message.nodes.datacenters
+                    if dc.remote and dc.complete_revision
+                }
+        if not self.federated:
+            return str(self.revision)
+        remotes = "".join(f",{dc}={revision}" for dc, revision in sorted(self.revisions.items()))
+        return f"{self.revision}{remotes}"
+
+
+def sse_event(name: str, event_id: str | None, data: Any) -> bytes:
+    """One Server-Sent Event; the data is a single line of JSON."""
+    lines = [f"event: {name}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"data: {json.dumps(data, separators=(',', ':'), sort_keys=True)}")
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def grpc_style_peer(request: web.Request) -> str:
+    """The client's address as gRPC writes a peer (`ipv4:10.0.0.5:41000`), so that the push
+    switch's gray-listed networks hold HTTP watchers as they hold gRPC ones."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if not peer:
+        return ""
+    host, port = str(peer[0]), int(peer[1])
+    return f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
+
+
+class WatchStreams:
+    def __init__(self, reads: NodeReads, auth: AdminAuth, streams: StreamCounter) -> None:
+        self._reads = reads
+        self._auth = auth
+        self._streams = streams
+
+    async def watch(self, request: web.Request) -> web.StreamResponse:
+        scope, resume = watch_query(request.query, request.headers)
+        with self._streams.hold(self._auth.identify(request)):
+            subscription = await self._reads.watch(scope, resume, peer=grpc_style_peer(request))
+            position = EventPosition(resume)
+            response = web.StreamResponse(headers=_HEADERS)
+            try:
+                await response.prepare(request)
+                await response.write(f"retry: {_RECONNECT_MILLISECONDS}\n\n".encode())
+                async for message in subscription:
+                    name, data = watch_message_json(message)
+                    await response.write(sse_event(name, position.after(message), data))
+                    local = not message.datacenter
+                    if local and not isinstance(message, ProgressMessage):
+                        subscription.written(message.revision, time.monotonic())
+            except ConnectionError:
+                pass  # the client went away: nothing to tell it
+            except Exception as err:  # one error event, then the stream ends
+                code, text = status_of(err)
+                with contextlib.suppress(ConnectionError):
+                    await response.write(sse_event("error", None, error_body(code, text)))
+            finally:
+                subscription.close()
+            return response

@@ -1,0 +1,114 @@
+"""The read use cases: GetNodes, WatchNodes, AckWatch, served from the watch hub's view.
+
+A LINEARIZABLE read first brings the view up to etcd's current revision (`sync`); a watch that
+resumes from further along than this frontend first catches up (another frontend of the same
+etcd, or of the same remote datacenter, may have been ahead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from registry_service.domain import (
+    Consistency,
+    Limits,
+    NodeList,
+    Scope,
+    WatchResume,
+    validate_scope,
+)
+from registry_service.errors import StoreUnavailableError, SubscriptionNotFoundError
+from registry_service.failpoints import failpoint
+from registry_service.store.base import RegistryStore
+from registry_service.subscription import Subscription
+from registry_service.watch_hub import WatchHub
+
+# A subscriber resuming a remote datacenter from further along than this frontend's follower
+# waits at most this long for it (followers of one registry are a round trip apart), then gets a
+# resync of that datacenter alone.
+_REMOTE_CATCH_UP_SECONDS = 1.0
+
+
+class Reads:
+    def __init__(
+        self,
+        store: RegistryStore,
+        hub: WatchHub,
+        limits: Limits,
+        *,
+        sync_timeout_seconds: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._limits = limits
+        self._sync_timeout = sync_timeout_seconds
+        self._barrier: asyncio.Task[int] | None = None
+
+    async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList:
+        """The scope's nodes: the local etcd's (LINEARIZABLE: as of the call) and each followed
+        remote datacenter's as last heard from it (its own revision, stale flag and age)."""
+        scope = validate_scope(scope, self._limits)
+        await failpoint("get_nodes.before_read")
+        if consistency is Consistency.LINEARIZABLE:
+            if self._hub.stale:
+                raise StoreUnavailableError(
+                    "this frontend cannot reach etcd, so it cannot answer LINEARIZABLE; read "
+                    "CACHED for its last known list (marked stale), or ask another frontend"
+                )
+            await self.sync()
+        return self._hub.node_list(scope)
+
+    async def sync(self) -> None:
+        """Waits until this frontend's view holds every write committed before the call.
+
+        etcd's current revision comes from a linearizable read. The watch usually reaches it by
+        itself; when etcd's revision moved through keys outside the watched prefix it never would,
+        so a barrier write under the prefix (one at a time, shared by concurrent callers) gives
+        the watch a revision at least as new. (Not a watch progress request: before 3.5.8 etcd
+        can send one ahead of pending events.)
+        """
+        target = await self._store.current_revision()
+        if await self._hub.wait_for_revision(target, timeout=0.05):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._sync_timeout
+        while self._hub.revision < target:
+            if self._barrier is None or self._barrier.done():
+                self._barrier = asyncio.create_task(self._store.write_barrier())
+            barrier_revision = await asyncio.shield(self._barrier)
+            remaining = deadline - loop.time()
+            if not await self._hub.wait_for_revision(max(barrier_revision, target), remaining):
+                raise StoreUnavailableError(
+                    f"this frontend's view is at revision {self._hub.revision} and did not reach "
+                    f"etcd's {target} within {self._sync_timeout}s; retry, or read CACHED"
+                )
+
+    def ack(self, subscription_id: str, revision: int) -> None:
+        """A subscriber confirms it applied everything up to revision."""
+        if not self._hub.ack(subscription_id, revision):
+            raise SubscriptionNotFoundError(
+                f"no open WatchNodes stream {subscription_id!r} on this frontend; acknowledge on "
+                "the frontend that serves the stream"
+            )
+
+    async def watch(
+        self, scope: Scope, resume: WatchResume, *, peer: str = "", acknowledging: bool = False
+    ) -> Subscription:
+        scope = validate_scope(scope, self._limits)
+        resume = resume.validated(self._limits)
+        await failpoint("watch.before_subscribe")
+        if resume.revision > self._hub.revision:
+            # Another frontend may have been further along: catch up before deciding.
+            with contextlib.suppress(StoreUnavailableError):
+                await self.sync()
+        if resume.federated and resume.revisions:
+            await self._hub.remotes.catch_up(resume.revisions, _REMOTE_CATCH_UP_SECONDS)
+        return self._hub.subscribe(
+            scope,
+            resume.revision,
+            resume_revisions=resume.revisions,
+            federated=resume.federated,
+            peer=peer,
+            acknowledging=acknowledging,
+        )

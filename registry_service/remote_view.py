@@ -1,0 +1,315 @@
+"""The remote datacenters a frontend follows (federation, DESIGN.md §10), as its subscribers see
+them: pure state, fed by the follower (federation/), read by the watch hub.
+
+Each `RemoteDatacenter` holds one datacenter's nodes at its own registry's revision, a history of
+its recent changes (so that a watch resumes it from any frontend of this datacenter), and whether
+its list is stale. Every message it makes names the datacenter and carries its registry's
+revisions.
+
+Contracts:
+- A remote list is never emptied by a lost link: it is kept as last seen, marked stale, with its
+  age. Nothing here removes a node on its own: only the remote registry's own messages do (no
+  eviction across datacenters).
+- The first list reached is sent as a snapshot of that datacenter alone (subscribers that resumed
+  it elsewhere may hold any older state of it). A later full list (the follower's stream had to be
+  resynced) is diffed against the view and sent as ONE delta flagged `relisted` (even an empty
+  one: the revisions in between are gone); the history restarts there, so resumes from before it
+  get a resync of that datacenter alone.
+- Deltas pass on one per remote revision, in order; one at or below the view's revision is
+  dropped (a stream resumed on another remote frontend never duplicates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from registry_service.change_history import ChangeHistory
+from registry_service.domain import (
+    DatacenterNodes,
+    DeltaMessage,
+    EventType,
+    Node,
+    NodeEvent,
+    NodeKey,
+    NodeList,
+    ProgressMessage,
+    ResyncReason,
+    Scope,
+    SnapshotMessage,
+    WatchMessage,
+)
+
+
+def net_difference(old: Mapping[NodeKey, Node], new: Mapping[NodeKey, Node]) -> list[NodeEvent]:
+    """The events that turn `old` into `new`: removals (no reason: their revisions are not known
+    here), then additions and updates, each in key order."""
+    events = [
+        NodeEvent(EventType.REMOVED, node) for key, node in sorted(old.items()) if key not in new
+    ]
+    for key, node in sorted(new.items()):
+        previous = old.get(key)
+        if previous is None:
+            events.append(NodeEvent(EventType.ADDED, node))
+        elif previous != node:
+            events.append(NodeEvent(EventType.UPDATED, node))
+    return events
+
+
+class RemoteDatacenter:
+    """One followed datacenter: its list at its registry's revision, its history, its staleness.
+
+    `revision` is the remote registry's revision the list is complete up to (0 until the first
+    list arrives). `connected` is the follower's stream being up; the remote frontend's own
+    progress says when *it* cannot reach its etcd (`remote_stale`).
+    """
+
+    def __init__(self, name: str, history_revisions: int, clock: Callable[[], float]) -> None:
+        self.name = name
+        self._clock = clock
+        self._nodes: dict[NodeKey, Node] = {}
+        self.revision = 0
+        self._changed_revision = 0
+        self.loaded = False
+        self.connected = False
+        self.remote_stale = False
+        self._heard_at = clock()
+        self._remote_age = 0.0
+        self.history = ChangeHistory(history_revisions)
+        self.relists = 0
+
+    @property
+    def stale(self) -> bool:
+        return not (self.loaded and self.connected) or self.remote_stale
+
+    def age_seconds(self) -> float:
+        """Time since the remote registry was last heard from (through its frontend)."""
+        return max(0.0, self._clock() - self._heard_at) + self._remote_age
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    @property
+    def changed_revision(self) -> int:
+        """The revision of its registry at which its list last changed (what a blocking read of
+        the HTTP API waits to see move)."""
+        return self._changed_revision
+
+    def _heard(self, remote_age: float) -> None:
+        self.connected = True
+        self._heard_at = self._clock()
+        self._remote_age = remote_age
+
+    # -- fed by the follower ------------------------------------------------------------------
+
+    def load(
+        self, nodes: Iterable[Node], revision: int, changed_revision: int
+    ) -> WatchMessage | None:
+        """A full list of the datacenter at `revision` (its last change at `changed_revision`):
+        the first one, or a resync of the follower's stream. Returns what to fan out."""
+        self._heard(0.0)
+        self.remote_stale = False
+        new = {node.key: node for node in nodes if node.datacenter == self.name}
+        first = not self.loaded
+        events = net_difference(self._nodes, new)
+        self._nodes, self.loaded = new, True
+        self.revision, self._changed_revision = revision, changed_revision
+        self.history.reset(revision)
+        if first:  # the hub cuts it to each subscriber's scope
+            return self.snapshot(Scope())
+        self.relists += 1
+        now = self._clock()
+        # Sent even when nothing is different: changes that cancelled out are gone with the
+        # revisions between, and the flag says so (never a silent gap).
+        return DeltaMessage(revision, tuple(events), True, now, now, datacenter=self.name)
+
+    def delta(
+        self, events: Sequence[NodeEvent], revision: int, *, relisted: bool
+    ) -> DeltaMessage | None:
+        """The changes of one remote revision (or a relisted net difference); None when the view
+        already holds it, or holds no list yet to apply it to."""
+        self._heard(0.0)
+        self.remote_stale = False  # a change can only come from the remote etcd
+        if not self.loaded or revision <= self.revision:
+            return None
+        events = tuple(event for event in events if event.node.datacenter == self.name)
+        for event in events:
+            if event.type is EventType.REMOVED:
+                self._nodes.pop(event.node.key, None)
+            else:
+                self._nodes[event.node.key] = event.node
+        self.revision = revision
+        if events:
+            self._changed_revision = revision
+        now = self._clock()
+        message = DeltaMessage(revision, events, relisted, now, now, datacenter=self.name)
+        if relisted:
+            self.relists += 1
+            self.history.reset(revision)
+        else:
+            self.history.append(message)
+        return message
+
+    def progress(self, revision: int, *, stale: bool, age_seconds: float) -> None:
+        """Nothing changed up to `revision`; `stale`: the remote frontend cannot reach its etcd."""
+        self._heard(age_seconds)
+        self.remote_stale = stale
+        if self.loaded:
+            self.revision = max(self.revision, revision)
+
+    def interrupted(self) -> None:
+        """The follower's stream broke: the list stays as it is, stale, until it is back."""
+        self.connected = False
+
+    # -- read by the hub ----------------------------------------------------------------------
+
+    def entry(self, scope: Scope) -> DatacenterNodes:
+        """The datacenter's part of a list, cut to the scope's types."""
+        nodes = (n for n in self._nodes.values() if not scope.types or n.type in scope.types)
+        return DatacenterNodes(
+            datacenter=self.name,
+            revision=self._changed_revision,
+            nodes=tuple(sorted(nodes, key=lambda node: (node.type, node.id))),
+            remote=True,
+            complete_revision=self.revision,
+            stale=self.stale,
+            age_seconds=round(self.age_seconds(), 3),
+        )
+
+    def snapshot(self, scope: Scope, reason: ResyncReason | None = None) -> SnapshotMessage:
+        """This datacenter alone, replacing what a subscriber had of it."""
+        nodes = NodeList(self.revision, (self.entry(scope),), self.age_seconds(), self.stale)
+        return SnapshotMessage(nodes, reason, datacenter=self.name)
+
+    def progress_message(self) -> ProgressMessage:
+        return ProgressMessage(
+            self.revision, self.stale, round(self.age_seconds(), 3), datacenter=self.name
+        )
+
+    def resume(self, revision: int, scope: Scope) -> list[WatchMessage]:
+        """What a subscriber that holds this datacenter up to `revision` (0: nothing) needs.
+
+        Not reached yet here: nothing now (its first list will replace the subscriber's). Nothing
+        held: a snapshot of it. Else the changes after `revision` from the history, or a resync
+        snapshot of it alone when the history cannot give them.
+        """
+        if not self.loaded:
+            return []
+        if revision <= 0:
+            return [self.snapshot(scope)]
+        changes = self.history.since(revision, self.revision)
+        if isinstance(changes, ResyncReason):
+            return [self.snapshot(scope, changes)]
+        return [cut for message in changes if (cut := message.within(scope)) is not None]
+
+
+class RemoteViews:
+    """Every followed datacenter, by name; tells the hub what to fan out.
+
+    Args:
+        names: the remote datacenters (settings `remote_datacenters`).
+        history_revisions: changes kept per datacenter for resumes.
+        publish: hands a message to the hub's fan-out (remote deltas, snapshots, and a progress
+            whenever a datacenter turns stale or fresh, so subscribers see it at once).
+    """
+
+    def __init__(
+        self,
+        names: Iterable[str],
+        history_revisions: int,
+        clock: Callable[[], float],
+        publish: Callable[[WatchMessage], None],
+    ) -> None:
+        self.datacenters = {
+            name: RemoteDatacenter(name, history_revisions, clock) for name in sorted(names)
+        }
+        self._publish = publish
+        self._advanced = asyncio.Event()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.datacenters
+
+    def __bool__(self) -> bool:
+        return bool(self.datacenters)
+
+    def in_scope(self, scope: Scope) -> list[RemoteDatacenter]:
+        return [
+            remote
+            for name, remote in self.datacenters.items()
+            if not scope.datacenters or name in scope.datacenters
+        ]
+
+    # -- fed by the follower ------------------------------------------------------------------
+
+    def load(self, name: str, nodes: Iterable[Node], revision: int, changed_revision: int) -> None:
+        remote = self.datacenters[name]
+        self._send(remote, lambda: remote.load(nodes, revision, changed_revision))
+
+    def delta(self, name: str, events: Sequence[NodeEvent], revision: int, relisted: bool) -> None:
+        remote = self.datacenters[name]
+        self._send(remote, lambda: remote.delta(events, revision, relisted=relisted))
+
+    def progress(self, name: str, revision: int, stale: bool, age_seconds: float) -> None:
+        remote = self.datacenters[name]
+        self._send(remote, lambda: remote.progress(revision, stale=stale, age_seconds=age_seconds))
+
+    def interrupted(self, name: str) -> None:
+        remote = self.datacenters[name]
+        self._send(remote, remote.interrupted)
+
+    def _send(self, remote: RemoteDatacenter, step: Callable[[], WatchMessage | None]) -> None:
+        was_stale = remote.stale
+        message = step()
+        if message is not None:
+            self._publish(message)
+        if remote.stale != was_stale:
+            self._publish(remote.progress_message())
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Returns after the next message of any followed datacenter, or after timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._advanced.wait()
+
+    async def catch_up(self, revisions: Mapping[str, int], timeout: float) -> None:
+        """Waits (at most `timeout`) until every followed datacenter this frontend holds a list of
+        has reached the revision given for it: a subscriber resuming here may come from a frontend
+        whose follower was a little further along."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(
+            remote.loaded and revisions.get(name, 0) > remote.revision
+            for name, remote in self.datacenters.items()
+        ):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._advanced.wait()
+
+    # -- read by the hub ----------------------------------------------------------------------
+
+    def resume(self, scope: Scope, revisions: Mapping[str, int]) -> list[WatchMessage]:
+        """What a subscriber resuming with this vector needs of every followed datacenter in its
+        scope (RemoteDatacenter.resume); entries for other datacenters are ignored."""
+        messages: list[WatchMessage] = []
+        for remote in self.in_scope(scope):
+            messages.extend(remote.resume(revisions.get(remote.name, 0), scope))
+        return messages
+
+    def merged(self, local: NodeList, scope: Scope) -> NodeList:
+        """The local list with every followed datacenter of the scope beside it. A datacenter
+        followed as remote is served from its own registry only, never from what the local etcd
+        may hold of it."""
+        entries = [dc for dc in local.datacenters if dc.datacenter not in self.datacenters]
+        entries.extend(remote.entry(scope) for remote in self.in_scope(scope))
+        return NodeList(
+            revision=local.revision,
+            datacenters=tuple(sorted(entries, key=lambda dc: dc.datacenter)),
+            age_seconds=local.age_seconds,
+            stale=local.stale,
+        )

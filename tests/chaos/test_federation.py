@@ -1,0 +1,309 @@
+"""Datacenters as failure domains (DESIGN.md §10): two datacenters, each with its own etcd and
+frontends (processes), each following the other through TCP proxies that stand for the WAN link.
+
+Per-datacenter exactly-once is checked with the history checker, one registry at a time: each
+registry's part of every stream against that registry's own etcd history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from noderegistry.v1 import registry_pb2 as pb
+
+from client_sdk import Node, RegistrationState, RegistryClient, Scope
+from registry_service.embedded_etcd import EtcdServer
+from tests.chaos.conftest import FLEET
+from tests.conftest import start_etcd
+from tests.support.datacenters import (
+    Datacenter,
+    WanLink,
+    start_two_datacenters,
+    stop_two_datacenters,
+)
+from tests.support.frontends import FrontendProcess
+from tests.support.history import FederatedWatcher, check_federated_stream
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.chaos
+
+Start = Callable[..., Awaitable[tuple[Datacenter, Datacenter, WanLink]]]
+
+
+@pytest.fixture
+def second_etcd(tmp_path: Path) -> Iterator[EtcdServer]:
+    server = start_etcd(tmp_path, "dc2-etcd")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def two_datacenters(
+    spawn_frontend: Callable[..., Awaitable[FrontendProcess]], cluster: str
+) -> AsyncIterator[Start]:
+    started: list[tuple[Datacenter, Datacenter, WanLink]] = []
+
+    async def start(
+        dc1_members: Sequence[EtcdServer], dc2_members: Sequence[EtcdServer], **options: object
+    ) -> tuple[Datacenter, Datacenter, WanLink]:
+        rig = await start_two_datacenters(
+            spawn_frontend,
+            dc1_members,
+            dc2_members,
+            cluster,
+            **options,  # type: ignore[arg-type]
+        )
+        started.append(rig)
+        return rig
+
+    yield start
+    for dc1, dc2, link in started:
+        await stop_two_datacenters(dc1, dc2, link=link)
+
+
+def node(node_id: str, datacenter: str) -> Node:
+    return Node(node_id, "data", datacenter, f"{node_id}.{datacenter}.example:7000")
+
+
+async def caught_up(watchers: Sequence[FederatedWatcher], dc1: Datacenter, dc2: Datacenter) -> None:
+    """Every watcher of dc1 has reached both registries' current revisions (and those of dc2)."""
+    revisions = {dc1.name: await dc1.revision(), dc2.name: await dc2.revision()}
+    for watcher in watchers:
+        local = dc1.name if watcher.target in dc1.targets else dc2.name
+        remote = dc2.name if local == dc1.name else dc1.name
+        await eventually(
+            lambda w=watcher, lo=local, re=remote: (
+                w.revisions.get("", 0) >= revisions[lo] and w.revisions.get(re, 0) >= revisions[re]
+            ),
+            timeout=30,
+            message=f"watcher on {watcher.target} caught up",
+        )
+
+
+async def followed_up_to(targets: Sequence[str], datacenter: str, revision: int) -> None:
+    """Each of these frontends has followed `datacenter` up to `revision` (a watch's view)."""
+    for target in targets:
+        probe = FederatedWatcher(target).start()
+        try:
+            await eventually(
+                lambda p=probe: p.revisions.get(datacenter, 0) >= revision,
+                timeout=15,
+                message=f"{target} followed {datacenter} to {revision}",
+            )
+        finally:
+            await probe.close()
+
+
+async def check_every_stream(
+    watchers: Sequence[FederatedWatcher], dc1: Datacenter, dc2: Datacenter
+) -> None:
+    """W1/W2 per datacenter for every watcher (exactly-once, in order, no gap)."""
+    await caught_up(watchers, dc1, dc2)
+    histories = {dc.name: await dc.history(await dc.revision()) for dc in (dc1, dc2)}
+    for watcher in watchers:
+        local, remote = (dc1, dc2) if watcher.target in dc1.targets else (dc2, dc1)
+        per_registry = {"": histories[local.name], remote.name: histories[remote.name]}
+        assert check_federated_stream(watcher.messages, per_registry) == [], watcher.target
+
+
+async def test_registrations_in_each_datacenter_appear_in_the_other(
+    own_etcd, second_etcd, two_datacenters, record_property
+):
+    """1. two datacenters, two frontends each, each following the other over the WAN link;
+    2. a federated watcher on every frontend;
+    3. one client with targets per datacenter registers three nodes in each (routed by the
+       node's datacenter), then deregisters one of each;
+    4. every watcher holds both datacenters' nodes; the cross-datacenter latency is measured;
+    5. every stream, per datacenter, is exactly that datacenter's etcd history."""
+    dc1, dc2, _ = await two_datacenters([own_etcd], [second_etcd])
+    watchers = [FederatedWatcher(t).start() for t in [*dc1.targets, *dc2.targets]]
+    targets = {"dc1": dc1.targets, "dc2": dc2.targets}
+    latencies: list[float] = []
+    try:
+        async with RegistryClient(targets, config=FLEET) as client:
+            registrations = []
+            for i in range(3):
+                for here, there in ((dc1, dc2), (dc2, dc1)):
+                    registration = await client.register(node(f"{here.name}-n{i}", here.name))
+                    registrations.append(registration)
+                    written = time.monotonic()
+                    far_watcher = next(w for w in watchers if w.target == there.targets[0])
+                    await eventually(
+                        lambda w=far_watcher, r=registration, h=here.name: r.node.id in w.nodes(h),
+                        timeout=10,
+                        interval=0.005,
+                        message=f"{registration.key} in {there.name}",
+                    )
+                    latencies.append(time.monotonic() - written)
+            for registration in (registrations[0], registrations[1]):
+                await registration.close()
+            expected = {
+                "dc1": {"dc1-n1", "dc1-n2"},
+                "dc2": {"dc2-n1", "dc2-n2"},
+            }
+            for watcher in watchers:
+                local = "dc1" if watcher.target in dc1.targets else "dc2"
+                remote = "dc2" if local == "dc1" else "dc1"
+                await eventually(
+                    lambda w=watcher, lo=local, re=remote: (
+                        w.nodes("") == expected[lo] and w.nodes(re) == expected[re]
+                    ),
+                    timeout=15,
+                    message=f"both datacenters on {watcher.target}",
+                )
+        await check_every_stream(watchers, dc1, dc2)
+    finally:
+        for watcher in watchers:
+            await watcher.close()
+    # Measured, not asserted (rule 4): bench/ has the figure; the test records it.
+    record_property("cross_datacenter_latency_median_seconds", statistics.median(latencies))
+    record_property("cross_datacenter_latency_max_seconds", max(latencies))
+
+
+async def test_a_cut_link_stops_neither_datacenter_and_heals_without_gap_or_duplicate(
+    etcd_cluster, second_etcd, two_datacenters, record_property
+):
+    """1. dc1 on three etcd members, dc2 on one; two frontends each; dc2's frontends keep a
+       history of two revisions only, so that dc1's followers must relist dc2 after the cut,
+       while dc2's followers resume dc1 from their revision;
+    2. four nodes renewing in each datacenter (TTL 3 s), a federated watcher on every frontend,
+       and an SDK watch in each datacenter;
+    3. the WAN link is blackholed for three TTLs; meanwhile each datacenter registers three
+       nodes and deregisters one of its own;
+    4. each side shows the other stale, its nodes as before the cut (never emptied), and keeps
+       every renewal of its own (no registration lost, nothing evicted across the cut);
+    5. healed, each side converges on the other's nodes, fresh; dc1 got dc2's net difference
+       flagged relisted, dc2 got dc1's exact changes;
+    6. every stream, per datacenter, is exactly that datacenter's etcd history."""
+    dc1, dc2, link = await two_datacenters(
+        etcd_cluster, [second_etcd], dc2={"watch_history_revisions": 2}
+    )
+    targets = {"dc1": dc1.targets, "dc2": dc2.targets}
+    watchers = [FederatedWatcher(t).start() for t in [*dc1.targets, *dc2.targets]]
+    async with (
+        RegistryClient(targets, config=FLEET) as client,
+        RegistryClient({"dc2": dc2.targets}, config=FLEET) as dc2_client,
+    ):
+        fleet = {
+            dc: [await client.register(node(f"{dc}-n{i}", dc), ttl_seconds=3) for i in range(4)]
+            for dc in ("dc1", "dc2")
+        }
+        views = {"dc1": await client.watch_nodes(Scope()), "dc2": await dc2_client.watch_nodes()}
+        for view in views.values():
+            await view.wait_for(lambda nodes: len(nodes) == 8 and not nodes.stale, timeout=15)
+        before = {dc: {n.id for n in views[dc].current()} for dc in views}
+
+        link.blackhole()
+        cut_at = time.monotonic()
+        for i in range(3):
+            for dc in ("dc1", "dc2"):
+                fleet[dc].append(await client.register(node(f"{dc}-cut{i}", dc), ttl_seconds=3))
+        for dc in ("dc1", "dc2"):
+            await fleet[dc].pop(0).close()  # deregistered: the one removal each side makes
+        for here, there in (("dc1", "dc2"), ("dc2", "dc1")):
+            nodes = await views[here].wait_for(
+                lambda nodes, t=there: nodes.datacenter_states[t].stale, timeout=10
+            )
+            held = {n.id for n in nodes.datacenters[there]}
+            assert held == {i for i in before[here] if i.startswith(there)}, "never emptied"
+            record_property(f"{here}_shows_{there}_stale_after_seconds", time.monotonic() - cut_at)
+        remaining = 9 - (time.monotonic() - cut_at)
+        if remaining > 0:
+            # The fault's length, not a wait for a condition: the partition lasts three TTLs.
+            await asyncio.sleep(remaining)
+        for dc in ("dc1", "dc2"):
+            mine = {n.id for n in views[dc].current().datacenters[dc]}
+            assert mine == {r.node.id for r in fleet[dc]}, f"{dc} kept every node of its own"
+            assert all(r.state is RegistrationState.ACTIVE for r in fleet[dc])
+            assert all(r.reregistrations == 0 for r in fleet[dc])
+            assert views[dc].current().datacenter_states[dc].stale is False
+
+        link.restore()
+        healed_at = time.monotonic()
+        everyone = {r.node.id for dc in fleet for r in fleet[dc]}
+        for view in views.values():
+            await view.wait_for(
+                lambda nodes: {n.id for n in nodes} == everyone and not nodes.stale, timeout=30
+            )
+        record_property("converged_after_heal_seconds", time.monotonic() - healed_at)
+        assert all(view.shrinks_held == 0 for view in views.values()), "no shrink guard fired"
+        await check_every_stream(watchers, dc1, dc2)
+        relisted = {
+            (w.target in dc1.targets, m.delta.datacenter)
+            for w in watchers
+            for m in w.messages
+            if m.WhichOneof("message") == "delta" and m.delta.relisted
+        }
+        assert (True, "dc2") in relisted and (False, "dc1") not in relisted
+        removed = {
+            e.node.id
+            for w in watchers
+            for m in w.messages
+            if m.WhichOneof("message") == "delta"
+            for e in m.delta.events
+            if e.type == pb.EVENT_TYPE_REMOVED
+        }
+        assert removed == {"dc1-n0", "dc2-n0"}, "only the deregistered nodes ever left"
+    for watcher in watchers:
+        await watcher.close()
+
+
+async def test_a_watch_resumed_with_a_vector_on_another_frontend_gets_exactly_the_missed_changes(
+    own_etcd, second_etcd, two_datacenters
+):
+    """1. two datacenters, two frontends each; both of dc1's frontends follow dc2 (a follower
+       resumes exactly from the revision it first reached dc2 at: a vector from before that
+       gets a resync of dc2 alone);
+    2. a federated watcher on dc1's first frontend reads its snapshot of both datacenters and
+       goes away, holding the vector {dc1's revision, dc2: its revision};
+    3. meanwhile dc1 registers two nodes and deregisters one, dc2 registers two;
+    4. resumed on dc1's second frontend with that vector (once it has followed dc2 that far);
+    5. it gets no snapshot, and exactly the changes of each datacenter after its revision."""
+    dc1, dc2, _ = await two_datacenters([own_etcd], [second_etcd])
+    await followed_up_to(dc1.targets, "dc2", await dc2.revision())
+    first = FederatedWatcher(dc1.targets[0]).start()
+    await eventually(lambda: first.revisions.get("dc2"), timeout=15, message="both datacenters")
+    await first.close()
+    local, vector = first.revisions[""], {"dc2": first.revisions["dc2"]}
+
+    targets = {"dc1": dc1.targets, "dc2": dc2.targets}
+    async with RegistryClient(targets, config=FLEET) as client:
+        a = await client.register(node("a", "dc1"))
+        await client.register(node("b", "dc1"))
+        await a.close()
+        await client.register(node("x", "dc2"))
+        await client.register(node("y", "dc2"))
+        until = {"dc1": await dc1.revision(), "dc2": await dc2.revision()}
+        await followed_up_to(dc1.targets[1:], "dc2", until["dc2"])
+
+        resumed = FederatedWatcher(dc1.targets[1], local, dict(vector)).start()
+        await eventually(
+            lambda: (
+                resumed.revisions.get("", 0) >= until["dc1"]
+                and resumed.revisions.get("dc2", 0) >= until["dc2"]
+            ),
+            timeout=15,
+            message="resumed watcher caught up",
+        )
+        await resumed.close()
+    assert not [m for m in resumed.messages if m.WhichOneof("message") == "snapshot"]
+    missed = {}
+    for registry, dc, since in (("", dc1, local), ("dc2", dc2, vector["dc2"])):
+        history = await dc.history(until[dc.name])
+        missed[dc.name] = [(c.kind, c.node_id) for c in history.after(since, until[dc.name])]
+        got = [
+            (pb.EventType.Name(e.type).removeprefix("EVENT_TYPE_"), e.node.id)
+            for m in resumed.messages
+            if m.WhichOneof("message") == "delta" and m.delta.datacenter == registry
+            for e in m.delta.events
+        ]
+        assert got == missed[dc.name], dc.name
+    assert missed == {
+        "dc1": [("ADDED", "a"), ("ADDED", "b"), ("REMOVED", "a")],
+        "dc2": [("ADDED", "x"), ("ADDED", "y")],
+    }
