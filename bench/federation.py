@@ -86,6 +86,8 @@ async def _frontend(
         f"127.0.0.1:{port}",
         "--admin-listen",
         "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
         "--etcd-endpoints",
         etcd.endpoint,
         "--cluster",
