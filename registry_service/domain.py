@@ -1,20 +1,13 @@
-"""Nodes, registrations, events and the validation of client input: pure data, no I/O.
-
-Validation returns canonical values (lower-case host names, compressed IPv6) or raises
-`InvalidArgumentError` with a message that names the field, the value's problem and the limit.
-"""
+"""Nodes, registrations, events, scopes and watch messages: pure data, no I/O (client input is
+checked by validation.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
-
-from registry_service.errors import InvalidArgumentError
 
 
 class NodeStatus(enum.Enum):
@@ -238,162 +231,6 @@ class Limits:
     ttl_default_seconds: int = 10
 
 
-_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_TYPE = re.compile(r"[a-z][a-z0-9-]*")
-_DATACENTER = re.compile(r"[a-z0-9][a-z0-9-]*")
-_METADATA_KEY = re.compile(r"[a-zA-Z0-9._/-]+")
-_HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-RESERVED_METADATA_PREFIX = "registry."
-
-
-def _check_name(
-    field_name: str, value: str, pattern: re.Pattern[str], rule: str, max_length: int
-) -> str:
-    if not value:
-        raise InvalidArgumentError(f"{field_name} is required")
-    if len(value) > max_length:
-        raise InvalidArgumentError(
-            f"{field_name} {value[:80]!r} is {len(value)} characters; the limit is {max_length}"
-        )
-    if not pattern.fullmatch(value):
-        raise InvalidArgumentError(f"{field_name} {value[:80]!r} must match {rule}")
-    return value
-
-
-def validate_key(key: NodeKey, limits: Limits) -> NodeKey:
-    """Checks datacenter, type and id against their character sets and lengths."""
-    return NodeKey(
-        _check_name(
-            "datacenter",
-            key.datacenter,
-            _DATACENTER,
-            "[a-z0-9][a-z0-9-]*",
-            limits.datacenter_max_length,
-        ),
-        _check_name("type", key.type, _TYPE, "[a-z][a-z0-9-]*", limits.type_max_length),
-        _check_name("id", key.id, _ID, "[a-z0-9][a-z0-9._-]*", limits.id_max_length),
-    )
-
-
-def canonical_address(address: str) -> str:
-    """Returns `host:port` in canonical form: lower-case host, compressed bracketed IPv6.
-
-    Raises:
-        InvalidArgumentError: not `host:port` with an RFC 1123 name, an IPv4 address or a bracketed
-            IPv6 address, and a port from 1 to 65535.
-    """
-    if not address:
-        raise InvalidArgumentError("address is required (host:port)")
-    if len(address) > 300:
-        raise InvalidArgumentError("address is longer than 300 characters")
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host:
-        raise InvalidArgumentError(f"address {address!r} must be host:port")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise InvalidArgumentError(f"address {address!r}: port must be a number from 1 to 65535")
-    port = int(port_text)
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise InvalidArgumentError(f"address {address!r}: unclosed '[' around the IPv6 address")
-        try:
-            ip6 = ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise InvalidArgumentError(f"address {address!r}: not a valid IPv6 address") from None
-        return f"[{ip6.compressed}]:{port}"
-    if ":" in host:
-        raise InvalidArgumentError(
-            f"address {address!r}: put an IPv6 address in brackets, [::1]:80"
-        )
-    host = host.lower()
-    if re.fullmatch(r"[0-9.]+", host):
-        try:
-            return f"{ipaddress.IPv4Address(host)}:{port}"
-        except ValueError:
-            raise InvalidArgumentError(f"address {address!r}: not a valid IPv4 address") from None
-    labels = host.removesuffix(".").split(".")
-    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        raise InvalidArgumentError(
-            f"address {address!r}: host must be an RFC 1123 name (labels of a-z, 0-9 and '-')"
-        )
-    return f"{'.'.join(labels)}:{port}"
-
-
-def validate_metadata(metadata: Mapping[str, str], limits: Limits) -> dict[str, str]:
-    if len(metadata) > limits.metadata_max_entries:
-        raise InvalidArgumentError(
-            f"metadata has {len(metadata)} entries; the limit is {limits.metadata_max_entries}"
-        )
-    total = 0
-    for key, value in metadata.items():
-        key_bytes = len(key.encode())
-        value_bytes = len(value.encode())
-        if not key or key_bytes > limits.metadata_key_max_bytes or not _METADATA_KEY.fullmatch(key):
-            raise InvalidArgumentError(
-                f"metadata key {key[:80]!r} must be 1-{limits.metadata_key_max_bytes} characters "
-                "of [a-zA-Z0-9._/-]"
-            )
-        if key.startswith(RESERVED_METADATA_PREFIX):
-            raise InvalidArgumentError(
-                f"metadata key {key!r}: the prefix {RESERVED_METADATA_PREFIX!r} is reserved"
-            )
-        if value_bytes > limits.metadata_value_max_bytes:
-            raise InvalidArgumentError(
-                f"metadata value of {key!r} is {value_bytes} bytes; the limit is "
-                f"{limits.metadata_value_max_bytes}"
-            )
-        total += key_bytes + value_bytes
-    if total > limits.metadata_max_total_bytes:
-        raise InvalidArgumentError(
-            f"metadata is {total} bytes in all; the limit is {limits.metadata_max_total_bytes}"
-        )
-    return dict(metadata)
-
-
-def validate_ttl(ttl_seconds: int, limits: Limits) -> int:
-    """0 means the default; anything else must lie in [ttl_min_seconds, ttl_max_seconds]."""
-    if ttl_seconds == 0:
-        return limits.ttl_default_seconds
-    if not limits.ttl_min_seconds <= ttl_seconds <= limits.ttl_max_seconds:
-        raise InvalidArgumentError(
-            f"ttl_seconds {ttl_seconds} is out of range; allowed {limits.ttl_min_seconds}-"
-            f"{limits.ttl_max_seconds} (0 for the default {limits.ttl_default_seconds})"
-        )
-    return ttl_seconds
-
-
-def validate_node(node: Node, limits: Limits) -> Node:
-    """Returns the node in canonical form, ready to store; incarnation is left for the registry."""
-    key = validate_key(node.key, limits)
-    if node.status not in OWNER_STATUSES:
-        raise InvalidArgumentError(
-            f"status {node.status.value} is set by the registry or an operator only; "
-            "register with UP or DRAINING"
-        )
-    return Node(
-        id=key.id,
-        type=key.type,
-        datacenter=key.datacenter,
-        address=canonical_address(node.address),
-        metadata=validate_metadata(node.metadata, limits),
-        incarnation=0,
-        status=node.status,
-    )
-
-
-def validate_scope(scope: Scope, limits: Limits) -> Scope:
-    for datacenter in scope.datacenters:
-        _check_name(
-            "scope datacenter",
-            datacenter,
-            _DATACENTER,
-            "[a-z0-9][a-z0-9-]*",
-            limits.datacenter_max_length,
-        )
-    for node_type in scope.types:
-        _check_name("scope type", node_type, _TYPE, "[a-z][a-z0-9-]*", limits.type_max_length)
-    return scope
-
-
 class ResyncReason(enum.Enum):
     COMPACTED = "COMPACTED"
     UNKNOWN_REVISION = "UNKNOWN_REVISION"
@@ -411,25 +248,6 @@ class WatchResume:
     revision: int = 0
     revisions: Mapping[str, int] = field(default_factory=dict)
     federated: bool = False
-
-    def validated(self, limits: Limits) -> WatchResume:
-        if self.revision < 0:
-            raise InvalidArgumentError(f"resume_revision {self.revision} must be >= 0")
-        for datacenter, revision in self.revisions.items():
-            _check_name(
-                "resume_revisions datacenter",
-                datacenter,
-                _DATACENTER,
-                "[a-z0-9][a-z0-9-]*",
-                limits.datacenter_max_length,
-            )
-            if revision < 0:
-                raise InvalidArgumentError(
-                    f"resume_revisions[{datacenter}] {revision} must be >= 0"
-                )
-        if self.revisions and not self.federated:
-            raise InvalidArgumentError("resume_revisions needs datacenter_revisions set")
-        return self
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from aiohttp import web
 
 from registry_service.admin_config import audit_json, node_json, suspect_json
 from registry_service.admin_control import forwarded_headers
-from registry_service.domain import NodeKey, NodeList, Scope, validate_key
+from registry_service.domain import NodeKey, NodeList, Scope
 from registry_service.errors import NodeNotFoundError
 from registry_service.http_config import ApiConfig
 from registry_service.http_edge import json_response, new_app
@@ -51,6 +51,7 @@ from registry_service.http_query import (
 from registry_service.http_site import start_site
 from registry_service.http_watch import WatchStreams
 from registry_service.openapi import openapi_document
+from registry_service.validation import validate_key
 
 _CONSOLE_FILES = {
     "index.html": "text/html",

@@ -29,7 +29,6 @@ from registry_service.domain import (
     Override,
     Registration,
     RemovalReason,
-    validate_key,
 )
 from registry_service.errors import (
     ConcurrentModificationError,
@@ -39,6 +38,7 @@ from registry_service.errors import (
 )
 from registry_service.registry import Registry
 from registry_service.store.base import ControlStore, RegistryStore, StoredNode
+from registry_service.validation import validate_key
 from registry_service.watch_hub import WatchHub
 
 _MAX_ATTEMPTS = 8

@@ -16,12 +16,12 @@ from registry_service.domain import (
     NodeList,
     Scope,
     WatchResume,
-    validate_scope,
 )
 from registry_service.errors import StoreUnavailableError, SubscriptionNotFoundError
 from registry_service.failpoints import failpoint
 from registry_service.store.base import RegistryStore
 from registry_service.subscription import Subscription
+from registry_service.validation import validate_resume, validate_scope
 from registry_service.watch_hub import WatchHub
 
 # A subscriber resuming a remote datacenter from further along than this frontend's follower
@@ -96,7 +96,7 @@ class Reads:
         self, scope: Scope, resume: WatchResume, *, peer: str = "", acknowledging: bool = False
     ) -> Subscription:
         scope = validate_scope(scope, self._limits)
-        resume = resume.validated(self._limits)
+        resume = validate_resume(resume, self._limits)
         await failpoint("watch.before_subscribe")
         if resume.revision > self._hub.revision:
             # Another frontend may have been further along: catch up before deciding.

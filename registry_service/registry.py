@@ -34,9 +34,6 @@ from registry_service.domain import (
     Registration,
     RemovalReason,
     owner_view,
-    validate_key,
-    validate_node,
-    validate_ttl,
 )
 from registry_service.errors import (
     ConcurrentModificationError,
@@ -57,6 +54,7 @@ from registry_service.tokens import (
     token_matches,
     unseal_token,
 )
+from registry_service.validation import validate_key, validate_node, validate_ttl
 from registry_service.watch_hub import WatchHub
 
 _MAX_ATTEMPTS = 8

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from registry_service.domain import Limits, NodeKey, Registration, validate_key
+from registry_service.domain import Limits, NodeKey, Registration
 from registry_service.errors import (
     InvalidArgumentError,
     NodeNotFoundError,
@@ -24,6 +24,7 @@ from registry_service.errors import (
 from registry_service.failpoints import failpoint
 from registry_service.store.base import RegistryStore
 from registry_service.tokens import token_matches
+from registry_service.validation import validate_key
 from registry_service.watch_hub import WatchHub
 
 _RENEWALS_KEPT = 100_000  # recent etcd renewals remembered for coalescing before a clean-up

@@ -8,13 +8,15 @@ from registry_service.domain import (
     NodeKey,
     NodeStatus,
     Scope,
+)
+from registry_service.errors import InvalidArgumentError
+from registry_service.validation import (
     canonical_address,
     validate_key,
     validate_metadata,
     validate_node,
     validate_ttl,
 )
-from registry_service.errors import InvalidArgumentError
 
 LIMITS = Limits()
 
