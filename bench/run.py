@@ -87,6 +87,19 @@ def percentile(values: list[float], q: float) -> float:
 STAGES = ("commit_to_received", "received_to_queued", "queued_to_written", "written_to_acked")
 
 
+async def evictor_settled(admin: str) -> None:
+    """Waits until the frontend's evictor leads and has swept past the grace that follows its
+    connecting to etcd (`evictor_outage_grace_seconds`): the eviction row measures a running
+    registry, not the first seconds of a frontend just started."""
+    async with aiohttp.ClientSession() as session, asyncio.timeout(60):
+        while True:
+            async with session.get(f"{admin}/admin/evictor") as response:
+                status = await response.json()
+            if status["leader"] and status["last_sweep"] and not status["held_by_outage"]:
+                return
+            await asyncio.sleep(0.2)  # a bounded poll of a status page (60 s at the most)
+
+
 async def stage_buckets(admin: str) -> dict[str, dict[float, float]]:
     """The frontend's cumulative `noderegistry_change_stage_seconds` buckets, stage -> {le: count},
     summed over its workers."""
@@ -695,6 +708,7 @@ class Bench:
 
     async def eviction(self) -> None:
         print("eviction: 5 nodes stop renewing (TTL 3)", flush=True)
+        await evictor_settled(self.admin)
         watcher = self.stub.WatchNodes(pb.WatchNodesRequest(scope=pb.Scope(types=["evict"])))
         registered_at = {}
         for i in range(5):

@@ -153,14 +153,13 @@ class KeepAliveSession:
                 StatusCode.UNAVAILABLE, f"KeepAlive to {self._target} failed"
             ) from err
         except TimeoutError:
-            self._broken(call, RegistryUnavailableError(StatusCode.DEADLINE_EXCEEDED, "t/o"))
+            silent = f"no KeepAlive answer from {self._target} within {timeout:g} s"
+            self._broken(call, RegistryUnavailableError(StatusCode.DEADLINE_EXCEEDED, silent))
             if self._reader is not None:
                 self._reader.cancel()
             with contextlib.suppress(Exception):
                 call.cancel()
-            raise RegistryUnavailableError(
-                StatusCode.DEADLINE_EXCEEDED, f"no KeepAlive answer from {self._target}"
-            ) from None
+            raise RegistryUnavailableError(StatusCode.DEADLINE_EXCEEDED, silent) from None
         if response.code != 0:
             raise error_for_number(response.code, response.message)
         return int(response.ttl_seconds)

@@ -14,6 +14,10 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 
 from client_sdk import ClientConfig, Node, RegistrationState, RegistryClient
+from client_sdk._errors import RegistryUnavailableError, StatusCode
+from client_sdk._keepalive import KeepAliveSession
+from client_sdk._models import NodeKey
+from client_sdk._transport import Transport
 from tests.support.api import key_of, node, register
 from tests.support.etcd_metrics import metric as etcd_metric
 from tests.support.http import metric
@@ -150,3 +154,37 @@ async def test_an_sdk_client_falls_back_to_one_message_per_registration_on_an_ol
     finally:
         with contextlib.suppress(Exception):
             await server.stop(0)
+
+
+async def test_every_renewal_of_a_message_left_unanswered_fails_naming_the_frontend_and_the_wait(
+    etcd, spawn_frontend, monkeypatch
+):
+    """A frontend that takes a batch and never answers (its etcd renewal hangs): the renewal that
+    timed out and every other renewal of the same message fail DEADLINE_EXCEEDED with one
+    message a person can act on, naming the frontend and how long the client waited."""
+    monkeypatch.setenv("REGISTRY_FAILPOINTS", "keep_alive.before_renew=hang")
+    frontend = await spawn_frontend(etcd.endpoint)
+    channel = grpc.aio.insecure_channel(frontend.address)
+    stub = pb_grpc.RegistryStub(channel)
+    registered = [await register(stub, node(f"h{i}"), ttl=30) for i in range(2)]
+    transport = Transport(frontend.address, ClientConfig())
+    session = KeepAliveSession(transport)
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                session.renew(
+                    NodeKey(r.node.datacenter, r.node.type, r.node.id), r.token, timeout=1.0
+                )
+                for r in registered
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        await session.close()
+        await transport.close()
+        await channel.close()
+    expected = f"no KeepAlive answer from {frontend.address} within 1 s"
+    for outcome in outcomes:
+        assert isinstance(outcome, RegistryUnavailableError), outcome
+        assert outcome.code is StatusCode.DEADLINE_EXCEEDED
+        assert expected in str(outcome), str(outcome)
