@@ -120,10 +120,13 @@ class Evictor:
         lost = asyncio.create_task(self._election.lost())
         try:
             while not lost.done():
+                swept_revision = self._hub.revision
                 await self.sweep()
                 # While held by an outage, look again soon: the grace ends without any change.
                 wait = self._poll if self.status.held_by_outage else self._reconcile
-                changed = asyncio.create_task(self._hub.wait_for_change(wait))
+                # From the revision the sweep looked at, not from now: a lease that expired
+                # while the sweep was writing is swept at once, not at the next change.
+                changed = asyncio.create_task(self._hub.wait_for_revision(swept_revision + 1, wait))
                 await asyncio.wait({lost, changed}, return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
             log.warning("evictor: %s lost its election lease", self._candidate)

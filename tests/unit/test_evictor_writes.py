@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from registry_service.evictor import Evictor
 from registry_service.self_preservation import BudgetPolicy
-from registry_service.store.base import ClusterState, EvictorWrite, Member
+from registry_service.store.base import ClusterState, EvictorWrite, LiveChanged, Member, StoreBatch
 from registry_service.watch_hub import WatchHub
 from tests.support.store_batches import key, registration
+from tests.support.waiting import eventually
 from tests.unit.test_watch_hub import MemoryStore
 
 
 class _Election:
+    """Leads at once and never loses."""
+
     fence = b"fence"
+
+    async def stand(self) -> None:
+        pass
+
+    async def campaign(self) -> None:
+        pass
+
+    async def lost(self) -> None:
+        await asyncio.Event().wait()
+
+    async def resign(self) -> None:
+        pass
 
 
 class RecordingStore(MemoryStore):
@@ -29,6 +46,20 @@ class RecordingStore(MemoryStore):
     async def evict_many(self, writes: Sequence[EvictorWrite], *, fence: bytes) -> list[int]:
         self.written.append([write.expected.key.id for write in writes])
         return [20] * len(writes)
+
+
+class SlowStore(RecordingStore):
+    """Its first evictor write waits until the test releases it."""
+
+    def __init__(self, state: ClusterState) -> None:
+        super().__init__(state)
+        self.release = asyncio.Event()
+
+    async def evict_many(self, writes: Sequence[EvictorWrite], *, fence: bytes) -> list[int]:
+        answer = await super().evict_many(writes, fence=fence)
+        if len(self.written) == 1:
+            await self.release.wait()
+        return answer
 
 
 async def test_a_member_removed_is_not_decided_again_while_the_view_still_shows_it():
@@ -49,3 +80,36 @@ async def test_a_member_removed_is_not_decided_again_while_the_view_still_shows_
     assert await evictor.sweep() == 0
     assert len(store.written) == 3
     await hub.close()
+
+
+async def test_a_lease_that_expires_while_the_evictor_writes_is_swept_without_waiting():
+    """The leader sweeps again for the changes that came while it was writing: no later change
+    is needed (none comes here), nor the reconcile period (600 s here)."""
+    state = ClusterState(revision=10)
+    state.members[key("first")] = Member(registration("first"), 5)  # its live key is gone
+    state.members[key("second")] = Member(registration("second"), 6)
+    state.live.add(key("second"))
+    store = SlowStore(state)
+    hub = WatchHub(store)  # type: ignore[arg-type]
+    await hub.start()
+    evictor = Evictor(
+        store,  # type: ignore[arg-type]
+        hub,
+        candidate="c",
+        policy=BudgetPolicy(minimum=1_000, type_minimum=1_000),
+        reconcile_seconds=600,
+    )
+    leading = asyncio.create_task(evictor.run())
+    try:
+        await eventually(lambda: store.written == [["first"]], message="the first write")
+        store.batches.put_nowait(StoreBatch(11, (LiveChanged(key("second"), False),)))
+        assert await hub.wait_for_revision(11, timeout=5)
+        store.release.set()
+        await eventually(
+            lambda: store.written == [["first"], ["second"]], message="the second swept"
+        )
+    finally:
+        leading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leading
+        await hub.close()
