@@ -62,11 +62,8 @@ class SlowStore(RecordingStore):
         return answer
 
 
-async def test_a_member_removed_is_not_decided_again_while_the_view_still_shows_it():
-    state = ClusterState(revision=10)
-    for i in range(250):
-        state.members[key(f"m{i:03d}")] = Member(registration(f"m{i:03d}"), 5)  # no live keys
-    store = RecordingStore(state)
+async def _evictor_over(store: RecordingStore, **options: float) -> tuple[WatchHub, Evictor]:
+    """A started hub over the store, and an evictor whose budget never holds anything back."""
     hub = WatchHub(store)  # type: ignore[arg-type]
     await hub.start()
     evictor = Evictor(
@@ -74,7 +71,17 @@ async def test_a_member_removed_is_not_decided_again_while_the_view_still_shows_
         hub,
         candidate="c",
         policy=BudgetPolicy(minimum=1_000, type_minimum=1_000),
+        **options,
     )
+    return hub, evictor
+
+
+async def test_a_member_removed_is_not_decided_again_while_the_view_still_shows_it():
+    state = ClusterState(revision=10)
+    for i in range(250):
+        state.members[key(f"m{i:03d}")] = Member(registration(f"m{i:03d}"), 5)  # no live keys
+    store = RecordingStore(state)
+    hub, evictor = await _evictor_over(store)
     assert await evictor.sweep() == 250
     assert [len(batch) for batch in store.written] == [100, 100, 50]  # the store's batches
     assert await evictor.sweep() == 0
@@ -90,15 +97,7 @@ async def test_a_lease_that_expires_while_the_evictor_writes_is_swept_without_wa
     state.members[key("second")] = Member(registration("second"), 6)
     state.live.add(key("second"))
     store = SlowStore(state)
-    hub = WatchHub(store)  # type: ignore[arg-type]
-    await hub.start()
-    evictor = Evictor(
-        store,  # type: ignore[arg-type]
-        hub,
-        candidate="c",
-        policy=BudgetPolicy(minimum=1_000, type_minimum=1_000),
-        reconcile_seconds=600,
-    )
+    hub, evictor = await _evictor_over(store, reconcile_seconds=600)
     leading = asyncio.create_task(evictor.run())
     try:
         await eventually(lambda: store.written == [["first"]], message="the first write")
