@@ -153,7 +153,7 @@ class KeepAliveSession:
                 StatusCode.UNAVAILABLE, f"KeepAlive to {self._target} failed"
             ) from err
         except TimeoutError:
-            silent = f"no KeepAlive answer from {self._target} within {timeout:g} s"
+            silent = f"no KeepAlive answer from {self._target} within {timeout:.3g} s"
             self._broken(call, RegistryUnavailableError(StatusCode.DEADLINE_EXCEEDED, silent))
             if self._reader is not None:
                 self._reader.cancel()

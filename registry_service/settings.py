@@ -191,7 +191,8 @@ class Settings:
     etcd_outage_detection_seconds: float = _setting(
         1.0,
         "etcd that gives no linearizable answer within this (probed when nothing confirmed it for "
-        "half of this) counts as down: lists served stale, writes refused at once",
+        "half of this) counts as down: lists served stale, writes refused at once; lease renewals "
+        "unanswered this long move to another member",
     )
     etcd_connect_timeout_seconds: float = _setting(
         10.0, "at start, how long a frontend waits for etcd to answer before it exits"

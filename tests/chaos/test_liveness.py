@@ -15,9 +15,11 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
 from client_sdk import Node, RegistrationState, RegistryClient
-from tests.chaos.conftest import FLEET, restart, wait_for_leader
+from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from tests.chaos.conftest import FLEET, Rig, restart, wait_for_leader
 from tests.support.history import ResumingWatcher
 from tests.support.http import get
+from tests.support.ports import free_port
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.chaos
@@ -73,7 +75,7 @@ async def test_l1_w1_renewing_nodes_survive_etcd_and_frontend_faults(rig):
             await frontend.start()
             await all_active(fleet)
 
-        assert all(registration.incarnation == 1 for registration in fleet)
+        assert [registration.incarnation for registration in fleet] == [1] * len(fleet)
         changes = await r.check_watchers(watchers)
         for watcher in watchers:
             assert watcher.removed() == []
@@ -203,3 +205,40 @@ async def _degraded(response, degraded: bool) -> bool:
 async def _evictor_settled(response) -> bool:
     status, body = await response
     return status == 200 and body["last_sweep"] is not None and not body["held_by_outage"]
+
+
+@pytest.mark.timeout(180)
+async def test_l9_renewals_and_the_watch_move_off_a_frozen_etcd_member(
+    etcd_cluster, spawn_frontend, cluster
+):
+    """L9: the etcd member a frontend's streams use freezes (SIGSTOP: a paused VM, a stuck disk)
+    for three TTLs while the other two keep the quorum. The watch and the lease renewals move to
+    another member well before the TTL runs out (gRPC's own keepalive would take 15 s), so no
+    renewing node is reported gone, and the watcher's stream stays exact."""
+    leading = await wait_for_leader(etcd_cluster)
+    frozen = next(member for member in etcd_cluster if member is not leading)
+    first = [frozen, *(member for member in etcd_cluster if member is not frozen)]
+    frontend = await spawn_frontend(
+        ",".join(member.endpoint for member in first), listen=f"127.0.0.1:{free_port()}"
+    )
+    client = EtcdClient(EtcdConfig(endpoints=tuple(member.endpoint for member in etcd_cluster)))
+    r = Rig(etcd_cluster, [frontend], cluster, client)
+    watcher = ResumingWatcher(r.targets).start()
+    try:
+        async with RegistryClient(r.targets, config=FLEET) as registry:
+            fleet = [await registry.register(fleet_node(i), ttl_seconds=TTL) for i in range(4)]
+            await all_active(fleet)
+            frozen.pause()
+            try:
+                await asyncio.sleep(3 * TTL)  # the fault itself: the member frozen for 3 TTLs
+            finally:
+                frozen.resume()
+            await all_active(fleet)
+            assert [registration.incarnation for registration in fleet] == [1] * len(fleet)
+            await r.check_watchers([watcher])
+            assert watcher.removed() == []
+            for registration in fleet:
+                await registration.close()
+    finally:
+        await watcher.close()
+        await client.close()

@@ -61,8 +61,11 @@ class LeaseRenewer:
 
     `renew()` sends a keepalive and returns the TTL etcd granted (0: the lease is gone). Renewals of
     the same lease that overlap share one request. When the stream breaks it is reopened with
-    backoff on the next endpoint and every renewal still waiting is sent again. `keep_alive()` keeps
-    a lease of the frontend's own (the evictor's election) alive at TTL/3 until it is lost.
+    backoff on the next endpoint and every renewal still waiting is sent again. A stream that
+    answers nothing for `outage_detection_seconds` while renewals wait is treated as broken too: its
+    member may be frozen (a stopped process, a paused VM, a stuck disk), which keeps TCP up and
+    leaves gRPC's keepalive 15 s to notice, longer than short TTLs last. `keep_alive()` keeps a
+    lease of the frontend's own (the evictor's election) alive at TTL/3 until it is lost.
     """
 
     def __init__(self, connection: EtcdConnection) -> None:
@@ -72,6 +75,7 @@ class LeaseRenewer:
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._reconnects = asyncio.Event()
+        self._stream_endpoint = ""
         self.streams_opened = 0
 
     async def renew(self, lease_id: int) -> int:
@@ -97,10 +101,14 @@ class LeaseRenewer:
                 self._outbox.put_nowait(lease_id)
             futures.append(future)
         self._ensure_running()
+        stream = self.streams_opened
+        config = self._connection.config
+        stall = min(config.outage_detection_seconds, config.request_timeout_seconds)
         # asyncio.wait, not gather: a timeout must not cancel futures other renewals share.
-        _, pending = await asyncio.wait(
-            futures, timeout=self._connection.config.request_timeout_seconds
-        )
+        _, pending = await asyncio.wait(futures, timeout=stall)
+        if pending:
+            self._stalled(stream, stall)
+            _, pending = await asyncio.wait(pending, timeout=config.request_timeout_seconds - stall)
         for lease_id, future in zip(lease_ids, futures, strict=True):
             if future in pending and self._waiting.get(lease_id) is future:
                 del self._waiting[lease_id]
@@ -110,12 +118,31 @@ class LeaseRenewer:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="etcd-lease-keepalive")
 
+    def _stalled(self, stream: int, seconds: float) -> None:
+        """Renewals sent on stream number `stream` got no answer for `seconds`: the stream is
+        reopened on the next endpoint (unless the watch's probe moved the streams already) and
+        every renewal still waiting is sent again there. Once per stream."""
+        if stream != self.streams_opened or self._task is None or self._task.done():
+            return  # not open yet, or replaced already
+        endpoint = self._stream_endpoint
+        log.warning(
+            "etcd lease keepalive stream: %s answered no renewal in %gs; moving", endpoint, seconds
+        )
+        if self._connection.endpoint == endpoint:
+            self._connection.stream_failed(
+                StoreUnavailableError(f"{endpoint} answered no lease renewal in {seconds:g}s")
+            )
+        self._task.cancel()  # its stream is cancelled on the way out
+        self._connected.clear()
+        self._task = asyncio.create_task(self._run(), name="etcd-lease-keepalive")
+
     async def _run(self) -> None:
         backoff = Backoff()
         interruptions = ThrottledLog(log, "etcd lease keepalive stream")
         connection = self._connection
         while True:
-            call = connection.stub(pb_grpc.LeaseStub).LeaseKeepAlive(
+            self._stream_endpoint = connection.endpoint
+            call = connection.stub(pb_grpc.LeaseStub, self._stream_endpoint).LeaseKeepAlive(
                 metadata=await connection.metadata()
             )
             self.streams_opened += 1
