@@ -142,6 +142,21 @@ PANELS = (
         ),
     ),
     Panel(
+        "Remote datacenters (federation)",
+        "Each followed datacenter as this datacenter's frontends hold it: stale (1 while its "
+        "registry or the link to it is down; its last list is served, marked stale), seconds "
+        "since it was last heard from, and its nodes.",
+        "short",
+        (
+            ("max by (datacenter) (noderegistry_remote_datacenter_stale)", "stale {{datacenter}}"),
+            (
+                "max by (datacenter) (noderegistry_remote_datacenter_age_seconds)",
+                "age (s) {{datacenter}}",
+            ),
+            ("max by (datacenter) (noderegistry_remote_datacenter_nodes)", "nodes {{datacenter}}"),
+        ),
+    ),
+    Panel(
         "etcd request latency",
         "p50 and p99 of the frontends' etcd requests, by operation.",
         "s",
