@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,6 +77,7 @@ class LeaseRenewer:
         self._connected = asyncio.Event()
         self._reconnects = asyncio.Event()
         self._stream_endpoint = ""
+        self._last_answer = 0.0  # monotonic time the stream last answered (or opened)
         self.streams_opened = 0
 
     async def renew(self, lease_id: int) -> int:
@@ -119,11 +121,14 @@ class LeaseRenewer:
             self._task = asyncio.create_task(self._run(), name="etcd-lease-keepalive")
 
     def _stalled(self, stream: int, seconds: float) -> None:
-        """Renewals sent on stream number `stream` got no answer for `seconds`: the stream is
-        reopened on the next endpoint (unless the watch's probe moved the streams already) and
-        every renewal still waiting is sent again there. Once per stream."""
+        """Renewals sent on stream number `stream` got no answer for `seconds`: when the stream
+        answered nothing else either (a frozen member; a busy one answers late but answers), it
+        is reopened on the next endpoint (unless the watch's probe moved the streams already)
+        and every renewal still waiting is sent again there. Once per stream."""
         if stream != self.streams_opened or self._task is None or self._task.done():
             return  # not open yet, or replaced already
+        if time.monotonic() - self._last_answer < seconds:
+            return  # etcd is slow, not silent
         endpoint = self._stream_endpoint
         log.warning(
             "etcd lease keepalive stream: %s answered no renewal in %gs; moving", endpoint, seconds
@@ -146,6 +151,7 @@ class LeaseRenewer:
                 metadata=await connection.metadata()
             )
             self.streams_opened += 1
+            self._last_answer = time.monotonic()
             while not self._outbox.empty():
                 self._outbox.get_nowait()
             for lease_id in self._waiting:
@@ -156,6 +162,7 @@ class LeaseRenewer:
                     response = await call.read()
                     if response is grpc.aio.EOF:
                         raise StoreUnavailableError("etcd closed the lease keepalive stream")
+                    self._last_answer = time.monotonic()
                     if not self._connected.is_set():
                         interruptions.succeeded()
                         self._connected.set()
