@@ -78,6 +78,7 @@ class LeaseRenewer:
         self._reconnects = asyncio.Event()
         self._stream_endpoint = ""
         self._last_answer = 0.0  # monotonic time the stream last answered (or opened)
+        self._interruptions = ThrottledLog(log, "etcd lease keepalive stream")
         self.streams_opened = 0
 
     async def renew(self, lease_id: int) -> int:
@@ -130,9 +131,7 @@ class LeaseRenewer:
         if time.monotonic() - self._last_answer < seconds:
             return  # etcd is slow, not silent
         endpoint = self._stream_endpoint
-        log.warning(
-            "etcd lease keepalive stream: %s answered no renewal in %gs; moving", endpoint, seconds
-        )
+        self._interruptions.failed(f"{endpoint} answered no renewal in {seconds:g}s; moving")
         if self._connection.endpoint == endpoint:
             self._connection.stream_failed(
                 StoreUnavailableError(f"{endpoint} answered no lease renewal in {seconds:g}s")
@@ -143,7 +142,7 @@ class LeaseRenewer:
 
     async def _run(self) -> None:
         backoff = Backoff()
-        interruptions = ThrottledLog(log, "etcd lease keepalive stream")
+        interruptions = self._interruptions
         connection = self._connection
         while True:
             self._stream_endpoint = connection.endpoint
