@@ -188,13 +188,14 @@ class ApiServer:
             self.waiting -= 1
 
     async def _change_or_closing(self, timeout: float) -> None:
+        # The change events are taken now, in the step that found the scope unchanged.
         waits = {
-            asyncio.ensure_future(self._feed.wait_for_change(timeout)),
-            asyncio.ensure_future(self._feed.remotes.wait_for_change(timeout)),
+            asyncio.ensure_future(self._feed.next_change().wait()),
+            asyncio.ensure_future(self._feed.remotes.next_change().wait()),
             asyncio.ensure_future(self._closing.wait()),
         }
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiting in waits:
                 waiting.cancel()

@@ -3,6 +3,7 @@ frontend itself)."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ class ChangeFeed(Protocol):
 
     def node_list(self, scope: Scope) -> NodeList: ...
 
-    async def wait_for_change(self, timeout: float) -> None: ...
+    def next_change(self) -> asyncio.Event: ...
 
 
 class OperatorReads(Protocol):

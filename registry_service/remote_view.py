@@ -268,11 +268,9 @@ class RemoteViews:
         self._advanced.set()
         self._advanced = asyncio.Event()
 
-    async def wait_for_change(self, timeout: float) -> None:
-        """Returns after the next message of any followed datacenter, or after timeout."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._advanced.wait()
+    def next_change(self) -> asyncio.Event:
+        """Set at the next message of any followed datacenter (taken as WatchHub.next_change)."""
+        return self._advanced
 
     async def catch_up(self, revisions: Mapping[str, int], timeout: float) -> None:
         """Waits (at most `timeout`) until every followed datacenter this frontend holds a list of

@@ -338,11 +338,11 @@ class WatchHub:
                     await self._advanced.wait()
         return True
 
-    async def wait_for_change(self, timeout: float) -> None:
-        """Returns after the next revision is applied, or after timeout."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._advanced.wait()
+    def next_change(self) -> asyncio.Event:
+        """Set when the next revision is applied. Take it in the same step as the look that
+        found nothing new, then wait on it: no change between the look and the wait is missed
+        (a coroutine that read it only when first scheduled could miss one)."""
+        return self._advanced
 
     # -- fan-out ------------------------------------------------------------------------------
 

@@ -219,3 +219,17 @@ async def test_a_resync_snapshot_sent_during_a_sliced_fan_out_is_not_followed_by
     assert isinstance(after, DeltaMessage) and after.revision == 12
     assert (await anext(early)).revision == 11
     await hub.close()
+
+
+async def test_a_change_event_taken_before_a_change_is_set_by_it():
+    """A blocking read looks, takes the event, then waits: a change applied between taking it
+    and the waiter first running still wakes the waiter."""
+    hub, store = await started_hub()
+    event = hub.next_change()
+    waiter = asyncio.ensure_future(event.wait())  # not yet running
+    await feed(hub, store, added(11, "a"))
+    assert event.is_set()
+    async with asyncio.timeout(5):
+        await waiter
+    assert not hub.next_change().is_set()  # the next change gets a fresh event
+    await hub.close()
