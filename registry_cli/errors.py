@@ -29,6 +29,7 @@ _HINTS = {
     StatusCode.UNAUTHENTICATED: "give a token with --token-file, --token or NODEREGISTRY_TOKEN",
     StatusCode.PERMISSION_DENIED: "use a token with that scope",
     StatusCode.DEADLINE_EXCEEDED: "--timeout or NODEREGISTRY_TIMEOUT waits longer",
+    StatusCode.UNAVAILABLE: "check --endpoints or NODEREGISTRY_ENDPOINTS, or retry",
 }
 
 

@@ -3,13 +3,23 @@
 import argparse
 import logging
 import sys
+from typing import NoReturn
 
 from registry_service.cli import add_serve_arguments, run_serve
 from registry_service.supervisor import die_with_supervisor
 
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one `error:` line, as `noderegistry`'s (D42), not usage + message."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(2)
+
+
 die_with_supervisor()
 
-parser = argparse.ArgumentParser(prog="python -m registry_service")
+parser = _Parser(prog="python -m registry_service")
 parser.add_argument("command", choices=["serve"])
 # A supervisor passes its own level on to its workers (tracebacks only at DEBUG).
 parser.add_argument("--log-level", type=str.upper, default="INFO")

@@ -203,3 +203,23 @@ async def test_a_worker_joins_only_a_port_its_own_supervisor_claimed(etcd):
         f"cannot listen on {address} (not claimed by this worker's supervisor, pid "
         f"{os.getpid()}): set REGISTRY_LISTEN",
     )
+
+
+async def test_the_frontend_module_refuses_a_bad_command_line_in_one_line():
+    """`python -m registry_service` (how a supervisor starts its workers, seen in `ps`)."""
+    for args in (["serve", "--no-such-flag"], ["--no-such-flag"], []):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "registry_service",
+            *args,
+            env=environment({}),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):
+            out, err = await process.communicate()
+        text = err.decode()
+        assert (process.returncode, out) == (2, b""), text
+        assert text.startswith("error: python -m registry_service: ") and text.count("\n") == 1
+        assert "(see 'python -m registry_service --help')" in text

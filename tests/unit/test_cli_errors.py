@@ -47,7 +47,8 @@ def test_an_sdk_error_is_one_line_with_a_hint_where_one_helps():
         StatusCode.UNAVAILABLE, "no registry frontend answered (a:1): failed to connect\n  reason"
     )
     assert error_line(multi_line) == (
-        "error: UNAVAILABLE: no registry frontend answered (a:1): failed to connect reason"
+        "error: UNAVAILABLE: no registry frontend answered (a:1): failed to connect reason "
+        "(check --endpoints or NODEREGISTRY_ENDPOINTS, or retry)"
     )
     assert error_line(UnauthenticatedError(StatusCode.UNAUTHENTICATED, "token required")) == (
         "error: UNAUTHENTICATED: token required "
