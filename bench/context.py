@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
-from registry_service.embedded_etcd import EtcdServer
+from registry_service.process.embedded_etcd import EtcdServer
 from registry_service.store.etcd_client import EtcdClient
 
 

@@ -23,7 +23,7 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
-from registry_service.embedded_etcd import EtcdServer
+from registry_service.process.embedded_etcd import EtcdServer
 from tests.support.http_api import EventStream
 from tests.support.ports import free_port
 from tests.support.waiting import eventually

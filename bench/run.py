@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.expiry import mass_expiry, silent_nodes
 from bench.federation import cross_datacenter
 from bench.leases import lease_figures
-from registry_service.embedded_etcd import EtcdServer
+from registry_service.process.embedded_etcd import EtcdServer
 from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 

@@ -1,7 +1,7 @@
 """`noderegistry`: one command for operators and scripts.
 
-`serve` runs a frontend (registry_service.cli); the client verbs talk to the registry through the
-SDK (registry_cli.verbs), each with the shared connection and output options
+`serve` runs a frontend (registry_service.process.cli); the client verbs talk to the registry
+through the SDK (registry_cli.verbs), each with the shared connection and output options
 (registry_cli.options). Failures are one `error:` line; exit statuses are in registry_cli.errors.
 """
 
@@ -19,7 +19,7 @@ from typing import NoReturn
 from client_sdk import RegistryError, __version__
 from registry_cli import errors, options
 from registry_cli.verbs import ClientVerb, admin, completion, health, nodes, register
-from registry_service.cli import add_serve_arguments, run_serve
+from registry_service.process.cli import add_serve_arguments, run_serve
 
 # Each verb group adds its verbs.
 VERB_GROUPS = (register, nodes, health, admin)

@@ -5,8 +5,8 @@ import logging
 import sys
 from typing import NoReturn
 
-from registry_service.cli import add_serve_arguments, run_serve
-from registry_service.supervisor import die_with_supervisor
+from registry_service.process.cli import add_serve_arguments, run_serve
+from registry_service.process.supervisor import die_with_supervisor
 
 
 class _Parser(argparse.ArgumentParser):

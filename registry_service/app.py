@@ -1,5 +1,5 @@
 """Composition root: settings -> etcd client -> store -> watch hub -> evictor -> registry -> gRPC,
-the admin port and the HTTP API port (serving.py runs a frontend, or workers, as a process).
+the admin port and the HTTP API port (process/serving.py runs a frontend, or workers, as a process).
 
 Shutdown runs in the reverse order: health NOT_SERVING first, then streams end with UNAVAILABLE,
 then the server stops within the grace period, the evictor resigns (so another frontend takes
@@ -20,25 +20,19 @@ import time
 import grpc.aio
 from noderegistry import __version__
 
-from registry_service.admin import AdminServer
-from registry_service.admin_auth import AdminAuth, client_context, server_context
-from registry_service.admin_config import AdminConfig, Readiness
-from registry_service.admin_control import cluster_convergence
-from registry_service.announcer import Announcer
 from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
+from registry_service.core.announcer import Announcer
+from registry_service.core.evictor import Evictor
+from registry_service.core.operations import Operations
+from registry_service.core.reads import Reads
+from registry_service.core.registry import Registry
+from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.datacenters import Datacenters
 from registry_service.errors import StoreAccessError, StoreUnavailableError
-from registry_service.evictor import Evictor
-from registry_service.federation import Federation
-from registry_service.http_api import ApiServer
-from registry_service.http_config import ApiConfig
-from registry_service.metrics import Metrics, MetricsInterceptor
-from registry_service.operations import Operations
-from registry_service.peers import PeerAdmins
+from registry_service.federation.follower import Federation
+from registry_service.hub.watch_hub import WatchHub
 from registry_service.placement import Placement, advertised_host, url_host
-from registry_service.reads import Reads
-from registry_service.registry import Registry
 from registry_service.retry import Backoff
 from registry_service.rpc.access import AuthInterceptor, StreamCounter
 from registry_service.rpc.server import (
@@ -50,7 +44,6 @@ from registry_service.rpc.server import (
     set_serving,
 )
 from registry_service.rpc.servicer import RegistryServicer
-from registry_service.self_preservation import BudgetPolicy
 from registry_service.settings import Settings, env_name
 from registry_service.startup import (
     ServeError,
@@ -60,7 +53,14 @@ from registry_service.startup import (
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from registry_service.store.etcd_control import EtcdControlStore
-from registry_service.watch_hub import WatchHub
+from registry_service.telemetry.metrics import Metrics, MetricsInterceptor
+from registry_service.web.admin import AdminServer
+from registry_service.web.admin_config import AdminConfig, Readiness
+from registry_service.web.admin_control import cluster_convergence
+from registry_service.web.api import ApiServer
+from registry_service.web.api_config import ApiConfig
+from registry_service.web.auth import AdminAuth, client_context, server_context
+from registry_service.web.peers import PeerAdmins
 
 log = logging.getLogger(__name__)
 

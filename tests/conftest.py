@@ -15,7 +15,7 @@ import pytest
 from noderegistry.v1 import registry_pb2_grpc
 
 from registry_service.app import Frontend
-from registry_service.embedded_etcd import EtcdServer, find_etcd_binary
+from registry_service.process.embedded_etcd import EtcdServer, find_etcd_binary
 from registry_service.settings import Settings
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from tests.support.frontends import FrontendProcess

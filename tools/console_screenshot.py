@@ -23,7 +23,7 @@ from client_sdk import Node, NodeStatus, RegistryClient, Scope
 from registry_service.app import Frontend
 from registry_service.domain import NodeKey
 from registry_service.domain import NodeStatus as ServerStatus
-from registry_service.embedded_etcd import EtcdServer
+from registry_service.process.embedded_etcd import EtcdServer
 from registry_service.settings import Settings
 from tests.support.browser import chromium_page
 from tests.support.http_api import ONE_EVICTION_BUDGET

@@ -24,8 +24,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from registry_service.logs import ensure_request_id
 from registry_service.rpc.status import pushback_of, status_of
+from registry_service.telemetry.logs import ensure_request_id
 
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncGenerator[Any, None]]

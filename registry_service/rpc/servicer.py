@@ -20,6 +20,8 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 
 from registry_service.bearer_tokens import TokenTable
+from registry_service.core.reads import Reads
+from registry_service.core.registry import Registry
 from registry_service.domain import (
     ChangeStage,
     DeltaMessage,
@@ -29,12 +31,10 @@ from registry_service.domain import (
 )
 from registry_service.errors import ResourceExhaustedError, ShuttingDownError
 from registry_service.failpoints import failpoint
-from registry_service.metrics import Metrics
-from registry_service.reads import Reads
-from registry_service.registry import Registry
 from registry_service.rpc import convert
 from registry_service.rpc.access import StreamCounter, TokenBucket, peer_identity
 from registry_service.rpc.status import status_of
+from registry_service.telemetry.metrics import Metrics
 
 _KEEPALIVE_IN_FLIGHT_PER_STREAM = 256
 _STOP = object()

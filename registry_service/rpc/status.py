@@ -1,5 +1,5 @@
 """The one table that maps the registry's errors to gRPC status codes (the edge of the service),
-and the HTTP status of each code, for the HTTP surfaces (http_edge.py): an error reaches an HTTP
+and the HTTP status of each code, for the HTTP surfaces (web/edge.py): an error reaches an HTTP
 caller with the code and message a gRPC caller gets, so nothing maps an error a second time.
 
 Anything not in the table is a bug: it is logged with its traceback under the call's request id,
@@ -29,7 +29,7 @@ from registry_service.errors import (
     SubscriptionNotFoundError,
     WrongDatacenterError,
 )
-from registry_service.logs import ensure_request_id
+from registry_service.telemetry.logs import ensure_request_id
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from client_sdk import ClientConfig
-from registry_service.embedded_etcd import EtcdServer, etcdctl_binary, find_etcd_binary
+from registry_service.process.embedded_etcd import EtcdServer, etcdctl_binary, find_etcd_binary
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from tests.support.etcd_metrics import metric
 from tests.support.frontends import FrontendProcess

@@ -17,7 +17,7 @@ import pytest
 from noderegistry.v1 import registry_pb2 as pb
 
 from client_sdk import Node, RegistrationState, RegistryClient, Scope
-from registry_service.embedded_etcd import EtcdServer
+from registry_service.process.embedded_etcd import EtcdServer
 from tests.chaos.conftest import FLEET
 from tests.conftest import start_etcd
 from tests.support.datacenters import (

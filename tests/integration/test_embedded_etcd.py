@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from registry_service import embedded_etcd
-from registry_service.embedded_etcd import (
+from registry_service.process import embedded_etcd
+from registry_service.process.embedded_etcd import (
     EtcdServer,
     EtcdStartError,
     describe_etcd_binary,

@@ -10,8 +10,8 @@ import pytest
 from noderegistry.v1 import registry_pb2 as pb
 
 from registry_service.app import Frontend
-from registry_service.embedded_etcd import EtcdServer, EtcdTls, etcdctl_binary
 from registry_service.errors import LeaseNotFoundError, StoreCompactedError
+from registry_service.process.embedded_etcd import EtcdServer, EtcdTls, etcdctl_binary
 from registry_service.startup import ServeError
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from tests.support.api import WatchRecorder, node, node_ids, register, register_through_outage

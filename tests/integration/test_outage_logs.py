@@ -32,7 +32,7 @@ async def test_every_retry_loop_logs_an_outage_once_and_its_end_once(
         await eventually(lambda: frontend.client.watcher.connected, timeout=20, message="back")
         await eventually(lambda: frontend.evictor.status.leader, timeout=20, message="leads")
     # Before (D44): 42 lines: evictor 21 (one per 0.1 s poll), watch 11, lease stream 10.
-    assert warnings["registry_service.evictor"] <= 2, warnings
+    assert warnings["registry_service.core.evictor"] <= 2, warnings
     for loop in ("watch", "lease"):
         assert warnings[f"registry_service.store.etcd_client.{loop}"] <= 2, warnings
     assert sum(warnings.values()) <= 8, warnings

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from client_sdk import Node, RegistryClient
-from registry_service import tracing
+from registry_service.telemetry import tracing
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ def test_the_sdk_works_without_opentelemetry():
 def test_tracing_without_the_extra_is_one_clear_error():
     blocked = (
         "import sys; sys.modules['opentelemetry.sdk'] = None\n"
-        "from registry_service import tracing\n"
+        "from registry_service.telemetry import tracing\n"
         "try:\n"
         "    tracing.enable()\n"
         "except tracing.TracingUnavailableError as err:\n"

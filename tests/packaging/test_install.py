@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from noderegistry import __version__
 
-from registry_service.embedded_etcd import EtcdServer
+from registry_service.process.embedded_etcd import EtcdServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from registry_service.embedded_etcd import EtcdServer
+from registry_service.process.embedded_etcd import EtcdServer
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from tests.support.frontends import FrontendProcess
 from tests.support.history import EtcdHistory, read_history

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry_service.acks import AckTracker
+from registry_service.hub.acks import AckTracker
 
 
 def test_an_acknowledging_subscriber_owes_from_its_first_unacknowledged_message():

@@ -6,8 +6,8 @@ import collections
 import random
 from collections.abc import Iterable
 
-from registry_service.cluster_view import ClusterView
 from registry_service.domain import EventType, NodeKey, RemovalReason, Scope
+from registry_service.hub.cluster_view import ClusterView
 from registry_service.store.base import (
     ClusterState,
     LiveChanged,

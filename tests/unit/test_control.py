@@ -69,7 +69,7 @@ def test_an_override_outlasts_the_owners_status_and_remembers_it():
 
 
 def test_a_push_switch_request_body_and_how_the_audit_names_it():
-    from registry_service.admin_control import push_change
+    from registry_service.web.admin_control import push_change
 
     off = push_change({"enabled": False})
     assert (off.enabled, off.held_scopes, off.action) == (False, None, "push.off")

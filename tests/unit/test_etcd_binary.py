@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from registry_service.embedded_etcd import EtcdBinary, choose_etcd_binary, parse_etcd_version
+from registry_service.process.embedded_etcd import (
+    EtcdBinary,
+    choose_etcd_binary,
+    parse_etcd_version,
+)
 
 SYSTEM_34 = EtcdBinary("/usr/bin/etcd", (3, 4, 23), "PATH")
 SYSTEM_355 = EtcdBinary("/usr/local/bin/etcd", (3, 5, 5), "PATH")

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from registry_service.evictor import Evictor
-from registry_service.self_preservation import BudgetPolicy
+from registry_service.core.evictor import Evictor
+from registry_service.core.self_preservation import BudgetPolicy
+from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import ClusterState, EvictorWrite, LiveChanged, Member, StoreBatch
-from registry_service.watch_hub import WatchHub
 from tests.support.store_batches import key, registration
 from tests.support.waiting import eventually
 from tests.unit.test_watch_hub import MemoryStore

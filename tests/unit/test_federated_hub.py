@@ -14,7 +14,7 @@ from registry_service.domain import (
     SnapshotMessage,
     WatchMessage,
 )
-from registry_service.subscription import Subscription
+from registry_service.hub.subscription import Subscription
 from tests.support.store_batches import added
 from tests.unit.test_watch_hub import feed, started_hub
 

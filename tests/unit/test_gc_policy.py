@@ -6,7 +6,7 @@ import asyncio
 import gc
 import weakref
 
-from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
+from registry_service.process.gc_policy import collect_every, take_full_collections_off_the_hot_path
 from tests.support.waiting import eventually
 
 

@@ -18,9 +18,9 @@ from registry_service.domain import (
     SnapshotMessage,
     WatchResume,
 )
-from registry_service.http_query import nodes_query, watch_query
-from registry_service.http_watch import EventPosition, sse_event
 from registry_service.rpc.status import code_of_http_status, http_status, status_of
+from registry_service.web.query import nodes_query, watch_query
+from registry_service.web.sse import EventPosition, sse_event
 
 
 def query(text: str) -> MultiDict[str]:

@@ -9,8 +9,8 @@ import time
 
 from registry_service.control import Announcement, HeldScope, PushSwitch
 from registry_service.domain import DeltaMessage, ProgressMessage, ResyncReason, Scope
+from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import ClusterState, FrontendChanged, StoreBatch, SwitchChanged
-from registry_service.watch_hub import WatchHub
 from tests.support.store_batches import added
 from tests.unit.test_watch_hub import MemoryStore, feed, started_hub
 

@@ -6,7 +6,12 @@ import json
 import logging
 import re
 
-from registry_service.logs import RequestIdFilter, TextFormatter, json_formatter, request_id
+from registry_service.telemetry.logs import (
+    RequestIdFilter,
+    TextFormatter,
+    json_formatter,
+    request_id,
+)
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

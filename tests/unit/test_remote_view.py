@@ -1,5 +1,5 @@
 """A followed datacenter's view without a network: what the follower feeds in, what the hub fans
-out, and how a subscriber's vector resumes it (remote_view.py)."""
+out, and how a subscriber's vector resumes it (hub/remote_view.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from registry_service.domain import (
     SnapshotMessage,
     WatchMessage,
 )
-from registry_service.remote_view import RemoteDatacenter, RemoteViews, net_difference
+from registry_service.hub.remote_view import RemoteDatacenter, RemoteViews, net_difference
 
 
 class Clock:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from registry_service.domain import Node, NodeKey, NodeStatus, Registration
-from registry_service.self_preservation import (
+from registry_service.core.self_preservation import (
     Action,
     BudgetPolicy,
     EvictionLedger,
     plan_evictions,
 )
+from registry_service.domain import Node, NodeKey, NodeStatus, Registration
 from registry_service.store.base import Member
 
 POLICY = BudgetPolicy(ratio=0.15, minimum=2, window_seconds=60, ceiling_seconds=900)

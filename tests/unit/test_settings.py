@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from registry_service.host import Host
+from registry_service.process.supervisor import _environment as supervisor_environment
 from registry_service.settings import Settings, SettingsError, markdown_table
-from registry_service.supervisor import _environment as supervisor_environment
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 LAPTOP = Host(in_container=False, cpus=8)

@@ -5,9 +5,9 @@ import grpc
 import grpc.aio
 
 from registry_service import errors
-from registry_service.logs import request_id
 from registry_service.rpc.status import CODES, status_of
 from registry_service.store.etcd_client.connection import translate
+from registry_service.telemetry.logs import request_id
 
 
 def _subclasses(cls: type) -> set[type]:

@@ -1,4 +1,4 @@
-from registry_service.tokens import (
+from registry_service.core.registration_tokens import (
     hash_idempotency_key,
     hash_token,
     new_token,

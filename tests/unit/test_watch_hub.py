@@ -18,8 +18,8 @@ from registry_service.domain import (
     SnapshotMessage,
 )
 from registry_service.errors import ShuttingDownError, StoreCompactedError
+from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import ClusterState, Member, StoreBatch
-from registry_service.watch_hub import WatchHub
 from tests.support.store_batches import added, key, registration
 
 

@@ -21,7 +21,6 @@ from typing import TypeVar, cast
 import grpc
 import grpc.aio
 
-from registry_service import tracing
 from registry_service.errors import (
     LeaseNotFoundError,
     StoreAccessError,
@@ -31,6 +30,7 @@ from registry_service.errors import (
 )
 from registry_service.store._etcdpb import rpc_pb2 as pb
 from registry_service.store._etcdpb import rpc_pb2_grpc as pb_grpc
+from registry_service.telemetry import tracing
 
 log = logging.getLogger(__name__)
 

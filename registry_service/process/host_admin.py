@@ -12,7 +12,7 @@ and the supervisor serves the configured admin address:
                              so nodes, suspects, audit, readiness and every operator write (the
                              push switch lives in etcd, and every worker follows it) work there
 
-The port has the frontends' TLS, mTLS and bearer tokens (admin_auth.py): the supervisor checks
+The port has the frontends' TLS, mTLS and bearer tokens (web/auth.py): the supervisor checks
 each request and passes the caller's token and identity on to the workers, whose own admin ports
 are private (loopback, plaintext).
 
@@ -38,9 +38,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from registry_service.admin_auth import OPERATOR_HEADER, AdminAuth
-from registry_service.http_edge import error_response, new_app
-from registry_service.http_site import start_site
+from registry_service.web.auth import OPERATOR_HEADER, AdminAuth
+from registry_service.web.edge import error_response, new_app
+from registry_service.web.site import start_site
 
 _WORKER_TIMEOUT_SECONDS = 3.0
 

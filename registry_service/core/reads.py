@@ -19,10 +19,10 @@ from registry_service.domain import (
 )
 from registry_service.errors import StoreUnavailableError, SubscriptionNotFoundError
 from registry_service.failpoints import failpoint
+from registry_service.hub.subscription import Subscription
+from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import RegistryStore
-from registry_service.subscription import Subscription
 from registry_service.validation import validate_resume, validate_scope
-from registry_service.watch_hub import WatchHub
 
 # A subscriber resuming a remote datacenter from further along than this frontend's follower
 # waits at most this long for it (followers of one registry are a round trip apart), then gets a

@@ -1,5 +1,5 @@
 """One WatchNodes subscriber of a frontend: its bounded queue, its progress messages, whether
-the push switch holds it, and what it has acknowledged (acks.py).
+the push switch holds it, and what it has acknowledged (hub/acks.py).
 
 Contracts (the hub's, kept here): a subscription whose queue fills gets its backlog replaced by
 one resync snapshot, built from the current view when next read (latest state wins); it never
@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from registry_service.acks import AckTracker
 from registry_service.control import peer_address
 from registry_service.domain import (
     ChangeStage,
@@ -34,6 +33,7 @@ from registry_service.domain import (
     WatchMessage,
 )
 from registry_service.errors import RegistryError
+from registry_service.hub.acks import AckTracker
 
 
 class SubscriptionSource(Protocol):

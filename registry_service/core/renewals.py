@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from registry_service.core.registration_tokens import token_matches
 from registry_service.domain import Limits, NodeKey, Registration
 from registry_service.errors import (
     InvalidArgumentError,
@@ -22,10 +23,9 @@ from registry_service.errors import (
     WrongDatacenterError,
 )
 from registry_service.failpoints import failpoint
+from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import RegistryStore
-from registry_service.tokens import token_matches
 from registry_service.validation import validate_key
-from registry_service.watch_hub import WatchHub
 
 _RENEWALS_KEPT = 100_000  # recent etcd renewals remembered for coalescing before a clean-up
 

@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of the HTTP API (served at /v1/openapi.json), written by hand beside
-the shapes it describes (http_json.py); tests/integration/test_http_openapi.py checks real
+the shapes it describes (web/shapes.py); tests/integration/test_http_openapi.py checks real
 answers, event streams included, against it with openapi-core, so it cannot drift."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One etcd watch per process, fanned out to every WatchNodes subscriber of this frontend.
 
-The hub keeps the frontend's `ClusterView` (cluster_view.py) current, a bounded history of the
+The hub keeps the frontend's `ClusterView` (hub/cluster_view.py) current, a bounded history of the
 changes of recent revisions (for resumes), and one bounded queue per subscriber.
 
 Contracts:
@@ -15,7 +15,7 @@ Contracts:
   between slices; every subscription still gets every change, in order.
 - Idle subscribers get progress messages carrying the hub's revision (as far as every subscription
   has been offered), which never runs behind a delta already queued.
-- Federation (DESIGN.md §10): the remote datacenters this frontend follows (remote_view.py) are
+- Federation (DESIGN.md §10): the remote datacenters this frontend follows (hub/remote_view.py) are
   served beside the local etcd's, each in its own registry's revisions, to subscribers that keep a
   revision per datacenter; others see the local etcd only, as before.
 - Operator state comes from the same watch (DESIGN.md §9): the push switch (`switches/push`) is
@@ -37,9 +37,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from registry_service import tracing
-from registry_service.change_history import ChangeHistory
-from registry_service.cluster_view import ClusterView
 from registry_service.control import Announcement, PushSwitch
 from registry_service.domain import (
     ChangeStage,
@@ -59,7 +56,10 @@ from registry_service.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from registry_service.remote_view import RemoteViews
+from registry_service.hub.change_history import ChangeHistory
+from registry_service.hub.cluster_view import ClusterView
+from registry_service.hub.remote_view import RemoteViews
+from registry_service.hub.subscription import Subscription
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.store.base import (
     ControlChange,
@@ -68,7 +68,7 @@ from registry_service.store.base import (
     StoreBatch,
     SwitchChanged,
 )
-from registry_service.subscription import Subscription
+from registry_service.telemetry import tracing
 
 log = logging.getLogger(__name__)
 

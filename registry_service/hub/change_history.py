@@ -1,7 +1,7 @@
 """The recent changes of one registry, kept so that a watch can resume without a resync (D6).
 
 One history per registry a frontend serves: its own etcd (the watch hub's) and each remote
-datacenter it follows (remote_view.py), each in that registry's own revisions.
+datacenter it follows (hub/remote_view.py), each in that registry's own revisions.
 """
 
 from __future__ import annotations

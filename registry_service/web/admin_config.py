@@ -10,8 +10,10 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from registry_service.admin_auth import AdminAuth
 from registry_service.control import Announcement, OperatorEntry, PushSwitch
+from registry_service.core.evictor import EvictorStatus
+from registry_service.core.operations import NodeAction, PushChange
+from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.domain import (
     AuditEntry,
     Node,
@@ -21,12 +23,10 @@ from registry_service.domain import (
     Registration,
     Scope,
 )
-from registry_service.evictor import EvictorStatus
-from registry_service.operations import NodeAction, PushChange
-from registry_service.peers import PeerAdmins
-from registry_service.self_preservation import BudgetPolicy
+from registry_service.hub.subscription import Subscription
 from registry_service.store.base import StoredNode
-from registry_service.subscription import Subscription
+from registry_service.web.auth import AdminAuth
+from registry_service.web.peers import PeerAdmins
 
 
 class WatchControl(Protocol):
@@ -83,7 +83,7 @@ class EvictionReport(Protocol):
 
 
 class OperatorActions(Protocol):
-    """The operator's use cases (operations.py) the admin surface drives."""
+    """The operator's use cases (core/operations.py) the admin surface drives."""
 
     def suspects(self) -> list[Registration]: ...
 

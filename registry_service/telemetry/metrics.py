@@ -39,13 +39,13 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from registry_service import tracing
 from registry_service.domain import ChangeStage, Scope
-from registry_service.logs import request_id
+from registry_service.telemetry import tracing
+from registry_service.telemetry.logs import request_id
 
 if TYPE_CHECKING:
-    from registry_service.evictor import Evictor
-    from registry_service.watch_hub import WatchHub
+    from registry_service.core.evictor import Evictor
+    from registry_service.hub.watch_hub import WatchHub
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 

@@ -4,8 +4,8 @@ Each worker is a whole frontend (its own etcd watch, evictor candidacy, admin po
 spreads new connections over the workers. A worker that dies is started again (with backoff);
 SIGTERM is passed on to every worker, which then drain as a single frontend would. Each worker
 serves its admin HTTP on a private loopback port; the supervisor serves the configured admin
-address for the whole host (host_admin.py: one scrape gives every worker's metrics, labelled by
-worker).
+address for the whole host (process/host_admin.py: one scrape gives every worker's metrics,
+labelled by worker).
 
 The supervisor claims the shared ports before any worker starts, and a worker joins only a port
 its own supervisor claimed (port_claim.py, D42). A worker that cannot start says why in one
@@ -29,10 +29,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from registry_service.admin_auth import AdminAuth, server_context
 from registry_service.bearer_tokens import TokenTable
 from registry_service.host import Host
-from registry_service.host_admin import HostAdmin
 from registry_service.placement import (
     HOST_ADMIN_URL_ENV,
     SUPERVISOR_PID_ENV,
@@ -43,9 +41,11 @@ from registry_service.placement import (
     url_host,
 )
 from registry_service.port_claim import PortClaim, claimed_by, split_address
+from registry_service.process.host_admin import HostAdmin
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import SECRET_FILE_VARIABLES, Settings, env_name
 from registry_service.startup import ServeError, listen_refusal
+from registry_service.web.auth import AdminAuth, server_context
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ async def _start_all(workers: list[Worker]) -> None:
 
 
 def _host_admin(settings: Settings, workers: Callable[[], list[str]]) -> HostAdmin:
-    """The host's admin port, with the frontends' TLS, mTLS and tokens (admin_auth.py)."""
+    """The host's admin port, with the frontends' TLS, mTLS and tokens (web/auth.py)."""
     tls = bool(settings.tls_cert_file)
     return HostAdmin(
         settings.admin_listen,

@@ -21,8 +21,8 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from registry_service.logs import request_id
 from registry_service.rpc.status import code_of_http_status, http_status, status_of
+from registry_service.telemetry.logs import request_id
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

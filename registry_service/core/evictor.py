@@ -4,9 +4,9 @@ Leadership comes from an etcd election. Every removal is one transaction that al
 member is unchanged, that its live key is still absent and that this frontend still leads (its
 election key exists), so a stale view or a deposed leader can never remove a live node.
 
-What happens to each expired member is decided by the eviction budget in `self_preservation.py`:
-removed, held as SUSPECT, or (a suspect) released or removed at the ceiling. In dry-run mode the
-evictor decides and reports, and writes nothing.
+What happens to each expired member is decided by the eviction budget in
+`core/self_preservation.py`: removed, held as SUSPECT, or (a suspect) released or removed at
+the ceiling. In dry-run mode the evictor decides and reports, and writes nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from registry_service.domain import AuditCause, NodeKey, NodeStatus
-from registry_service.errors import StoreError
-from registry_service.retry import Backoff, ThrottledLog
-from registry_service.self_preservation import (
+from registry_service.core.self_preservation import (
     Action,
     BudgetPolicy,
     Decision,
@@ -32,8 +29,11 @@ from registry_service.self_preservation import (
     plan_evictions,
     pools,
 )
+from registry_service.domain import AuditCause, NodeKey, NodeStatus
+from registry_service.errors import StoreError
+from registry_service.hub.watch_hub import WatchHub
+from registry_service.retry import Backoff, ThrottledLog
 from registry_service.store.base import EvictorWrite, Member, RegistryStore, StoredNode
-from registry_service.watch_hub import WatchHub
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import grpc
 from aiohttp import web
 
 from registry_service.bearer_tokens import TokenTable
-from registry_service.http_edge import error_response
+from registry_service.web.edge import error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json", "/", "/ui", "/favicon.ico"})
 OPEN_PREFIXES = ("/ui/",)

@@ -9,8 +9,8 @@ import sys
 import traceback
 
 from registry_service import settings as settings_module
-from registry_service import tracing
-from registry_service.logs import configure_logging
+from registry_service.telemetry import tracing
+from registry_service.telemetry.logs import configure_logging
 
 # What `serve` needs beyond the SDK's grpcio and protobuf: the `server` extra (D31).
 SERVER_EXTRA_HINT = "pip install 'node-registry[server]'"
@@ -38,7 +38,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     try:
-        from registry_service.serving import serve
+        from registry_service.process.serving import serve
         from registry_service.startup import ServeError, one_line
     except ModuleNotFoundError as err:
         if (err.name or "").partition(".")[0] not in SERVER_EXTRA_MODULES:

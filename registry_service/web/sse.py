@@ -6,7 +6,7 @@ delta per revision that changes the scope, then progress while idle (the heartbe
 
     event: snapshot | delta | progress
     id: <revision>
-    data: <one line of JSON, the shapes of http_json.py>
+    data: <one line of JSON, the shapes of web/shapes.py>
 
 `Last-Event-ID` (the header a reconnecting EventSource sends, or `?last_event_id=`) is WatchNodes'
 `resume_revision`: exactly the changes after it, or a snapshot flagged `resync` with the same
@@ -14,7 +14,7 @@ reasons (COMPACTED, UNKNOWN_REVISION, SLOW_CONSUMER, PUSH_RESUMED). A slow reade
 subscriber: its backlog collapses into one resync, it never slows the others.
 
 Refusals before the stream starts (a bad scope, a malformed Last-Event-ID, the per-peer stream
-limit) are JSON errors with their status (http_edge.py). Once it has started, an error (the
+limit) are JSON errors with their status (web/edge.py). Once it has started, an error (the
 frontend shutting down: resume on another one) ends it with one `event: error` carrying the same
 JSON error body.
 """
@@ -28,14 +28,14 @@ from typing import Any
 
 from aiohttp import web
 
-from registry_service.admin_auth import AdminAuth
 from registry_service.domain import ProgressMessage, SnapshotMessage, WatchMessage, WatchResume
-from registry_service.http_config import NodeReads
-from registry_service.http_edge import error_body
-from registry_service.http_json import watch_message_json
-from registry_service.http_query import watch_query
 from registry_service.rpc.access import StreamCounter
 from registry_service.rpc.status import status_of
+from registry_service.web.api_config import NodeReads
+from registry_service.web.auth import AdminAuth
+from registry_service.web.edge import error_body
+from registry_service.web.query import watch_query
+from registry_service.web.shapes import watch_message_json
 
 _RECONNECT_MILLISECONDS = 1000
 _HEADERS = {

@@ -4,8 +4,8 @@ Each frontend follows each remote datacenter over one WatchNodes stream to that 
 frontends, scoped to it. The stream is a client_sdk `NodeWatch`: the SDK's resume from its
 revision, failover across the datacenter's frontends, resync handling and silence watchdog are
 shared, not copied (decision D52); this is the one module of the service that imports the SDK.
-What the stream says feeds the watch hub's `RemoteViews` (remote_view.py), which serves it to this
-frontend's subscribers in that datacenter's own revisions.
+What the stream says feeds the watch hub's `RemoteViews` (hub/remote_view.py), which serves it
+to this frontend's subscribers in that datacenter's own revisions.
 
 Contracts:
 - Nothing here writes: a remote datacenter is served read-only, and nothing of it is ever evicted
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import client_sdk
 from client_sdk import ClientConfig, RegistryClient, Scope, WatchConfig, WatchStep, WatchStepKind
 from registry_service.domain import EventType, Node, NodeEvent, NodeStatus, RemovalReason
-from registry_service.remote_view import RemoteViews
+from registry_service.hub.remote_view import RemoteViews
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import Settings
 

@@ -15,10 +15,10 @@
     GET  /admin/audit        ?datacenter=&type=&id=: every recorded transition of the node and
                              its cause ("why did node X leave?"); without a node: every operator
                              action and who did it
-    and the cluster-wide operator routes of admin_control.py (frontends, the push switch,
+    and the cluster-wide operator routes of web/admin_control.py (frontends, the push switch,
     convergence, actions on live nodes).
 
-Access (TLS, mTLS, bearer tokens with admin scopes) is admin_auth.py's middleware.
+Access (TLS, mTLS, bearer tokens with admin scopes) is web/auth.py's middleware.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from registry_service.admin_config import AdminConfig, audit_json, node_json, suspect_json
-from registry_service.admin_control import ControlRoutes
+from registry_service.core.self_preservation import DatacenterBudget
 from registry_service.domain import NodeKey, Scope
 from registry_service.errors import InvalidArgumentError, RegistryError
-from registry_service.http_edge import json_response, new_app
-from registry_service.http_site import start_site
-from registry_service.self_preservation import DatacenterBudget
-from registry_service.subscription import Subscription
+from registry_service.hub.subscription import Subscription
+from registry_service.web.admin_config import AdminConfig, audit_json, node_json, suspect_json
+from registry_service.web.admin_control import ControlRoutes
+from registry_service.web.edge import json_response, new_app
+from registry_service.web.site import start_site
 
 
 def subscriber_json(subscription: Subscription, frontend: str, revision: int) -> dict[str, Any]:

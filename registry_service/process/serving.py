@@ -11,20 +11,20 @@ import logging
 import os
 import signal
 
-from registry_service import local_etcd
 from registry_service.app import Frontend
-from registry_service.embedded_etcd import EtcdServer
-from registry_service.gc_policy import collect_every, take_full_collections_off_the_hot_path
 from registry_service.placement import Placement, api_urls
 from registry_service.port_claim import PortClaim
-from registry_service.settings import Settings
-from registry_service.startup import ServeError, check_files, check_ports
-from registry_service.supervisor import (
+from registry_service.process import local_etcd
+from registry_service.process.embedded_etcd import EtcdServer
+from registry_service.process.gc_policy import collect_every, take_full_collections_off_the_hot_path
+from registry_service.process.supervisor import (
     claim_shared_ports,
     supervise,
     supervisor_pid,
     verify_shared_ports,
 )
+from registry_service.settings import Settings
+from registry_service.startup import ServeError, check_files, check_ports
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The HTTP API's JSON shapes (DESIGN.md §11), one function per message, from the domain types:
 the same content as the gRPC messages, with names and enum values a person reads (`"UP"`, not
-`NODE_STATUS_UP`) and revisions as numbers. The OpenAPI document (openapi.py) describes these
+`NODE_STATUS_UP`) and revisions as numbers. The OpenAPI document (web/openapi.py) describes these
 shapes and a test checks real answers against it.
 
 Every datacenter of a list or a snapshot carries its own `revision`, `complete_revision`,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry_service.admin_config import node_json
 from registry_service.domain import (
     DatacenterNodes,
     DeltaMessage,
@@ -24,6 +23,7 @@ from registry_service.domain import (
     SnapshotMessage,
     WatchMessage,
 )
+from registry_service.web.admin_config import node_json
 
 
 def datacenter_json(datacenter: DatacenterNodes) -> dict[str, Any]:

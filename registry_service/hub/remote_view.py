@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from registry_service.change_history import ChangeHistory
 from registry_service.domain import (
     DatacenterNodes,
     DeltaMessage,
@@ -40,6 +39,7 @@ from registry_service.domain import (
     SnapshotMessage,
     WatchMessage,
 )
+from registry_service.hub.change_history import ChangeHistory
 
 
 def net_difference(old: Mapping[NodeKey, Node], new: Mapping[NodeKey, Node]) -> list[NodeEvent]:

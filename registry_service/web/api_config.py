@@ -9,9 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from registry_service.admin_auth import AdminAuth
-from registry_service.admin_config import Readiness
-from registry_service.cluster_view import ClusterView
 from registry_service.domain import (
     AuditEntry,
     Consistency,
@@ -22,9 +19,12 @@ from registry_service.domain import (
     Scope,
     WatchResume,
 )
-from registry_service.remote_view import RemoteViews
+from registry_service.hub.cluster_view import ClusterView
+from registry_service.hub.remote_view import RemoteViews
+from registry_service.hub.subscription import Subscription
 from registry_service.rpc.access import StreamCounter
-from registry_service.subscription import Subscription
+from registry_service.web.admin_config import Readiness
+from registry_service.web.auth import AdminAuth
 
 
 class NodeReads(Protocol):

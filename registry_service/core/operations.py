@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from registry_service.control import HeldScope, OperatorEntry, PushSwitch
+from registry_service.core.registry import Registry
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
@@ -36,10 +37,9 @@ from registry_service.errors import (
     NodeNotFoundError,
     NotLiveError,
 )
-from registry_service.registry import Registry
+from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import ControlStore, RegistryStore, StoredNode
 from registry_service.validation import validate_key
-from registry_service.watch_hub import WatchHub
 
 _MAX_ATTEMPTS = 8
 _APPLIED_WAIT_SECONDS = 2.0

@@ -1,4 +1,4 @@
-"""The write use cases: register, keep alive, deregister (reads.py serves lists and watches).
+"""The write use cases: register, keep alive, deregister (core/reads.py serves lists and watches).
 No gRPC, no etcd types.
 
 Register is an idempotent upsert over guarded store writes:
@@ -24,6 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from registry_service.control import OperatorEntry
+from registry_service.core.registration_tokens import (
+    hash_idempotency_key,
+    hash_token,
+    new_token,
+    seal_token,
+    token_matches,
+    unseal_token,
+)
+from registry_service.core.renewals import Renewals
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
@@ -44,18 +53,9 @@ from registry_service.errors import (
     StoreUnavailableError,
 )
 from registry_service.failpoints import failpoint
-from registry_service.renewals import Renewals
+from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import RegistryStore, StoredNode
-from registry_service.tokens import (
-    hash_idempotency_key,
-    hash_token,
-    new_token,
-    seal_token,
-    token_matches,
-    unseal_token,
-)
 from registry_service.validation import validate_key, validate_node, validate_ttl
-from registry_service.watch_hub import WatchHub
 
 _MAX_ATTEMPTS = 8
 _IDEMPOTENCY_KEY_MAX_LENGTH = 128
@@ -347,7 +347,7 @@ class Registry:
     # -- KeepAlive ----------------------------------------------------------------------------
 
     async def keep_alive(self, key: NodeKey, token: str) -> int:
-        """Renews a registration; returns the seconds it now has left (renewals.py).
+        """Renews a registration; returns the seconds it now has left (core/renewals.py).
 
         Raises:
             NodeNotFoundError: no live registration with this token (the caller re-registers).
@@ -358,7 +358,7 @@ class Registry:
         self, renewals: Sequence[tuple[NodeKey, str]]
     ) -> list[int | Exception]:
         """Renews several registrations at once; for each, the seconds it now has left or the
-        error that answers it (renewals.py)."""
+        error that answers it (core/renewals.py)."""
         return await self._renewals.keep_alive_many(renewals)
 
     async def _renew_lapsed(self, key: NodeKey, token: str) -> int:

@@ -7,7 +7,7 @@
                                    it answers once the scope changed after R, or when the wait
                                    (at most `http_max_wait_seconds`) ends, unchanged, with index R
     GET /v1/nodes/{dc}/{type}/{id}  one member (404 when it is none)
-    GET /v1/watch?datacenter=&type=  WatchNodes as Server-Sent Events (http_watch.py)
+    GET /v1/watch?datacenter=&type=  WatchNodes as Server-Sent Events (web/sse.py)
     GET /v1/audit/{dc}/{type}/{id}  the node's recorded transitions       (scope admin:read)
     GET /v1/cluster/suspects        self-preservation: suspects, and per datacenter whether the
                                    eviction budget holds members back      (scope admin:read)
@@ -18,7 +18,7 @@
     GET /healthz, /readyz           as on the admin port
 
 Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port); the rest
-is admin_auth.py's rules, the same middleware as the admin port's. Blocking reads follow Consul's:
+is web/auth.py's rules, the same middleware as the admin port's. Blocking reads follow Consul's:
 the index is the revision of the scope's last change, so a client loops `index = answer.index`
 and wakes only for its own scope; an index above the scope's (another cluster's, or a typo)
 waits out the wait and answers the real one: a client resets when the index goes backwards.
@@ -34,24 +34,24 @@ import importlib.resources
 
 from aiohttp import web
 
-from registry_service.admin_config import audit_json, node_json, suspect_json
-from registry_service.admin_control import forwarded_headers
 from registry_service.domain import NodeKey, NodeList, Scope
 from registry_service.errors import NodeNotFoundError
-from registry_service.http_config import ApiConfig
-from registry_service.http_edge import json_response, new_app
-from registry_service.http_json import node_list_json
-from registry_service.http_query import (
+from registry_service.validation import validate_key
+from registry_service.web.admin_config import audit_json, node_json, suspect_json
+from registry_service.web.admin_control import forwarded_headers
+from registry_service.web.api_config import ApiConfig
+from registry_service.web.edge import json_response, new_app
+from registry_service.web.openapi import openapi_document
+from registry_service.web.query import (
     NodesQuery,
     accept_only,
     node_query,
     nodes_query,
     revision_of,
 )
-from registry_service.http_site import start_site
-from registry_service.http_watch import WatchStreams
-from registry_service.openapi import openapi_document
-from registry_service.validation import validate_key
+from registry_service.web.shapes import node_list_json
+from registry_service.web.site import start_site
+from registry_service.web.sse import WatchStreams
 
 _CONSOLE_FILES = {
     "index.html": "text/html",
@@ -71,7 +71,7 @@ _CONSOLE_HEADERS = {
 
 
 def _console_files() -> dict[str, bytes]:
-    folder = importlib.resources.files("registry_service").joinpath("console")
+    folder = importlib.resources.files("registry_service.web").joinpath("console")
     return {name: folder.joinpath(name).read_bytes() for name in _CONSOLE_FILES}
 
 

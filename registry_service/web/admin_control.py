@@ -13,8 +13,8 @@
                                        maintenance | drain | clear | evict | unhold; body
                                        {"reason": "...", "hold_seconds": N (evict)}
 
-Every write is audited with the operator's identity (admin_auth.py). Registry errors become HTTP
-statuses in one place (http_edge.py).
+Every write is audited with the operator's identity (web/auth.py). Registry errors become HTTP
+statuses in one place (web/edge.py).
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from registry_service.admin_auth import OPERATOR_HEADER
-from registry_service.admin_config import AdminConfig, WatchControl, node_json
 from registry_service.control import PushSwitch, parse_held_scope, parse_network
+from registry_service.core.operations import OVERRIDES, PushChange, describe_switch
 from registry_service.domain import NodeKey
 from registry_service.errors import InvalidArgumentError
-from registry_service.http_edge import error_response, json_response
-from registry_service.operations import OVERRIDES, PushChange, describe_switch
-from registry_service.peers import PeerAdmins
+from registry_service.web.admin_config import AdminConfig, WatchControl, node_json
+from registry_service.web.auth import OPERATOR_HEADER
+from registry_service.web.edge import error_response, json_response
+from registry_service.web.peers import PeerAdmins
 
 _FORWARDED = ("Authorization",)
 

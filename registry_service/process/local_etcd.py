@@ -16,7 +16,7 @@ import logging
 import os
 import time
 
-from registry_service.embedded_etcd import EtcdNotFoundError, EtcdServer, EtcdStartError
+from registry_service.process.embedded_etcd import EtcdNotFoundError, EtcdServer, EtcdStartError
 from registry_service.retry import Backoff
 from registry_service.settings import Settings, env_name
 from registry_service.startup import ServeError

@@ -1,0 +1,1 @@
+"""The use cases: register, renew, deregister, read, operate, announce, evict."""

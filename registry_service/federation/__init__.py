@@ -1,0 +1,1 @@
+"""Following the other datacenters' registries (federation)."""

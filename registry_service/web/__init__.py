@@ -1,0 +1,1 @@
+"""The HTTP surfaces: the admin port, the HTTP/JSON API, Server-Sent Events, the console."""
