@@ -153,7 +153,7 @@ def test_every_client_verb_takes_every_shared_option():
 
 
 def test_the_readme_documents_every_verb_option_and_variable():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     section = readme.split("\n## CLI\n", 1)[1].split("\n## ", 1)[0]
     commands = next(a for a in build_parser()._actions if a.dest == "command")
     for verb in commands.choices:

@@ -16,7 +16,7 @@ from registry_service.domain import (
 )
 from registry_service.hub.subscription import Subscription
 from tests.support.store_batches import added
-from tests.unit.test_watch_hub import feed, started_hub
+from tests.unit.registry_service.hub.test_watch_hub import feed, started_hub
 
 
 def far(node_id: str, node_type: str = "data") -> Node:

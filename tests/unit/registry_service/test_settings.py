@@ -8,7 +8,7 @@ from registry_service.host import Host
 from registry_service.process.supervisor import _environment as supervisor_environment
 from registry_service.settings import Settings, SettingsError, markdown_table
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 LAPTOP = Host(in_container=False, cpus=8)
 
 

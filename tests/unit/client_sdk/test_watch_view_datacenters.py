@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from client_sdk import DatacenterState, EventType, Node, NodeEvent, RemovalReason, WatchConfig
 from client_sdk._view import WatchView
-from tests.unit.test_watch_view import Clock
+from tests.unit.client_sdk.test_watch_view import Clock
 
 
 def node(node_id: str, datacenter: str) -> Node:

@@ -12,7 +12,7 @@ from registry_service.domain import DeltaMessage, ProgressMessage, ResyncReason,
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import ClusterState, FrontendChanged, StoreBatch, SwitchChanged
 from tests.support.store_batches import added
-from tests.unit.test_watch_hub import MemoryStore, feed, started_hub
+from tests.unit.registry_service.hub.test_watch_hub import MemoryStore, feed, started_hub
 
 DC1 = Scope(datacenters=frozenset({"dc1"}))
 DC2 = Scope(datacenters=frozenset({"dc2"}))

@@ -12,7 +12,7 @@ from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import ClusterState, EvictorWrite, LiveChanged, Member, StoreBatch
 from tests.support.store_batches import key, registration
 from tests.support.waiting import eventually
-from tests.unit.test_watch_hub import MemoryStore
+from tests.unit.registry_service.hub.test_watch_hub import MemoryStore
 
 
 class _Election:
