@@ -132,6 +132,7 @@ class Frontend:
                 window_seconds=settings.eviction_window_seconds,
                 ceiling_seconds=settings.suspect_ceiling_seconds,
                 type_minimum=settings.eviction_budget_type_minimum,
+                min_members=settings.self_preservation_min_members,
             ),
             dry_run=settings.evictor_dry_run,
             store_settled=self._store_settled,

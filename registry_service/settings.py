@@ -293,6 +293,12 @@ class Settings:
         "expired members each (datacenter, type) may always lose per window; its share is "
         "eviction_budget_ratio of the type's members, and the smaller allowance wins",
     )
+    self_preservation_min_members: int = _setting(
+        10,
+        "self-preservation engages only in a datacenter of at least this many members (counting "
+        "those removed within the window): in a smaller one every expired member is removed at "
+        "once, as a developer's few test nodes should be; 0: always",
+    )
     eviction_window_seconds: float = _setting(60.0, "the sliding window of the eviction budget")
     suspect_ceiling_seconds: float = _setting(
         900.0, "a SUSPECT member still silent after this long is removed, whatever the budget"
@@ -355,6 +361,26 @@ class Settings:
             if raw is not None:
                 overrides[f.name] = _parse(f.name, raw, env_name(f.name))
         return dataclasses.replace(defaults or cls(), **overrides)
+
+
+def self_preservation_line(settings: Settings) -> str:
+    """How the eviction budget is set, in one line (`make run` shows it: a developer whose test
+    nodes stay SUSPECT wants to know why, and which setting changes it)."""
+    budget = (
+        f"at most {settings.eviction_budget_ratio:.0%} of its members (at least "
+        f"{settings.eviction_budget_minimum}) are removed as expired per "
+        f"{settings.eviction_window_seconds:g}s, the rest held SUSPECT"
+    )
+    minimum = settings.self_preservation_min_members
+    if minimum <= 0:
+        return (
+            f"self-preservation: in every datacenter {budget} ({env_name('eviction_budget_ratio')})"
+        )
+    return (
+        f"self-preservation: a datacenter of fewer than {minimum} members loses its expired "
+        f"nodes at once; in a larger one {budget} "
+        f"({env_name('self_preservation_min_members')}, {env_name('eviction_budget_ratio')})"
+    )
 
 
 _TYPES = get_type_hints(Settings)

@@ -23,7 +23,7 @@ from registry_service.process.supervisor import (
     supervisor_pid,
     verify_shared_ports,
 )
-from registry_service.settings import Settings
+from registry_service.settings import Settings, self_preservation_line
 from registry_service.startup import ServeError, check_files, check_ports
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ async def _run_frontend(settings: Settings, stop: asyncio.Event, *, reuse_port: 
         f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
         flush=True,
     )
+    if not placement.behind_supervisor:
+        log.info("%s", self_preservation_line(settings))
     await stop.wait()
     log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
     if collector is not None:
