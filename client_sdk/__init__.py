@@ -28,6 +28,7 @@ from client_sdk._errors import (
     RegistryUnavailableError,
     ResourceExhaustedError,
     StatusCode,
+    TlsError,
     UnauthenticatedError,
     WatchClosedError,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "SyncRegistration",
     "SyncRegistryClient",
     "SyncStream",
+    "TlsError",
     "UnauthenticatedError",
     "WatchClosedError",
     "WatchConfig",

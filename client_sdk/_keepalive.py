@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from typing import Any, TypeAlias
@@ -22,6 +23,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from client_sdk import _convert
 from client_sdk._errors import (
     RegistryError,
+    RegistryRPCError,
     RegistryUnavailableError,
     StatusCode,
     error_for_number,
@@ -30,6 +32,7 @@ from client_sdk._models import NodeKey
 from client_sdk._transport import Transport, error_from_rpc
 
 Answer: TypeAlias = pb.KeepAliveResponse | pb.RenewalResult
+log = logging.getLogger("client_sdk")
 
 
 class KeepAliveSession:
@@ -120,6 +123,12 @@ class KeepAliveSession:
         self._call = None
         if isinstance(error, RegistryUnavailableError):
             self._transport.fail_over(self._target)
+        waiting = sum(len(waiters) for waiters in self._waiting.values())
+        if waiting and not (
+            isinstance(error, RegistryRPCError) and error.code is StatusCode.CANCELLED
+        ):
+            # One line for the stream, not one per registration that was waiting on it.
+            log.warning("KeepAlive stream broke: %s; %d renewal(s) will retry", error, waiting)
         for waiters in self._waiting.values():
             for future in waiters:
                 if not future.done():
@@ -148,10 +157,9 @@ class KeepAliveSession:
             async with asyncio.timeout(timeout):
                 response = await future
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as err:
-            self._broken(call, RegistryUnavailableError(StatusCode.UNAVAILABLE, str(err)))
-            raise RegistryUnavailableError(
-                StatusCode.UNAVAILABLE, f"KeepAlive to {self._target} failed"
-            ) from err
+            error = self._stream_error(err)
+            self._broken(call, error)
+            raise error from err
         except TimeoutError:
             silent = f"no KeepAlive answer from {self._target} within {timeout:.3g} s"
             self._broken(call, RegistryUnavailableError(StatusCode.DEADLINE_EXCEEDED, silent))
@@ -183,7 +191,15 @@ class KeepAliveSession:
                 else:
                     await call.write(pb.KeepAliveRequest(renewals=batch))
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as err:
-            self._broken(call, RegistryUnavailableError(StatusCode.UNAVAILABLE, str(err)))
+            self._broken(call, self._stream_error(err))
+
+    def _stream_error(self, err: grpc.aio.AioRpcError | asyncio.InvalidStateError) -> RegistryError:
+        """One line naming the frontend (never grpc's multi-line error object)."""
+        if isinstance(err, grpc.aio.AioRpcError):
+            return error_from_rpc(err, self._target)
+        return RegistryUnavailableError(
+            StatusCode.UNAVAILABLE, f"KeepAlive stream to {self._target} closed"
+        )
 
     async def close(self) -> None:
         call, self._call = self._call, None

@@ -31,6 +31,7 @@ from client_sdk._errors import (
     NodeNotFoundError,
     RegistryError,
     RegistryRPCError,
+    RegistryUnavailableError,
     StatusCode,
 )
 from client_sdk._keepalive import KeepAliveSession
@@ -185,19 +186,32 @@ class Registration(AsyncClosing):
             self._on_closed(self)
 
     async def close(self) -> None:
-        """Stops renewing and deregisters (reason DEREGISTERED); idempotent."""
+        """Stops renewing and deregisters (reason DEREGISTERED); idempotent. A Deregister that
+        fails is logged (the TTL ends the registration); `deregister()` raises it instead."""
+        try:
+            await self.deregister()
+        except RegistryRPCError as err:
+            log.warning("could not deregister %s (its TTL will end it): %s", self.key, err)
+
+    async def deregister(self) -> None:
+        """Stops renewing and deregisters, as `close()`, but says when the registry could not be
+        told: the registration is CLOSED here either way, and lives on in the registry until
+        its TTL runs out. Does nothing when already closed.
+
+        Raises:
+            RegistryRPCError: the Deregister failed (RegistryUnavailableError: no frontend
+                answered). A registration already gone (NOT_FOUND) is not an error.
+        """
         if self._state is RegistrationState.CLOSED:
             return
         await self._stop_renewing()
-        if self._token:
-            request = pb.DeregisterRequest(key=_convert.key_to_pb(self.key), token=self._token)
-            try:
-                await self._transport.unary("Deregister", request)
-            except NodeNotFoundError:
-                pass  # already gone
-            except RegistryRPCError as err:
-                log.warning("could not deregister %s (its TTL will end it): %s", self.key, err)
-        self._finish()
+        try:
+            if self._token:
+                request = pb.DeregisterRequest(key=_convert.key_to_pb(self.key), token=self._token)
+                with contextlib.suppress(NodeNotFoundError):  # already gone
+                    await self._transport.unary("Deregister", request)
+        finally:
+            self._finish()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -244,7 +258,10 @@ class Registration(AsyncClosing):
                 self._set_state(RegistrationState.LOST)
                 await self._reregister()
             except RegistryError as err:
-                if self._state is RegistrationState.ACTIVE:
+                # A broken stream was logged once by the session, for all its registrations.
+                if self._state is RegistrationState.ACTIVE and not isinstance(
+                    err, RegistryUnavailableError
+                ):
                     log.warning("registration %s: renewal failed: %s", self.key, err)
                 self._set_state(RegistrationState.SUSPENDED)
                 await backoff.wait()

@@ -11,7 +11,7 @@ Exit statuses (README "CLI"):
 
 from __future__ import annotations
 
-from client_sdk import RegistryError, RegistryRPCError, StatusCode
+from client_sdk import RegistryError, RegistryRPCError, StatusCode, TlsError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,6 +32,13 @@ _HINTS = {
     StatusCode.UNAVAILABLE: "check --endpoints or NODEREGISTRY_ENDPOINTS, or retry",
 }
 
+# A TLS failure names the ClientConfig field to change (TlsError.setting): here, the options.
+_TLS_HINTS = {
+    "tls_ca_file": "--cacert or NODEREGISTRY_CACERT; --plaintext for a frontend without TLS",
+    "tls_cert_file": "--cert and --key, or NODEREGISTRY_CERT and NODEREGISTRY_KEY",
+    "": "the frontend's own certificate is at fault: REGISTRY_TLS_CERT_FILE on the frontend",
+}
+
 
 def one_line(text: str) -> str:
     """`text` with every run of whitespace (newlines included) made one space."""
@@ -41,5 +48,9 @@ def one_line(text: str) -> str:
 def error_line(err: RegistryError) -> str:
     """The line printed for an error the SDK raised: its message on one line, and a hint."""
     line = f"error: {one_line(str(err))}"
-    hint = _HINTS.get(err.code) if isinstance(err, RegistryRPCError) else None
+    hint: str | None = None
+    if isinstance(err, TlsError):
+        hint = _TLS_HINTS.get(err.setting, _TLS_HINTS[""])
+    elif isinstance(err, RegistryRPCError):
+        hint = _HINTS.get(err.code)
     return f"{line} ({hint})" if hint else line

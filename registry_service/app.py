@@ -47,6 +47,7 @@ from registry_service.rpc.servicer import RegistryServicer
 from registry_service.settings import Settings, env_name
 from registry_service.startup import (
     ServeError,
+    etcd_tls_refusal,
     listen_refusal,
     one_line,
 )
@@ -394,6 +395,10 @@ class Frontend:
                 ) from err
             except StoreUnavailableError as err:
                 if time.monotonic() + backoff.next_delay() >= deadline:
+                    endpoints = ",".join(self.settings.etcd_endpoints)
+                    refused = etcd_tls_refusal(self.settings, endpoints, str(err))
+                    if refused is not None:
+                        raise refused from err
                     raise ServeError(
                         f"cannot reach etcd at {','.join(self.settings.etcd_endpoints)} within "
                         f"{timeout:g}s ({one_line(str(err))}): set "
