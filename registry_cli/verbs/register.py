@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from pathlib import Path
 
-from client_sdk import Node, NodeKey, Registration, RegistrationState
-from registry_cli.errors import UsageError
+from client_sdk import Node, NodeKey, Registration, RegistrationState, RegistryError
+from registry_cli.errors import EXIT_FAILED, UsageError, error_line
 from registry_cli.options import ClientOptions
 from registry_cli.output import dumps, emit, node_json
 from registry_cli.verbs import Commands, StopSignal, client_verb
@@ -159,11 +160,30 @@ async def run_register(args: argparse.Namespace, options: ClientOptions) -> int:
             emit(_registered(registration, options))
             reporter = asyncio.create_task(_report_states(registration, options))
             await stop.wait()
-        await registration.close()
+        key = str(registration.key)
+        try:
+            await registration.deregister()
+        except RegistryError as err:
+            await reporter
+            return _not_deregistered(key, registration.ttl_seconds, err, options)
         await reporter
-    key = str(registration.key)
     emit(dumps({"type": "DEREGISTERED", "key": key}) if options.json else f"deregistered {key}")
     return 0
+
+
+def _not_deregistered(
+    key: str, ttl_seconds: int, err: RegistryError, options: ClientOptions
+) -> int:
+    """The registry was not told: the node stays listed until its TTL runs out. Exit 1, and
+    say so, rather than `deregistered`."""
+    if options.json:
+        emit(dumps({"type": "DEREGISTER_FAILED", "key": key, "error": str(err)}))
+    print(
+        f"{error_line(err)}; {key} was not deregistered: it stays registered until its "
+        f"{ttl_seconds}s TTL runs out",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _read_token(path: str) -> str:

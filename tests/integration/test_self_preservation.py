@@ -236,9 +236,7 @@ async def test_the_budget_holds_per_type_three_meta_nodes_beside_thirty_data_nod
     await recorder.close()
 
 
-async def test_a_developers_handful_of_nodes_is_removed_at_once_by_default(
-    start_frontend, connect
-):
+async def test_a_developers_handful_of_nodes_is_removed_at_once_by_default(start_frontend, connect):
     """Default settings, five test nodes that all stop renewing: below
     self_preservation_min_members (10) no budget holds them, so none turns SUSPECT; the same
     five in a datacenter of ten are held as before."""
@@ -248,9 +246,7 @@ async def test_a_developers_handful_of_nodes_is_removed_at_once_by_default(
     recorder = WatchRecorder(stub).start()
     for i in range(5):
         await register(stub, node(f"dev{i}"), ttl=3)
-    await recorder.wait_for(
-        lambda r: len(removed(r)) == 5, timeout=20, message="all five removed"
-    )
+    await recorder.wait_for(lambda r: len(removed(r)) == 5, timeout=20, message="all five removed")
     assert set(removed(recorder).values()) == {pb.REMOVAL_REASON_EXPIRED}
     assert not with_status(recorder, pb.NODE_STATUS_SUSPECT)
 
