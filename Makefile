@@ -105,8 +105,9 @@ system-shells:
 console-screenshot: setup system-chromium  ## regenerate docs/console.png (a registry with example nodes, headless Chromium)
 	$(PY) -m tools.console_screenshot docs/console.png
 
-dashboard: setup  ## regenerate deploy/monitoring/registry-dashboard.json from its code
+dashboard: setup  ## regenerate deploy/monitoring's dashboard JSON and PrometheusRule from their sources
 	$(PY) deploy/monitoring/dashboard.py
+	$(PY) deploy/monitoring/rules.py
 
 test-unit: setup  ## only the tests that need no etcd
 	$(PY) -m pytest -q tests/unit

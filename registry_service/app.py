@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -57,7 +58,7 @@ from registry_service.store.etcd_control import EtcdControlStore
 from registry_service.telemetry.metrics import Metrics, MetricsInterceptor
 from registry_service.web.admin import AdminServer
 from registry_service.web.admin_config import AdminConfig, Readiness
-from registry_service.web.admin_control import cluster_convergence
+from registry_service.web.admin_control import ControlRoutes, cluster_convergence
 from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
 from registry_service.web.auth import AdminAuth, client_context, server_context
@@ -185,6 +186,9 @@ class Frontend:
         )
         self.admin = AdminServer(self._admin_config())
         self.api = ApiServer(self._api_config()) if settings.http_listen else None
+        if self.api is not None:
+            api = self.api
+            self.metrics.attach_http(lambda: api.event_streams, lambda: api.waiting)
         self.announcer: Announcer | None = None
         self.server: grpc.aio.Server | None = None
         self.health_server: grpc.aio.Server | None = None
@@ -225,6 +229,12 @@ class Frontend:
         """The HTTP API port: the gRPC port's TLS, mTLS and tokens, in every worker too (the
         workers share the port: none of them is behind the supervisor there)."""
         settings = self.settings
+        auth = AdminAuth(
+            self.tokens,
+            settings.admin_token,
+            client_certificates=bool(settings.tls_cert_file and settings.tls_client_ca_file),
+            anonymous_writes=False,
+        )
         return ApiConfig(
             listen=settings.http_listen,
             reads=self.reads,
@@ -234,11 +244,7 @@ class Frontend:
                 cluster_convergence, self.hub, self.peers, self.frontend_id
             ),
             readiness=self.readiness,
-            auth=AdminAuth(
-                self.tokens,
-                settings.admin_token,
-                client_certificates=bool(settings.tls_cert_file and settings.tls_client_ca_file),
-            ),
+            auth=auth,
             streams=self.streams,
             limits=settings.limits,
             max_wait_seconds=settings.http_max_wait_seconds,
@@ -249,6 +255,8 @@ class Frontend:
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             ),
+            observe=self.metrics.observe_http,
+            control=ControlRoutes(dataclasses.replace(self._admin_config(), auth=auth)),
         )
 
     def announcement(self) -> Announcement:

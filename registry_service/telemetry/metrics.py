@@ -145,6 +145,30 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.http_requests = Counter(
+            "noderegistry_http_requests",
+            "HTTP API requests answered, by route (its pattern), method and status code.",
+            ("route", "method", "code"),
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "noderegistry_http_request_seconds",
+            "HTTP API request duration, by route and method (event streams and blocking reads: "
+            "their whole length).",
+            ("route", "method"),
+            buckets=(*_LATENCY_BUCKETS, 30, 60, 300),
+            registry=self.registry,
+        )
+
+    def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_seconds.labels(route, method).observe(seconds)
+
+    def attach_http(self, event_streams: Callable[[], int], waiting: Callable[[], int]) -> None:
+        """Registers the HTTP API's gauges, read at scrape time: open event streams, and
+        blocking reads waiting for a change."""
+        self.registry.register(_HttpCollector(event_streams, waiting))
+
     def observe_etcd(self, operation: str, seconds: float, code: str = "OK") -> None:
         self.etcd_seconds.labels(operation).observe(seconds)
         if code != "OK":
@@ -156,6 +180,23 @@ class Metrics:
     def attach(self, hub: WatchHub, evictor: Evictor) -> None:
         """Registers the collector that reads the frontend's state at scrape time."""
         self.registry.register(_StateCollector(hub, evictor))
+
+
+class _HttpCollector(Collector):
+    def __init__(self, event_streams: Callable[[], int], waiting: Callable[[], int]) -> None:
+        self._event_streams, self._waiting = event_streams, waiting
+
+    def collect(self) -> Iterator[Any]:
+        yield GaugeMetricFamily(
+            "noderegistry_http_event_streams",
+            "Open /v1/watch event streams (Server-Sent Events).",
+            value=self._event_streams(),
+        )
+        yield GaugeMetricFamily(
+            "noderegistry_http_blocking_reads",
+            "Blocking reads (/v1/nodes?index=...) waiting for a change now.",
+            value=self._waiting(),
+        )
 
 
 class _StateCollector(Collector):

@@ -9,14 +9,11 @@
                              and acknowledged, converged (to ?revision=R, default the latest)
     GET  /admin/evictor      eviction as this frontend sees it: leader?, last sweep, budgets
     GET  /admin/suspects     members held as SUSPECT by the eviction budget, with their deadline
-    POST /admin/suspects/confirm  {"nodes": [{"datacenter", "type", "id"}]} or {"datacenter": dc}:
-                             remove those suspects now (reason EVICTED)
-    POST /admin/suspects/cancel   same body: put them back UP for one more TTL
     GET  /admin/audit        ?datacenter=&type=&id=: every recorded transition of the node and
                              its cause ("why did node X leave?"); without a node: every operator
                              action and who did it
     and the cluster-wide operator routes of web/admin_control.py (frontends, the push switch,
-    convergence, actions on live nodes).
+    convergence, actions on live nodes and on suspects).
 
 Access (TLS, mTLS, bearer tokens with admin scopes) is web/auth.py's middleware.
 """
@@ -31,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from registry_service.core.self_preservation import DatacenterBudget
 from registry_service.domain import NodeKey, Scope
-from registry_service.errors import InvalidArgumentError, RegistryError
+from registry_service.errors import InvalidArgumentError
 from registry_service.hub.subscription import Subscription
 from registry_service.web.admin_config import AdminConfig, audit_json, node_json, suspect_json
 from registry_service.web.admin_control import ControlRoutes
@@ -98,8 +95,6 @@ class AdminServer:
                 web.get("/admin/subscribers", self.subscribers),
                 web.get("/admin/evictor", self.evictor),
                 web.get("/admin/suspects", self.suspects),
-                web.post("/admin/suspects/confirm", self.confirm_suspects),
-                web.post("/admin/suspects/cancel", self.cancel_suspects),
                 web.get("/admin/audit", self.audit),
                 *ControlRoutes(self._config).routes(),
             ],
@@ -209,39 +204,6 @@ class AdminServer:
                 ]
             }
         )
-
-    async def confirm_suspects(self, request: web.Request) -> web.Response:
-        return await self._settle(request, evict=True)
-
-    async def cancel_suspects(self, request: web.Request) -> web.Response:
-        return await self._settle(request, evict=False)
-
-    async def _settle(self, request: web.Request, *, evict: bool) -> web.Response:
-        try:
-            body = await request.json()
-            if "datacenter" in body:
-                keys = [
-                    registration.node.key
-                    for registration in self._operations.suspects()
-                    if registration.node.datacenter == body["datacenter"]
-                ]
-            else:
-                keys = [NodeKey(n["datacenter"], n["type"], n["id"]) for n in body["nodes"]]
-        except (ValueError, KeyError, TypeError):
-            raise InvalidArgumentError(
-                'send {"nodes": [{"datacenter": ..., "type": ..., "id": ...}]} or '
-                '{"datacenter": ...}'
-            ) from None
-        results: dict[str, dict[str, Any]] = {}
-        for key in keys:
-            try:
-                revision = await self._operations.settle_suspect(
-                    key, evict=evict, operator=self._config.auth.identify(request)
-                )
-                results[key.path] = {"revision": revision}
-            except RegistryError as err:
-                results[key.path] = {"error": str(err)}
-        return json_response({"action": "confirm" if evict else "cancel", "nodes": results})
 
     async def audit(self, request: web.Request) -> web.Response:
         """A node's transitions (?datacenter=&type=&id=), or without a node every operator

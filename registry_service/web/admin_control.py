@@ -12,6 +12,12 @@
     POST /admin/nodes/{dc}/{type}/{id}/{action}
                                        maintenance | drain | clear | evict | unhold; body
                                        {"reason": "...", "hold_seconds": N (evict)}
+    POST /admin/suspects/confirm       {"nodes": [{"datacenter", "type", "id"}]} or
+                                       {"datacenter": dc}: remove those suspects now (EVICTED)
+    POST /admin/suspects/cancel        same body: put them back UP for one more TTL
+
+The HTTP API port mounts the same handlers under /v1/cluster/ for the web console (web/api.py),
+with its own access rules: a write there always needs credentials (web/auth.py).
 
 Every write is audited with the operator's identity (web/auth.py). Registry errors become HTTP
 statuses in one place (web/edge.py).
@@ -29,7 +35,7 @@ from aiohttp import web
 from registry_service.control import PushSwitch, parse_held_scope, parse_network
 from registry_service.core.operations import OVERRIDES, PushChange, describe_switch
 from registry_service.domain import NodeKey
-from registry_service.errors import InvalidArgumentError
+from registry_service.errors import InvalidArgumentError, RegistryError
 from registry_service.web.admin_config import AdminConfig, WatchControl, node_json
 from registry_service.web.auth import OPERATOR_HEADER
 from registry_service.web.edge import error_response, json_response
@@ -124,6 +130,8 @@ class ControlRoutes:
             web.get("/admin/convergence", self.convergence),
             web.get("/admin/nodes/{datacenter}/{type}/{id}", self.node),
             web.post("/admin/nodes/{datacenter}/{type}/{id}/{action}", self.act_on_node),
+            web.post("/admin/suspects/confirm", self.confirm_suspects),
+            web.post("/admin/suspects/cancel", self.cancel_suspects),
         ]
 
     async def frontends(self, request: web.Request) -> web.Response:
@@ -238,3 +246,36 @@ class ControlRoutes:
                 "operator": operator,
             }
         )
+
+    async def confirm_suspects(self, request: web.Request) -> web.Response:
+        return await self._settle(request, evict=True)
+
+    async def cancel_suspects(self, request: web.Request) -> web.Response:
+        return await self._settle(request, evict=False)
+
+    async def _settle(self, request: web.Request, *, evict: bool) -> web.Response:
+        try:
+            body = await request.json()
+            if "datacenter" in body:
+                keys = [
+                    registration.node.key
+                    for registration in self._operations.suspects()
+                    if registration.node.datacenter == body["datacenter"]
+                ]
+            else:
+                keys = [NodeKey(n["datacenter"], n["type"], n["id"]) for n in body["nodes"]]
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgumentError(
+                'send {"nodes": [{"datacenter": ..., "type": ..., "id": ...}]} or '
+                '{"datacenter": ...}'
+            ) from None
+        results: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            try:
+                revision = await self._operations.settle_suspect(
+                    key, evict=evict, operator=self._config.auth.identify(request)
+                )
+                results[key.path] = {"revision": revision}
+            except RegistryError as err:
+                results[key.path] = {"error": str(err)}
+        return json_response({"action": "confirm" if evict else "cancel", "nodes": results})

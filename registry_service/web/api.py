@@ -13,6 +13,10 @@
                                    eviction budget holds members back      (scope admin:read)
     GET /v1/cluster/convergence     every frontend's subscribers against ?revision=R
                                                                            (scope admin:read)
+    GET /v1/cluster/frontends, GET|PUT /v1/cluster/push, GET /v1/cluster/nodes/{dc}/{type}/{id},
+    POST /v1/cluster/nodes/{dc}/{type}/{id}/{action}, POST /v1/cluster/suspects/confirm|cancel
+                                   the admin port's operator routes (web/admin_control.py), for
+                                   the console (reads admin:read; writes admin:write, always)
     GET /v1/openapi.json            the OpenAPI 3 document of all this
     GET /ui/                        the console (console/: one page, no build step)
     GET /healthz, /readyz           as on the admin port
@@ -89,10 +93,16 @@ class ApiServer:
         self._openapi = openapi_document()
         self.waiting = 0
         """Blocking reads waiting for a change now."""
+        self._watch_streams = WatchStreams(config.reads, config.auth, config.streams)
         self.port = 0
 
+    @property
+    def event_streams(self) -> int:
+        """Open /v1/watch streams now."""
+        return self._watch_streams.open
+
     def routes(self) -> list[web.RouteDef]:
-        streams = WatchStreams(self._config.reads, self._config.auth, self._config.streams)
+        streams = self._watch_streams
         return [
             web.get("/v1/nodes", self.nodes),
             web.get("/v1/nodes/{datacenter}/{type}/{id}", self.node),
@@ -100,6 +110,7 @@ class ApiServer:
             web.get("/v1/audit/{datacenter}/{type}/{id}", self.audit),
             web.get("/v1/cluster/suspects", self.suspects),
             web.get("/v1/cluster/convergence", self.convergence),
+            *self._operator_routes(),
             web.get("/v1/openapi.json", self.openapi),
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
@@ -110,10 +121,30 @@ class ApiServer:
             web.get("/ui/{name}", self.console),
         ]
 
+    def _operator_routes(self) -> list[web.RouteDef]:
+        """The admin port's own handlers, under /v1/cluster/: the console acts through the
+        same code, and audits the same way, as `noderegistry admin` (writes: admin:write)."""
+        control = self._config.control
+        if control is None:
+            return []
+        node = "/v1/cluster/nodes/{datacenter}/{type}/{id}"
+        return [
+            web.get("/v1/cluster/frontends", control.frontends),
+            web.get("/v1/cluster/push", control.push),
+            web.put("/v1/cluster/push", control.set_push),
+            web.get(node, control.node),
+            web.post(node + "/{action}", control.act_on_node),
+            web.post("/v1/cluster/suspects/confirm", control.confirm_suspects),
+            web.post("/v1/cluster/suspects/cancel", control.cancel_suspects),
+        ]
+
     async def start(self, *, reuse_port: bool = False) -> None:
         config = self._config
         app = new_app(
-            self.routes(), config.auth.middleware(), client_max_size=config.max_request_bytes
+            self.routes(),
+            config.auth.middleware(),
+            client_max_size=config.max_request_bytes,
+            observe=config.observe,
         )
         self._runner, self.port = await start_site(
             app,

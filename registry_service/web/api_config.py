@@ -24,7 +24,9 @@ from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.subscription import Subscription
 from registry_service.rpc.access import StreamCounter
 from registry_service.web.admin_config import Readiness
+from registry_service.web.admin_control import ControlRoutes
 from registry_service.web.auth import AdminAuth
+from registry_service.web.edge import HttpObserver
 
 
 class NodeReads(Protocol):
@@ -90,3 +92,8 @@ class ApiConfig:
     shutdown_grace_seconds: float = 5.0
     """On stop, how long open requests get before they are cancelled."""
     ssl_context: ssl.SSLContext | None = None
+    observe: HttpObserver | None = None
+    """Request metrics (route, method, status, seconds): telemetry/metrics.py's."""
+    control: ControlRoutes | None = None
+    """The admin port's operator handlers (frontends, push switch, actions on nodes and
+    suspects), mounted under /v1/cluster/ for the console; None: the port only reads."""

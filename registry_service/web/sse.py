@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -97,10 +98,12 @@ class WatchStreams:
         self._reads = reads
         self._auth = auth
         self._streams = streams
+        self.open = 0
+        """Streams open now (the metric noderegistry_http_event_streams)."""
 
     async def watch(self, request: web.Request) -> web.StreamResponse:
         scope, resume = watch_query(request.query, request.headers)
-        with self._streams.hold(self._auth.identify(request)):
+        with self._streams.hold(self._auth.identify(request)), self._counted():
             subscription = await self._reads.watch(scope, resume, peer=grpc_style_peer(request))
             position = EventPosition(resume)
             response = web.StreamResponse(headers=_HEADERS)
@@ -122,3 +125,11 @@ class WatchStreams:
             finally:
                 subscription.close()
             return response
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        self.open += 1
+        try:
+            yield
+        finally:
+            self.open -= 1
