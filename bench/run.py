@@ -34,6 +34,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.console import console_figures
 from bench.expiry import mass_expiry, silent_nodes
 from bench.federation import cross_datacenter
 from bench.leases import lease_figures
@@ -55,6 +56,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "leases": 0,
         "silent": 5,
         "mass": 0,
+        "console": {"nodes": 200, "changes": 20},
     },
     "quick": {
         "subscribers": [100, 1000],
@@ -65,6 +67,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "leases": 2000,
         "silent": 100,
         "mass": 2000,
+        "console": {"nodes": 10000, "changes": 100},
     },
     "full": {
         "subscribers": [100, 1000, 5000],
@@ -75,6 +78,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "leases": 3000,
         "silent": 100,
         "mass": 10000,
+        "console": {"nodes": 10000, "changes": 100},
     },
 }
 
@@ -812,6 +816,10 @@ class Bench:
                         False,
                         "the subscriber streams did not all open within 300 s",
                     )
+            if self.config.get("console"):  # bench/console.py: last, its nodes stay in etcd
+                await console_figures(
+                    self.results.add, self.etcd.endpoint, self.workdir, **self.config["console"]
+                )
         finally:
             await self.close()
         return self.results

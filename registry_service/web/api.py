@@ -61,6 +61,7 @@ _CONSOLE_FILES = {
     "index.html": "text/html",
     "console.css": "text/css",
     "console.js": "text/javascript",
+    "operator.js": "text/javascript",
     "favicon.svg": "image/svg+xml",
 }
 # Nothing from outside, nothing inline: the console's own files only.

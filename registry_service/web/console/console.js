@@ -1,24 +1,39 @@
-// node-registry console: the live node list over /v1/watch (Server-Sent Events read through
-// fetch(), so that a bearer token goes in the Authorization header, never in a URL), and the
-// operator's views (/v1/cluster/..., /v1/audit/...), which need a token with admin:read when the
-// registry has tokens: without one the console shows the nodes only.
+// node-registry console, part one: the live node list over /v1/watch (Server-Sent Events read
+// through fetch(), so that a bearer token goes in the Authorization header, never in a URL).
+//
+// Built for 10,000 nodes and more: the nodes live in a Map, beside their keys in order and their
+// counts per datacenter and type, all three kept up to date by each event (a binary search, no
+// pass over every node); an event asks for one repaint on the next animation frame (a burst of
+// changes costs one); a repaint rewrites the counts and, in place and keyed by node, the rows of
+// the visible page, never more than one page of rows. operator.js adds the operator's panels
+// and actions.
 "use strict";
 
 const TOKEN_KEY = "noderegistry.token"; // sessionStorage: gone when the tab closes
-const PANEL_REFRESH_MS = 5000;
+const PAGE_SIZE = 100;
 const ICONS = { UP: "●", DRAINING: "◐", SUSPECT: "▲", OUT_OF_SERVICE: "■" };
+const STATUSES = ["UP", "DRAINING", "SUSPECT", "OUT_OF_SERVICE"];
 
 const state = {
   nodes: new Map(), // "dc/type/id" -> node
+  sorted: [], // the keys in order, kept so as nodes come and go (binary search)
+  counts: new Map(), // "dc/type" -> {total, UP, DRAINING, SUSPECT, OUT_OF_SERVICE}, kept so too
   datacenters: new Map(), // name -> {remote, stale, ageSeconds} (a followed one is remote)
   eventId: "", // where the stream stands (the last event's id): sent back to resume
   revision: 0, // this frontend's etcd's
   stale: false,
   ageSeconds: 0,
   selected: null,
+  page: 0,
+  filter: { text: "", datacenter: "", type: "", status: "" },
   token: sessionStorage.getItem(TOKEN_KEY) || "",
+  tokenRefused: "", // why the watch was refused (401/403), shown where the nodes would be
   stream: null, // AbortController of the open watch
   tokenChanged: null, // resolves when the token changes (a refused watch waits for it)
+  repaintAsked: false,
+  painted: false,
+  onTokenChange: [], // operator.js's refreshes
+  onNodesPainted: [], // operator.js's node panel follows its node
 };
 
 const $ = (id) => document.getElementById(id);
@@ -54,6 +69,13 @@ function statusBadge(status) {
   return badge;
 }
 
+function metadataText(node) {
+  return Object.entries(node.metadata || {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, value]) => `${key}=${value}`)
+    .join(", ");
+}
+
 function when(seconds) {
   // 2026-12-01 17:02:26Z: UTC, to the second, as the logs and the CLI write times
   return seconds ? new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "–";
@@ -80,14 +102,16 @@ async function errorMessage(response) {
 async function readEvents(body, onEvent) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
+  let searched = 0; // the buffer holds no event's end before this (a snapshot spans many reads)
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
     buffer += value;
     let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
+    while ((end = buffer.indexOf("\n\n", searched)) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
+      searched = 0;
       let name = "message";
       let id = null;
       const data = [];
@@ -101,6 +125,7 @@ async function readEvents(body, onEvent) {
       }
       if (data.length) onEvent(name, id, JSON.parse(data.join("\n")));
     }
+    searched = Math.max(0, buffer.length - 1);
   }
 }
 
@@ -112,11 +137,49 @@ function noteDatacenter(entry) {
   });
 }
 
+function count(node, step) {
+  const cell = `${node.datacenter}/${node.type}`;
+  let counted = state.counts.get(cell);
+  if (!counted) state.counts.set(cell, (counted = { total: 0, UP: 0, DRAINING: 0, SUSPECT: 0, OUT_OF_SERVICE: 0 }));
+  counted.total += step;
+  counted[node.status] += step;
+  if (!counted.total) state.counts.delete(cell);
+}
+
+// Where `key` is, or would go, in the sorted keys.
+function position(key) {
+  let low = 0;
+  let high = state.sorted.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (state.sorted[middle] < key) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+function putNode(key, node) {
+  const old = state.nodes.get(key);
+  if (old) count(old, -1);
+  else state.sorted.splice(position(key), 0, key);
+  state.nodes.set(key, node);
+  count(node, 1);
+}
+
+function dropNode(key) {
+  const old = state.nodes.get(key);
+  if (!old) return;
+  count(old, -1);
+  state.nodes.delete(key);
+  state.sorted.splice(position(key), 1);
+}
+
 function applyEvent(name, id, data) {
   if (name === "error") throw new Error(`${data.error.code}: ${data.error.message}`);
   if (id !== null) state.eventId = id;
   if (name === "snapshot") {
-    // A whole list, or (with `datacenter`) one followed datacenter's list alone.
+    // A whole list, or (with `datacenter`) one followed datacenter's list alone: rebuilt at
+    // once, sorted once.
     for (const key of [...state.nodes.keys()]) {
       if (!data.datacenter || key.startsWith(`${data.datacenter}/`)) state.nodes.delete(key);
     }
@@ -125,20 +188,21 @@ function applyEvent(name, id, data) {
       noteDatacenter(datacenter);
       for (const node of datacenter.nodes) state.nodes.set(keyOf(node), node);
     }
+    state.sorted = [...state.nodes.keys()].sort();
+    state.counts.clear();
+    for (const node of state.nodes.values()) count(node, 1);
   } else if (name === "delta") {
     for (const change of data.events) {
       if (!state.datacenters.has(change.node.datacenter)) {
         noteDatacenter({ datacenter: change.node.datacenter, remote: !!data.datacenter, stale: false, age_seconds: 0 });
       }
-      if (change.type === "REMOVED") state.nodes.delete(keyOf(change.node));
-      else state.nodes.set(keyOf(change.node), change.node);
+      const key = keyOf(change.node);
+      if (change.type === "REMOVED") dropNode(key);
+      else putNode(key, change.node);
     }
-  }
-  let redraw = name !== "progress";
-  if (name === "progress" && data.datacenter) {
+  } else if (name === "progress" && data.datacenter) {
     const known = state.datacenters.get(data.datacenter);
     if (known) {
-      redraw = known.stale !== data.stale; // the grid is redrawn only when it shows something new
       known.stale = data.stale;
       known.ageSeconds = data.age_seconds;
     }
@@ -148,8 +212,7 @@ function applyEvent(name, id, data) {
     state.stale = data.stale !== undefined ? data.stale : state.stale;
     state.ageSeconds = data.age_seconds !== undefined ? data.age_seconds : state.ageSeconds;
   }
-  if (redraw) renderNodes();
-  renderFreshness();
+  askRepaint();
 }
 
 function waitForToken() {
@@ -168,17 +231,24 @@ async function watchForever() {
     // datacenter's etcd and each followed datacenter in that one's own revisions.
     if (state.eventId) headers["Last-Event-ID"] = state.eventId;
     try {
+      if (!state.painted) performance.mark("console:watch-start");
       const response = await fetch("/v1/watch?datacenter_revisions=true", {
         headers,
         signal: controller.signal,
         cache: "no-store",
       });
       if (response.status === 401 || response.status === 403) {
-        setConnection(`refused: ${await errorMessage(response)}; enter a token with the watch scope`, false);
+        const why = await errorMessage(response);
+        state.tokenRefused = response.status === 401
+          ? `A token is needed: this registry lists its nodes only to a token with the watch scope. Enter one above. (${why})`
+          : `This token may not list the nodes: it needs the watch scope. (${why})`;
+        setConnection(response.status === 401 ? "a token is needed: enter a token with the watch scope" : `refused: ${why}; enter a token with the watch scope`, false);
+        askRepaint();
         await Promise.race([waitForToken(), sleep(30000)]);
         continue;
       }
       if (!response.ok) throw new Error(await errorMessage(response));
+      state.tokenRefused = "";
       setConnection("live", true);
       backoff = 500;
       await readEvents(response.body, applyEvent);
@@ -192,193 +262,216 @@ async function watchForever() {
   }
 }
 
-// -- rendering ------------------------------------------------------------------------------
+// -- filtering and paging -------------------------------------------------------------------
 
-function renderFreshness() {
+// "zone=a" matches that metadata entry; any other text matches a part of the node's id,
+// address or metadata.
+function textMatcher(text) {
+  const wanted = text.trim().toLowerCase();
+  if (!wanted) return null;
+  const equals = wanted.indexOf("=");
+  if (equals > 0) {
+    const key = wanted.slice(0, equals);
+    const value = wanted.slice(equals + 1);
+    return (node) => Object.entries(node.metadata || {}).some(
+      ([k, v]) => k.toLowerCase() === key && (!value || v.toLowerCase() === value),
+    );
+  }
+  return (node) => node.id.includes(wanted) || node.address.includes(wanted)
+    || metadataText(node).toLowerCase().includes(wanted);
+}
+
+// The nodes of page `page` (PAGE_SIZE a page) among those the filter matches, and how many
+// match. Without a filter, a slice of the sorted keys: no pass over every node.
+function pageOf(page) {
+  const { text, datacenter, type, status } = state.filter;
+  const first = page * PAGE_SIZE;
+  if (!text.trim() && !datacenter && !type && !status) {
+    const keys = state.sorted.slice(first, first + PAGE_SIZE);
+    return { total: state.sorted.length, visible: keys.map((key) => state.nodes.get(key)) };
+  }
+  const byText = textMatcher(text);
+  const visible = [];
+  let total = 0;
+  for (const key of state.sorted) {
+    const node = state.nodes.get(key);
+    if (datacenter && node.datacenter !== datacenter) continue;
+    if (type && node.type !== type) continue;
+    if (status && node.status !== status) continue;
+    if (byText && !byText(node)) continue;
+    if (total >= first && visible.length < PAGE_SIZE) visible.push(node);
+    total += 1;
+  }
+  return { total, visible };
+}
+
+function readFilters() {
+  state.filter = {
+    text: $("f-text").value,
+    datacenter: $("f-datacenter").value,
+    type: $("f-type").value,
+    status: $("f-status").value,
+  };
+  state.page = 0;
+  askRepaint();
+}
+
+function setSelect(select, values) {
+  const current = select.value;
+  const have = [...select.options].slice(1).map((option) => option.value);
+  if (have.join("\n") === values.join("\n")) return;
+  select.replaceChildren(element("option", { value: "", text: "all" }));
+  for (const value of values) select.append(element("option", { value, text: value }));
+  select.value = values.includes(current) ? current : "";
+}
+
+// -- painting -------------------------------------------------------------------------------
+
+function askRepaint() {
+  if (state.repaintAsked) return;
+  state.repaintAsked = true;
+  requestAnimationFrame(repaint);
+}
+
+function repaint() {
+  state.repaintAsked = false;
+  const groups = countGroups();
+  paintGroups(groups);
+  paintRows();
+  paintFreshness();
+  document.body.dataset.renderedRevision = String(state.revision);
+  if (!state.painted && state.revision) {
+    state.painted = true;
+    performance.mark("console:nodes-painted");
+  }
+  for (const callback of state.onNodesPainted) callback();
+}
+
+function countGroups() {
+  const types = new Set([...state.counts.keys()].map((cell) => cell.slice(cell.indexOf("/") + 1)));
+  return { counts: state.counts, types: [...types].sort(), datacenters: [...state.datacenters.keys()].sort() };
+}
+
+function groupCell(datacenter, type, count) {
+  const selected = state.filter.datacenter === datacenter && state.filter.type === type;
+  const parts = [element("span", { class: "total", text: String(count ? count.total : 0) })];
+  for (const status of STATUSES.slice(1)) {
+    if (count && count[status]) parts.push(element("span", { class: `status status-${status.toLowerCase()}`, text: ` ${ICONS[status]} ${count[status]}` }));
+  }
+  const button = element("button", {
+    type: "button",
+    class: `group${selected ? " selected" : ""}`,
+    "data-group": `${datacenter}/${type}`,
+    "aria-label": `${datacenter}/${type}: ${count ? count.total : 0} nodes; show them`,
+    onclick: () => {
+      const same = state.filter.datacenter === datacenter && state.filter.type === type;
+      $("f-datacenter").value = same ? "" : datacenter;
+      $("f-type").value = same ? "" : type;
+      readFilters();
+    },
+  }, ...parts);
+  return button;
+}
+
+function paintGroups({ counts, types, datacenters }) {
+  $("node-count").textContent = `(${state.nodes.size.toLocaleString("en")} in ${datacenters.length} datacenter${datacenters.length === 1 ? "" : "s"})`;
+  setSelect($("f-datacenter"), datacenters);
+  setSelect($("f-type"), types);
+  const head = $("groups-head");
+  const wanted = ["datacenter \\ type", ...types];
+  if ([...head.children].map((th) => th.textContent).join("\n") !== wanted.join("\n")) {
+    head.replaceChildren(...wanted.map((text) => element("th", { scope: "col", text })));
+  }
+  const body = $("groups-body");
+  const rows = new Map([...body.children].map((row) => [row.dataset.datacenter, row]));
+  const ordered = [];
+  for (const datacenter of datacenters) {
+    const about = state.datacenters.get(datacenter);
+    const heading = element("th", { scope: "row", text: datacenter });
+    if (about.remote) heading.append(element("span", { class: "remote", text: "followed from its own registry" }));
+    if (about.stale) heading.append(element("span", { class: "stale", text: `STALE, last heard ${about.ageSeconds}s ago` }));
+    const cells = types.map((type) => element("td", {}, groupCell(datacenter, type, counts.get(`${datacenter}/${type}`))));
+    let row = rows.get(datacenter);
+    if (!row) row = element("tr", { "data-datacenter": datacenter });
+    row.replaceChildren(heading, ...cells); // one row per datacenter: a handful of cells
+    ordered.push(row);
+  }
+  body.replaceChildren(...ordered);
+}
+
+function fillRow(row, node) {
+  const key = keyOf(node);
+  row.dataset.node = key;
+  row.dataset.status = node.status;
+  row.className = `node status-${node.status.toLowerCase()}${state.selected === key ? " selected" : ""}`;
+  const open = element("button", {
+    type: "button",
+    class: "node-open",
+    "aria-label": `${key}, ${node.status}, ${node.address}; show it`,
+    onclick: () => selectNode(key),
+  }, element("span", { class: "id", text: node.id }), element("span", { class: "where", text: `${node.datacenter}/${node.type}` }));
+  const metadata = metadataText(node);
+  row.replaceChildren(
+    element("td", {}, open),
+    element("td", {}, statusBadge(node.status)),
+    element("td", { class: "address", text: node.address }),
+    element("td", { text: String(node.incarnation) }),
+    element("td", { class: "metadata", text: metadata || "–", title: metadata }),
+  );
+  row.shown = node;
+  row.shownSelected = state.selected === key;
+}
+
+function paintRows() {
+  let { total, visible } = pageOf(state.page);
+  const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+  if (state.page > pages - 1) {
+    state.page = pages - 1; // the list shrank under the page shown
+    ({ total, visible } = pageOf(state.page));
+  }
+  const first = state.page * PAGE_SIZE;
+  const body = $("node-rows");
+  const existing = new Map([...body.children].map((row) => [row.dataset.node, row]));
+  const rows = visible.map((node) => {
+    const key = keyOf(node);
+    let row = existing.get(key);
+    if (!row) {
+      row = element("tr");
+      // The whole row opens the node; its first cell's button does the same from a keyboard.
+      row.addEventListener("click", (event) => {
+        if (!event.target.closest("button")) selectNode(row.dataset.node);
+      });
+    }
+    // Rewritten only when its node changed (a new object per change) or was (de)selected.
+    if (row.shown !== node || row.shownSelected !== (state.selected === key)) fillRow(row, node);
+    return row;
+  });
+  const same = rows.length === body.children.length && rows.every((row, i) => body.children[i] === row);
+  if (!same) body.replaceChildren(...rows);
+  const empty = $("nodes-empty");
+  const notice = $("nodes-notice");
+  notice.hidden = !state.tokenRefused;
+  notice.textContent = state.tokenRefused;
+  empty.hidden = total > 0 || !!state.tokenRefused;
+  empty.textContent = state.nodes.size ? "No node matches the filter." : state.revision ? "No nodes registered." : "No nodes yet.";
+  $("page-info").textContent = total
+    ? `${(first + 1).toLocaleString("en")}–${(first + visible.length).toLocaleString("en")} of ${total.toLocaleString("en")}${total === state.nodes.size ? "" : " matching"} · page ${state.page + 1} of ${pages}`
+    : "";
+  $("page-previous").disabled = state.page === 0;
+  $("page-next").disabled = state.page >= pages - 1;
+}
+
+function paintFreshness() {
   $("revision").textContent = state.revision ? String(state.revision) : "–";
   $("freshness").textContent = state.stale
     ? `STALE: the frontend cannot reach etcd (last heard ${state.ageSeconds}s ago)`
     : "current";
 }
 
-function nodeButton(node) {
-  const key = keyOf(node);
-  const button = element("button", {
-    type: "button",
-    class: `node status-${node.status.toLowerCase()}${state.selected === key ? " selected" : ""}`,
-    "data-node": key,
-    "data-status": node.status,
-    "aria-label": `${node.id}, ${node.status}, ${node.address}; show its audit trail`,
-    onclick: () => showAudit(key),
-  });
-  button.append(
-    statusBadge(node.status),
-    element("span", { class: "id", text: node.id }),
-    element("span", { class: "address", text: node.address }),
-  );
-  return button;
-}
-
-function renderNodes() {
-  const byCell = new Map();
-  const types = new Set();
-  for (const node of state.nodes.values()) {
-    types.add(node.type);
-    const cell = `${node.datacenter}/${node.type}`;
-    if (!byCell.has(cell)) byCell.set(cell, []);
-    byCell.get(cell).push(node);
-  }
-  const datacenters = [...state.datacenters.keys()].sort();
-  const columns = [...types].sort();
-  $("node-count").textContent = `(${state.nodes.size} in ${datacenters.length} datacenter${datacenters.length === 1 ? "" : "s"})`;
-  const grid = $("grid");
-  grid.replaceChildren();
-  if (!state.nodes.size) {
-    grid.append(element("p", { class: "empty", text: "No nodes registered." }));
-    return;
-  }
-  const head = element("tr", {}, element("th", { scope: "col", text: "datacenter \\ type" }));
-  for (const type of columns) head.append(element("th", { scope: "col", text: type }));
-  const body = element("tbody");
-  for (const datacenter of datacenters) {
-    const about = state.datacenters.get(datacenter);
-    const heading = element("th", { scope: "row", text: datacenter });
-    if (about.remote) heading.append(element("span", { class: "remote", text: "followed from its own registry" }));
-    if (about.stale) heading.append(element("span", { class: "stale", text: `STALE, last heard ${about.ageSeconds}s ago` }));
-    const row = element("tr", { "data-datacenter": datacenter }, heading);
-    for (const type of columns) {
-      const nodes = (byCell.get(`${datacenter}/${type}`) || []).sort((a, b) => a.id.localeCompare(b.id));
-      const list = element("ul", { class: "cell" });
-      for (const node of nodes) list.append(element("li", {}, nodeButton(node)));
-      row.append(element("td", {}, list));
-    }
-    body.append(row);
-  }
-  grid.append(element("table", { class: "grid" }, element("thead", {}, head), body));
-}
-
-function table(columns, rows) {
-  const head = element("tr");
-  for (const column of columns) head.append(element("th", { scope: "col", text: column }));
-  const body = element("tbody");
-  for (const row of rows) {
-    const line = element("tr");
-    for (const cell of row) line.append(cell instanceof Node ? element("td", {}, cell) : element("td", { text: String(cell) }));
-    body.append(line);
-  }
-  return element("table", {}, element("thead", {}, head), body);
-}
-
-function yesNo(value) {
-  return element("span", { class: value ? "yes" : "no", text: value ? "yes" : "no" });
-}
-
-// -- the operator's views (admin:read) ------------------------------------------------------
-
-async function fetchJson(path) {
-  const response = await fetch(path, { headers: authHeaders(), cache: "no-store" });
-  if (response.ok) return { ok: true, body: await response.json() };
-  return { ok: false, status: response.status, message: await errorMessage(response) };
-}
-
-function refusal(target, answer) {
-  const text = answer.status === 401 || answer.status === 403
-    ? `Needs a token with the admin:read scope (${answer.message}). Without one the console is read-only and shows the nodes only.`
-    : `Not available: ${answer.message}`;
-  target.replaceChildren(element("p", { class: "note", text }));
-}
-
-async function refreshSuspects() {
-  const target = $("suspects");
-  const alarm = $("alarm");
-  const answer = await fetchJson("/v1/cluster/suspects");
-  if (!answer.ok) {
-    refusal(target, answer);
-    alarm.hidden = true;
-    return;
-  }
-  const body = answer.body;
-  const preserving = body.datacenters.filter((dc) => dc.self_preservation);
-  alarm.hidden = !preserving.length;
-  alarm.textContent = preserving.length
-    ? `Self-preservation: ${preserving.map((dc) => `${dc.datacenter} holds ${dc.suspects} of ${dc.members} members as SUSPECT`).join("; ")}. More nodes stopped renewing than the eviction budget removes; confirm or cancel them with noderegistry admin suspects.`
-    : "";
-  const summary = element("p", {
-    text: preserving.length
-      ? `ALARM: ${preserving.length} datacenter(s) in self-preservation.`
-      : "No datacenter is in self-preservation: every expired node was removed within the budget.",
-  });
-  const parts = [summary];
-  if (body.suspects.length) {
-    parts.push(table(
-      ["node", "since", "removed at the latest"],
-      body.suspects.map((s) => [`${s.datacenter}/${s.type}/${s.id}`, when(s.suspect_since), when(s.removed_at_the_latest)]),
-    ));
-  }
-  target.replaceChildren(...parts);
-}
-
-async function refreshConvergence() {
-  const target = $("convergence");
-  const answer = await fetchJson("/v1/cluster/convergence");
-  if (!answer.ok) {
-    refusal(target, answer);
-    return;
-  }
-  const body = answer.body;
-  // Only a subscriber that acknowledges (AckWatch) can be seen to converge; the others (this
-  // console's own event stream among them) are listed, never counted as behind.
-  const acknowledging = body.subscribers.filter((s) => s.acknowledging);
-  const behind = acknowledging.filter((s) => !s.converged);
-  const parts = [element("p", {
-    text: `${body.subscribers.length} subscriber(s) on ${body.frontends.length} frontend(s); ` +
-      `${behind.length} of ${acknowledging.length} acknowledging subscriber(s) not converged to revision ${body.revision}` +
-      (behind.length ? ` (the oldest owes it for ${body.oldest_pending_seconds}s)` : "") + ".",
-  })];
-  if (body.unreachable.length) {
-    parts.push(element("p", { class: "no", text: `Unreachable: ${body.unreachable.map((u) => u.frontend).join(", ")}` }));
-  }
-  if (body.subscribers.length) {
-    parts.push(table(
-      ["frontend", "peer", "scope", "sent", "acked", "converged"],
-      body.subscribers.map((s) => [
-        s.frontend,
-        s.peer.replace(/^ipv[46]:/, ""),
-        `${(s.scope.datacenters || []).join(",") || "*"}/${(s.scope.types || []).join(",") || "*"}`,
-        s.sent_revision,
-        s.acknowledging ? s.acked_revision : "–",
-        s.acknowledging ? yesNo(s.converged) : element("span", { class: "na", text: "does not ack" }),
-      ]),
-    ));
-  }
-  target.replaceChildren(...parts);
-}
-
-async function showAudit(key) {
+function selectNode(key) {
   state.selected = key;
-  renderNodes();
-  const target = $("audit");
-  target.replaceChildren(element("p", { class: "note", text: `Loading ${key}…` }));
-  const answer = await fetchJson(`/v1/audit/${key.split("/").map(encodeURIComponent).join("/")}`);
-  if (!answer.ok) {
-    refusal(target, answer);
-    return;
-  }
-  const entries = answer.body.entries;
-  target.replaceChildren(
-    element("p", { "data-audit-node": key, text: `${key}: ${entries.length} recorded transition(s)` }),
-    table(
-      ["time", "cause", "inc.", "by", "detail"],
-      entries.map((e) => [when(e.time), e.cause, e.incarnation, e.operator || e.frontend, e.detail]),
-    ),
-  );
-}
-
-async function refreshPanels() {
-  for (;;) {
-    await Promise.allSettled([refreshSuspects(), refreshConvergence()]);
-    await sleep(PANEL_REFRESH_MS);
-  }
+  askRepaint();
+  if (window.showNode) window.showNode(key);
 }
 
 // -- the token ------------------------------------------------------------------------------
@@ -389,9 +482,7 @@ function useToken(token) {
   else sessionStorage.removeItem(TOKEN_KEY);
   if (state.stream) state.stream.abort(); // reconnects with the token, resuming where it was
   if (state.tokenChanged) state.tokenChanged();
-  refreshSuspects();
-  refreshConvergence();
-  if (state.selected) showAudit(state.selected);
+  for (const callback of state.onTokenChange) callback();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -404,6 +495,18 @@ document.addEventListener("DOMContentLoaded", () => {
     $("token").value = "";
     useToken("");
   });
+  $("filters").addEventListener("submit", (event) => event.preventDefault());
+  $("filters").addEventListener("input", readFilters);
+  $("filters").addEventListener("change", readFilters);
+  $("filters").addEventListener("reset", () => setTimeout(readFilters, 0));
+  $("page-previous").addEventListener("click", () => {
+    state.page = Math.max(0, state.page - 1);
+    askRepaint();
+  });
+  $("page-next").addEventListener("click", () => {
+    state.page += 1;
+    askRepaint();
+  });
   watchForever();
-  refreshPanels();
+  askRepaint();
 });
