@@ -226,9 +226,8 @@ async function refreshSuspects() {
       }));
     }
   }
-  parts.push(element("p", { class: "result", id: "suspects-result", role: "status" }));
-  const previous = $("suspects-result");
-  if (previous && previous.textContent) parts[parts.length - 1].replaceWith(previous);
+  const previous = $("suspects-result"); // the outcome of the last action stays in view
+  parts.push(previous && previous.textContent ? previous : element("p", { class: "result", id: "suspects-result", role: "status" }));
   target.replaceChildren(...parts);
 }
 
