@@ -29,7 +29,7 @@ from client_sdk._errors import (
     error_for_number,
 )
 from client_sdk._models import NodeKey
-from client_sdk._transport import Transport, error_from_rpc
+from client_sdk._transport import Transport, error_from_rpc, one_line
 
 Answer: TypeAlias = pb.KeepAliveResponse | pb.RenewalResult
 log = logging.getLogger("client_sdk")
@@ -194,11 +194,14 @@ class KeepAliveSession:
             self._broken(call, self._stream_error(err))
 
     def _stream_error(self, err: grpc.aio.AioRpcError | asyncio.InvalidStateError) -> RegistryError:
-        """One line naming the frontend (never grpc's multi-line error object)."""
+        """A broken stream, whatever grpc's code: UNAVAILABLE (the renewals move to the next
+        frontend), in one line naming the frontend (never grpc's multi-line error object)."""
         if isinstance(err, grpc.aio.AioRpcError):
-            return error_from_rpc(err, self._target)
+            cause = f"{err.code().name}: {one_line(err.details() or '')}"
+        else:
+            cause = "closed"
         return RegistryUnavailableError(
-            StatusCode.UNAVAILABLE, f"KeepAlive stream to {self._target} closed"
+            StatusCode.UNAVAILABLE, f"KeepAlive stream to {self._target} failed ({cause})"
         )
 
     async def close(self) -> None:
