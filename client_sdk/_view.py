@@ -104,8 +104,11 @@ class WatchView:
 
     @property
     def stale(self) -> bool:
-        """The frontend said it cannot reach etcd, a remote datacenter's list is stale, or a
-        suspicious shrink is held back."""
+        """Whether the view may be out of date.
+
+        The frontend said it cannot reach etcd, a remote datacenter's list is stale, or a
+        suspicious shrink is held back.
+        """
         return (
             self._held_since is not None
             or self._frontend_stale
@@ -155,9 +158,12 @@ class WatchView:
         states: Mapping[str, DatacenterState] | None = None,
         datacenter: str = "",
     ) -> ViewUpdate:
-        """The whole scope at `revision` (the first message, or a resync after a gap), each
-        datacenter's state in `states`; or, with `datacenter`, that remote datacenter's list
-        alone at its registry's `revision`, replacing only what the view had of it."""
+        """Applies a whole list: the first message, or a resync after a gap.
+
+        The whole scope at `revision`, each datacenter's state in `states`; or, with
+        `datacenter`, that remote datacenter's list alone at its registry's `revision`,
+        replacing only what the view had of it.
+        """
         if resync:
             self.resyncs += 1
         states = states or {}
@@ -189,8 +195,10 @@ class WatchView:
     def apply_delta(
         self, events: Sequence[NodeEvent], revision: int, *, relisted: bool, datacenter: str = ""
     ) -> ViewUpdate:
-        """The changes of one revision (of `datacenter`'s registry when set); `relisted` ones
-        are diffed against the view instead."""
+        """Applies the changes of one revision (of `datacenter`'s registry when set).
+
+        `relisted` changes are diffed against the view instead.
+        """
         if datacenter:
             previous = self._remote.get(datacenter, DatacenterState(0, remote=True))
             self._remote[datacenter] = dataclasses.replace(
@@ -219,9 +227,11 @@ class WatchView:
     def apply_progress(
         self, revision: int, *, stale: bool, age_seconds: float = 0.0, datacenter: str = ""
     ) -> ViewUpdate:
-        """Nothing changed up to `revision` (of `datacenter`'s registry when set); `stale`: the
-        frontend cannot reach etcd (or that datacenter); `age_seconds`: how long ago it last
-        heard from it."""
+        """Applies a progress message: nothing changed up to `revision`.
+
+        In `datacenter`'s registry's revisions when set. `stale`: the frontend cannot reach etcd
+        (or that datacenter); `age_seconds`: how long ago it last heard from it.
+        """
         if datacenter:
             previous = self._remote.get(datacenter, DatacenterState(0, remote=True))
             self._remote[datacenter] = dataclasses.replace(
@@ -239,8 +249,11 @@ class WatchView:
     # -- the shrink guard ---------------------------------------------------------------------
 
     def _suspicious(self, now: float) -> int:
-        """How many nodes the view would lose for no deliberate reason, counting the losses of
-        the last `shrink_window_seconds`, if that is a suspicious shrink; else 0."""
+        """How many nodes the view would lose for no deliberate reason, if that is suspicious.
+
+        Counts the losses of the last `shrink_window_seconds`; 0 when they are not a
+        suspicious shrink.
+        """
         window = self._config.shrink_window_seconds
         while self._recent_losses and now - self._recent_losses[0][0] > window:
             self._recent_losses.popleft()

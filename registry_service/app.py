@@ -283,7 +283,7 @@ class Frontend:
         return f"{host}:{self.port}"
 
     def readiness(self) -> Readiness:
-        """Ready means "can serve" (DESIGN.md §7): the member list is loaded and the frontend is
+        """Ready is "can serve" (docs/design.md §7): the member list is loaded and the frontend is
         not stopping. Without etcd it still serves its last list, marked stale, so it stays
         ready and says `degraded`: a 503 would take every frontend out of its Service exactly
         when the stale lists are needed."""

@@ -217,7 +217,7 @@ class Scope:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Every bound on client input (DESIGN.md §1); built from Settings."""
+    """Every bound on client input (docs/design.md §1); built from Settings."""
 
     id_max_length: int = 63
     type_max_length: int = 31
@@ -254,7 +254,7 @@ class WatchResume:
 class DatacenterNodes:
     """One datacenter's nodes. `revision` (its last change) and `complete_revision` (what its
     list is complete up to) are in its registry's revisions: this frontend's etcd, or for a
-    `remote` datacenter (federation, DESIGN.md §10) that datacenter's own etcd; a remote one not
+    `remote` datacenter (federation, docs/design.md §10) that datacenter's own etcd; one not
     reached yet has `complete_revision` 0."""
 
     datacenter: str

@@ -241,7 +241,7 @@ class Settings:
         "a subscriber that opted into acknowledgements and has not confirmed a message this long "
         "after it was sent is re-pushed (resync UNCONFIRMED); 0: never",
     )
-    # Datacenters (federation, DESIGN.md §10)
+    # Datacenters (federation, docs/design.md §10)
     datacenter: str = _setting(
         "",
         "this registry's datacenter: it writes that datacenter's nodes only (others get "

@@ -177,7 +177,7 @@ def spawn_frontend(
 
 @dataclass
 class TwoDatacenters:
-    """Two datacenters' registries (federation, DESIGN.md §10), one in-process frontend each."""
+    """Two datacenters' registries (docs/design.md §10), one in-process frontend each."""
 
     dc1: Frontend
     dc2: Frontend

@@ -1,4 +1,4 @@
-"""The evictor: one frontend at a time turns "live key gone" into "member removed" (DESIGN.md §6).
+"""Evictor: one frontend at a time turns "live key gone" into "member removed" (docs/design.md §6).
 
 Leadership comes from an etcd election. Every removal is one transaction that also checks that the
 member is unchanged, that its live key is still absent and that this frontend still leads (its

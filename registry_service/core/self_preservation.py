@@ -1,4 +1,4 @@
-"""The eviction budget (self-preservation, DESIGN.md §6 and §9): pure decisions, no I/O.
+"""The eviction budget (self-preservation, docs/design.md §6 and §9): pure decisions, no I/O.
 
 Per datacenter, at most `max(minimum, ratio x members)` expired members are removed within any
 sliding window, and per (datacenter, type) at most `max(type_minimum, ratio x members of the

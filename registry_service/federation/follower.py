@@ -1,4 +1,4 @@
-"""Following the other datacenters' registries (federation, DESIGN.md §10).
+"""Following the other datacenters' registries (federation, docs/design.md §10).
 
 Each frontend follows each remote datacenter over one WatchNodes stream to that datacenter's
 frontends, scoped to it. The stream is a client_sdk `NodeWatch`: the SDK's resume from its

@@ -1,4 +1,4 @@
-"""The remote datacenters a frontend follows (federation, DESIGN.md §10), as its subscribers see
+"""The remote datacenters a frontend follows (federation, docs/design.md §10), as subscribers see
 them: pure state, fed by the follower (federation/), read by the watch hub.
 
 Each `RemoteDatacenter` holds one datacenter's nodes at its own registry's revision, a history of

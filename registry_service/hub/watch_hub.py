@@ -15,10 +15,10 @@ Contracts:
   between slices; every subscription still gets every change, in order.
 - Idle subscribers get progress messages carrying the hub's revision (as far as every subscription
   has been offered), which never runs behind a delta already queued.
-- Federation (DESIGN.md §10): the remote datacenters this frontend follows (hub/remote_view.py) are
+- Federation (docs/design.md §10): the remote datacenters this frontend follows (remote_view.py) are
   served beside the local etcd's, each in its own registry's revisions, to subscribers that keep a
   revision per datacenter; others see the local etcd only, as before.
-- Operator state comes from the same watch (DESIGN.md §9): the push switch (`switches/push`) is
+- Operator state comes from the same watch (docs/design.md §9): the push switch (`switches/push`) is
   applied in the revision etcd gives it, so every frontend and worker follows it within one watch
   round trip, and the initial load reads it, so a frontend starts in the stored state; frontend
   announcements (`frontends/`) are kept for the cluster-wide admin views.

@@ -1,4 +1,4 @@
-"""The registry store on etcd: the two-key model of DESIGN.md §2 as etcd transactions.
+"""The registry store on etcd: the two-key model of docs/design.md §2 as etcd transactions.
 
 Every write is one transaction guarded by compares on what the caller read, so concurrent
 frontends never overwrite each other's decisions: a guarded write that finds the world changed

@@ -1,4 +1,4 @@
-"""The keyspace of one cluster in etcd (DESIGN.md §2), all under one prefix:
+"""The keyspace of one cluster in etcd (docs/design.md §2), all under one prefix:
 
 live/<dc>/<type>/<id>       on the node's lease: exists while the node renews
 members/<dc>/<type>/<id>    the membership record (JSON): what watchers see

@@ -1,4 +1,4 @@
-"""The admin routes that act for the whole cluster (DESIGN.md §9):
+"""The admin routes that act for the whole cluster (docs/design.md §9):
 
     GET  /admin/frontends              every announced frontend (frontends/ in etcd)
     GET  /admin/push                   the push switch as this frontend applies it

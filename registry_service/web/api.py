@@ -1,4 +1,4 @@
-"""The HTTP API and the web console, on a port of their own (`http_listen`; DESIGN.md §11):
+"""The HTTP API and the web console, on a port of their own (`http_listen`; docs/design.md §11):
 
     GET /v1/nodes?datacenter=&type=&consistency=linearizable|cached
                                    GetNodes as JSON; `index` (the revision of the scope's last

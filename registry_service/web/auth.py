@@ -1,4 +1,4 @@
-"""Who may use the HTTP ports, and who they are (DESIGN.md §9, §11): one middleware for the
+"""Who may use the HTTP ports, and who they are (docs/design.md §9, §11): one middleware for the
 frontend's admin surface, the supervisor's, and the HTTP API port (/v1/, /ui/).
 
 - The admin port has the gRPC port's TLS, and its mTLS: with a client CA, a request must present

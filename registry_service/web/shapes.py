@@ -1,10 +1,10 @@
-"""The HTTP API's JSON shapes (DESIGN.md §11), one function per message, from the domain types:
+"""The HTTP API's JSON shapes (docs/design.md §11), one function per message, from the domain types:
 the same content as the gRPC messages, with names and enum values a person reads (`"UP"`, not
 `NODE_STATUS_UP`) and revisions as numbers. The OpenAPI document (web/openapi.py) describes these
 shapes and a test checks real answers against it.
 
 Every datacenter of a list or a snapshot carries its own `revision`, `complete_revision`,
-`stale` and `age_seconds`, and whether it is `remote` (DESIGN.md §10: a followed datacenter's
+`stale` and `age_seconds`, and whether it is `remote` (docs/design.md §10: a followed datacenter's
 revisions are its own registry's); the top level keeps this frontend's etcd's. A watch message
 names the followed datacenter it is about (`datacenter`), null for this frontend's etcd.
 """

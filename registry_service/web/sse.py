@@ -1,4 +1,4 @@
-"""GET /v1/watch: WatchNodes as Server-Sent Events (DESIGN.md §11).
+"""GET /v1/watch: WatchNodes as Server-Sent Events (docs/design.md §11).
 
 One hub subscription per stream, exactly as a gRPC WatchNodes stream has: a snapshot, then one
 delta per revision that changes the scope, then progress while idle (the heartbeat, every

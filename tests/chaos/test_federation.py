@@ -1,4 +1,4 @@
-"""Datacenters as failure domains (DESIGN.md §10): two datacenters, each with its own etcd and
+"""Datacenters as failure domains (docs/design.md §10): two datacenters, each with its own etcd and
 frontends (processes), each following the other through TCP proxies that stand for the WAN link.
 
 Per-datacenter exactly-once is checked with the history checker, one registry at a time: each

@@ -1,4 +1,4 @@
-"""One cluster, one control surface (DESIGN.md §9, issue 12): two frontends on one etcd, one of
+"""One cluster, one control surface (docs/design.md §9, issue 12): two frontends on one etcd, one of
 them a supervisor with two workers, operated with the `noderegistry admin` CLI.
 
 Plan of the scenario tests:

@@ -1,6 +1,6 @@
 """Two datacenters, each with its own etcd and frontend (in-process): writes go to the node's own
 datacenter, each frontend serves the other read-only in that datacenter's own revisions
-(DESIGN.md §10). Faults (a cut WAN link, a resumed vector) are in tests/chaos/test_federation.py.
+(docs/design.md §10). Faults (a cut WAN link, a resumed vector): tests/chaos/test_federation.py.
 """
 
 from __future__ import annotations

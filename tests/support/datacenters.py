@@ -1,4 +1,4 @@
-"""Two datacenters on one machine (federation, DESIGN.md §10): each its own etcd and frontends
+"""Two datacenters on one machine (federation, docs/design.md §10): each its own etcd and frontends
 (as processes), each following the other through TCP proxies that stand for the WAN link, so a
 test can cut, blackhole or heal it."""
 
