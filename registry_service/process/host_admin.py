@@ -38,6 +38,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from registry_service.listeners import Listener
 from registry_service.web.auth import OPERATOR_HEADER, AdminAuth
 from registry_service.web.edge import error_response, new_app
 from registry_service.web.site import start_site
@@ -103,14 +104,13 @@ class HostAdmin:
 
     def __init__(
         self,
-        listen: str,
+        listener: Listener,
         workers: Callable[[], Sequence[str]],
         *,
         auth: AdminAuth,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self._host, _, port = listen.rpartition(":")
-        self._port = int(port)
+        self._listener = listener
         self._workers = workers
         self._auth = auth
         self._ssl = ssl_context
@@ -120,10 +120,6 @@ class HostAdmin:
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
-
-    @property
-    def address(self) -> str:
-        return f"{'https' if self._ssl else 'http'}://{self._host}:{self.port}"
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -139,7 +135,8 @@ class HostAdmin:
             ],
             self._auth.middleware(),
         )
-        self._runner, self.port = await start_site(app, self._host, self._port, self._ssl)
+        listener = self._listener
+        self._runner, self.port = await start_site(app, listener.host, listener.port, self._ssl)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -83,8 +83,6 @@ class AdminServer:
         self._watch = config.watch
         self._eviction = config.eviction
         self._operations = config.operations
-        self._host, _, port = config.listen.rpartition(":")
-        self._port = int(port)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -105,8 +103,9 @@ class AdminServer:
             ],
             self._config.auth.middleware(),
         )
+        listener = self._config.listener
         self._runner, self.port = await start_site(
-            app, self._host, self._port, self._config.ssl_context
+            app, listener.host, listener.port, self._config.ssl_context
         )
 
     async def stop(self) -> None:

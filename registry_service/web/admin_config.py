@@ -24,6 +24,7 @@ from registry_service.domain import (
     Scope,
 )
 from registry_service.hub.subscription import Subscription
+from registry_service.listeners import Listener
 from registry_service.store.base import StoredNode
 from registry_service.web.auth import AdminAuth
 from registry_service.web.peers import PeerAdmins
@@ -115,8 +116,9 @@ class AdminConfig:
     """Everything the admin surface uses, each part as small as it needs (Consul-style): the
     composition root hands these over and the admin never sees the frontend itself."""
 
-    listen: str
-    """`host:port` of the HTTP server; port 0 picks a free one (`AdminServer.port`)."""
+    listener: Listener
+    """Where the HTTP server listens (`admin_listen`); port 0 picks a free one
+    (`AdminServer.port`)."""
     frontend_id: str
     """This frontend's name, as `/admin/evictor` reports it."""
     metrics: CollectorRegistry

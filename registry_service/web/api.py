@@ -81,8 +81,6 @@ class ApiServer:
     def __init__(self, config: ApiConfig) -> None:
         self._config = config
         self._feed = config.feed
-        self._host, _, port = config.listen.rpartition(":")
-        self._port = int(port)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._console = _console_files()
@@ -117,8 +115,8 @@ class ApiServer:
         )
         self._runner, self.port = await start_site(
             app,
-            self._host,
-            self._port,
+            config.listener.host,
+            config.listener.port,
             config.ssl_context,
             reuse_port=reuse_port,
             shutdown_timeout=config.shutdown_grace_seconds,

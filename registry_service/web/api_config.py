@@ -22,6 +22,7 @@ from registry_service.domain import (
 from registry_service.hub.cluster_view import ClusterView
 from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.subscription import Subscription
+from registry_service.listeners import Listener
 from registry_service.rpc.access import StreamCounter
 from registry_service.web.admin_config import Readiness
 from registry_service.web.auth import AdminAuth
@@ -66,8 +67,9 @@ headers that carry the caller's token and identity to the other frontends."""
 
 @dataclass(frozen=True)
 class ApiConfig:
-    listen: str
-    """`host:port` of the HTTP API and console; port 0 picks a free one (`ApiServer.port`)."""
+    listener: Listener
+    """Where the HTTP API and console listen (`http_listen`); port 0 picks a free one
+    (`ApiServer.port`)."""
     reads: NodeReads
     feed: ChangeFeed
     operator: OperatorReads
