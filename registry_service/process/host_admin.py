@@ -26,7 +26,6 @@ import asyncio
 import json
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
 
 import aiohttp
 import grpc
@@ -41,6 +40,7 @@ from prometheus_client.registry import Collector
 from registry_service.listeners import Listener
 from registry_service.web.auth import OPERATOR_HEADER, AdminAuth
 from registry_service.web.edge import error_response, new_app
+from registry_service.web.shapes import host_subscribers_json
 from registry_service.web.site import start_site
 
 _WORKER_TIMEOUT_SECONDS = 3.0
@@ -182,23 +182,12 @@ class HostAdmin:
         return web.Response(text="ok\n")
 
     async def subscribers(self, request: web.Request) -> web.Response:
-        merged: dict[str, Any] = {"subscribers": [], "workers": {}, "frontends": []}
-        path = request.path_qs
-        for worker, body in await self._from_every_worker(path, request):
-            if body is None:
-                merged["workers"][worker] = None
-                continue
-            data = json.loads(body)
-            merged["frontends"].append(data.get("frontend"))
-            merged["workers"][worker] = {
-                "frontend": data.get("frontend"),
-                "revision": data.get("revision"),
-                "push_enabled": data.get("push_enabled"),
-            }
-            merged["subscribers"].extend(
-                {**subscriber, "worker": worker} for subscriber in data.get("subscribers", [])
+        answers = await self._from_every_worker(request.path_qs, request)
+        return web.json_response(
+            host_subscribers_json(
+                (worker, json.loads(body) if body is not None else None) for worker, body in answers
             )
-        return web.json_response(merged)
+        )
 
     async def evictor(self, request: web.Request) -> web.Response:
         """The worker that leads eviction answers, if one of them does (else the first)."""

@@ -1,12 +1,12 @@
 """What the admin surface is handed (Consul-style: a config of small interfaces, never the
-frontend itself), and the JSON shapes its routes share."""
+frontend itself). Its JSON shapes are web/shapes.py's."""
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -16,7 +16,6 @@ from registry_service.core.operations import NodeAction, PushChange
 from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.domain import (
     AuditEntry,
-    Node,
     NodeKey,
     NodeList,
     NodeStatus,
@@ -62,15 +61,6 @@ class Readiness:
     @property
     def degraded(self) -> bool:
         return self.ready and not self.store_connected
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ready": self.ready,
-            "degraded": self.degraded,
-            "reason": self.reason,
-            "store_connected": self.store_connected,
-            "cache_age_seconds": self.cache_age_seconds,
-        }
 
 
 class EvictionReport(Protocol):
@@ -137,43 +127,3 @@ class AdminConfig:
     """How the cluster-wide views ask the other frontends."""
     ssl_context: ssl.SSLContext | None = None
     """TLS of the admin port (the gRPC port's certificate); None: plaintext."""
-
-
-def node_json(node: Node) -> dict[str, Any]:
-    return {
-        "datacenter": node.datacenter,
-        "type": node.type,
-        "id": node.id,
-        "address": node.address,
-        "status": node.status.value,
-        "incarnation": node.incarnation,
-        "metadata": dict(node.metadata),
-    }
-
-
-def suspect_json(registration: Registration, ceiling_seconds: float) -> dict[str, Any]:
-    """A member held as SUSPECT: the node, since when, and when the ceiling removes it."""
-    return {
-        **node_json(registration.node),
-        "suspect_since": registration.suspect_since,
-        "removed_at_the_latest": registration.suspect_since + ceiling_seconds,
-    }
-
-
-def audit_json(key: NodeKey, entries: list[AuditEntry]) -> dict[str, Any]:
-    """A node's recorded transitions, oldest first (the admin port's and the HTTP API's)."""
-    return {
-        "node": key.path,
-        "entries": [
-            {
-                "revision": entry.revision,
-                "time": entry.time,
-                "cause": entry.cause.value,
-                "incarnation": entry.incarnation,
-                "frontend": entry.frontend,
-                "detail": entry.detail,
-                "operator": entry.operator or None,
-            }
-            for entry in entries
-        ],
-    }

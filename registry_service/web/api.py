@@ -37,7 +37,6 @@ from aiohttp import web
 from registry_service.domain import NodeKey, NodeList, Scope
 from registry_service.errors import NodeNotFoundError
 from registry_service.validation import validate_key
-from registry_service.web.admin_config import audit_json, node_json, suspect_json
 from registry_service.web.admin_control import forwarded_headers
 from registry_service.web.api_config import ApiConfig
 from registry_service.web.edge import json_response, new_app
@@ -49,7 +48,13 @@ from registry_service.web.query import (
     nodes_query,
     revision_of,
 )
-from registry_service.web.shapes import node_list_json
+from registry_service.web.shapes import (
+    audit_json,
+    member_json,
+    node_list_json,
+    readiness_json,
+    self_preservation_json,
+)
 from registry_service.web.site import start_site
 from registry_service.web.sse import WatchStreams
 
@@ -210,12 +215,7 @@ class ApiServer:
             for node in datacenter.nodes:
                 if node.id == key.id:
                     return json_response(
-                        {
-                            "revision": listing.revision,
-                            "stale": listing.stale,
-                            "age_seconds": round(listing.age_seconds, 3),
-                            "node": node_json(node),
-                        },
+                        member_json(listing, node),
                         headers={"X-Registry-Revision": str(listing.revision)},
                     )
         raise NodeNotFoundError(
@@ -234,27 +234,12 @@ class ApiServer:
         """Self-preservation as every frontend sees it: a datacenter whose eviction budget holds
         silent members back (as SUSPECT) is in self-preservation (the alarm)."""
         accept_only(request.query, ())
-        held = self._config.operator.suspects()
-        sizes = self._feed.view.datacenter_sizes()
-        per_datacenter: dict[str, int] = {}
-        for registration in held:
-            datacenter = registration.node.datacenter
-            per_datacenter[datacenter] = per_datacenter.get(datacenter, 0) + 1
-        ceiling = self._config.suspect_ceiling_seconds
         return json_response(
-            {
-                "self_preservation": bool(held),
-                "datacenters": [
-                    {
-                        "datacenter": datacenter,
-                        "members": members,
-                        "suspects": per_datacenter.get(datacenter, 0),
-                        "self_preservation": datacenter in per_datacenter,
-                    }
-                    for datacenter, members in sorted(sizes.items())
-                ],
-                "suspects": [suspect_json(registration, ceiling) for registration in held],
-            }
+            self_preservation_json(
+                self._config.operator.suspects(),
+                self._feed.view.datacenter_sizes(),
+                self._config.suspect_ceiling_seconds,
+            )
         )
 
     async def convergence(self, request: web.Request) -> web.Response:
@@ -289,7 +274,7 @@ class ApiServer:
 
     async def readyz(self, request: web.Request) -> web.Response:
         readiness = self._config.readiness()
-        return json_response(readiness.as_json(), 200 if readiness.ready else 503)
+        return json_response(readiness_json(readiness), 200 if readiness.ready else 503)
 
 
 def _key(request: web.Request) -> NodeKey:

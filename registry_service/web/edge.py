@@ -23,6 +23,7 @@ from aiohttp import web
 
 from registry_service.rpc.status import code_of_http_status, http_status, status_of
 from registry_service.telemetry.logs import request_id
+from registry_service.web.shapes import error_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,13 +40,9 @@ def json_response(
     )
 
 
-def error_body(code: grpc.StatusCode, message: str) -> dict[str, Any]:
-    return {"error": {"code": code.name, "message": message}}
-
-
 def error_response(code: grpc.StatusCode, message: str) -> web.Response:
     """The answer for a gRPC code: its HTTP status and the JSON error body."""
-    return json_response(error_body(code, message), http_status(code))
+    return json_response(error_json(code, message), http_status(code))
 
 
 @web.middleware
