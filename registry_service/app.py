@@ -56,7 +56,7 @@ from registry_service.web.admin_config import AdminConfig, Readiness
 from registry_service.web.admin_control import cluster_convergence
 from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
-from registry_service.web.auth import AdminAuth, client_context, server_context
+from registry_service.web.auth import HttpAuth, client_context, server_context
 from registry_service.web.peers import PeerAdmins
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ class Frontend:
             watch=self.hub,
             eviction=self.evictor,
             operations=self.operations,
-            auth=AdminAuth(
+            auth=HttpAuth(
                 self.tokens,
                 settings.admin_token,
                 client_certificates=bool(tls and settings.tls_client_ca_file),
@@ -233,7 +233,7 @@ class Frontend:
                 cluster_convergence, self.hub, self.peers, self.frontend_id
             ),
             readiness=self.readiness,
-            auth=AdminAuth(
+            auth=HttpAuth(
                 self.tokens,
                 settings.admin_token,
                 client_certificates=listener.tls and bool(settings.tls_client_ca_file),

@@ -38,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from registry_service.listeners import Listener
-from registry_service.web.auth import OPERATOR_HEADER, AdminAuth
+from registry_service.web.auth import HttpAuth
 from registry_service.web.edge import error_response, new_app
 from registry_service.web.shapes import host_subscribers_json
 from registry_service.web.site import start_site
@@ -107,7 +107,7 @@ class HostAdmin:
         listener: Listener,
         workers: Callable[[], Sequence[str]],
         *,
-        auth: AdminAuth,
+        auth: HttpAuth,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._listener = listener
@@ -145,10 +145,9 @@ class HostAdmin:
             await self._session.close()
 
     def _headers(self, request: web.Request) -> dict[str, str]:
-        """What a worker gets of the caller: its token, its identity (checked here)."""
-        headers = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
-        headers[OPERATOR_HEADER] = self._auth.identify(request)
-        return headers
+        """What a worker gets of the caller: its token, its identity (checked here), and what
+        a forwarded request needs of its own headers."""
+        return self._auth.forwarded_headers(request, _FORWARDED_HEADERS)
 
     async def _fetch(self, url: str, headers: Mapping[str, str]) -> tuple[int, bytes, str] | None:
         assert self._session is not None

@@ -42,7 +42,7 @@ from registry_service.process.host_admin import HostAdmin
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import SECRET_FILE_VARIABLES, Settings, env_name
 from registry_service.startup import ServeError
-from registry_service.web.auth import AdminAuth, server_context
+from registry_service.web.auth import HttpAuth, server_context
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ def _host_admin(
     return HostAdmin(
         listener,
         workers,
-        auth=AdminAuth(
+        auth=HttpAuth(
             TokenTable.load(settings.auth_tokens_file),
             settings.admin_token,
             client_certificates=listener.tls and bool(settings.tls_client_ca_file),

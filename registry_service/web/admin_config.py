@@ -25,7 +25,7 @@ from registry_service.domain import (
 from registry_service.hub.subscription import Subscription
 from registry_service.listeners import Listener
 from registry_service.store.base import StoredNode
-from registry_service.web.auth import AdminAuth
+from registry_service.web.auth import HttpAuth
 from registry_service.web.peers import PeerAdmins
 
 
@@ -121,7 +121,7 @@ class AdminConfig:
     """The evictor's state and budget policy."""
     operations: OperatorActions
     """The push switch, actions on nodes, suspects and the audit trail."""
-    auth: AdminAuth
+    auth: HttpAuth
     """Who may do what (TLS client certificates, bearer tokens and their scopes)."""
     peers: PeerAdmins
     """How the cluster-wide views ask the other frontends."""

@@ -31,7 +31,6 @@ from registry_service.core.operations import OVERRIDES, PushChange
 from registry_service.domain import NodeKey
 from registry_service.errors import InvalidArgumentError
 from registry_service.web.admin_config import AdminConfig, WatchControl
-from registry_service.web.auth import OPERATOR_HEADER
 from registry_service.web.edge import error_response, json_response
 from registry_service.web.peers import PeerAdmins
 from registry_service.web.shapes import (
@@ -41,8 +40,6 @@ from registry_service.web.shapes import (
     push_json,
     stored_node_json,
 )
-
-_FORWARDED = ("Authorization",)
 
 
 def push_change(body: Any) -> PushChange:
@@ -66,13 +63,6 @@ def push_change(body: Any) -> PushChange:
     )
     networks = tuple(parse_network(str(n)) for n in gray.get("networks") or [])
     return PushChange(enabled=enabled, held_scopes=scopes, held_networks=networks)
-
-
-def forwarded_headers(request: web.Request, operator: str) -> dict[str, str]:
-    """What another frontend's admin port gets of a caller: its token and its identity."""
-    headers = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
-    headers[OPERATOR_HEADER] = operator
-    return headers
 
 
 async def cluster_convergence(
@@ -130,7 +120,7 @@ class ControlRoutes:
             revision = int(request.query.get("revision") or self._watch.revision)
         except ValueError:
             raise InvalidArgumentError("revision must be a whole number") from None
-        headers = forwarded_headers(request, self._config.auth.identify(request))
+        headers = self._config.auth.forwarded_headers(request)
         return json_response(
             await cluster_convergence(
                 self._watch, self._config.peers, self._config.frontend_id, revision, headers

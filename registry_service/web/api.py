@@ -37,7 +37,6 @@ from aiohttp import web
 from registry_service.domain import NodeKey, NodeList, Scope
 from registry_service.errors import NodeNotFoundError
 from registry_service.validation import validate_key
-from registry_service.web.admin_control import forwarded_headers
 from registry_service.web.api_config import ApiConfig
 from registry_service.web.edge import json_response, new_app
 from registry_service.web.openapi import openapi_document
@@ -246,7 +245,7 @@ class ApiServer:
         accept_only(request.query, ("revision",))
         revision = revision_of(request.query.get("revision"), "revision")
         revision = revision or self._feed.view.revision
-        headers = forwarded_headers(request, self._config.auth.identify(request))
+        headers = self._config.auth.forwarded_headers(request)
         return json_response(await self._config.convergence(revision, headers))
 
     # -- documents, console, probes -----------------------------------------------------------

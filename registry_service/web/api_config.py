@@ -25,7 +25,7 @@ from registry_service.hub.subscription import Subscription
 from registry_service.listeners import Listener
 from registry_service.rpc.access import StreamCounter
 from registry_service.web.admin_config import Readiness
-from registry_service.web.auth import AdminAuth
+from registry_service.web.auth import HttpAuth
 
 
 class NodeReads(Protocol):
@@ -76,7 +76,7 @@ class ApiConfig:
     convergence: Convergence
     readiness: Callable[[], Readiness]
     """/healthz and /readyz here too, for a load balancer in front of this port."""
-    auth: AdminAuth
+    auth: HttpAuth
     """Who may read what (the admin port's middleware: TLS client certificates, tokens, scopes)."""
     streams: StreamCounter
     """Open event streams per peer, shared with the gRPC port's KeepAlive and WatchNodes."""

@@ -8,7 +8,7 @@ builds both applications, so that every route of either runs inside the same mid
   request id and answered 500 INTERNAL naming only that id; aiohttp's own refusals (no such path,
   a method the path does not answer, a body too large) get the same JSON body:
   `{"error": {"code": "NOT_FOUND", "message": "..."}}`;
-- access: the AdminAuth middleware (TLS client certificates, bearer tokens and their scopes).
+- access: the HttpAuth middleware (TLS client certificates, bearer tokens and their scopes).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def new_app(
     *,
     client_max_size: int = 1024 * 1024,
 ) -> web.Application:
-    """An application of `routes` inside the edge; `access` is the AdminAuth middleware."""
+    """An application of `routes` inside the edge; `access` is the HttpAuth middleware."""
     app = web.Application(
         middlewares=[_request_ids, _errors, access], client_max_size=client_max_size
     )

@@ -32,7 +32,7 @@ from registry_service.domain import ProgressMessage, SnapshotMessage, WatchMessa
 from registry_service.rpc.access import StreamCounter
 from registry_service.rpc.status import status_of
 from registry_service.web.api_config import NodeReads
-from registry_service.web.auth import AdminAuth
+from registry_service.web.auth import HttpAuth
 from registry_service.web.query import watch_query
 from registry_service.web.shapes import error_json, watch_message_json
 
@@ -92,7 +92,7 @@ def grpc_style_peer(request: web.Request) -> str:
 
 
 class WatchStreams:
-    def __init__(self, reads: NodeReads, auth: AdminAuth, streams: StreamCounter) -> None:
+    def __init__(self, reads: NodeReads, auth: HttpAuth, streams: StreamCounter) -> None:
         self._reads = reads
         self._auth = auth
         self._streams = streams
