@@ -14,7 +14,7 @@
     GET /v1/cluster/convergence     every frontend's subscribers against ?revision=R
                                                                            (scope admin:read)
     GET /v1/openapi.json            the OpenAPI 3 document of all this
-    GET /ui/                        the console (console/: one page, no build step)
+    GET /ui/                        the console (web/console_site.py: one page, no build step)
     GET /healthz, /readyz           as on the admin port
 
 Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port); the rest
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.resources
 
 from aiohttp import web
 
@@ -38,6 +37,7 @@ from registry_service.domain import NodeKey, NodeList, Scope
 from registry_service.errors import NodeNotFoundError
 from registry_service.validation import validate_key
 from registry_service.web.api_config import ApiConfig
+from registry_service.web.console_site import ConsoleRoutes
 from registry_service.web.edge import json_response, new_app
 from registry_service.web.openapi import openapi_document
 from registry_service.web.query import (
@@ -57,27 +57,6 @@ from registry_service.web.shapes import (
 from registry_service.web.site import start_site
 from registry_service.web.sse import WatchStreams
 
-_CONSOLE_FILES = {
-    "index.html": "text/html",
-    "console.css": "text/css",
-    "console.js": "text/javascript",
-    "favicon.svg": "image/svg+xml",
-}
-# Nothing from outside, nothing inline: the console's own files only.
-_CONSOLE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
-
-def _console_files() -> dict[str, bytes]:
-    folder = importlib.resources.files("registry_service.web").joinpath("console")
-    return {name: folder.joinpath(name).read_bytes() for name in _CONSOLE_FILES}
-
 
 class ApiServer:
     """The HTTP API port of one frontend (or one worker: the workers share the port)."""
@@ -87,7 +66,7 @@ class ApiServer:
         self._feed = config.feed
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
-        self._console = _console_files()
+        self._console = ConsoleRoutes()
         self._openapi = openapi_document()
         self.waiting = 0
         """Blocking reads waiting for a change now."""
@@ -105,11 +84,7 @@ class ApiServer:
             web.get("/v1/openapi.json", self.openapi),
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
-            web.get("/", self.to_console),
-            web.get("/favicon.ico", self.favicon),
-            web.get("/ui", self.to_console),
-            web.get("/ui/", self.console),
-            web.get("/ui/{name}", self.console),
+            *self._console.routes(),
         ]
 
     async def start(self, *, reuse_port: bool = False) -> None:
@@ -248,25 +223,10 @@ class ApiServer:
         headers = self._config.auth.forwarded_headers(request)
         return json_response(await self._config.convergence(revision, headers))
 
-    # -- documents, console, probes -----------------------------------------------------------
+    # -- documents, probes --------------------------------------------------------------------
 
     async def openapi(self, request: web.Request) -> web.Response:
         return json_response(self._openapi)
-
-    async def to_console(self, request: web.Request) -> web.Response:
-        raise web.HTTPFound("/ui/")
-
-    async def console(self, request: web.Request) -> web.Response:
-        name = request.match_info.get("name") or "index.html"
-        kind = _CONSOLE_FILES.get(name)
-        if kind is None:
-            raise web.HTTPNotFound()
-        return web.Response(
-            body=self._console[name], content_type=kind, charset="utf-8", headers=_CONSOLE_HEADERS
-        )
-
-    async def favicon(self, request: web.Request) -> web.Response:
-        raise web.HTTPMovedPermanently("/ui/favicon.svg")
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
