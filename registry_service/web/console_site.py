@@ -1,5 +1,5 @@
-"""The web console's routes on the HTTP API port (DESIGN.md §11; D51): its static files, read
-once from the package (web/console/: one page, no build step), and the redirects to it.
+"""The web console's routes on the HTTP API port (D51): its static files, read once from the
+package (web/console/: one page, no build step), and the redirects to it.
 
     GET /, /ui         302 to /ui/
     GET /ui/, /ui/{f}  index.html, console.css, console.js, favicon.svg; anything else 404

@@ -1,16 +1,16 @@
-"""Every JSON body the server writes, one function per shape (D63): the HTTP API's (DESIGN.md
-§11), the admin port's, the host's admin port's (process/host_admin.py) and the error body of
-both. Handlers parse a request, call a use case and answer with a shape from here; no other
-module builds a JSON body. The CLI renders on its own (registry_cli/ never imports the service).
+"""Every JSON body the server writes, one function per shape (D63): the HTTP API's (D49), the
+admin port's, the host's admin port's (process/host_admin.py) and the error body of both.
+Handlers parse a request, call a use case and answer with a shape from here; no other module
+builds a JSON body. The CLI renders on its own (registry_cli/ never imports the service).
 
 The node shapes carry the same content as the gRPC messages, with names and enum values a person
 reads (`"UP"`, not `NODE_STATUS_UP`) and revisions as numbers. The OpenAPI document
 (web/openapi.py) describes the HTTP API's shapes and a test checks real answers against it.
 
 Every datacenter of a list or a snapshot carries its own `revision`, `complete_revision`,
-`stale` and `age_seconds`, and whether it is `remote` (DESIGN.md §10: a followed datacenter's
-revisions are its own registry's); the top level keeps this frontend's etcd's. A watch message
-names the followed datacenter it is about (`datacenter`), null for this frontend's etcd.
+`stale` and `age_seconds`, and whether it is `remote` (D53: a followed datacenter's revisions
+are its own registry's); the top level keeps this frontend's etcd's. A watch message names the
+followed datacenter it is about (`datacenter`), null for this frontend's etcd.
 """
 
 from __future__ import annotations
