@@ -32,7 +32,8 @@ from registry_service.datacenters import Datacenters
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.federation.follower import Federation
 from registry_service.hub.watch_hub import WatchHub
-from registry_service.placement import Placement, advertised_host, url_host
+from registry_service.listeners import Listener, Listeners
+from registry_service.placement import Placement
 from registry_service.retry import Backoff
 from registry_service.rpc.access import AuthInterceptor, StreamCounter
 from registry_service.rpc.server import (
@@ -45,11 +46,7 @@ from registry_service.rpc.server import (
 )
 from registry_service.rpc.servicer import RegistryServicer
 from registry_service.settings import Settings, env_name
-from registry_service.startup import (
-    ServeError,
-    listen_refusal,
-    one_line,
-)
+from registry_service.startup import ServeError, one_line
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from registry_service.store.etcd_control import EtcdControlStore
@@ -59,7 +56,7 @@ from registry_service.web.admin_config import AdminConfig, Readiness
 from registry_service.web.admin_control import cluster_convergence
 from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
-from registry_service.web.auth import AdminAuth, client_context, server_context
+from registry_service.web.auth import HttpAuth, client_context, server_context
 from registry_service.web.peers import PeerAdmins
 
 log = logging.getLogger(__name__)
@@ -81,6 +78,8 @@ class Frontend:
         self.settings = settings
         self.frontend_id = frontend_id or new_frontend_id()
         self.placement = placement or Placement()
+        # A worker's own admin port is private (plaintext, loopback): its supervisor's carries TLS.
+        self.listeners = Listeners.of(settings, private_admin=self.placement.behind_supervisor)
         self.metrics = Metrics()
         self.stopping = False
         self.client = EtcdClient(
@@ -182,7 +181,8 @@ class Frontend:
             settings.peer_timeout_seconds,
         )
         self.admin = AdminServer(self._admin_config())
-        self.api = ApiServer(self._api_config()) if settings.http_listen else None
+        api = self.listeners.api
+        self.api = ApiServer(self._api_config(api)) if api is not None else None
         self.announcer: Announcer | None = None
         self.server: grpc.aio.Server | None = None
         self.health_server: grpc.aio.Server | None = None
@@ -196,16 +196,17 @@ class Frontend:
         """The admin port: the gRPC port's TLS and mTLS, unless behind a supervisor (then it is
         private, on loopback, and the supervisor's port carries them)."""
         settings, worker = self.settings, self.placement.behind_supervisor
-        tls = settings.tls_cert_file and not worker
+        listener = self.listeners.admin
+        tls = listener.tls
         return AdminConfig(
-            listen=settings.admin_listen,
+            listener=listener,
             frontend_id=self.frontend_id,
             metrics=self.metrics.registry,
             readiness=self.readiness,
             watch=self.hub,
             eviction=self.evictor,
             operations=self.operations,
-            auth=AdminAuth(
+            auth=HttpAuth(
                 self.tokens,
                 settings.admin_token,
                 client_certificates=bool(tls and settings.tls_client_ca_file),
@@ -219,12 +220,12 @@ class Frontend:
             else None,
         )
 
-    def _api_config(self) -> ApiConfig:
+    def _api_config(self, listener: Listener) -> ApiConfig:
         """The HTTP API port: the gRPC port's TLS, mTLS and tokens, in every worker too (the
         workers share the port: none of them is behind the supervisor there)."""
         settings = self.settings
         return ApiConfig(
-            listen=settings.http_listen,
+            listener=listener,
             reads=self.reads,
             feed=self.hub,
             operator=self.operations,
@@ -232,10 +233,10 @@ class Frontend:
                 cluster_convergence, self.hub, self.peers, self.frontend_id
             ),
             readiness=self.readiness,
-            auth=AdminAuth(
+            auth=HttpAuth(
                 self.tokens,
                 settings.admin_token,
-                client_certificates=bool(settings.tls_cert_file and settings.tls_client_ca_file),
+                client_certificates=listener.tls and bool(settings.tls_client_ca_file),
             ),
             streams=self.streams,
             limits=settings.limits,
@@ -251,18 +252,16 @@ class Frontend:
 
     def announcement(self) -> Announcement:
         """How this frontend announces itself (once its ports are known)."""
-        settings, placement = self.settings, self.placement
-        host = url_host(advertised_host(settings.advertise_address, settings.listen))
-        admin_url = placement.host_admin_url or (
-            f"{'https' if settings.tls_cert_file else 'http'}://{host}:{self.admin.port}"
-        )
+        listeners, placement = self.listeners, self.placement
+        host = listeners.advertised_host
+        admin_url = placement.host_admin_url or listeners.admin.url(self.admin.port, host=host)
         return Announcement(
             id=self.frontend_id,
             host=socket.gethostname(),
             pid=os.getpid(),
             worker_index=placement.worker_index,
             worker_count=placement.worker_count,
-            grpc_address=f"{host}:{self.port}",
+            grpc_address=listeners.grpc.host_port(self.port, host=host),
             admin_url=admin_url,
             version=__version__,
             started_at=time.time(),
@@ -279,8 +278,8 @@ class Frontend:
 
     @property
     def address(self) -> str:
-        host = self.settings.listen.rpartition(":")[0]
-        return f"{host}:{self.port}"
+        """`host:port` of the gRPC port as bound."""
+        return self.listeners.grpc.host_port(self.port)
 
     def readiness(self) -> Readiness:
         """Ready is "can serve" (docs/design.md §7): the member list is loaded and the frontend is
@@ -335,29 +334,28 @@ class Frontend:
             interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
         )
+        listeners = self.listeners
         credentials = None
-        if settings.tls_cert_file:
+        if listeners.grpc.tls:
             credentials = server_credentials(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
-        self.port = bind_port(self.server, settings.listen, "listen", credentials)
+        self.port = bind_port(self.server, listeners.grpc, credentials)
         await self.server.start()
         self._serving = True
-        if settings.health_listen:
+        if listeners.health is not None:
             self.health_server = build_health_server(self._health, reuse_port)
-            self.health_port = bind_port(
-                self.health_server, settings.health_listen, "health_listen"
-            )
+            self.health_port = bind_port(self.health_server, listeners.health)
             await self.health_server.start()
         try:
             await self.admin.start()
         except OSError as err:
-            raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
-        if self.api is not None:
+            raise listeners.admin.refusal(err) from err
+        if self.api is not None and listeners.api is not None:
             try:
                 await self.api.start(reuse_port=reuse_port)
             except OSError as err:
-                raise listen_refusal(settings.http_listen, err, "http_listen") from err
+                raise listeners.api.refusal(err) from err
         self.announcer = Announcer(
             self.store,
             self.control,

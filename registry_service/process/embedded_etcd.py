@@ -263,7 +263,7 @@ class EtcdServer:
     def busy_port(self) -> EtcdStartError | None:
         """The refusal to start when another process holds the client or the peer port."""
         for port in (self.client_port, self.peer_port):
-            error = bind_error(f"127.0.0.1:{port}")
+            error = bind_error("127.0.0.1", port)
             if error is not None:
                 return EtcdStartError(
                     f"etcd {self.name} cannot listen on 127.0.0.1:{port} "

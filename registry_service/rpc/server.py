@@ -13,10 +13,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from noderegistry.v1 import registry_pb2, registry_pb2_grpc
 
-from registry_service.port_claim import bind_error
+from registry_service.listeners import Listener
 from registry_service.rpc.edge import with_error_edge
 from registry_service.rpc.servicer import RegistryServicer
-from registry_service.startup import listen_refusal
 
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
 
@@ -157,18 +156,18 @@ async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool)
 
 def bind_port(
     server: grpc.aio.Server,
-    address: str,
-    setting: str,
+    listener: Listener,
     credentials: grpc.ServerCredentials | None = None,
 ) -> int:
-    """Adds the port; a failure (a race lost since the start-up checks) names the setting."""
+    """Adds the listener's port; a failure (a race lost since the start-up checks) names its
+    setting."""
     try:
         if credentials is not None:
-            port = int(server.add_secure_port(address, credentials))
+            port = int(server.add_secure_port(listener.address, credentials))
         else:
-            port = int(server.add_insecure_port(address))
+            port = int(server.add_insecure_port(listener.address))
     except RuntimeError:  # grpc: "Failed to bind to address ..."
         port = 0
     if port == 0:
-        raise listen_refusal(address, bind_error(address) or "cannot bind", setting)
+        raise listener.refusal(listener.bind_error() or "cannot bind")
     return port

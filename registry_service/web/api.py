@@ -14,7 +14,7 @@
     GET /v1/cluster/convergence     every frontend's subscribers against ?revision=R
                                                                            (scope admin:read)
     GET /v1/openapi.json            the OpenAPI 3 document of all this
-    GET /ui/                        the console (console/: one page, no build step)
+    GET /ui/                        the console (web/console_site.py: one page, no build step)
     GET /healthz, /readyz           as on the admin port
 
 Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port); the rest
@@ -30,16 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.resources
 
 from aiohttp import web
 
 from registry_service.domain import NodeKey, NodeList, Scope
 from registry_service.errors import NodeNotFoundError
 from registry_service.validation import validate_key
-from registry_service.web.admin_config import audit_json, node_json, suspect_json
-from registry_service.web.admin_control import forwarded_headers
 from registry_service.web.api_config import ApiConfig
+from registry_service.web.console_site import ConsoleRoutes
 from registry_service.web.edge import json_response, new_app
 from registry_service.web.openapi import openapi_document
 from registry_service.web.query import (
@@ -49,30 +47,15 @@ from registry_service.web.query import (
     nodes_query,
     revision_of,
 )
-from registry_service.web.shapes import node_list_json
+from registry_service.web.shapes import (
+    audit_json,
+    member_json,
+    node_list_json,
+    readiness_json,
+    self_preservation_json,
+)
 from registry_service.web.site import start_site
 from registry_service.web.sse import WatchStreams
-
-_CONSOLE_FILES = {
-    "index.html": "text/html",
-    "console.css": "text/css",
-    "console.js": "text/javascript",
-    "favicon.svg": "image/svg+xml",
-}
-# Nothing from outside, nothing inline: the console's own files only.
-_CONSOLE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
-
-def _console_files() -> dict[str, bytes]:
-    folder = importlib.resources.files("registry_service.web").joinpath("console")
-    return {name: folder.joinpath(name).read_bytes() for name in _CONSOLE_FILES}
 
 
 class ApiServer:
@@ -81,11 +64,9 @@ class ApiServer:
     def __init__(self, config: ApiConfig) -> None:
         self._config = config
         self._feed = config.feed
-        self._host, _, port = config.listen.rpartition(":")
-        self._port = int(port)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
-        self._console = _console_files()
+        self._console = ConsoleRoutes()
         self._openapi = openapi_document()
         self.waiting = 0
         """Blocking reads waiting for a change now."""
@@ -103,11 +84,7 @@ class ApiServer:
             web.get("/v1/openapi.json", self.openapi),
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
-            web.get("/", self.to_console),
-            web.get("/favicon.ico", self.favicon),
-            web.get("/ui", self.to_console),
-            web.get("/ui/", self.console),
-            web.get("/ui/{name}", self.console),
+            *self._console.routes(),
         ]
 
     async def start(self, *, reuse_port: bool = False) -> None:
@@ -117,8 +94,8 @@ class ApiServer:
         )
         self._runner, self.port = await start_site(
             app,
-            self._host,
-            self._port,
+            config.listener.host,
+            config.listener.port,
             config.ssl_context,
             reuse_port=reuse_port,
             shutdown_timeout=config.shutdown_grace_seconds,
@@ -212,12 +189,7 @@ class ApiServer:
             for node in datacenter.nodes:
                 if node.id == key.id:
                     return json_response(
-                        {
-                            "revision": listing.revision,
-                            "stale": listing.stale,
-                            "age_seconds": round(listing.age_seconds, 3),
-                            "node": node_json(node),
-                        },
+                        member_json(listing, node),
                         headers={"X-Registry-Revision": str(listing.revision)},
                     )
         raise NodeNotFoundError(
@@ -236,62 +208,32 @@ class ApiServer:
         """Self-preservation as every frontend sees it: a datacenter whose eviction budget holds
         silent members back (as SUSPECT) is in self-preservation (the alarm)."""
         accept_only(request.query, ())
-        held = self._config.operator.suspects()
-        sizes = self._feed.view.datacenter_sizes()
-        per_datacenter: dict[str, int] = {}
-        for registration in held:
-            datacenter = registration.node.datacenter
-            per_datacenter[datacenter] = per_datacenter.get(datacenter, 0) + 1
-        ceiling = self._config.suspect_ceiling_seconds
         return json_response(
-            {
-                "self_preservation": bool(held),
-                "datacenters": [
-                    {
-                        "datacenter": datacenter,
-                        "members": members,
-                        "suspects": per_datacenter.get(datacenter, 0),
-                        "self_preservation": datacenter in per_datacenter,
-                    }
-                    for datacenter, members in sorted(sizes.items())
-                ],
-                "suspects": [suspect_json(registration, ceiling) for registration in held],
-            }
+            self_preservation_json(
+                self._config.operator.suspects(),
+                self._feed.view.datacenter_sizes(),
+                self._config.suspect_ceiling_seconds,
+            )
         )
 
     async def convergence(self, request: web.Request) -> web.Response:
         accept_only(request.query, ("revision",))
         revision = revision_of(request.query.get("revision"), "revision")
         revision = revision or self._feed.view.revision
-        headers = forwarded_headers(request, self._config.auth.identify(request))
+        headers = self._config.auth.forwarded_headers(request)
         return json_response(await self._config.convergence(revision, headers))
 
-    # -- documents, console, probes -----------------------------------------------------------
+    # -- documents, probes --------------------------------------------------------------------
 
     async def openapi(self, request: web.Request) -> web.Response:
         return json_response(self._openapi)
-
-    async def to_console(self, request: web.Request) -> web.Response:
-        raise web.HTTPFound("/ui/")
-
-    async def console(self, request: web.Request) -> web.Response:
-        name = request.match_info.get("name") or "index.html"
-        kind = _CONSOLE_FILES.get(name)
-        if kind is None:
-            raise web.HTTPNotFound()
-        return web.Response(
-            body=self._console[name], content_type=kind, charset="utf-8", headers=_CONSOLE_HEADERS
-        )
-
-    async def favicon(self, request: web.Request) -> web.Response:
-        raise web.HTTPMovedPermanently("/ui/favicon.svg")
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
         readiness = self._config.readiness()
-        return json_response(readiness.as_json(), 200 if readiness.ready else 503)
+        return json_response(readiness_json(readiness), 200 if readiness.ready else 503)
 
 
 def _key(request: web.Request) -> NodeKey:

@@ -22,9 +22,10 @@ from registry_service.domain import (
 from registry_service.hub.cluster_view import ClusterView
 from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.subscription import Subscription
+from registry_service.listeners import Listener
 from registry_service.rpc.access import StreamCounter
 from registry_service.web.admin_config import Readiness
-from registry_service.web.auth import AdminAuth
+from registry_service.web.auth import HttpAuth
 
 
 class NodeReads(Protocol):
@@ -66,15 +67,16 @@ headers that carry the caller's token and identity to the other frontends."""
 
 @dataclass(frozen=True)
 class ApiConfig:
-    listen: str
-    """`host:port` of the HTTP API and console; port 0 picks a free one (`ApiServer.port`)."""
+    listener: Listener
+    """Where the HTTP API and console listen (`http_listen`); port 0 picks a free one
+    (`ApiServer.port`)."""
     reads: NodeReads
     feed: ChangeFeed
     operator: OperatorReads
     convergence: Convergence
     readiness: Callable[[], Readiness]
     """/healthz and /readyz here too, for a load balancer in front of this port."""
-    auth: AdminAuth
+    auth: HttpAuth
     """Who may read what (the admin port's middleware: TLS client certificates, tokens, scopes)."""
     streams: StreamCounter
     """Open event streams per peer, shared with the gRPC port's KeepAlive and WatchNodes."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hmac
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +53,9 @@ def required_scope(method: str, path: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class AdminAuth:
-    """The admin port's access rules (see the module docstring)."""
+class HttpAuth:
+    """The access rules of an HTTP port: the admin port's, the host's, the HTTP API's (see the
+    module docstring)."""
 
     tokens: TokenTable
     admin_token: str = ""
@@ -81,6 +82,17 @@ class AdminAuth:
         if common_name:
             return f"cert:{common_name}"
         return f"ip:{request.remote or 'unknown'}"
+
+    def forwarded_headers(
+        self, request: web.Request, names: Iterable[str] = ("Authorization",)
+    ) -> dict[str, str]:
+        """What another admin port gets of a caller checked here (a peer frontend's, for the
+        cluster-wide views; a worker's, behind its supervisor): its token, the other headers
+        `names` lists, as they came, and its identity (OPERATOR_HEADER, which only a worker
+        trusts, from its supervisor)."""
+        headers = {name: request.headers[name] for name in names if name in request.headers}
+        headers[OPERATOR_HEADER] = self.identify(request)
+        return headers
 
     def _is_admin_token(self, header: str) -> bool:
         given = header.removeprefix("Bearer ").strip()

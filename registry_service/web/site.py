@@ -1,5 +1,5 @@
 """Starting an aiohttp application on an address: the frontend's admin surface, the host's
-(supervisor) admin port and the HTTP API port all do (apps built by http_edge.new_app)."""
+(supervisor) admin port and the HTTP API port all do (apps built by web/edge.py's new_app)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ delta per revision that changes the scope, then progress while idle (the heartbe
 
     event: snapshot | delta | progress
     id: <revision>
-    data: <one line of JSON, the shapes of web/shapes.py>
+    data: <one line of JSON, a shape of web/shapes.py>
 
 `Last-Event-ID` (the header a reconnecting EventSource sends, or `?last_event_id=`) is WatchNodes'
 `resume_revision`: exactly the changes after it, or a snapshot flagged `resync` with the same
@@ -32,10 +32,9 @@ from registry_service.domain import ProgressMessage, SnapshotMessage, WatchMessa
 from registry_service.rpc.access import StreamCounter
 from registry_service.rpc.status import status_of
 from registry_service.web.api_config import NodeReads
-from registry_service.web.auth import AdminAuth
-from registry_service.web.edge import error_body
+from registry_service.web.auth import HttpAuth
 from registry_service.web.query import watch_query
-from registry_service.web.shapes import watch_message_json
+from registry_service.web.shapes import error_json, watch_message_json
 
 _RECONNECT_MILLISECONDS = 1000
 _HEADERS = {
@@ -93,7 +92,7 @@ def grpc_style_peer(request: web.Request) -> str:
 
 
 class WatchStreams:
-    def __init__(self, reads: NodeReads, auth: AdminAuth, streams: StreamCounter) -> None:
+    def __init__(self, reads: NodeReads, auth: HttpAuth, streams: StreamCounter) -> None:
         self._reads = reads
         self._auth = auth
         self._streams = streams
@@ -118,7 +117,7 @@ class WatchStreams:
             except Exception as err:  # one error event, then the stream ends
                 code, text = status_of(err)
                 with contextlib.suppress(ConnectionError):
-                    await response.write(sse_event("error", None, error_body(code, text)))
+                    await response.write(sse_event("error", None, error_json(code, text)))
             finally:
                 subscription.close()
             return response

@@ -88,7 +88,7 @@ def _local_etcd_pid(frontend: FrontendProcess) -> int:
 def test_a_local_etcd_does_not_take_another_etcds_answer_for_its_own(etcd, tmp_path, monkeypatch):
     # Problem 3's race: the port looked free, then another etcd answers there. Ours fails to
     # bind and exits; the answer from the other one must not count as ours being ready.
-    monkeypatch.setattr(embedded_etcd, "bind_error", lambda address: None)
+    monkeypatch.setattr(embedded_etcd, "bind_error", lambda host, port: None)
     mine = EtcdServer(
         data_dir=tmp_path / "mine", client_port=etcd.client_port, peer_port=free_port(), name="mine"
     )
