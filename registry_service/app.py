@@ -334,6 +334,7 @@ class Frontend:
             ),
             interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
+            with_reflection=settings.grpc_reflection,
         )
         credentials = None
         if settings.tls_cert_file:
