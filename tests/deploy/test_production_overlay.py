@@ -7,6 +7,7 @@ are reached at. (tests/integration/test_production_etcd.py runs the same etcd fo
 from __future__ import annotations
 
 import ipaddress
+import os
 import string
 import subprocess
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.support.local_pods import REPO, find, pod_spec, render
 PRODUCTION = "deploy/k8s/overlays/production"
 FEDERATED = ("deploy/k8s/overlays/dc1", "deploy/k8s/overlays/dc2")
 CERT_MANAGER = "deploy/k8s/overlays/production-cert-manager"
-TOOLS = REPO / ".venv-tools" / "bin"
+TOOLS = Path(os.environ.get("NODEREGISTRY_TOOLS_BIN", REPO / ".venv-tools" / "bin"))
 # Ports that are plaintext on purpose: they carry no credential and no registration.
 HEALTH_PORT = 50052  # grpc.health.v1 only (REGISTRY_HEALTH_LISTEN)
 ETCD_METRICS_PORT = 2381  # etcd's /metrics and /health (--listen-metrics-urls)
