@@ -333,6 +333,7 @@ class Frontend:
             ),
             interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
+            with_reflection=settings.grpc_reflection,
         )
         listeners = self.listeners
         credentials = None

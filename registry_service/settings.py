@@ -166,6 +166,11 @@ class Settings:
     grpc_keepalive_timeout_seconds: float = _setting(
         10.0, "a peer that does not answer a keepalive ping within this is disconnected"
     )
+    grpc_reflection: bool = _setting(
+        False,
+        "serve gRPC server reflection on the gRPC port (grpcurl and the like list the services "
+        "with it); it answers without a token, so it is off unless set",
+    )
     gc_full_collection_seconds: float = _setting(
         300.0, "full garbage collections run on this timer instead of stalling streams; 0: Python's"
     )

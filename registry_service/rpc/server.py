@@ -1,4 +1,5 @@
-"""Builds the grpc.aio server: the Registry service, standard health checking and reflection."""
+"""Builds the grpc.aio server: the Registry service, standard health checking and, when asked
+for, reflection (it answers without a token, so it is off by default)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def build_server(
     keepalive: KeepalivePolicy | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     reuse_port: bool = False,
+    with_reflection: bool = False,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     server = grpc.aio.server(
         interceptors=list(interceptors),
@@ -73,14 +75,15 @@ def build_server(
     add_registry_service(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
+    if with_reflection:
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
     return server, health_servicer
 
 
