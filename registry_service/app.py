@@ -31,7 +31,9 @@ from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.datacenters import Datacenters
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.federation.follower import Federation
-from registry_service.hub.watch_hub import WatchHub
+from registry_service.hub.operator_state import OperatorState
+from registry_service.hub.remote_view import RemoteViews
+from registry_service.hub.watch_hub import HubConfig, WatchHub
 from registry_service.placement import Placement, advertised_host, url_host
 from registry_service.retry import Backoff
 from registry_service.rpc.access import AuthInterceptor, StreamCounter
@@ -107,18 +109,27 @@ class Frontend:
         self.datacenters = Datacenters.from_settings(
             settings.datacenter, settings.remote_datacenters
         )
+        # Owned here and handed in: the hub writes the operator state from its watch and fans the
+        # followed datacenters out; the others read both (OperatorView, RemoteReads).
+        self.operator_state = OperatorState()
+        self.remotes = RemoteViews(
+            self.datacenters.remotes, settings.watch_history_revisions, time.monotonic
+        )
         self.hub = WatchHub(
             self.store,
-            history_revisions=settings.watch_history_revisions,
-            queue_messages=settings.watch_queue_messages,
-            progress_seconds=settings.watch_progress_seconds,
-            slice_subscribers=settings.watch_fanout_slice_subscribers,
+            HubConfig(
+                history_revisions=settings.watch_history_revisions,
+                queue_messages=settings.watch_queue_messages,
+                progress_seconds=settings.watch_progress_seconds,
+                ack_deadline_seconds=settings.ack_deadline_seconds,
+                slice_subscribers=settings.watch_fanout_slice_subscribers,
+            ),
+            operator=self.operator_state,
+            remotes=self.remotes,
             store_connected=lambda: self.client.watcher.connected,
             observe=self.metrics.observe_stage,
-            ack_deadline_seconds=settings.ack_deadline_seconds,
-            remote_datacenters=self.datacenters.remotes,
         )
-        self.federation = Federation(self.datacenters.remotes, self.hub.remotes, settings)
+        self.federation = Federation(self.datacenters.remotes, self.remotes, settings)
         self.evictor = Evictor(
             self.store,
             self.hub,
@@ -148,6 +159,7 @@ class Frontend:
             self.hub,
             settings.limits,
             sync_timeout_seconds=settings.etcd_request_timeout_seconds,
+            remotes=self.remotes,
         )
         self.tokens = TokenTable.load(settings.auth_tokens_file)
         # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
@@ -170,7 +182,7 @@ class Frontend:
             self.frontend_id,
             self.datacenters,
         )
-        self.metrics.attach(self.hub, self.evictor)
+        self.metrics.attach(self.hub, self.evictor, self.operator_state, self.remotes)
         self.peers = PeerAdmins(
             client_context(
                 settings.peer_ca_file or settings.tls_client_ca_file,
@@ -203,6 +215,7 @@ class Frontend:
             metrics=self.metrics.registry,
             readiness=self.readiness,
             watch=self.hub,
+            operator_state=self.operator_state,
             eviction=self.evictor,
             operations=self.operations,
             auth=AdminAuth(
@@ -227,9 +240,10 @@ class Frontend:
             listen=settings.http_listen,
             reads=self.reads,
             feed=self.hub,
+            remotes=self.remotes,
             operator=self.operations,
             convergence=functools.partial(
-                cluster_convergence, self.hub, self.peers, self.frontend_id
+                cluster_convergence, self.operator_state, self.peers, self.frontend_id
             ),
             readiness=self.readiness,
             auth=AdminAuth(

@@ -19,6 +19,7 @@ from registry_service.domain import (
 )
 from registry_service.errors import StoreUnavailableError, SubscriptionNotFoundError
 from registry_service.failpoints import failpoint
+from registry_service.hub.remote_view import RemoteReads, RemoteViews
 from registry_service.hub.subscription import Subscription
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import RegistryStore
@@ -38,9 +39,12 @@ class Reads:
         limits: Limits,
         *,
         sync_timeout_seconds: float = 5.0,
+        remotes: RemoteReads | None = None,
     ) -> None:
+        """`remotes`: the datacenters this frontend follows (read-only here)."""
         self._store = store
         self._hub = hub
+        self._remotes: RemoteReads = remotes if remotes is not None else RemoteViews()
         self._limits = limits
         self._sync_timeout = sync_timeout_seconds
         self._barrier: asyncio.Task[int] | None = None
@@ -103,7 +107,7 @@ class Reads:
             with contextlib.suppress(StoreUnavailableError):
                 await self.sync()
         if resume.federated and resume.revisions:
-            await self._hub.remotes.catch_up(resume.revisions, _REMOTE_CATCH_UP_SECONDS)
+            await self._remotes.catch_up(resume.revisions, _REMOTE_CATCH_UP_SECONDS)
         return self._hub.subscribe(
             scope,
             resume.revision,

@@ -26,7 +26,6 @@ from registry_service.domain import (
     ChangeStage,
     DeltaMessage,
     NodeKey,
-    SnapshotMessage,
     WatchMessage,
 )
 from registry_service.errors import ResourceExhaustedError, ShuttingDownError
@@ -148,19 +147,14 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
                         yield response
                     else:
                         yield self._wire.encode(message)
-                    local = not message.datacenter  # acknowledged in the local etcd's revisions
-                    if isinstance(message, SnapshotMessage) and local:  # owed an ack too
-                        subscription.written(message.revision, time.monotonic())
-                    elif isinstance(message, DeltaMessage):  # written: the transport took it
-                        written_at = time.monotonic()
-                        if local:
-                            subscription.written(message.revision, written_at)
-                        if self._metrics is not None:
-                            self._metrics.events_sent.inc(len(message.events))
-                            if message.queued_at:
-                                self._metrics.stage[ChangeStage.QUEUED_TO_WRITTEN].observe(
-                                    written_at - message.queued_at
-                                )
+                    written_at = time.monotonic()  # written: the transport took it
+                    subscription.written(message, written_at)
+                    if isinstance(message, DeltaMessage) and self._metrics is not None:
+                        self._metrics.events_sent.inc(len(message.events))
+                        if message.queued_at:
+                            self._metrics.stage[ChangeStage.QUEUED_TO_WRITTEN].observe(
+                                written_at - message.queued_at
+                            )
             finally:
                 subscription.close()
 

@@ -45,6 +45,8 @@ from registry_service.telemetry.logs import request_id
 
 if TYPE_CHECKING:
     from registry_service.core.evictor import Evictor
+    from registry_service.hub.operator_state import OperatorView
+    from registry_service.hub.remote_view import RemoteReads
     from registry_service.hub.watch_hub import WatchHub
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -153,18 +155,26 @@ class Metrics:
     def observe_stage(self, stage: ChangeStage, seconds: float) -> None:
         self.stage[stage].observe(seconds)
 
-    def attach(self, hub: WatchHub, evictor: Evictor) -> None:
-        """Registers the collector that reads the frontend's state at scrape time."""
-        self.registry.register(_StateCollector(hub, evictor))
+    def attach(
+        self, hub: WatchHub, evictor: Evictor, operator: OperatorView, remotes: RemoteReads
+    ) -> None:
+        """Registers the collector that reads the frontend's state at scrape time: the hub's
+        subscribers and stats, the evictor, the operator state and the followed datacenters."""
+        self.registry.register(_StateCollector(hub, evictor, operator, remotes))
 
 
 class _StateCollector(Collector):
-    def __init__(self, hub: WatchHub, evictor: Evictor) -> None:
+    def __init__(
+        self, hub: WatchHub, evictor: Evictor, operator: OperatorView, remotes: RemoteReads
+    ) -> None:
         self._hub = hub
         self._evictor = evictor
+        self._operator = operator
+        self._remotes = remotes
 
     def collect(self) -> Iterator[Any]:
         hub, evictor = self._hub, self._evictor
+        stats = hub.stats()
         nodes = GaugeMetricFamily(
             "noderegistry_nodes",
             "Registered nodes per datacenter, type and status (cluster-wide: only the frontend "
@@ -197,7 +207,7 @@ class _StateCollector(Collector):
             "How long the acknowledging subscriber that has owed an acknowledgement longest has "
             "owed it (past ack_deadline_seconds it is re-pushed: resync UNCONFIRMED).",
             value=max(
-                (now - s.acks.unacked_since for s in subscriptions if s.acks.unacked_since),
+                (now - s.unacked_since for s in subscriptions if s.unacked_since),
                 default=0.0,
             ),
         )
@@ -214,23 +224,23 @@ class _StateCollector(Collector):
         resyncs = CounterMetricFamily(
             "noderegistry_watch_resyncs", "Resync snapshots sent, by reason.", labels=("reason",)
         )
-        for reason, count in sorted(hub.resyncs.items(), key=lambda item: item[0].value):
+        for reason, count in sorted(stats.resyncs.items(), key=lambda item: item[0].value):
             resyncs.add_metric((reason.value,), count)
         yield resyncs
         yield CounterMetricFamily(
             "noderegistry_watch_relists",
             "Full re-reads of etcd after a compacted watch.",
-            value=hub.relists,
+            value=stats.relists,
         )
         yield GaugeMetricFamily(
             "noderegistry_push_enabled",
             "1 while WatchNodes pushes are on (the push switch).",
-            value=int(hub.push_enabled),
+            value=int(self._operator.push_enabled),
         )
         yield GaugeMetricFamily(
             "noderegistry_watch_lag_revisions",
             "etcd's latest revision seen by the watch minus the revision applied.",
-            value=max(0, hub.etcd_revision - hub.revision),
+            value=stats.lag_revisions,
         )
         yield GaugeMetricFamily(
             "noderegistry_cache_age_seconds",
@@ -243,7 +253,7 @@ class _StateCollector(Collector):
             "refuses writes (degraded, still ready).",
             value=int(not hub.stale),
         )
-        yield from _remote_datacenters(hub)
+        yield from _remote_datacenters(self._remotes)
         status = evictor.status
         evictions = CounterMetricFamily(
             "noderegistry_evictions",
@@ -294,7 +304,7 @@ class _StateCollector(Collector):
         )
 
 
-def _remote_datacenters(hub: WatchHub) -> Iterator[Any]:
+def _remote_datacenters(remotes: RemoteReads) -> Iterator[Any]:
     """The federation: each followed datacenter's staleness, age, size and revision."""
     families = {
         "stale": GaugeMetricFamily(
@@ -325,7 +335,7 @@ def _remote_datacenters(hub: WatchHub) -> Iterator[Any]:
         "could not resume after a gap.",
         labels=("datacenter",),
     )
-    for name, remote in hub.remotes.datacenters.items():
+    for name, remote in remotes.datacenters.items():
         families["stale"].add_metric((name,), int(remote.stale))
         families["age"].add_metric((name,), remote.age_seconds())
         families["nodes"].add_metric((name,), len(remote))

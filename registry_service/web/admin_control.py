@@ -30,7 +30,8 @@ from registry_service.control import PushSwitch, parse_held_scope, parse_network
 from registry_service.core.operations import OVERRIDES, PushChange, describe_switch
 from registry_service.domain import NodeKey
 from registry_service.errors import InvalidArgumentError
-from registry_service.web.admin_config import AdminConfig, WatchControl, node_json
+from registry_service.hub.operator_state import OperatorView
+from registry_service.web.admin_config import AdminConfig, node_json
 from registry_service.web.auth import OPERATOR_HEADER
 from registry_service.web.edge import error_response, json_response
 from registry_service.web.peers import PeerAdmins
@@ -82,7 +83,7 @@ def forwarded_headers(request: web.Request, operator: str) -> dict[str, str]:
 
 
 async def cluster_convergence(
-    watch: WatchControl,
+    operator_state: OperatorView,
     peers: PeerAdmins,
     frontend_id: str,
     revision: int,
@@ -90,7 +91,9 @@ async def cluster_convergence(
 ) -> dict[str, Any]:
     """Every announced frontend's subscribers against `revision`, merged (`headers` carry the
     caller's token and identity to the other frontends' admin ports)."""
-    answer = await peers.subscribers(watch.frontends.values(), f"revision={revision}", headers)
+    answer = await peers.subscribers(
+        operator_state.frontends.values(), f"revision={revision}", headers
+    )
     now = time.time()
     pending = [s for s in answer.subscribers if not s.get("converged")]
     return {
@@ -114,6 +117,7 @@ class ControlRoutes:
     def __init__(self, config: AdminConfig) -> None:
         self._config = config
         self._watch = config.watch
+        self._operator_state = config.operator_state
         self._operations = config.operations
 
     def routes(self) -> list[web.RouteDef]:
@@ -143,14 +147,14 @@ class ControlRoutes:
                         "started_at": a.started_at,
                         "subscribers": a.subscribers,
                     }
-                    for a in sorted(self._watch.frontends.values(), key=lambda a: a.id)
+                    for a in sorted(self._operator_state.frontends.values(), key=lambda a: a.id)
                 ],
             }
         )
 
     async def push(self, request: web.Request) -> web.Response:
         return json_response(
-            {**push_json(self._watch.push_switch), "frontend": self._config.frontend_id}
+            {**push_json(self._operator_state.push_switch), "frontend": self._config.frontend_id}
         )
 
     async def set_push(self, request: web.Request) -> web.Response:
@@ -170,9 +174,10 @@ class ControlRoutes:
         except ValueError:
             raise InvalidArgumentError("revision must be a whole number") from None
         headers = forwarded_headers(request, self._config.auth.identify(request))
+        config = self._config
         return json_response(
             await cluster_convergence(
-                self._watch, self._config.peers, self._config.frontend_id, revision, headers
+                self._operator_state, config.peers, config.frontend_id, revision, headers
             )
         )
 

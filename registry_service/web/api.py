@@ -160,7 +160,7 @@ class ApiServer:
         Consul's: a client that sends back 0 would not block at all); with followed datacenters
         in the scope, each one's beside it in its registry's revisions (`812,dc2=455`)."""
         local = max(1, self._feed.view.scope_revision(scope))
-        remotes = self._feed.remotes.in_scope(scope)
+        remotes = self._config.remotes.in_scope(scope)
         if not remotes:
             return local
         return f"{local}" + "".join(f",{r.name}={r.changed_revision}" for r in remotes)
@@ -170,7 +170,7 @@ class ApiServer:
             return True
         return any(
             remote.changed_revision > query.remote_index.get(remote.name, 0)
-            for remote in self._feed.remotes.in_scope(query.scope)
+            for remote in self._config.remotes.in_scope(query.scope)
         )
 
     async def _wait_for_change(self, query: NodesQuery) -> None:
@@ -191,7 +191,7 @@ class ApiServer:
         # The change events are taken now, in the step that found the scope unchanged.
         waits = {
             asyncio.ensure_future(self._feed.next_change().wait()),
-            asyncio.ensure_future(self._feed.remotes.next_change().wait()),
+            asyncio.ensure_future(self._config.remotes.next_change().wait()),
             asyncio.ensure_future(self._closing.wait()),
         }
         try:

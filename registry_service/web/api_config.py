@@ -20,7 +20,7 @@ from registry_service.domain import (
     WatchResume,
 )
 from registry_service.hub.cluster_view import ClusterView
-from registry_service.hub.remote_view import RemoteViews
+from registry_service.hub.remote_view import RemoteReads
 from registry_service.hub.subscription import Subscription
 from registry_service.rpc.access import StreamCounter
 from registry_service.web.admin_config import Readiness
@@ -38,10 +38,7 @@ class NodeReads(Protocol):
 
 
 class ChangeFeed(Protocol):
-    """What a blocking read waits on (watch_hub.WatchHub): this frontend's etcd's view, and the
-    datacenters it follows from their own registries."""
-
-    remotes: RemoteViews
+    """What a blocking read waits on (watch_hub.WatchHub): this frontend's etcd's view."""
 
     @property
     def view(self) -> ClusterView: ...
@@ -70,6 +67,8 @@ class ApiConfig:
     """`host:port` of the HTTP API and console; port 0 picks a free one (`ApiServer.port`)."""
     reads: NodeReads
     feed: ChangeFeed
+    remotes: RemoteReads
+    """The datacenters this frontend follows from their own registries (read-only)."""
     operator: OperatorReads
     convergence: Convergence
     readiness: Callable[[], Readiness]
