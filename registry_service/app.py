@@ -105,7 +105,7 @@ class Frontend:
             self.frontend_id,
             audit_retention_seconds=settings.audit_retention_seconds,
         )
-        self.control = EtcdControlStore(self.client, self.store)
+        self.control = EtcdControlStore(self.client, self.store.keys, self.store.audit)
         self.datacenters = Datacenters.from_settings(
             settings.datacenter, settings.remote_datacenters
         )
