@@ -36,7 +36,8 @@ from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.watch_hub import HubConfig, WatchHub
 from registry_service.placement import Placement, advertised_host, url_host
 from registry_service.retry import Backoff
-from registry_service.rpc.access import AuthInterceptor, StreamCounter
+from registry_service.rpc.access import StreamCounter
+from registry_service.rpc.interceptors import AuthInterceptor, MetricsInterceptor
 from registry_service.rpc.server import (
     KeepalivePolicy,
     bind_port,
@@ -55,7 +56,7 @@ from registry_service.startup import (
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from registry_service.store.etcd_control import EtcdControlStore
-from registry_service.telemetry.metrics import Metrics, MetricsInterceptor
+from registry_service.telemetry.metrics import Metrics
 from registry_service.web.admin import AdminServer
 from registry_service.web.admin_config import AdminConfig, Readiness
 from registry_service.web.admin_control import cluster_convergence

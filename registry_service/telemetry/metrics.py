@@ -1,4 +1,5 @@
-"""Every Prometheus metric of a frontend, defined once.
+"""Every Prometheus metric of a frontend, defined once (the gRPC interceptor that counts RPCs is
+rpc/interceptors.py).
 
 Each Frontend has its own CollectorRegistry (several frontends may share a process in tests), with
 the standard process, platform and GC collectors and no `_created` series. RPC metrics use
@@ -13,15 +14,11 @@ and a sum over pods must count each node once (docs/decisions.md D34).
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import importlib.metadata
-import inspect
 import platform
-import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -40,8 +37,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from registry_service.domain import ChangeStage, Scope
-from registry_service.telemetry import tracing
-from registry_service.telemetry.logs import request_id
 
 if TYPE_CHECKING:
     from registry_service.core.evictor import Evictor
@@ -343,121 +338,3 @@ def _remote_datacenters(remotes: RemoteReads) -> Iterator[Any]:
         relists.add_metric((name,), remote.relists)
     yield from families.values()
     yield relists
-
-
-def _split(method: str) -> tuple[str, str]:
-    _, service, name = method.split("/", 2)
-    return service, name
-
-
-async def _counted(messages: AsyncIterator[Any], counter: Any) -> AsyncIterator[Any]:
-    async for message in messages:
-        counter.inc()
-        yield message
-
-
-class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
-    """Counts and times every RPC and its messages under go-grpc-prometheus's names, and gives each
-    a request id (the client's `x-request-id` metadata, or a new one) that every log line of the
-    RPC carries."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        service, method = _split(details.method)
-        metrics = self._metrics
-
-        @contextlib.contextmanager
-        def observed(kind: str, context: grpc.aio.ServicerContext) -> Iterator[tuple[Any, Any]]:
-            """Yields the (received, sent) message counters of this RPC, inside its span."""
-            invocation_metadata = context.invocation_metadata() or ()
-            given = dict(invocation_metadata).get("x-request-id", "")
-            request_id.set(str(given)[:64] or secrets.token_hex(6))
-            labels = (kind, service, method)
-            metrics.grpc_started.labels(*labels).inc()
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                with tracing.span(
-                    f"{service}/{method}",
-                    {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
-                    carrier=invocation_metadata,
-                    server=True,
-                ):
-                    yield metrics.grpc_received.labels(*labels), metrics.grpc_sent.labels(*labels)
-            except BaseException as err:
-                error = err
-                raise
-            finally:
-                metrics.grpc_handled.labels(*labels, _code_of(context, error).name).inc()
-                metrics.grpc_seconds.labels(*labels).observe(time.perf_counter() - started)
-
-        if handler.unary_unary or handler.stream_unary:
-            kind = "unary" if handler.unary_unary else "client_stream"
-            inner = handler.unary_unary or handler.stream_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                with observed(kind, context) as (received, sent):
-                    if kind == "unary":
-                        received.inc()
-                    else:
-                        request = _counted(request, received)
-                    response = await inner(request, context)
-                    sent.inc()
-                    return response
-
-            factory = (
-                grpc.unary_unary_rpc_method_handler
-                if handler.unary_unary
-                else grpc.stream_unary_rpc_method_handler
-            )
-            return factory(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-
-        kind = "server_stream" if handler.unary_stream else "bidi_stream"
-        inner_stream = handler.unary_stream or handler.stream_stream
-
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with observed(kind, context) as (received, sent):
-                if kind == "server_stream":
-                    received.inc()
-                else:
-                    request = _counted(request, received)
-                result = inner_stream(request, context)
-                if inspect.isasyncgen(result):
-                    async for response in result:
-                        sent.inc()
-                        yield response
-                else:  # a handler that writes with context.write() (the health service's Watch)
-                    await result
-
-        factory = (
-            grpc.unary_stream_rpc_method_handler
-            if handler.unary_stream
-            else grpc.stream_stream_rpc_method_handler
-        )
-        return factory(
-            streaming,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-
-def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> grpc.StatusCode:
-    if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
-    code: grpc.StatusCode | None = context.code()
-    if code is not None:
-        return code
-    return grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK
