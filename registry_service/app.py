@@ -241,7 +241,6 @@ class Frontend:
             listen=settings.http_listen,
             reads=self.reads,
             feed=self.hub,
-            remotes=self.remotes,
             operator=self.operations,
             convergence=functools.partial(
                 cluster_convergence, self.operator_state, self.peers, self.frontend_id
