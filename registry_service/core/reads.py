@@ -51,22 +51,33 @@ class ScopeIndex:
     """Each followed datacenter of the scope, its last change in its registry's revisions."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReadsConfig:
+    """What a scope may name, and how long a LINEARIZABLE read waits for the view."""
+
+    limits: Limits = field(default_factory=Limits)
+    """Names of datacenters and types (a malformed one is INVALID_ARGUMENT)."""
+    sync_timeout_seconds: float = 5.0
+    """How long a read waits for this frontend's view to reach etcd's revision before it is
+    UNAVAILABLE (`etcd_request_timeout_seconds`)."""
+
+
 class Reads:
     def __init__(
         self,
         store: RegistryStore,
         hub: WatchHub,
-        limits: Limits,
+        config: ReadsConfig | None = None,
         *,
-        sync_timeout_seconds: float = 5.0,
         remotes: RemoteReads | None = None,
     ) -> None:
         """`remotes`: the datacenters this frontend follows (read-only here)."""
+        config = config or ReadsConfig()
         self._store = store
         self._hub = hub
         self._remotes: RemoteReads = remotes if remotes is not None else RemoteViews()
-        self._limits = limits
-        self._sync_timeout = sync_timeout_seconds
+        self._limits = config.limits
+        self._sync_timeout = config.sync_timeout_seconds
         self._barrier: asyncio.Task[int] | None = None
         self.waiting = 0
         """Blocking reads waiting for a change now."""

@@ -26,7 +26,7 @@ import dataclasses
 import datetime
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from registry_service.control import OperatorEntry
 from registry_service.core.registration_tokens import (
@@ -68,6 +68,18 @@ _IDEMPOTENCY_KEY_MAX_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    """What a registration may be, and how KeepAlive spares etcd."""
+
+    limits: Limits = field(default_factory=Limits)
+    """Sizes and ranges of ids, types, addresses, metadata and TTLs (the settings of the
+    README's Registrations table)."""
+    keepalive_coalesce_seconds: float = 0.5
+    """Renewals of one lease closer together than this (or a sixth of its TTL, when longer) are
+    answered without asking etcd; 0: etcd every time (`keepalive_coalesce_seconds`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterResult:
     node: Node
     ttl_seconds: int
@@ -94,23 +106,23 @@ class Registry:
         self,
         store: RegistryStore,
         hub: WatchHub,
-        limits: Limits,
+        config: RegistryConfig | None = None,
         *,
-        coalesce_seconds: float = 0.5,
         datacenters: Datacenters | None = None,
     ) -> None:
         """`datacenters`: which datacenter's nodes this registry may write (federation)."""
+        config = config or RegistryConfig()
         self._store = store
         self._hub = hub
-        self._limits = limits
+        self._limits = config.limits
         self._gate = WriteGate(hub, datacenters)
         self._spare_leases = SpareLeases(store)
         self._restoration = Restoration(store, self._spare_leases)
         self._renewals = Renewals(
             store,
             hub,
-            limits,
-            coalesce_seconds=coalesce_seconds,
+            config.limits,
+            coalesce_seconds=config.keepalive_coalesce_seconds,
             gate=self._gate,
             restoration=self._restoration,
         )

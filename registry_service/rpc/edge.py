@@ -1,7 +1,8 @@
 """The service's one error edge: every Registry handler, unary or streaming, runs inside it.
 
 `with_error_edge` wraps a method handler where the service is registered (rpc/server.py), so no
-RPC can be added without it. An exception leaving a handler becomes a status once, here:
+RPC can be added without it (a new handler of the same kind: rpc/handler_kinds.py). An exception
+leaving a handler becomes a status once, here:
 
 - a RegistryError: the code from the table in rpc/status.py, with its own message;
 - anything else: logged with its traceback under the call's request id, and answered INTERNAL

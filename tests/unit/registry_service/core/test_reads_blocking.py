@@ -12,7 +12,6 @@ from registry_service.domain import (
     Consistency,
     DatacenterNodes,
     EventType,
-    Limits,
     Node,
     NodeEvent,
     NodeList,
@@ -59,7 +58,7 @@ class FakeHub:
 
 
 def reads(hub: FakeHub, remotes: RemoteViews | None = None) -> Reads:
-    return Reads(None, hub, Limits(), remotes=remotes)  # type: ignore[arg-type]
+    return Reads(None, hub, remotes=remotes)  # type: ignore[arg-type]
 
 
 async def test_a_change_after_the_index_answers_the_wait():
