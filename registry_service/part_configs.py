@@ -38,6 +38,7 @@ class PartConfigs:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PartConfigs:
+        """Each part's config from the settings (the mapping, field by field)."""
         return cls(
             etcd=EtcdConfig(
                 endpoints=settings.etcd_endpoints,

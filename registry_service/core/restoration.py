@@ -51,6 +51,7 @@ class SpareLeases:
         self._background: set[asyncio.Task[None]] = set()
 
     def revoke_later(self, lease_id: int) -> None:
+        """Revokes the lease in the background (an outage leaves it to expire)."""
         task = asyncio.create_task(self._quietly_revoke(lease_id))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

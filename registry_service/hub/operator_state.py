@@ -45,6 +45,7 @@ class OperatorState:
 
     @property
     def push_enabled(self) -> bool:
+        """Pushes are on (the gray list may still hold some subscribers back)."""
         return self._push_switch.enabled
 
     @property

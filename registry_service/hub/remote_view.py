@@ -244,6 +244,7 @@ class RemoteViews:
 
     @property
     def datacenters(self) -> Mapping[str, RemoteDatacenter]:
+        """Every followed datacenter by name, in name order."""
         return self._datacenters
 
     def listen(self, publish: Callable[[WatchMessage], None]) -> None:

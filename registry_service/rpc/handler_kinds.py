@@ -48,6 +48,7 @@ _BY_STREAMING = {(kind.request_streaming, kind.response_streaming): kind for kin
 
 
 def kind_of(handler: grpc.RpcMethodHandler) -> HandlerKind:
+    """Which of the four kinds `handler` is (from whether its request and response stream)."""
     return _BY_STREAMING[(bool(handler.request_streaming), bool(handler.response_streaming))]
 
 

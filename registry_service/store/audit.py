@@ -77,6 +77,7 @@ class AuditLog:
 
     @property
     def enabled(self) -> bool:
+        """Records are kept (`audit_retention_seconds` > 0)."""
         return self.leases.retention > 0
 
     def node_entry(
