@@ -1,5 +1,7 @@
 """Composition root: settings -> etcd client -> store -> watch hub -> evictor -> registry -> gRPC,
 the admin port and the HTTP API port (process/serving.py runs a frontend, or workers, as a process).
+Each part gets its typed config from part_configs.py; the operator state and the followed
+datacenters' views are created here and handed to the hub (their writer) and to their readers.
 
 Shutdown runs in the reverse order: health NOT_SERVING first, then streams end with UNAVAILABLE,
 then the server stops within the grace period, the evictor resigns (so another frontend takes
@@ -27,17 +29,19 @@ from registry_service.core.evictor import Evictor
 from registry_service.core.operations import Operations
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
-from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.datacenters import Datacenters
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.federation.follower import Federation
+from registry_service.hub.operator_state import OperatorState
+from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.listeners import Listener, Listeners
+from registry_service.part_configs import PartConfigs
 from registry_service.placement import Placement
 from registry_service.retry import Backoff
-from registry_service.rpc.access import AuthInterceptor, StreamCounter
+from registry_service.rpc.access import StreamCounter
+from registry_service.rpc.interceptors import AuthInterceptor, MetricsInterceptor
 from registry_service.rpc.server import (
-    KeepalivePolicy,
     bind_port,
     build_health_server,
     build_server,
@@ -48,9 +52,9 @@ from registry_service.rpc.servicer import RegistryServicer
 from registry_service.settings import Settings, env_name
 from registry_service.startup import ServeError, one_line
 from registry_service.store.etcd import EtcdRegistryStore
-from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from registry_service.store.etcd_client import EtcdClient
 from registry_service.store.etcd_control import EtcdControlStore
-from registry_service.telemetry.metrics import Metrics, MetricsInterceptor
+from registry_service.telemetry.metrics import Metrics
 from registry_service.web.admin import AdminServer
 from registry_service.web.admin_config import AdminConfig, Readiness
 from registry_service.web.admin_control import cluster_convergence
@@ -82,82 +86,53 @@ class Frontend:
         self.listeners = Listeners.of(settings, private_admin=self.placement.behind_supervisor)
         self.metrics = Metrics()
         self.stopping = False
-        self.client = EtcdClient(
-            EtcdConfig(
-                endpoints=settings.etcd_endpoints,
-                username=settings.etcd_username,
-                password=settings.etcd_password,
-                ca_file=settings.etcd_ca_file,
-                cert_file=settings.etcd_cert_file,
-                key_file=settings.etcd_key_file,
-                request_timeout_seconds=settings.etcd_request_timeout_seconds,
-                watch_stale_seconds=settings.etcd_watch_stale_seconds,
-                outage_detection_seconds=settings.etcd_outage_detection_seconds,
-            ),
-            observe=self.metrics.observe_etcd,
-        )
+        configs = self.configs = PartConfigs.from_settings(settings)
+        self.client = EtcdClient(configs.etcd, observe=self.metrics.observe_etcd)
         self.store = EtcdRegistryStore(
             self.client,
             settings.prefix,
             self.frontend_id,
             audit_retention_seconds=settings.audit_retention_seconds,
         )
-        self.control = EtcdControlStore(self.client, self.store)
+        self.control = EtcdControlStore(self.client, self.store.keys, self.store.audit)
         self.datacenters = Datacenters.from_settings(
             settings.datacenter, settings.remote_datacenters
         )
+        # Owned here and handed in: the hub writes the operator state from its watch and fans the
+        # followed datacenters out; the others read both (OperatorView, RemoteReads).
+        self.operator_state = OperatorState()
+        self.remotes = RemoteViews(
+            self.datacenters.remotes, configs.hub.history_revisions, time.monotonic
+        )
         self.hub = WatchHub(
             self.store,
-            history_revisions=settings.watch_history_revisions,
-            queue_messages=settings.watch_queue_messages,
-            progress_seconds=settings.watch_progress_seconds,
-            slice_subscribers=settings.watch_fanout_slice_subscribers,
+            configs.hub,
+            operator=self.operator_state,
+            remotes=self.remotes,
             store_connected=lambda: self.client.watcher.connected,
             observe=self.metrics.observe_stage,
-            ack_deadline_seconds=settings.ack_deadline_seconds,
-            remote_datacenters=self.datacenters.remotes,
         )
-        self.federation = Federation(self.datacenters.remotes, self.hub.remotes, settings)
+        self.federation = Federation(self.datacenters.remotes, self.remotes, settings)
         self.evictor = Evictor(
             self.store,
             self.hub,
+            configs.evictor,
             candidate=self.frontend_id,
-            lease_ttl_seconds=settings.evictor_lease_ttl_seconds,
-            poll_seconds=settings.evictor_poll_seconds,
-            reconcile_seconds=settings.evictor_reconcile_seconds,
-            policy=BudgetPolicy(
-                ratio=settings.eviction_budget_ratio,
-                minimum=settings.eviction_budget_minimum,
-                window_seconds=settings.eviction_window_seconds,
-                ceiling_seconds=settings.suspect_ceiling_seconds,
-                type_minimum=settings.eviction_budget_type_minimum,
-            ),
-            dry_run=settings.evictor_dry_run,
-            store_settled=self._store_settled,
+            connection=self.client.watcher,
         )
         self.registry = Registry(
-            self.store,
-            self.hub,
-            settings.limits,
-            coalesce_seconds=settings.keepalive_coalesce_seconds,
-            datacenters=self.datacenters,
+            self.store, self.hub, configs.registry, datacenters=self.datacenters
         )
-        self.reads = Reads(
-            self.store,
-            self.hub,
-            settings.limits,
-            sync_timeout_seconds=settings.etcd_request_timeout_seconds,
-        )
+        self.reads = Reads(self.store, self.hub, configs.reads, remotes=self.remotes)
         self.tokens = TokenTable.load(settings.auth_tokens_file)
         # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
-        self.streams = StreamCounter(settings.max_streams_per_peer)
+        self.streams = StreamCounter(configs.servicer.max_streams_per_peer)
         self.servicer = RegistryServicer(
             self.registry,
             self.reads,
-            max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
+            configs.servicer,
             metrics=self.metrics,
             tokens=self.tokens,
-            keepalive_max_messages_per_second=settings.keepalive_max_messages_per_second,
             streams=self.streams,
         )
         self.operations = Operations(
@@ -169,7 +144,7 @@ class Frontend:
             self.frontend_id,
             self.datacenters,
         )
-        self.metrics.attach(self.hub, self.evictor)
+        self.metrics.attach(self.hub, self.evictor, self.operator_state, self.remotes)
         self.peers = PeerAdmins(
             client_context(
                 settings.peer_ca_file or settings.tls_client_ca_file,
@@ -204,6 +179,7 @@ class Frontend:
             metrics=self.metrics.registry,
             readiness=self.readiness,
             watch=self.hub,
+            operator_state=self.operator_state,
             eviction=self.evictor,
             operations=self.operations,
             auth=HttpAuth(
@@ -230,7 +206,7 @@ class Frontend:
             feed=self.hub,
             operator=self.operations,
             convergence=functools.partial(
-                cluster_convergence, self.hub, self.peers, self.frontend_id
+                cluster_convergence, self.operator_state, self.peers, self.frontend_id
             ),
             readiness=self.readiness,
             auth=HttpAuth(
@@ -265,15 +241,6 @@ class Frontend:
             admin_url=admin_url,
             version=__version__,
             started_at=time.time(),
-        )
-
-    def _store_settled(self) -> bool:
-        """etcd has been reachable for the outage grace period (the evictor may act)."""
-        watcher = self.client.watcher
-        return (
-            watcher.connected
-            and time.monotonic() - watcher.connected_since
-            >= self.settings.evictor_outage_grace_seconds
         )
 
     @property
@@ -325,12 +292,7 @@ class Frontend:
             self.servicer,
             max_receive_message_bytes=settings.max_receive_message_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,
-            keepalive=KeepalivePolicy(
-                min_ping_interval_seconds=settings.grpc_min_ping_interval_seconds,
-                max_ping_strikes=settings.grpc_max_ping_strikes,
-                keepalive_time_seconds=settings.grpc_keepalive_time_seconds,
-                keepalive_timeout_seconds=settings.grpc_keepalive_timeout_seconds,
-            ),
+            keepalive=self.configs.grpc_keepalive,
             interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
             with_reflection=settings.grpc_reflection,

@@ -1,5 +1,7 @@
-"""The remote datacenters a frontend follows (federation, docs/design.md §10), as subscribers see
-them: pure state, fed by the follower (federation/), read by the watch hub.
+"""The remote datacenters a frontend follows (federation, docs/design.md §10), as its subscribers
+see them: pure state, created by the composition root, fed by the follower (federation/), fanned
+out by the watch hub (its one listener, `RemoteViews.listen`) and read by the reads and the metrics
+through `RemoteReads`, which cannot change it.
 
 Each `RemoteDatacenter` holds one datacenter's nodes at its own registry's revision, a history of
 its recent changes (so that a watch resumes it from any frontend of this datacenter), and whether
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from registry_service.domain import (
     DatacenterNodes,
@@ -204,28 +208,49 @@ class RemoteDatacenter:
         return [cut for message in changes if (cut := message.within(scope)) is not None]
 
 
+class RemoteReads(Protocol):
+    """What readers see of the followed datacenters (the reads, a blocking read, the metrics)."""
+
+    @property
+    def datacenters(self) -> Mapping[str, RemoteDatacenter]: ...
+
+    def in_scope(self, scope: Scope) -> list[RemoteDatacenter]: ...
+
+    def next_change(self) -> asyncio.Event: ...
+
+    async def catch_up(self, revisions: Mapping[str, int], timeout: float) -> None: ...
+
+
 class RemoteViews:
-    """Every followed datacenter, by name; tells the hub what to fan out.
+    """Every followed datacenter, by name; tells its listener (the hub) what to fan out.
 
     Args:
         names: the remote datacenters (settings `remote_datacenters`).
         history_revisions: changes kept per datacenter for resumes.
-        publish: hands a message to the hub's fan-out (remote deltas, snapshots, and a progress
-            whenever a datacenter turns stale or fresh, so subscribers see it at once).
+        clock: monotonic seconds (ages, and when a message was received).
     """
 
     def __init__(
         self,
-        names: Iterable[str],
-        history_revisions: int,
-        clock: Callable[[], float],
-        publish: Callable[[WatchMessage], None],
+        names: Iterable[str] = (),
+        history_revisions: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.datacenters = {
+        self._datacenters = {
             name: RemoteDatacenter(name, history_revisions, clock) for name in sorted(names)
         }
-        self._publish = publish
+        self._publish: Callable[[WatchMessage], None] = lambda message: None
         self._advanced = asyncio.Event()
+
+    @property
+    def datacenters(self) -> Mapping[str, RemoteDatacenter]:
+        """Every followed datacenter by name, in name order."""
+        return self._datacenters
+
+    def listen(self, publish: Callable[[WatchMessage], None]) -> None:
+        """Hands every message to `publish` (the hub's fan-out): remote deltas, snapshots, and a
+        progress whenever a datacenter turns stale or fresh, so subscribers see it at once."""
+        self._publish = publish
 
     def __contains__(self, name: object) -> bool:
         return name in self.datacenters

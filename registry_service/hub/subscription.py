@@ -8,6 +8,10 @@ gray list holds it) is offered no deltas and its progress never claims more than
 released, it gets one resync (PUSH_RESUMED). An acknowledging subscriber that owes an
 acknowledgement past the deadline gets one resync (UNCONFIRMED).
 
+What is owed an acknowledgement is decided here, once for every transport: the transport reports
+each message it wrote (`written`), and only this registry's snapshots and deltas count (progress
+is not acknowledged; a followed datacenter's messages carry another registry's revisions).
+
 A `federated` subscription also gets the followed remote datacenters' messages, which carry their
 own registries' revisions: what it was sent, offered and acknowledged is counted in the local
 etcd's revisions only (acknowledgements and convergence are about this registry).
@@ -20,7 +24,7 @@ import collections
 import dataclasses
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 from registry_service.control import peer_address
@@ -37,10 +41,13 @@ from registry_service.hub.acks import AckTracker
 
 
 class SubscriptionSource(Protocol):
-    """What a subscription reads of its hub."""
+    """What a subscription reads of its hub (and the two counters it reports to)."""
 
-    resyncs: collections.Counter[ResyncReason]
-    observe: Callable[[ChangeStage, float], None]
+    def count_resync(self, reason: ResyncReason) -> None:
+        """One resync snapshot is owed for `reason` (the hub's stats count it)."""
+
+    def observe(self, stage: ChangeStage, seconds: float) -> None:
+        """Times one stage of a change (the metrics hook)."""
 
     @property
     def revision(self) -> int: ...
@@ -100,21 +107,32 @@ class Subscription:
             (m.revision for m in self._queue if not m.datacenter), default=0
         )
         self.resyncs = 0
-        self.acks = AckTracker(
+        self._acks = AckTracker(
             acknowledging=acknowledging,
             observe=lambda seconds: hub.observe(ChangeStage.WRITTEN_TO_ACKED, seconds),
         )
 
     @property
     def acked_revision(self) -> int:
-        return self.acks.acked_revision
+        """The newest revision it confirmed having applied (0: none)."""
+        return self._acks.acked_revision
+
+    @property
+    def acknowledging(self) -> bool:
+        """It promised to acknowledge, or has acknowledged (its messages are timed)."""
+        return self._acks.acknowledging or self._acks.tracking
+
+    @property
+    def unacked_since(self) -> float:
+        """Monotonic time the oldest message it has not acknowledged was written (0: none)."""
+        return self._acks.unacked_since
 
     def converged(self, revision: int) -> bool:
         """Whether it acknowledged everything it was given up to `revision` (a held subscriber
         must have acknowledged `revision` itself: it is given nothing meanwhile)."""
         if self.held or self._resync is not None:
-            return self.acks.acked_revision >= revision
-        return self.acks.acked_revision >= min(revision, self.offered_revision)
+            return self._acks.acked_revision >= revision
+        return self._acks.acked_revision >= min(revision, self.offered_revision)
 
     def offer(self, message: WatchMessage) -> None:
         """Called by the hub with each delta (or a followed datacenter's snapshot or progress)
@@ -131,7 +149,7 @@ class Subscription:
 
     def request_resync(self, reason: ResyncReason) -> None:
         """Replaces whatever is queued with one resync snapshot, built when next read."""
-        self._hub.resyncs[reason] += 1
+        self._hub.count_resync(reason)
         self._queue.clear()
         self._resync = reason
         self.offered_revision = max(self.offered_revision, self._hub.revision)
@@ -219,18 +237,23 @@ class Subscription:
         self._idle_since = time.monotonic()
         return message
 
-    def written(self, revision: int, at: float) -> None:
-        """The transport wrote the snapshot or delta of `revision` at monotonic time `at`."""
-        self.acks.written(revision, at)
+    def written(self, message: WatchMessage, at: float) -> None:
+        """The transport wrote `message` (one it got from this subscription) at monotonic time
+        `at`. This registry's snapshots and deltas are owed an acknowledgement from then on;
+        progress and the followed datacenters' messages are not."""
+        if not message.datacenter and not isinstance(message, ProgressMessage):
+            self._acks.written(message.revision, at)
 
     def ack(self, revision: int) -> None:
-        self.acks.ack(revision, self.sent_revision, time.monotonic())
+        """The subscriber applied everything up to `revision` (never counted beyond what it was
+        sent)."""
+        self._acks.ack(revision, self.sent_revision, time.monotonic())
 
     def check_confirmed(self, now: float, deadline_seconds: float) -> None:
         """Re-pushes (resync UNCONFIRMED) an acknowledging subscriber that has owed an
         acknowledgement longer than the deadline, as SOFARegistry retries an unconfirmed push."""
-        if self._resync is None and self.acks.overdue(now, deadline_seconds):
-            self.acks.forgive()
+        if self._resync is None and self._acks.overdue(now, deadline_seconds):
+            self._acks.forgive()
             self.request_resync(ResyncReason.UNCONFIRMED)
 
     def close(self) -> None:

@@ -5,12 +5,13 @@ frontends never overwrite each other's decisions: a guarded write that finds the
 does nothing and returns None, and the caller reads again.
 
 Every membership transition passes through `_guarded` with its audit cause, so that is where it is
-logged (once, at INFO, with structured fields: D35) and where the records get their `written_at`.
+logged (once, at INFO, with structured fields: D35) and where the records get their `written_at`;
+its audit record joins the same transaction through the audit log (store/audit.py), which the
+control store and the evictor's batches share.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -24,8 +25,9 @@ from registry_service.domain import (
     Registration,
     RemovalReason,
 )
-from registry_service.errors import CorruptRecordError, LeaseNotFoundError
+from registry_service.errors import CorruptRecordError
 from registry_service.store._etcdpb import rpc_pb2 as pb
+from registry_service.store.audit import AuditLog
 from registry_service.store.base import (
     ClusterState,
     ControlChange,
@@ -45,7 +47,6 @@ from registry_service.store.base import (
 from registry_service.store.control_records import (
     decode_announcement,
     decode_push_switch,
-    encode_operator_entry,
 )
 from registry_service.store.etcd_client import EtcdClient, WatchBatch
 from registry_service.store.etcd_client.election import EtcdElection
@@ -64,7 +65,6 @@ from registry_service.store.records import (
     decode_audit,
     decode_identity,
     decode_registration,
-    encode_audit,
     encode_identity,
     encode_registration,
     written_at,
@@ -72,34 +72,6 @@ from registry_service.store.records import (
 from registry_service.store.transitions import incarnation_of, log_transition
 
 log = logging.getLogger(__name__)
-
-
-class _AuditLeases:
-    """Audit records expire on their own: each rides on a lease that is never renewed.
-
-    A fresh lease of `retention` seconds is granted every retention/24, so a record lives between
-    23/24 of the retention and all of it, and no process has to delete old records.
-    """
-
-    def __init__(self, client: EtcdClient, retention_seconds: int) -> None:
-        self._client = client
-        self.retention = retention_seconds
-        self._lease = 0
-        self._granted_at = 0.0
-        self._lock = asyncio.Lock()
-
-    async def current(self) -> int:
-        now = time.monotonic()
-        if self._lease and now - self._granted_at < self.retention / 24:
-            return self._lease
-        async with self._lock:
-            if not self._lease or now - self._granted_at >= self.retention / 24:
-                self._lease = await self._client.lease.grant(self.retention)
-                self._granted_at = time.monotonic()
-            return self._lease
-
-    def forget(self) -> None:
-        self._lease = 0
 
 
 class EtcdRegistryStore:
@@ -116,21 +88,8 @@ class EtcdRegistryStore:
         self._client = client
         self.keys = Keyspace(prefix)
         self._frontend_id = frontend_id
-        self._audit = _AuditLeases(client, audit_retention_seconds)
-
-    @property
-    def audit_leases(self) -> _AuditLeases:
-        """The lease audit records ride on (the control store's operator audit shares it)."""
-        return self._audit
-
-    async def operator_audit_op(self, entry: OperatorEntry) -> pb.RequestOp:
-        """The put that records an operator's action, on the audit lease (D38)."""
-        now_ns = time.time_ns()
-        return put_op(
-            self.keys.operator_audit(now_ns, self._frontend_id),
-            encode_operator_entry(entry),
-            await self._audit.current(),
-        )
+        self.audit = AuditLog(client, self.keys, frontend_id, audit_retention_seconds)
+        """Writes the audit records (store/audit.py); the control store shares it."""
 
     async def read_node(self, key: NodeKey) -> StoredNode:
         response = await self._client.kv.txn(
@@ -191,54 +150,24 @@ class EtcdRegistryStore:
         operator: OperatorEntry | None = None,
     ) -> int | None:
         """One guarded transaction that also records its audit entry (key, cause, incarnation,
-        detail) and an operator's action. A lapsed audit lease is replaced once: the transaction
-        did not apply."""
-        for attempt in range(2):
+        detail) and an operator's action (store/audit.py)."""
+
+        by = operator.operator if operator else ""
+
+        def transaction(lease: int) -> pb.TxnRequest:
             ops = list(success)
-            if self._audit.retention > 0:
-                ops.append(await self._audit_op(*audit, operator.operator if operator else ""))
+            if lease:
+                ops.append(self.audit.node_entry(*audit, lease, by))
                 if operator is not None:
-                    ops.append(await self.operator_audit_op(operator))
-            try:
-                response = await self._client.kv.txn(pb.TxnRequest(compare=compare, success=ops))
-            except LeaseNotFoundError:
-                if attempt == 0 and self._audit.retention > 0:
-                    self._audit.forget()
-                    continue
-                raise
-            if not response.succeeded:
-                return None
-            revision = int(response.header.revision)
-            log_transition(*audit, revision)
-            return revision
-        raise AssertionError("unreachable")
+                    ops.append(self.audit.operator_entry(operator, lease))
+            return pb.TxnRequest(compare=compare, success=ops)
 
-    async def _audit_op(
-        self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str, operator: str
-    ) -> pb.RequestOp:
-        lease = await self._audit.current()
-        return self.audit_put(key, cause, incarnation, detail, lease, operator)
-
-    def audit_put(
-        self,
-        key: NodeKey,
-        cause: AuditCause,
-        incarnation: int,
-        detail: str,
-        lease: int,
-        operator: str = "",
-    ) -> pb.RequestOp:
-        now_ns = time.time_ns()
-        entry = AuditEntry(
-            key,
-            cause,
-            incarnation,
-            now_ns / 1e9,
-            self._frontend_id,
-            detail=detail,
-            operator=operator,
-        )
-        return put_op(self.keys.audit(key, now_ns), encode_audit(entry), lease)
+        response = await self.audit.commit(transaction)
+        if not response.succeeded:
+            return None
+        revision = int(response.header.revision)
+        log_transition(*audit, revision)
+        return revision
 
     async def create_registration(
         self, registration: Registration, expected: StoredNode
@@ -267,11 +196,25 @@ class EtcdRegistryStore:
         cause: AuditCause = AuditCause.UPDATED,
         operator: OperatorEntry | None = None,
     ) -> int | None:
+        return await self._rewrite(registration, expected, cause, operator, live=True)
+
+    async def _rewrite(
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        cause: AuditCause,
+        operator: OperatorEntry | None,
+        *,
+        live: bool,
+    ) -> int | None:
+        """Rewrites the member record and puts its live key on the registration's lease, if the
+        member is unchanged since `expected` and its live key is there (`live`: an update) or
+        gone (a restore). The two writes differ by that one guard."""
         key = registration.node.key
         return await self._guarded(
             [
                 unchanged_since(self.keys.member(key), expected.member_mod_revision),
-                present(self.keys.live(key)),
+                present(self.keys.live(key)) if live else absent(self.keys.live(key)),
             ],
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),
@@ -308,19 +251,7 @@ class EtcdRegistryStore:
         *,
         operator: OperatorEntry | None = None,
     ) -> int | None:
-        key = registration.node.key
-        return await self._guarded(
-            [
-                unchanged_since(self.keys.member(key), expected.member_mod_revision),
-                absent(self.keys.live(key)),
-            ],
-            [
-                put_op(self.keys.live(key), b"", registration.lease_id),
-                put_op(self.keys.member(key), encode_registration(registration, time.time())),
-            ],
-            (key, cause, registration.node.incarnation, operator.detail if operator else ""),
-            operator,
-        )
+        return await self._rewrite(registration, expected, cause, operator, live=False)
 
     async def remove_member(
         self,
@@ -374,7 +305,7 @@ class EtcdRegistryStore:
         ]
 
     async def evict_many(self, writes: Sequence[EvictorWrite], *, fence: bytes) -> list[int | None]:
-        return await write_evictions(self, self._client.kv, writes, fence)
+        return await write_evictions(self, writes, fence)
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
         _, kvs = await self._client.kv.range_prefix(self.keys.audit_of(key))

@@ -108,7 +108,10 @@ class AdminServer:
             raise InvalidArgumentError("revision must be a whole number") from None
         return json_response(
             subscribers_json(
-                self._config.frontend_id, revision, hub.push_switch.enabled, hub.subscriptions
+                self._config.frontend_id,
+                revision,
+                self._config.operator_state.push_enabled,
+                hub.subscriptions,
             )
         )
 

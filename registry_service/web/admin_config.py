@@ -10,7 +10,7 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
-from registry_service.control import Announcement, OperatorEntry, PushSwitch
+from registry_service.control import OperatorEntry, PushSwitch
 from registry_service.core.evictor import EvictorStatus
 from registry_service.core.operations import NodeAction, PushChange
 from registry_service.core.self_preservation import BudgetPolicy
@@ -22,6 +22,7 @@ from registry_service.domain import (
     Registration,
     Scope,
 )
+from registry_service.hub.operator_state import OperatorView
 from registry_service.hub.subscription import Subscription
 from registry_service.listeners import Listener
 from registry_service.store.base import StoredNode
@@ -32,13 +33,8 @@ from registry_service.web.peers import PeerAdmins
 class WatchControl(Protocol):
     """What the admin surface reads of the watch hub."""
 
-    frontends: dict[str, Announcement]
-
     @property
     def revision(self) -> int: ...
-
-    @property
-    def push_switch(self) -> PushSwitch: ...
 
     @property
     def subscriptions(self) -> list[Subscription]: ...
@@ -116,7 +112,9 @@ class AdminConfig:
     readiness: Callable[[], Readiness]
     """Whether the frontend can serve, and how well (`/readyz`)."""
     watch: WatchControl
-    """Nodes, subscribers, announced frontends and the push switch as applied here."""
+    """Nodes and subscribers as this frontend holds them."""
+    operator_state: OperatorView
+    """The announced frontends and the push switch as applied here (read-only)."""
     eviction: EvictionReport
     """The evictor's state and budget policy."""
     operations: OperatorActions

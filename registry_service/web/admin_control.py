@@ -30,7 +30,8 @@ from registry_service.control import parse_held_scope, parse_network
 from registry_service.core.operations import OVERRIDES, PushChange
 from registry_service.domain import NodeKey
 from registry_service.errors import InvalidArgumentError
-from registry_service.web.admin_config import AdminConfig, WatchControl
+from registry_service.hub.operator_state import OperatorView
+from registry_service.web.admin_config import AdminConfig
 from registry_service.web.edge import error_response, json_response
 from registry_service.web.peers import PeerAdmins
 from registry_service.web.shapes import (
@@ -66,7 +67,7 @@ def push_change(body: Any) -> PushChange:
 
 
 async def cluster_convergence(
-    watch: WatchControl,
+    operator_state: OperatorView,
     peers: PeerAdmins,
     frontend_id: str,
     revision: int,
@@ -74,7 +75,9 @@ async def cluster_convergence(
 ) -> dict[str, Any]:
     """Every announced frontend's subscribers against `revision`, merged (`headers` carry the
     caller's token and identity to the other frontends' admin ports)."""
-    answer = await peers.subscribers(watch.frontends.values(), f"revision={revision}", headers)
+    answer = await peers.subscribers(
+        operator_state.frontends.values(), f"revision={revision}", headers
+    )
     return convergence_json(revision, frontend_id, answer, time.time())
 
 
@@ -82,6 +85,7 @@ class ControlRoutes:
     def __init__(self, config: AdminConfig) -> None:
         self._config = config
         self._watch = config.watch
+        self._operator_state = config.operator_state
         self._operations = config.operations
 
     def routes(self) -> list[web.RouteDef]:
@@ -96,12 +100,12 @@ class ControlRoutes:
 
     async def frontends(self, request: web.Request) -> web.Response:
         return json_response(
-            frontends_json(self._config.frontend_id, self._watch.frontends.values())
+            frontends_json(self._config.frontend_id, self._operator_state.frontends.values())
         )
 
     async def push(self, request: web.Request) -> web.Response:
         return json_response(
-            {**push_json(self._watch.push_switch), "frontend": self._config.frontend_id}
+            {**push_json(self._operator_state.push_switch), "frontend": self._config.frontend_id}
         )
 
     async def set_push(self, request: web.Request) -> web.Response:
@@ -121,9 +125,10 @@ class ControlRoutes:
         except ValueError:
             raise InvalidArgumentError("revision must be a whole number") from None
         headers = self._config.auth.forwarded_headers(request)
+        config = self._config
         return json_response(
             await cluster_convergence(
-                self._watch, self._config.peers, self._config.frontend_id, revision, headers
+                self._operator_state, config.peers, config.frontend_id, revision, headers
             )
         )
 

@@ -18,7 +18,8 @@
     GET /healthz, /readyz           as on the admin port
 
 Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port); the rest
-is web/auth.py's rules, the same middleware as the admin port's. Blocking reads follow Consul's:
+is web/auth.py's rules, the same middleware as the admin port's. This module parses and renders;
+the blocking read's wait is the read use case's (core/reads.py). Blocking reads follow Consul's:
 the index is the revision of the scope's last change, so a client loops `index = answer.index`
 and wakes only for its own scope; an index above the scope's (another cluster's, or a typo)
 waits out the wait and answers the real one: a client resets when the index goes backwards.
@@ -29,10 +30,10 @@ followed datacenter's part in its own registry's revisions; the read wakes when 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from aiohttp import web
 
+from registry_service.core.reads import ScopeIndex
 from registry_service.domain import NodeKey, NodeList, Scope
 from registry_service.errors import NodeNotFoundError
 from registry_service.validation import validate_key
@@ -41,7 +42,6 @@ from registry_service.web.console_site import ConsoleRoutes
 from registry_service.web.edge import json_response, new_app
 from registry_service.web.openapi import openapi_document
 from registry_service.web.query import (
-    NodesQuery,
     accept_only,
     node_query,
     nodes_query,
@@ -68,9 +68,12 @@ class ApiServer:
         self._closing = asyncio.Event()
         self._console = ConsoleRoutes()
         self._openapi = openapi_document()
-        self.waiting = 0
-        """Blocking reads waiting for a change now."""
         self.port = 0
+
+    @property
+    def waiting(self) -> int:
+        """Blocking reads waiting for a change now (counted where they wait, core/reads.py)."""
+        return self._config.reads.waiting
 
     def routes(self) -> list[web.RouteDef]:
         streams = WatchStreams(self._config.reads, self._config.auth, self._config.streams)
@@ -116,14 +119,21 @@ class ApiServer:
 
     async def nodes(self, request: web.Request) -> web.Response:
         query = nodes_query(request.query, self._config.max_wait_seconds)
-        listing = await self._config.reads.get_nodes(query.scope, query.consistency)
-        if query.index or query.remote_index:
-            await self._wait_for_change(query)
-            listing = self._feed.node_list(query.scope)
+        reads = self._config.reads
+        if query.index or query.remote_index:  # a blocking read: the wait is core/reads.py's
+            listing = await reads.get_nodes_blocking(
+                query.scope,
+                query.consistency,
+                ScopeIndex(query.index, query.remote_index),
+                query.wait_seconds,
+                interrupt=self._closing,
+            )
+        else:
+            listing = await reads.get_nodes(query.scope, query.consistency)
         return self._list_response(query.scope, listing)
 
     def _list_response(self, scope: Scope, listing: NodeList) -> web.Response:
-        index = self._index(scope)
+        index = _index_json(self._config.reads.scope_index(scope))
         return json_response(
             {"index": index, **node_list_json(listing)},
             headers={
@@ -131,53 +141,6 @@ class ApiServer:
                 "X-Registry-Revision": str(listing.revision),
             },
         )
-
-    def _index(self, scope: Scope) -> int | str:
-        """The revision of the scope's last change: this frontend's etcd's, never 0 (as
-        Consul's: a client that sends back 0 would not block at all); with followed datacenters
-        in the scope, each one's beside it in its registry's revisions (`812,dc2=455`)."""
-        local = max(1, self._feed.view.scope_revision(scope))
-        remotes = self._feed.remotes.in_scope(scope)
-        if not remotes:
-            return local
-        return f"{local}" + "".join(f",{r.name}={r.changed_revision}" for r in remotes)
-
-    def _changed(self, query: NodesQuery) -> bool:
-        if self._feed.view.scope_revision(query.scope) > query.index:
-            return True
-        return any(
-            remote.changed_revision > query.remote_index.get(remote.name, 0)
-            for remote in self._feed.remotes.in_scope(query.scope)
-        )
-
-    async def _wait_for_change(self, query: NodesQuery) -> None:
-        """Until the scope changed after the index, the wait ends, or the port closes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + query.wait_seconds
-        self.waiting += 1
-        try:
-            while not self._changed(query) and not self._closing.is_set():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return
-                await self._change_or_closing(remaining)
-        finally:
-            self.waiting -= 1
-
-    async def _change_or_closing(self, timeout: float) -> None:
-        # The change events are taken now, in the step that found the scope unchanged.
-        waits = {
-            asyncio.ensure_future(self._feed.next_change().wait()),
-            asyncio.ensure_future(self._feed.remotes.next_change().wait()),
-            asyncio.ensure_future(self._closing.wait()),
-        }
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*waits, return_exceptions=True)
 
     async def node(self, request: web.Request) -> web.Response:
         consistency = node_query(request.query)
@@ -234,6 +197,14 @@ class ApiServer:
     async def readyz(self, request: web.Request) -> web.Response:
         readiness = self._config.readiness()
         return json_response(readiness_json(readiness), 200 if readiness.ready else 503)
+
+
+def _index_json(index: ScopeIndex) -> int | str:
+    """The index as the API writes it: the local revision, and with followed datacenters in the
+    scope each one's beside it in its registry's revisions (`812,dc2=455`)."""
+    if not index.remotes:
+        return index.revision
+    return f"{index.revision}" + "".join(f",{name}={rev}" for name, rev in index.remotes.items())
 
 
 def _key(request: web.Request) -> NodeKey:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from registry_service.core.reads import ScopeIndex
 from registry_service.domain import (
     AuditEntry,
     Consistency,
@@ -20,7 +21,6 @@ from registry_service.domain import (
     WatchResume,
 )
 from registry_service.hub.cluster_view import ClusterView
-from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.subscription import Subscription
 from registry_service.listeners import Listener
 from registry_service.rpc.access import StreamCounter
@@ -29,9 +29,25 @@ from registry_service.web.auth import HttpAuth
 
 
 class NodeReads(Protocol):
-    """The use cases the API serves (reads.Reads): GetNodes and WatchNodes."""
+    """The use cases the API serves (reads.Reads): GetNodes, its blocking form, WatchNodes."""
 
     async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList: ...
+
+    async def get_nodes_blocking(
+        self,
+        scope: Scope,
+        consistency: Consistency,
+        since: ScopeIndex,
+        wait_seconds: float,
+        *,
+        interrupt: asyncio.Event | None = None,
+    ) -> NodeList: ...
+
+    def scope_index(self, scope: Scope) -> ScopeIndex: ...
+
+    @property
+    def waiting(self) -> int:
+        """Blocking reads waiting for a change now."""
 
     async def watch(
         self, scope: Scope, resume: WatchResume, *, peer: str = "", acknowledging: bool = False
@@ -39,17 +55,10 @@ class NodeReads(Protocol):
 
 
 class ChangeFeed(Protocol):
-    """What a blocking read waits on (watch_hub.WatchHub): this frontend's etcd's view, and the
-    datacenters it follows from their own registries."""
-
-    remotes: RemoteViews
+    """This frontend's etcd's view (watch_hub.WatchHub), for the operator's reads."""
 
     @property
     def view(self) -> ClusterView: ...
-
-    def node_list(self, scope: Scope) -> NodeList: ...
-
-    def next_change(self) -> asyncio.Event: ...
 
 
 class OperatorReads(Protocol):

@@ -254,8 +254,7 @@ def admin_nodes_json(listing: NodeList) -> dict[str, Any]:
 
 def subscriber_json(subscription: Subscription, frontend: str, revision: int) -> dict[str, Any]:
     """One subscriber as the cluster-wide views list it; `converged` to `revision`."""
-    acks = subscription.acks
-    owed = acks.unacked_since
+    owed = subscription.unacked_since
     return {
         "id": subscription.id,
         "frontend": frontend,
@@ -266,8 +265,8 @@ def subscriber_json(subscription: Subscription, frontend: str, revision: int) ->
         },
         "sent_revision": subscription.sent_revision,
         "offered_revision": subscription.offered_revision,
-        "acked_revision": acks.acked_revision,
-        "acknowledging": acks.acknowledging or acks.tracking,
+        "acked_revision": subscription.acked_revision,
+        "acknowledging": subscription.acknowledging,
         "converged": subscription.converged(revision),
         # Wall-clock time the oldest message it has not acknowledged was written.
         "pending_since": round(time.time() - (time.monotonic() - owed), 3) if owed else None,

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from registry_service.domain import ProgressMessage, SnapshotMessage, WatchMessage, WatchResume
+from registry_service.domain import SnapshotMessage, WatchMessage, WatchResume
 from registry_service.rpc.access import StreamCounter
 from registry_service.rpc.status import status_of
 from registry_service.web.api_config import NodeReads
@@ -109,9 +109,7 @@ class WatchStreams:
                 async for message in subscription:
                     name, data = watch_message_json(message)
                     await response.write(sse_event(name, position.after(message), data))
-                    local = not message.datacenter
-                    if local and not isinstance(message, ProgressMessage):
-                        subscription.written(message.revision, time.monotonic())
+                    subscription.written(message, time.monotonic())
             except ConnectionError:
                 pass  # the client went away: nothing to tell it
             except Exception as err:  # one error event, then the stream ends

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from registry_service.core.evictor import Evictor
+from registry_service.core.evictor import Evictor, EvictorConfig
 from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import ClusterState, EvictorWrite, LiveChanged, Member, StoreBatch
@@ -62,17 +64,15 @@ class SlowStore(RecordingStore):
         return answer
 
 
-async def _evictor_over(store: RecordingStore, **options: float) -> tuple[WatchHub, Evictor]:
-    """A started hub over the store, and an evictor whose budget never holds anything back."""
+async def _evictor_over(
+    store: RecordingStore, connection: object = None, **options: float
+) -> tuple[WatchHub, Evictor]:
+    """A started hub over the store, and an evictor whose budget never holds anything back;
+    `options` are EvictorConfig fields."""
     hub = WatchHub(store)  # type: ignore[arg-type]
     await hub.start()
-    evictor = Evictor(
-        store,  # type: ignore[arg-type]
-        hub,
-        candidate="c",
-        policy=BudgetPolicy(minimum=1_000, type_minimum=1_000),
-        **options,
-    )
+    config = EvictorConfig(policy=BudgetPolicy(minimum=1_000, type_minimum=1_000), **options)  # type: ignore[arg-type]
+    evictor = Evictor(store, hub, config, candidate="c", connection=connection)  # type: ignore[arg-type]
     return hub, evictor
 
 
@@ -112,3 +112,26 @@ async def test_a_lease_that_expires_while_the_evictor_writes_is_swept_without_wa
         with contextlib.suppress(asyncio.CancelledError):
             await leading
         await hub.close()
+
+
+@dataclass
+class Connection:
+    """etcd's reachability as the etcd watch reports it."""
+
+    connected: bool
+    connected_since: float = 0.0
+
+
+async def test_nothing_is_decided_until_etcd_has_been_back_for_the_outage_grace():
+    state = ClusterState(revision=10)
+    state.members[key("silent")] = Member(registration("silent"), 5)  # its live key is gone
+    store = RecordingStore(state)
+    connection = Connection(connected=False)
+    hub, evictor = await _evictor_over(store, connection, outage_grace_seconds=60)
+    assert await evictor.sweep() == 0 and evictor.status.held_by_outage  # etcd unreachable
+    connection.connected, connection.connected_since = True, time.monotonic()
+    assert await evictor.sweep() == 0 and evictor.status.held_by_outage  # back, within grace
+    connection.connected_since = time.monotonic() - 61
+    assert await evictor.sweep() == 1 and not evictor.status.held_by_outage
+    assert store.written == [["silent"]]
+    await hub.close()

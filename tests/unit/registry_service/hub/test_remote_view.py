@@ -176,7 +176,8 @@ def test_net_difference_removes_then_adds_and_updates():
 
 def test_the_merged_list_serves_a_followed_datacenter_from_its_own_registry_only():
     sent: list[WatchMessage] = []
-    views = RemoteViews(["dc2"], 100, Clock(), sent.append)
+    views = RemoteViews(["dc2"], 100, Clock())
+    views.listen(sent.append)
     views.load("dc2", [node("far")], 70, 70)
     stale_local_copy = DatacenterNodes("dc2", 5, (node("old"),), complete_revision=9)
     local = NodeList(
@@ -195,7 +196,8 @@ def test_the_merged_list_serves_a_followed_datacenter_from_its_own_registry_only
 
 def test_turning_stale_or_fresh_is_announced_at_once():
     sent: list[WatchMessage] = []
-    views = RemoteViews(["dc2"], 100, Clock(), sent.append)
+    views = RemoteViews(["dc2"], 100, Clock())
+    views.listen(sent.append)
     views.load("dc2", [node("a")], 70, 70)
     first, fresh = sent  # the first list, and it turned fresh (for scopes the list skips)
     assert isinstance(first, SnapshotMessage)
@@ -211,7 +213,7 @@ def test_turning_stale_or_fresh_is_announced_at_once():
 
 
 async def test_catch_up_waits_for_a_follower_behind_the_vector():
-    views = RemoteViews(["dc2", "dc3"], 100, Clock(), lambda message: None)
+    views = RemoteViews(["dc2", "dc3"], 100, Clock())
     views.load("dc2", [node("a")], 70, 70)
     waiting = asyncio.create_task(views.catch_up({"dc2": 72, "dc3": 9}, timeout=5))
     await asyncio.sleep(0)
