@@ -114,19 +114,36 @@ def _names(value: str | tuple[str, ...]) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which nodes to list or watch; empty means all."""
+    """Which nodes to list or watch; empty means all.
+
+    Attributes:
+        datacenters: the datacenters to take; empty: every one.
+        types: the node types to take; empty: every one.
+        selector: a label selector on the nodes' metadata, Kubernetes syntax: `zone=a`,
+            `zone!=a`, `version in (2,3)`, `version notin (1)`, `canary`, `!canary`; a comma
+            means AND. Empty: every node. The registry parses it (a malformed one is an
+            `InvalidArgumentError` naming the position); a watch sees a node whose metadata
+            stops matching as REMOVED, one that starts matching as ADDED.
+    """
 
     datacenters: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
+    selector: str = ""
 
     @classmethod
     def of(
-        cls, datacenters: str | tuple[str, ...] = (), types: str | tuple[str, ...] = ()
+        cls,
+        datacenters: str | tuple[str, ...] = (),
+        types: str | tuple[str, ...] = (),
+        selector: str = "",
     ) -> Scope:
-        """`Scope.of(types="session")`, `Scope.of(("dc1", "dc2"))`: one name or several."""
-        return cls(_names(datacenters), _names(types))
+        """`Scope.of(types="session")`, `Scope.of(("dc1", "dc2"))`: one name or several;
+        `Scope.of(types="data", selector="zone=a,!canary")`: a shard or a zone."""
+        return cls(_names(datacenters), _names(types), selector)
 
     def matches(self, key: NodeKey) -> bool:
+        """Whether the key's datacenter and type are in the scope (the selector is the
+        registry's to apply)."""
         return (not self.datacenters or key.datacenter in self.datacenters) and (
             not self.types or key.type in self.types
         )

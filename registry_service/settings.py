@@ -213,6 +213,11 @@ class Settings:
     metadata_key_max_bytes: int = _setting(128, "longest metadata key")
     metadata_value_max_bytes: int = _setting(1024, "longest metadata value")
     metadata_max_total_bytes: int = _setting(16 * 1024, "all metadata keys and values together")
+    selector_max_bytes: int = _setting(
+        1024,
+        "longest label selector of a scope (GetNodes, WatchNodes, the HTTP API, an xDS resource "
+        "name); at most 65536",
+    )
     keepalive_max_registrations_per_stream: int = _setting(
         10_000, "distinct registrations one KeepAlive stream may renew"
     )
