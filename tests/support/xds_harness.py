@@ -7,6 +7,7 @@ import collections
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -143,3 +144,25 @@ def start_python_client(target: str, bootstrap: Path, log: Path) -> Picks:
 async def wait_csds(picks: Picks, timeout: float = 10.0) -> int:
     """The client's CSDS port (its first line)."""
     return await eventually(lambda: picks.csds_port, timeout, message="the client's CSDS port")
+
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_CLIENT = Path(__file__).with_name("xds_client.js")
+NODE_MODULES = REPO / ".node-xds" / "node_modules"
+
+
+def start_node_client(target: str, bootstrap: Path, log: Path) -> Picks:
+    """grpc-js-xds's client (`make system-node-xds` installs it); fails saying so without it."""
+    node = shutil.which("node")
+    if node is None or not (NODE_MODULES / "@grpc" / "grpc-js-xds").is_dir():
+        raise AssertionError("the Node xDS client is not installed: run `make system-node-xds`")
+    env = {**os.environ, "GRPC_XDS_BOOTSTRAP": str(bootstrap), "NODE_PATH": str(NODE_MODULES)}
+    process = subprocess.Popen(
+        [node, str(NODE_CLIENT), target],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log.open("a"),
+        text=True,
+        env=env,
+    )
+    return Picks(process)
