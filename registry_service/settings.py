@@ -143,7 +143,7 @@ class Settings:
     auth_tokens_file: str = _setting(
         "",
         "file of bearer tokens with scopes ('name register,watch token' per line; scopes "
-        "register, watch, metrics, admin:read, admin:write, admin = both)",
+        "register, watch, xds, metrics, admin:read, admin:write, admin = both)",
     )
     max_metadata_bytes: int = _setting(8 * 1024, "largest request metadata (headers) accepted")
     max_streams_per_peer: int = _setting(
