@@ -6,13 +6,14 @@ The clients are raw ADS streams (state of the world, as grpcio's client), many t
 each subscribes to one endpoints resource, checks every assignment as a stock client would
 (parses, its name, IP endpoints, weights, priorities from 0) and ACKs it, or NACKs it saying why.
 
-    python -m bench.xds [--quick | --smoke]      the xDS figures alone (own etcd and frontend)
+    python -m bench.xds [--quick | --smoke] [--only fanout|churn]   the xDS figures alone
     python -m bench.xds clients KIND TARGET NAME STREAMS      one client process (KIND xds|watch)
 
 A client process prints `ready <n>` once its streams are open, then `seen <id> <time>` when every
-one of its streams holds node <id>, `gone <id> <time>` when none does any more, and with KIND xds
-`state <stream> <nacks> <digest>` whenever a stream's endpoint set changes (digest: of the sorted
-(id, health, weight) triples). It stops when stdin closes.
+one of its streams holds node <id>, `gone <id> <time>` when none does any more; with KIND
+xds-report, for each line `report` on its stdin, `state <stream> <nacks> <digest>` per stream
+(digest: of the sorted (id, health, weight) triples it holds) and `reported`. It stops when stdin
+closes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import random
@@ -62,6 +64,11 @@ def view_digest(nodes: list[pb.Node]) -> str:
     return digest(triples)
 
 
+@functools.lru_cache(maxsize=65536)
+def _check_ip(address: str) -> None:
+    ipaddress.ip_address(address)  # ValueError when it is not one
+
+
 class Checked:
     """One assignment as a stock client checks it: the endpoints, or why it is refused."""
 
@@ -83,7 +90,7 @@ class Checked:
                     raise ValueError("a locality without weight")
                 for endpoint in locality.lb_endpoints:
                     socket = endpoint.endpoint.address.socket_address
-                    ipaddress.ip_address(socket.address)
+                    _check_ip(socket.address)
                     if not 0 < socket.port_value < 65536:
                         raise ValueError(f"port {socket.port_value}")
                     weight = endpoint.load_balancing_weight.value
@@ -110,28 +117,26 @@ class GoneTally(Tally):
             del self.lost[node_id]
 
 
+# Per stream of a reporting process: its NACKs and its endpoints (printed on request).
+states: dict[int, tuple[int, list[tuple[str, int, int]]]] = {}
+
+
 async def xds_stream(
     channel: grpc.aio.Channel, tally: GoneTally, name: str, index: int, report: bool
 ) -> None:
     """One raw ADS stream on one endpoints resource: checks, ACKs or NACKs each assignment."""
     call: Any = None
-    requests: asyncio.Queue[discovery_pb2.DiscoveryRequest] = asyncio.Queue()
-
-    async def outgoing() -> Any:
-        while True:
-            yield await requests.get()
-
     first = discovery_pb2.DiscoveryRequest(type_url=ENDPOINTS, resource_names=[name])
     first.node.id = f"bench-{index}"
 
     async def open_stream() -> Any:
         nonlocal call
-        requests.put_nowait(first)
         call = channel.stream_stream(
             ADS,
             request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
             response_deserializer=discovery_pb2.DiscoveryResponse.FromString,
-        )(outgoing())
+        )()
+        await call.write(first)
         return await call.read()
 
     response = await open_with_retry(open_stream, tally)
@@ -156,8 +161,8 @@ async def xds_stream(
                 tally.lose(node_id)
             held = now
             if report:
-                print(f"state {index} {nacks} {digest(checked.triples)}", flush=True)
-        requests.put_nowait(ack)
+                states[index] = (nacks, checked.triples)
+        await call.write(ack)
         response = await call.read()
 
 
@@ -198,7 +203,13 @@ async def clients_main(kind: str, target: str, name: str, streams: int) -> None:
     ]
     await tally.all_open.wait()
     print(f"ready {tally.reopened}", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    loop = asyncio.get_running_loop()
+    while await loop.run_in_executor(None, sys.stdin.readline):  # "report", until stdin closes
+        lines = [
+            f"state {index} {nacks} {digest(triples)}"
+            for index, (nacks, triples) in sorted(states.items())
+        ]
+        print("\n".join([*lines, "reported"]), flush=True)
     for task in tasks:
         task.cancel()
 
@@ -223,6 +234,7 @@ class ClientFleet:
         self.nacks: dict[tuple[int, int], int] = {}
         self.reopened = 0
         self._ready = 0
+        self.reports = 0
         self._changed = asyncio.Event()
 
     async def ready(self, timeout: float = 300) -> None:
@@ -245,6 +257,8 @@ class ClientFleet:
                 stream = (number, int(fields[0]))
                 self.nacks[stream] = int(fields[1])
                 self.states[stream] = fields[2]
+            elif kind == "reported":
+                self.reports += 1
             self._changed.set()
             self._changed = asyncio.Event()
         self._changed.set()  # a client process ended: whoever waits looks again
@@ -264,6 +278,16 @@ class ClientFleet:
             raise TimeoutError(f"not every client {kind} {node_id} within {timeout}s")
         return max(self.marks[(kind, node_id)])
 
+    async def report(self, timeout: float = 30) -> None:
+        """Asks every process for its streams' states and waits for them all."""
+        wanted = self.reports + len(self.processes)
+        for process in self.processes:
+            assert process.stdin is not None
+            process.stdin.write("report\n")
+            process.stdin.flush()
+        if not await self.wait_for(lambda: self.reports >= wanted, timeout):
+            raise TimeoutError("the client processes did not report")
+
     def close(self) -> None:
         for process in self.processes:
             with contextlib.suppress(OSError):
@@ -280,43 +304,44 @@ def _quantile(values: list[float], q: int) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-async def _fan_out(bench: BenchContext, fleet: ClientFleet, changes: int) -> list[float]:
-    """Registers one node per change and times it until every client has it; deregisters it
-    and waits until every client lost it before the next (the assignment stays small, as the
-    WatchNodes deltas are)."""
-    latencies = []
-    for i in range(changes):
-        node_id = f"x{i}-{secrets.token_hex(3)}"
-        started = time.monotonic()
-        registered = await bench.stub.Register(
-            pb.RegisterRequest(
-                node=pb.Node(
-                    id=node_id, type=FANOUT_TYPE, datacenter="dc1", address="10.0.0.1:7000"
-                ),
-                ttl_seconds=60,
-            )
+async def _one_change(bench: BenchContext, fleet: ClientFleet, node_type: str) -> float:
+    """Registers one node and times it until every client of the fleet has it; deregisters it
+    and waits until every client lost it (the assignment stays small, as the WatchNodes deltas
+    are)."""
+    node_id = f"x{secrets.token_hex(4)}"
+    started = time.monotonic()
+    registered = await bench.stub.Register(
+        pb.RegisterRequest(
+            node=pb.Node(id=node_id, type=node_type, datacenter="dc1", address="10.0.0.1:7000"),
+            ttl_seconds=60,
         )
-        latencies.append(await fleet.last("seen", node_id) - started)
-        await bench.stub.Deregister(
-            pb.DeregisterRequest(
-                key=pb.NodeKey(datacenter="dc1", type=FANOUT_TYPE, id=node_id),
-                token=registered.token,
-            )
+    )
+    latency = await fleet.last("seen", node_id) - started
+    await bench.stub.Deregister(
+        pb.DeregisterRequest(
+            key=pb.NodeKey(datacenter="dc1", type=node_type, id=node_id), token=registered.token
         )
-        await fleet.last("gone", node_id)
-    return latencies
+    )
+    await fleet.last("gone", node_id)
+    return latency
 
 
 async def xds_fanout(bench: BenchContext, clients: int) -> None:
+    """Both fleets open at once, each on a node type of its own; the changes alternate between
+    them, so that both are measured through the same moments of a noisy machine."""
     changes, count = bench.config["changes"], bench.config["processes"]
     print(f"xDS fan-out to {clients} clients ({changes} changes)", flush=True)
-    figures: dict[str, list[float]] = {}
-    for kind in ("watch", "xds"):
-        fleet = ClientFleet(bench, kind, FANOUT_TYPE, clients, count)
-        try:
+    types = {"xds": f"{FANOUT_TYPE}-x", "watch": f"{FANOUT_TYPE}-w"}
+    fleets = {kind: ClientFleet(bench, kind, types[kind], clients, count) for kind in types}
+    figures: dict[str, list[float]] = {kind: [] for kind in types}
+    try:
+        for fleet in fleets.values():
             await fleet.ready()
-            figures[kind] = await _fan_out(bench, fleet, changes)
-        finally:
+        for i in range(changes):
+            for kind in ("xds", "watch") if i % 2 else ("watch", "xds"):
+                figures[kind].append(await _one_change(bench, fleets[kind], types[kind]))
+    finally:
+        for fleet in fleets.values():
             fleet.close()
     for q in (50, 99):
         bench.results.add(
@@ -326,6 +351,8 @@ async def xds_fanout(bench: BenchContext, clients: int) -> None:
             f"{clients} WatchNodes subscribers",
             _quantile(figures["watch"], q) * 1000,
             clients=clients,
+            changes=changes,
+            opens_shed_and_retried=fleets["xds"].reopened,
         )
     ours, base = _quantile(figures["xds"], 99), _quantile(figures["watch"], 99)
     if clients >= 1000:
@@ -399,13 +426,14 @@ async def xds_churn(bench: BenchContext, clients: int, changes: int, burst: int 
             view = await bench.stub.GetNodes(pb.GetNodesRequest(scope=pb.Scope(types=[CHURN_TYPE])))
             expected = view_digest([n for dc in view.datacenters for n in dc.nodes])
             burst_done = time.monotonic()
-            converged = await fleet.wait_for(
-                lambda expected=expected: (  # type: ignore[misc]
-                    len(fleet.states) == clients
-                    and all(state == expected for state in fleet.states.values())
-                ),
-                timeout=30,
-            )
+            converged = False
+            while not converged and time.monotonic() - burst_done < 30:
+                await fleet.report()
+                converged = len(fleet.states) == clients and all(
+                    state == expected for state in fleet.states.values()
+                )
+                if not converged:
+                    await asyncio.sleep(0.05)  # the clients are still applying: ask again
             quiet.append(time.monotonic() - burst_done)
             mismatched += not converged
     finally:
@@ -437,12 +465,14 @@ XDS_PROFILES = {
 }
 
 
-async def xds_figures(bench: BenchContext, profile: str) -> None:
+async def xds_figures(bench: BenchContext, profile: str, only: str = "") -> None:
     """Every xDS row of `make bench` (hook: `await xds_figures(self, self.profile)` in the
-    runner, on the one-worker frontend)."""
+    runner, on the one-worker frontend); `only`: "fanout" or "churn"."""
     settings = XDS_PROFILES[profile]
-    await xds_fanout(bench, settings["clients"])
-    await xds_churn(bench, settings["churn_clients"], settings["churn_changes"])
+    if only in ("", "fanout"):
+        await xds_fanout(bench, settings["clients"])
+    if only in ("", "churn"):
+        await xds_churn(bench, settings["churn_clients"], settings["churn_changes"])
 
 
 async def main() -> None:
@@ -457,6 +487,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--only", choices=("fanout", "churn"), default="")
     parser.add_argument("--output", default=str(REPO / "bench" / "results"))
     args = parser.parse_args()
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -464,7 +495,7 @@ async def main() -> None:
         bench = Bench(profile, Path(workdir))
         await bench.start()
         try:
-            await xds_figures(bench, profile)
+            await xds_figures(bench, profile, args.only)
         finally:
             await bench.close()
     document = report(bench.results, None)

@@ -19,7 +19,8 @@ from client_sdk import Node, Picker, RegistryClient, Scope
 
 
 async def main(args: argparse.Namespace) -> None:
-    node = Node(args.id, "session", args.datacenter, args.address, {"zone": args.zone} if args.zone else {})
+    metadata = {"zone": args.zone} if args.zone else {}
+    node = Node(args.id, "session", args.datacenter, args.address, metadata)
     async with (
         RegistryClient(args.target) as client,
         await client.register(node, ttl_seconds=10),  # deregistered on the way out

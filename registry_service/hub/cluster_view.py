@@ -195,10 +195,13 @@ class ClusterView:
         }
         selector = scope.selector
         for datacenter, group in self._groups_in(scope):
-            nodes = per_datacenter.setdefault(datacenter, [])
-            nodes.extend(member.registration.node for member in group.values())
-            if selector:  # a label selector on metadata (the scope's datacenter is still listed)
-                nodes[:] = [node for node in nodes if selector.matches(node.metadata)]
+            members = (member.registration.node for member in group.values())
+            if selector:  # a label selector on metadata: a datacenter of no match is not listed
+                selected = [node for node in members if selector.matches(node.metadata)]
+                if selected:
+                    per_datacenter.setdefault(datacenter, []).extend(selected)
+            else:
+                per_datacenter.setdefault(datacenter, []).extend(members)
         return NodeList(
             revision=self._revision,
             datacenters=tuple(

@@ -31,6 +31,12 @@ _STATIC_TYPES = (resources.LISTENER, resources.CLUSTER, resources.ROUTE)
 Write = Callable[[Any], Awaitable[None]]
 
 
+def _nonce_field(kind: Any, nonce: str) -> bytes:
+    """The nonce field of a response of `kind`, serialized: appended to a shared body."""
+    encoded: bytes = kind(nonce=nonce).SerializeToString()
+    return encoded
+
+
 def _error_of(request: Any) -> str:
     if not request.HasField("error_detail"):
         return ""
@@ -79,16 +85,18 @@ class StateOfTheWorld:
 
     async def _send_endpoints(self, watch: EndpointWatch) -> None:
         session = self.session
+        version = watch.nodes.version
+        body = session.endpoints_body(
+            "sotw",
+            watch,
+            lambda assignment: discovery_pb2.DiscoveryResponse(
+                version_info=version, resources=[assignment], type_url=resources.ENDPOINTS
+            ),
+        )
         async with session.write_lock:
             nonce = session.next_nonce()
-            response = discovery_pb2.DiscoveryResponse(
-                version_info=watch.nodes.version,
-                resources=[session.endpoints(watch)],
-                type_url=resources.ENDPOINTS,
-                nonce=nonce,
-            )
             session.sent(nonce, resources.ENDPOINTS, (watch,))
-            await self._write(response)
+            await self._write(body + _nonce_field(discovery_pb2.DiscoveryResponse, nonce))
 
 
 class Incremental:
@@ -154,12 +162,24 @@ class Incremental:
             await self._write(response)
 
     async def _send_endpoints(self, watch: EndpointWatch) -> None:
+        session = self.session
         version = watch.nodes.version
         if watch.skip_version:
             skip, watch.skip_version = watch.skip_version, ""
             if skip == version:
                 return  # the client said it holds this version already
-        resource = discovery_pb2.Resource(
-            name=watch.name, version=version, resource=self.session.endpoints(watch)
+        body = session.endpoints_body(
+            "delta",
+            watch,
+            lambda assignment: discovery_pb2.DeltaDiscoveryResponse(
+                system_version_info=version,
+                resources=[
+                    discovery_pb2.Resource(name=watch.name, version=version, resource=assignment)
+                ],
+                type_url=resources.ENDPOINTS,
+            ),
         )
-        await self._send(resources.ENDPOINTS, [resource], [], (watch,), version)
+        async with session.write_lock:
+            nonce = session.next_nonce()
+            session.sent(nonce, resources.ENDPOINTS, (watch,))
+            await self._write(body + _nonce_field(discovery_pb2.DeltaDiscoveryResponse, nonce))

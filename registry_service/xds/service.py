@@ -104,6 +104,15 @@ class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # t
                     metrics.xds_streams.labels(session.protocol).dec()
 
 
+def _serialized(response: Any) -> bytes:
+    """Responses are messages, or bytes already serialized (a body shared by many streams with
+    each stream's nonce appended: session.ResourceCache)."""
+    if isinstance(response, bytes):
+        return response
+    encoded: bytes = response.SerializeToString()
+    return encoded
+
+
 def add_xds_service(servicer: AggregatedDiscovery, server: grpc.aio.Server) -> None:
     """What the generated add_..._to_server does, with every handler inside the error edge."""
     handlers = {
@@ -111,14 +120,14 @@ def add_xds_service(servicer: AggregatedDiscovery, server: grpc.aio.Server) -> N
             grpc.stream_stream_rpc_method_handler(
                 servicer.StreamAggregatedResources,
                 request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
-                response_serializer=discovery_pb2.DiscoveryResponse.SerializeToString,
+                response_serializer=_serialized,
             )
         ),
         "DeltaAggregatedResources": with_error_edge(
             grpc.stream_stream_rpc_method_handler(
                 servicer.DeltaAggregatedResources,
                 request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
-                response_serializer=discovery_pb2.DeltaDiscoveryResponse.SerializeToString,
+                response_serializer=_serialized,
             )
         ),
     }

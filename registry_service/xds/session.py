@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import any_pb2
@@ -30,7 +31,7 @@ from google.protobuf.message import Message
 
 from registry_service.core.reads import Reads
 from registry_service.domain import Limits, WatchResume
-from registry_service.errors import RegistryError, SubscriptionNotFoundError
+from registry_service.errors import SubscriptionNotFoundError
 from registry_service.hub.subscription import Subscription
 from registry_service.telemetry.metrics import Metrics
 from registry_service.xds import resources
@@ -54,24 +55,33 @@ class XdsParts:
 
 
 class ResourceCache:
-    """Built resources by (type, name, client kind, version); the last `size` kept."""
+    """Built resources by (type, name, client kind, version), packed, and the response bodies
+    made of them (serialized once: each stream appends only its nonce); the last `size` kept."""
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        self._built: collections.OrderedDict[tuple[str, ...], any_pb2.Any] = (
-            collections.OrderedDict()
-        )
+        self._built: collections.OrderedDict[tuple[str, ...], Any] = collections.OrderedDict()
 
-    def get(self, key: tuple[str, ...], build: Callable[[], Message]) -> any_pb2.Any:
+    def _get(self, key: tuple[str, ...], build: Callable[[], Any]) -> Any:
         found = self._built.get(key)
         if found is not None:
             self._built.move_to_end(key)
             return found
-        packed = resources.pack(build())
-        self._built[key] = packed
+        made = build()
+        self._built[key] = made
         if len(self._built) > self._size:
             self._built.popitem(last=False)
+        return made
+
+    def get(self, key: tuple[str, ...], build: Callable[[], Message]) -> any_pb2.Any:
+        packed: any_pb2.Any = self._get(key, lambda: resources.pack(build()))
         return packed
+
+    def body(self, key: tuple[str, ...], build: Callable[[], Message]) -> bytes:
+        """A response without its nonce, serialized (protobuf fields concatenate: the stream
+        appends its own nonce field)."""
+        body: bytes = self._get(("body", *key), lambda: build().SerializeToString())
+        return body
 
 
 @dataclass(eq=False)
@@ -114,12 +124,13 @@ class Session:
         self.client = resources.Client(parts.datacenter)
         self.protocol = protocol
         self.watches: dict[str, EndpointWatch] = {}
-        self.error: RegistryError | None = None
+        self.error: Exception | None = None
         self.failed = asyncio.Event()
         self._cache = cache
         self._peer = peer
         self._on_endpoints = on_endpoints
         self._node_seen = False
+        self._counters: dict[tuple[str, str], Any] = {}
         self._in_flight: collections.OrderedDict[str, InFlight] = collections.OrderedDict()
         self.write_lock = asyncio.Lock()
 
@@ -156,6 +167,14 @@ class Session:
             (resources.ENDPOINTS, watch.name, own, nodes.version),
             lambda: resources.load_assignment(watch.name, nodes.nodes.values(), own),
         )
+
+    def endpoints_body(
+        self, protocol: str, watch: EndpointWatch, build: Callable[[any_pb2.Any], Message]
+    ) -> bytes:
+        """A response carrying the watch's assignment alone, serialized once for every stream
+        of the protocol with the same name, client datacenter and version."""
+        key = (protocol, watch.name, self.client.datacenter, watch.nodes.version)
+        return self._cache.body(key, lambda: build(self.endpoints(watch)))
 
     # -- endpoint watches ---------------------------------------------------------------------
 
@@ -195,10 +214,12 @@ class Session:
                     changed = watch.nodes.apply(await anext(subscription)) or changed
                 if changed and watch.nodes.loaded:
                     await self._on_endpoints(watch)
-        except RegistryError as err:  # the frontend is shutting down
+        except Exception as err:  # shutting down, or a bug: the stream ends with it
             self.fail(err)
 
-    def fail(self, error: RegistryError) -> None:
+    def fail(self, error: Exception) -> None:
+        """Ends the stream with `error` (through the error edge: a RegistryError's status,
+        else INTERNAL, logged)."""
         self.error = error
         self.failed.set()
 
@@ -246,10 +267,16 @@ class Session:
         return in_flight
 
     def _count(self, what: str, type_url: str) -> None:
-        metrics = self.parts.metrics
-        if metrics is not None:
+        counter = self._counters.get((what, type_url))
+        if counter is None:
+            metrics = self.parts.metrics
+            if metrics is None:
+                return
             kind = resources.TYPE_NAMES.get(type_url, "other")
-            metrics.xds_messages.labels(self.protocol, kind, what).inc()
+            counter = self._counters[(what, type_url)] = metrics.xds_messages.labels(
+                self.protocol, kind, what
+            )
+        counter.inc()
 
     def close(self) -> None:
         for watch in self.watches.values():

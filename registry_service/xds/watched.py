@@ -27,23 +27,28 @@ class NodeSet:
         self.revision = 0  # the local etcd's
         self.remote: dict[str, int] = {}  # per followed datacenter, its registry's revision
         self.loaded = False
+        self._version = ""
 
     @property
     def version(self) -> str:
         """`<local revision>[,<datacenter>=<revision>]...`, datacenters in name order."""
-        parts = [str(self.revision)]
-        parts.extend(f"{dc}={revision}" for dc, revision in sorted(self.remote.items()))
-        return ",".join(parts)
+        if not self._version:
+            parts = [str(self.revision)]
+            parts.extend(f"{dc}={revision}" for dc, revision in sorted(self.remote.items()))
+            self._version = ",".join(parts)
+        return self._version
 
     def apply(self, message: WatchMessage) -> bool:
         """Applies one watch message; True when the nodes or the version changed (the resource
         is to be sent again). Progress messages change neither: a version moves with content."""
         if isinstance(message, SnapshotMessage):
+            self._version = ""
             self._snapshot(message)
             self.loaded = True
             return True
         if not isinstance(message, DeltaMessage):
             return False
+        self._version = ""
         if message.datacenter:
             self.remote[message.datacenter] = message.revision
         else:
