@@ -46,6 +46,7 @@ ENDPOINTS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 FANOUT_TYPE = "xbench"  # a type of its own: the assignment holds this figure's nodes only
 CHURN_TYPE = "xchurn"
+POOL_NODES = 60  # the churn's nodes at most: every change sends each client the whole assignment
 # Health as the registry maps it (registry_service/xds/resources.py): UP 1, DRAINING 3, else 2.
 _HEALTH = {pb.NODE_STATUS_UP: 1, pb.NODE_STATUS_DRAINING: 3}
 
@@ -368,7 +369,7 @@ async def _churn_once(
     bench: BenchContext, pool: dict[str, pb.RegisterResponse], rng: random.Random, serial: int
 ) -> None:
     """One change: a node joins, changes (weight, zone, DRAINING) or leaves."""
-    if pool and (len(pool) >= 200 or rng.random() < 0.4):
+    if pool and (len(pool) >= POOL_NODES or rng.random() < 0.4):
         node_id = rng.choice(sorted(pool))
         registered = pool[node_id]
         if rng.random() < 0.5:
