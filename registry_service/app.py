@@ -62,6 +62,9 @@ from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
 from registry_service.web.auth import HttpAuth, client_context, server_context
 from registry_service.web.peers import PeerAdmins
+from registry_service.xds.service import SERVICE_NAME as XDS_SERVICE_NAME
+from registry_service.xds.service import AggregatedDiscovery, add_xds_service
+from registry_service.xds.session import XdsParts
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,11 @@ class Frontend:
             metrics=self.metrics,
             tokens=self.tokens,
             streams=self.streams,
+        )
+        self.xds = AggregatedDiscovery(
+            XdsParts(self.reads, settings.limits, settings.datacenter, self.metrics),
+            streams=self.streams,
+            tokens=self.tokens,
         )
         self.operations = Operations(
             self.store,
@@ -296,6 +304,7 @@ class Frontend:
             interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
             with_reflection=settings.grpc_reflection,
+            extra_services=[(XDS_SERVICE_NAME, functools.partial(add_xds_service, self.xds))],
         )
         listeners = self.listeners
         credentials = None
@@ -382,6 +391,7 @@ class Frontend:
         if self.announcer is not None:  # the cluster-wide views stop asking this frontend
             await self.announcer.stop()
         self.servicer.begin_shutdown()
+        self.xds.begin_shutdown()
         await self.federation.stop()
         await self.hub.close()
         if self.api is not None:  # event streams ended with the hub; blocking reads answer now

@@ -143,7 +143,7 @@ class Settings:
     auth_tokens_file: str = _setting(
         "",
         "file of bearer tokens with scopes ('name register,watch token' per line; scopes "
-        "register, watch, metrics, admin:read, admin:write, admin = both)",
+        "register, watch, xds, metrics, admin:read, admin:write, admin = both)",
     )
     max_metadata_bytes: int = _setting(8 * 1024, "largest request metadata (headers) accepted")
     max_streams_per_peer: int = _setting(
@@ -218,6 +218,11 @@ class Settings:
     metadata_key_max_bytes: int = _setting(128, "longest metadata key")
     metadata_value_max_bytes: int = _setting(1024, "longest metadata value")
     metadata_max_total_bytes: int = _setting(16 * 1024, "all metadata keys and values together")
+    selector_max_bytes: int = _setting(
+        1024,
+        "longest label selector of a scope (GetNodes, WatchNodes, the HTTP API, an xDS resource "
+        "name); at most 65536",
+    )
     keepalive_max_registrations_per_stream: int = _setting(
         10_000, "distinct registrations one KeepAlive stream may renew"
     )

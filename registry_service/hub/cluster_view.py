@@ -98,8 +98,11 @@ class ClusterView:
                 self._group(change.key)[change.key] = change.member
                 if change.key not in self._live:
                     self._expired.add(change.key)
-                kind = EventType.ADDED if previous is None else EventType.UPDATED
-                events.append(NodeEvent(kind, change.member.registration.node))
+                if previous is None:
+                    events.append(NodeEvent(EventType.ADDED, change.member.registration.node))
+                else:
+                    node, before = change.member.registration.node, previous.registration.node
+                    events.append(NodeEvent(EventType.UPDATED, node, previous=before))
                 self._touch(change.key, batch.revision)
             elif isinstance(change, MemberDeleted):
                 self._expired.discard(change.key)
@@ -133,7 +136,8 @@ class ClusterView:
             if previous is None:
                 events.append(NodeEvent(EventType.ADDED, member.registration.node))
             elif previous.registration != member.registration:
-                events.append(NodeEvent(EventType.UPDATED, member.registration.node))
+                node, before = member.registration.node, previous.registration.node
+                events.append(NodeEvent(EventType.UPDATED, node, previous=before))
         for event in events:
             self._touch(event.node.key, state.revision)
         self._index(state)
@@ -189,9 +193,15 @@ class ClusterView:
         per_datacenter: dict[str, list[Node]] = {
             dc: [] for dc in scope.datacenters if dc in self._datacenter_revisions
         }
+        selector = scope.selector
         for datacenter, group in self._groups_in(scope):
-            nodes = per_datacenter.setdefault(datacenter, [])
-            nodes.extend(member.registration.node for member in group.values())
+            members = (member.registration.node for member in group.values())
+            if selector:  # a label selector on metadata: a datacenter of no match is not listed
+                selected = [node for node in members if selector.matches(node.metadata)]
+                if selected:
+                    per_datacenter.setdefault(datacenter, []).extend(selected)
+            else:
+                per_datacenter.setdefault(datacenter, []).extend(members)
         return NodeList(
             revision=self._revision,
             datacenters=tuple(

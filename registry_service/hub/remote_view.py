@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
@@ -137,7 +138,15 @@ class RemoteDatacenter:
         self.remote_stale = False  # a change can only come from the remote etcd
         if not self.loaded or revision <= self.revision:
             return None
-        events = tuple(event for event in events if event.node.datacenter == self.name)
+        events = tuple(
+            # The node before an update, so that a scope with a label selector can tell an
+            # update that takes a node out of it (Scope.cut).
+            dataclasses.replace(event, previous=self._nodes.get(event.node.key))
+            if event.type is EventType.UPDATED
+            else event
+            for event in events
+            if event.node.datacenter == self.name
+        )
         for event in events:
             if event.type is EventType.REMOVED:
                 self._nodes.pop(event.node.key, None)
@@ -170,7 +179,11 @@ class RemoteDatacenter:
 
     def entry(self, scope: Scope) -> DatacenterNodes:
         """The datacenter's part of a list, cut to the scope's types."""
-        nodes = (n for n in self._nodes.values() if not scope.types or n.type in scope.types)
+        nodes = (
+            n
+            for n in self._nodes.values()
+            if (not scope.types or n.type in scope.types) and scope.selector.matches(n.metadata)
+        )
         return DatacenterNodes(
             datacenter=self.name,
             revision=self._changed_revision,

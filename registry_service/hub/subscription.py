@@ -244,6 +244,12 @@ class Subscription:
         if not message.datacenter and not isinstance(message, ProgressMessage):
             self._acks.written(message.revision, at)
 
+    def wrote_state(self, revision: int, at: float) -> None:
+        """A transport that writes its own messages, not WatchMessages (xDS), wrote this
+        registry's state up to `revision` at monotonic time `at`: owed an acknowledgement, as a
+        snapshot or a delta is."""
+        self._acks.written(revision, at)
+
     def ack(self, revision: int) -> None:
         """The subscriber applied everything up to `revision` (never counted beyond what it was
         sent)."""

@@ -128,6 +128,21 @@ class Metrics:
         )
         # Bound once: queued_to_written is observed per subscriber per change (the hot path).
         self.stage = {stage: stage_seconds.labels(stage.value) for stage in ChangeStage}
+        # xDS (docs/design.md §12): ADS streams open, and their responses, ACKs and NACKs per
+        # protocol (sotw, delta) and resource type (listener, cluster, route, endpoints).
+        self.xds_streams = Gauge(
+            "noderegistry_xds_streams",
+            "Open xDS (ADS) streams, by protocol (sotw: state of the world, delta).",
+            ("protocol",),
+            registry=self.registry,
+        )
+        self.xds_messages = Counter(
+            "noderegistry_xds_messages_total",
+            "xDS responses sent, and the clients' ACKs and NACKs of them, by protocol, resource "
+            "type and kind (responses, acks, nacks: a NACK keeps the client's last good version).",
+            ("protocol", "type", "kind"),
+            registry=self.registry,
+        )
         self.etcd_seconds = Histogram(
             "noderegistry_etcd_request_seconds",
             "etcd request latency, by operation.",

@@ -245,6 +245,14 @@ _SCOPE = [
     )
     | {"style": "form", "explode": True}
     for name in ("datacenter", "type")
+] + [
+    _parameter(
+        "selector",
+        "query",
+        _STRING,
+        "a label selector on the nodes' metadata, Kubernetes syntax: zone=a, zone!=a, "
+        "version in (2,3), version notin (1), canary, !canary; a comma means AND",
+    )
 ]
 _CONSISTENCY = _parameter(
     "consistency",

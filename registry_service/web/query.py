@@ -13,10 +13,11 @@ from multidict import MultiMapping
 
 from registry_service.domain import Consistency, Scope, WatchResume
 from registry_service.errors import InvalidArgumentError
+from registry_service.validation import selector_of
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
-_SCOPE_PARAMETERS = ("datacenter", "type")
+_SCOPE_PARAMETERS = ("datacenter", "type", "selector")
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,11 @@ def _names(query: MultiMapping[str], name: str) -> frozenset[str]:
 
 
 def scope_of(query: MultiMapping[str]) -> Scope:
-    """`?datacenter=dc1&type=data,meta` (repeatable; none: every one). The names are validated
-    where GetNodes validates them (the registry), with the same messages."""
-    return Scope(_names(query, "datacenter"), _names(query, "type"))
+    """`?datacenter=dc1&type=data,meta` (repeatable; none: every one) and `&selector=zone=a`
+    (a label selector on metadata, given once). The names are validated where GetNodes
+    validates them (the registry), with the same messages."""
+    selector = selector_of(_single(query, "selector") or "")
+    return Scope(_names(query, "datacenter"), _names(query, "type"), selector)
 
 
 def _single(query: MultiMapping[str], name: str) -> str | None:

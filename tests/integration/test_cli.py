@@ -53,6 +53,12 @@ async def test_nodes_prints_a_table_and_json(start_frontend, connect):
     (s1,) = listing["datacenters"]["dc2"]["nodes"]
     assert (s1["id"], s1["type"], s1["status"], s1["incarnation"]) == ("s1", "session", "UP", 1)
 
+    # A label selector on metadata: only d1 has zone=a.
+    code, out, _ = await run_cli(
+        "nodes", "--target", frontend.address, "-o", "json", "--selector", "zone in (a,b)"
+    )
+    assert code == 0 and list(json.loads(out)["datacenters"]) == ["dc1"]
+
 
 async def test_register_keeps_alive_until_ctrl_c_then_deregisters(start_frontend, connect):
     frontend = await start_frontend()
