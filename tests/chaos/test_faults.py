@@ -61,6 +61,7 @@ async def test_l3_a_registration_lost_while_paused_is_never_silent(start_fronten
         process.send_signal(signal.SIGCONT)
         process.kill()
         process.wait()
+        process.stdout.close()
         await recorder.close()
 
 
