@@ -22,7 +22,8 @@ async def etcd_store(own_etcd: EtcdServer) -> AsyncIterator[Harness]:
     """The etcd store on an etcd of its own (one check compacts it)."""
     client = EtcdClient(EtcdConfig(endpoints=(own_etcd.endpoint,)))
     store = EtcdRegistryStore(client, "/noderegistry/contract/", "contract")
-    yield Harness(store, EtcdControlStore(client, store), store.revoke_lease, client.kv.compact)
+    control = EtcdControlStore(client, store.keys, store.audit)
+    yield Harness(store, control, store.revoke_lease, client.kv.compact)
     await client.close()
 
 
