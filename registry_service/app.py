@@ -189,6 +189,7 @@ class Frontend:
                 trust_forwarded=worker,
             ),
             peers=self.peers,
+            http_limits=self.configs.http,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
@@ -219,7 +220,7 @@ class Frontend:
             max_wait_seconds=settings.http_max_wait_seconds,
             suspect_ceiling_seconds=settings.suspect_ceiling_seconds,
             max_request_bytes=settings.max_receive_message_bytes,
-            max_header_bytes=settings.max_metadata_bytes,
+            http_limits=self.configs.http,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file

@@ -4,9 +4,9 @@
 `REGISTRY_<FIELD>` each). The parts take small typed configs instead, each defined beside the
 part that uses it with a docstring per field: the etcd client's `EtcdConfig`, the watch hub's
 `HubConfig`, the evictor's `EvictorConfig` (with its `BudgetPolicy`), the registry's
-`RegistryConfig`, the reads' `ReadsConfig`, the gRPC servicer's `ServicerConfig` and the gRPC
-port's `KeepalivePolicy`. `PartConfigs.from_settings` is the one mapping between the two; the
-composition root (app.py) hands each part its own.
+`RegistryConfig`, the reads' `ReadsConfig`, the gRPC servicer's `ServicerConfig`, the gRPC
+port's `KeepalivePolicy` and the HTTP ports' `HttpLimits`. `PartConfigs.from_settings` is the
+one mapping between the two; the composition root (app.py) hands each part its own.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from registry_service.rpc.server import KeepalivePolicy
 from registry_service.rpc.servicer import ServicerConfig
 from registry_service.settings import Settings
 from registry_service.store.etcd_client import EtcdConfig
+from registry_service.web.connection_guard import HttpLimits
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class PartConfigs:
     reads: ReadsConfig
     servicer: ServicerConfig
     grpc_keepalive: KeepalivePolicy
+    http: HttpLimits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PartConfigs:
@@ -91,4 +93,16 @@ class PartConfigs:
                 keepalive_time_seconds=settings.grpc_keepalive_time_seconds,
                 keepalive_timeout_seconds=settings.grpc_keepalive_timeout_seconds,
             ),
+            http=http_limits(settings),
         )
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    """What one client may hold on any HTTP port (the API's, the admin ports)."""
+    return HttpLimits(
+        header_timeout_seconds=settings.http_header_timeout_seconds,
+        idle_timeout_seconds=settings.http_idle_timeout_seconds,
+        max_connections_per_peer=settings.http_max_connections_per_peer,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_header_line_bytes=settings.max_metadata_bytes,
+    )

@@ -96,7 +96,27 @@ class Settings:
     http_max_wait_seconds: float = _setting(
         300.0,
         "longest wait of a blocking read (/v1/nodes?index=R&wait=...): a longer wait is cut to "
-        "this, and a read that gives an index but no wait waits this long",
+        "this, and a read that gives an index but no wait (or wait=0, as in Consul) waits this "
+        "long",
+    )
+    http_header_timeout_seconds: float = _setting(
+        10.0,
+        "on every HTTP port, a request's line and headers must arrive within this of the "
+        "connection opening (or of the request's first byte on a kept-alive one): else 408 and "
+        "closed",
+    )
+    http_idle_timeout_seconds: float = _setting(
+        60.0, "on every HTTP port, an idle kept-alive connection is closed after this"
+    )
+    http_max_connections_per_peer: int = _setting(
+        256,
+        "on every HTTP port, connections one IP address may hold open at once (event streams "
+        "included); one more is answered 429 and closed",
+    )
+    http_max_header_bytes: int = _setting(
+        16 * 1024,
+        "on every HTTP port, the largest request line and headers together (each header at most "
+        "max_metadata_bytes): else 431 and closed",
     )
     admin_token: str = _setting(
         "",
