@@ -26,6 +26,7 @@ from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
 from registry_service.core.announcer import Announcer
 from registry_service.core.evictor import Evictor
+from registry_service.core.identity_gc import IdentityCollector
 from registry_service.core.operations import Operations
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
@@ -120,6 +121,10 @@ class Frontend:
             candidate=self.frontend_id,
             connection=self.client.watcher,
         )
+        # Identity records of ids long gone: collected by whichever frontend leads eviction.
+        self.identity_gc = IdentityCollector(
+            self.store, lambda: self.evictor.status.leader, configs.identity_gc
+        )
         self.registry = Registry(
             self.store, self.hub, configs.registry, datacenters=self.datacenters
         )
@@ -164,6 +169,7 @@ class Frontend:
         self.health_port = 0
         self._health = None
         self._evictor_task: asyncio.Task[None] | None = None
+        self._identity_gc_task: asyncio.Task[None] | None = None
         self._serving = False
         self.port = 0
 
@@ -288,6 +294,9 @@ class Frontend:
         self.federation.start()  # never waited for: a remote datacenter may be unreachable
         await self._wait_for_watch()
         self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
+        self._identity_gc_task = asyncio.create_task(
+            self.identity_gc.run(), name="identity-collection"
+        )
         settings = self.settings
         self.server, self._health = build_server(
             self.servicer,
@@ -391,10 +400,11 @@ class Frontend:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.health_server is not None and self.health_port:
             await self.health_server.stop(0)
-        if self._evictor_task is not None:
-            self._evictor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._evictor_task
+        for task in (self._identity_gc_task, self._evictor_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.evictor.close()
         await self.client.close()
         await self.admin.stop()

@@ -3,7 +3,8 @@
 `Settings` is flat, as the environment and the README's configuration table are (one
 `REGISTRY_<FIELD>` each). The parts take small typed configs instead, each defined beside the
 part that uses it with a docstring per field: the etcd client's `EtcdConfig`, the watch hub's
-`HubConfig`, the evictor's `EvictorConfig` (with its `BudgetPolicy`), the registry's
+`HubConfig`, the evictor's `EvictorConfig` (with its `BudgetPolicy`), the identity collector's
+`IdentityGcConfig`, the registry's
 `RegistryConfig`, the reads' `ReadsConfig`, the gRPC servicer's `ServicerConfig`, the gRPC
 port's `KeepalivePolicy` and the HTTP ports' `HttpLimits`. `PartConfigs.from_settings` is the
 one mapping between the two; the composition root (app.py) hands each part its own.
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from registry_service.core.evictor import EvictorConfig
+from registry_service.core.identity_gc import IdentityGcConfig
 from registry_service.core.reads import ReadsConfig
 from registry_service.core.registry import RegistryConfig
 from registry_service.core.self_preservation import BudgetPolicy
@@ -32,6 +34,7 @@ class PartConfigs:
     etcd: EtcdConfig
     hub: HubConfig
     evictor: EvictorConfig
+    identity_gc: IdentityGcConfig
     registry: RegistryConfig
     reads: ReadsConfig
     servicer: ServicerConfig
@@ -73,6 +76,10 @@ class PartConfigs:
                     ceiling_seconds=settings.suspect_ceiling_seconds,
                     type_minimum=settings.eviction_budget_type_minimum,
                 ),
+            ),
+            identity_gc=IdentityGcConfig(
+                retention_seconds=settings.identity_retention_seconds,
+                interval_seconds=settings.identity_gc_interval_seconds,
             ),
             registry=RegistryConfig(
                 limits=settings.limits,

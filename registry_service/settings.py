@@ -328,6 +328,14 @@ class Settings:
     audit_retention_seconds: int = _setting(
         86_400, "how long etcd keeps each membership transition's cause (0 records none)"
     )
+    identity_retention_seconds: float = _setting(
+        86_400.0,
+        "how long the identity record of an id that left (its last incarnation, how it left) is "
+        "kept; then it is collected, and the id registers above every collected incarnation",
+    )
+    identity_gc_interval_seconds: float = _setting(
+        300.0, "how often the frontend that leads eviction collects identity records"
+    )
 
     @property
     def prefix(self) -> str:

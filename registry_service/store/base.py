@@ -36,6 +36,18 @@ class StoredNode:
     live: bool = False
     identity: Identity | None = None
     identity_mod_revision: int = 0
+    incarnation_floor: int = 0
+    """Every collected identity's incarnation is at most this: without an identity record, the
+    next incarnation is above it (store/identity_collection.py)."""
+    floor_mod_revision: int = 0
+
+    @property
+    def next_incarnation(self) -> int:
+        """The incarnation a new registration of this node gets: above its last one, and above
+        every one whose record was collected (monotonic per id, for every watcher)."""
+        if self.identity is not None:
+            return self.identity.incarnation + 1
+        return self.incarnation_floor + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +188,8 @@ class RegistryStore(Protocol):
         self, registration: Registration, expected: StoredNode
     ) -> int | None:
         """Writes live key, member record and identity in one transaction, if the member is still
-        absent and the identity unchanged since `expected`. Returns the revision, or None.
+        absent and the identity unchanged since `expected` (without an identity, the incarnation
+        floor too). Returns the revision, or None.
         LeaseNotFoundError: the registration's lease is gone; nothing was written."""
 
     async def update_registration(
@@ -231,6 +244,12 @@ class RegistryStore(Protocol):
         operations each). Each write keeps its own guard (member unchanged since `expected`, live
         key absent) and applies or not on its own; all of them require the fence. For each, the
         revision, or None when its guard (or the fence) failed."""
+
+    async def collect_identities(self, written_before: float, now: float) -> int:
+        """Deletes the identity records of ids that are not members, were last written before
+        `written_before` (wall clock) and are held by no operator at `now`; the incarnation
+        floor rises to the highest incarnation deleted, in the same transaction, so that a later
+        registration of any of those ids comes above it. Returns how many were deleted."""
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
         """The node's recorded transitions still within the audit retention, oldest first."""
