@@ -391,6 +391,14 @@ class Frontend:
             await set_serving(self._health, False)
         if self.announcer is not None:  # the cluster-wide views stop asking this frontend
             await self.announcer.stop()
+        # Eviction (and with it the cluster-wide gauges) goes to another frontend first, while
+        # this one drains its streams: the next leader takes over within its poll (D87).
+        for task in (self._identity_gc_task, self._evictor_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.evictor.close()
         self.servicer.begin_shutdown()
         await self.federation.stop()
         await self.hub.close()
@@ -400,11 +408,5 @@ class Frontend:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.health_server is not None and self.health_port:
             await self.health_server.stop(0)
-        for task in (self._identity_gc_task, self._evictor_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self.evictor.close()
         await self.client.close()
         await self.admin.stop()

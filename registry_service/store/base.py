@@ -142,6 +142,9 @@ class ClusterState:
     live: set[NodeKey] = field(default_factory=set)
     push_switch: PushSwitch = field(default_factory=PushSwitch)
     frontends: dict[str, Announcement] = field(default_factory=dict)
+    known_types: set[tuple[str, str]] = field(default_factory=set)
+    """Every (datacenter, type) with an identity record: each type that had a node within
+    identity_retention_seconds (what the node-count gauges keep reporting, at 0 if need be)."""
 
 
 class Election(Protocol):
@@ -261,8 +264,9 @@ class RegistryStore(Protocol):
         """Writes a key under the prefix so the watch sees a revision >= etcd's current one."""
 
     async def load(self) -> ClusterState:
-        """Every member and live key, at one revision. Raises StoreCompactedError when that
-        revision is compacted while it is read (a retry reads a newer one)."""
+        """Every member and live key, at one revision, and the (datacenter, type)s that have
+        identity records. Raises StoreCompactedError when that revision is compacted while it
+        is read (a retry reads a newer one)."""
 
     def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
         """Every change from start_revision on, one batch per revision; resumes by itself after

@@ -63,6 +63,7 @@ from registry_service.store.identity_collection import (
     collect_identities,
     decode_floor,
     floor_get,
+    known_types,
 )
 from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
 from registry_service.store.records import (
@@ -354,6 +355,7 @@ class EtcdRegistryStore:
             parsed = self.keys.parse(kv.key)
             if parsed and parsed[1] is not None:
                 state.live.add(parsed[1])
+        state.known_types = await known_types(self._client, self.keys, revision)
         for kind in (KeyKind.SWITCH, KeyKind.FRONTEND):
             _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(kind), revision=revision)
             for kv in kvs:

@@ -73,6 +73,25 @@ def floor_get(keys: Keyspace) -> pb.RequestOp:
     return get_op(keys.incarnation_floor)
 
 
+async def known_types(client: EtcdClient, keys: Keyspace, revision: int) -> set[tuple[str, str]]:
+    """Every (datacenter, type) with an identity record at `revision`: one keys-only read of one
+    key per (datacenter, type), each next read starting past the last one's type (however many
+    ids each type holds)."""
+    prefix = keys.of_kind(KeyKind.IDENTITY)
+    start, end = prefix, prefix_end(prefix)
+    found: set[tuple[str, str]] = set()
+    while start < end:
+        response = await client.kv.range(
+            pb.RangeRequest(key=start, range_end=end, revision=revision, limit=1, keys_only=True)
+        )
+        if not response.kvs:
+            break
+        datacenter, node_type, _ = response.kvs[0].key[len(prefix) :].split(b"/", 2)
+        found.add((datacenter.decode(errors="replace"), node_type.decode(errors="replace")))
+        start = prefix_end(prefix + datacenter + b"/" + node_type + b"/")
+    return found
+
+
 async def collect_identities(
     client: EtcdClient, keys: Keyspace, written_before: float, now: float
 ) -> int:
