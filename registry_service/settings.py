@@ -100,23 +100,16 @@ class Settings:
         "long",
     )
     http_header_timeout_seconds: float = _setting(
-        10.0,
-        "on every HTTP port, a request's line and headers must arrive within this of the "
-        "connection opening (or of the request's first byte on a kept-alive one): else 408 and "
-        "closed",
+        10.0, "HTTP ports: a request's line and headers must arrive within this (else 408)"
     )
     http_idle_timeout_seconds: float = _setting(
-        60.0, "on every HTTP port, an idle kept-alive connection is closed after this"
+        60.0, "HTTP ports: an idle kept-alive connection is closed after this"
     )
     http_max_connections_per_peer: int = _setting(
-        256,
-        "on every HTTP port, connections one IP address may hold open at once (event streams "
-        "included); one more is answered 429 and closed",
+        256, "HTTP ports: open connections per IP address (one more: 429, closed)"
     )
     http_max_header_bytes: int = _setting(
-        16 * 1024,
-        "on every HTTP port, the largest request line and headers together (each header at most "
-        "max_metadata_bytes): else 431 and closed",
+        16 * 1024, "HTTP ports: a request's line and headers together (else 431)"
     )
     admin_token: str = _setting(
         "",
@@ -329,12 +322,10 @@ class Settings:
         86_400, "how long etcd keeps each membership transition's cause (0 records none)"
     )
     identity_retention_seconds: float = _setting(
-        86_400.0,
-        "how long the identity record of an id that left (its last incarnation, how it left) is "
-        "kept; then it is collected, and the id registers above every collected incarnation",
+        86_400.0, "an id's last incarnation is kept this long after it left, then collected"
     )
     identity_gc_interval_seconds: float = _setting(
-        300.0, "how often the frontend that leads eviction collects identity records"
+        300.0, "how often the eviction leader collects identity records"
     )
 
     @property
