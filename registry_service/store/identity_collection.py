@@ -86,7 +86,11 @@ async def known_types(client: EtcdClient, keys: Keyspace, revision: int) -> set[
         )
         if not response.kvs:
             break
-        datacenter, node_type, _ = response.kvs[0].key[len(prefix) :].split(b"/", 2)
+        parts = response.kvs[0].key[len(prefix) :].split(b"/", 2)
+        if len(parts) < 3:  # not a node's record (no reader writes one): step over it
+            start = response.kvs[0].key + b"\0"
+            continue
+        datacenter, node_type, _ = parts
         found.add((datacenter.decode(errors="replace"), node_type.decode(errors="replace")))
         start = prefix_end(prefix + datacenter + b"/" + node_type + b"/")
     return found
