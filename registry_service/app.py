@@ -26,6 +26,7 @@ from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
 from registry_service.core.announcer import Announcer
 from registry_service.core.evictor import Evictor
+from registry_service.core.identity_gc import IdentityCollector
 from registry_service.core.operations import Operations
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
@@ -123,6 +124,10 @@ class Frontend:
             candidate=self.frontend_id,
             connection=self.client.watcher,
         )
+        # Identity records of ids long gone: collected by whichever frontend leads eviction.
+        self.identity_gc = IdentityCollector(
+            self.store, lambda: self.evictor.status.leader, configs.identity_gc
+        )
         self.registry = Registry(
             self.store, self.hub, configs.registry, datacenters=self.datacenters
         )
@@ -172,6 +177,7 @@ class Frontend:
         self.health_port = 0
         self._health = None
         self._evictor_task: asyncio.Task[None] | None = None
+        self._identity_gc_task: asyncio.Task[None] | None = None
         self._serving = False
         self.port = 0
 
@@ -197,6 +203,7 @@ class Frontend:
                 trust_forwarded=worker,
             ),
             peers=self.peers,
+            http_limits=self.configs.http,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
@@ -227,7 +234,7 @@ class Frontend:
             max_wait_seconds=settings.http_max_wait_seconds,
             suspect_ceiling_seconds=settings.suspect_ceiling_seconds,
             max_request_bytes=settings.max_receive_message_bytes,
-            max_header_bytes=settings.max_metadata_bytes,
+            http_limits=self.configs.http,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
@@ -295,6 +302,9 @@ class Frontend:
         self.federation.start()  # never waited for: a remote datacenter may be unreachable
         await self._wait_for_watch()
         self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
+        self._identity_gc_task = asyncio.create_task(
+            self.identity_gc.run(), name="identity-collection"
+        )
         settings = self.settings
         self.server, self._health = build_server(
             self.servicer,
@@ -390,6 +400,14 @@ class Frontend:
             await set_serving(self._health, False)
         if self.announcer is not None:  # the cluster-wide views stop asking this frontend
             await self.announcer.stop()
+        # Eviction (and with it the cluster-wide gauges) goes to another frontend first, while
+        # this one drains its streams: the next leader takes over within its poll (D87).
+        for task in (self._identity_gc_task, self._evictor_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.evictor.close()
         self.servicer.begin_shutdown()
         self.xds.begin_shutdown()
         await self.federation.stop()
@@ -400,10 +418,5 @@ class Frontend:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.health_server is not None and self.health_port:
             await self.health_server.stop(0)
-        if self._evictor_task is not None:
-            self._evictor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._evictor_task
-        await self.evictor.close()
         await self.client.close()
         await self.admin.stop()

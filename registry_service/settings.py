@@ -96,7 +96,20 @@ class Settings:
     http_max_wait_seconds: float = _setting(
         300.0,
         "longest wait of a blocking read (/v1/nodes?index=R&wait=...): a longer wait is cut to "
-        "this, and a read that gives an index but no wait waits this long",
+        "this, and a read that gives an index but no wait (or wait=0, as in Consul) waits this "
+        "long",
+    )
+    http_header_timeout_seconds: float = _setting(
+        10.0, "HTTP ports: a request's line and headers must arrive within this (else 408)"
+    )
+    http_idle_timeout_seconds: float = _setting(
+        60.0, "HTTP ports: an idle kept-alive connection is closed after this"
+    )
+    http_max_connections_per_peer: int = _setting(
+        256, "HTTP ports: open connections per IP address (one more: 429, closed)"
+    )
+    http_max_header_bytes: int = _setting(
+        16 * 1024, "HTTP ports: a request's line and headers together (else 431)"
     )
     admin_token: str = _setting(
         "",
@@ -312,6 +325,12 @@ class Settings:
     )
     audit_retention_seconds: int = _setting(
         86_400, "how long etcd keeps each membership transition's cause (0 records none)"
+    )
+    identity_retention_seconds: float = _setting(
+        86_400.0, "an id's last incarnation is kept this long after it left, then collected"
+    )
+    identity_gc_interval_seconds: float = _setting(
+        300.0, "how often the eviction leader collects identity records"
     )
 
     @property

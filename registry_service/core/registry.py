@@ -117,6 +117,9 @@ class Registry:
         self._limits = config.limits
         self._gate = WriteGate(hub, datacenters)
         self._spare_leases = SpareLeases(store)
+        # A node nobody holds, with the incarnation floor as the last read saw it: a create
+        # tried before any read is guarded by it (it rarely moves: identity collection, D86).
+        self._floor_seen = StoredNode(NodeKey("", "", ""), 0)
         self._restoration = Restoration(store, self._spare_leases)
         self._renewals = Renewals(
             store,
@@ -157,7 +160,7 @@ class Registry:
                     ttl,
                     idempotency_key,
                     idempotency_hash,
-                    StoredNode(node.key, 0),
+                    dataclasses.replace(self._floor_seen, key=node.key),
                     spare_lease,
                 )
                 if result is not None:
@@ -171,6 +174,12 @@ class Registry:
                     stored, spare_lease = await asyncio.gather(
                         self._store.read_node(node.key), self._store.grant_lease(ttl)
                     )
+                self._floor_seen = StoredNode(
+                    node.key,
+                    0,
+                    incarnation_floor=stored.incarnation_floor,
+                    floor_mod_revision=stored.floor_mod_revision,
+                )
                 result, spare_lease = await self._decide(
                     node, ttl, idempotency_key, idempotency_hash, token, stored, spare_lease
                 )
@@ -248,8 +257,7 @@ class Registry:
     ) -> tuple[RegisterResult | None, int]:
         """Creates the registration on lease_id; returns (result, 0) or (None, lease_id)."""
         _refuse_held(node.key, stored)
-        incarnation = (stored.identity.incarnation if stored.identity else 0) + 1
-        node = dataclasses.replace(node, incarnation=incarnation)
+        node = dataclasses.replace(node, incarnation=stored.next_incarnation)
         token = new_token()
         registration = Registration(
             node=node,

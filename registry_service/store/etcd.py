@@ -59,6 +59,12 @@ from registry_service.store.etcd_client.kv import (
     unchanged_since,
 )
 from registry_service.store.eviction_batches import write_evictions
+from registry_service.store.identity_collection import (
+    collect_identities,
+    decode_floor,
+    floor_get,
+    known_types,
+)
 from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
@@ -98,11 +104,12 @@ class EtcdRegistryStore:
                     get_op(self.keys.member(key)),
                     get_op(self.keys.live(key)),
                     get_op(self.keys.identity(key)),
+                    floor_get(self.keys),
                 ]
             ),
             read_only=True,
         )
-        member, live, identity = (r.response_range.kvs for r in response.responses)
+        member, live, identity, floor = (r.response_range.kvs for r in response.responses)
         registration = None
         if member:
             try:
@@ -117,6 +124,8 @@ class EtcdRegistryStore:
             live=bool(live),
             identity=self._identity(key, identity[0].value) if identity else None,
             identity_mod_revision=int(identity[0].mod_revision) if identity else 0,
+            incarnation_floor=decode_floor(floor[0].value) if floor else 0,
+            floor_mod_revision=int(floor[0].mod_revision) if floor else 0,
         )
 
     def _identity(self, key: NodeKey, value: bytes) -> Identity:
@@ -175,11 +184,16 @@ class EtcdRegistryStore:
         key = registration.node.key
         identity = Identity(incarnation=registration.node.incarnation)
         now = time.time()
+        compare = [
+            absent(self.keys.member(key)),
+            unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
+        ]
+        if expected.identity is None:  # its incarnation comes from the floor
+            compare.append(
+                unchanged_since(self.keys.incarnation_floor, expected.floor_mod_revision)
+            )
         return await self._guarded(
-            [
-                absent(self.keys.member(key)),
-                unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
-            ],
+            compare,
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),
                 put_op(self.keys.member(key), encode_registration(registration, now)),
@@ -187,6 +201,9 @@ class EtcdRegistryStore:
             ],
             (key, AuditCause.REGISTERED, registration.node.incarnation, ""),
         )
+
+    async def collect_identities(self, written_before: float, now: float) -> int:
+        return await collect_identities(self._client, self.keys, written_before, now)
 
     async def update_registration(
         self,
@@ -338,6 +355,7 @@ class EtcdRegistryStore:
             parsed = self.keys.parse(kv.key)
             if parsed and parsed[1] is not None:
                 state.live.add(parsed[1])
+        state.known_types = await known_types(self._client, self.keys, revision)
         for kind in (KeyKind.SWITCH, KeyKind.FRONTEND):
             _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(kind), revision=revision)
             for kv in kvs:
