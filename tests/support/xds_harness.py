@@ -126,18 +126,22 @@ class Picks:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._reader.join(5)  # the pipe ends with the process
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def start_python_client(target: str, bootstrap: Path, log: Path) -> Picks:
     env = {**os.environ, "GRPC_XDS_BOOTSTRAP": str(bootstrap)}
-    process = subprocess.Popen(
-        [sys.executable, str(CLIENT), target],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=log.open("a"),
-        text=True,
-        env=env,
-    )
+    with log.open("a") as stderr:  # the child holds its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, str(CLIENT), target],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
     return Picks(process)
 
 
@@ -157,12 +161,13 @@ def start_node_client(target: str, bootstrap: Path, log: Path) -> Picks:
     if node is None or not (NODE_MODULES / "@grpc" / "grpc-js-xds").is_dir():
         raise AssertionError("the Node xDS client is not installed: run `make system-node-xds`")
     env = {**os.environ, "GRPC_XDS_BOOTSTRAP": str(bootstrap), "NODE_PATH": str(NODE_MODULES)}
-    process = subprocess.Popen(
-        [node, str(NODE_CLIENT), target],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=log.open("a"),
-        text=True,
-        env=env,
-    )
+    with log.open("a") as stderr:  # the child holds its own descriptor
+        process = subprocess.Popen(
+            [node, str(NODE_CLIENT), target],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
     return Picks(process)
