@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 from noderegistry.v1 import registry_pb2 as pb
 
-from client_sdk import Node, RegistrationState, RegistryClient, Scope
+from client_sdk import (
+    EventType,
+    Node,
+    NodeEvent,
+    RegistrationState,
+    RegistryClient,
+    Scope,
+)
 from registry_service.process.embedded_etcd import EtcdServer
 from tests.chaos.conftest import FLEET
 from tests.conftest import start_etcd
@@ -28,6 +35,9 @@ from tests.support.datacenters import (
 )
 from tests.support.frontends import FrontendProcess
 from tests.support.history import FederatedWatcher, check_federated_stream
+from tests.support.ports import free_port
+from tests.support.proxy import TcpProxy
+from tests.support.sdk import collect, resumed_about
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.chaos
@@ -307,3 +317,115 @@ async def test_a_watch_resumed_with_a_vector_on_another_frontend_gets_exactly_th
         "dc1": [("ADDED", "a"), ("ADDED", "b"), ("REMOVED", "a")],
         "dc2": [("ADDED", "x"), ("ADDED", "y")],
     }
+
+
+async def test_a_watch_resumed_on_a_frontend_whose_copy_lags_never_steps_back_in_time(
+    etcd_cluster, second_etcd, two_datacenters, spawn_frontend
+):
+    """Issue 22, item 1 (D80).
+    1. dc1 on three etcd members with frontend A, dc2 on one with frontend X; a second dc1
+       frontend B follows dc2 over a link of its own, whose silence timeout is long (its copy
+       lags without turning stale: the worst case);
+    2. six dc2 nodes; an SDK watch of both datacenters on A sees them;
+    3. B's link is blackholed; three more dc2 nodes register: A follows, B's copy lags;
+    4. A is SIGKILLed: the watch resumes its vector on B. It keeps all nine dc2 nodes at its dc2
+       revision, marked stale (never B's older list); a raw stream resumed on B with the same
+       vector is sent nothing of dc2 older than that revision either;
+    5. B's link heals: the watch turns fresh, a new dc2 node arrives, and no node was ever
+       removed or added twice (the lagging copy's changes are not delivered a second time);
+       the raw stream's dc2 deltas are exactly dc2's changes after its revision."""
+    dc1, dc2, _ = await two_datacenters(etcd_cluster, [second_etcd], frontends=1)
+    lagging_link = TcpProxy("127.0.0.1", int(dc2.targets[0].rsplit(":", 1)[1]))
+    await lagging_link.start()
+    lagging = await spawn_frontend(
+        ",".join(member.endpoint for member in etcd_cluster),
+        listen=f"127.0.0.1:{free_port()}",
+        datacenter="dc1",
+        remote_datacenters=f"dc2={lagging_link.endpoint}",
+        remote_silence_seconds=120.0,
+    )
+    first = dc1.frontends[0]
+    targets = {"dc1": [first.address, lagging.address], "dc2": dc2.targets}
+    events: list[NodeEvent] = []
+    raw: FederatedWatcher | None = None
+    try:
+        async with (
+            RegistryClient(targets, config=FLEET) as client,
+            RegistryClient([first.address, lagging.address], config=FLEET) as watcher,
+        ):
+            for i in range(6):
+                await client.register(node(f"dc2-n{i}", "dc2"))
+            await followed_up_to([first.address, lagging.address], "dc2", await dc2.revision())
+            watch = await watcher.watch_nodes(Scope())
+            await watch.wait_for(lambda nodes: len(nodes.datacenters.get("dc2", ())) == 6, 15)
+            stream, steps = watch.events(), watch.steps()
+            collecting = asyncio.create_task(collect(stream, events))
+
+            lagging_link.blackhole()
+            for i in range(3):
+                await client.register(node(f"dc2-x{i}", "dc2"))
+            nine = await watch.wait_for(lambda nodes: len(nodes.datacenters["dc2"]) == 9, 15)
+            held = watch.revisions["dc2"]
+            local = watch.revision
+            assert nine.datacenter_states["dc2"].revision == held
+
+            first.kill()
+            await resumed_about(steps, "dc2")
+            after = watch.current()
+            assert len(after.datacenters["dc2"]) == 9, "no dc2 node vanished"
+            assert watch.revisions["dc2"] >= held, "the dc2 revision never went back"
+            assert after.datacenter_states["dc2"].stale, "B's copy lags: dc2 shown stale"
+            raw = FederatedWatcher(lagging.address, local, {"dc2": held}).start()
+            await eventually(
+                lambda: any(m.WhichOneof("message") for m in raw.messages),
+                timeout=15,
+                message="the raw stream resumed on B",
+            )
+            assert [r for r in _dc2_revisions(raw) if r < held] == [], "nothing older sent"
+
+            lagging_link.restore()
+            await client.register(node("dc2-y", "dc2"))
+            await watch.wait_for(
+                lambda nodes: len(nodes.datacenters["dc2"]) == 10 and not nodes.stale, 30
+            )
+            until = await dc2.revision()
+            await eventually(lambda: raw.revisions.get("dc2", 0) >= until, timeout=30)
+            steps.close()
+            stream.close()
+            await collecting
+    finally:
+        if raw is not None:
+            await raw.close()
+        await lagging_link.close()
+    assert [e for e in events if e.type is EventType.REMOVED] == []
+    added = [e.node.id for e in events if e.type is EventType.ADDED]
+    assert sorted(added) == ["dc2-x0", "dc2-x1", "dc2-x2", "dc2-y"], "each added once"
+    history = await dc2.history(until)
+    changes = [(c.kind, c.node_id) for c in history.after(held, until)]
+    got = [
+        (pb.EventType.Name(e.type).removeprefix("EVENT_TYPE_"), e.node.id)
+        for m in raw.messages
+        if m.WhichOneof("message") == "delta"
+        and m.delta.datacenter == "dc2"
+        and m.delta.revision <= until  # the clients' deregistrations at their close came later
+        for e in m.delta.events
+    ]
+    assert got == changes == [("ADDED", "dc2-y")]
+
+
+def _dc2_revisions(watcher: FederatedWatcher) -> list[int]:
+    """The dc2 revision of every message of a raw stream that carries one."""
+    revisions = []
+    for message in watcher.messages:
+        kind = message.WhichOneof("message")
+        body = getattr(message, str(kind))
+        if getattr(body, "datacenter", "") == "dc2":
+            revisions.append(body.revision)
+        elif kind == "snapshot":
+            revisions.extend(
+                dc.complete_revision
+                for dc in body.datacenters
+                if dc.datacenter == "dc2" and dc.complete_revision
+            )
+    return revisions
+
