@@ -1,7 +1,12 @@
 """The connection to an etcd cluster: endpoints, channels, auth, and one unary call with retry.
 
-- several endpoints: unary calls go round robin over them, skipping for a second one that just
-  failed; streams (watch, lease keepalive) stay on one endpoint until it fails them;
+- several endpoints: unary calls go round robin over them; streams (watch, lease keepalive) stay
+  on one endpoint until it fails them;
+- health per endpoint (D83): an endpoint that failed a call or a stream (unavailable, timed out,
+  frozen) is avoided by calls and streams until it answers a probe (`Maintenance.Status` with a
+  leader, every `outage_detection_seconds`), not for a fixed time: a frozen member (a stopped
+  process, a paused VM) keeps its connections up and would make each call sent to it wait out its
+  deadline. When every endpoint is avoided, calls go round robin over all of them;
 - TLS/mTLS and username/password auth, re-authenticating when etcd says the token expired;
 - `hasleader` metadata on every call, so a member without a leader fails fast instead of serving;
 - etcd's errors become the store's own types in one place (`translate`), as etcd's client maps
@@ -50,7 +55,6 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
 ]
-_ENDPOINT_DOWN_SECONDS = 1.0
 _AUTH_ERRORS = ("invalid auth token", "user name is empty", "authentication failed")
 
 Method = Callable[[str], Callable[..., Awaitable[T]]]
@@ -96,7 +100,8 @@ class EtcdConnection:
         self._stubs: dict[tuple[object, str], object] = {}
         self._current = 0
         self._round_robin = 0
-        self._down_until: dict[str, float] = {}
+        # Endpoints that failed, each with the task probing it until it answers.
+        self._avoided: dict[str, asyncio.Task[None]] = {}
         self._token = ""
         self._auth_lock = asyncio.Lock()
         self._observe = observe
@@ -128,10 +133,15 @@ class EtcdConnection:
         return cast(_Stub, stub)
 
     def _healthy(self, endpoint: str) -> bool:
-        return self._down_until.get(endpoint, 0.0) <= time.monotonic()
+        return endpoint not in self._avoided
+
+    @property
+    def avoided(self) -> frozenset[str]:
+        """The endpoints that failed and have not answered a probe since."""
+        return frozenset(self._avoided)
 
     def _next_endpoint(self) -> str:
-        """Round robin over the endpoints that have not failed in the last second."""
+        """Round robin over the endpoints not avoided (over all of them when all are)."""
         endpoints = self.config.endpoints
         for _ in range(len(endpoints)):
             self._round_robin += 1
@@ -141,7 +151,37 @@ class EtcdConnection:
         return endpoints[self._round_robin % len(endpoints)]
 
     def _mark_down(self, endpoint: str) -> None:
-        self._down_until[endpoint] = time.monotonic() + _ENDPOINT_DOWN_SECONDS
+        """`endpoint` failed: avoided until a probe finds it answering, with a leader."""
+        if len(self.config.endpoints) < 2 or endpoint in self._avoided:
+            return
+        log.warning("etcd: %s failed; avoided until it answers a probe", endpoint)
+        self._avoided[endpoint] = asyncio.get_running_loop().create_task(
+            self._probe_until_back(endpoint), name=f"etcd-probe-{endpoint}"
+        )
+
+    def _answered(self, endpoint: str) -> None:
+        """A call to an avoided endpoint succeeded (every endpoint was avoided): it is back."""
+        probe = self._avoided.pop(endpoint, None)
+        if probe is not None:
+            probe.cancel()
+            log.info("etcd: %s answers again", endpoint)
+
+    async def _probe_until_back(self, endpoint: str) -> None:
+        """Asks `endpoint` for its status every `outage_detection_seconds` (that long to answer)
+        until it answers with a leader; then calls and streams may use it again."""
+        seconds = self.config.outage_detection_seconds
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                status = await self.stub(pb_grpc.MaintenanceStub, endpoint).Status(
+                    pb.StatusRequest(), metadata=await self.metadata(), timeout=seconds
+                )
+            except (grpc.aio.AioRpcError, StoreError):
+                continue
+            if status.leader:
+                break
+        del self._avoided[endpoint]
+        log.info("etcd: %s answers again", endpoint)
 
     def stream_failed(self, err: BaseException) -> None:
         """A stream broke with err: a refused auth token is fetched anew on the next call, and
@@ -221,7 +261,12 @@ class EtcdConnection:
                     async with asyncio.timeout(None) as abortable:
                         self._in_flight.add(abortable)
                         try:
-                            return await method(target)(request, metadata=metadata, timeout=timeout)
+                            response = await method(target)(
+                                request, metadata=metadata, timeout=timeout
+                            )
+                            if target in self._avoided:
+                                self._answered(target)
+                            return response
                         finally:
                             self._in_flight.discard(abortable)
             except TimeoutError:  # only abort_calls sets a deadline on `abortable`
@@ -256,6 +301,9 @@ class EtcdConnection:
         return len(waiting)
 
     async def close(self) -> None:
+        for probe in self._avoided.values():
+            probe.cancel()
+        self._avoided.clear()
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
