@@ -93,11 +93,13 @@ class Subscription:
         peer: str = "",
         acknowledging: bool = False,
         federated: bool = False,
-        local_ahead: int = 0,
+        resumed_at: int = 0,
+        local_ahead: bool = False,
         remote_ahead: Mapping[str, int] | None = None,
     ) -> None:
-        """`local_ahead`: the revision of this frontend's etcd the subscriber holds beyond the
-        view (0: none); `remote_ahead`: the same per followed datacenter, beyond its copy."""
+        """`resumed_at`: the revision of this frontend's etcd the subscriber holds already (it
+        resumed from it); `local_ahead`: that is beyond the view; `remote_ahead`: the revision
+        it holds of each followed datacenter beyond this frontend's copy."""
         self.scope = scope
         self.federated = federated
         self.id = secrets.token_hex(8)
@@ -115,8 +117,8 @@ class Subscription:
         self._progress_due = False
         self._resync: ResyncReason | None = None
         self._error: RegistryError | None = None
-        self.sent_revision = local_ahead  # what it holds already is never sent again
-        self._local_ahead = local_ahead
+        self.sent_revision = resumed_at  # what it holds already is never sent again
+        self._local_ahead = resumed_at if local_ahead else 0
         self._remote_ahead = dict(remote_ahead or {})
         self._remote_sent = dict(self._remote_ahead)  # per followed datacenter, its revisions
         # The newest revision handed to this subscriber (queued, or its snapshot's): what it
@@ -193,6 +195,11 @@ class Subscription:
         if self.held and not held:
             self.request_resync(ResyncReason.PUSH_RESUMED)
         self.held = held
+
+    def progress_now(self) -> None:
+        """A progress message is due at once: whether its lists are current changed."""
+        self._progress_due = True
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter

@@ -14,7 +14,9 @@ Contracts:
 - A change is handed to the subscriptions a slice at a time (hub/fanout.py), the event loop
   running other work between slices; every subscription still gets every change, in order.
 - Idle subscribers get progress messages carrying the hub's revision (as far as every subscription
-  has been offered), which never runs behind a delta already queued.
+  has been offered), which never runs behind a delta already queued. When the frontend turns
+  stale or fresh (etcd lost or back, `store_connection_changed`) every subscriber gets one at
+  once, not at its next idle tick (D81).
 - Federation (docs/design.md §10): the remote datacenters this frontend follows (hub/remote_view.py,
   handed in) are served beside the local etcd's, each in its own registry's revisions, to
   subscribers that keep a revision per datacenter; others see the local etcd only, as before.
@@ -316,6 +318,12 @@ class WatchHub:
             relists=self._relists,
         )
 
+    def store_connection_changed(self) -> None:
+        """etcd turned unreachable or reachable again (the store's watch says so when it
+        happens): every subscriber hears it in a progress message now."""
+        for subscription in self._subscriptions.values():
+            subscription.progress_now()
+
     def count_resync(self, reason: ResyncReason) -> None:
         """A subscription owes one resync snapshot (SubscriptionSource)."""
         self._resyncs[reason] += 1
@@ -438,7 +446,8 @@ class WatchHub:
         acknowledging: bool = False,
         view_lags: bool = False,
     ) -> Subscription:
-        """A subscription starting with a snapshot, or with the changes after resume_revision.
+        """A subscription starting with a snapshot, or with the changes after resume_revision
+        (with none, a progress message at once).
 
         A resume_revision older than the history gets a snapshot flagged COMPACTED. One newer
         than the view (the caller should have synced first) gets one flagged UNKNOWN_REVISION
@@ -455,17 +464,18 @@ class WatchHub:
         changes = self._history.since(resume_revision, self.revision)
         revisions = resume_revisions or {}
         remote_ahead = self._remotes.ahead(scope, revisions) if federated else {}
-        local_ahead = 0
+        local_ahead = resumed = False
         if resume_revision <= 0:
             initial = [self.snapshot(scope, federated=federated, ahead=remote_ahead)]
         elif view_lags and resume_revision > self.revision:
-            local_ahead = resume_revision
+            local_ahead = resumed = True
             initial = [ProgressMessage(resume_revision, True, round(self.age_seconds, 3))]
             if federated:
                 initial.extend(self._remotes.resume(scope, revisions))
         elif isinstance(changes, ResyncReason):
             initial = [self.snapshot(scope, changes, federated=federated, ahead=remote_ahead)]
         else:
+            resumed = True
             initial = [cut for message in changes if (cut := message.within(scope)) is not None]
             if federated:
                 initial.extend(self._remotes.resume(scope, revisions))
@@ -478,9 +488,14 @@ class WatchHub:
             peer=peer,
             acknowledging=acknowledging,
             federated=federated,
+            resumed_at=resume_revision if resumed else 0,
             local_ahead=local_ahead,
             remote_ahead=remote_ahead,
         )
+        if not initial:
+            # Resumed with nothing missed: a progress at once says the stream is live and where
+            # it stands (a follower's copy turns fresh now, not at the next idle tick, D81).
+            subscription.progress_now()
         subscription.held = self._operator.push_switch.holds(scope, subscription.peer_ip)
         if len(initial) > self._queue_messages:
             subscription.request_resync(ResyncReason.SLOW_CONSUMER)

@@ -25,6 +25,7 @@ from client_sdk import (
     Scope,
 )
 from registry_service.process.embedded_etcd import EtcdServer
+from registry_service.settings import Settings
 from tests.chaos.conftest import FLEET
 from tests.conftest import start_etcd
 from tests.support.datacenters import (
@@ -428,4 +429,77 @@ def _dc2_revisions(watcher: FederatedWatcher) -> list[int]:
                 if dc.datacenter == "dc2" and dc.complete_revision
             )
     return revisions
+
+
+async def test_a_remote_datacenter_losing_its_etcd_is_shown_stale_at_once(
+    own_etcd, second_etcd, two_datacenters, record_property
+):
+    """Issue 22, item 4 (D81).
+    1. two datacenters, one frontend each; idle progress only every 60 s, silence timeout 120 s
+       (so neither can be what brings the news);
+    2. dc2's etcd freezes: dc2's frontend turns stale and tells its subscribers at once, dc1's
+       follower among them, which tells dc1's: an SDK watch on dc1 shows dc2 stale;
+    3. dc2's etcd resumes: the watch shows dc2 fresh again, as soon as dc2's frontend is."""
+    slow = {"watch_progress_seconds": 60.0, "remote_silence_seconds": 120.0}
+    dc1, dc2, _ = await two_datacenters([own_etcd], [second_etcd], frontends=1, dc1=slow, dc2=slow)
+    async with RegistryClient({"dc1": dc1.targets, "dc2": dc2.targets}, config=FLEET) as client:
+        await client.register(node("far", "dc2"), ttl_seconds=120)
+        await client.register(node("near", "dc1"), ttl_seconds=120)
+        watch = await client.watch_nodes(Scope())
+        await watch.wait_for(lambda nodes: len(nodes) == 2 and not nodes.stale, timeout=30)
+        second_etcd.pause()
+        frozen_at = time.monotonic()
+        try:
+            nodes = await watch.wait_for(
+                lambda nodes: nodes.datacenter_states["dc2"].stale, timeout=15
+            )
+            record_property("dc2_stale_in_dc1_after_seconds", time.monotonic() - frozen_at)
+            assert [n.id for n in nodes.datacenters["dc2"]] == ["far"], "kept as it was"
+            assert not nodes.datacenter_states["dc1"].stale
+        finally:
+            second_etcd.resume()
+        resumed_at = time.monotonic()
+        await watch.wait_for(lambda nodes: not nodes.stale, timeout=30)
+        record_property("dc2_fresh_in_dc1_after_seconds", time.monotonic() - resumed_at)
+
+
+async def test_with_the_defaults_a_silent_link_is_stale_in_time_and_a_link_back_is_followed(
+    own_etcd, second_etcd, two_datacenters, record_property
+):
+    """Issue 22, item 4 (D81): the bounds with the default settings.
+    1. two datacenters, one frontend each, the default progress interval and silence timeout;
+    2. a dc2 node registers; the moment dc1's watch has it (the follower's last message), the
+       link is blackholed: dc2 is shown stale within the silence timeout (15 s before D81);
+    3. the link is severed (connections refused) long enough for every retry to back off to
+       its longest, then restored: dc1 follows dc2 again within a few seconds (2 s between
+       tries plus gRPC's reconnect backoff; before D81 the follower's tries were up to 10 s
+       apart)."""
+    defaults = Settings()
+    options = {
+        "watch_progress_seconds": defaults.watch_progress_seconds,
+        "remote_silence_seconds": defaults.remote_silence_seconds,
+    }
+    dc1, dc2, link = await two_datacenters(
+        [own_etcd], [second_etcd], frontends=1, dc1=options, dc2=options
+    )
+    async with RegistryClient({"dc1": dc1.targets, "dc2": dc2.targets}, config=FLEET) as client:
+        watch = await client.watch_nodes(Scope())
+        await client.register(node("probe", "dc2"), ttl_seconds=120)
+        await watch.wait_for(lambda nodes: "dc2" in nodes.datacenters, timeout=30)
+        link.blackhole()
+        cut_at = time.monotonic()
+        await watch.wait_for(
+            lambda nodes: nodes.datacenter_states["dc2"].stale,
+            timeout=defaults.remote_silence_seconds + 3,
+        )
+        record_property("stale_after_blackhole_seconds", time.monotonic() - cut_at)
+
+        link.sever()
+        # The fault's length, not a wait for a condition: every retry backs off to its longest.
+        await asyncio.sleep(20)
+        link.restore()
+        restored_at = time.monotonic()
+        await watch.wait_for(lambda nodes: not nodes.stale, timeout=6)
+        record_property("followed_after_restore_seconds", time.monotonic() - restored_at)
+        assert [n.id for n in watch.current().datacenters["dc2"]] == ["probe"]
 

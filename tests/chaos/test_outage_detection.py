@@ -183,3 +183,31 @@ async def test_a_watch_resumed_on_a_frontend_that_lags_its_etcd_never_steps_back
     ]
     assert got == [(c.kind, c.node_id) for c in history.after(held, until)] == [("ADDED", "y")]
 
+
+@pytest.mark.timeout(120)
+async def test_a_frontend_turning_stale_or_fresh_tells_its_watchers_at_once(rig, record_property):
+    """Issue 22, item 4 (D81).
+    1. one frontend on the three members, idle progress only every 60 s (so that no idle
+       progress can be what brings the news); an SDK watch sees one node, fresh;
+    2. two of three members freeze: the watch shows stale as soon as the frontend notices
+       (its quorum probe, about 1.75 s), not with the next idle progress;
+    3. they resume: the watch shows fresh again as soon as the frontend is back."""
+    r = await rig(frontends=1, watch_progress_seconds=60.0)
+    async with RegistryClient(r.targets, config=FLEET) as client:
+        await client.register(data_node("n1"), ttl_seconds=120)
+        watch = await client.watch_nodes(Scope())
+        await watch.wait_for(lambda nodes: len(nodes) == 1 and not nodes.stale, timeout=15)
+        frozen = r.members[:2]
+        for member in frozen:
+            member.pause()
+        frozen_at = time.monotonic()
+        try:
+            nodes = await watch.wait_for(lambda nodes: nodes.stale, timeout=15)
+            record_property("stale_at_watcher_after_seconds", time.monotonic() - frozen_at)
+            assert [n.id for n in nodes] == ["n1"]
+        finally:
+            for member in frozen:
+                member.resume()
+        resumed_at = time.monotonic()
+        await watch.wait_for(lambda nodes: not nodes.stale, timeout=30)
+        record_property("fresh_at_watcher_after_seconds", time.monotonic() - resumed_at)

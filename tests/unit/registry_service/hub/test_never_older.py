@@ -4,6 +4,8 @@ passes it; then exactly the changes after it."""
 
 from __future__ import annotations
 
+import asyncio
+
 from registry_service.domain import ResyncReason, Scope
 from registry_service.errors import StoreCompactedError
 from registry_service.store.base import ClusterState, Member
@@ -102,4 +104,14 @@ async def test_a_whole_list_leaves_out_a_datacenter_held_ahead_of_the_copy():
     await feed(hub, store, added(11, "n1"))
     later = [await anext(ahead) for _ in range(2)]
     assert described(later) == ["delta dc2@504 f3", "delta local@11 n1"]
+    await hub.close()
+
+
+async def test_a_resume_with_nothing_missed_hears_at_once_where_it_stands():
+    """Not at the next idle tick (60 s here): a follower's copy turns fresh at once (D81)."""
+    hub, store, _ = await federated_hub(progress_seconds=60)
+    await feed(hub, store, added(11, "a"))
+    resumed = hub.subscribe(Scope(), 11, resume_revisions={"dc2": 500}, federated=True)
+    first = [await asyncio.wait_for(anext(resumed), 1) for _ in range(2)]
+    assert described(first) == ["progress local@11", "progress dc2@500"]
     await hub.close()

@@ -1,0 +1,29 @@
+"""Whether a subscriber's lists are current reaches it when it changes (D81): the frontend
+losing or regaining etcd sends a progress at once, not at the next idle tick."""
+
+from __future__ import annotations
+
+import asyncio
+
+from registry_service.domain import ProgressMessage, Scope
+from tests.unit.registry_service.hub.test_watch_hub import started_hub
+
+
+async def test_turning_stale_or_fresh_reaches_every_subscriber_at_once():
+    connected = True
+    hub, _ = await started_hub(progress_seconds=60, store_connected=lambda: connected)
+    subscriptions = [hub.subscribe(Scope()) for _ in range(3)]
+    for subscription in subscriptions:
+        await anext(subscription)  # the snapshot
+    connected = False
+    hub.store_connection_changed()
+    for subscription in subscriptions:
+        message = await asyncio.wait_for(anext(subscription), 1)
+        assert isinstance(message, ProgressMessage) and message.stale
+    connected = True
+    hub.store_connection_changed()
+    for subscription in subscriptions:
+        message = await asyncio.wait_for(anext(subscription), 1)
+        assert isinstance(message, ProgressMessage) and not message.stale
+    await hub.close()
+
