@@ -4,7 +4,8 @@ the push switch holds it, and what it has acknowledged (hub/acks.py).
 Contracts (the hub's, kept here): a subscription whose queue fills gets its backlog replaced by
 one resync snapshot, built from the current view when next read (latest state wins); it never
 holds more than `queue_messages` messages. A held subscription (the push switch is off, or the
-gray list holds it) is offered no deltas and its progress never claims more than it was sent;
+gray list holds it) is offered no deltas and its progress never claims more than it was sent, and
+says `stale` (its list is frozen: another datacenter following this one shows it stale, D82);
 released, it gets one resync (PUSH_RESUMED). An acknowledging subscriber that owes an
 acknowledgement past the deadline gets one resync (UNCONFIRMED).
 
@@ -190,10 +191,13 @@ class Subscription:
         self._wake()
 
     def set_held(self, held: bool) -> None:
-        """The push switch holds this subscriber back, or releases it: released, it gets one
-        resync snapshot (PUSH_RESUMED) in place of everything it missed."""
+        """The push switch holds this subscriber back (it hears so at once, a stale progress),
+        or releases it: released, it gets one resync snapshot (PUSH_RESUMED) in place of
+        everything it missed."""
         if self.held and not held:
             self.request_resync(ResyncReason.PUSH_RESUMED)
+        elif held and not self.held:
+            self.progress_now()
         self.held = held
 
     def progress_now(self) -> None:
@@ -265,7 +269,7 @@ class Subscription:
             dataclasses.replace(
                 message,
                 revision=self._progress_revision(message),
-                stale=message.stale or self._still_ahead(message),
+                stale=message.stale or self.held or self._still_ahead(message),
             )
             for message in self._hub.progress(self.scope, federated=self.federated)
         ]

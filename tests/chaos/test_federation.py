@@ -36,6 +36,7 @@ from tests.support.datacenters import (
 )
 from tests.support.frontends import FrontendProcess
 from tests.support.history import FederatedWatcher, check_federated_stream
+from tests.support.http import put
 from tests.support.ports import free_port
 from tests.support.proxy import TcpProxy
 from tests.support.sdk import collect, resumed_about
@@ -503,3 +504,31 @@ async def test_with_the_defaults_a_silent_link_is_stale_in_time_and_a_link_back_
         record_property("followed_after_restore_seconds", time.monotonic() - restored_at)
         assert [n.id for n in watch.current().datacenters["dc2"]] == ["probe"]
 
+
+async def test_while_a_datacenters_pushes_are_off_the_others_show_it_stale(
+    own_etcd, second_etcd, two_datacenters, record_property
+):
+    """Issue 22, item 5 (D82).
+    1. two datacenters, one frontend each; an SDK watch on dc1 sees a dc2 node, fresh;
+    2. dc2's operator switches pushes off: dc1's follower is held like every subscriber of dc2
+       and is told so (its progress says stale): dc1's watch shows dc2 stale, its list as it
+       was;
+    3. a dc2 node registers meanwhile (its delta is held);
+    4. pushes on again: dc1's watch has the new node, and dc2 is fresh."""
+    dc1, dc2, _ = await two_datacenters([own_etcd], [second_etcd], frontends=1)
+    admin = dc2.frontends[0].ready_line.split("admin ")[1].split(")")[0]
+    async with RegistryClient({"dc1": dc1.targets, "dc2": dc2.targets}, config=FLEET) as client:
+        await client.register(node("before", "dc2"), ttl_seconds=120)
+        watch = await client.watch_nodes(Scope())
+        await watch.wait_for(lambda nodes: len(nodes) == 1 and not nodes.stale, timeout=30)
+        status, body = await put(f"{admin}/admin/push", {"enabled": False})
+        assert status == 200, body
+        switched_at = time.monotonic()
+        nodes = await watch.wait_for(lambda nodes: nodes.datacenter_states["dc2"].stale, 15)
+        record_property("dc2_stale_in_dc1_after_push_off_seconds", time.monotonic() - switched_at)
+        assert [n.id for n in nodes.datacenters["dc2"]] == ["before"]
+        await client.register(node("held", "dc2"), ttl_seconds=120)
+        status, body = await put(f"{admin}/admin/push", {"enabled": True})
+        assert status == 200, body
+        nodes = await watch.wait_for(lambda nodes: len(nodes) == 2 and not nodes.stale, 15)
+        assert sorted(n.id for n in nodes.datacenters["dc2"]) == ["before", "held"]

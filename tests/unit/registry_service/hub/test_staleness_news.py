@@ -1,11 +1,12 @@
-"""Whether a subscriber's lists are current reaches it when it changes (D81): the frontend
-losing or regaining etcd sends a progress at once, not at the next idle tick."""
+"""Whether a subscriber's lists are current reaches it when it changes (D81, D82): the frontend
+losing or regaining etcd, and the push switch freezing a subscriber, each send a progress at
+once, not at the next idle tick."""
 
 from __future__ import annotations
 
 import asyncio
 
-from registry_service.domain import ProgressMessage, Scope
+from registry_service.domain import ProgressMessage, ResyncReason, Scope, SnapshotMessage
 from tests.unit.registry_service.hub.test_watch_hub import started_hub
 
 
@@ -27,3 +28,18 @@ async def test_turning_stale_or_fresh_reaches_every_subscriber_at_once():
         assert isinstance(message, ProgressMessage) and not message.stale
     await hub.close()
 
+
+async def test_a_subscriber_the_push_switch_holds_is_told_at_once_that_its_list_is_frozen():
+    hub, _ = await started_hub(progress_seconds=0.05)
+    subscription = hub.subscribe(Scope())
+    await anext(subscription)
+    subscription.set_held(True)
+    frozen = await asyncio.wait_for(anext(subscription), 1)
+    assert isinstance(frozen, ProgressMessage) and frozen.stale
+    idle = await asyncio.wait_for(anext(subscription), 1)
+    assert isinstance(idle, ProgressMessage) and idle.stale  # as long as it is held
+    subscription.set_held(False)
+    resumed = await asyncio.wait_for(anext(subscription), 1)
+    assert isinstance(resumed, SnapshotMessage)
+    assert resumed.resync_reason is ResyncReason.PUSH_RESUMED and not resumed.nodes.stale
+    await hub.close()
