@@ -314,7 +314,9 @@ class WatchStepKind(enum.Enum):
 class WatchStep:
     """One message of a NodeWatch's stream, as the frontend sent it (`NodeWatch.steps()`).
 
-    For relays and mirrors; the registry follows other datacenters with these.
+    For relays and mirrors; the registry follows other datacenters with these. A list older than
+    what the watch holds of a registry is never passed on: it arrives as a stale PROGRESS of that
+    registry at the watch's revision (a whole list: as the watch's own list).
 
     Attributes:
         kind: SNAPSHOT (`nodes` replaces everything, or with `datacenter` that datacenter's list

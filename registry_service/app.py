@@ -116,6 +116,7 @@ class Frontend:
             store_connected=lambda: self.client.watcher.connected,
             observe=self.metrics.observe_stage,
         )
+        self.client.watcher.on_change(self.hub.store_connection_changed)
         self.federation = Federation(self.datacenters.remotes, self.remotes, settings)
         self.evictor = Evictor(
             self.store,

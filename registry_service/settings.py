@@ -288,9 +288,10 @@ class Settings:
         secret=True,
     )
     remote_silence_seconds: float = _setting(
-        15.0,
+        8.0,
         "a remote datacenter's stream silent this long (not even a progress message) is resumed "
-        "on its next frontend, the datacenter shown stale meanwhile; above its progress interval",
+        "on its next frontend, the datacenter shown stale meanwhile; keep it above 1.25 times "
+        "the remote frontends' watch_progress_seconds (the longest gap between their messages)",
     )
     # Eviction
     evictor_lease_ttl_seconds: int = _setting(

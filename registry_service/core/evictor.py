@@ -170,7 +170,8 @@ class Evictor:
         log.info("evictor: %s leads eviction", self._candidate)
         lost = asyncio.create_task(self._election.lost())
         try:
-            while not lost.done():
+            # Deposed (its key gone, D84): no sweep more, even before `lost` has run.
+            while not lost.done() and not self._election.deposed:
                 swept_revision = self._hub.revision
                 await self.sweep()
                 # While held by an outage, look again soon: the grace ends without any change.

@@ -157,7 +157,12 @@ class Election(Protocol):
         """Stands if needed; returns once this candidate leads. Raises StoreError."""
 
     async def lost(self) -> None:
-        """Returns when leadership (the election lease) is lost."""
+        """Returns when leadership (the election lease or key) is lost."""
+
+    @property
+    def deposed(self) -> bool:
+        """True as soon as leadership is known lost (the key gone), even before lost() has
+        returned to its waiter: check it before acting as leader."""
 
     async def resign(self) -> None:
         """Gives up leadership at once (deletes the key); a no-op when not a candidate."""

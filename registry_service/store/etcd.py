@@ -96,6 +96,7 @@ class EtcdRegistryStore:
         self._frontend_id = frontend_id
         self.audit = AuditLog(client, self.keys, frontend_id, audit_retention_seconds)
         """Writes the audit records (store/audit.py); the control store shares it."""
+        self._elections: list[EtcdElection] = []  # told when their keys go (the one watch)
 
     async def read_node(self, key: NodeKey) -> StoredNode:
         response = await self._client.kv.txn(
@@ -364,6 +365,13 @@ class EtcdRegistryStore:
                     state.push_switch = control.push
                 elif isinstance(control, FrontendChanged) and control.announcement is not None:
                     state.frontends[control.id] = control.announcement
+        if self._elections:  # a key deleted while the watch could not say so
+            _, kvs = await self._client.kv.range_prefix(
+                self.keys.of_kind(KeyKind.ELECTION), revision=revision
+            )
+            present = {kv.key for kv in kvs}
+            for election in self._elections:
+                election.keys_present(present, revision)
         return state
 
     async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
@@ -377,6 +385,11 @@ class EtcdRegistryStore:
                     change = self._to_change(event.kv, deleted=deleted)
                     if change is None:
                         kind = self.keys.parse(event.kv.key)
+                        if deleted and kind is not None and kind[0] is KeyKind.ELECTION:
+                            # Told before the hub sees this revision: a deposed evictor knows
+                            # before the change can wake it for another sweep (D84).
+                            for election in self._elections:
+                                election.key_deleted(event.kv.key)
                         if kind is not None and kind[0] in (KeyKind.SWITCH, KeyKind.FRONTEND):
                             operator_change = self._to_control(kind[0], event.kv, deleted=deleted)
                             if operator_change is not None:
@@ -423,6 +436,8 @@ class EtcdRegistryStore:
     def election(
         self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float
     ) -> EtcdElection:
-        return EtcdElection(
+        election = EtcdElection(
             self._client, self.keys.election(name), candidate, ttl_seconds, poll_seconds
         )
+        self._elections.append(election)
+        return election

@@ -21,6 +21,7 @@ class _Election:
     """Leads at once and never loses."""
 
     fence = b"fence"
+    deposed = False
 
     async def stand(self) -> None:
         pass
