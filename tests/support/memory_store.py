@@ -781,8 +781,13 @@ class MemoryElection:
     def standing(self) -> bool:
         return bool(self._lease) and self._store.lease_alive(self._lease)
 
+    @property
+    def deposed(self) -> bool:
+        """The key is gone (its lease expired or someone deleted it): it leads no more."""
+        return bool(self._key) and self._key not in self._store._kv
+
     async def stand(self) -> None:
-        if self.standing:
+        if self.standing and not self.deposed:
             return
         await self._store._enter("election.stand")
         self._lease = self._store._grant(self._ttl, kept=True)
