@@ -741,7 +741,7 @@ class Bench:
 
     async def push_switch(self) -> None:
         """One operator command (PUT /admin/push on one frontend) until every worker of two
-        frontends applies it, read from each process's own gauge (DESIGN.md §9)."""
+        frontends applies it, read from each process's own gauge (docs/design.md §9)."""
         print("push switch: 3 processes (2 frontends, one with 2 workers) follow", flush=True)
         second, _, second_admin = await self.start_frontend(workers=2)
         gauges = [(self.admin, ""), (second_admin, "0"), (second_admin, "1")]

@@ -38,14 +38,18 @@ _EXPIRED, _NOT_YET_VALID, _HOST_MISMATCH = 10, 9, 62
 
 
 def looks_like_tls(details: str) -> bool:
-    """Whether grpc's details of an UNAVAILABLE call may hide a TLS failure (not a refused
-    connection or a name that does not resolve)."""
+    """Whether grpc's details of an UNAVAILABLE call may hide a TLS failure.
+
+    Not a refused connection or a name that does not resolve.
+    """
     return bool(_TLS_SIGNS.search(details))
 
 
 def _host_port(target: str) -> tuple[str, int] | None:
-    """The host and port a target names, or None for what the probe cannot reach the same way
-    (a unix socket, a name without a port)."""
+    """The host and port a target names.
+
+    None for what the probe cannot reach the same way (a unix socket, a name without a port).
+    """
     address = re.sub(r"^(dns:(//[^/]*)?/|ipv4:|ipv6:)", "", target)
     if address.startswith("unix:") or "," in address:
         return None
@@ -56,8 +60,10 @@ def _host_port(target: str) -> tuple[str, int] | None:
 
 
 async def diagnose(target: str, config: ClientConfig, timeout_seconds: float) -> TlsError | None:
-    """The TLS reason `target` cannot be reached with `config`; None when the probe finds none
-    (then the failure was something else, or passed)."""
+    """The TLS reason `target` cannot be reached with `config`.
+
+    None when the probe finds none (then the failure was something else, or passed).
+    """
     address = _host_port(target)
     if address is None:
         return None
@@ -111,9 +117,11 @@ async def _without_tls(target: str, host: str, port: int) -> TlsError | None:
 
 
 async def _hangs_up(host: str, port: int, context: ssl.SSLContext) -> bool:
-    """Completes a handshake and opens HTTP/2 as grpc does: True when the frontend then hangs
-    up (how a gRPC server refuses a client certificate under TLS 1.3), False when it answers.
-    Raises the handshake's own error."""
+    """Completes a handshake and opens HTTP/2 as grpc does: whether the frontend then hangs up.
+
+    True when it hangs up (how a gRPC server refuses a client certificate under TLS 1.3), False
+    when it answers. Raises the handshake's own error.
+    """
     reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
     try:
         writer.write(_HTTP2_PREFACE)
@@ -153,8 +161,10 @@ def _unverified(
 
 
 def _refused_client(target: str, config: ClientConfig) -> TlsError:
-    """The frontend hung up after the handshake: its mTLS refused this client's certificate,
-    or the lack of one."""
+    """The frontend hung up after the handshake.
+
+    Its mTLS refused this client's certificate, or the lack of one.
+    """
     if not config.tls_cert_file:
         return TlsError(
             f"frontend {target} requires a client certificate (mTLS): set tls_cert_file and "

@@ -67,7 +67,7 @@ def one_line(text: str) -> str:
 
 
 def _pushback_seconds(err: grpc.aio.AioRpcError) -> float | None:
-    """gRPC's retry pushback (`grpc-retry-pushback-ms` trailing metadata): when to retry."""
+    """When to retry, from the `grpc-retry-pushback-ms` trailing metadata (gRPC's pushback)."""
     for key, value in err.trailing_metadata() or ():
         if key == "grpc-retry-pushback-ms":
             try:
@@ -100,8 +100,11 @@ def _read(setting: str, path: str) -> bytes | None:
 
 
 def _check_pair(cert_file: str, key_file: str) -> None:
-    """A certificate and a key that do not belong together: said here, before grpc prints
-    lines of its own about an invalid private key and fails every call."""
+    """A certificate and a key that do not belong together, refused.
+
+    Said here, before grpc prints lines of its own about an invalid private key and fails every
+    call.
+    """
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
             cert_file, key_file, password=lambda: ""
@@ -134,8 +137,11 @@ class Transport:
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        """What every call sends: the bearer token, and the caller's trace context (W3C
-        `traceparent`) when opentelemetry is installed; the SDK does not require it."""
+        """What every call sends: the bearer token, and the caller's trace context.
+
+        The trace context (W3C `traceparent`) goes only when opentelemetry is installed; the SDK
+        does not require it.
+        """
         if _propagate is None:
             return self._auth
         carrier: dict[str, str] = {}
@@ -218,8 +224,11 @@ class Transport:
         raise await self.explain(unavailable, last_target) from last
 
     async def explain(self, error: RegistryRPCError, target: str) -> RegistryRPCError:
-        """`error`, or the TlsError that says why `target` could not be reached, when the
-        failure looks like a TLS one and a handshake of the SDK's own finds the cause."""
+        """`error`, or the TlsError that says why `target` could not be reached.
+
+        The TlsError when the failure looks like a TLS one and a handshake of the SDK's own
+        finds the cause.
+        """
         if error.code is not StatusCode.UNAVAILABLE or not looks_like_tls(error.message):
             return error
         timeout = min(self.config.call_timeout_seconds, _PROBE_SECONDS)
@@ -240,8 +249,11 @@ Targets = str | Sequence[str] | Mapping[str, str | Sequence[str]]
 
 
 class Transports:
-    """The frontends of every datacenter's registry (a mapping of datacenter -> targets), or of
-    the one registry (a list); `home` serves reads, watches and unmapped datacenters."""
+    """The frontends of every datacenter's registry, or of the one registry.
+
+    Built from a mapping of datacenter -> targets, or from a list. `home` serves reads, watches
+    and datacenters not in the mapping.
+    """
 
     def __init__(
         self,
@@ -272,8 +284,10 @@ class Transports:
         self.home = self._by_datacenter[home]
 
     def for_datacenter(self, datacenter: str) -> Transport:
-        """The frontends of the datacenter's own registry, else the home datacenter's (whose
-        registry names the right one if it is not it)."""
+        """The frontends of the datacenter's own registry, else the home datacenter's.
+
+        When the home registry is not the node's, it answers naming the right one.
+        """
         return self._by_datacenter.get(datacenter, self.home)
 
     async def close(self) -> None:

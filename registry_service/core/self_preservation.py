@@ -1,4 +1,4 @@
-"""The eviction budget (self-preservation, DESIGN.md §6 and §9): pure decisions, no I/O.
+"""The eviction budget (self-preservation, docs/design.md §6 and §9): pure decisions, no I/O.
 
 Per datacenter, at most `max(minimum, ratio x members)` expired members are removed within any
 sliding window, and per (datacenter, type) at most `max(type_minimum, ratio x members of the
@@ -36,13 +36,24 @@ from registry_service.store.base import Member
 
 @dataclass(frozen=True, slots=True)
 class BudgetPolicy:
+    """The eviction budget's settings."""
+
     ratio: float = 0.15
+    """Share of a datacenter's (and a type's) members that may expire per window
+    (`eviction_budget_ratio`)."""
     minimum: int = 2
+    """Expired members a datacenter may always lose per window (`eviction_budget_minimum`)."""
     window_seconds: float = 60.0
+    """The sliding window (`eviction_window_seconds`)."""
     ceiling_seconds: float = 900.0
+    """A suspect still silent after this is removed, whatever the budget
+    (`suspect_ceiling_seconds`)."""
     type_minimum: int = 2
+    """Expired members each (datacenter, type) may always lose per window
+    (`eviction_budget_type_minimum`)."""
     min_members: int = 0
-    """A datacenter of fewer members has no budget: every expired member goes at once."""
+    """A datacenter of fewer members has no budget: every expired member goes at once
+    (`self_preservation_min_members`)."""
 
     def preserves(self, members: int) -> bool:
         """Whether a datacenter of `members` is held to the budget at all."""
