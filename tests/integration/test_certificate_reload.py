@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import re
 import ssl
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from registry_service.app import Frontend
 from registry_service.process.embedded_etcd import EtcdServer, EtcdTls
 from tests.support.api import node
 from tests.support.certs import SecretVolume, leaf_files, serial_of, served_serial
+from tests.support.http_api import get as get_answer
 from tests.support.ports import free_port
 from tests.support.waiting import eventually
 
@@ -245,3 +247,66 @@ async def test_a_rotated_etcd_client_certificate_is_used_for_new_connections(
         await stub.Register(pb.RegisterRequest(node=node("after"), ttl_seconds=30))
         listing = await stub.GetNodes(pb.GetNodesRequest())
         assert {n.id for dc in listing.datacenters for n in dc.nodes} == {"before", "after"}
+
+
+async def test_workers_and_their_supervisor_take_up_new_credentials(
+    tmp_path: Path, etcd, spawn_frontend
+):
+    # 1. serve --workers 2 with TLS and tokens from files in a Secret volume's layout.
+    authority = trustme.CA()
+    first, second = authority.issue_cert("127.0.0.1"), authority.issue_cert("127.0.0.1")
+    volume = SecretVolume(tmp_path / "registry-tls")
+    volume.write(leaf_files(first))
+    tokens = SecretVolume(tmp_path / "registry-tokens")
+    tokens.write({"tokens": b"root admin,register,watch t-root\n"})
+    supervisor = await spawn_frontend(
+        etcd.endpoint,
+        workers=2,
+        tls_cert_file=volume.path("tls.crt"),
+        tls_key_file=volume.path("tls.key"),
+        auth_tokens_file=tokens.path("tokens"),
+        credentials_reload_seconds=0.2,
+    )
+    grpc_port = int(supervisor.address.rsplit(":", 1)[1])
+    admin = re.search(r"admin (https://\S+)\)", supervisor.ready_line).group(1)
+    admin_port = int(admin.rsplit(":", 1)[1])
+
+    async def shown(port: int, http2: bool = False) -> int:
+        return await asyncio.to_thread(served_serial, port, http2=http2)
+
+    first_serial = serial_of(first.cert_chain_pems[0].bytes())
+    assert await shown(admin_port) == first_serial
+    assert await shown(grpc_port, http2=True) == first_serial
+
+    # 2. A new certificate: the host's admin port and every worker's gRPC port serve it.
+    volume.write(leaf_files(second))
+    second_serial = serial_of(second.cert_chain_pems[0].bytes())
+
+    async def everywhere() -> bool:
+        # New connections spread over both workers: eight in a row all show the new one.
+        grpc_serials = [await shown(grpc_port, http2=True) for _ in range(8)]
+        return await shown(admin_port) == second_serial and set(grpc_serials) == {second_serial}
+
+    await eventually(everywhere, timeout=20, message="the supervisor and both workers rotated")
+
+    # 3. A narrowed token added to the file: the host port lets it through, the worker that
+    #    answers checks the node's datacenter and type.
+    ops = b"ops admin:write:dc1/data,admin:read:dc1 t-ops\n"
+    tokens.write({"tokens": b"root admin,register,watch t-root\n" + ops})
+    client = ssl.create_default_context()
+    authority.configure_trust(client)
+    client.check_hostname = False
+
+    async def ops_answer(path: str) -> tuple[int, str]:
+        answer = await get_answer(f"{admin}{path}", "t-ops", ssl_context=client)
+        return answer.status, str(answer.body)
+
+    async def ops_known() -> bool:
+        return (await ops_answer("/admin/nodes/dc1/data/n1"))[0] != 401
+
+    await eventually(ops_known, timeout=20, message="the new token is known on the host port")
+    assert (await ops_answer("/admin/nodes/dc1/data/n1"))[0] == 200  # allowed (no such node)
+    status, body = await ops_answer("/admin/nodes/dc2/data/n2")
+    assert status == 403 and "lacks admin:read:dc2/data" in body
+    status, body = await ops_answer("/admin/frontends")
+    assert status == 403 and "lacks admin:read (every datacenter and type" in body
