@@ -280,8 +280,22 @@ def _ok(schema: str, text: str, headers: dict[str, Any] | None = None) -> dict[s
 
 _REFUSALS = {
     "400": _error("a malformed or unknown parameter; the message names it"),
-    "401": _error("no token, or no client certificate where mTLS is on"),
-    "403": _error("the token lacks the scope"),
+    "401": {
+        **_error(
+            "no token ('no token: ...'), a token the registry does not know ('unknown token: "
+            "...'), or no client certificate where mTLS is on"
+        ),
+        "headers": {
+            "WWW-Authenticate": {
+                "schema": {"type": "string"},
+                "description": "the bearer challenge (RFC 6750): a token missing or unknown",
+            }
+        },
+    },
+    "403": _error(
+        "the token lacks the scope, or covers only some of the datacenters and types asked for; "
+        "the message names the scope needed (token_scopes: register:dc1/data, watch:*/session)"
+    ),
 }
 _INDEX = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
 _EVENT_ID = {"type": "string", "pattern": r"^\d+(,[a-z0-9][a-z0-9-]*=\d+)*$"}

@@ -47,7 +47,7 @@ def test_nothing_points_at_a_document_outside_the_repository():
 def test_the_design_keeps_its_fourteen_sections_and_marks_the_planned_ones():
     assert _design_sections() == list(range(1, 15))
     text = (DOCS / "design.md").read_text()
-    for number in (12, 13, 14):
+    for number in (12, 13):  # §14 is built (issue 25)
         section = text.split(f"\n## {number}. ", 1)[1].split("\n## ", 1)[0]
         assert "Planned, not yet built" in section, f"§{number} must say it is not built"
 
