@@ -85,6 +85,8 @@ class TokenTable:
 
     def __init__(self, principals: Mapping[bytes, Principal]) -> None:
         self._principals = dict(principals)
+        self.generation = 0
+        """Counts replacements: a long stream resolves its token again only when it moved."""
 
     @property
     def enabled(self) -> bool:
@@ -96,6 +98,7 @@ class TokenTable:
     def replace(self, other: TokenTable) -> None:
         """Takes `other`'s tokens in place of its own, at once (a reloaded tokens file)."""
         self._principals = dict(other._principals)
+        self.generation += 1
 
     @classmethod
     def load(cls, path: str) -> TokenTable:

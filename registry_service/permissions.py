@@ -40,11 +40,11 @@ class Caller:
         """Raises PermissionDeniedError unless the operation is granted on the node's
         datacenter and type. With `limits`, a malformed key is InvalidArgumentError first (what
         is wrong with a request is said before whether it would be allowed)."""
-        needed = self.grants.missing(operation, (key.datacenter,), (key.type,))
-        if needed is not None:
-            if limits is not None:
-                validate_key(key, limits)
-            raise self._denied(operation, needed)
+        if self.grants.allows(operation, key.datacenter, key.type):
+            return
+        if limits is not None:
+            validate_key(key, limits)
+        raise self._denied(operation, f"{operation}:{key.datacenter}/{key.type}")
 
     def require_scope(self, operation: str, scope: Scope, limits: Limits | None = None) -> None:
         """Raises PermissionDeniedError unless the operation is granted on every datacenter and

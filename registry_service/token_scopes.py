@@ -38,6 +38,7 @@ EVERY = "*"
 _PATTERN = re.compile(r"[a-z0-9*-]{1,64}")
 _MAX_NAME_LENGTH = 64
 _TWO_PART = ("admin:read", "admin:write")
+_ANSWERS_KEPT = 512
 
 
 class ScopeError(ValueError):
@@ -68,7 +69,9 @@ class Grant:
 def _takes(pattern: str, name: str | None) -> bool:
     if pattern == EVERY:
         return True
-    return name is not None and glob_match(pattern, name)
+    if name is None:
+        return False
+    return glob_match(pattern, name) if EVERY in pattern else pattern == name
 
 
 def glob_match(pattern: str, name: str) -> bool:
@@ -158,7 +161,7 @@ def parse_scopes(text: str) -> Grants:
 class Grants:
     """Everything one token may do: a set of grants."""
 
-    __slots__ = ("_by_operation",)
+    __slots__ = ("_answers", "_by_operation", "_everywhere")
 
     def __init__(self, grants: Iterable[Grant]) -> None:
         by_operation: dict[str, list[Grant]] = {}
@@ -166,6 +169,15 @@ class Grants:
             if grant not in by_operation.setdefault(grant.operation, []):
                 by_operation[grant.operation].append(grant)
         self._by_operation = {op: tuple(found) for op, found in by_operation.items()}
+        # Plain scopes, answered without matching: the common case, and KeepAlive's hot path.
+        self._everywhere = frozenset(
+            op
+            for op, found in by_operation.items()
+            if any(g.datacenter == g.node_type == EVERY for g in found)
+        )
+        # Narrowed grants: answers by (operation, datacenter, type), a few hundred at most (the
+        # pairs a fleet renews repeat; names sent to miss the cache only refill it).
+        self._answers: dict[tuple[str, str, str], bool] = {}
 
     def __repr__(self) -> str:
         return f"Grants({', '.join(self.scopes())})"
@@ -185,17 +197,29 @@ class Grants:
 
     def everywhere(self, operation: str) -> bool:
         """Whether the operation is granted on every datacenter and type (a plain scope)."""
-        return self.missing(operation, (), ()) is None
+        return operation in self._everywhere
 
     def allows(self, operation: str, datacenter: str, node_type: str) -> bool:
         """Whether the operation is granted on the nodes of this datacenter and type."""
-        return self.missing(operation, (datacenter,), (node_type,)) is None
+        if operation in self._everywhere:
+            return True
+        question = (operation, datacenter, node_type)
+        answer = self._answers.get(question)
+        if answer is None:
+            grants = self._by_operation.get(operation, ())
+            answer = any(g.allows(datacenter, node_type) for g in grants)
+            if len(self._answers) >= _ANSWERS_KEPT:
+                self._answers.clear()
+            self._answers[question] = answer
+        return answer
 
     def missing(
         self, operation: str, datacenters: Collection[str], types: Collection[str]
     ) -> str | None:
         """The first scope the grants lack to cover every (datacenter, type) pair asked for (an
         empty collection asks for every one), or None when they cover them all."""
+        if operation in self._everywhere:
+            return None
         grants = self._by_operation.get(operation, ())
         wanted_datacenters: Collection[str | None] = sorted(datacenters) or (None,)
         wanted_types: Collection[str | None] = sorted(types) or (None,)

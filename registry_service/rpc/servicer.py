@@ -3,8 +3,8 @@
 Each handler checks the caller's token against the node key or the scope it names, once it
 knows them (permissions.py: a token narrowed to `register:dc1/data` registers nothing else; the
 interceptor has only checked that the token names the operation). Handlers raise; they never
-pick a status. Every handler runs inside the error edge (rpc/edge.py),
-which turns what it raises into a status once, streams included. The one exception is KeepAlive's
+pick a status. Every handler runs inside the error edge (rpc/edge.py), which turns what it
+raises into a status once, streams included. The one exception is KeepAlive's
 per-registration answers, which carry their own code (D7), from the same table (`status_of`).
 """
 
@@ -32,9 +32,13 @@ from registry_service.domain import (
     NodeKey,
     WatchMessage,
 )
-from registry_service.errors import ResourceExhaustedError, ShuttingDownError
+from registry_service.errors import (
+    ResourceExhaustedError,
+    ShuttingDownError,
+    UnauthenticatedError,
+)
 from registry_service.failpoints import failpoint
-from registry_service.permissions import Caller, require_caller
+from registry_service.permissions import ANYONE, Caller, require_caller
 from registry_service.rpc import convert
 from registry_service.rpc.access import StreamCounter, TokenBucket, peer_identity
 from registry_service.rpc.status import status_of
@@ -83,6 +87,27 @@ class ServicerConfig:
     keepalive_max_messages_per_second: float = 10_000.0
     """KeepAlive messages one stream may send per second
     (`keepalive_max_messages_per_second`)."""
+
+
+class _StreamCaller:
+    """A stream's caller, resolved again only when the token table was replaced since (a
+    tokens file read again): a removed token stops the stream's next message, and a message
+    costs no token lookup otherwise. Without a caller, the refusal's message (unknown token)."""
+
+    def __init__(self, tokens: TokenTable, metadata: object) -> None:
+        self._tokens = tokens
+        self._metadata = metadata
+        self._generation = -1
+        self._caller: Caller | str = ANYONE
+
+    def current(self) -> Caller | str:
+        if self._generation != self._tokens.generation:
+            self._generation = self._tokens.generation
+            try:
+                self._caller = require_caller(self._tokens, self._metadata)
+            except UnauthenticatedError as err:
+                self._caller = str(err)
+        return self._caller
 
 
 class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc is untyped
@@ -212,15 +237,11 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
             keys: set[NodeKey] = set()
             tasks: set[asyncio.Task[None]] = set()
 
-            metadata = context.invocation_metadata()
+            caller_of_stream = _StreamCaller(self._tokens, context.invocation_metadata())
 
             async def renew(request: pb.KeepAliveRequest) -> None:
                 # Each message is checked anew: a token removed from the file stops renewing.
-                caller: Caller | Exception
-                try:
-                    caller = require_caller(self._tokens, metadata)
-                except Exception as err:
-                    caller = err
+                caller = caller_of_stream.current()
                 if request.renewals:
                     outbox.put_nowait(await self._keep_alive_many(request, keys, caller))
                 else:
@@ -280,14 +301,14 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
             )
         keys.add(key)
 
-    def _permit(self, caller: Caller | Exception, key: NodeKey) -> None:
+    def _permit(self, caller: Caller | str, key: NodeKey) -> None:
         """Raises unless the stream's token (as of this message) may renew the node."""
-        if isinstance(caller, Exception):
-            raise caller
+        if isinstance(caller, str):
+            raise UnauthenticatedError(caller)
         caller.require("register", key, self._registry.limits)
 
     async def _keep_alive_one(
-        self, request: pb.KeepAliveRequest, keys: set[NodeKey], caller: Caller | Exception
+        self, request: pb.KeepAliveRequest, keys: set[NodeKey], caller: Caller | str
     ) -> pb.KeepAliveResponse:
         """One registration's answer: its code is its own (D7), so that one failure, even an
         unexpected one, never ends the stream the other registrations share."""
@@ -302,7 +323,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         return self._answer(pb.KeepAliveResponse, request.key, answer)
 
     async def _keep_alive_many(
-        self, request: pb.KeepAliveRequest, keys: set[NodeKey], caller: Caller | Exception
+        self, request: pb.KeepAliveRequest, keys: set[NodeKey], caller: Caller | str
     ) -> pb.KeepAliveResponse:
         """Several registrations in one message: one response, one result per renewal in the
         same order, each with its own code (a renewal the token may not make is refused alone:

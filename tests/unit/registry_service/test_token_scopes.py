@@ -212,3 +212,14 @@ def test_without_tokens_every_caller_may_do_everything():
     assert caller_of(TokenTable({}), []) is ANYONE
     ANYONE.require("register", NodeKey("any", "type", "id"))
     ANYONE.require_everywhere("admin:write")
+
+
+def test_answers_kept_for_narrowed_grants_stay_few_and_right_whatever_names_are_sent():
+    grants = parse_scopes("register:dc-*/data")
+    for index in range(5_000):  # names a hostile client makes up
+        assert grants.allows("register", f"dc-{index}", "data")
+        assert not grants.allows("register", f"x{index}", "data")
+    assert len(grants._answers) <= 512
+    assert grants.allows("register", "dc-eu", "data") and not grants.allows(
+        "register", "eu", "data"
+    )
