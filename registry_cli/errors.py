@@ -39,6 +39,11 @@ _TLS_HINTS = {
     "": "the frontend's own certificate is at fault: REGISTRY_TLS_CERT_FILE on the frontend",
 }
 
+_UNKNOWN_TOKEN_HINT = (
+    "check the token given with --token-file, --token or NODEREGISTRY_TOKEN: this registry's "
+    "tokens file does not hold it"
+)
+
 
 def one_line(text: str) -> str:
     """`text` with every run of whitespace (newlines included) made one space."""
@@ -53,4 +58,6 @@ def error_line(err: RegistryError) -> str:
         hint = _TLS_HINTS.get(err.setting, _TLS_HINTS[""])
     elif isinstance(err, RegistryRPCError):
         hint = _HINTS.get(err.code)
+        if err.code is StatusCode.UNAUTHENTICATED and "unknown token" in str(err):
+            hint = _UNKNOWN_TOKEN_HINT  # a token was given: the registry does not know it
     return f"{line} ({hint})" if hint else line

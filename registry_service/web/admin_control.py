@@ -19,7 +19,9 @@
 The HTTP API port mounts the same handlers under /v1/cluster/ for the web console (web/api.py),
 with its own access rules: a write there always needs credentials (web/auth.py).
 
-Every write is audited with the operator's identity (web/auth.py). Registry errors become HTTP
+Every write is audited with the operator's identity (web/auth.py). The node routes take a token
+narrowed to the node's datacenter and type (`admin:write:dc1/data`); the others need the plain
+scope (they act on, or show, the whole cluster). Registry errors become HTTP
 statuses in one place (web/edge.py).
 """
 
@@ -38,6 +40,7 @@ from registry_service.domain import NodeKey
 from registry_service.errors import InvalidArgumentError, RegistryError
 from registry_service.hub.operator_state import OperatorView
 from registry_service.web.admin_config import AdminConfig
+from registry_service.web.auth import checks_node_scope, request_caller
 from registry_service.web.edge import error_response, json_response
 from registry_service.web.peers import PeerAdmins
 from registry_service.web.shapes import (
@@ -145,12 +148,16 @@ class ControlRoutes:
         info = request.match_info
         return NodeKey(info["datacenter"], info["type"], info["id"])
 
+    @checks_node_scope
     async def node(self, request: web.Request) -> web.Response:
         key = self._key(request)
+        request_caller(request).require("admin:read", key)
         return json_response(stored_node_json(key, await self._operations.stored_node(key)))
 
+    @checks_node_scope
     async def act_on_node(self, request: web.Request) -> web.Response:
         key, action = self._key(request), request.match_info["action"]
+        request_caller(request).require("admin:write", key)
         try:
             body = await request.json() if request.can_read_body else {}
         except ValueError:
@@ -175,9 +182,11 @@ class ControlRoutes:
             )
         return json_response(node_action_json(key, action, done, operator))
 
+    @checks_node_scope
     async def confirm_suspects(self, request: web.Request) -> web.Response:
         return await self._settle(request, evict=True)
 
+    @checks_node_scope
     async def cancel_suspects(self, request: web.Request) -> web.Response:
         return await self._settle(request, evict=False)
 
@@ -197,6 +206,9 @@ class ControlRoutes:
                 'send {"nodes": [{"datacenter": ..., "type": ..., "id": ...}]} or '
                 '{"datacenter": ...}'
             ) from None
+        caller = request_caller(request)
+        for key in keys:  # all or nothing: a key the token may not act on refuses the request
+            caller.require("admin:write", key)
         outcomes: dict[str, int | str] = {}
         for key in keys:
             try:
