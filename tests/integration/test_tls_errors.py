@@ -178,3 +178,29 @@ async def test_serve_refuses_an_expired_certificate_at_start_in_one_line(certifi
         f"error: the certificate in {cert} expired on 2021-01-01 00:00:00Z: set "
         "REGISTRY_TLS_CERT_FILE and REGISTRY_TLS_KEY_FILE to a current certificate and its key\n"
     )
+
+
+def broken_certificate(source: str, path: Path, cut: str) -> Path:
+    """Garbage between PEM markers, or the first half of a real certificate file."""
+    if cut == "garbage":
+        path.write_text("-----BEGIN CERTIFICATE-----\nMAIwAA==\n-----END CERTIFICATE-----\n")
+    else:
+        pem = Path(source).read_text()
+        path.write_text(pem[: len(pem) // 2] + "\n-----END CERTIFICATE-----\n")
+    return path
+
+
+@pytest.mark.parametrize("cut", ["garbage", "truncated"])
+async def test_serve_refuses_a_truncated_or_garbage_certificate_in_one_line(
+    certificates, tmp_path, cut
+):
+    _, files = certificates
+    broken = broken_certificate(files["server.pem"], tmp_path / f"{cut}.pem", cut)
+    code, out, err = await run_cli(
+        "serve", f"--tls-cert-file={broken}", f"--tls-key-file={files['server-key.pem']}",
+        "--etcd-endpoints=127.0.0.1:1", "--workers=1", "--admin-listen=127.0.0.1:0",
+        "--http-listen=127.0.0.1:0", "--listen=127.0.0.1:0",
+    )  # fmt: skip
+    assert (code, out) == (1, ""), err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert "REGISTRY_TLS_CERT_FILE" in err and str(broken) in err, err
