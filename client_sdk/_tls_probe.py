@@ -18,6 +18,7 @@ The probe runs only after a call failed in a way that can be TLS, once per failu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import re
 import ssl
@@ -129,6 +130,10 @@ async def _hangs_up(host: str, port: int, context: ssl.SSLContext) -> bool:
         return not await reader.read(9)
     finally:
         writer.close()
+        # Closed, not closing, before the answer: a socket left to close later is a resource
+        # the caller's event loop warns about (or holds on to, per failed call).
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
 
 
 def _unverified(
