@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from client_sdk import Node, RegistryClient
 from tests.support.api import node, register
 from tests.support.cli import COMMAND, environment, interrupt, read_line, run_cli, running_cli
 from tests.support.ports import free_port
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +89,12 @@ async def test_watch_piped_into_head_ends_quietly_once_head_has_its_line(start_f
     assert err.decode() == "", err.decode()
 
 
+async def _stop_twice(serve: subprocess.Popen[str]) -> None:
+    os.killpg(serve.pid, signal.SIGINT)
+    await asyncio.sleep(0.05)  # not a wait: the second Ctrl-C is meant to land mid-drain
+    os.killpg(serve.pid, signal.SIGINT)
+
+
 async def test_two_ctrl_cs_stop_serve_gracefully_without_a_traceback(tmp_path: Path):
     """A supervisor, two workers and a local etcd in the terminal's process group: Ctrl-C, and
     Ctrl-C again while it drains. Before, the second one killed the supervisor mid-exit (-2)."""
@@ -106,12 +112,14 @@ async def test_two_ctrl_cs_stop_serve_gracefully_without_a_traceback(tmp_path: P
         assert serve.stdout is not None
         ready = await asyncio.wait_for(asyncio.to_thread(serve.stdout.readline), 120)
         assert "serving on" in ready
-        async with running_cli("watch", "--endpoints", listen) as watcher:
-            await eventually(lambda: watcher.returncode is None, message="watch running")
-            os.killpg(serve.pid, signal.SIGINT)
-            await asyncio.sleep(0.05)  # not a wait: the second Ctrl-C is meant to land mid-drain
-            os.killpg(serve.pid, signal.SIGINT)
-            _, err = await asyncio.to_thread(serve.communicate, timeout=120)
+        async with RegistryClient(listen) as client:
+            registration = await client.register(Node("daily", "data", "dc1", "10.1.1.1:80"))
+            async with running_cli("watch", "--endpoints", listen) as watcher:
+                # Its stream is open: it printed the node the snapshot holds.
+                assert "daily" in await read_line(watcher, timeout=60)
+                await registration.close()
+                await _stop_twice(serve)
+        _, err = await asyncio.to_thread(serve.communicate, timeout=120)
     finally:
         if serve.poll() is None:
             serve.kill()

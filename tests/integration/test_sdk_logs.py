@@ -31,12 +31,16 @@ async def test_a_frontend_that_goes_away_costs_one_log_line_not_five_per_registr
             timeout=15,
             message="every registration noticed",
         )
-        records = list(caplog.records)
+        # The SDK's own lines (the frontend shares the process and logs its stop too).
+        records = [r for r in caplog.records if r.name.split(".")[0] == "client_sdk"]
     messages = [record.getMessage() for record in records]
     assert messages, "the SDK said nothing"
     assert all("\n" not in message for message in messages), messages
     assert not [m for m in messages if "AioRpcError" in m or "debug_error_string" in m]
     warnings = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
-    # The shared KeepAlive stream broke once: one warning for it, not one per registration.
+    # The shared KeepAlive stream broke once with every renewal waiting on it (the 14 renew on
+    # one grid, in one message): one warning for all of them, not one per registration. A
+    # later tick may break a new stream again before the test looks (at most two more lines).
     assert 1 <= len(warnings) <= 3, warnings
-    assert "14 renewal(s) will retry" in warnings[0] or "renewal(s) will retry" in warnings[0]
+    assert all(w.startswith("KeepAlive stream broke: UNAVAILABLE: ") for w in warnings), warnings
+    assert warnings[0].endswith("; 14 renewal(s) will retry"), warnings
