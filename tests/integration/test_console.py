@@ -287,11 +287,13 @@ async def test_an_operator_acts_from_the_console_each_action_confirmed_and_audit
         await page.click("#push-toggle")
         await confirm(page, "Switch pushes off for every frontend?")
         await expect(page.locator("#push-result")).to_contain_text("Pushes OFF, by token:ops")
-        await eventually(lambda: not frontend.hub.push_switch.enabled, message="pushes held")
+        await eventually(
+            lambda: not frontend.operator_state.push_switch.enabled, message="pushes held"
+        )
         await expect(page.locator("[data-push=off]")).to_be_visible(timeout=LIVE)
         await page.click("#push-toggle")
         await confirm(page, "Switch pushes on for every frontend?")
-        await eventually(lambda: frontend.hub.push_switch.enabled, message="pushes on")
+        await eventually(lambda: frontend.operator_state.push_switch.enabled, message="pushes on")
         # 6. Suspects: one removed now, one kept (UP for one more TTL).
         for index in range(3):
             await register_as_fleet(stub, node(f"silent{index}", "data"), ttl=3)

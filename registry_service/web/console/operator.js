@@ -1,4 +1,4 @@
-// node-registry console, part two: the operator's panels and actions. Reads need a token with
+// node-registry console, part three: the operator's panels and actions. Reads need a token with
 // admin:read when the registry has tokens; actions always need one with admin:write (this port
 // takes none without it, even on a registry without tokens). Every action is confirmed first and
 // goes through the admin port's own handlers, mounted under /v1/cluster/, which audit it with the
