@@ -112,6 +112,44 @@ async def test_the_console_shows_finds_and_follows_the_nodes_without_a_reload(
         await page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
 
 
+async def test_a_selector_asks_the_registry_for_the_matching_nodes_only(start_frontend, connect):
+    frontend = await start_frontend()
+    stub = connect(frontend)
+    await register(stub, node("a-1", zone="a"), ttl=600)
+    await register(stub, node("a-canary", zone="a", canary="yes"), ttl=600)
+    await register(stub, node("b-1", zone="b"), ttl=600)
+    async with chromium_page() as page:
+        requests: list[Request] = []
+        page.on("request", lambda request: requests.append(request))
+        await page.goto(f"{api_url(frontend)}/ui/")
+        await expect(page.locator("#node-rows tr")).to_have_count(3, timeout=LIVE)
+        # 1. The selector goes to the registry (the watch's scope), which sends what matches.
+        await page.fill("#f-selector", "zone=a,!canary")
+        await page.press("#f-selector", "Enter")
+        await expect(page.locator("#node-rows tr")).to_have_count(1, timeout=LIVE)
+        await expect(row(page, "dc1/data/a-1")).to_be_visible()
+        await expect(page.locator("#node-count")).to_contain_text("selector zone=a,!canary")
+        watches = [r.url for r in requests if "/v1/watch" in r.url]
+        assert watches[-1].endswith("&selector=zone%3Da%2C!canary"), watches
+        # 2. It follows changes within the selector: a node that matches appears, one that
+        # does not never does.
+        await register(stub, node("a-2", zone="a"), ttl=600)
+        await register(stub, node("b-2", zone="b"), ttl=600)
+        await expect(row(page, "dc1/data/a-2")).to_be_visible(timeout=LIVE)
+        await expect(page.locator("#node-rows tr")).to_have_count(2)
+        # 3. A selector the registry cannot parse: its reason, where the nodes would be.
+        await page.fill("#f-selector", "zone in (a")
+        await page.press("#f-selector", "Enter")
+        notice = page.locator("#nodes-notice")
+        await expect(notice).to_contain_text("The registry refused the selector", timeout=LIVE)
+        await expect(notice).to_contain_text("INVALID_ARGUMENT")
+        await expect(page.locator("#nodes-empty")).to_be_hidden()
+        # 4. Cleared: every node again.
+        await page.click("#f-reset")
+        await expect(page.locator("#node-rows tr")).to_have_count(5, timeout=LIVE)
+        await expect(notice).to_be_hidden()
+
+
 async def test_a_large_list_is_paged_and_a_change_repaints_only_its_row(start_frontend, connect):
     frontend = await start_frontend()
     stub = connect(frontend)

@@ -26,10 +26,12 @@ const state = {
   selected: null,
   page: 0,
   filter: { text: "", datacenter: "", type: "", status: "" },
+  selector: "", // a label selector on metadata, applied by the registry (the watch's scope)
+  scopeRefused: "", // why the registry refused the selector (400), shown where the nodes would be
   token: sessionStorage.getItem(TOKEN_KEY) || "",
   tokenRefused: "", // why the watch was refused (401/403), shown where the nodes would be
   stream: null, // AbortController of the open watch
-  tokenChanged: null, // resolves when the token changes (a refused watch waits for it)
+  changed: null, // resolves when the token or the selector changes (a refused watch waits)
   repaintAsked: false,
   painted: false,
   onTokenChange: [], // operator.js's refreshes
@@ -215,10 +217,15 @@ function applyEvent(name, id, data) {
   askRepaint();
 }
 
-function waitForToken() {
+function waitForChange() {
   return new Promise((resolve) => {
-    state.tokenChanged = resolve;
+    state.changed = resolve;
   });
+}
+
+function watchUrl() {
+  const selector = state.selector ? `&selector=${encodeURIComponent(state.selector)}` : "";
+  return `/v1/watch?datacenter_revisions=true${selector}`;
 }
 
 async function watchForever() {
@@ -232,7 +239,7 @@ async function watchForever() {
     if (state.eventId) headers["Last-Event-ID"] = state.eventId;
     try {
       if (!state.painted) performance.mark("console:watch-start");
-      const response = await fetch("/v1/watch?datacenter_revisions=true", {
+      const response = await fetch(watchUrl(), {
         headers,
         signal: controller.signal,
         cache: "no-store",
@@ -244,11 +251,20 @@ async function watchForever() {
           : `This token may not list the nodes: it needs the watch scope. (${why})`;
         setConnection(response.status === 401 ? "a token is needed: enter a token with the watch scope" : `refused: ${why}; enter a token with the watch scope`, false);
         askRepaint();
-        await Promise.race([waitForToken(), sleep(30000)]);
+        await Promise.race([waitForChange(), sleep(30000)]);
+        continue;
+      }
+      if (response.status === 400 && state.selector) {
+        // A selector the registry cannot parse: said once, until the selector changes.
+        state.scopeRefused = `The registry refused the selector: ${await errorMessage(response)}`;
+        setConnection("selector refused; change it, or clear it", false);
+        askRepaint();
+        await waitForChange();
         continue;
       }
       if (!response.ok) throw new Error(await errorMessage(response));
       state.tokenRefused = "";
+      state.scopeRefused = "";
       setConnection("live", true);
       backoff = 500;
       await readEvents(response.body, applyEvent);
@@ -269,8 +285,28 @@ function useToken(token) {
   if (token) sessionStorage.setItem(TOKEN_KEY, token);
   else sessionStorage.removeItem(TOKEN_KEY);
   if (state.stream) state.stream.abort(); // reconnects with the token, resuming where it was
-  if (state.tokenChanged) state.tokenChanged();
+  if (state.changed) state.changed();
   for (const callback of state.onTokenChange) callback();
+}
+
+// -- the selector ---------------------------------------------------------------------------
+
+// The registry filters by the selector (`zone=a,!canary`, `version in (2,3)`: Kubernetes'
+// syntax, as the SDK's Scope and the HTTP API's `selector`), so the page holds only what it
+// matches. Another selector is another scope: a new watch from its snapshot, not a resume.
+function useSelector(text) {
+  if (text === state.selector) return;
+  state.selector = text;
+  state.scopeRefused = "";
+  state.eventId = "";
+  state.nodes.clear();
+  state.sorted = [];
+  state.counts.clear();
+  state.datacenters.clear();
+  state.page = 0;
+  if (state.stream) state.stream.abort();
+  if (state.changed) state.changed();
+  askRepaint();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -286,7 +322,15 @@ document.addEventListener("DOMContentLoaded", () => {
   $("filters").addEventListener("submit", (event) => event.preventDefault());
   $("filters").addEventListener("input", readFilters);
   $("filters").addEventListener("change", readFilters);
-  $("filters").addEventListener("reset", () => setTimeout(readFilters, 0));
+  $("filters").addEventListener("reset", () => setTimeout(() => {
+    readFilters();
+    useSelector("");
+  }, 0));
+  const selector = $("f-selector");
+  selector.addEventListener("change", () => useSelector(selector.value.trim()));
+  selector.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") useSelector(selector.value.trim());
+  });
   $("page-previous").addEventListener("click", () => {
     state.page = Math.max(0, state.page - 1);
     askRepaint();

@@ -117,7 +117,8 @@ function groupCell(datacenter, type, count) {
 }
 
 function paintGroups({ counts, types, datacenters }) {
-  $("node-count").textContent = `(${state.nodes.size.toLocaleString("en")} in ${datacenters.length} datacenter${datacenters.length === 1 ? "" : "s"})`;
+  const scope = state.selector ? `; selector ${state.selector}` : "";
+  $("node-count").textContent = `(${state.nodes.size.toLocaleString("en")} in ${datacenters.length} datacenter${datacenters.length === 1 ? "" : "s"}${scope})`;
   setSelect($("f-datacenter"), datacenters);
   setSelect($("f-type"), types);
   const head = $("groups-head");
@@ -193,10 +194,13 @@ function paintRows() {
   if (!same) body.replaceChildren(...rows);
   const empty = $("nodes-empty");
   const notice = $("nodes-notice");
-  notice.hidden = !state.tokenRefused;
-  notice.textContent = state.tokenRefused;
-  empty.hidden = total > 0 || !!state.tokenRefused;
-  empty.textContent = state.nodes.size ? "No node matches the filter." : state.revision ? "No nodes registered." : "No nodes yet.";
+  const refused = state.tokenRefused || state.scopeRefused;
+  notice.hidden = !refused;
+  notice.textContent = refused;
+  empty.hidden = total > 0 || !!refused;
+  empty.textContent = state.nodes.size
+    ? "No node matches the filter."
+    : !state.revision ? "No nodes yet." : state.selector ? "No node matches the selector." : "No nodes registered.";
   $("page-info").textContent = total
     ? `${(first + 1).toLocaleString("en")}–${(first + visible.length).toLocaleString("en")} of ${total.toLocaleString("en")}${total === state.nodes.size ? "" : " matching"} · page ${state.page + 1} of ${pages}`
     : "";
