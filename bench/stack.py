@@ -1,0 +1,88 @@
+"""Starting what the benchmarks measure: etcd members and registry frontends, on loopback, as child
+processes of the run."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.system import Processes, free_port
+from registry_service.process.embedded_etcd import EtcdServer
+
+# What every frontend of the run is told beside its listen addresses: all clients come from one
+# address here (thousands of subscribers or renewing clients from 127.0.0.1).
+LOOPBACK_CLIENTS = ("--max-streams-per-peer", "100000")
+
+
+async def start_etcd(directory: Path, name: str = "bench", quota_bytes: int = 0) -> EtcdServer:
+    """A single-member etcd on two free loopback ports, ready to serve."""
+    etcd = EtcdServer(
+        data_dir=directory,
+        client_port=free_port(),
+        peer_port=free_port(),
+        name=name,
+        extra_args=[f"--quota-backend-bytes={quota_bytes}"] if quota_bytes else [],
+    )
+    etcd.start()
+    await asyncio.to_thread(etcd.wait_ready)
+    return etcd
+
+
+@dataclass
+class Frontend:
+    """A frontend process (a supervisor when it has several workers) and its addresses."""
+
+    process: subprocess.Popen[str]
+    target: str
+    admin: str
+    api: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+async def start_frontend(
+    processes: Processes,
+    etcd_endpoint: str,
+    log: Path,
+    *,
+    workers: int = 1,
+    cluster: str = "bench",
+    listen: str = "127.0.0.1:0",
+    extra: Sequence[str] = LOOPBACK_CLIENTS,
+) -> Frontend:
+    """Starts `python -m registry_service serve` and waits for its ready line (printed once it has
+    read every member and serves)."""
+    process = processes.start(
+        "-m",
+        "registry_service",
+        "serve",
+        "--listen",
+        listen,
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--etcd-endpoints",
+        etcd_endpoint,
+        "--cluster",
+        cluster,
+        "--workers",
+        str(workers),
+        *extra,
+        log=log,
+    )
+    assert process.stdout is not None
+    line = await asyncio.to_thread(process.stdout.readline)
+    target = re.search(r"serving on (\S+)", line)
+    admin = re.search(r"admin (http://\S+)\)", line)
+    api = re.search(r"api (http://\S+)/v1/", line)
+    if target is None or admin is None:
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        raise RuntimeError(f"frontend did not start: {line!r}\n{tail}")
+    return Frontend(process, target.group(1), admin.group(1), api.group(1) if api else "")
