@@ -42,8 +42,19 @@ class Results:
             flush=True,
         )
 
-    def goal(self, name: str, met: bool, detail: str) -> None:
+    def not_measured(self, figure: str, reason: str) -> None:
+        """A figure this run could not take (said in the table, never left out)."""
+        self.rows.append({"figure": figure, "value": None, "unit": "", "not_measured": reason})
+        print(f"  {figure}: not measured ({reason})", flush=True)
+
+    def goal(self, name: str, met: bool | None, detail: str) -> None:
+        """A goal: met, not met, or None when this run could not measure it (said why)."""
         self.goals.append({"goal": name, "met": met, "detail": detail})
+        print(f"  goal {verdict(met)}: {name} ({detail})", flush=True)
+
+
+def verdict(met: bool | None) -> str:
+    return "not measured" if met is None else "met" if met else "NOT MET"
 
 
 def report(results: Results, previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -53,6 +64,9 @@ def report(results: Results, previous: dict[str, Any] | None) -> dict[str, Any]:
     print("\n| figure | value | baseline (same run) | ratio | previous run | ratio |")
     print("|---|---|---|---|---|---|")
     for row in results.rows:
+        if row["value"] is None:
+            print(f"| {row['figure']} | not measured: {row['not_measured']} |  |  |  |  |")
+            continue
         old = before.get(row["figure"])
         base = f"{row['baseline']}: {row['baseline_value']:.4g}" if "baseline" in row else ""
         print(
@@ -62,7 +76,7 @@ def report(results: Results, previous: dict[str, Any] | None) -> dict[str, Any]:
         )
     print("\n| goal | met | measured |\n|---|---|---|")
     for goal in results.goals:
-        print(f"| {goal['goal']} | {'yes' if goal['met'] else 'NO'} | {goal['detail']} |")
+        print(f"| {goal['goal']} | {verdict(goal['met'])} | {goal['detail']} |")
     return {
         "profile": results.profile,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -81,11 +95,15 @@ def previous_run(output: Path, profile: str) -> dict[str, Any] | None:
     return json.loads(latest.read_text()) if latest.exists() else None  # type: ignore[no-any-return]
 
 
-def write(output: Path, document: dict[str, Any]) -> Path:
-    """Writes the document under its time and as the profile's latest; returns the latter."""
+def write(output: Path, document: dict[str, Any], *, partial: bool = False) -> Path:
+    """Writes the document under its time and, for a whole run, as the profile's latest (a run of
+    some families only leaves the latest whole run to compare with); returns what it wrote last."""
     text = json.dumps(document, indent=2)
-    profile = document["profile"]
-    (output / f"{document['time'].replace(':', '')}-{profile}.json").write_text(text)
+    profile = document["profile"] + ("-only" if partial else "")
+    dated = output / f"{document['time'].replace(':', '')}-{profile}.json"
+    dated.write_text(text)
+    if partial:
+        return dated
     latest = output / f"latest-{profile}.json"
     latest.write_text(text)
     return latest

@@ -4,14 +4,18 @@ processes of the run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.expiries import ExpiryWatch
 from bench.system import Processes, free_port
 from registry_service.process.embedded_etcd import EtcdServer
+from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 
 # What every frontend of the run is told beside its listen addresses: all clients come from one
 # address here (thousands of subscribers or renewing clients from 127.0.0.1).
@@ -86,3 +90,64 @@ async def start_frontend(
         tail = log.read_text()[-2000:] if log.exists() else ""
         raise RuntimeError(f"frontend did not start: {line!r}\n{tail}")
     return Frontend(process, target.group(1), admin.group(1), api.group(1) if api else "")
+
+
+@dataclass
+class Registry:
+    """A registry of its own for one row: an etcd, one frontend, a client of that etcd, and the
+    watch of its expiries."""
+
+    etcd: EtcdServer
+    etcd_client: EtcdClient
+    frontend: Frontend
+    cluster: str
+    expiries: ExpiryWatch
+
+
+@contextlib.asynccontextmanager
+async def own_registry(
+    processes: Processes,
+    workdir: Path,
+    name: str,
+    *,
+    workers: int = 1,
+    extra: Sequence[str] = LOOPBACK_CLIENTS,
+) -> AsyncIterator[Registry]:
+    """A fresh etcd and frontend for rows that push a registry past what it can take: nothing of
+    theirs (leases left to expire, a frontend that lost its evictor lease) reaches the next row.
+    The frontend keeps the default eviction budget, so that expiries show as REMOVED or SUSPECT
+    as they would in production."""
+    etcd = await start_etcd(workdir / f"etcd-{name}", name=name, quota_bytes=8 * 1024**3)
+    etcd_client = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,)))
+    cluster = f"bench-{name}"
+    try:
+        frontend = await start_frontend(
+            processes,
+            etcd.endpoint,
+            workdir / f"frontend-{name}.log",
+            workers=workers,
+            cluster=cluster,
+            extra=extra,
+        )
+        expiries = ExpiryWatch(etcd_client, cluster, frontend.target)
+        await expiries.start()
+        try:
+            yield Registry(etcd, etcd_client, frontend, cluster, expiries)
+        finally:
+            await expiries.close()
+            processes.stop(frontend.process)
+    finally:
+        await etcd_client.close()
+        await asyncio.to_thread(etcd.stop)
+        shutil.rmtree(workdir / f"etcd-{name}", ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def own_etcd(workdir: Path, name: str) -> AsyncIterator[EtcdServer]:
+    """A fresh etcd for a baseline that must not share one with a registry's leftovers."""
+    etcd = await start_etcd(workdir / f"etcd-{name}", name=name, quota_bytes=8 * 1024**3)
+    try:
+        yield etcd
+    finally:
+        await asyncio.to_thread(etcd.stop)
+        shutil.rmtree(workdir / f"etcd-{name}", ignore_errors=True)

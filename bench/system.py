@@ -59,6 +59,22 @@ async def settled_rss(pid: int, timeout: float = 60.0) -> int:
     return samples[-1]
 
 
+class CpuShare:
+    """Cores each named process (with its children) used since the share was made."""
+
+    def __init__(self, **pids: int) -> None:
+        self._pids = pids
+        self._started = time.monotonic()
+        self._before = {name: cpu_seconds_tree(pid) for name, pid in pids.items()}
+
+    def cores(self) -> dict[str, float]:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        return {
+            name: round((cpu_seconds_tree(pid) - self._before[name]) / elapsed, 3)
+            for name, pid in self._pids.items()
+        }
+
+
 def load_average() -> float:
     """The machine's 1-minute load average: printed beside figures taken on shared cores."""
     return os.getloadavg()[0]
