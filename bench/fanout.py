@@ -19,6 +19,7 @@ from bench.fleet import Fleet, fanout_latencies
 from bench.harness import Bench, bench_node
 from bench.stats import bucket_quantile, percentile
 from bench.system import rss_bytes, settled_rss
+from bench.zookeeper import fanout_latencies_over
 
 STAGES = ("commit_to_received", "received_to_queued", "queued_to_written", "written_to_acked")
 
@@ -99,6 +100,8 @@ async def fanout(bench: Bench, subscribers: int) -> None:
     ours, etcd, raw = (
         figures[k] for k in ("registry", "direct etcd watchers", "raw grpc.aio fan-out")
     )
+    if subscribers == bench.config["zookeeper_subscribers"]:
+        await beside_zookeeper(bench, subscribers, ours)
     for q in (50, 99):
         bench.results.add(
             f"change->last of {subscribers} subscribers p{q}",
@@ -201,4 +204,32 @@ def stage_figures(
         f"    stages to written, p50s added up: {sum(p50s) * 1000:.1f} ms; end to end "
         f"(change -> last subscriber) p50: {percentile(end_to_end, 50) * 1000:.1f} ms",
         flush=True,
+    )
+
+
+async def beside_zookeeper(bench: Bench, subscribers: int, ours: list[float]) -> None:
+    """The same number of subscribers as ZooKeeper child watches, the same number of changes as
+    new ephemeral znodes: the design this registry replaces, in the same run."""
+    figure = f"change->last of {subscribers} subscribers p99, beside ZooKeeper"
+    goal = f"registry fan-out p99 <= ZooKeeper's ({subscribers:,} subscribers)"
+    server = await bench.zookeeper()
+    if server is None:
+        bench.results.not_measured(figure, bench.zookeeper_missing)
+        bench.results.goal(goal, None, bench.zookeeper_missing)
+        return
+    changes, count = bench.config["changes"], bench.config["processes"]
+    theirs = await fanout_latencies_over(bench.processes, server.hosts, subscribers, changes, count)
+    p99, their_p99 = percentile(ours, 99), percentile(theirs, 99)
+    bench.results.add(
+        figure,
+        p99 * 1000,
+        "ms",
+        "ZooKeeper child watches (a session each)",
+        their_p99 * 1000,
+        subscribers=subscribers,
+        zookeeper_p50_ms=round(percentile(theirs, 50) * 1000, 3),
+        registry_p50_ms=round(percentile(ours, 50) * 1000, 3),
+    )
+    bench.results.goal(
+        goal, p99 <= their_p99, f"{p99 * 1000:.1f} ms vs ZooKeeper's {their_p99 * 1000:.1f} ms"
     )

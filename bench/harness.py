@@ -17,6 +17,7 @@ from bench.profiles import PROFILES
 from bench.report import Results
 from bench.stack import LOOPBACK_CLIENTS, Frontend, start_etcd, start_frontend
 from bench.system import Processes, cpu_seconds_tree
+from bench.zookeeper import ZooKeeperServer, missing
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 
 # The main frontend's settings beyond loopback clients. Fan-out figures queue many messages per
@@ -47,6 +48,10 @@ class Bench:
         self.workdir = workdir
         self.processes = Processes()
         self.results = Results(profile)
+        self.measured: dict[str, float] = {}
+        """Figures one family hands a later one (the capacity the overload row starts from)."""
+        self._zookeeper: ZooKeeperServer | None = None
+        self.zookeeper_missing = ""
 
     async def start(self) -> None:
         self.etcd = await start_etcd(self.workdir / "etcd", quota_bytes=8 * 1024**3)
@@ -74,6 +79,21 @@ class Bench:
         await self.channel.close()
         self.channel = grpc.aio.insecure_channel(self.target)
         self.stub = registry_pb2_grpc.RegistryStub(self.channel)
+
+    async def zookeeper(self) -> ZooKeeperServer | None:
+        """The run's ZooKeeper, started on first use; None (and `zookeeper_missing` says why)
+        when it cannot run here."""
+        if self._zookeeper is None and not self.zookeeper_missing:
+            self.zookeeper_missing = missing()
+            if not self.zookeeper_missing:
+                server = ZooKeeperServer(self.processes, self.workdir / "zookeeper")
+                try:
+                    await server.start()
+                except RuntimeError as err:
+                    self.zookeeper_missing = str(err)
+                else:
+                    self._zookeeper = server
+        return self._zookeeper
 
     @property
     def frontend(self) -> Any:
@@ -104,6 +124,8 @@ class Bench:
             await self.channel.close()
         if hasattr(self, "etcd_client"):
             await self.etcd_client.close()
+        if self._zookeeper is not None:
+            self._zookeeper.stop()
         self.processes.stop_all()
         if hasattr(self, "etcd"):
             self.etcd.stop()

@@ -11,17 +11,19 @@ import time
 import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 
+from bench import zookeeper
 from bench.harness import Bench
 from bench.stats import percentile
 from bench.system import cpu_seconds, rss_bytes
 from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
+from registry_service.store.etcd_client import EtcdClient
 
 
 async def direct_registrations(
-    bench: Bench, nodes: int, ttl: int, rate: float = 0.0
+    client: EtcdClient, nodes: int, ttl: int, rate: float = 0.0, in_flight: int = 64
 ) -> list[float]:
     """What a hand-written etcd client does per registration: a lease, then a guarded put,
-    64 at a time; paced at `rate` per second when given. Returns the latencies."""
+    `in_flight` at a time; paced at `rate` per second when given. Returns the latencies."""
     latencies: list[float] = []
     queue = iter(range(nodes))
     run = secrets.token_hex(2)
@@ -32,9 +34,9 @@ async def direct_registrations(
             if rate:
                 await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
             begun = time.monotonic()
-            lease = await bench.etcd_client.lease.grant(ttl)
+            lease = await client.lease.grant(ttl)
             key = f"/bench/direct/{run}/{i}".encode()
-            await bench.etcd_client.kv.txn(
+            await client.kv.txn(
                 etcd_pb.TxnRequest(
                     compare=[
                         etcd_pb.Compare(
@@ -55,7 +57,7 @@ async def direct_registrations(
             )
             latencies.append(time.monotonic() - begun)
 
-    await asyncio.gather(*(worker() for _ in range(64)))
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
     return latencies
 
 
@@ -72,7 +74,7 @@ async def registrations(bench: Bench, nodes: int, ttl: int) -> list[pb.RegisterR
     per_node = (rss_bytes(bench.frontend.pid) - rss_before) / nodes
 
     started = time.monotonic()
-    direct_latencies = await direct_registrations(bench, nodes, ttl)
+    direct_latencies = await direct_registrations(bench.etcd_client, nodes, ttl)
     direct_rate = nodes / (time.monotonic() - started)
     bench.results.add(
         f"registrations/s ({nodes}, 64 in flight)",
@@ -101,6 +103,26 @@ async def registrations(bench: Bench, nodes: int, ttl: int) -> list[pb.RegisterR
         floor * 1e6,
         nodes=nodes,
     )
+    etcd_client_floor = await etcd_client_cpu(bench)
+    whole_floor = floor + etcd_client_floor
+    bench.results.add(
+        f"frontend CPU per Register against its floor ({nodes})",
+        per_register * 1e6,
+        "us",
+        "raw grpc.aio unary call + a Python etcd client's lease + txn",
+        whole_floor * 1e6,
+        nodes=nodes,
+        unary_us=round(floor * 1e6, 1),
+        etcd_client_us=round(etcd_client_floor * 1e6, 1),
+    )
+    bench.results.goal(
+        f"frontend CPU per Register <= 1.5x its floor ({nodes})",
+        per_register <= 1.5 * whole_floor,
+        f"{per_register * 1e6:.0f} us vs {floor * 1e6:.0f} + {etcd_client_floor * 1e6:.0f} us: "
+        f"{per_register / whole_floor:.2f}x",
+    )
+    if nodes == bench.config["nodes"][0]:
+        await beside_zookeeper(bench, nodes, rate, direct_rate)
     bench.results.goal(
         f"registrations/s >= 0.5x direct etcd ({nodes})",
         rate >= 0.5 * direct_rate,
@@ -115,7 +137,7 @@ async def registrations(bench: Bench, nodes: int, ttl: int) -> list[pb.RegisterR
         # etcd's CPU per operation falls as its load rises (more proposals per raft round
         # and fsync), so the baseline runs at the registry's own rate.
         cpu = bench.cpu_now()
-        await direct_registrations(bench, nodes, ttl, rate=rate)
+        await direct_registrations(bench.etcd_client, nodes, ttl, rate=rate)
         await asyncio.sleep(0.5)
         direct = bench.cpu_since(cpu)
         ratio = ours["etcd"] / max(direct["etcd"], 1e-9)
@@ -138,6 +160,49 @@ async def registrations(bench: Bench, nodes: int, ttl: int) -> list[pb.RegisterR
             f"memory per node <= 2 KB ({nodes})", per_node <= 2000, f"{per_node:.0f} B"
         )
     return responses
+
+
+async def beside_zookeeper(bench: Bench, nodes: int, rate: float, direct_rate: float) -> None:
+    """As many registrations in ZooKeeper (an ephemeral znode each, 64 sessions with one create
+    in flight each), just after the registry's and etcd's."""
+    figure = f"registrations/s ({nodes}, 64 in flight), beside ZooKeeper"
+    goal = f"registrations/s >= 0.5x ZooKeeper's ({nodes})"
+    server = await bench.zookeeper()
+    if server is None:
+        bench.results.not_measured(figure, bench.zookeeper_missing)
+        bench.results.goal(goal, None, bench.zookeeper_missing)
+        return
+    theirs = await zookeeper.registrations(bench.processes, server.hosts, nodes)
+    bench.results.add(
+        figure,
+        rate,
+        "/s",
+        "ZooKeeper: an ephemeral znode each, 64 sessions",
+        theirs["rate"],
+        nodes=nodes,
+        direct_etcd_per_second=round(direct_rate, 1),
+        zookeeper_p99_ms=round(theirs["p99_seconds"] * 1000, 3),
+    )
+    bench.results.goal(
+        goal,
+        rate >= 0.5 * theirs["rate"],
+        f"{rate:.0f}/s vs ZooKeeper's {theirs['rate']:.0f}/s: {rate / theirs['rate']:.2f}x "
+        f"(direct etcd {direct_rate:.0f}/s)",
+    )
+
+
+async def etcd_client_cpu(bench: Bench, calls: int = 3000) -> float:
+    """CPU seconds the project's etcd client spends per lease grant + guarded put, in a process
+    of its own (bench/etcd_floor.py); measured once per run."""
+    if "etcd_client_cpu" not in bench.measured:
+        process = bench.processes.start(
+            "-m", "bench.etcd_floor", "register", bench.etcd.endpoint, str(calls)
+        )
+        assert process.stdout is not None
+        line = await asyncio.to_thread(process.stdout.readline)
+        await asyncio.to_thread(process.wait)
+        bench.measured["etcd_client_cpu"] = float(line)
+    return bench.measured["etcd_client_cpu"]
 
 
 async def unary_floor(bench: Bench, calls: int = 3000) -> float:

@@ -1,11 +1,14 @@
 """node-registry benchmarks, with their baselines measured in the same run (this machine is noisy:
 read the ratios). Loopback only; every loop is bounded in count and time.
 
-    python -m bench.run [--quick | --smoke] [--output bench/results]
+    python -m bench.run [--quick | --smoke] [--only FAMILY,...] [--output bench/results]
 
 Starts its own etcd, registry frontend(s) and a raw grpc.aio fan-out server, and client processes
-for the subscriber fleets. Prints a table and writes JSON (`<time>.json` and `latest.json`); each
-figure is compared with the previous `latest.json` when there is one.
+for the subscriber and holder fleets; the rows that push a registry past what it can take get an
+etcd and a frontend of their own. Prints a table and writes JSON (`<time>-<profile>.json` and
+`latest-<profile>.json`); each figure is compared with the previous `latest-<profile>.json` when
+there is one. `--only` runs some families of rows (their JSON goes to
+`<time>-<profile>-only.json`; `latest` is left alone).
 """
 
 from __future__ import annotations
@@ -13,34 +16,49 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+import traceback
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import report
+from bench.burst import register_burst
+from bench.capacity import lease_capacity
 from bench.control import eviction, push_switch
 from bench.expiry import mass_expiry, silent_nodes
 from bench.fanout import fanout
 from bench.federation import cross_datacenter
 from bench.harness import Bench
 from bench.leases import lease_figures
+from bench.overload import overload_recovery
 from bench.registrations import registrations
-from bench.system import REPO
+from bench.scale import hundred_thousand_nodes
+from bench.system import REPO, load_average
 
 
-async def run(bench: Bench) -> None:
-    """Every family of rows, in an order where none disturbs the next."""
-    config = bench.config
+async def _control(bench: Bench) -> None:
     await eviction(bench)
     await push_switch(bench)
-    await cross_datacenter(bench)
-    if config["silent"]:
-        await silent_nodes(bench, config["silent"])
-    for nodes in config["nodes"]:
+
+
+async def _expiry(bench: Bench) -> None:
+    if bench.config["silent"]:
+        await silent_nodes(bench, bench.config["silent"])
+
+
+async def _registrations(bench: Bench) -> None:
+    for nodes in bench.config["nodes"]:
         await registrations(bench, nodes, ttl=3600)
-    if config["hold"]:
-        await lease_figures(bench, config["leases"])
-    if config["mass"]:
-        await mass_expiry(bench, config["mass"])
-    for subscribers in config["subscribers"]:
+
+
+async def _leases(bench: Bench) -> None:
+    if bench.config["hold"]:
+        await lease_figures(bench, bench.config["leases"])
+    if bench.config["mass"]:
+        await mass_expiry(bench, bench.config["mass"])
+
+
+async def _fanout(bench: Bench) -> None:
+    for subscribers in bench.config["subscribers"]:
         if subscribers >= 5000:  # both cores: a frontend with two workers
             await bench.replace_frontend(workers=2)
         try:
@@ -55,12 +73,60 @@ async def run(bench: Bench) -> None:
             )
 
 
+async def _capacity(bench: Bench) -> None:
+    bench.measured["capacity"] = await lease_capacity(bench, "many")
+    bench.measured["capacity_single"] = await lease_capacity(bench, "single")
+
+
+async def _overload(bench: Bench) -> None:
+    await overload_recovery(bench, int(bench.measured.get("capacity", 0)))
+
+
+# Every family of rows, in the order of a run: none disturbs the next (the overload rows come
+# last and run on registries of their own).
+FAMILIES: dict[str, Callable[[Bench], Awaitable[None]]] = {
+    "control": _control,
+    "federation": cross_datacenter,
+    "expiry": _expiry,
+    "registrations": _registrations,
+    "leases": _leases,
+    "fanout": _fanout,
+    "burst": register_burst,
+    "capacity": _capacity,
+    "overload": _overload,
+    "scale": hundred_thousand_nodes,
+}
+
+
+async def run(bench: Bench, families: list[str]) -> None:
+    """Every family in turn; one that fails is recorded as such and the run goes on."""
+    for name in families:
+        print(f"[{name}] (load average {load_average():.1f})", flush=True)
+        try:
+            await FAMILIES[name](bench)
+        except Exception as err:  # recorded, not hidden: the table says what failed
+            traceback.print_exc()
+            bench.results.goal(f"[{name}] rows measured", False, f"failed: {err!r}"[:300])
+
+
+def _families(only: str) -> list[str]:
+    if not only:
+        return list(FAMILIES)
+    chosen = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in FAMILIES]
+    if unknown:
+        raise SystemExit(f"--only: unknown {', '.join(unknown)}; families: {', '.join(FAMILIES)}")
+    return [name for name in FAMILIES if name in chosen]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="about 3 minutes")
-    parser.add_argument("--smoke", action="store_true", help="seconds; for the test suite")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, labelled as such")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; for the test suite")
+    parser.add_argument("--only", default="", help=f"some of: {', '.join(FAMILIES)}")
     parser.add_argument("--output", default=str(REPO / "bench" / "results"))
     args = parser.parse_args()
+    families = _families(args.only)
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -69,11 +135,11 @@ async def main() -> None:
         bench = Bench(profile, Path(workdir))
         try:
             await bench.start()
-            await run(bench)
+            await run(bench, families)
         finally:
             await bench.close()
     document = report.report(bench.results, previous)
-    print(f"\nwrote {report.write(output, document)}")
+    print(f"\nwrote {report.write(output, document, partial=bool(args.only))}")
 
 
 if __name__ == "__main__":
