@@ -18,7 +18,7 @@ from typing import Any
 from bench.harness import Bench
 from bench.holding import HolderFleet
 from bench.registrations import direct_registrations
-from bench.stack import own_etcd, own_registry
+from bench.stack import connected, own_etcd, own_registry
 from bench.system import CpuShare
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 
@@ -129,7 +129,7 @@ async def _registry_burst(bench: Bench, config: dict[str, Any]) -> dict[str, Any
         completed = await burst.add(config["burst"], 0, config["in_flight"], _bound(config))
         cores = cpu.cores()
         ended = completed["ended"]
-        during = await held.report(started, ended, round_up=True)
+        during = await held.report(started, ended)
         await asyncio.sleep(ttl + 2)  # a renewal missed during the burst expires within a TTL
         after = await held.report(ended, time.monotonic())
         expiries = registry.expiries
@@ -171,12 +171,13 @@ async def _etcd_burst(bench: Bench, config: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(period)
         client = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,)))
         try:
+            await connected(client)
             started = time.monotonic()
             await direct_registrations(client, config["burst"], ttl, in_flight=config["in_flight"])
             ended = time.monotonic()
         finally:
             await client.close()
-        during = await held.report(started, ended, round_up=True)
+        during = await held.report(started, ended)
         await asyncio.sleep(ttl + 2)
         after = await held.report(ended, time.monotonic())
         everything = await held.report(started, time.monotonic())

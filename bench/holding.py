@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import secrets
 import subprocess
 import time
@@ -141,15 +140,9 @@ class HolderFleet:
                     summed[name] = summed.get(name, 0) + value
         return summed
 
-    async def report(self, t0: float, t1: float, *, round_up: bool = False) -> Renewals:
-        """The renewals over whole renewal periods from t0: as many as end by t1 (or, with
-        `round_up`, as cover t1; waited for), at least one. A client renews all its
-        registrations at the same moments, so a window cut inside a period would count a whole
-        client's renewals in or out at once."""
-        period = self.ttl / 3
-        periods = (t1 - t0) / period
-        whole = max(1, math.ceil(periods - 1e-6) if round_up else math.floor(periods + 1e-6))
-        t1 = t0 + whole * period
+    async def report(self, t0: float, t1: float) -> Renewals:
+        """The renewals over [t0, t1], at least one renewal period long (waited for)."""
+        t1 = max(t1, t0 + self.ttl / 3)
         await asyncio.sleep(max(0.0, t1 - time.monotonic()))
         answers = await self._ask({p: f"report {t0} {t1}" for p in range(len(self.clients))})
         total = Renewals()

@@ -4,16 +4,21 @@ inside (batches, retries, new streams). A gRPC client interceptor on the SDK's c
 requests and answers; nothing in the SDK is touched.
 
 A renewal is **on time** when its answer is OK and came within TTL/3 of its request (the renewal
-period: the SDK asks again after it). Over a window of W seconds each registration held since the
-window began owes W / (TTL/3) renewals; the share on time is the on-time answers (at most one more
-per registration than it owes, so retries cannot make up for silence) over what is owed.
+period: the SDK asks again after it). An on-time renewal sent at t keeps its registration
+*covered* until t + 1.25 periods (a quarter period of slack for a client's scheduling). The share
+of renewals on time over a window is the covered share of the window summed over the
+registrations held since it began: a registration renewed on time every period is covered
+throughout whatever the phase of its renewals against the window (a client renews all its
+registrations at the same moments, so counting answers inside the window would count a whole
+client in or out at its edges), one missed period leaves an uncovered gap, and retries cannot buy
+back a silence (coverage starts when they are sent). Expressed in renewals: covered share x the
+renewals owed (one per period per registration).
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
-import math
 import time
 from array import array
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +29,18 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 
 ON_TIME, LATE, REFUSED = 0, 1, 2
+SLACK = 0.25  # of a period: how much later than one period after it a renewal may be sent
+
+
+def covered_length(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of [start, end] intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
 
 
 class RenewalLog:
@@ -34,6 +51,7 @@ class RenewalLog:
         self.index: dict[str, int] = {}
         self.registered_at: list[float] = []
         self.answered_at = array("d")
+        self.asked_at = array("d")
         self.answer_key = array("l")
         self.answer_kind = array("b")
         self.transitions: list[tuple[float, int, str]] = []  # (when, key, state): not ACTIVE
@@ -50,6 +68,7 @@ class RenewalLog:
             return
         kind = REFUSED if code else ON_TIME if at - asked <= self.period else LATE
         self.answered_at.append(at)
+        self.asked_at.append(asked)
         self.answer_key.append(key)
         self.answer_kind.append(kind)
 
@@ -67,32 +86,35 @@ class RenewalLog:
         )
 
     def report(self, t0: float, t1: float) -> dict[str, float]:
-        """Renewals within [t0, t1] of the registrations held since t0."""
+        """Renewals sent within [t0, t1) by the registrations held since t0, and their
+        coverage of the window."""
         held = self._held(t0)
-        cap = math.ceil((t1 - t0) / self.period) + 1
-        on_time: collections.Counter[int] = collections.Counter()
+        reach = self.period * (1 + SLACK)
         kinds = [0, 0, 0]
         answered: set[int] = set()
         refused: set[int] = set()
-        for i in self._answers(t0, t1):
-            key = self.answer_key[i]
-            if key >= held:
+        covering: dict[int, list[tuple[float, float]]] = collections.defaultdict(list)
+        # An answer that matters was sent from t0 - reach on and came at most a period later.
+        for i in self._answers(t0 - reach, t1 + self.period):
+            key, asked, kind = self.answer_key[i], self.asked_at[i], self.answer_kind[i]
+            if key >= held or asked >= t1:
                 continue
-            kinds[self.answer_kind[i]] += 1
-            if self.answer_kind[i] != REFUSED:
-                answered.add(key)
-            else:
-                refused.add(key)
-            if self.answer_kind[i] == ON_TIME:
-                on_time[key] += 1
+            if kind == ON_TIME and asked + reach > t0:
+                covering[key].append((max(asked, t0), min(asked + reach, t1)))
+            if asked < t0:
+                continue
+            kinds[kind] += 1
+            (refused if kind == REFUSED else answered).add(key)
+        covered = sum(covered_length(intervals) for intervals in covering.values())
+        owed = held * (t1 - t0) / self.period
         out_of_state = {key for when, key, _ in self.transitions if t0 <= when <= t1 and key < held}
         states = collections.Counter(
             state for when, key, state in self.transitions if t0 <= when <= t1 and key < held
         )
         return {
             "held": held,
-            "owed": held * (t1 - t0) / self.period,
-            "on_time": sum(min(count, cap) for count in on_time.values()),
+            "owed": owed,
+            "on_time": owed * covered / (held * (t1 - t0)) if held and t1 > t0 else 0.0,
             "late": kinds[LATE],
             "refused": kinds[REFUSED],
             "refused_registrations": len(refused),

@@ -8,12 +8,14 @@ import contextlib
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.expiries import ExpiryWatch
 from bench.system import Processes, free_port
+from registry_service.errors import StoreError
 from registry_service.process.embedded_etcd import EtcdServer
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 
@@ -34,6 +36,20 @@ async def start_etcd(directory: Path, name: str = "bench", quota_bytes: int = 0)
     etcd.start()
     await asyncio.to_thread(etcd.wait_ready)
     return etcd
+
+
+async def connected(client: EtcdClient, timeout: float = 60.0) -> None:
+    """Waits until `client` reaches its etcd (a first connection on a saturated machine can miss
+    gRPC's connect deadline), so that a timed figure does not start with it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await client.kv.current_revision(b"/")
+            return
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)  # a bounded retry (timeout)
 
 
 @dataclass
