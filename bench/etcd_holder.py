@@ -21,7 +21,8 @@ EXPIRED = 5  # NOT_FOUND: what the holders' log counts as refused
 
 
 class EtcdHolder:
-    """Grants leases on `add`, renews them all on a grid of TTL/3 from the first add."""
+    """Grants leases on `add`, renews every lease granted so far on a grid of TTL/3 that starts
+    with the first add (a lease granted early in a long add is renewed before it runs out)."""
 
     def __init__(self, endpoint: str, ttl: int) -> None:
         self.ttl = ttl
@@ -33,6 +34,8 @@ class EtcdHolder:
 
     async def add(self, count: int, rate: float, in_flight: int, seconds: float) -> dict[str, Any]:
         started = time.monotonic()
+        if self._renewing is None:
+            self._renewing = asyncio.create_task(self._renew())
         granted: list[int] = []
         pending = iter(range(count))
 
@@ -40,16 +43,14 @@ class EtcdHolder:
             for i in pending:
                 if rate:
                     await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
+                if time.monotonic() > started + seconds:
+                    return
                 answer = await self._lease.LeaseGrant(etcd_pb.LeaseGrantRequest(TTL=self.ttl))
                 self.log.registered(str(answer.ID), time.monotonic())
+                self.leases.append(answer.ID)
                 granted.append(answer.ID)
 
-        await asyncio.wait_for(
-            asyncio.gather(*(worker() for _ in range(max(1, in_flight)))), timeout=seconds
-        )
-        self.leases += granted
-        if self._renewing is None:
-            self._renewing = asyncio.create_task(self._renew())
+        await asyncio.gather(*(worker() for _ in range(max(1, in_flight))))
         ended = time.monotonic()
         return {
             "registered": len(granted),

@@ -100,8 +100,6 @@ async def fanout(bench: Bench, subscribers: int) -> None:
     ours, etcd, raw = (
         figures[k] for k in ("registry", "direct etcd watchers", "raw grpc.aio fan-out")
     )
-    if subscribers == bench.config["zookeeper_subscribers"]:
-        await beside_zookeeper(bench, subscribers, ours)
     for q in (50, 99):
         bench.results.add(
             f"change->last of {subscribers} subscribers p{q}",
@@ -169,6 +167,8 @@ async def fanout(bench: Bench, subscribers: int) -> None:
         per_subscriber <= 50_000,
         f"{per_subscriber / 1024:.1f} KiB",
     )
+    if subscribers == bench.config["zookeeper_subscribers"]:
+        await beside_zookeeper(bench, subscribers, ours)
 
 
 def stage_figures(
@@ -217,8 +217,16 @@ async def beside_zookeeper(bench: Bench, subscribers: int, ours: list[float]) ->
         bench.results.not_measured(figure, bench.zookeeper_missing)
         bench.results.goal(goal, None, bench.zookeeper_missing)
         return
-    changes, count = bench.config["changes"], bench.config["processes"]
-    theirs = await fanout_latencies_over(bench.processes, server.hosts, subscribers, changes, count)
+    changes, count = bench.config["changes"], bench.config["zookeeper_processes"]
+    try:
+        theirs = await fanout_latencies_over(
+            bench.processes, server.hosts, subscribers, changes, count
+        )
+    except (TimeoutError, RuntimeError) as err:
+        reason = f"the ZooKeeper subscribers failed: {err!r}"
+        bench.results.not_measured(figure, reason)
+        bench.results.goal(goal, None, reason)
+        return
     p99, their_p99 = percentile(ours, 99), percentile(theirs, 99)
     bench.results.add(
         figure,
@@ -227,6 +235,7 @@ async def beside_zookeeper(bench: Bench, subscribers: int, ours: list[float]) ->
         "ZooKeeper child watches (a session each)",
         their_p99 * 1000,
         subscribers=subscribers,
+        zookeeper_client_processes=count,
         zookeeper_p50_ms=round(percentile(theirs, 50) * 1000, 3),
         registry_p50_ms=round(percentile(ours, 50) * 1000, 3),
     )

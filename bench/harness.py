@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
@@ -35,6 +36,25 @@ MAIN_FRONTEND_ARGS = (
     "--evictor-outage-grace-seconds",
     "0",
 )
+
+
+RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+async def register_retrying(
+    stub: registry_pb2_grpc.RegistryStub, request: pb.RegisterRequest, attempts: int = 10
+) -> pb.RegisterResponse:
+    """A Register that a frontend whose etcd is overloaded could not answer, sent again with the
+    same idempotency key (what the SDK does across frontends): a saturated machine costs a row
+    time, not the run. Other errors, and the last attempt's, are raised."""
+    for attempt in range(attempts):
+        try:
+            return await stub.Register(request, timeout=30)
+        except grpc.aio.AioRpcError as err:
+            if err.code() not in RETRIED or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 def bench_node(node_id: str, node_type: str = "bench") -> pb.Node:
@@ -143,15 +163,12 @@ class Bench:
         async def worker() -> None:
             for i in queue:
                 started = time.monotonic()
-                responses.append(
-                    await self.stub.Register(
-                        pb.RegisterRequest(
-                            node=bench_node(f"n{run}-{i}", node_type),
-                            ttl_seconds=ttl,
-                            idempotency_key=f"{run}-{i}",
-                        )
-                    )
+                request = pb.RegisterRequest(
+                    node=bench_node(f"n{run}-{i}", node_type),
+                    ttl_seconds=ttl,
+                    idempotency_key=f"{run}-{i}",
                 )
+                responses.append(await register_retrying(self.stub, request))
                 latencies.append(time.monotonic() - started)
 
         await asyncio.gather(*(worker() for _ in range(in_flight)))

@@ -7,11 +7,20 @@ from typing import Any
 
 # subscribers; node counts registered; changes sampled per fan-out run; seconds each lease load is
 # held; subscriber processes; registrations kept alive for the lease figures; silent nodes for the
-# expiry figure; registrations expiring at once.
+# expiry figure; registrations expiring at once. ZooKeeper: the subscriber count measured beside
+# it and the processes its kazoo sessions are spread over (threads, not an event loop: fewer per
+# process). Issue 21 (D66): `burst` (held leases, their SDK client processes, the Registers of
+# the burst and how many in flight, TTL, the pace at which the held ones register, seconds
+# watched before the burst); `capacity` and `capacity_single` (the steps in leases, TTL, pace,
+# Registers in flight while stepping, seconds watched per step, registrations per client process,
+# the goal); `overload` (its load when no capacity was measured, seconds at twice it, seconds
+# watched after); `scale` (nodes, Registers in flight, nodes changed while the frontend is cut
+# off). A `label` names sizes smaller than the goals'.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "subscribers": [10],
         "zookeeper_subscribers": 10,
+        "zookeeper_processes": 1,
         "nodes": [50],
         "changes": 5,
         "hold": 0.0,
@@ -61,6 +70,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "subscribers": [100, 1000],
         "zookeeper_subscribers": 1000,
+        "zookeeper_processes": 4,
         "nodes": [1000],
         "changes": 20,
         "hold": 11.0,
@@ -111,6 +121,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "full": {
         "subscribers": [100, 1000, 5000],
         "zookeeper_subscribers": 1000,
+        "zookeeper_processes": 4,
         "nodes": [1000, 10000, 50000],
         "changes": 40,
         "hold": 22.0,

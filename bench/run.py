@@ -18,6 +18,7 @@ import asyncio
 import tempfile
 import traceback
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import report
@@ -131,6 +132,9 @@ async def main() -> None:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     previous = report.previous_run(output, profile)
+    # Every client process is read by a thread blocked on its pipe (a fleet's for as long as it
+    # runs): more than the default executor's handful (cores + 4) on a small machine.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=128))
     with tempfile.TemporaryDirectory(prefix="noderegistry-bench-") as workdir:
         bench = Bench(profile, Path(workdir))
         try:

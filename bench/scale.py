@@ -22,7 +22,7 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
-from bench.harness import Bench
+from bench.harness import Bench, register_retrying
 from bench.link import Link
 from bench.stack import own_etcd, start_frontend
 from bench.system import rss_bytes, settled_rss
@@ -50,7 +50,9 @@ async def register_nodes(target: str, count: int, in_flight: int, node_type: str
                     address=f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}:7000",
                     metadata=METADATA,
                 )
-                await stub.Register(pb.RegisterRequest(node=node, ttl_seconds=3600))
+                key = f"{run}-{i}"
+                request = pb.RegisterRequest(node=node, ttl_seconds=3600, idempotency_key=key)
+                await register_retrying(stub, request)
 
         await asyncio.gather(*(worker() for _ in range(in_flight)))
     return count / (time.monotonic() - started)

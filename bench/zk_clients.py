@@ -17,57 +17,67 @@ reaches a subscriber when its new list of children holds the new znode.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from kazoo.client import KazooClient
-from kazoo.recipe.watchers import ChildrenWatch
+from kazoo.handlers.threading import SequentialThreadingHandler
 
 FANOUT = "/bench/fanout"
 NODES = "/bench/nodes"
 RECORD = b'{"address":"10.0.0.1:7000","metadata":{"zone":"a","version":"2"},"status":"UP"}'
 
 
-def _client(hosts: str) -> KazooClient:
-    client = KazooClient(hosts=hosts, timeout=30.0)
+def _client(hosts: str, handler: SequentialThreadingHandler | None = None) -> KazooClient:
+    client = KazooClient(hosts=hosts, timeout=30.0, handler=handler)
     client.start(timeout=60)
     return client
 
 
 def subscribe(hosts: str, streams: int) -> None:
+    """`streams` sessions, each with a child watch set again with every read of the children,
+    as kazoo's ChildrenWatch does, but without blocking a thread on the read: the sessions of
+    the process share one handler (one thread for watch events, one for answers; kazoo's default
+    is two per session, which at hundreds of sessions a process spends its time switching)."""
     lock = threading.Lock()
     seen: dict[str, list[float]] = {}
-    known: list[set[str]] = [set() for _ in range(streams)]
+    known: list[set[str] | None] = [None] * streams
     watching = threading.Semaphore(0)
+    handler = SequentialThreadingHandler()
 
-    def watcher(position: int):  # type: ignore[no-untyped-def]
-        first = [True]
+    def arm(position: int) -> None:
+        def on_event(event: object) -> None:
+            arm(position)
 
-        def on_children(children: list[str]) -> None:
+        def on_children(result: object) -> None:
+            try:
+                children = set(result.get())  # type: ignore[attr-defined]
+            except Exception:
+                return  # a session that closed
             now = time.monotonic()
-            fresh = set(children) - known[position]
-            known[position].update(fresh)
-            if first[0]:
-                first[0] = False
+            before = known[position]
+            known[position] = children if before is None else before | children
+            if before is None:
                 watching.release()
                 return
             with lock:
-                for child in fresh:
+                for child in children - before:
                     times = seen.setdefault(child, [])
                     times.append(now)
                     if len(times) == streams:
                         print(f"seen {child} {max(times):.6f}", flush=True)
 
-        return on_children
+        clients[position].get_children_async(FANOUT, watch=on_event).rawlink(on_children)
 
     bootstrap = _client(hosts)
     bootstrap.ensure_path(FANOUT)
-    with ThreadPoolExecutor(32) as pool:
-        clients = list(pool.map(lambda _: _client(hosts), range(streams)))
-    for position, client in enumerate(clients):
-        ChildrenWatch(client, FANOUT, watcher(position))
+    with ThreadPoolExecutor(16) as pool:
+        clients = list(pool.map(lambda _: _client(hosts, handler), range(streams)))
+    for position in range(streams):
+        arm(position)
     for _ in range(streams):
         watching.acquire(timeout=120)
     print("ready 0", flush=True)
@@ -106,6 +116,7 @@ def register(hosts: str, count: int, sessions: int) -> None:
 
 
 if __name__ == "__main__":
+    logging.getLogger("kazoo").setLevel(logging.ERROR)  # sessions closing at the end say so
     if sys.argv[1] == "register":
         register(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
