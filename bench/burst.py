@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from bench.harness import Bench
+from bench.health import HealthWindow
 from bench.holding import HolderFleet
 from bench.registrations import direct_registrations
 from bench.stack import connected, own_etcd, own_registry
@@ -50,6 +51,9 @@ async def register_burst(bench: Bench) -> None:
         sdk_registrations_not_active=ours["during"].registrations_not_active,
         frontend_cpu=ours["cpu"]["frontend"],
         etcd_cpu=ours["cpu"]["etcd"],
+        etcd_wal_fsync_ms=round(ours["health"].wal_fsync_ms, 2),
+        etcd_slow_applies=ours["health"].slow_applies,
+        frontend_etcd_errors=ours["health"].frontend_etcd_errors,
     )
     results.add(
         f"burst: renewals on time in the TTL after {label}",
@@ -125,9 +129,12 @@ async def _registry_burst(bench: Bench, config: dict[str, Any]) -> dict[str, Any
         burst = HolderFleet(bench.processes, registry.frontend.target, ttl, "burst", log)
         await burst.grow(1)
         cpu = CpuShare(frontend=registry.frontend.pid, etcd=registry.etcd.process.pid)
+        health = HealthWindow(registry.etcd.endpoint, registry.frontend.admin)
+        await health.start()
         started = time.monotonic()
         completed = await burst.add(config["burst"], 0, config["in_flight"], _bound(config))
         cores = cpu.cores()
+        below = await health.end()
         ended = completed["ended"]
         during = await held.report(started, ended)
         await asyncio.sleep(ttl + 2)  # a renewal missed during the burst expires within a TTL
@@ -141,6 +148,7 @@ async def _registry_burst(bench: Bench, config: dict[str, Any]) -> dict[str, Any
             "after": after,
             "burst": completed,
             "cpu": cores,
+            "health": below,
             "expired": ours.expired,
             "burst_expired": theirs.expired,
             "suspect": ours.suspect + theirs.suspect,
@@ -151,7 +159,7 @@ async def _registry_burst(bench: Bench, config: dict[str, Any]) -> dict[str, Any
         }
         print(
             f"    before {before.describe()}; during {during.describe()}; after "
-            f"{after.describe()}; burst {completed}; frontend {cores}",
+            f"{after.describe()}; burst {completed}; frontend {cores}; {below.describe()}",
             flush=True,
         )
         held.stop()

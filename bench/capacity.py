@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.expiries import Expiries
 from bench.harness import Bench
+from bench.health import Health, HealthWindow
 from bench.holding import HolderFleet, Renewals
 from bench.stack import Registry, own_etcd, own_registry
 from bench.system import CpuShare
@@ -40,6 +41,7 @@ class Step:
     removed: int
     own_keys: int
     cores: dict[str, float]
+    health: Health
 
     @property
     def held(self) -> bool:
@@ -67,7 +69,8 @@ class Step:
         return (
             f"{registered}; {self.renewals.describe()}; {self.expired} expired, "
             f"{self.suspect} SUSPECT; frontend {self.cores['frontend']:.2f} core, "
-            f"etcd {self.cores['etcd']:.2f}, clients {self.cores['clients']:.2f}"
+            f"etcd {self.cores['etcd']:.2f}, clients {self.cores['clients']:.2f}; "
+            + self.health.describe()
         )
 
 
@@ -111,6 +114,8 @@ async def _step(
     expiries = registry.expiries
     before = expiries.among("held", await fleet.ids()) if fleet.clients else Expiries(0, 0, 0)
     own = sum(expiries.own_keys_deleted.values())
+    health = HealthWindow(registry.etcd.endpoint, registry.frontend.admin)
+    await health.start()
     bound = more / config["pace"] * 2 + 60
     added = await fleet.add(more, config["pace"], config["in_flight"], bound)
     added["asked"] = more
@@ -135,6 +140,7 @@ async def _step(
         removed=after.removed - before.removed,
         own_keys=sum(expiries.own_keys_deleted.values()) - own,
         cores=cores,
+        health=await health.end(),
     )
 
 
@@ -188,6 +194,9 @@ def _report(
             frontend_cpu=step.cores["frontend"],
             etcd_cpu=step.cores["etcd"],
             clients_cpu=step.cores["clients"],
+            etcd_wal_fsync_ms=round(step.health.wal_fsync_ms, 2),
+            etcd_slow_applies=step.health.slow_applies,
+            frontend_etcd_errors=step.health.frontend_etcd_errors,
         )
         results.add(f"{label}, step {step.target:,}: false expiries", step.expired, "leases")
     capacity = max((s.leases for s in steps if s.held), default=0)

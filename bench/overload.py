@@ -15,6 +15,7 @@ import math
 import time
 
 from bench.harness import Bench
+from bench.health import HealthWindow
 from bench.holding import HolderFleet
 from bench.stack import own_registry
 from bench.system import CpuShare
@@ -47,10 +48,13 @@ async def overload_recovery(bench: Bench, capacity: int) -> None:
             await extra.grow(math.ceil(normal / per_process))
             began = time.monotonic()
             cpu = CpuShare(frontend=registry.frontend.pid, etcd=registry.etcd.process.pid)
+            health = HealthWindow(registry.etcd.endpoint, registry.frontend.admin)
+            await health.start()
             added = await extra.add(normal, pace, 32, normal / pace * 2 + 60)
             await asyncio.sleep(max(0.0, added["ended"] + seconds - time.monotonic()))
             during = await base.report(began, time.monotonic())
             cores = cpu.cores()
+            below = await health.end()
             extra.stop()  # the extra clients die; their leases expire as a crashed node's do
             ended = time.monotonic()
             await asyncio.sleep(config["observe_seconds"])
@@ -64,7 +68,7 @@ async def overload_recovery(bench: Bench, capacity: int) -> None:
     recovery = back * STEP_SECONDS if back is not None else None
     print(
         f"    before {before.describe()}; at 2x {during.describe()} (extra: {added}); "
-        f"frontend {cores}; after: {[round(s, 3) for s in shares[::4]]}",
+        f"frontend {cores}; {below.describe()}; after: {[round(s, 3) for s in shares[::4]]}",
         flush=True,
     )
     results = bench.results
@@ -79,6 +83,9 @@ async def overload_recovery(bench: Bench, capacity: int) -> None:
         extra_refused=added["refused"],
         frontend_cpu=cores["frontend"],
         etcd_cpu=cores["etcd"],
+        etcd_wal_fsync_ms=round(below.wal_fsync_ms, 2),
+        etcd_slow_applies=below.slow_applies,
+        frontend_etcd_errors=below.frontend_etcd_errors,
     )
     if recovery is None:
         results.not_measured(
