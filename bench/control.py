@@ -60,7 +60,7 @@ async def eviction(bench: Bench) -> None:
 
 async def push_switch(bench: Bench) -> None:
     """One operator command (PUT /admin/push on one frontend) until every worker of two
-    frontends applies it, read from each process's own gauge (DESIGN.md §9)."""
+    frontends applies it, read from each process's own gauge (docs/design.md §9)."""
     print("push switch: 3 processes (2 frontends, one with 2 workers) follow", flush=True)
     second = await bench.start_frontend(workers=2)
     gauges = [(bench.admin, ""), (second.admin, "0"), (second.admin, "1")]

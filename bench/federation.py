@@ -1,4 +1,4 @@
-"""Cross-datacenter propagation (federation, DESIGN.md §10): a change registered in datacenter A,
+"""Cross-datacenter propagation (docs/design.md §10): a change registered in datacenter A,
 until a subscriber in datacenter B has it, beside the same change reaching a subscriber in A.
 
 Two registries on loopback, each its own etcd and one frontend, each following the other: the WAN

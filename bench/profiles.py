@@ -9,7 +9,7 @@ from typing import Any
 # held; subscriber processes; registrations kept alive for the lease figures; silent nodes for the
 # expiry figure; registrations expiring at once. ZooKeeper: the subscriber count measured beside
 # it and the processes its kazoo sessions are spread over (threads, not an event loop: fewer per
-# process). Issue 21 (D66): `burst` (held leases, their SDK client processes, the Registers of
+# process). Issue 21 (D131): `burst` (held leases, their SDK client processes, the Registers of
 # the burst and how many in flight, TTL, the pace at which the held ones register, seconds
 # watched before the burst); `capacity` and `capacity_single` (the steps in leases, TTL, pace,
 # Registers in flight while stepping, seconds watched per step, registrations per client process,

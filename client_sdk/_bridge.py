@@ -68,8 +68,10 @@ async def _pump(source: AsyncIterator[T], sink: Callable[[T], object], what: str
 def start_pump(
     source: AsyncIterator[T], sink: Callable[[T], object], what: str
 ) -> asyncio.Task[None]:
-    """Hands every item of `source` to `sink` in the loop's thread, until the source ends (call
-    it in the loop). A failing sink is logged and never ends the pump."""
+    """Hands every item of `source` to `sink` in the loop's thread, until the source ends.
+
+    Call it in the loop. A failing sink is logged and never ends the pump.
+    """
     return asyncio.create_task(_pump(source, sink, what), name=f"pump-{what}")
 
 

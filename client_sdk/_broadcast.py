@@ -1,5 +1,6 @@
-"""One publisher, many readers, each with a queue of its own (a watch's events, a registration's
-states).
+"""One publisher, many readers, each with a queue of its own.
+
+What a watch's events and a registration's states are carried by.
 
 A subscription is filled from the moment it is created, not from its first read: an async
 generator would miss what is published in between (decision D14). The broadcast holds its

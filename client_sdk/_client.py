@@ -40,7 +40,8 @@ class RegistryClient(AsyncClosing):
             registrations of datacenters not in the mapping (default: the mapping's first).
 
     Use it as `async with RegistryClient("10.0.0.1:50051,10.0.0.2:50051") as client:`; closing
-    it deregisters its registrations and ends its watches.
+    it deregisters its registrations and ends its watches. Calls fail over to the next target
+    when one is unavailable.
 
     Raises:
         InvalidArgumentError: no target given (for a datacenter), a home datacenter not in the
@@ -86,6 +87,9 @@ class RegistryClient(AsyncClosing):
             ttl_seconds: the lease TTL to ask for; 0 takes the registry's default.
             on_reregistered: called (sync or async) after the registration was lost and made anew.
 
+        Returns:
+            The registration, ACTIVE, renewing in the background until it is closed.
+
         Raises:
             InvalidArgumentError: a field breaks the registry's rules (the message names it); a
                 missing field or a TTL out of range is refused before anything is sent.
@@ -106,12 +110,21 @@ class RegistryClient(AsyncClosing):
         return registration
 
     async def deregister(self, key: NodeKey, token: str) -> int:
-        """Deregisters a registration by its token (one `Registration.detach()` returned, maybe
-        in another process), with its datacenter's registry; returns the etcd revision of the
-        removal.
+        """Deregisters a registration by its token, with its datacenter's registry.
+
+        For a registration that `Registration.detach()` left behind, perhaps in another process.
+
+        Args:
+            key: the node's key.
+            token: the registration token `Registration.detach()` returned.
+
+        Returns:
+            The etcd revision of the removal.
 
         Raises:
+            InvalidArgumentError: a key or token that is empty or malformed.
             NodeNotFoundError: no registration of `key` with this token (gone, or not yours).
+            RegistryUnavailableError: no frontend could be reached.
         """
         _validation.check_key(key)
         _validation.check_text("token", token)
@@ -126,7 +139,23 @@ class RegistryClient(AsyncClosing):
         *,
         consistency: Consistency = Consistency.LINEARIZABLE,
     ) -> NodeList:
-        """The nodes of a scope (default: all), per datacenter, at an etcd revision."""
+        """Reads the nodes of a scope once, per datacenter, at an etcd revision.
+
+        Args:
+            scope: which nodes; default: all.
+            consistency: LINEARIZABLE (default) reflects every write completed before the call;
+                CACHED answers at once from the frontend's view and says how old it is
+                (`NodeList.cache_age_seconds`).
+
+        Returns:
+            The list; with followed datacenters (federation), each with its own revision and
+            staleness in `NodeList.datacenter_states`.
+
+        Raises:
+            InvalidArgumentError: a malformed scope.
+            RegistryUnavailableError: no frontend could be reached, or (LINEARIZABLE) the
+                frontend cannot reach etcd: read CACHED to get its last known list.
+        """
         scope = scope or Scope()
         _validation.check_scope(scope)
         _validation.check_consistency(consistency)
@@ -139,7 +168,20 @@ class RegistryClient(AsyncClosing):
     async def watch_nodes(
         self, scope: Scope | None = None, *, config: WatchConfig | None = None
     ) -> NodeWatch:
-        """A NodeWatch of a scope (default: all), started: `current()` is valid on return."""
+        """Starts a watch of a scope's nodes that keeps a local view current.
+
+        Args:
+            scope: which nodes; default: all.
+            config: the shrink guard, acknowledgements and silence timeout of the watch.
+
+        Returns:
+            The watch, started: its first list has arrived, so `current()` is valid at once.
+
+        Raises:
+            InvalidArgumentError: a malformed scope.
+            RegistryRPCError: the frontends refused the watch, or none could be reached
+                (RegistryUnavailableError).
+        """
         scope = scope or Scope()
         _validation.check_scope(scope)
         watch = NodeWatch(

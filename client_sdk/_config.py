@@ -11,8 +11,13 @@ from client_sdk._errors import invalid_argument
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """How a RegistryClient talks to the registry's frontends (a value out of range raises
-    InvalidArgumentError here).
+    """How a RegistryClient talks to the registry's frontends.
+
+    TLS is on exactly when `tls_ca_file` is set; a client certificate without it is refused
+    rather than sent in plaintext.
+
+    Raises:
+        InvalidArgumentError: a value out of range, or TLS files that do not go together.
 
     Attributes:
         call_timeout_seconds: deadline of each unary call (Register, GetNodes, Deregister).
@@ -59,7 +64,13 @@ class ClientConfig:
 
 @dataclass(frozen=True)
 class ShrinkReport:
-    """What a NodeWatch held back: it had `known` nodes and the registry now reports `remaining`."""
+    """What a NodeWatch held back, handed to `WatchConfig.on_suspicious_shrink`.
+
+    Attributes:
+        known: the nodes the watch's view had.
+        remaining: the nodes the registry now reports.
+        revision: the revision at which the shrink was held back.
+    """
 
     known: int
     remaining: int
@@ -75,7 +86,10 @@ class WatchConfig:
     applying losses, keeps its list (flagged stale), calls `on_suspicious_shrink`, and only accepts
     the shrink once it has lasted `shrink_hold_seconds` (or the nodes come back first). Losses
     within the budget are applied as they come; a `shrink_ratio` above 1 turns the guard off (a
-    relay that passes the stream on as it is). A value out of range raises InvalidArgumentError.
+    relay that passes the stream on as it is).
+
+    Raises:
+        InvalidArgumentError: a value out of range.
 
     Attributes:
         shrink_ratio: share of the nodes whose loss within the window is suspicious.

@@ -69,7 +69,9 @@ def key_to_pb(key: NodeKey) -> pb.NodeKey:
 
 
 def scope_to_pb(scope: Scope) -> pb.Scope:
-    return pb.Scope(datacenters=sorted(scope.datacenters), types=sorted(scope.types))
+    return pb.Scope(
+        datacenters=sorted(scope.datacenters), types=sorted(scope.types), selector=scope.selector
+    )
 
 
 def consistency_to_pb(consistency: Consistency) -> int:
@@ -83,8 +85,11 @@ def datacenters_from_pb(datacenters: list[pb.DatacenterNodes]) -> dict[str, tupl
 def datacenter_states_from_pb(
     datacenters: list[pb.DatacenterNodes], revision: int
 ) -> dict[str, DatacenterState]:
-    """Each datacenter's state; `revision` completes the frontend's own datacenters (an older
-    frontend sends no complete_revision)."""
+    """Each datacenter's state.
+
+    `revision` completes the frontend's own datacenters (an older frontend sends no
+    complete_revision).
+    """
     return {
         dc.datacenter: DatacenterState(
             revision=dc.complete_revision if dc.remote else dc.complete_revision or revision,

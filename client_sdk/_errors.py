@@ -51,15 +51,28 @@ class StatusCode(enum.IntEnum):
 
 
 class RegistryError(Exception):
-    """Base of every error the SDK raises."""
+    """Base of every error the SDK raises.
+
+    grpc's own exceptions never reach the caller; where one caused the error, it is attached as
+    `__cause__`.
+    """
 
 
 class RegistryRPCError(RegistryError):
     """A call failed with a status (from a frontend, or from the SDK's own checks).
 
+    Catch a subclass for the codes that have one, or compare `code` with `StatusCode`.
+
+    Args:
+        code: the status.
+        message: what went wrong and, where it helps, what to change.
+        retry_after_seconds: when the registry said how long until a retry can succeed.
+
     Attributes:
         code: the status, a `StatusCode`.
         message: what went wrong and, where it helps, what to change.
+        retry_after_seconds: seconds until a retry can succeed, when the registry said so (gRPC's
+            retry pushback); otherwise None.
     """
 
     def __init__(
@@ -73,39 +86,55 @@ class RegistryRPCError(RegistryError):
 
 
 class InvalidArgumentError(RegistryRPCError):
-    pass
+    """A rule was broken: the message names the field or argument and the limit.
+
+    Raised by the SDK before anything is sent (a missing field, a value out of range) or by the
+    frontend (its patterns and limits, which are its settings). Codes INVALID_ARGUMENT and
+    OUT_OF_RANGE. Fix the request; a retry as it is fails again.
+    """
 
 
 class NodeNotFoundError(RegistryRPCError):
-    pass
+    """No such registration, or the token does not match it (code NOT_FOUND).
+
+    A `Registration` that gets it while renewing registers anew by itself.
+    """
 
 
 class AlreadyExistsError(RegistryRPCError):
-    pass
+    """The node is registered live by another owner (code ALREADY_EXISTS)."""
 
 
 class PermissionDeniedError(RegistryRPCError):
-    pass
+    """The bearer token lacks the scope the call needs (code PERMISSION_DENIED)."""
 
 
 class UnauthenticatedError(RegistryRPCError):
-    pass
+    """The frontend wants a bearer token and got none, or one it does not know (UNAUTHENTICATED)."""
 
 
 class ResourceExhaustedError(RegistryRPCError):
-    pass
+    """A limit of the frontend was reached (code RESOURCE_EXHAUSTED); the message names it."""
 
 
 class AbortedError(RegistryRPCError):
-    pass
+    """The node changed concurrently too often (code ABORTED); retrying is safe."""
 
 
 class RegistryUnavailableError(RegistryRPCError):
-    pass
+    """No frontend could be reached, or the frontend could not reach etcd.
+
+    Codes UNAVAILABLE and DEADLINE_EXCEEDED: retry later (on UNAVAILABLE the SDK has already
+    tried each of its targets once).
+    """
 
 
 class FailedPreconditionError(RegistryRPCError):
-    pass
+    """The registry's state refuses the call for now (code FAILED_PRECONDITION).
+
+    An operator evicted the node and holds its id out (`retry_after_seconds` says how long), or
+    the node belongs to another datacenter's registry (the message names it).
+    """
 
 
 class WatchClosedError(RegistryError):
@@ -130,14 +159,32 @@ _BY_CODE: dict[StatusCode, type[RegistryRPCError]] = {
 def error_for(
     code: StatusCode, message: str, *, retry_after_seconds: float | None = None
 ) -> RegistryRPCError:
-    """The error of the tree that stands for `code`."""
+    """The error of the tree that stands for `code`.
+
+    Args:
+        code: the status.
+        message: the error's message.
+        retry_after_seconds: the registry's retry pushback, if it gave one.
+
+    Returns:
+        An instance of the most specific class for the code (`RegistryRPCError` itself when no
+        subclass stands for it).
+    """
     return _BY_CODE.get(code, RegistryRPCError)(
         code, message, retry_after_seconds=retry_after_seconds
     )
 
 
 def error_for_number(number: int, message: str) -> RegistryRPCError:
-    """For codes that arrive as numbers (each KeepAlive answer carries its own)."""
+    """The error for a code that arrives as a number (each KeepAlive answer carries its own).
+
+    Args:
+        number: gRPC's number of the code; an unknown number reads as UNKNOWN.
+        message: the error's message.
+
+    Returns:
+        The error, as `error_for` makes it.
+    """
     try:
         code = StatusCode(number)
     except ValueError:

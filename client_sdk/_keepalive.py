@@ -64,9 +64,11 @@ class KeepAliveSession:
         return self._call
 
     def next_renewal_in(self, interval_seconds: float) -> float:
-        """Seconds until a registration renewing every interval_seconds renews next: the next
-        point of a grid shared by the session, at least a quarter interval away. Registrations
-        of one TTL thus renew at the same moments, in one message."""
+        """Seconds until a registration renewing every `interval_seconds` renews next.
+
+        The next point of a grid shared by the session, at least a quarter interval away:
+        registrations of one TTL thus renew at the same moments, in one message.
+        """
         elapsed = time.monotonic() - self._grid_origin + interval_seconds / 4
         return (
             math.ceil(elapsed / interval_seconds) * interval_seconds
@@ -173,8 +175,11 @@ class KeepAliveSession:
             task.add_done_callback(self._flushes.discard)
 
     async def _flush(self, call: Any, batch: list[pb.Renewal]) -> None:
-        """Writes one batch: one message (or one per renewal, for a frontend from before
-        batching, or a batch of one). A failed write fails the renewals' waits (broken)."""
+        """Writes one batch of renewals.
+
+        One message (or one per renewal, for a frontend from before batching, or a batch of
+        one). A failed write fails the renewals' waits (broken).
+        """
         try:
             async with self._write_lock:
                 if len(batch) == 1 or not self._batches_understood:

@@ -8,10 +8,17 @@ from dataclasses import dataclass, field
 
 
 class NodeStatus(enum.Enum):
-    """UP; DRAINING (asks clients to stop sending new work: set by the owner or an operator);
-    SUSPECT (stopped renewing, held by the eviction budget: set by the registry);
-    OUT_OF_SERVICE (maintenance: set and cleared by an operator, kept while the owner renews).
-    Pick only UP nodes for new work: `NodeList.available`, `Node.available`."""
+    """Whether a node should get new work; only UP nodes should (`NodeList.available`).
+
+    Attributes:
+        UP: serving.
+        DRAINING: leaving; asks clients to stop sending it new work (set by its owner or an
+            operator).
+        SUSPECT: stopped renewing and held by the registry's eviction budget instead of removed
+            (set by the registry only).
+        OUT_OF_SERVICE: in maintenance (set and cleared by an operator, kept while the owner
+            renews).
+    """
 
     UP = "UP"
     DRAINING = "DRAINING"
@@ -20,12 +27,29 @@ class NodeStatus(enum.Enum):
 
 
 class EventType(enum.Enum):
+    """What happened to a node in a `NodeEvent`.
+
+    Attributes:
+        ADDED: it joined the scope (registered, or registered anew with the next incarnation).
+        UPDATED: its address, metadata or status changed (same incarnation).
+        REMOVED: it left; `NodeEvent.reason` says why.
+    """
+
     ADDED = "ADDED"
     UPDATED = "UPDATED"
     REMOVED = "REMOVED"
 
 
 class RemovalReason(enum.Enum):
+    """Why a node was REMOVED.
+
+    Attributes:
+        UNSPECIFIED: removed outside the registry (for example with etcdctl), or not a removal.
+        DEREGISTERED: its owner deregistered it.
+        EXPIRED: it stopped renewing and the registry's evictor removed it.
+        EVICTED: an operator removed it.
+    """
+
     UNSPECIFIED = "UNSPECIFIED"
     DEREGISTERED = "DEREGISTERED"
     EXPIRED = "EXPIRED"
@@ -33,6 +57,8 @@ class RemovalReason(enum.Enum):
 
 
 class Consistency(enum.Enum):
+    """How current a `RegistryClient.get_nodes` answer must be."""
+
     LINEARIZABLE = "LINEARIZABLE"
     """Reflects every write completed before the call started (the default)."""
     CACHED = "CACHED"
@@ -40,10 +66,16 @@ class Consistency(enum.Enum):
 
 
 class RegistrationState(enum.Enum):
-    """Where a registration stands, as kazoo's connection states: ACTIVE (renewed), SUSPENDED (no
-    frontend answers; the lease may still be alive), LOST (the lease is gone; re-registering),
-    HELD (an operator evicted the node and holds its id out for a while: it registers again when
-    the hold ends), CLOSED (deregistered by its owner, or detached)."""
+    """Where a `Registration` stands, after kazoo's connection states.
+
+    Attributes:
+        ACTIVE: renewed.
+        SUSPENDED: no frontend answers; the lease may still be alive, and renewals go on.
+        LOST: the registry says the lease is gone; the node is registering anew.
+        HELD: an operator evicted the node and holds its id out for a while; it registers again
+            when the hold ends.
+        CLOSED: deregistered by its owner, or detached; final.
+    """
 
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
@@ -54,7 +86,13 @@ class RegistrationState(enum.Enum):
 
 @dataclass(frozen=True, slots=True, order=True)
 class NodeKey:
-    """A node's identity: its id is unique within its datacenter and type."""
+    """A node's identity: its id is unique within its datacenter and type.
+
+    Attributes:
+        datacenter: the node's datacenter.
+        type: the node's type.
+        id: the node's id.
+    """
 
     datacenter: str
     type: str
@@ -89,6 +127,7 @@ class Node:
 
     @property
     def key(self) -> NodeKey:
+        """The node's identity: (datacenter, type, id)."""
         return NodeKey(self.datacenter, self.type, self.id)
 
     @property
@@ -114,19 +153,56 @@ def _names(value: str | tuple[str, ...]) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which nodes to list or watch; empty means all."""
+    """Which nodes to list or watch; empty means all.
+
+    Attributes:
+        datacenters: the datacenters to take; empty: every one.
+        types: the node types to take; empty: every one.
+        selector: a label selector on the nodes' metadata, Kubernetes syntax: `zone=a`,
+            `zone!=a`, `version in (2,3)`, `version notin (1)`, `canary`, `!canary`; a comma
+            means AND. Empty: every node. The registry parses it (a malformed one is an
+            `InvalidArgumentError` naming the position); a watch sees a node whose metadata
+            stops matching as REMOVED, one that starts matching as ADDED.
+    """
 
     datacenters: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
+    selector: str = ""
 
     @classmethod
     def of(
-        cls, datacenters: str | tuple[str, ...] = (), types: str | tuple[str, ...] = ()
+        cls,
+        datacenters: str | tuple[str, ...] = (),
+        types: str | tuple[str, ...] = (),
+        selector: str = "",
     ) -> Scope:
-        """`Scope.of(types="session")`, `Scope.of(("dc1", "dc2"))`: one name or several."""
-        return cls(_names(datacenters), _names(types))
+        """A scope from one name or several of each part.
+
+        `Scope.of(types="session")` takes every session node; `Scope.of(("dc1", "dc2"))` every
+        node of two datacenters; `Scope.of(types="data", selector="zone=a,!canary")` a shard or
+        a zone.
+
+        Args:
+            datacenters: a datacenter's name, or a tuple of names; empty: every datacenter.
+            types: a type's name, or a tuple of names; empty: every type.
+            selector: a label selector on the nodes' metadata; empty: every node.
+
+        Returns:
+            The scope.
+        """
+        return cls(_names(datacenters), _names(types), selector)
 
     def matches(self, key: NodeKey) -> bool:
+        """Whether the node of `key` is in this scope's datacenters and types.
+
+        The selector is the registry's to apply: a key carries no metadata.
+
+        Args:
+            key: the node's key.
+
+        Returns:
+            True when both its datacenter and its type are taken.
+        """
         return (not self.datacenters or key.datacenter in self.datacenters) and (
             not self.types or key.type in self.types
         )
@@ -134,7 +210,14 @@ class Scope:
 
 @dataclass(frozen=True, slots=True)
 class NodeEvent:
-    """One change: a node ADDED, UPDATED or REMOVED (with the reason) at an etcd revision."""
+    """One change: a node ADDED, UPDATED or REMOVED (with the reason) at an etcd revision.
+
+    Attributes:
+        type: ADDED, UPDATED or REMOVED.
+        node: the node after the change (for REMOVED: as it was last).
+        revision: the revision of the change, in its registry's revisions.
+        reason: why a REMOVED node left; UNSPECIFIED for the other types.
+    """
 
     type: EventType
     node: Node
@@ -193,12 +276,15 @@ class NodeList:
 
     @property
     def nodes(self) -> tuple[Node, ...]:
+        """Every node of the list, whatever its status, datacenter by datacenter."""
         return tuple(node for nodes in self.datacenters.values() for node in nodes)
 
     @property
     def available(self) -> tuple[Node, ...]:
-        """The nodes to pick for new work: UP ones only (DRAINING, SUSPECT and OUT_OF_SERVICE
-        nodes are still members, and still listed by `nodes`)."""
+        """The nodes to pick for new work: UP ones only.
+
+        DRAINING, SUSPECT and OUT_OF_SERVICE nodes are still members, and `nodes` lists them.
+        """
         return tuple(node for node in self.nodes if node.available)
 
     def __iter__(self) -> Iterator[Node]:
@@ -209,6 +295,15 @@ class NodeList:
 
 
 class WatchStepKind(enum.Enum):
+    """What a `WatchStep` carries.
+
+    Attributes:
+        SNAPSHOT: a whole list (of every datacenter, or of the step's `datacenter`).
+        DELTA: the events of one revision.
+        PROGRESS: nothing changed up to the step's revision.
+        INTERRUPTED: the stream broke; the watch resumes on the next frontend.
+    """
+
     SNAPSHOT = "SNAPSHOT"
     DELTA = "DELTA"
     PROGRESS = "PROGRESS"
@@ -217,8 +312,11 @@ class WatchStepKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class WatchStep:
-    """One message of a NodeWatch's stream as the frontend sent it (`NodeWatch.steps()`), for
-    relays and mirrors; the registry follows other datacenters with these.
+    """One message of a NodeWatch's stream, as the frontend sent it (`NodeWatch.steps()`).
+
+    For relays and mirrors; the registry follows other datacenters with these. A list older than
+    what the watch holds of a registry is never passed on: it arrives as a stale PROGRESS of that
+    registry at the watch's revision (a whole list: as the watch's own list).
 
     Attributes:
         kind: SNAPSHOT (`nodes` replaces everything, or with `datacenter` that datacenter's list
@@ -227,6 +325,14 @@ class WatchStep:
             (the stream broke: the watch resumes on the next frontend).
         revision: in the revisions of the frontend's own registry, or of `datacenter`'s.
         datacenter: the remote datacenter the step is about; "" for the frontend's own registry.
+        nodes: a SNAPSHOT's list; None for the other kinds.
+        events: a DELTA's events, in order.
+        relisted: a DELTA that is the net difference after the frontend had to read everything
+            again (the changes in between are gone).
+        resync: a SNAPSHOT sent because the stream could not resume where it stood.
+        stale: a PROGRESS from a frontend that cannot reach its etcd, or about a remote
+            datacenter it cannot reach.
+        age_seconds: a PROGRESS's age of the frontend's view.
     """
 
     kind: WatchStepKind

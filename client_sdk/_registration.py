@@ -45,10 +45,13 @@ ReregisteredCallback = Callable[["Registration"], Awaitable[None] | None]
 class Registration(AsyncClosing):
     """A node registered with the registry, kept alive in the background until closed.
 
-    Use `state` / `state_changes()` to observe it, `on_reregistered` (given to
-    `RegistryClient.register`) to learn of a new incarnation, `drain()` to announce a departure,
-    and `close()` to deregister; or `async with await client.register(node) as registration:`,
-    which deregisters on exit.
+    Made by `RegistryClient.register`, never directly. Use `state` / `state_changes()` to observe
+    it, `on_reregistered` (given to `RegistryClient.register`) to learn of a new incarnation,
+    `drain()` to announce a departure, and `close()` to deregister; or
+    `async with await client.register(node) as registration:`, which deregisters on exit.
+
+    Attributes:
+        reregistrations: how often the lease was lost and the node registered anew.
     """
 
     def __init__(
@@ -86,10 +89,12 @@ class Registration(AsyncClosing):
 
     @property
     def key(self) -> NodeKey:
+        """The node's key: (datacenter, type, id)."""
         return self._node.key
 
     @property
     def incarnation(self) -> int:
+        """The node's incarnation; a new one after each re-registration."""
         return self._node.incarnation
 
     @property
@@ -99,16 +104,21 @@ class Registration(AsyncClosing):
 
     @property
     def renew_interval_seconds(self) -> float:
+        """How often the registration is renewed: a third of the granted TTL."""
         return self._ttl / 3
 
     @property
     def state(self) -> RegistrationState:
+        """ACTIVE, SUSPENDED, LOST, HELD or CLOSED, as the background renewals last saw it."""
         return self._state
 
     def state_changes(self) -> AsyncIterator[RegistrationState]:
         """Every state from this call on, until CLOSED (which it yields last).
 
         Subscribed at the call: a change between the call and the first read is not missed.
+
+        Returns:
+            An async iterator of the states; stop reading it whenever you like.
         """
         subscription = Subscription(self._states)
 
@@ -130,8 +140,20 @@ class Registration(AsyncClosing):
     ) -> Node:
         """Changes the registered node in place (same incarnation); watchers see UPDATED.
 
+        An operator's status (OUT_OF_SERVICE, or a drain) stays while the operator keeps it; the
+        returned node shows it.
+
+        Args:
+            address: a new `host:port`; None keeps the current one.
+            metadata: new metadata, replacing all of it; None keeps the current one.
+            status: UP or DRAINING; None keeps the current one.
+
+        Returns:
+            The node as the registry now stores it.
+
         Raises:
             InvalidArgumentError: a value breaks a rule (checked here, or by the frontend).
+            RegistryUnavailableError: no frontend could be reached.
         """
         changes: dict[str, Any] = {}
         if address is not None:
@@ -148,8 +170,18 @@ class Registration(AsyncClosing):
         return self._node
 
     async def drain(self, grace_seconds: float = 0.0) -> None:
-        """Marks the node DRAINING (clients stop sending it new work), waits grace_seconds, then
-        deregisters."""
+        """Marks the node DRAINING, waits, then deregisters.
+
+        Watchers see the node UPDATED to DRAINING (pickers stop sending it new work), then
+        REMOVED with reason DEREGISTERED.
+
+        Args:
+            grace_seconds: how long to wait between the two.
+
+        Raises:
+            InvalidArgumentError: a negative `grace_seconds`.
+            RegistryUnavailableError: no frontend could be reached to mark it DRAINING.
+        """
         _validation.check_seconds("grace_seconds", grace_seconds)
         await self.update(status=NodeStatus.DRAINING)
         if grace_seconds > 0:
@@ -162,6 +194,12 @@ class Registration(AsyncClosing):
         The node stays registered until its TTL runs out, unless whoever holds the token renews
         it or deregisters it (`RegistryClient.deregister`, `noderegistry deregister`). Keep the
         token secret: it proves ownership. The registration is CLOSED here afterwards.
+
+        Returns:
+            The registration token.
+
+        Raises:
+            RegistryRPCError: the registration is already closed (FAILED_PRECONDITION).
         """
         if self._state is RegistrationState.CLOSED:
             raise RegistryRPCError(
@@ -185,7 +223,11 @@ class Registration(AsyncClosing):
             self._on_closed(self)
 
     async def close(self) -> None:
-        """Stops renewing and deregisters (reason DEREGISTERED); idempotent."""
+        """Stops renewing and deregisters (reason DEREGISTERED); idempotent.
+
+        A registration already gone is fine; when no frontend can be reached, a warning is
+        logged and the lease's TTL ends the registration instead.
+        """
         if self._state is RegistrationState.CLOSED:
             return
         await self._stop_renewing()
@@ -221,7 +263,11 @@ class Registration(AsyncClosing):
         self._token = response.token
 
     async def start(self) -> None:
-        """Registers (errors go to the caller) and starts renewing in the background."""
+        """Registers, then renews in the background; `RegistryClient.register` calls it.
+
+        Raises:
+            RegistryRPCError: the first Register failed (the subclass for its status).
+        """
         await self._register()
         self._set_state(RegistrationState.ACTIVE)
         self._task = asyncio.create_task(self._keep_alive(), name=f"keepalive-{self.key}")

@@ -30,7 +30,11 @@ from client_sdk._watch import NodeWatch
 
 
 class SyncRegistration(Closing):
-    """A Registration driven from synchronous code; `with` deregisters it on exit."""
+    """A `Registration` driven from synchronous code; `with` deregisters it on exit.
+
+    Made by `SyncRegistryClient.register`, never directly. Renewals run in the client's
+    background thread.
+    """
 
     def __init__(self, loop: LoopThread, registration: Registration) -> None:
         self._loop = loop
@@ -43,10 +47,12 @@ class SyncRegistration(Closing):
 
     @property
     def key(self) -> NodeKey:
+        """The node's key: (datacenter, type, id)."""
         return self._registration.key
 
     @property
     def incarnation(self) -> int:
+        """The node's incarnation; a new one after each re-registration."""
         return self._registration.incarnation
 
     @property
@@ -60,8 +66,15 @@ class SyncRegistration(Closing):
         return self._registration.state
 
     def state_changes(self, timeout_seconds: float | None = None) -> SyncStream[RegistrationState]:
-        """Every state from this call on, blocking; ends after CLOSED. With `timeout_seconds`,
-        waiting longer than that for the next state raises TimeoutError."""
+        """Every state from this call on, as a blocking iterator that ends after CLOSED.
+
+        Args:
+            timeout_seconds: how long the iterator waits for the next state before it raises
+                TimeoutError; None waits as long as it takes.
+
+        Returns:
+            The iterator; use it in `with` or close it when done.
+        """
         return SyncStream(self._loop, self._registration.state_changes, timeout_seconds)
 
     def update(
@@ -71,18 +84,38 @@ class SyncRegistration(Closing):
         metadata: dict[str, str] | None = None,
         status: NodeStatus | None = None,
     ) -> Node:
-        """Changes the registered node in place (same incarnation); watchers see UPDATED."""
+        """Changes the registered node in place (same incarnation); watchers see UPDATED.
+
+        Args:
+            address: a new `host:port`; None keeps the current one.
+            metadata: new metadata, replacing all of it; None keeps the current one.
+            status: UP or DRAINING; None keeps the current one.
+
+        Returns:
+            The node as the registry now stores it.
+
+        Raises:
+            InvalidArgumentError: a value breaks a rule (checked here, or by the frontend).
+            RegistryUnavailableError: no frontend could be reached.
+        """
         return self._loop.run(
             self._registration.update(address=address, metadata=metadata, status=status)
         )
 
     def drain(self, grace_seconds: float = 0.0) -> None:
-        """Marks the node DRAINING, waits grace_seconds, then deregisters."""
+        """Marks the node DRAINING, waits, then deregisters (see `Registration.drain`).
+
+        Args:
+            grace_seconds: how long to wait between the two.
+        """
         self._loop.run(self._registration.drain(grace_seconds))
 
     def detach(self) -> str:
-        """Stops renewing without deregistering; returns the registration token (see
-        Registration.detach)."""
+        """Stops renewing without deregistering (see `Registration.detach`).
+
+        Returns:
+            The registration token, for `SyncRegistryClient.deregister` (here or elsewhere).
+        """
         return self._loop.run(self._registration.detach())
 
     def close(self) -> None:
@@ -91,7 +124,11 @@ class SyncRegistration(Closing):
 
 
 class SyncNodeWatch(Closing):
-    """A NodeWatch driven from synchronous code; `with` closes it on exit."""
+    """A `NodeWatch` driven from synchronous code; `with` closes it on exit.
+
+    Made by `SyncRegistryClient.watch_nodes`, never directly. The stream is read in the client's
+    background thread.
+    """
 
     def __init__(self, loop: LoopThread, watch: NodeWatch) -> None:
         self._loop = loop
@@ -99,6 +136,7 @@ class SyncNodeWatch(Closing):
 
     @property
     def revision(self) -> int:
+        """The revision the stream is complete up to (see `NodeWatch.revision`)."""
         return self._watch.revision
 
     @property
@@ -119,12 +157,32 @@ class SyncNodeWatch(Closing):
         return self._watch.current()
 
     def events(self, timeout_seconds: float | None = None) -> SyncStream[NodeEvent]:
-        """Every change of the view from this call on, blocking; ends when the watch closes.
-        With `timeout_seconds`, waiting longer than that for the next event raises TimeoutError."""
+        """Every change of the view from this call on, as a blocking iterator.
+
+        Args:
+            timeout_seconds: how long the iterator waits for the next event before it raises
+                TimeoutError; None waits as long as it takes.
+
+        Returns:
+            The iterator; it ends when the watch closes. Use it in `with` or close it when done.
+        """
         return SyncStream(self._loop, self._watch.events, timeout_seconds)
 
     def wait_for(self, predicate: Callable[[NodeList], object], timeout: float) -> NodeList:
-        """Blocks until predicate(current()) is true (it runs in the client's thread)."""
+        """Blocks until the view satisfies a condition (see `NodeWatch.wait_for`).
+
+        Args:
+            predicate: called in the client's thread with `current()` after every change; true
+                ends the wait.
+            timeout: seconds to wait at most.
+
+        Returns:
+            The first list for which `predicate` was true.
+
+        Raises:
+            TimeoutError: not within `timeout` seconds.
+            RegistryError: the watch ended first.
+        """
         return self._loop.run(self._watch.wait_for(predicate, timeout))
 
     def close(self) -> None:
@@ -135,7 +193,18 @@ class SyncNodeWatch(Closing):
 class SyncRegistryClient(Closing):
     """RegistryClient for synchronous code: same arguments, same errors, blocking calls.
 
-    Use it as `with SyncRegistryClient("127.0.0.1:50051") as client:`.
+    The async client runs on an event loop in a background thread of its own; callbacks run in
+    that thread, so keep them short. Use it as
+    `with SyncRegistryClient("127.0.0.1:50051") as client:`.
+
+    Args:
+        targets: the frontends, as `RegistryClient` takes them.
+        config: timeouts, TLS, bearer token, retry pacing.
+        home_datacenter: with a mapping of datacenters to frontends, whose frontends serve reads
+            and watches (default: the mapping's first).
+
+    Raises:
+        InvalidArgumentError: as `RegistryClient` raises it.
     """
 
     def __init__(
@@ -175,6 +244,14 @@ class SyncRegistryClient(Closing):
             ttl_seconds: the lease TTL to ask for; 0 takes the registry's default.
             on_reregistered: called after the registration was lost and made anew.
             on_state_change: called with every state after this call returns (it is ACTIVE then).
+
+        Returns:
+            The registration, ACTIVE, renewing in the background until it is closed.
+
+        Raises:
+            InvalidArgumentError: a field breaks the registry's rules.
+            AlreadyExistsError: the node is registered live by another owner.
+            RegistryUnavailableError: no frontend could be reached.
         """
         made: list[SyncRegistration] = []
 
@@ -194,13 +271,29 @@ class SyncRegistryClient(Closing):
         return made[0]
 
     def deregister(self, key: NodeKey, token: str) -> int:
-        """Deregisters a registration by its token (see RegistryClient.deregister)."""
+        """Deregisters a registration by its token (see `RegistryClient.deregister`).
+
+        Args:
+            key: the node's key.
+            token: the registration token `detach()` returned.
+
+        Returns:
+            The etcd revision of the removal.
+        """
         return self._loop.run(self._client.deregister(key, token))
 
     def get_nodes(
         self, scope: Scope | None = None, *, consistency: Consistency = Consistency.LINEARIZABLE
     ) -> NodeList:
-        """One read of a scope's nodes (see RegistryClient.get_nodes)."""
+        """Reads the nodes of a scope once (see `RegistryClient.get_nodes`).
+
+        Args:
+            scope: which nodes; default: all.
+            consistency: LINEARIZABLE (default) or CACHED.
+
+        Returns:
+            The list, per datacenter, at an etcd revision.
+        """
         return self._loop.run(self._client.get_nodes(scope, consistency=consistency))
 
     def watch_nodes(
@@ -210,7 +303,16 @@ class SyncRegistryClient(Closing):
         on_event: Callable[[NodeEvent], object] | None = None,
         config: WatchConfig | None = None,
     ) -> SyncNodeWatch:
-        """A started watch of a scope; `on_event` gets every change after this call returns."""
+        """Starts a watch of a scope's nodes (see `RegistryClient.watch_nodes`).
+
+        Args:
+            scope: which nodes; default: all.
+            on_event: called in the client's thread with every change after this call returns.
+            config: the shrink guard, acknowledgements and silence timeout of the watch.
+
+        Returns:
+            The watch, started: `current()` is valid at once.
+        """
 
         async def watch_nodes() -> NodeWatch:
             watch = await self._client.watch_nodes(scope, config=config)

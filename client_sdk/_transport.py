@@ -59,7 +59,7 @@ def error_from_rpc(
 
 
 def _pushback_seconds(err: grpc.aio.AioRpcError) -> float | None:
-    """gRPC's retry pushback (`grpc-retry-pushback-ms` trailing metadata): when to retry."""
+    """When to retry, from the `grpc-retry-pushback-ms` trailing metadata (gRPC's pushback)."""
     for key, value in err.trailing_metadata() or ():
         if key == "grpc-retry-pushback-ms":
             try:
@@ -106,8 +106,11 @@ class Transport:
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        """What every call sends: the bearer token, and the caller's trace context (W3C
-        `traceparent`) when opentelemetry is installed; the SDK does not require it."""
+        """What every call sends: the bearer token, and the caller's trace context.
+
+        The trace context (W3C `traceparent`) goes only when opentelemetry is installed; the SDK
+        does not require it.
+        """
         if _propagate is None:
             return self._auth
         carrier: dict[str, str] = {}
@@ -195,8 +198,11 @@ Targets = str | Sequence[str] | Mapping[str, str | Sequence[str]]
 
 
 class Transports:
-    """The frontends of every datacenter's registry (a mapping of datacenter -> targets), or of
-    the one registry (a list); `home` serves reads, watches and unmapped datacenters."""
+    """The frontends of every datacenter's registry, or of the one registry.
+
+    Built from a mapping of datacenter -> targets, or from a list. `home` serves reads, watches
+    and datacenters not in the mapping.
+    """
 
     def __init__(
         self,
@@ -227,8 +233,10 @@ class Transports:
         self.home = self._by_datacenter[home]
 
     def for_datacenter(self, datacenter: str) -> Transport:
-        """The frontends of the datacenter's own registry, else the home datacenter's (whose
-        registry names the right one if it is not it)."""
+        """The frontends of the datacenter's own registry, else the home datacenter's.
+
+        When the home registry is not the node's, it answers naming the right one.
+        """
         return self._by_datacenter.get(datacenter, self.home)
 
     async def close(self) -> None:

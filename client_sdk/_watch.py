@@ -7,13 +7,15 @@ view (`_view.py`, where the view logic and the shrink guard live), publishes the
 `AckWatch`: it opts into acknowledgements (the frontend re-pushes a subscriber that does not
 confirm in time), confirms at most once per `ack_interval_seconds`, and confirms what arrived
 meanwhile when the interval ends. A stream silent for `silence_timeout_seconds` is abandoned for
-the next frontend.
+the next frontend. A list older than the view is refused (`_view.py`, D80): `steps()` readers get
+a stale PROGRESS of that registry at the view's revision in its place, never the older list.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -48,21 +50,35 @@ _RECONNECT_CODES = frozenset(
 
 
 class EventStream(Subscription[NodeEvent]):
-    """The events of a NodeWatch from the moment it was created (subscribed at creation, so
-    nothing published in between is missed); an async iterator that ends when the watch closes.
-    `close()` it when no longer needed (one that is dropped is forgotten too)."""
+    """The events of a NodeWatch from the moment this stream was made (`NodeWatch.events()`).
+
+    An async iterator of `NodeEvent`s that ends when the watch closes. It is subscribed when it
+    is made, so nothing published before its first read is missed. `close()` it when no longer
+    needed.
+    """
 
 
 class StepStream(Subscription[WatchStep]):
-    """The raw steps of a NodeWatch (`NodeWatch.steps()`): first a SNAPSHOT of where the stream
-    stands, then every message as the frontends send it, and INTERRUPTED when a stream breaks;
-    an async iterator that ends when the watch closes. `close()` it when no longer needed."""
+    """The raw steps of a NodeWatch (`NodeWatch.steps()`).
+
+    An async iterator of `WatchStep`s: first a SNAPSHOT of where the stream stands, then every
+    message as the frontends send it, and INTERRUPTED when a stream breaks. It ends when the
+    watch closes. `close()` it when no longer needed.
+    """
 
 
 class NodeWatch(AsyncClosing):
-    """The nodes of a scope, kept current; iterate `events()` for changes, call `current()` for
-    the list. Created (and started) by `RegistryClient.watch_nodes`; close it when done, or use
-    `async with await client.watch_nodes(scope) as watch:`, which closes it on exit."""
+    """The nodes of a scope, kept current: `events()` for the changes, `current()` for the list.
+
+    Made and started by `RegistryClient.watch_nodes`, never directly. It resumes from its last
+    revision on whichever frontend answers, applies resync snapshots, and holds back suspicious
+    shrinks (`WatchConfig`). Close it when done, or use
+    `async with await client.watch_nodes(scope) as watch:`, which closes it on exit.
+
+    Attributes:
+        scope: the nodes it watches.
+        reconnects: how often the stream ended and was resumed (on this or another frontend).
+    """
 
     def __init__(
         self,
@@ -101,21 +117,25 @@ class NodeWatch(AsyncClosing):
 
     @property
     def revisions(self) -> dict[str, int]:
-        """Per remote datacenter the frontend follows, its registry's revision the stream is
-        complete up to (what the watch resumes each of them from)."""
+        """Per remote datacenter the frontend follows, the revision the stream is complete up to.
+
+        In that datacenter's registry's revisions: what the watch resumes each of them from.
+        """
         return self._view.remote_revisions
 
     @property
     def stale(self) -> bool:
-        """True while the view may be out of date: the frontend said it cannot reach etcd (its
-        progress messages are marked stale), a remote datacenter is stale (see
-        `current().datacenter_states`), or a suspicious shrink is held back."""
+        """Whether the view may be out of date.
+
+        True while the frontend says it cannot reach etcd (its progress messages are marked
+        stale), while a remote datacenter is stale (see `current().datacenter_states`), or while
+        a suspicious shrink is held back.
+        """
         return self._view.stale
 
     @property
     def error(self) -> RegistryError | None:
-        """What ended the watch (a refusal, or `WatchClosedError` once closed); None while it
-        runs."""
+        """What ended the watch: a refusal, or `WatchClosedError` once closed; None if it runs."""
         return self._error
 
     @property
@@ -129,17 +149,31 @@ class NodeWatch(AsyncClosing):
         return self._view.shrinks_held
 
     def current(self) -> NodeList:
-        """The local view: every node of the scope per datacenter, at its revision."""
+        """The local view: every node of the scope per datacenter, at its revision.
+
+        Returns:
+            The list as last applied; `stale` says whether it may be out of date.
+        """
         return self._view.current()
 
     def events(self) -> EventStream:
-        """Every change of the view from the moment of this call, in order; an async iterator
-        that ends when the watch is closed. Close it (or let it end) when no longer needed."""
+        """Every change of the view from the moment of this call, in order.
+
+        The state before the call is `current()`.
+
+        Returns:
+            An async iterator that ends when the watch is closed. Close it (or let it end) when
+            no longer needed.
+        """
         return EventStream(self._events)
 
     def steps(self) -> StepStream:
-        """The stream's messages as the frontends send them, from this call on, starting with a
-        SNAPSHOT of where the stream stands: for relays and mirrors. Close it when done."""
+        """The stream's messages as the frontends send them, from this call on: for relays.
+
+        Returns:
+            An async iterator that starts with a SNAPSHOT of where the stream stands and ends
+            when the watch is closed. Close it when done.
+        """
         stream = StepStream(self._steps)
         stream._put(
             WatchStep(WatchStepKind.SNAPSHOT, self._view.revision, nodes=self._view.stream_state())
@@ -147,11 +181,19 @@ class NodeWatch(AsyncClosing):
         return stream
 
     async def wait_for(self, predicate: Callable[[NodeList], object], timeout: float) -> NodeList:
-        """Waits until predicate(current()) is true; returns that list.
+        """Waits until the view satisfies a condition.
+
+        Args:
+            predicate: called with `current()` after every change; true ends the wait.
+            timeout: seconds to wait at most.
+
+        Returns:
+            The first list for which `predicate` was true.
 
         Raises:
             TimeoutError: not within `timeout` seconds.
-            WatchClosedError: the watch closed first.
+            RegistryError: the watch ended first (`WatchClosedError` once closed, or what ended
+                it).
         """
         async with asyncio.timeout(timeout):
             while not predicate(nodes := self.current()):
@@ -161,7 +203,7 @@ class NodeWatch(AsyncClosing):
         return nodes
 
     async def close(self) -> None:
-        """Ends the stream and every `events()` reader; idempotent."""
+        """Ends the stream and every `events()` and `steps()` reader; idempotent."""
         if self._ack_task is not None:
             self._ack_task.cancel()
         if self._task is not None:
@@ -176,7 +218,7 @@ class NodeWatch(AsyncClosing):
     # -- stream -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Opens the stream and returns once the first snapshot is applied.
+        """Opens the stream; returns once the first snapshot is applied. `watch_nodes` calls it.
 
         Raises:
             RegistryRPCError: the frontends refused the watch (bad scope) or none could be reached.
@@ -215,8 +257,11 @@ class NodeWatch(AsyncClosing):
             )
             self._answered = False
             try:
-                await self._read(call, target)
-                error = error_for(StatusCode.UNAVAILABLE, f"frontend {target} ended the watch")
+                if await self._read(call, target):
+                    ended = "sent a relisted difference older than the watch's view; resuming"
+                else:
+                    ended = "ended the watch"
+                error = error_for(StatusCode.UNAVAILABLE, f"frontend {target} {ended}")
             except TimeoutError:
                 silence = self._config.silence_timeout_seconds
                 error = error_for(
@@ -246,9 +291,15 @@ class NodeWatch(AsyncClosing):
             log.info("watch: %s; resuming from revision %d", error, self._view.revision)
             await backoff.wait()
 
-    async def _read(self, call: AsyncIterator[pb.WatchNodesResponse], target: str) -> None:
-        """Applies the stream's messages until it ends (`_answered`: one came); TimeoutError
-        when it falls silent for `silence_timeout_seconds` (0: never)."""
+    async def _read(self, call: AsyncIterator[pb.WatchNodesResponse], target: str) -> bool:
+        """Applies the stream's messages until it ends (`_answered`: one came).
+
+        Returns:
+            True when a message could not be applied and the stream must be resumed.
+
+        Raises:
+            TimeoutError: the stream fell silent for `silence_timeout_seconds` (0: never).
+        """
         silence = self._config.silence_timeout_seconds
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(loop.time() + silence if silence else None) as quiet:
@@ -258,11 +309,17 @@ class NodeWatch(AsyncClosing):
                     quiet.reschedule(loop.time() + silence)
                 if message.subscription_id:
                     self._subscription_id = message.subscription_id
-                self._apply(message)
+                if self._apply(message):
+                    return True
                 self._maybe_ack(target)
+        return False
 
-    def _apply(self, message: pb.WatchNodesResponse) -> None:
-        """Hands one stream message to the view and publishes what changed."""
+    def _apply(self, message: pb.WatchNodesResponse) -> bool:
+        """Hands one stream message to the view and publishes what changed.
+
+        Returns:
+            True when the view could not apply it and the stream must be resumed.
+        """
         kind = message.WhichOneof("message")
         if kind == "snapshot":
             snapshot = message.snapshot
@@ -315,11 +372,28 @@ class NodeWatch(AsyncClosing):
                 datacenter=progress.datacenter,
             )
         else:
-            return
-        self._steps.publish(step)
+            return False
+        self._steps.publish(self._applied(step, update))
         self._publish(update)
         if kind == "snapshot" and self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
+        return update.resume
+
+    def _applied(self, step: WatchStep, update: ViewUpdate) -> WatchStep:
+        """The step as the view took it.
+
+        A refused part older than the view (D80) becomes a stale PROGRESS at the view's revision
+        (in a whole list: the view's own part).
+        """
+        if not update.refused:
+            return step
+        if step.kind is WatchStepKind.SNAPSHOT and not step.datacenter:
+            state = self._view.stream_state()
+            return dataclasses.replace(step, revision=state.revision, nodes=state)
+        (registry,) = update.refused
+        return WatchStep(
+            WatchStepKind.PROGRESS, self._view.held_revision(registry), registry, stale=True
+        )
 
     def _publish(self, update: ViewUpdate) -> None:
         for event in update.events:
@@ -332,9 +406,11 @@ class NodeWatch(AsyncClosing):
                 log.exception("watch: on_suspicious_shrink callback failed")
 
     def _maybe_ack(self, target: str) -> None:
-        """Confirms the applied revision to the serving frontend: at once when the last
-        confirmation is an interval old, else when the interval ends (one task at a time, which
-        confirms the latest revision when it runs)."""
+        """Confirms the applied revision to the serving frontend.
+
+        At once when the last confirmation is an interval old, else when the interval ends (one
+        task at a time, which confirms the latest revision when it runs).
+        """
         if (
             self._config.ack_interval_seconds <= 0
             or not self._subscription_id

@@ -1,5 +1,7 @@
 """Composition root: settings -> etcd client -> store -> watch hub -> evictor -> registry -> gRPC,
 the admin port and the HTTP API port (process/serving.py runs a frontend, or workers, as a process).
+Each part gets its typed config from part_configs.py; the operator state and the followed
+datacenters' views are created here and handed to the hub (their writer) and to their readers.
 
 Shutdown runs in the reverse order: health NOT_SERVING first, then streams end with UNAVAILABLE,
 then the server stops within the grace period, the evictor resigns (so another frontend takes
@@ -24,19 +26,23 @@ from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
 from registry_service.core.announcer import Announcer
 from registry_service.core.evictor import Evictor
+from registry_service.core.identity_gc import IdentityCollector
 from registry_service.core.operations import Operations
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
-from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.datacenters import Datacenters
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.federation.follower import Federation
+from registry_service.hub.operator_state import OperatorState
+from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.watch_hub import WatchHub
-from registry_service.placement import Placement, advertised_host, url_host
+from registry_service.listeners import Listener, Listeners
+from registry_service.part_configs import PartConfigs
+from registry_service.placement import Placement
 from registry_service.retry import Backoff
-from registry_service.rpc.access import AuthInterceptor, StreamCounter
+from registry_service.rpc.access import StreamCounter
+from registry_service.rpc.interceptors import AuthInterceptor, MetricsInterceptor
 from registry_service.rpc.server import (
-    KeepalivePolicy,
     bind_port,
     build_health_server,
     build_server,
@@ -45,22 +51,21 @@ from registry_service.rpc.server import (
 )
 from registry_service.rpc.servicer import RegistryServicer
 from registry_service.settings import Settings, env_name
-from registry_service.startup import (
-    ServeError,
-    listen_refusal,
-    one_line,
-)
+from registry_service.startup import ServeError, one_line
 from registry_service.store.etcd import EtcdRegistryStore
-from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from registry_service.store.etcd_client import EtcdClient
 from registry_service.store.etcd_control import EtcdControlStore
-from registry_service.telemetry.metrics import Metrics, MetricsInterceptor
+from registry_service.telemetry.metrics import Metrics
 from registry_service.web.admin import AdminServer
 from registry_service.web.admin_config import AdminConfig, Readiness
 from registry_service.web.admin_control import cluster_convergence
 from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
-from registry_service.web.auth import AdminAuth, client_context, server_context
+from registry_service.web.auth import HttpAuth, client_context, server_context
 from registry_service.web.peers import PeerAdmins
+from registry_service.xds.service import SERVICE_NAME as XDS_SERVICE_NAME
+from registry_service.xds.service import AggregatedDiscovery, add_xds_service
+from registry_service.xds.session import XdsParts
 
 log = logging.getLogger(__name__)
 
@@ -81,85 +86,68 @@ class Frontend:
         self.settings = settings
         self.frontend_id = frontend_id or new_frontend_id()
         self.placement = placement or Placement()
+        # A worker's own admin port is private (plaintext, loopback): its supervisor's carries TLS.
+        self.listeners = Listeners.of(settings, private_admin=self.placement.behind_supervisor)
         self.metrics = Metrics()
         self.stopping = False
-        self.client = EtcdClient(
-            EtcdConfig(
-                endpoints=settings.etcd_endpoints,
-                username=settings.etcd_username,
-                password=settings.etcd_password,
-                ca_file=settings.etcd_ca_file,
-                cert_file=settings.etcd_cert_file,
-                key_file=settings.etcd_key_file,
-                request_timeout_seconds=settings.etcd_request_timeout_seconds,
-                watch_stale_seconds=settings.etcd_watch_stale_seconds,
-                outage_detection_seconds=settings.etcd_outage_detection_seconds,
-            ),
-            observe=self.metrics.observe_etcd,
-        )
+        configs = self.configs = PartConfigs.from_settings(settings)
+        self.client = EtcdClient(configs.etcd, observe=self.metrics.observe_etcd)
         self.store = EtcdRegistryStore(
             self.client,
             settings.prefix,
             self.frontend_id,
             audit_retention_seconds=settings.audit_retention_seconds,
         )
-        self.control = EtcdControlStore(self.client, self.store)
+        self.control = EtcdControlStore(self.client, self.store.keys, self.store.audit)
         self.datacenters = Datacenters.from_settings(
             settings.datacenter, settings.remote_datacenters
         )
+        # Owned here and handed in: the hub writes the operator state from its watch and fans the
+        # followed datacenters out; the others read both (OperatorView, RemoteReads).
+        self.operator_state = OperatorState()
+        self.remotes = RemoteViews(
+            self.datacenters.remotes, configs.hub.history_revisions, time.monotonic
+        )
         self.hub = WatchHub(
             self.store,
-            history_revisions=settings.watch_history_revisions,
-            queue_messages=settings.watch_queue_messages,
-            progress_seconds=settings.watch_progress_seconds,
-            slice_subscribers=settings.watch_fanout_slice_subscribers,
+            configs.hub,
+            operator=self.operator_state,
+            remotes=self.remotes,
             store_connected=lambda: self.client.watcher.connected,
             observe=self.metrics.observe_stage,
-            ack_deadline_seconds=settings.ack_deadline_seconds,
-            remote_datacenters=self.datacenters.remotes,
         )
-        self.federation = Federation(self.datacenters.remotes, self.hub.remotes, settings)
+        self.client.watcher.on_change(self.hub.store_connection_changed)
+        self.federation = Federation(self.datacenters.remotes, self.remotes, settings)
         self.evictor = Evictor(
             self.store,
             self.hub,
+            configs.evictor,
             candidate=self.frontend_id,
-            lease_ttl_seconds=settings.evictor_lease_ttl_seconds,
-            poll_seconds=settings.evictor_poll_seconds,
-            reconcile_seconds=settings.evictor_reconcile_seconds,
-            policy=BudgetPolicy(
-                ratio=settings.eviction_budget_ratio,
-                minimum=settings.eviction_budget_minimum,
-                window_seconds=settings.eviction_window_seconds,
-                ceiling_seconds=settings.suspect_ceiling_seconds,
-                type_minimum=settings.eviction_budget_type_minimum,
-            ),
-            dry_run=settings.evictor_dry_run,
-            store_settled=self._store_settled,
+            connection=self.client.watcher,
+        )
+        # Identity records of ids long gone: collected by whichever frontend leads eviction.
+        self.identity_gc = IdentityCollector(
+            self.store, lambda: self.evictor.status.leader, configs.identity_gc
         )
         self.registry = Registry(
-            self.store,
-            self.hub,
-            settings.limits,
-            coalesce_seconds=settings.keepalive_coalesce_seconds,
-            datacenters=self.datacenters,
+            self.store, self.hub, configs.registry, datacenters=self.datacenters
         )
-        self.reads = Reads(
-            self.store,
-            self.hub,
-            settings.limits,
-            sync_timeout_seconds=settings.etcd_request_timeout_seconds,
-        )
+        self.reads = Reads(self.store, self.hub, configs.reads, remotes=self.remotes)
         self.tokens = TokenTable.load(settings.auth_tokens_file)
         # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
-        self.streams = StreamCounter(settings.max_streams_per_peer)
+        self.streams = StreamCounter(configs.servicer.max_streams_per_peer)
         self.servicer = RegistryServicer(
             self.registry,
             self.reads,
-            max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
+            configs.servicer,
             metrics=self.metrics,
             tokens=self.tokens,
-            keepalive_max_messages_per_second=settings.keepalive_max_messages_per_second,
             streams=self.streams,
+        )
+        self.xds = AggregatedDiscovery(
+            XdsParts(self.reads, settings.limits, settings.datacenter, self.metrics),
+            streams=self.streams,
+            tokens=self.tokens,
         )
         self.operations = Operations(
             self.store,
@@ -170,7 +158,7 @@ class Frontend:
             self.frontend_id,
             self.datacenters,
         )
-        self.metrics.attach(self.hub, self.evictor)
+        self.metrics.attach(self.hub, self.evictor, self.operator_state, self.remotes)
         self.peers = PeerAdmins(
             client_context(
                 settings.peer_ca_file or settings.tls_client_ca_file,
@@ -182,13 +170,15 @@ class Frontend:
             settings.peer_timeout_seconds,
         )
         self.admin = AdminServer(self._admin_config())
-        self.api = ApiServer(self._api_config()) if settings.http_listen else None
+        api = self.listeners.api
+        self.api = ApiServer(self._api_config(api)) if api is not None else None
         self.announcer: Announcer | None = None
         self.server: grpc.aio.Server | None = None
         self.health_server: grpc.aio.Server | None = None
         self.health_port = 0
         self._health = None
         self._evictor_task: asyncio.Task[None] | None = None
+        self._identity_gc_task: asyncio.Task[None] | None = None
         self._serving = False
         self.port = 0
 
@@ -196,22 +186,25 @@ class Frontend:
         """The admin port: the gRPC port's TLS and mTLS, unless behind a supervisor (then it is
         private, on loopback, and the supervisor's port carries them)."""
         settings, worker = self.settings, self.placement.behind_supervisor
-        tls = settings.tls_cert_file and not worker
+        listener = self.listeners.admin
+        tls = listener.tls
         return AdminConfig(
-            listen=settings.admin_listen,
+            listener=listener,
             frontend_id=self.frontend_id,
             metrics=self.metrics.registry,
             readiness=self.readiness,
             watch=self.hub,
+            operator_state=self.operator_state,
             eviction=self.evictor,
             operations=self.operations,
-            auth=AdminAuth(
+            auth=HttpAuth(
                 self.tokens,
                 settings.admin_token,
                 client_certificates=bool(tls and settings.tls_client_ca_file),
                 trust_forwarded=worker,
             ),
             peers=self.peers,
+            http_limits=self.configs.http,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
@@ -219,30 +212,30 @@ class Frontend:
             else None,
         )
 
-    def _api_config(self) -> ApiConfig:
+    def _api_config(self, listener: Listener) -> ApiConfig:
         """The HTTP API port: the gRPC port's TLS, mTLS and tokens, in every worker too (the
         workers share the port: none of them is behind the supervisor there)."""
         settings = self.settings
         return ApiConfig(
-            listen=settings.http_listen,
+            listener=listener,
             reads=self.reads,
             feed=self.hub,
             operator=self.operations,
             convergence=functools.partial(
-                cluster_convergence, self.hub, self.peers, self.frontend_id
+                cluster_convergence, self.operator_state, self.peers, self.frontend_id
             ),
             readiness=self.readiness,
-            auth=AdminAuth(
+            auth=HttpAuth(
                 self.tokens,
                 settings.admin_token,
-                client_certificates=bool(settings.tls_cert_file and settings.tls_client_ca_file),
+                client_certificates=listener.tls and bool(settings.tls_client_ca_file),
             ),
             streams=self.streams,
             limits=settings.limits,
             max_wait_seconds=settings.http_max_wait_seconds,
             suspect_ceiling_seconds=settings.suspect_ceiling_seconds,
             max_request_bytes=settings.max_receive_message_bytes,
-            max_header_bytes=settings.max_metadata_bytes,
+            http_limits=self.configs.http,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
@@ -251,39 +244,28 @@ class Frontend:
 
     def announcement(self) -> Announcement:
         """How this frontend announces itself (once its ports are known)."""
-        settings, placement = self.settings, self.placement
-        host = url_host(advertised_host(settings.advertise_address, settings.listen))
-        admin_url = placement.host_admin_url or (
-            f"{'https' if settings.tls_cert_file else 'http'}://{host}:{self.admin.port}"
-        )
+        listeners, placement = self.listeners, self.placement
+        host = listeners.advertised_host
+        admin_url = placement.host_admin_url or listeners.admin.url(self.admin.port, host=host)
         return Announcement(
             id=self.frontend_id,
             host=socket.gethostname(),
             pid=os.getpid(),
             worker_index=placement.worker_index,
             worker_count=placement.worker_count,
-            grpc_address=f"{host}:{self.port}",
+            grpc_address=listeners.grpc.host_port(self.port, host=host),
             admin_url=admin_url,
             version=__version__,
             started_at=time.time(),
         )
 
-    def _store_settled(self) -> bool:
-        """etcd has been reachable for the outage grace period (the evictor may act)."""
-        watcher = self.client.watcher
-        return (
-            watcher.connected
-            and time.monotonic() - watcher.connected_since
-            >= self.settings.evictor_outage_grace_seconds
-        )
-
     @property
     def address(self) -> str:
-        host = self.settings.listen.rpartition(":")[0]
-        return f"{host}:{self.port}"
+        """`host:port` of the gRPC port as bound."""
+        return self.listeners.grpc.host_port(self.port)
 
     def readiness(self) -> Readiness:
-        """Ready means "can serve" (DESIGN.md §7): the member list is loaded and the frontend is
+        """Ready is "can serve" (docs/design.md §7): the member list is loaded and the frontend is
         not stopping. Without etcd it still serves its last list, marked stale, so it stays
         ready and says `degraded`: a 503 would take every frontend out of its Service exactly
         when the stale lists are needed."""
@@ -321,43 +303,42 @@ class Frontend:
         self.federation.start()  # never waited for: a remote datacenter may be unreachable
         await self._wait_for_watch()
         self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
+        self._identity_gc_task = asyncio.create_task(
+            self.identity_gc.run(), name="identity-collection"
+        )
         settings = self.settings
         self.server, self._health = build_server(
             self.servicer,
             max_receive_message_bytes=settings.max_receive_message_bytes,
             max_metadata_bytes=settings.max_metadata_bytes,
-            keepalive=KeepalivePolicy(
-                min_ping_interval_seconds=settings.grpc_min_ping_interval_seconds,
-                max_ping_strikes=settings.grpc_max_ping_strikes,
-                keepalive_time_seconds=settings.grpc_keepalive_time_seconds,
-                keepalive_timeout_seconds=settings.grpc_keepalive_timeout_seconds,
-            ),
+            keepalive=self.configs.grpc_keepalive,
             interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
+            with_reflection=settings.grpc_reflection,
+            extra_services=[(XDS_SERVICE_NAME, functools.partial(add_xds_service, self.xds))],
         )
+        listeners = self.listeners
         credentials = None
-        if settings.tls_cert_file:
+        if listeners.grpc.tls:
             credentials = server_credentials(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
-        self.port = bind_port(self.server, settings.listen, "listen", credentials)
+        self.port = bind_port(self.server, listeners.grpc, credentials)
         await self.server.start()
         self._serving = True
-        if settings.health_listen:
+        if listeners.health is not None:
             self.health_server = build_health_server(self._health, reuse_port)
-            self.health_port = bind_port(
-                self.health_server, settings.health_listen, "health_listen"
-            )
+            self.health_port = bind_port(self.health_server, listeners.health)
             await self.health_server.start()
         try:
             await self.admin.start()
         except OSError as err:
-            raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
-        if self.api is not None:
+            raise listeners.admin.refusal(err) from err
+        if self.api is not None and listeners.api is not None:
             try:
                 await self.api.start(reuse_port=reuse_port)
             except OSError as err:
-                raise listen_refusal(settings.http_listen, err, "http_listen") from err
+                raise listeners.api.refusal(err) from err
         self.announcer = Announcer(
             self.store,
             self.control,
@@ -420,7 +401,16 @@ class Frontend:
             await set_serving(self._health, False)
         if self.announcer is not None:  # the cluster-wide views stop asking this frontend
             await self.announcer.stop()
+        # Eviction (and with it the cluster-wide gauges) goes to another frontend first, while
+        # this one drains its streams: the next leader takes over within its poll (D87).
+        for task in (self._identity_gc_task, self._evictor_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.evictor.close()
         self.servicer.begin_shutdown()
+        self.xds.begin_shutdown()
         await self.federation.stop()
         await self.hub.close()
         if self.api is not None:  # event streams ended with the hub; blocking reads answer now
@@ -429,10 +419,5 @@ class Frontend:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.health_server is not None and self.health_port:
             await self.health_server.stop(0)
-        if self._evictor_task is not None:
-            self._evictor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._evictor_task
-        await self.evictor.close()
         await self.client.close()
         await self.admin.stop()

@@ -1,4 +1,4 @@
-"""Operator state that lives in etcd, not in one process (DESIGN.md §9): pure data, no I/O.
+"""Operator state that lives in etcd, not in one process (docs/design.md §9): pure data, no I/O.
 
 - `PushSwitch` (`switches/push`): pushes on or off, and a gray list of subscribers held back while
   the rest are pushed (scopes and/or peer networks). Every frontend and worker applies it from its

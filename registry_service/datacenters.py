@@ -1,4 +1,4 @@
-"""Which datacenter a registry is, and which others it follows (federation, DESIGN.md §10).
+"""Which datacenter a registry is, and which others it follows (federation, docs/design.md §10).
 
 Pure: the settings `datacenter` and `remote_datacenters` parsed and checked, and the one rule of
 writes: a registry with a datacenter of its own writes that datacenter's nodes only.

@@ -1,4 +1,5 @@
-"""Where a frontend runs and how others reach it: alone, or as one worker of a supervisor.
+"""Where a frontend runs: alone, or as one worker of a supervisor (how others reach it is
+listeners.py's).
 
 A worker is told by its supervisor, through the environment (not settings: they are the
 supervisor's to set, never an operator's), its index, the number of workers, and the URL of the
@@ -9,7 +10,6 @@ supervisor forwards.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,7 +20,6 @@ HOST_ADMIN_URL_ENV = "NODEREGISTRY_HOST_ADMIN_URL"
 WORKER_VARIABLES = frozenset(
     {SUPERVISOR_PID_ENV, WORKER_INDEX_ENV, WORKER_COUNT_ENV, HOST_ADMIN_URL_ENV}
 )
-_WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 
 @dataclass(frozen=True)
@@ -45,24 +44,3 @@ class Placement:
             worker_count=int(environ.get(WORKER_COUNT_ENV, "1")),
             host_admin_url=environ[HOST_ADMIN_URL_ENV],
         )
-
-
-def advertised_host(advertise_address: str, listen: str) -> str:
-    """The host others reach this frontend at: the setting, else the listen address's host,
-    else (listening on every interface) this machine's name."""
-    if advertise_address:
-        return advertise_address
-    host = listen.rpartition(":")[0]
-    return socket.gethostname() if host in _WILDCARDS else host
-
-
-def url_host(host: str) -> str:
-    """A host as it goes into a URL or host:port (an IPv6 address in brackets)."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def api_urls(tls: bool, listen: str, port: int) -> str:
-    """`api URL/v1/, console URL/ui/, ` of the HTTP API port, for a ready line (which ends with
-    the admin URL: the supervisor reads a worker's there)."""
-    base = f"{'https' if tls else 'http'}://{url_host(listen.rpartition(':')[0])}:{port}"
-    return f"api {base}/v1/, console {base}/ui/, "

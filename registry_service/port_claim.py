@@ -35,19 +35,10 @@ import sys
 _CLAIMS = sys.platform.startswith("linux")  # abstract Unix sockets and SO_PEERCRED are Linux's
 
 
-def split_address(address: str) -> tuple[str, int]:
-    """`host:port`, `[v6]:port` or `:port` as (host, port); ValueError when malformed."""
-    host, colon, port_text = address.rpartition(":")
-    if not colon or not port_text.isdigit() or int(port_text) > 65_535:
-        raise ValueError(f"{address!r} is not host:port")
-    return host.strip("[]"), int(port_text)
-
-
-def bind_error(address: str) -> OSError | None:
-    """Why binding `address` without SO_REUSEPORT fails now (None: it would work). Like a server,
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why binding host:port without SO_REUSEPORT fails now (None: it would work). Like a server,
     the probe sets SO_REUSEADDR, so connections of a server gone (TIME_WAIT) do not count; any
-    listening socket does. Port 0 always works."""
-    host, port = split_address(address)
+    listening socket does. Port 0 always works; `host` "" is every interface."""
     if port == 0:
         return None
     try:

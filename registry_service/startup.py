@@ -2,21 +2,18 @@
 
 `ServeError` is what every refusal raises; the CLI prints `error: <message>` and exits 1, with a
 traceback only at `--log-level debug` (decision D42). The checks here run before anything starts
-(no etcd, no log line yet): a port another process serves, a TLS or tokens file that cannot be
-used. What can only fail later (etcd unreachable, a bind lost in a race) raises the same error
-where it happens.
+(no etcd, no log line yet): a TLS or tokens file that cannot be used, a federation setting that
+does not parse; ports are listeners.py's (a port another process serves). What can only fail
+later (etcd unreachable, a bind lost in a race) raises the same error where it happens.
 """
 
 from __future__ import annotations
 
-import errno
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 from registry_service.bearer_tokens import TokenFileError, TokenTable
 from registry_service.datacenters import Datacenters, DatacentersError
-from registry_service.port_claim import bind_error, split_address
 from registry_service.settings import Settings, env_name
 
 
@@ -27,41 +24,6 @@ class ServeError(Exception):
 def one_line(text: str) -> str:
     """Whitespace folded: an error line never spans lines (gRPC's details can)."""
     return " ".join(text.split())
-
-
-def listen_refusal(address: str, error: OSError | str, setting: str) -> ServeError:
-    """`cannot listen on 127.0.0.1:9090 (address in use): set REGISTRY_ADMIN_LISTEN`."""
-    if isinstance(error, str):
-        reason = error
-    elif error.errno == errno.EADDRINUSE:
-        reason = "address in use"
-    else:
-        reason = (error.strerror or str(error)).lower()
-    return ServeError(f"cannot listen on {address} ({one_line(reason)}): set {env_name(setting)}")
-
-
-def listeners(settings: Settings, *, shared: bool) -> Iterator[tuple[str, str]]:
-    """(setting, address) of each port `serve` binds itself; with `shared` (a worker) only the
-    admin port: the gRPC, health and HTTP API ports are its supervisor's, already checked."""
-    if not shared:
-        yield "listen", settings.listen
-        if settings.health_listen:
-            yield "health_listen", settings.health_listen
-        if settings.http_listen:
-            yield "http_listen", settings.http_listen
-    yield "admin_listen", settings.admin_listen
-
-
-def check_ports(settings: Settings, *, shared: bool = False) -> None:
-    """Refuses a malformed listen address or a port that some process listens on."""
-    for setting, address in listeners(settings, shared=shared):
-        try:
-            split_address(address)
-        except ValueError:
-            raise listen_refusal(address, "not host:port", setting) from None
-        error = bind_error(address)
-        if error is not None:
-            raise listen_refusal(address, error, setting)
 
 
 def check_files(settings: Settings) -> None:

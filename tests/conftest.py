@@ -177,7 +177,7 @@ def spawn_frontend(
 
 @dataclass
 class TwoDatacenters:
-    """Two datacenters' registries (federation, DESIGN.md §10), one in-process frontend each."""
+    """Two datacenters' registries (docs/design.md §10), one in-process frontend each."""
 
     dc1: Frontend
     dc2: Frontend
@@ -206,6 +206,6 @@ async def two_datacenters(
     dc1 = await start_frontend(etcd.endpoint, **settings("dc1", "dc2"))
     dc2 = await start_frontend(own_etcd.endpoint, **settings("dc2", "dc1"))
     for frontend in (dc1, dc2):
-        for remote in frontend.hub.remotes.datacenters.values():
+        for remote in frontend.remotes.datacenters.values():
             await eventually(lambda r=remote: not r.stale, timeout=15, message="followed")
     return TwoDatacenters(dc1, dc2, connect)

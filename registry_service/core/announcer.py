@@ -1,4 +1,4 @@
-"""A frontend announces itself in etcd (`frontends/<id>`, DESIGN.md §9) so that any frontend can
+"""A frontend announces itself in etcd (`frontends/<id>`, docs/design.md §9) so that any one can
 answer for the whole cluster: who serves, at which gRPC and admin addresses, which version, how
 many workers, how many subscribers.
 

@@ -1,4 +1,4 @@
-"""The evictor: one frontend at a time turns "live key gone" into "member removed" (DESIGN.md §6).
+"""Evictor: one frontend at a time turns "live key gone" into "member removed" (docs/design.md §6).
 
 Leadership comes from an etcd election. Every removal is one transaction that also checks that the
 member is unchanged, that its live key is still absent and that this frontend still leads (its
@@ -7,6 +7,11 @@ election key exists), so a stale view or a deposed leader can never remove a liv
 What happens to each expired member is decided by the eviction budget in
 `core/self_preservation.py`: removed, held as SUSPECT, or (a suspect) released or removed at
 the ceiling. In dry-run mode the evictor decides and reports, and writes nothing.
+
+Nothing is decided during a store outage, nor for `outage_grace_seconds` after it (nodes still
+renewing get the time to reach etcd and restore themselves first): the evictor asks the etcd
+watch it is handed (`connection`) since when etcd answers. Its settings are one `EvictorConfig`,
+the budget's included.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from registry_service.core.self_preservation import (
     Action,
@@ -47,6 +53,39 @@ _DECISIONS_PER_WRITE = 100  # decisions handed to the store in one call
 _RETRY_MAX_SECONDS = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class EvictorConfig:
+    """How the evictor campaigns and sweeps, and its eviction budget."""
+
+    lease_ttl_seconds: int = 5
+    """Lease of the election key: a dead evictor is replaced within about this
+    (`evictor_lease_ttl_seconds`)."""
+    poll_seconds: float = 0.5
+    """How often a frontend that is not the evictor checks whether it has become it
+    (`evictor_poll_seconds`)."""
+    reconcile_seconds: float = 5.0
+    """Every member is re-checked at least this often, besides on changes
+    (`evictor_reconcile_seconds`)."""
+    dry_run: bool = False
+    """Decides and reports, removes nothing (`evictor_dry_run`)."""
+    outage_grace_seconds: float = 0.0
+    """After etcd comes back, nothing is decided for this long, so that renewing nodes reach it
+    first (`evictor_outage_grace_seconds`)."""
+    policy: BudgetPolicy = field(default_factory=BudgetPolicy)
+    """The eviction budget (self-preservation)."""
+
+
+class StoreConnection(Protocol):
+    """Whether etcd answers, and since when (the etcd watch knows: EtcdWatcher)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def connected_since(self) -> float:
+        """Monotonic time `connected` last became true."""
+
+
 @dataclass
 class EvictorStatus:
     candidate: bool = False
@@ -68,35 +107,47 @@ class Evictor:
         self,
         store: RegistryStore,
         hub: WatchHub,
+        config: EvictorConfig | None = None,
         *,
         candidate: str,
-        lease_ttl_seconds: int = 5,
-        poll_seconds: float = 0.5,
-        reconcile_seconds: float = 5.0,
-        policy: BudgetPolicy | None = None,
-        dry_run: bool = False,
         clock: Callable[[], float] = time.time,
-        store_settled: Callable[[], bool] = lambda: True,
+        connection: StoreConnection | None = None,
     ) -> None:
+        """`connection`: etcd's reachability, for the outage grace (None: always settled)."""
+        config = config or EvictorConfig()
         self._store = store
         self._hub = hub
         self._candidate = candidate
-        self._poll = poll_seconds
-        self._reconcile = reconcile_seconds
-        self._policy = policy or BudgetPolicy()
+        self._poll = config.poll_seconds
+        self._reconcile = config.reconcile_seconds
+        self._policy = config.policy
         self._clock = clock
-        self._store_settled = store_settled
+        self._connection = connection
+        self._outage_grace = config.outage_grace_seconds
         self._ledger = EvictionLedger(self._policy.window_seconds)
         # Members this evictor removed (at which member revision) until the view shows it.
         self._written: dict[NodeKey, int] = {}
-        self._election = store.election("evictor", candidate, lease_ttl_seconds, poll_seconds)
-        self.status = EvictorStatus(dry_run=dry_run)
-        self._backoff = Backoff(initial=poll_seconds, maximum=max(poll_seconds, _RETRY_MAX_SECONDS))
+        self._election = store.election(
+            "evictor", candidate, config.lease_ttl_seconds, config.poll_seconds
+        )
+        self.status = EvictorStatus(dry_run=config.dry_run)
+        poll = config.poll_seconds
+        self._backoff = Backoff(initial=poll, maximum=max(poll, _RETRY_MAX_SECONDS))
         self._failures = ThrottledLog(log, "evictor")
 
     @property
     def policy(self) -> BudgetPolicy:
         return self._policy
+
+    def _store_settled(self) -> bool:
+        """etcd has been reachable for the outage grace period (the evictor may act)."""
+        connection = self._connection
+        if connection is None:
+            return True
+        return (
+            connection.connected
+            and time.monotonic() - connection.connected_since >= self._outage_grace
+        )
 
     async def run(self) -> None:
         """Campaigns, leads, and campaigns again, until cancelled. While etcd fails it, retries
@@ -119,7 +170,8 @@ class Evictor:
         log.info("evictor: %s leads eviction", self._candidate)
         lost = asyncio.create_task(self._election.lost())
         try:
-            while not lost.done():
+            # Deposed (its key gone, D84): no sweep more, even before `lost` has run.
+            while not lost.done() and not self._election.deposed:
                 swept_revision = self._hub.revision
                 await self.sweep()
                 # While held by an outage, look again soon: the grace ends without any change.
@@ -145,9 +197,10 @@ class Evictor:
         self.status.held_by_outage = False
         view = self._hub.view
         now = self._clock()
+        expired = self._not_yet_written(view.expired())
         plan = plan_evictions(
-            self._not_yet_written(view.expired()),
-            view.type_sizes(),
+            expired,
+            self._sizes_without_pending(view.type_sizes()),
             self._ledger,
             self._policy,
             now,
@@ -227,6 +280,17 @@ class Evictor:
             key: revision for key, revision in self._written.items() if current.get(key) == revision
         }
         return [(key, member) for key, member in expired if key not in self._written]
+
+    def _sizes_without_pending(
+        self, sizes: dict[tuple[str, str], int]
+    ) -> dict[tuple[str, str], int]:
+        """Members per (datacenter, type), less the removals this evictor wrote that the view
+        does not show yet (`_written`, pruned by `_not_yet_written` just before). The ledger
+        already counts them as spent, and the planner adds what was spent back to the members
+        (the population at the window's start): counted in both, a sweep that ran before the
+        watch caught up planned on a larger population and overspent the budget (issue 22)."""
+        pending = collections.Counter((key.datacenter, key.type) for key in self._written)
+        return {pool: count - pending[pool] for pool, count in sizes.items()}
 
     def _budget_detail(self, key: NodeKey) -> str:
         """The audit detail of a budgeted decision: both budgets as the plan saw them."""

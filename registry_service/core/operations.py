@@ -1,4 +1,4 @@
-"""What an operator does (DESIGN.md §9), as use cases over the store: no HTTP, no etcd types.
+"""What an operator does (docs/design.md §9), as use cases over the store: no HTTP, no etcd types.
 
 - The push switch and its gray list, stored in etcd (`switches/push`): every frontend and worker
   follows it from its watch. A change answers once this frontend applies it.

@@ -11,6 +11,11 @@ Register is an idempotent upsert over guarded store writes:
      member left behind by an expired lease, another owner: remove it, then go on as absent;
      absent: grant a lease and create live key, member and identity (incarnation + 1) at once;
   3. a guarded write that finds the node changed goes back to 1.
+
+KeepAlive is core/renewals.py's; a lapsed member goes back UP through core/restoration.py, the
+one restore path (Register, renewals and the operator's cancel take it); which writes this
+frontend takes at all is core/write_gate.py's. Calls go one way: registry -> renewals ->
+restoration, never back.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import dataclasses
 import datetime
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from registry_service.control import OperatorEntry
 from registry_service.core.registration_tokens import (
@@ -33,13 +38,14 @@ from registry_service.core.registration_tokens import (
     unseal_token,
 )
 from registry_service.core.renewals import Renewals
+from registry_service.core.restoration import Restoration, SpareLeases
+from registry_service.core.write_gate import WriteGate
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
     Limits,
     Node,
     NodeKey,
-    NodeStatus,
     Registration,
     RemovalReason,
     owner_view,
@@ -62,15 +68,23 @@ _IDEMPOTENCY_KEY_MAX_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    """What a registration may be, and how KeepAlive spares etcd."""
+
+    limits: Limits = field(default_factory=Limits)
+    """Sizes and ranges of ids, types, addresses, metadata and TTLs (the settings of the
+    README's Registrations table)."""
+    keepalive_coalesce_seconds: float = 0.5
+    """Renewals of one lease closer together than this (or a sixth of its TTL, when longer) are
+    answered without asking etcd; 0: etcd every time (`keepalive_coalesce_seconds`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterResult:
     node: Node
     ttl_seconds: int
     token: str
     revision: int
-
-
-def _restored_status(status: NodeStatus) -> NodeStatus:
-    return NodeStatus.UP if status is NodeStatus.SUSPECT else status
 
 
 def _refuse_held(key: NodeKey, stored: StoredNode) -> None:
@@ -92,26 +106,29 @@ class Registry:
         self,
         store: RegistryStore,
         hub: WatchHub,
-        limits: Limits,
+        config: RegistryConfig | None = None,
         *,
-        coalesce_seconds: float = 0.5,
         datacenters: Datacenters | None = None,
     ) -> None:
         """`datacenters`: which datacenter's nodes this registry may write (federation)."""
+        config = config or RegistryConfig()
         self._store = store
         self._hub = hub
-        self._limits = limits
-        self._datacenters = datacenters or Datacenters()
+        self._limits = config.limits
+        self._gate = WriteGate(hub, datacenters)
+        self._spare_leases = SpareLeases(store)
+        # A node nobody holds, with the incarnation floor as the last read saw it: a create
+        # tried before any read is guarded by it (it rarely moves: identity collection, D86).
+        self._floor_seen = StoredNode(NodeKey("", "", ""), 0)
+        self._restoration = Restoration(store, self._spare_leases)
         self._renewals = Renewals(
             store,
             hub,
-            limits,
-            coalesce_seconds=coalesce_seconds,
-            check_writable=self._datacenters.check_writable,
-            refuse_in_outage=self._refuse_writes_in_outage,
-            renew_lapsed=self._renew_lapsed,
+            config.limits,
+            coalesce_seconds=config.keepalive_coalesce_seconds,
+            gate=self._gate,
+            restoration=self._restoration,
         )
-        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def limits(self) -> Limits:
@@ -119,26 +136,11 @@ class Registry:
 
     # -- Register -----------------------------------------------------------------------------
 
-    def _refuse_write(self, key: NodeKey) -> None:
-        """A node of another datacenter is written by that datacenter's registry (federation)."""
-        self._datacenters.check_writable(key)
-        self._refuse_writes_in_outage()
-
-    def _refuse_writes_in_outage(self) -> None:
-        """Store-outage mode: while etcd cannot be reached, writes fail at once (the client tries
-        another frontend) instead of each waiting out the etcd deadline."""
-        if self._hub.stale:
-            raise StoreUnavailableError(
-                "this frontend cannot reach etcd (or etcd has no leader): writes fail until it "
-                "can; retry on another frontend. Lists are still served, marked stale "
-                "(GetNodes CACHED, WatchNodes)"
-            )
-
     async def register(
         self, node: Node, ttl_seconds: int, idempotency_key: str = "", token: str = ""
     ) -> RegisterResult:
         node = validate_node(node, self._limits)
-        self._refuse_write(node.key)
+        self._gate.check(node.key)
         ttl = validate_ttl(ttl_seconds, self._limits)
         if len(idempotency_key) > _IDEMPOTENCY_KEY_MAX_LENGTH:
             raise InvalidArgumentError(
@@ -158,7 +160,7 @@ class Registry:
                     ttl,
                     idempotency_key,
                     idempotency_hash,
-                    StoredNode(node.key, 0),
+                    dataclasses.replace(self._floor_seen, key=node.key),
                     spare_lease,
                 )
                 if result is not None:
@@ -172,6 +174,12 @@ class Registry:
                     stored, spare_lease = await asyncio.gather(
                         self._store.read_node(node.key), self._store.grant_lease(ttl)
                     )
+                self._floor_seen = StoredNode(
+                    node.key,
+                    0,
+                    incarnation_floor=stored.incarnation_floor,
+                    floor_mod_revision=stored.floor_mod_revision,
+                )
                 result, spare_lease = await self._decide(
                     node, ttl, idempotency_key, idempotency_hash, token, stored, spare_lease
                 )
@@ -184,7 +192,7 @@ class Registry:
             raise
         finally:
             if spare_lease:
-                self._revoke_later(spare_lease)
+                self._spare_leases.revoke_later(spare_lease)
         raise ConcurrentModificationError(
             f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
         )
@@ -193,16 +201,7 @@ class Registry:
         """A registration was removed behind its owner's back (an operator evicted it): its
         renewals must not be answered from the coalescing cache, and its lease can go."""
         self._renewals.forget(lease_id)
-        self._revoke_later(lease_id)
-
-    def _revoke_later(self, lease_id: int) -> None:
-        task = asyncio.create_task(self._quietly_revoke(lease_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _quietly_revoke(self, lease_id: int) -> None:
-        with contextlib.suppress(StoreUnavailableError):
-            await self._store.revoke_lease(lease_id)
+        self._spare_leases.revoke_later(lease_id)
 
     async def _decide(
         self,
@@ -235,16 +234,10 @@ class Registry:
             # Its lease is gone but its member record is not (a SUSPECT, or not evicted yet).
             if idempotency_hash and current.idempotency_hash == idempotency_hash:
                 # The same registration retried: UP again, same incarnation and token.
-                return await self._restore(
-                    stored,
-                    None,
-                    unseal_token(current.sealed_token, idempotency_key),
-                    ttl,
-                    lease_id,
-                    AuditCause.RESTORED,
-                )
+                token = unseal_token(current.sealed_token, idempotency_key)
+                return await self._restore(stored, None, token, ttl, lease_id)
             if token_matches(token, current.token_hash):
-                return await self._restore(stored, node, token, ttl, lease_id, AuditCause.RESTORED)
+                return await self._restore(stored, node, token, ttl, lease_id)
         if current is not None:
             # Its lease expired (and another owner claims a suspect): the old one goes now.
             await self._store.remove_member(
@@ -264,8 +257,7 @@ class Registry:
     ) -> tuple[RegisterResult | None, int]:
         """Creates the registration on lease_id; returns (result, 0) or (None, lease_id)."""
         _refuse_held(node.key, stored)
-        incarnation = (stored.identity.incarnation if stored.identity else 0) + 1
-        node = dataclasses.replace(node, incarnation=incarnation)
+        node = dataclasses.replace(node, incarnation=stored.next_incarnation)
         token = new_token()
         registration = Registration(
             node=node,
@@ -284,41 +276,16 @@ class Registry:
         return RegisterResult(node, ttl, token, revision), 0
 
     async def _restore(
-        self,
-        stored: StoredNode,
-        requested: Node | None,
-        token: str,
-        ttl: int,
-        lease_id: int,
-        cause: AuditCause,
-        operator: OperatorEntry | None = None,
+        self, stored: StoredNode, requested: Node | None, token: str, ttl: int, lease_id: int
     ) -> tuple[RegisterResult | None, int]:
-        """Puts a SUSPECT (or lapsed) member back UP on lease_id, as its owner now asks
-        (`requested`) or as stored (None); an operator's override keeps its status. Returns
-        (result, 0) or (None, lease_id)."""
-        current = stored.registration
-        assert current is not None
-        override = current.override
-        if requested is not None:
-            requested = dataclasses.replace(requested, incarnation=current.node.incarnation)
-            node, override = owner_view(requested, override)
-        else:
-            status = override.status if override else _restored_status(current.node.status)
-            node = dataclasses.replace(current.node, status=status)
-        registration = dataclasses.replace(
-            current,
-            node=node,
-            lease_id=lease_id,
-            ttl_seconds=ttl,
-            suspect_since=0.0,
-            override=override,
+        """The owner's Register of a lapsed member: back UP on lease_id (core/restoration.py).
+        Returns (result, 0) or (None, lease_id)."""
+        restored = await self._restoration.restore(
+            stored, lease_id, ttl, AuditCause.RESTORED, requested=requested
         )
-        revision = await self._store.restore_registration(
-            registration, stored, cause, operator=operator
-        )
-        if revision is None:
+        if restored is None:
             return None, lease_id
-        return RegisterResult(node, ttl, token, revision), 0
+        return RegisterResult(restored.node, ttl, token, restored.revision), 0
 
     async def _update(
         self, node: Node, ttl: int, token: str, current: Registration, stored: StoredNode
@@ -361,21 +328,6 @@ class Registry:
         error that answers it (core/renewals.py)."""
         return await self._renewals.keep_alive_many(renewals)
 
-    async def _renew_lapsed(self, key: NodeKey, token: str) -> int:
-        """A renewal whose lease is gone. While its member record is still there (a SUSPECT held
-        by the eviction budget, or an expiry the evictor has not acted on, for example during or
-        right after a store outage) it goes back UP on a new lease without the node noticing and
-        without watchers ever seeing it leave. Once removed, the node must register again."""
-        for _ in range(_MAX_ATTEMPTS):
-            stored = await self._store.read_node(key)
-            current = stored.registration
-            if current is None or stored.live or not token_matches(token, current.token_hash):
-                raise NodeNotFoundError(f"the lease of {key} has expired; register again")
-            result = await self.restore_on_new_lease(stored, token, AuditCause.RESTORED)
-            if result is not None:
-                return result.ttl_seconds
-        raise ConcurrentModificationError(f"node {key} changed while renewing; retry")
-
     async def restore_on_new_lease(
         self,
         stored: StoredNode,
@@ -383,23 +335,18 @@ class Registry:
         cause: AuditCause,
         operator: OperatorEntry | None = None,
     ) -> RegisterResult | None:
-        """Puts a lapsed member back UP on a new lease of its own TTL (its owner renewed, or an
-        operator cancelled its eviction); None if it changed meanwhile."""
-        current = stored.registration
-        assert current is not None
-        lease_id = await self._store.grant_lease(current.ttl_seconds)
-        result, unused = await self._restore(
-            stored, None, token, current.ttl_seconds, lease_id, cause, operator
-        )
-        if unused:
-            self._revoke_later(unused)
-        return result
+        """Puts a lapsed member back UP on a new lease of its own TTL (an operator cancelled its
+        eviction; core/restoration.py); None if it changed meanwhile."""
+        restored = await self._restoration.on_new_lease(stored, cause, operator)
+        if restored is None:
+            return None
+        return RegisterResult(restored.node, restored.ttl_seconds, token, restored.revision)
 
     # -- Deregister ---------------------------------------------------------------------------
 
     async def deregister(self, key: NodeKey, token: str) -> int:
         key = validate_key(key, self._limits)
-        self._refuse_write(key)
+        self._gate.check(key)
         for _ in range(_MAX_ATTEMPTS):
             stored = await self._store.read_node(key)
             registration = stored.registration

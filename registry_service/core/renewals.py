@@ -5,16 +5,21 @@ hash), then its etcd lease is renewed, with every other lease of the same messag
 process's one LeaseKeepAlive stream. An etcd lease is renewed at most once per window
 (`keepalive_coalesce_seconds`, or a sixth of the TTL when longer) however often clients ask; a
 renewal inside the window is answered with the lease's remaining time. A renewal whose lease is
-gone is handed back to the registry, which restores the member while its record exists (D20).
+gone restores the member while its record exists (core/restoration.py, D20).
+
+The flow is one way: the registry hands KeepAlive here; this asks the write gate
+(core/write_gate.py) and the restoration, never the registry back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from registry_service.core.registration_tokens import token_matches
+from registry_service.core.restoration import Restoration
+from registry_service.core.write_gate import WriteGate
 from registry_service.domain import Limits, NodeKey, Registration
 from registry_service.errors import (
     InvalidArgumentError,
@@ -47,17 +52,17 @@ class Renewals:
         limits: Limits,
         *,
         coalesce_seconds: float,
-        check_writable: Callable[[NodeKey], None],
-        refuse_in_outage: Callable[[], None],
-        renew_lapsed: Callable[[NodeKey, str], Awaitable[int]],
+        gate: WriteGate,
+        restoration: Restoration,
     ) -> None:
+        """`gate`: which renewals this frontend takes (its datacenter's, while it reaches etcd);
+        `restoration`: where a renewal whose lease is gone goes."""
         self._store = store
         self._hub = hub
         self._limits = limits
         self._coalesce = coalesce_seconds
-        self._check_writable = check_writable
-        self._refuse_in_outage = refuse_in_outage
-        self._restore_lapsed = renew_lapsed
+        self._gate = gate
+        self._restoration = restoration
         self._recent_renewals: dict[int, tuple[float, int]] = {}
         self._renewals_kept = _RENEWALS_KEPT
 
@@ -84,7 +89,7 @@ class Renewals:
         (NodeNotFoundError: register again). Each etcd lease is renewed at most once per
         coalescing window (`_window`), however often clients ask: a renewal inside it is
         answered with the lease's remaining time."""
-        self._refuse_in_outage()
+        self._gate.check_store()
         now = time.monotonic()
         answers: list[int | Exception] = [0] * len(renewals)
         due: dict[int, list[int]] = {}  # lease -> positions of the renewals it answers
@@ -92,7 +97,7 @@ class Renewals:
         for position, (key, token) in enumerate(renewals):
             try:
                 key = validate_key(key, self._limits)
-                self._check_writable(key)  # another datacenter's node: its own registry renews it
+                self._gate.check_datacenter(key)  # another datacenter's: its registry renews it
             except (InvalidArgumentError, WrongDatacenterError) as err:
                 answers[position] = err
                 continue
@@ -178,7 +183,7 @@ class Renewals:
                 self._recent_renewals.pop(lease_id, None)
         if lapsed:
             restored = await asyncio.gather(
-                *(self._restore_lapsed(*renewals[position]) for position in lapsed),
+                *(self._restoration.renewal(*renewals[position]) for position in lapsed),
                 return_exceptions=True,
             )
             for position, answer in zip(lapsed, restored, strict=True):

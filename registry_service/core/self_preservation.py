@@ -1,4 +1,4 @@
-"""The eviction budget (self-preservation, DESIGN.md §6 and §9): pure decisions, no I/O.
+"""The eviction budget (self-preservation, docs/design.md §6 and §9): pure decisions, no I/O.
 
 Per datacenter, at most `max(minimum, ratio x members)` expired members are removed within any
 sliding window, and per (datacenter, type) at most `max(type_minimum, ratio x members of the
@@ -32,11 +32,21 @@ from registry_service.store.base import Member
 
 @dataclass(frozen=True, slots=True)
 class BudgetPolicy:
+    """The eviction budget's settings."""
+
     ratio: float = 0.15
+    """Share of a datacenter's (and a type's) members that may expire per window
+    (`eviction_budget_ratio`)."""
     minimum: int = 2
+    """Expired members a datacenter may always lose per window (`eviction_budget_minimum`)."""
     window_seconds: float = 60.0
+    """The sliding window (`eviction_window_seconds`)."""
     ceiling_seconds: float = 900.0
+    """A suspect still silent after this is removed, whatever the budget
+    (`suspect_ceiling_seconds`)."""
     type_minimum: int = 2
+    """Expired members each (datacenter, type) may always lose per window
+    (`eviction_budget_type_minimum`)."""
 
     def budget(self, members: int) -> int:
         """A datacenter's allowance per window."""

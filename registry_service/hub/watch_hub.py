@@ -11,20 +11,25 @@ Contracts:
   wins); it never slows the others and never holds more than `queue_messages` messages.
 - When the store says the watch's revision was compacted, the hub re-reads everything, diffs it
   against its view, and sends the difference as one delta flagged `relisted`.
-- A change is handed to the subscriptions a slice at a time, the event loop running other work
-  between slices; every subscription still gets every change, in order.
+- A change is handed to the subscriptions a slice at a time (hub/fanout.py), the event loop
+  running other work between slices; every subscription still gets every change, in order.
 - Idle subscribers get progress messages carrying the hub's revision (as far as every subscription
-  has been offered), which never runs behind a delta already queued.
-- Federation (DESIGN.md §10): the remote datacenters this frontend follows (hub/remote_view.py) are
-  served beside the local etcd's, each in its own registry's revisions, to subscribers that keep a
-  revision per datacenter; others see the local etcd only, as before.
-- Operator state comes from the same watch (DESIGN.md §9): the push switch (`switches/push`) is
-  applied in the revision etcd gives it, so every frontend and worker follows it within one watch
-  round trip, and the initial load reads it, so a frontend starts in the stored state; frontend
-  announcements (`frontends/`) are kept for the cluster-wide admin views.
+  has been offered), which never runs behind a delta already queued. When the frontend turns
+  stale or fresh (etcd lost or back, `store_connection_changed`) every subscriber gets one at
+  once, not at its next idle tick (D81).
+- Federation (docs/design.md §10): the remote datacenters this frontend follows (hub/remote_view.py,
+  handed in) are served beside the local etcd's, each in its own registry's revisions, to
+  subscribers that keep a revision per datacenter; others see the local etcd only, as before.
+- Operator state comes from the same watch (docs/design.md §9): the hub applies the control
+  changes of each revision to the `OperatorState` it was handed (hub/operator_state.py: the push
+  switch and the frontend announcements, read by others through `OperatorView`), and decides from
+  the push switch whom it holds back; the initial load reads it, so a frontend starts in the
+  stored state.
 - Each change is timed per stage (`ChangeStage`) through the `observe` hook: the hub knows when a
   change was written (the record's write time), received and queued; the subscription knows when
   it was written to the stream (told by the transport) and acknowledged.
+- The hub's counters (resyncs by reason, relists, etcd's latest revision) are read as one
+  read-only `HubStats` (`stats()`); nothing outside the hub writes them.
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+import types
+from collections.abc import Callable, Mapping
 
-from registry_service.control import Announcement, PushSwitch
 from registry_service.domain import (
     ChangeStage,
     DeltaMessage,
@@ -58,16 +63,12 @@ from registry_service.errors import (
 )
 from registry_service.hub.change_history import ChangeHistory
 from registry_service.hub.cluster_view import ClusterView
+from registry_service.hub.fanout import SlicedFanout
+from registry_service.hub.operator_state import OperatorState
 from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.subscription import Subscription
 from registry_service.retry import Backoff, ThrottledLog
-from registry_service.store.base import (
-    ControlChange,
-    FrontendChanged,
-    RegistryStore,
-    StoreBatch,
-    SwitchChanged,
-)
+from registry_service.store.base import RegistryStore, StoreBatch
 from registry_service.telemetry import tracing
 
 log = logging.getLogger(__name__)
@@ -76,31 +77,44 @@ log = logging.getLogger(__name__)
 StageObserver = Callable[[ChangeStage, float], None]
 
 
-@dataclasses.dataclass(slots=True)
-class _Fanout:
-    """A change being handed out slice by slice: to whom, how far, the scoped copies made."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class HubConfig:
+    """How the hub keeps history and serves its subscribers."""
 
-    message: DeltaMessage
-    subscriptions: list[Subscription]
-    next: int = 0
-    scoped: dict[Scope, DeltaMessage | None] = dataclasses.field(default_factory=dict)
+    history_revisions: int = 10_000
+    """Changed revisions kept for resumes without a resync (`watch_history_revisions`; the
+    followed datacenters keep as many each)."""
+    queue_messages: int = 1_000
+    """Messages queued per subscriber before its backlog collapses into a resync
+    (`watch_queue_messages`)."""
+    progress_seconds: float = 5.0
+    """An idle subscriber gets a progress message this often (`watch_progress_seconds`)."""
+    ack_deadline_seconds: float = 0.0
+    """A subscriber that opted into acknowledgements and owes one this long is re-pushed
+    (`ack_deadline_seconds`); 0: never."""
+    slice_subscribers: int = 10
+    """Subscriptions a change is handed to before the event loop runs other work
+    (`watch_fanout_slice_subscribers`)."""
 
-    def offer_slice(self, size: int) -> bool:
-        """Offers the change to the next `size` subscriptions (not held back by the push
-        switch); True once all have had it. Equal scopes share one scoped message: one filter
-        pass and one serialization per scope."""
-        end = self.next + size
-        for subscription in self.subscriptions[self.next : end]:
-            if subscription.held:
-                continue
-            scope = subscription.scope
-            if scope not in self.scoped:
-                self.scoped[scope] = self.message.within(scope)
-            delivered = self.scoped[scope]
-            if delivered is not None:
-                subscription.offer(delivered)
-        self.next = end
-        return end >= len(self.subscriptions)
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HubStats:
+    """The hub's counters at one moment (`WatchHub.stats()`): what the metrics report."""
+
+    revision: int
+    """The revision the view has applied."""
+    etcd_revision: int
+    """etcd's latest revision seen by the watch (progress included)."""
+    resyncs: Mapping[ResyncReason, int]
+    """Resync snapshots owed to subscribers, by reason, since the start (the reasons that
+    occurred; any other reads 0)."""
+    relists: int
+    """Full re-reads of etcd after a compacted watch."""
+
+    @property
+    def lag_revisions(self) -> int:
+        """How far the view is behind what the watch has seen of etcd."""
+        return max(0, self.etcd_revision - self.revision)
 
 
 class WatchHub:
@@ -109,47 +123,41 @@ class WatchHub:
     def __init__(
         self,
         store: RegistryStore,
+        config: HubConfig | None = None,
         *,
-        history_revisions: int = 10_000,
-        queue_messages: int = 1_000,
-        progress_seconds: float = 5.0,
+        operator: OperatorState | None = None,
+        remotes: RemoteViews | None = None,
         clock: Callable[[], float] = time.monotonic,
         store_connected: Callable[[], bool] = lambda: True,
         observe: StageObserver | None = None,
-        ack_deadline_seconds: float = 0.0,
-        remote_datacenters: Iterable[str] = (),
-        slice_subscribers: int = 10,
     ) -> None:
-        """`observe(stage, seconds)` times each change's stages (a metrics hook). A subscriber
-        that opted into acknowledgements and owes one longer than `ack_deadline_seconds` is
-        re-pushed (0: never). `remote_datacenters` are followed from their own registries
-        (fed through `remotes` by the federation's followers). `slice_subscribers`: how many
-        subscriptions a change is handed to before the event loop runs other work."""
+        """`operator`: where the watch's operator state goes (the hub is its one writer).
+        `remotes`: the followed datacenters (fed by the federation's followers); the hub is their
+        listener. Both are created by the composition root, which hands their read side to
+        others; each defaults to an empty one. `observe(stage, seconds)` times each change's
+        stages (a metrics hook)."""
         self._store = store
-        self.observe: StageObserver = observe or (lambda stage, seconds: None)
+        self._config = config or HubConfig()
+        self._observe: StageObserver = observe or (lambda stage, seconds: None)
         self._store_connected = store_connected
-        self._history = ChangeHistory(history_revisions)
-        self.remotes = RemoteViews(
-            remote_datacenters, history_revisions, clock, self._publish_remote
-        )
-        self._queue_messages = queue_messages
-        self._progress_seconds = progress_seconds
+        self._history = ChangeHistory(self._config.history_revisions)
+        self._operator = operator if operator is not None else OperatorState()
+        self._remotes = remotes if remotes is not None else RemoteViews()
+        self._remotes.listen(self._publish_remote)
+        self._queue_messages = self._config.queue_messages
+        self._progress_seconds = self._config.progress_seconds
         self._clock = clock
         self._subscriptions: dict[str, Subscription] = {}
-        self._slice_subscribers = max(1, slice_subscribers)
-        self._fanning_out: collections.deque[_Fanout] = collections.deque()
-        self._driver: asyncio.Handle | None = None
-        self._ack_deadline = ack_deadline_seconds
-        self.push_switch = PushSwitch()
-        self.frontends: dict[str, Announcement] = {}
-        self.resyncs: collections.Counter[ResyncReason] = collections.Counter()
-        self.etcd_revision = 0
+        self._fanout = SlicedFanout(self._config.slice_subscribers)
+        self._ack_deadline = self._config.ack_deadline_seconds
+        self._resyncs: collections.Counter[ResyncReason] = collections.Counter()
+        self._relists = 0
+        self._etcd_revision = 0
         self._view: ClusterView | None = None
         self._advanced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self.last_heard = 0.0
-        self.relists = 0
+        self._last_heard = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -173,30 +181,30 @@ class WatchHub:
 
     async def _load(self) -> None:
         state = await self._store.load()
-        self.frontends = dict(state.frontends)
-        self.apply_push_switch(state.push_switch)
+        self._operator.load(state.push_switch, state.frontends)
+        self._hold_by_push_switch()
         if self._view is None:
             self._view = ClusterView(state)
         else:
             events = self._view.relist(state)
-            self.relists += 1
+            self._relists += 1
             if events:
                 now = self._clock()
                 self._publish(DeltaMessage(state.revision, events, True, now, now), keep=False)
         self._history.reset(state.revision)
-        self.last_heard = self._clock()
+        self._last_heard = self._clock()
         self._advance()
 
     async def _follow(self) -> None:
         while True:
             try:
                 async for item in self._store.watch(self.view.revision + 1):
-                    self.last_heard = self._clock()
-                    self.etcd_revision = max(self.etcd_revision, item.revision)
+                    self._last_heard = self._clock()
+                    self._etcd_revision = max(self._etcd_revision, item.revision)
                     if isinstance(item, StoreBatch):
                         if item.written_at:
                             # Wall clocks: the writer's and ours (skew between hosts shows here).
-                            self.observe(
+                            self._observe(
                                 ChangeStage.COMMIT_TO_RECEIVED,
                                 max(0.0, time.time() - item.written_at),
                             )
@@ -208,13 +216,13 @@ class WatchHub:
                 await self._reload()
 
     def _fan_out(self, batch: StoreBatch) -> None:
-        if batch.control:
-            self._apply_control(batch.control)
+        if batch.control and self._operator.apply(batch.control):
+            self._hold_by_push_switch()
         events = self.view.apply(batch)
         if events:
             queued_at = self._clock()
-            self.observe(ChangeStage.RECEIVED_TO_QUEUED, queued_at - self.last_heard)
-            self._publish(DeltaMessage(batch.revision, events, False, self.last_heard, queued_at))
+            self._observe(ChangeStage.RECEIVED_TO_QUEUED, queued_at - self._last_heard)
+            self._publish(DeltaMessage(batch.revision, events, False, self._last_heard, queued_at))
 
     async def _reload(self) -> None:
         backoff = Backoff(initial=0.5, maximum=10.0)
@@ -234,9 +242,7 @@ class WatchHub:
             subscription.fail(
                 ShuttingDownError("the frontend is shutting down; reconnect elsewhere")
             )
-        if self._driver is not None:
-            self._driver.cancel()
-        self._fanning_out.clear()
+        self._fanout.cancel()
         for task in (self._task, self._ticker):
             if task is not None:
                 task.cancel()
@@ -258,7 +264,8 @@ class WatchHub:
 
     @property
     def age_seconds(self) -> float:
-        return max(0.0, self._clock() - self.last_heard)
+        """Time since the etcd watch last spoke."""
+        return max(0.0, self._clock() - self._last_heard)
 
     def registration(self, key: NodeKey) -> Registration | None:
         return self._view.registration(key) if self._view else None
@@ -268,15 +275,25 @@ class WatchHub:
         """True while etcd cannot be reached: the view is the last one known (store outage)."""
         return not self._store_connected()
 
-    def node_list(self, scope: Scope, *, federated: bool = True) -> NodeList:
-        """The scope's nodes per datacenter; `federated`: the followed remote datacenters too."""
+    def node_list(
+        self, scope: Scope, *, federated: bool = True, ahead: Mapping[str, int] | None = None
+    ) -> NodeList:
+        """The scope's nodes per datacenter; `federated`: the followed remote datacenters too
+        (`ahead`: those a subscriber holds further along, left out while behind here)."""
         local = self.view.node_list(scope, self.age_seconds, self.stale)
-        return self.remotes.merged(local, scope) if federated and self.remotes else local
+        if not (federated and self._remotes):
+            return local
+        return self._remotes.merged(local, scope, ahead)
 
     def snapshot(
-        self, scope: Scope, reason: ResyncReason | None = None, *, federated: bool = False
+        self,
+        scope: Scope,
+        reason: ResyncReason | None = None,
+        *,
+        federated: bool = False,
+        ahead: Mapping[str, int] | None = None,
     ) -> SnapshotMessage:
-        return SnapshotMessage(self.node_list(scope, federated=federated), reason)
+        return SnapshotMessage(self.node_list(scope, federated=federated, ahead=ahead), reason)
 
     def progress(self, scope: Scope, *, federated: bool = False) -> list[ProgressMessage]:
         """What an idle subscriber is told: the local etcd's revision, then each followed
@@ -285,33 +302,42 @@ class WatchHub:
             ProgressMessage(self.published_revision, self.stale, round(self.age_seconds, 3))
         ]
         if federated:
-            messages.extend(remote.progress_message() for remote in self.remotes.in_scope(scope))
+            messages.extend(remote.progress_message() for remote in self._remotes.in_scope(scope))
         return messages
 
     @property
     def subscriptions(self) -> list[Subscription]:
         return list(self._subscriptions.values())
 
-    @property
-    def push_enabled(self) -> bool:
-        return self.push_switch.enabled
+    def stats(self) -> HubStats:
+        """The counters as they are now (a copy: nothing outside the hub changes them)."""
+        return HubStats(
+            revision=self.revision,
+            etcd_revision=self._etcd_revision,
+            resyncs=types.MappingProxyType(collections.Counter(self._resyncs)),
+            relists=self._relists,
+        )
 
-    def apply_push_switch(self, switch: PushSwitch) -> None:
+    def store_connection_changed(self) -> None:
+        """etcd turned unreachable or reachable again (the store's watch says so when it
+        happens): every subscriber hears it in a progress message now."""
+        for subscription in self._subscriptions.values():
+            subscription.progress_now()
+
+    def count_resync(self, reason: ResyncReason) -> None:
+        """A subscription owes one resync snapshot (SubscriptionSource)."""
+        self._resyncs[reason] += 1
+
+    def observe(self, stage: ChangeStage, seconds: float) -> None:
+        """A subscription times its stages of a change through the hub's hook."""
+        self._observe(stage, seconds)
+
+    def _hold_by_push_switch(self) -> None:
         """The push switch as stored in etcd (control.PushSwitch): whom it holds gets no deltas;
         whom it releases gets a fresh snapshot (resync PUSH_RESUMED), so nothing is lost."""
-        self.push_switch = switch
+        switch = self._operator.push_switch
         for subscription in self._subscriptions.values():
             subscription.set_held(switch.holds(subscription.scope, subscription.peer_ip))
-
-    def _apply_control(self, changes: tuple[ControlChange, ...]) -> None:
-        for change in changes:
-            if isinstance(change, SwitchChanged):
-                self.apply_push_switch(change.push)
-            elif isinstance(change, FrontendChanged):
-                if change.announcement is None:
-                    self.frontends.pop(change.id, None)
-                else:
-                    self.frontends[change.id] = change.announcement
 
     def ack(self, subscription_id: str, revision: int) -> bool:
         """Records that a subscriber applied up to revision; False for an unknown subscription."""
@@ -347,38 +373,28 @@ class WatchHub:
     # -- fan-out ------------------------------------------------------------------------------
 
     def _publish(self, message: DeltaMessage, *, keep: bool = True) -> None:
-        if self.remotes and any(e.node.datacenter in self.remotes for e in message.events):
+        remotes = self._remotes
+        if remotes and any(e.node.datacenter in remotes for e in message.events):
             # Served from its own registry only (remote_view.RemoteViews.merged).
-            events = tuple(e for e in message.events if e.node.datacenter not in self.remotes)
+            events = tuple(e for e in message.events if e.node.datacenter not in remotes)
             message = dataclasses.replace(message, events=events)
         if keep:
             self._history.append(message)
-        if not self.push_switch.enabled:
+        if not self._operator.push_enabled:
             return
-        self._fanning_out.append(_Fanout(message, list(self._subscriptions.values())))
-        if len(self._fanning_out) == 1:
-            self._drive_fan_out()  # the first slice at once; later ones between other work
-
-    def _drive_fan_out(self) -> None:
-        """Offers the oldest pending change to the next slice of subscriptions, then lets other
-        work run (Register replies never wait behind thousands of stream writes, D46). One
-        change at a time: every subscription gets its changes in order."""
-        self._driver = None
-        if self._fanning_out and self._fanning_out[0].offer_slice(self._slice_subscribers):
-            self._fanning_out.popleft()
-        if self._fanning_out:
-            self._driver = asyncio.get_running_loop().call_soon(self._drive_fan_out)
+        self._fanout.push(message, list(self._subscriptions.values()))
 
     @property
     def published_revision(self) -> int:
-        """Every subscription has been offered every change up to this revision."""
-        return self._fanning_out[0].message.revision - 1 if self._fanning_out else self.revision
+        """Every subscription has been offered every change up to this revision (hub/fanout.py
+        hands a change out a slice of subscriptions at a time)."""
+        return self._fanout.published_revision(self.revision)
 
     def _publish_remote(self, message: WatchMessage) -> None:
         """A followed datacenter's delta, snapshot or progress, to the subscribers that keep a
         revision per datacenter and whose scope takes it."""
         datacenter = message.datacenter
-        if not self.push_switch.enabled and not isinstance(message, ProgressMessage):
+        if not self._operator.push_enabled and not isinstance(message, ProgressMessage):
             return
         scoped: dict[Scope, WatchMessage | None] = {}
         for subscription in self._subscriptions.values():
@@ -387,17 +403,36 @@ class WatchHub:
                 continue
             if scope.datacenters and datacenter not in scope.datacenters:
                 continue
-            if scope not in scoped:
-                scoped[scope] = self._remote_cut(message, scope)
-            delivered = scoped[scope]
+            held = subscription.remote_ahead.get(datacenter, 0)
+            if held:
+                delivered = self._remote_past(message, held, scope)
+            else:
+                if scope not in scoped:
+                    scoped[scope] = self._remote_cut(message, scope)
+                delivered = scoped[scope]
             if delivered is not None:
                 subscription.offer(delivered)
+
+    def _remote_past(self, message: WatchMessage, held: int, scope: Scope) -> WatchMessage | None:
+        """A followed datacenter's message for a subscriber that holds it up to `held`, further
+        along than this frontend's copy (D80): nothing at or below it (a progress says `held`,
+        stale); past it, a delta as it is, but a relist or a first list as a snapshot of that
+        datacenter (a net difference from a copy behind the subscriber would not apply)."""
+        if isinstance(message, ProgressMessage):
+            if message.revision > held:
+                return message
+            return dataclasses.replace(message, revision=held, stale=True)
+        if message.revision <= held:
+            return None
+        if isinstance(message, DeltaMessage) and not message.relisted:
+            return message.within(scope)
+        return self._remotes.datacenters[message.datacenter].snapshot(scope)
 
     def _remote_cut(self, message: WatchMessage, scope: Scope) -> WatchMessage | None:
         if isinstance(message, DeltaMessage):
             return message.within(scope)
         if isinstance(message, SnapshotMessage):
-            return self.remotes.datacenters[message.datacenter].snapshot(scope)
+            return self._remotes.datacenters[message.datacenter].snapshot(scope)
         return message
 
     def subscribe(
@@ -409,27 +444,41 @@ class WatchHub:
         federated: bool = False,
         peer: str = "",
         acknowledging: bool = False,
+        view_lags: bool = False,
     ) -> Subscription:
-        """A subscription starting with a snapshot, or with the changes after resume_revision.
+        """A subscription starting with a snapshot, or with the changes after resume_revision
+        (with none, a progress message at once).
 
-        A resume_revision older than the history gets a snapshot flagged COMPACTED; one newer
-        than the view (the caller should have synced first) gets one flagged UNKNOWN_REVISION.
+        A resume_revision older than the history gets a snapshot flagged COMPACTED. One newer
+        than the view (the caller should have synced first) gets one flagged UNKNOWN_REVISION
+        when the view is as current as etcd (etcd never had it), but with `view_lags` (the
+        caller could not bring the view up to etcd's revision) nothing older than it: a stale
+        progress at that revision, and the subscription is held there (D80).
         `federated`: the subscriber keeps a revision per datacenter, so it gets the followed
         datacenters too, each resumed from its entry in `resume_revisions`
-        (RemoteViews.resume). `peer` (gRPC's form) is what the gray list's networks match;
-        `acknowledging`: the subscriber promised to acknowledge (it is re-pushed when it does
-        not).
+        (RemoteViews.resume), never older than that entry. `peer` (gRPC's form) is what the gray
+        list's networks match; `acknowledging`: the subscriber promised to acknowledge (it is
+        re-pushed when it does not).
         """
         initial: list[WatchMessage]
         changes = self._history.since(resume_revision, self.revision)
+        revisions = resume_revisions or {}
+        remote_ahead = self._remotes.ahead(scope, revisions) if federated else {}
+        local_ahead = resumed = False
         if resume_revision <= 0:
-            initial = [self.snapshot(scope, federated=federated)]
+            initial = [self.snapshot(scope, federated=federated, ahead=remote_ahead)]
+        elif view_lags and resume_revision > self.revision:
+            local_ahead = resumed = True
+            initial = [ProgressMessage(resume_revision, True, round(self.age_seconds, 3))]
+            if federated:
+                initial.extend(self._remotes.resume(scope, revisions))
         elif isinstance(changes, ResyncReason):
-            initial = [self.snapshot(scope, changes, federated=federated)]
+            initial = [self.snapshot(scope, changes, federated=federated, ahead=remote_ahead)]
         else:
+            resumed = True
             initial = [cut for message in changes if (cut := message.within(scope)) is not None]
             if federated:
-                initial.extend(self.remotes.resume(scope, resume_revisions or {}))
+                initial.extend(self._remotes.resume(scope, revisions))
         subscription = Subscription(
             self,
             scope,
@@ -439,13 +488,20 @@ class WatchHub:
             peer=peer,
             acknowledging=acknowledging,
             federated=federated,
+            resumed_at=resume_revision if resumed else 0,
+            local_ahead=local_ahead,
+            remote_ahead=remote_ahead,
         )
-        subscription.held = self.push_switch.holds(scope, subscription.peer_ip)
+        if not initial:
+            # Resumed with nothing missed: a progress at once says the stream is live and where
+            # it stands (a follower's copy turns fresh now, not at the next idle tick, D81).
+            subscription.progress_now()
+        subscription.held = self._operator.push_switch.holds(scope, subscription.peer_ip)
         if len(initial) > self._queue_messages:
             subscription.request_resync(ResyncReason.SLOW_CONSUMER)
         for message in initial:
             if isinstance(message, SnapshotMessage) and message.resync_reason is not None:
-                self.resyncs[message.resync_reason] += 1
+                self._resyncs[message.resync_reason] += 1
         self._subscriptions[subscription.id] = subscription
         return subscription
 

@@ -26,7 +26,6 @@ import asyncio
 import json
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
 
 import aiohttp
 import grpc
@@ -38,8 +37,11 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from registry_service.web.auth import OPERATOR_HEADER, AdminAuth
+from registry_service.listeners import Listener
+from registry_service.web.auth import HttpAuth
+from registry_service.web.connection_guard import HttpLimits
 from registry_service.web.edge import error_response, new_app
+from registry_service.web.shapes import host_subscribers_json
 from registry_service.web.site import start_site
 
 _WORKER_TIMEOUT_SECONDS = 3.0
@@ -103,14 +105,16 @@ class HostAdmin:
 
     def __init__(
         self,
-        listen: str,
+        listener: Listener,
         workers: Callable[[], Sequence[str]],
         *,
-        auth: AdminAuth,
+        auth: HttpAuth,
         ssl_context: ssl.SSLContext | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
-        self._host, _, port = listen.rpartition(":")
-        self._port = int(port)
+        """`limits`: what one client may hold on the port (web/connection_guard.py)."""
+        self._limits = limits
+        self._listener = listener
         self._workers = workers
         self._auth = auth
         self._ssl = ssl_context
@@ -120,10 +124,6 @@ class HostAdmin:
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
-
-    @property
-    def address(self) -> str:
-        return f"{'https' if self._ssl else 'http'}://{self._host}:{self.port}"
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -139,7 +139,10 @@ class HostAdmin:
             ],
             self._auth.middleware(),
         )
-        self._runner, self.port = await start_site(app, self._host, self._port, self._ssl)
+        listener = self._listener
+        self._runner, self.port = await start_site(
+            app, listener.host, listener.port, self._ssl, limits=self._limits
+        )
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -148,10 +151,9 @@ class HostAdmin:
             await self._session.close()
 
     def _headers(self, request: web.Request) -> dict[str, str]:
-        """What a worker gets of the caller: its token, its identity (checked here)."""
-        headers = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
-        headers[OPERATOR_HEADER] = self._auth.identify(request)
-        return headers
+        """What a worker gets of the caller: its token, its identity (checked here), and what
+        a forwarded request needs of its own headers."""
+        return self._auth.forwarded_headers(request, _FORWARDED_HEADERS)
 
     async def _fetch(self, url: str, headers: Mapping[str, str]) -> tuple[int, bytes, str] | None:
         assert self._session is not None
@@ -185,23 +187,12 @@ class HostAdmin:
         return web.Response(text="ok\n")
 
     async def subscribers(self, request: web.Request) -> web.Response:
-        merged: dict[str, Any] = {"subscribers": [], "workers": {}, "frontends": []}
-        path = request.path_qs
-        for worker, body in await self._from_every_worker(path, request):
-            if body is None:
-                merged["workers"][worker] = None
-                continue
-            data = json.loads(body)
-            merged["frontends"].append(data.get("frontend"))
-            merged["workers"][worker] = {
-                "frontend": data.get("frontend"),
-                "revision": data.get("revision"),
-                "push_enabled": data.get("push_enabled"),
-            }
-            merged["subscribers"].extend(
-                {**subscriber, "worker": worker} for subscriber in data.get("subscribers", [])
+        answers = await self._from_every_worker(request.path_qs, request)
+        return web.json_response(
+            host_subscribers_json(
+                (worker, json.loads(body) if body is not None else None) for worker, body in answers
             )
-        return web.json_response(merged)
+        )
 
     async def evictor(self, request: web.Request) -> web.Response:
         """The worker that leads eviction answers, if one of them does (else the first)."""

@@ -12,7 +12,8 @@ import os
 import signal
 
 from registry_service.app import Frontend
-from registry_service.placement import Placement, api_urls
+from registry_service.listeners import Listeners
+from registry_service.placement import Placement
 from registry_service.port_claim import PortClaim
 from registry_service.process import local_etcd
 from registry_service.process.embedded_etcd import EtcdServer
@@ -24,7 +25,7 @@ from registry_service.process.supervisor import (
     verify_shared_ports,
 )
 from registry_service.settings import Settings
-from registry_service.startup import ServeError, check_files, check_ports
+from registry_service.startup import ServeError, check_files
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ async def serve(settings: Settings) -> None:
     worker = supervisor_pid() is not None
     supervising = not worker and (settings.workers or os.cpu_count() or 1) > 1
     check_files(settings)
-    check_ports(settings, shared=worker)
+    Listeners.of(settings).check(worker=worker)
     if worker:
         verify_shared_ports(settings)
     claims = PortClaim()
@@ -100,15 +101,8 @@ async def _run_frontend(settings: Settings, stop: asyncio.Event, *, reuse_port: 
     if settings.gc_full_collection_seconds > 0:
         take_full_collections_off_the_hot_path()
         collector = asyncio.create_task(collect_every(settings.gc_full_collection_seconds))
-    scheme = "https" if settings.tls_cert_file and not placement.behind_supervisor else "http"
-    api = ""
-    if frontend.api is not None:
-        api = api_urls(bool(settings.tls_cert_file), settings.http_listen, frontend.api.port)
-    print(
-        f"node-registry serving on {frontend.address} ({api}admin {scheme}://"
-        f"{settings.admin_listen.rpartition(':')[0]}:{frontend.admin.port})",
-        flush=True,
-    )
+    api_port = frontend.api.port if frontend.api is not None else 0
+    print(frontend.listeners.ready_line(frontend.port, frontend.admin.port, api_port), flush=True)
     await stop.wait()
     log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
     if collector is not None:

@@ -22,7 +22,6 @@ import ctypes
 import dataclasses
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -31,21 +30,20 @@ from typing import Any
 
 from registry_service.bearer_tokens import TokenTable
 from registry_service.host import Host
+from registry_service.listeners import PRIVATE_ADMIN_LISTEN, Listener, Listeners, admin_url_of
+from registry_service.part_configs import http_limits
 from registry_service.placement import (
     HOST_ADMIN_URL_ENV,
     SUPERVISOR_PID_ENV,
     WORKER_COUNT_ENV,
     WORKER_INDEX_ENV,
-    advertised_host,
-    api_urls,
-    url_host,
 )
-from registry_service.port_claim import PortClaim, claimed_by, split_address
+from registry_service.port_claim import PortClaim, claimed_by
 from registry_service.process.host_admin import HostAdmin
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import SECRET_FILE_VARIABLES, Settings, env_name
-from registry_service.startup import ServeError, listen_refusal
-from registry_service.web.auth import AdminAuth, server_context
+from registry_service.startup import ServeError
+from registry_service.web.auth import HttpAuth, server_context
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +65,6 @@ def supervisor_pid() -> int | None:
     return int(parent) if parent and parent.isdigit() else None
 
 
-def _shared_ports(settings: Settings) -> list[tuple[str, str, int]]:
-    """(setting, address, port) of the ports the workers share: gRPC, and health and the HTTP
-    API if set (every worker serves the same data, so any of them may take a blocking read or
-    an event stream)."""
-    shared = [("listen", settings.listen)]
-    if settings.health_listen:
-        shared.append(("health_listen", settings.health_listen))
-    if settings.http_listen:
-        shared.append(("http_listen", settings.http_listen))
-    return [(setting, address, split_address(address)[1]) for setting, address in shared]
-
-
 async def claim_shared_ports(settings: Settings, claims: PortClaim) -> Settings:
     """In the supervisor, before any worker starts: claims the ports the workers will share;
     returns the settings with each shared port 0 resolved to the port claimed.
@@ -87,17 +73,16 @@ async def claim_shared_ports(settings: Settings, claims: PortClaim) -> Settings:
         ServeError: another supervisor holds one (start-up checks already refused a port that
             any process listens on).
     """
-    for setting, address, port in _shared_ports(settings):
-        if port == 0:
-            host = split_address(address)[0]
-            resolved = f"{address.rpartition(':')[0]}:{_free_port(host)}"
-            resolved_ports: dict[str, Any] = {setting: resolved}
+    for listener in Listeners.of(settings).shared:
+        if listener.port == 0:
+            resolved = listener.at(_free_port(listener.host))
+            resolved_ports: dict[str, Any] = {listener.setting: resolved.address}
             settings = dataclasses.replace(settings, **resolved_ports)
-    for setting, address, port in _shared_ports(settings):
-        holder = await claims.claim(port)
+    for listener in Listeners.of(settings).shared:
+        holder = await claims.claim(listener.port)
         if holder is not None:
             by = f"node-registry pid {holder}" if holder else "another node-registry"
-            raise listen_refusal(address, f"address in use by {by}", setting)
+            raise listener.refusal(f"address in use by {by}")
     return settings
 
 
@@ -108,11 +93,9 @@ def verify_shared_ports(settings: Settings) -> None:
         ServeError: a port is not claimed by this worker's parent.
     """
     parent = os.getppid()
-    for setting, address, port in _shared_ports(settings):
-        if not claimed_by(port, parent):
-            raise listen_refusal(
-                address, f"not claimed by this worker's supervisor, pid {parent}", setting
-            )
+    for listener in Listeners.of(settings).shared:
+        if not claimed_by(listener.port, parent):
+            raise listener.refusal(f"not claimed by this worker's supervisor, pid {parent}")
 
 
 def die_with_supervisor() -> None:
@@ -176,12 +159,11 @@ class Worker:
         assert self.process.stdout is not None and self.process.stderr is not None
         self._stderr = asyncio.create_task(self._pass_on(self.process.stderr))
         line = (await self.process.stdout.readline()).decode()
-        match = re.search(r"admin (http://\S+)\)", line)
-        if not match:
+        self.admin_address = admin_url_of(line)
+        if not self.admin_address:
             code = await self.process.wait()
             await self._stderr
             raise WorkerStartError(self.error or f"worker {self.index} exited with {code}")
-        self.admin_address = match.group(1)
         log.info(
             "worker %d (pid %d) serving; admin %s", self.index, self.process.pid, self.admin_address
         )
@@ -216,31 +198,23 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
         ServeError: a worker could not start (its own one-line reason).
     """
     count = settings.workers or Host.probe(os.environ).cpus
-    host, _, port_text = settings.listen.rpartition(":")
-    port = int(port_text)  # not 0: claim_shared_ports resolved it
+    listeners = Listeners.of(settings)  # the shared ports are not 0: claim_shared_ports resolved
     log_level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     workers: list[Worker] = []
     # The host's admin port first: the workers announce its URL, which answers for all of them.
-    admin = _host_admin(settings, lambda: [worker.admin_address for worker in workers])
+    admin = _host_admin(
+        settings, listeners.admin, lambda: [worker.admin_address for worker in workers]
+    )
     try:
         await admin.start()
     except OSError as err:
-        raise listen_refusal(settings.admin_listen, err, "admin_listen") from err
-    tls = bool(settings.tls_cert_file)
-    scheme = "https" if tls else "http"
-    admin_url = (
-        f"{scheme}://{url_host(advertised_host(settings.advertise_address, settings.listen))}"
-        f":{admin.port}"
-    )
+        raise listeners.admin.refusal(err) from err
+    admin_url = listeners.admin.url(admin.port, host=listeners.advertised_host)
     workers.extend(
         Worker(
             i,
-            dataclasses.replace(
-                settings,
-                workers=1,
-                listen=f"{host}:{port}",
-                admin_listen="127.0.0.1:0",  # private: the host's admin port is the supervisor's
-            ),
+            # A worker's own admin port is private: the host's admin port is the supervisor's.
+            dataclasses.replace(settings, workers=1, admin_listen=PRIVATE_ADMIN_LISTEN),
             log_level,
             {
                 WORKER_INDEX_ENV: str(i),
@@ -256,12 +230,11 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
         await admin.stop()
         raise
     pids = ", ".join(str(w.process.pid) for w in workers if w.process)
-    api = ""
-    if settings.http_listen:
-        api = api_urls(tls, settings.http_listen, split_address(settings.http_listen)[1])
+    api_port = listeners.api.port if listeners.api is not None else 0
     print(
-        f"node-registry serving on {host}:{port} ({count} workers, pids {pids}; {api}admin "
-        f"{admin.address})",
+        listeners.ready_line(
+            listeners.grpc.port, admin.port, api_port, workers=f"{count} workers, pids {pids}; "
+        ),
         flush=True,
     )
     keepers = [asyncio.create_task(_keep_running(worker, stop)) for worker in workers]
@@ -291,20 +264,22 @@ async def _start_all(workers: list[Worker]) -> None:
         raise ServeError(str(err)) from None
 
 
-def _host_admin(settings: Settings, workers: Callable[[], list[str]]) -> HostAdmin:
+def _host_admin(
+    settings: Settings, listener: Listener, workers: Callable[[], list[str]]
+) -> HostAdmin:
     """The host's admin port, with the frontends' TLS, mTLS and tokens (web/auth.py)."""
-    tls = bool(settings.tls_cert_file)
     return HostAdmin(
-        settings.admin_listen,
+        listener,
         workers,
-        auth=AdminAuth(
+        auth=HttpAuth(
             TokenTable.load(settings.auth_tokens_file),
             settings.admin_token,
-            client_certificates=tls and bool(settings.tls_client_ca_file),
+            client_certificates=listener.tls and bool(settings.tls_client_ca_file),
         ),
         ssl_context=server_context(
             settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
         ),
+        limits=http_limits(settings),
     )
 
 

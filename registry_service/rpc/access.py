@@ -1,4 +1,5 @@
-"""Who may call what, and how much: each method's token scope, and per-peer stream limits.
+"""Who may call what, and how much: each method's token scope (enforced by
+rpc/interceptors.AuthInterceptor), and per-peer stream limits.
 
 The tokens themselves (file format, scopes, digests) are `bearer_tokens.TokenTable`, which the
 admin port uses too. Health checking and reflection never need a token (probes cannot present
@@ -8,8 +9,7 @@ one).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import grpc
 import grpc.aio
@@ -25,57 +25,10 @@ METHOD_SCOPES = {
     f"{_SERVICE}GetNodes": "watch",
     f"{_SERVICE}WatchNodes": "watch",
     f"{_SERVICE}AckWatch": "watch",
+    # xDS (docs/design.md §12): the node list for any gRPC client or Envoy; `watch` grants it too.
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources": "xds",
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources": "xds",
 }
-
-
-def _refusal(code: grpc.StatusCode, message: str, handler: grpc.RpcMethodHandler) -> Any:
-    async def abort_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(code, message)
-
-    async def abort_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(code, message)
-        yield  # pragma: no cover  (makes this an async generator, as streams need)
-
-    kind = (handler.request_streaming, handler.response_streaming)
-    if kind == (False, False):
-        return grpc.unary_unary_rpc_method_handler(abort_unary)
-    if kind == (False, True):
-        return grpc.unary_stream_rpc_method_handler(abort_stream)
-    if kind == (True, True):
-        return grpc.stream_stream_rpc_method_handler(abort_stream)
-    return grpc.stream_unary_rpc_method_handler(abort_unary)
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
-    """Refuses Registry calls without a valid token (UNAUTHENTICATED) or without the method's
-    scope (PERMISSION_DENIED), before any request is read."""
-
-    def __init__(self, tokens: TokenTable) -> None:
-        self._tokens = tokens
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        scope = METHOD_SCOPES.get(details.method)
-        if scope is None or handler is None or not self._tokens.enabled:
-            return handler
-        principal = self._tokens.identify(details.invocation_metadata)
-        if principal is None:
-            return _refusal(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "this registry requires a bearer token: send 'authorization: Bearer <token>'",
-                handler,
-            )
-        if not principal.may(scope):
-            return _refusal(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"token {principal.name!r} lacks the {scope!r} scope this call needs",
-                handler,
-            )
-        return handler
 
 
 def peer_identity(context: grpc.aio.ServicerContext, tokens: TokenTable) -> str:

@@ -1,7 +1,8 @@
 """The service's one error edge: every Registry handler, unary or streaming, runs inside it.
 
 `with_error_edge` wraps a method handler where the service is registered (rpc/server.py), so no
-RPC can be added without it. An exception leaving a handler becomes a status once, here:
+RPC can be added without it (a new handler of the same kind: rpc/handler_kinds.py). An exception
+leaving a handler becomes a status once, here:
 
 - a RegistryError: the code from the table in rpc/status.py, with its own message;
 - anything else: logged with its traceback under the call's request id, and answered INTERNAL
@@ -24,6 +25,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from registry_service.rpc.handler_kinds import rewrapped
 from registry_service.rpc.status import pushback_of, status_of
 from registry_service.telemetry.logs import ensure_request_id
 
@@ -33,17 +35,12 @@ Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncGenerator[Any, None]]
 
 def with_error_edge(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """The same handler (kind, serializers), its behaviour inside the error edge."""
-    codecs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary), **codecs)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary), **codecs)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(_streaming(handler.unary_stream), **codecs)
-    return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream), **codecs)
+    return rewrapped(
+        handler,
+        lambda kind, behaviour: (
+            _streaming(behaviour) if kind.response_streaming else _unary(behaviour)
+        ),
+    )
 
 
 def _unary(behaviour: Unary) -> Unary:

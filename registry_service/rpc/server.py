@@ -1,8 +1,9 @@
-"""Builds the grpc.aio server: the Registry service, standard health checking and reflection."""
+"""Builds the grpc.aio server: the Registry service, standard health checking and, when asked
+for, reflection (it answers without a token, so it is off by default)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from noderegistry.v1 import registry_pb2, registry_pb2_grpc
 
-from registry_service.port_claim import bind_error
+from registry_service.listeners import Listener
 from registry_service.rpc.edge import with_error_edge
 from registry_service.rpc.servicer import RegistryServicer
-from registry_service.startup import listen_refusal
 
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
 
@@ -61,7 +61,11 @@ def build_server(
     keepalive: KeepalivePolicy | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     reuse_port: bool = False,
+    with_reflection: bool = False,
+    extra_services: Sequence[tuple[str, Callable[[grpc.aio.Server], None]]] = (),
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """The gRPC port's server. `extra_services`: (full service name, function that adds it)
+    for services served on the same port (xDS, registry_service/xds/), listed in reflection."""
     server = grpc.aio.server(
         interceptors=list(interceptors),
         options=[
@@ -72,16 +76,20 @@ def build_server(
         ],
     )
     add_registry_service(servicer, server)
+    for _, add_service in extra_services:
+        add_service(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
+    if with_reflection:
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                *(name for name, _ in extra_services),
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
     return server, health_servicer
 
 
@@ -157,18 +165,18 @@ async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool)
 
 def bind_port(
     server: grpc.aio.Server,
-    address: str,
-    setting: str,
+    listener: Listener,
     credentials: grpc.ServerCredentials | None = None,
 ) -> int:
-    """Adds the port; a failure (a race lost since the start-up checks) names the setting."""
+    """Adds the listener's port; a failure (a race lost since the start-up checks) names its
+    setting."""
     try:
         if credentials is not None:
-            port = int(server.add_secure_port(address, credentials))
+            port = int(server.add_secure_port(listener.address, credentials))
         else:
-            port = int(server.add_insecure_port(address))
+            port = int(server.add_insecure_port(listener.address))
     except RuntimeError:  # grpc: "Failed to bind to address ..."
         port = 0
     if port == 0:
-        raise listen_refusal(address, bind_error(address) or "cannot bind", setting)
+        raise listener.refusal(listener.bind_error() or "cannot bind")
     return port

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
@@ -26,7 +27,6 @@ from registry_service.domain import (
     ChangeStage,
     DeltaMessage,
     NodeKey,
-    SnapshotMessage,
     WatchMessage,
 )
 from registry_service.errors import ResourceExhaustedError, ShuttingDownError
@@ -66,28 +66,42 @@ class WireCache:
         return encoded
 
 
+@dataclass(frozen=True, slots=True)
+class ServicerConfig:
+    """The gRPC service's limits per stream and per peer."""
+
+    max_registrations_per_stream: int = 10_000
+    """Distinct registrations one KeepAlive stream may renew
+    (`keepalive_max_registrations_per_stream`)."""
+    max_streams_per_peer: int = 1_000
+    """Open KeepAlive and WatchNodes streams per peer (`max_streams_per_peer`), unless the
+    servicer is handed a counter shared with another port."""
+    keepalive_max_messages_per_second: float = 10_000.0
+    """KeepAlive messages one stream may send per second
+    (`keepalive_max_messages_per_second`)."""
+
+
 class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc is untyped
     def __init__(
         self,
         registry: Registry,
         reads: Reads,
+        config: ServicerConfig | None = None,
         *,
-        max_registrations_per_stream: int,
         metrics: Metrics | None = None,
         tokens: TokenTable | None = None,
-        max_streams_per_peer: int = 1_000,
-        keepalive_max_messages_per_second: float = 10_000.0,
         streams: StreamCounter | None = None,
     ) -> None:
         """`streams`: the per-peer count of open streams, when shared with another port (the
         HTTP API's event streams count against the same limit)."""
+        config = config or ServicerConfig()
         self._registry = registry
         self._reads = reads
         self._metrics = metrics
-        self._max_registrations_per_stream = max_registrations_per_stream
+        self._max_registrations_per_stream = config.max_registrations_per_stream
         self._tokens = tokens or TokenTable({})
-        self._streams = streams or StreamCounter(max_streams_per_peer)
-        self._keepalive_rate = keepalive_max_messages_per_second
+        self._streams = streams or StreamCounter(config.max_streams_per_peer)
+        self._keepalive_rate = config.keepalive_max_messages_per_second
         self._keepalive_outboxes: set[asyncio.Queue[object]] = set()
         self._wire = WireCache()
         self._stopping = False
@@ -148,19 +162,14 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
                         yield response
                     else:
                         yield self._wire.encode(message)
-                    local = not message.datacenter  # acknowledged in the local etcd's revisions
-                    if isinstance(message, SnapshotMessage) and local:  # owed an ack too
-                        subscription.written(message.revision, time.monotonic())
-                    elif isinstance(message, DeltaMessage):  # written: the transport took it
-                        written_at = time.monotonic()
-                        if local:
-                            subscription.written(message.revision, written_at)
-                        if self._metrics is not None:
-                            self._metrics.events_sent.inc(len(message.events))
-                            if message.queued_at:
-                                self._metrics.stage[ChangeStage.QUEUED_TO_WRITTEN].observe(
-                                    written_at - message.queued_at
-                                )
+                    written_at = time.monotonic()  # written: the transport took it
+                    subscription.written(message, written_at)
+                    if isinstance(message, DeltaMessage) and self._metrics is not None:
+                        self._metrics.events_sent.inc(len(message.events))
+                        if message.queued_at:
+                            self._metrics.stage[ChangeStage.QUEUED_TO_WRITTEN].observe(
+                                written_at - message.queued_at
+                            )
             finally:
                 subscription.close()
 

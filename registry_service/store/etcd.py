@@ -1,16 +1,17 @@
-"""The registry store on etcd: the two-key model of DESIGN.md §2 as etcd transactions.
+"""The registry store on etcd: the two-key model of docs/design.md §2 as etcd transactions.
 
 Every write is one transaction guarded by compares on what the caller read, so concurrent
 frontends never overwrite each other's decisions: a guarded write that finds the world changed
 does nothing and returns None, and the caller reads again.
 
 Every membership transition passes through `_guarded` with its audit cause, so that is where it is
-logged (once, at INFO, with structured fields: D35) and where the records get their `written_at`.
+logged (once, at INFO, with structured fields: D35) and where the records get their `written_at`;
+its audit record joins the same transaction through the audit log (store/audit.py), which the
+control store and the evictor's batches share.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -24,8 +25,9 @@ from registry_service.domain import (
     Registration,
     RemovalReason,
 )
-from registry_service.errors import CorruptRecordError, LeaseNotFoundError
+from registry_service.errors import CorruptRecordError
 from registry_service.store._etcdpb import rpc_pb2 as pb
+from registry_service.store.audit import AuditLog
 from registry_service.store.base import (
     ClusterState,
     ControlChange,
@@ -45,7 +47,6 @@ from registry_service.store.base import (
 from registry_service.store.control_records import (
     decode_announcement,
     decode_push_switch,
-    encode_operator_entry,
 )
 from registry_service.store.etcd_client import EtcdClient, WatchBatch
 from registry_service.store.etcd_client.election import EtcdElection
@@ -58,13 +59,18 @@ from registry_service.store.etcd_client.kv import (
     unchanged_since,
 )
 from registry_service.store.eviction_batches import write_evictions
+from registry_service.store.identity_collection import (
+    collect_identities,
+    decode_floor,
+    floor_get,
+    known_types,
+)
 from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
     decode_audit,
     decode_identity,
     decode_registration,
-    encode_audit,
     encode_identity,
     encode_registration,
     written_at,
@@ -72,34 +78,6 @@ from registry_service.store.records import (
 from registry_service.store.transitions import incarnation_of, log_transition
 
 log = logging.getLogger(__name__)
-
-
-class _AuditLeases:
-    """Audit records expire on their own: each rides on a lease that is never renewed.
-
-    A fresh lease of `retention` seconds is granted every retention/24, so a record lives between
-    23/24 of the retention and all of it, and no process has to delete old records.
-    """
-
-    def __init__(self, client: EtcdClient, retention_seconds: int) -> None:
-        self._client = client
-        self.retention = retention_seconds
-        self._lease = 0
-        self._granted_at = 0.0
-        self._lock = asyncio.Lock()
-
-    async def current(self) -> int:
-        now = time.monotonic()
-        if self._lease and now - self._granted_at < self.retention / 24:
-            return self._lease
-        async with self._lock:
-            if not self._lease or now - self._granted_at >= self.retention / 24:
-                self._lease = await self._client.lease.grant(self.retention)
-                self._granted_at = time.monotonic()
-            return self._lease
-
-    def forget(self) -> None:
-        self._lease = 0
 
 
 class EtcdRegistryStore:
@@ -116,21 +94,9 @@ class EtcdRegistryStore:
         self._client = client
         self.keys = Keyspace(prefix)
         self._frontend_id = frontend_id
-        self._audit = _AuditLeases(client, audit_retention_seconds)
-
-    @property
-    def audit_leases(self) -> _AuditLeases:
-        """The lease audit records ride on (the control store's operator audit shares it)."""
-        return self._audit
-
-    async def operator_audit_op(self, entry: OperatorEntry) -> pb.RequestOp:
-        """The put that records an operator's action, on the audit lease (D38)."""
-        now_ns = time.time_ns()
-        return put_op(
-            self.keys.operator_audit(now_ns, self._frontend_id),
-            encode_operator_entry(entry),
-            await self._audit.current(),
-        )
+        self.audit = AuditLog(client, self.keys, frontend_id, audit_retention_seconds)
+        """Writes the audit records (store/audit.py); the control store shares it."""
+        self._elections: list[EtcdElection] = []  # told when their keys go (the one watch)
 
     async def read_node(self, key: NodeKey) -> StoredNode:
         response = await self._client.kv.txn(
@@ -139,11 +105,12 @@ class EtcdRegistryStore:
                     get_op(self.keys.member(key)),
                     get_op(self.keys.live(key)),
                     get_op(self.keys.identity(key)),
+                    floor_get(self.keys),
                 ]
             ),
             read_only=True,
         )
-        member, live, identity = (r.response_range.kvs for r in response.responses)
+        member, live, identity, floor = (r.response_range.kvs for r in response.responses)
         registration = None
         if member:
             try:
@@ -158,6 +125,8 @@ class EtcdRegistryStore:
             live=bool(live),
             identity=self._identity(key, identity[0].value) if identity else None,
             identity_mod_revision=int(identity[0].mod_revision) if identity else 0,
+            incarnation_floor=decode_floor(floor[0].value) if floor else 0,
+            floor_mod_revision=int(floor[0].mod_revision) if floor else 0,
         )
 
     def _identity(self, key: NodeKey, value: bytes) -> Identity:
@@ -191,54 +160,24 @@ class EtcdRegistryStore:
         operator: OperatorEntry | None = None,
     ) -> int | None:
         """One guarded transaction that also records its audit entry (key, cause, incarnation,
-        detail) and an operator's action. A lapsed audit lease is replaced once: the transaction
-        did not apply."""
-        for attempt in range(2):
+        detail) and an operator's action (store/audit.py)."""
+
+        by = operator.operator if operator else ""
+
+        def transaction(lease: int) -> pb.TxnRequest:
             ops = list(success)
-            if self._audit.retention > 0:
-                ops.append(await self._audit_op(*audit, operator.operator if operator else ""))
+            if lease:
+                ops.append(self.audit.node_entry(*audit, lease, by))
                 if operator is not None:
-                    ops.append(await self.operator_audit_op(operator))
-            try:
-                response = await self._client.kv.txn(pb.TxnRequest(compare=compare, success=ops))
-            except LeaseNotFoundError:
-                if attempt == 0 and self._audit.retention > 0:
-                    self._audit.forget()
-                    continue
-                raise
-            if not response.succeeded:
-                return None
-            revision = int(response.header.revision)
-            log_transition(*audit, revision)
-            return revision
-        raise AssertionError("unreachable")
+                    ops.append(self.audit.operator_entry(operator, lease))
+            return pb.TxnRequest(compare=compare, success=ops)
 
-    async def _audit_op(
-        self, key: NodeKey, cause: AuditCause, incarnation: int, detail: str, operator: str
-    ) -> pb.RequestOp:
-        lease = await self._audit.current()
-        return self.audit_put(key, cause, incarnation, detail, lease, operator)
-
-    def audit_put(
-        self,
-        key: NodeKey,
-        cause: AuditCause,
-        incarnation: int,
-        detail: str,
-        lease: int,
-        operator: str = "",
-    ) -> pb.RequestOp:
-        now_ns = time.time_ns()
-        entry = AuditEntry(
-            key,
-            cause,
-            incarnation,
-            now_ns / 1e9,
-            self._frontend_id,
-            detail=detail,
-            operator=operator,
-        )
-        return put_op(self.keys.audit(key, now_ns), encode_audit(entry), lease)
+        response = await self.audit.commit(transaction)
+        if not response.succeeded:
+            return None
+        revision = int(response.header.revision)
+        log_transition(*audit, revision)
+        return revision
 
     async def create_registration(
         self, registration: Registration, expected: StoredNode
@@ -246,11 +185,16 @@ class EtcdRegistryStore:
         key = registration.node.key
         identity = Identity(incarnation=registration.node.incarnation)
         now = time.time()
+        compare = [
+            absent(self.keys.member(key)),
+            unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
+        ]
+        if expected.identity is None:  # its incarnation comes from the floor
+            compare.append(
+                unchanged_since(self.keys.incarnation_floor, expected.floor_mod_revision)
+            )
         return await self._guarded(
-            [
-                absent(self.keys.member(key)),
-                unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
-            ],
+            compare,
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),
                 put_op(self.keys.member(key), encode_registration(registration, now)),
@@ -258,6 +202,9 @@ class EtcdRegistryStore:
             ],
             (key, AuditCause.REGISTERED, registration.node.incarnation, ""),
         )
+
+    async def collect_identities(self, written_before: float, now: float) -> int:
+        return await collect_identities(self._client, self.keys, written_before, now)
 
     async def update_registration(
         self,
@@ -267,11 +214,25 @@ class EtcdRegistryStore:
         cause: AuditCause = AuditCause.UPDATED,
         operator: OperatorEntry | None = None,
     ) -> int | None:
+        return await self._rewrite(registration, expected, cause, operator, live=True)
+
+    async def _rewrite(
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        cause: AuditCause,
+        operator: OperatorEntry | None,
+        *,
+        live: bool,
+    ) -> int | None:
+        """Rewrites the member record and puts its live key on the registration's lease, if the
+        member is unchanged since `expected` and its live key is there (`live`: an update) or
+        gone (a restore). The two writes differ by that one guard."""
         key = registration.node.key
         return await self._guarded(
             [
                 unchanged_since(self.keys.member(key), expected.member_mod_revision),
-                present(self.keys.live(key)),
+                present(self.keys.live(key)) if live else absent(self.keys.live(key)),
             ],
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),
@@ -308,19 +269,7 @@ class EtcdRegistryStore:
         *,
         operator: OperatorEntry | None = None,
     ) -> int | None:
-        key = registration.node.key
-        return await self._guarded(
-            [
-                unchanged_since(self.keys.member(key), expected.member_mod_revision),
-                absent(self.keys.live(key)),
-            ],
-            [
-                put_op(self.keys.live(key), b"", registration.lease_id),
-                put_op(self.keys.member(key), encode_registration(registration, time.time())),
-            ],
-            (key, cause, registration.node.incarnation, operator.detail if operator else ""),
-            operator,
-        )
+        return await self._rewrite(registration, expected, cause, operator, live=False)
 
     async def remove_member(
         self,
@@ -374,7 +323,7 @@ class EtcdRegistryStore:
         ]
 
     async def evict_many(self, writes: Sequence[EvictorWrite], *, fence: bytes) -> list[int | None]:
-        return await write_evictions(self, self._client.kv, writes, fence)
+        return await write_evictions(self, writes, fence)
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
         _, kvs = await self._client.kv.range_prefix(self.keys.audit_of(key))
@@ -407,6 +356,7 @@ class EtcdRegistryStore:
             parsed = self.keys.parse(kv.key)
             if parsed and parsed[1] is not None:
                 state.live.add(parsed[1])
+        state.known_types = await known_types(self._client, self.keys, revision)
         for kind in (KeyKind.SWITCH, KeyKind.FRONTEND):
             _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(kind), revision=revision)
             for kv in kvs:
@@ -415,6 +365,13 @@ class EtcdRegistryStore:
                     state.push_switch = control.push
                 elif isinstance(control, FrontendChanged) and control.announcement is not None:
                     state.frontends[control.id] = control.announcement
+        if self._elections:  # a key deleted while the watch could not say so
+            _, kvs = await self._client.kv.range_prefix(
+                self.keys.of_kind(KeyKind.ELECTION), revision=revision
+            )
+            present = {kv.key for kv in kvs}
+            for election in self._elections:
+                election.keys_present(present, revision)
         return state
 
     async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
@@ -428,6 +385,11 @@ class EtcdRegistryStore:
                     change = self._to_change(event.kv, deleted=deleted)
                     if change is None:
                         kind = self.keys.parse(event.kv.key)
+                        if deleted and kind is not None and kind[0] is KeyKind.ELECTION:
+                            # Told before the hub sees this revision: a deposed evictor knows
+                            # before the change can wake it for another sweep (D84).
+                            for election in self._elections:
+                                election.key_deleted(event.kv.key)
                         if kind is not None and kind[0] in (KeyKind.SWITCH, KeyKind.FRONTEND):
                             operator_change = self._to_control(kind[0], event.kv, deleted=deleted)
                             if operator_change is not None:
@@ -474,6 +436,8 @@ class EtcdRegistryStore:
     def election(
         self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float
     ) -> EtcdElection:
-        return EtcdElection(
+        election = EtcdElection(
             self._client, self.keys.election(name), candidate, ttl_seconds, poll_seconds
         )
+        self._elections.append(election)
+        return election

@@ -1,5 +1,5 @@
 """The operator state on etcd (store/base.ControlStore): the push switch, frontend announcements,
-the operator audit. It shares the registry store's client, keyspace and audit lease.
+the operator audit. It shares the registry store's client, keyspace and audit log (store/audit.py).
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import dataclasses
 import logging
 
 from registry_service.control import Announcement, OperatorEntry, PushSwitch
-from registry_service.errors import LeaseNotFoundError
 from registry_service.store._etcdpb import rpc_pb2 as pb
+from registry_service.store.audit import AuditLog
 from registry_service.store.base import StoredNode
 from registry_service.store.control_records import (
     decode_operator_entry,
@@ -17,10 +17,9 @@ from registry_service.store.control_records import (
     encode_announcement,
     encode_push_switch,
 )
-from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient
 from registry_service.store.etcd_client.kv import absent, put_op, unchanged_since
-from registry_service.store.keys import PUSH_SWITCH, KeyKind
+from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
 from registry_service.store.records import RecordError, encode_identity
 
 log = logging.getLogger(__name__)
@@ -29,10 +28,10 @@ log = logging.getLogger(__name__)
 class EtcdControlStore:
     """ControlStore on etcd (see store/base.py for the contract of each method)."""
 
-    def __init__(self, client: EtcdClient, registry_store: EtcdRegistryStore) -> None:
+    def __init__(self, client: EtcdClient, keys: Keyspace, audit: AuditLog) -> None:
         self._client = client
-        self._store = registry_store
-        self.keys = registry_store.keys
+        self.keys = keys
+        self._audit = audit
 
     async def read_push_switch(self) -> tuple[PushSwitch, int]:
         response = await self._client.kv.range(pb.RangeRequest(key=self.keys.switch(PUSH_SWITCH)))
@@ -48,33 +47,24 @@ class EtcdControlStore:
     async def _audited(
         self, compare: list[pb.Compare], ops: list[pb.RequestOp], entry: OperatorEntry
     ) -> int | None:
-        """One guarded transaction that also records the operator's action (a lapsed audit
-        lease is replaced once: the transaction did not apply)."""
-        for attempt in range(2):
-            audited = list(ops)
-            if self._store.audit_leases.retention > 0:
-                audited.append(await self._store.operator_audit_op(entry))
-            try:
-                response = await self._client.kv.txn(
-                    pb.TxnRequest(compare=compare, success=audited)
-                )
-            except LeaseNotFoundError:
-                if attempt == 0:
-                    self._store.audit_leases.forget()
-                    continue
-                raise
-            if not response.succeeded:
-                return None
-            log.info(
-                "operator %s: %s %s%s",
-                entry.operator,
-                entry.action,
-                entry.target,
-                f" ({entry.detail})" if entry.detail else "",
-                extra={"operator": entry.operator, "action": entry.action, "target": entry.target},
-            )
-            return int(response.header.revision)
-        raise AssertionError("unreachable")
+        """One guarded transaction that also records the operator's action."""
+
+        def transaction(lease: int) -> pb.TxnRequest:
+            audited = [*ops, self._audit.operator_entry(entry, lease)] if lease else list(ops)
+            return pb.TxnRequest(compare=compare, success=audited)
+
+        response = await self._audit.commit(transaction)
+        if not response.succeeded:
+            return None
+        log.info(
+            "operator %s: %s %s%s",
+            entry.operator,
+            entry.action,
+            entry.target,
+            f" ({entry.detail})" if entry.detail else "",
+            extra={"operator": entry.operator, "action": entry.action, "target": entry.target},
+        )
+        return int(response.header.revision)
 
     async def write_push_switch(
         self, switch: PushSwitch, expected_mod_revision: int, entry: OperatorEntry

@@ -1,8 +1,11 @@
-"""The keyspace of one cluster in etcd (DESIGN.md §2), all under one prefix:
+"""The keyspace of one cluster in etcd (docs/design.md §2), all under one prefix:
 
 live/<dc>/<type>/<id>       on the node's lease: exists while the node renews
 members/<dc>/<type>/<id>    the membership record (JSON): what watchers see
-identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no lease)
+identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no lease); the records
+                            of ids gone longer than identity_retention_seconds are collected
+incarnation-floor           every collected identity's incarnation is at most this: an id without
+                            an identity record registers above it (store/identity_collection.py)
 election/evictor/<lease>    candidates for evictor; the lowest create revision leads
 barrier/<frontend>          written to push a frontend's watch to etcd's current revision
 audit/<dc>/<type>/<id>/<t>  one membership transition and its cause, on an expiring audit lease
@@ -30,6 +33,7 @@ class KeyKind(enum.Enum):
     FRONTEND = "frontends"
     SWITCH = "switches"
     OPERATOR_AUDIT = "operator-audit"
+    INCARNATION_FLOOR = "incarnation-floor"
 
 
 # Kinds whose keys do not name a node.
@@ -41,6 +45,7 @@ _NOT_NODES = frozenset(
         KeyKind.FRONTEND,
         KeyKind.SWITCH,
         KeyKind.OPERATOR_AUDIT,
+        KeyKind.INCARNATION_FLOOR,
     }
 )
 PUSH_SWITCH = "push"
@@ -87,6 +92,10 @@ class Keyspace:
 
     def switch(self, name: str) -> bytes:
         return f"{self.prefix}{KeyKind.SWITCH.value}/{name}".encode()
+
+    @property
+    def incarnation_floor(self) -> bytes:
+        return f"{self.prefix}{KeyKind.INCARNATION_FLOOR.value}".encode()
 
     def operator_audit(self, time_ns: int, frontend: str) -> bytes:
         return f"{self.prefix}{KeyKind.OPERATOR_AUDIT.value}/{time_ns:020d}-{frontend}".encode()

@@ -1,4 +1,5 @@
-"""Every Prometheus metric of a frontend, defined once.
+"""Every Prometheus metric of a frontend, defined once (the gRPC interceptor that counts RPCs is
+rpc/interceptors.py).
 
 Each Frontend has its own CollectorRegistry (several frontends may share a process in tests), with
 the standard process, platform and GC collectors and no `_created` series. RPC metrics use
@@ -13,15 +14,11 @@ and a sum over pods must count each node once (docs/decisions.md D34).
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import importlib.metadata
-import inspect
 import platform
-import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -39,12 +36,12 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from registry_service.domain import ChangeStage, Scope
-from registry_service.telemetry import tracing
-from registry_service.telemetry.logs import request_id
+from registry_service.domain import ChangeStage, NodeStatus, Scope
 
 if TYPE_CHECKING:
     from registry_service.core.evictor import Evictor
+    from registry_service.hub.operator_state import OperatorView
+    from registry_service.hub.remote_view import RemoteReads
     from registry_service.hub.watch_hub import WatchHub
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -131,6 +128,21 @@ class Metrics:
         )
         # Bound once: queued_to_written is observed per subscriber per change (the hot path).
         self.stage = {stage: stage_seconds.labels(stage.value) for stage in ChangeStage}
+        # xDS (docs/design.md §12): ADS streams open, and their responses, ACKs and NACKs per
+        # protocol (sotw, delta) and resource type (listener, cluster, route, endpoints).
+        self.xds_streams = Gauge(
+            "noderegistry_xds_streams",
+            "Open xDS (ADS) streams, by protocol (sotw: state of the world, delta).",
+            ("protocol",),
+            registry=self.registry,
+        )
+        self.xds_messages = Counter(
+            "noderegistry_xds_messages_total",
+            "xDS responses sent, and the clients' ACKs and NACKs of them, by protocol, resource "
+            "type and kind (responses, acks, nacks: a NACK keeps the client's last good version).",
+            ("protocol", "type", "kind"),
+            registry=self.registry,
+        )
         self.etcd_seconds = Histogram(
             "noderegistry_etcd_request_seconds",
             "etcd request latency, by operation.",
@@ -153,32 +165,27 @@ class Metrics:
     def observe_stage(self, stage: ChangeStage, seconds: float) -> None:
         self.stage[stage].observe(seconds)
 
-    def attach(self, hub: WatchHub, evictor: Evictor) -> None:
-        """Registers the collector that reads the frontend's state at scrape time."""
-        self.registry.register(_StateCollector(hub, evictor))
+    def attach(
+        self, hub: WatchHub, evictor: Evictor, operator: OperatorView, remotes: RemoteReads
+    ) -> None:
+        """Registers the collector that reads the frontend's state at scrape time: the hub's
+        subscribers and stats, the evictor, the operator state and the followed datacenters."""
+        self.registry.register(_StateCollector(hub, evictor, operator, remotes))
 
 
 class _StateCollector(Collector):
-    def __init__(self, hub: WatchHub, evictor: Evictor) -> None:
+    def __init__(
+        self, hub: WatchHub, evictor: Evictor, operator: OperatorView, remotes: RemoteReads
+    ) -> None:
         self._hub = hub
         self._evictor = evictor
+        self._operator = operator
+        self._remotes = remotes
 
     def collect(self) -> Iterator[Any]:
         hub, evictor = self._hub, self._evictor
-        nodes = GaugeMetricFamily(
-            "noderegistry_nodes",
-            "Registered nodes per datacenter, type and status (cluster-wide: only the frontend "
-            "that leads eviction reports it, so a sum over frontends counts each node once).",
-            labels=("datacenter", "type", "status"),
-        )
-        counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
-        if hub.revision and evictor.status.leader:
-            for member in hub.view.members(Scope()):
-                node = member.registration.node
-                counts[(node.datacenter, node.type, node.status.value)] += 1
-        for labels, count in sorted(counts.items()):
-            nodes.add_metric(labels, count)
-        yield nodes
+        stats = hub.stats()
+        yield _node_counts(hub, evictor)
 
         subscriptions = hub.subscriptions
         yield GaugeMetricFamily(
@@ -197,7 +204,7 @@ class _StateCollector(Collector):
             "How long the acknowledging subscriber that has owed an acknowledgement longest has "
             "owed it (past ack_deadline_seconds it is re-pushed: resync UNCONFIRMED).",
             value=max(
-                (now - s.acks.unacked_since for s in subscriptions if s.acks.unacked_since),
+                (now - s.unacked_since for s in subscriptions if s.unacked_since),
                 default=0.0,
             ),
         )
@@ -214,23 +221,23 @@ class _StateCollector(Collector):
         resyncs = CounterMetricFamily(
             "noderegistry_watch_resyncs", "Resync snapshots sent, by reason.", labels=("reason",)
         )
-        for reason, count in sorted(hub.resyncs.items(), key=lambda item: item[0].value):
+        for reason, count in sorted(stats.resyncs.items(), key=lambda item: item[0].value):
             resyncs.add_metric((reason.value,), count)
         yield resyncs
         yield CounterMetricFamily(
             "noderegistry_watch_relists",
             "Full re-reads of etcd after a compacted watch.",
-            value=hub.relists,
+            value=stats.relists,
         )
         yield GaugeMetricFamily(
             "noderegistry_push_enabled",
             "1 while WatchNodes pushes are on (the push switch).",
-            value=int(hub.push_enabled),
+            value=int(self._operator.push_enabled),
         )
         yield GaugeMetricFamily(
             "noderegistry_watch_lag_revisions",
             "etcd's latest revision seen by the watch minus the revision applied.",
-            value=max(0, hub.etcd_revision - hub.revision),
+            value=stats.lag_revisions,
         )
         yield GaugeMetricFamily(
             "noderegistry_cache_age_seconds",
@@ -243,7 +250,7 @@ class _StateCollector(Collector):
             "refuses writes (degraded, still ready).",
             value=int(not hub.stale),
         )
-        yield from _remote_datacenters(hub)
+        yield from _remote_datacenters(self._remotes)
         status = evictor.status
         evictions = CounterMetricFamily(
             "noderegistry_evictions",
@@ -294,7 +301,37 @@ class _StateCollector(Collector):
         )
 
 
-def _remote_datacenters(hub: WatchHub) -> Iterator[Any]:
+def _node_counts(hub: WatchHub, evictor: Evictor) -> GaugeMetricFamily:
+    """`noderegistry_nodes`, from the frontend that leads eviction only (D34). Every status of
+    every (datacenter, type) the view knows is reported, 0 when no node has it: a count that drops
+    to 0 stays a series (an autoscaler reading it sees 0, not nothing), and a new leader reports
+    the same series, since every frontend's view knows the same types (D87)."""
+    nodes = GaugeMetricFamily(
+        "noderegistry_nodes",
+        "Registered nodes per datacenter, type and status (cluster-wide: only the frontend that "
+        "leads eviction reports it, so a sum over frontends counts each node once; every status "
+        "of every type that had a node within identity_retention_seconds, 0 when none has it).",
+        labels=("datacenter", "type", "status"),
+    )
+    if not (hub.revision and evictor.status.leader):
+        return nodes
+    view = hub.view
+    counts: collections.Counter[tuple[str, str, str]] = collections.Counter(
+        {
+            (dc, node_type, status.value): 0
+            for dc, node_type in view.known_types()
+            for status in NodeStatus
+        }
+    )
+    for member in view.members(Scope()):
+        node = member.registration.node
+        counts[(node.datacenter, node.type, node.status.value)] += 1
+    for labels, count in sorted(counts.items()):
+        nodes.add_metric(labels, count)
+    return nodes
+
+
+def _remote_datacenters(remotes: RemoteReads) -> Iterator[Any]:
     """The federation: each followed datacenter's staleness, age, size and revision."""
     families = {
         "stale": GaugeMetricFamily(
@@ -325,7 +362,7 @@ def _remote_datacenters(hub: WatchHub) -> Iterator[Any]:
         "could not resume after a gap.",
         labels=("datacenter",),
     )
-    for name, remote in hub.remotes.datacenters.items():
+    for name, remote in remotes.datacenters.items():
         families["stale"].add_metric((name,), int(remote.stale))
         families["age"].add_metric((name,), remote.age_seconds())
         families["nodes"].add_metric((name,), len(remote))
@@ -333,121 +370,3 @@ def _remote_datacenters(hub: WatchHub) -> Iterator[Any]:
         relists.add_metric((name,), remote.relists)
     yield from families.values()
     yield relists
-
-
-def _split(method: str) -> tuple[str, str]:
-    _, service, name = method.split("/", 2)
-    return service, name
-
-
-async def _counted(messages: AsyncIterator[Any], counter: Any) -> AsyncIterator[Any]:
-    async for message in messages:
-        counter.inc()
-        yield message
-
-
-class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
-    """Counts and times every RPC and its messages under go-grpc-prometheus's names, and gives each
-    a request id (the client's `x-request-id` metadata, or a new one) that every log line of the
-    RPC carries."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        service, method = _split(details.method)
-        metrics = self._metrics
-
-        @contextlib.contextmanager
-        def observed(kind: str, context: grpc.aio.ServicerContext) -> Iterator[tuple[Any, Any]]:
-            """Yields the (received, sent) message counters of this RPC, inside its span."""
-            invocation_metadata = context.invocation_metadata() or ()
-            given = dict(invocation_metadata).get("x-request-id", "")
-            request_id.set(str(given)[:64] or secrets.token_hex(6))
-            labels = (kind, service, method)
-            metrics.grpc_started.labels(*labels).inc()
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                with tracing.span(
-                    f"{service}/{method}",
-                    {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
-                    carrier=invocation_metadata,
-                    server=True,
-                ):
-                    yield metrics.grpc_received.labels(*labels), metrics.grpc_sent.labels(*labels)
-            except BaseException as err:
-                error = err
-                raise
-            finally:
-                metrics.grpc_handled.labels(*labels, _code_of(context, error).name).inc()
-                metrics.grpc_seconds.labels(*labels).observe(time.perf_counter() - started)
-
-        if handler.unary_unary or handler.stream_unary:
-            kind = "unary" if handler.unary_unary else "client_stream"
-            inner = handler.unary_unary or handler.stream_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                with observed(kind, context) as (received, sent):
-                    if kind == "unary":
-                        received.inc()
-                    else:
-                        request = _counted(request, received)
-                    response = await inner(request, context)
-                    sent.inc()
-                    return response
-
-            factory = (
-                grpc.unary_unary_rpc_method_handler
-                if handler.unary_unary
-                else grpc.stream_unary_rpc_method_handler
-            )
-            return factory(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-
-        kind = "server_stream" if handler.unary_stream else "bidi_stream"
-        inner_stream = handler.unary_stream or handler.stream_stream
-
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with observed(kind, context) as (received, sent):
-                if kind == "server_stream":
-                    received.inc()
-                else:
-                    request = _counted(request, received)
-                result = inner_stream(request, context)
-                if inspect.isasyncgen(result):
-                    async for response in result:
-                        sent.inc()
-                        yield response
-                else:  # a handler that writes with context.write() (the health service's Watch)
-                    await result
-
-        factory = (
-            grpc.unary_stream_rpc_method_handler
-            if handler.unary_stream
-            else grpc.stream_stream_rpc_method_handler
-        )
-        return factory(
-            streaming,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-
-def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> grpc.StatusCode:
-    if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
-    code: grpc.StatusCode | None = context.code()
-    if code is not None:
-        return code
-    return grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK

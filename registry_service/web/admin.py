@@ -23,56 +23,25 @@ Access (TLS, mTLS, bearer tokens with admin scopes) is web/auth.py's middleware.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from registry_service.core.self_preservation import DatacenterBudget
 from registry_service.domain import NodeKey, Scope
 from registry_service.errors import InvalidArgumentError, RegistryError
-from registry_service.hub.subscription import Subscription
-from registry_service.web.admin_config import AdminConfig, audit_json, node_json, suspect_json
+from registry_service.web.admin_config import AdminConfig
 from registry_service.web.admin_control import ControlRoutes
 from registry_service.web.edge import json_response, new_app
+from registry_service.web.shapes import (
+    admin_nodes_json,
+    audit_json,
+    evictor_json,
+    operator_audit_json,
+    readiness_json,
+    settled_json,
+    subscribers_json,
+    suspects_json,
+)
 from registry_service.web.site import start_site
-
-
-def subscriber_json(subscription: Subscription, frontend: str, revision: int) -> dict[str, Any]:
-    """One subscriber as the cluster-wide views list it; `converged` to `revision`."""
-    acks = subscription.acks
-    owed = acks.unacked_since
-    return {
-        "id": subscription.id,
-        "frontend": frontend,
-        "peer": subscription.peer,
-        "scope": {
-            "datacenters": sorted(subscription.scope.datacenters),
-            "types": sorted(subscription.scope.types),
-        },
-        "sent_revision": subscription.sent_revision,
-        "offered_revision": subscription.offered_revision,
-        "acked_revision": acks.acked_revision,
-        "acknowledging": acks.acknowledging or acks.tracking,
-        "converged": subscription.converged(revision),
-        # Wall-clock time the oldest message it has not acknowledged was written.
-        "pending_since": round(time.time() - (time.monotonic() - owed), 3) if owed else None,
-        "held": subscription.held,
-        "backlog": subscription.backlog,
-        "resyncs": subscription.resyncs,
-    }
-
-
-def _budget_json(budget: DatacenterBudget) -> dict[str, Any]:
-    return {
-        "members": budget.members,
-        "budget": budget.budget,
-        "spent": budget.spent,
-        "silent": budget.silent,
-        "suspects": budget.suspects,
-        "self_preservation": budget.preserving,
-    }
 
 
 class AdminServer:
@@ -83,8 +52,6 @@ class AdminServer:
         self._watch = config.watch
         self._eviction = config.eviction
         self._operations = config.operations
-        self._host, _, port = config.listen.rpartition(":")
-        self._port = int(port)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -105,8 +72,13 @@ class AdminServer:
             ],
             self._config.auth.middleware(),
         )
+        listener = self._config.listener
         self._runner, self.port = await start_site(
-            app, self._host, self._port, self._config.ssl_context
+            app,
+            listener.host,
+            listener.port,
+            self._config.ssl_context,
+            limits=self._config.http_limits,
         )
 
     async def stop(self) -> None:
@@ -122,24 +94,14 @@ class AdminServer:
 
     async def readyz(self, request: web.Request) -> web.Response:
         readiness = self._config.readiness()
-        return json_response(readiness.as_json(), 200 if readiness.ready else 503)
+        return json_response(readiness_json(readiness), 200 if readiness.ready else 503)
 
     async def nodes(self, request: web.Request) -> web.Response:
         scope = Scope(
             frozenset(request.query.getall("datacenter", [])),
             frozenset(request.query.getall("type", [])),
         )
-        listing = self._watch.node_list(scope)
-        return json_response(
-            {
-                "revision": listing.revision,
-                "cache_age_seconds": round(listing.age_seconds, 3),
-                "datacenters": {
-                    dc.datacenter: [node_json(node) for node in dc.nodes]
-                    for dc in listing.datacenters
-                },
-            }
-        )
+        return json_response(admin_nodes_json(self._watch.node_list(scope)))
 
     async def subscribers(self, request: web.Request) -> web.Response:
         """This frontend's subscribers, `converged` to ?revision=R (default: its latest)."""
@@ -148,66 +110,22 @@ class AdminServer:
             revision = int(request.query.get("revision") or hub.revision)
         except ValueError:
             raise InvalidArgumentError("revision must be a whole number") from None
-        frontend = self._config.frontend_id
         return json_response(
-            {
-                "frontend": frontend,
-                "revision": revision,
-                "push_enabled": hub.push_switch.enabled,
-                "subscribers": [
-                    subscriber_json(s, frontend, revision)
-                    for s in sorted(hub.subscriptions, key=lambda s: s.id)
-                ],
-            }
+            subscribers_json(
+                self._config.frontend_id,
+                revision,
+                self._config.operator_state.push_enabled,
+                hub.subscriptions,
+            )
         )
 
     async def evictor(self, request: web.Request) -> web.Response:
         evictor = self._eviction
-        status, policy = evictor.status, evictor.policy
-        return json_response(
-            {
-                "frontend": self._config.frontend_id,
-                "candidate": status.candidate,
-                "leader": status.leader,
-                "leader_since": status.leader_since or None,
-                "last_sweep": status.last_sweep or None,
-                "dry_run": status.dry_run,
-                "held_by_outage": status.held_by_outage,
-                "removed": dict(status.removed),
-                "suspected": status.suspected,
-                "policy": {
-                    "ratio": policy.ratio,
-                    "minimum": policy.minimum,
-                    "type_minimum": policy.type_minimum,
-                    "window_seconds": policy.window_seconds,
-                    "ceiling_seconds": policy.ceiling_seconds,
-                },
-                "datacenters": {
-                    dc: _budget_json(budget)
-                    for dc, budget in sorted(status.plan.datacenters.items())
-                },
-                "types": {
-                    f"{dc}/{node_type}": _budget_json(budget)
-                    for (dc, node_type), budget in sorted(status.plan.types.items())
-                },
-                # What the last sweep decided (in dry-run mode: what it would have done).
-                "last_plan": [
-                    {"node": decision.key.path, "action": decision.action.value}
-                    for decision in status.plan.decisions[:1000]
-                ],
-            }
-        )
+        return json_response(evictor_json(self._config.frontend_id, evictor.status, evictor.policy))
 
     async def suspects(self, request: web.Request) -> web.Response:
         ceiling = self._eviction.policy.ceiling_seconds
-        return json_response(
-            {
-                "suspects": [
-                    suspect_json(registration, ceiling)
-                    for registration in self._operations.suspects()
-                ]
-            }
-        )
+        return json_response(suspects_json(self._operations.suspects(), ceiling))
 
     async def confirm_suspects(self, request: web.Request) -> web.Response:
         return await self._settle(request, evict=True)
@@ -231,38 +149,22 @@ class AdminServer:
                 'send {"nodes": [{"datacenter": ..., "type": ..., "id": ...}]} or '
                 '{"datacenter": ...}'
             ) from None
-        results: dict[str, dict[str, Any]] = {}
+        outcomes: dict[str, int | str] = {}
         for key in keys:
             try:
-                revision = await self._operations.settle_suspect(
+                outcomes[key.path] = await self._operations.settle_suspect(
                     key, evict=evict, operator=self._config.auth.identify(request)
                 )
-                results[key.path] = {"revision": revision}
             except RegistryError as err:
-                results[key.path] = {"error": str(err)}
-        return json_response({"action": "confirm" if evict else "cancel", "nodes": results})
+                outcomes[key.path] = str(err)
+        return json_response(settled_json(evict, outcomes))
 
     async def audit(self, request: web.Request) -> web.Response:
         """A node's transitions (?datacenter=&type=&id=), or without a node every operator
         action."""
         query = request.query
         if not any(name in query for name in ("datacenter", "type", "id")):
-            return json_response(
-                {
-                    "operator_actions": [
-                        {
-                            "revision": entry.revision,
-                            "time": entry.time,
-                            "action": entry.action,
-                            "operator": entry.operator,
-                            "target": entry.target,
-                            "detail": entry.detail,
-                            "frontend": entry.frontend,
-                        }
-                        for entry in await self._operations.operator_audit()
-                    ]
-                }
-            )
+            return json_response(operator_audit_json(await self._operations.operator_audit()))
         try:
             key = NodeKey(query["datacenter"], query["type"], query["id"])
         except KeyError:

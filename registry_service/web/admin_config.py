@@ -1,44 +1,41 @@
 """What the admin surface is handed (Consul-style: a config of small interfaces, never the
-frontend itself), and the JSON shapes its routes share."""
+frontend itself). Its JSON shapes are web/shapes.py's."""
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
-from registry_service.control import Announcement, OperatorEntry, PushSwitch
+from registry_service.control import OperatorEntry, PushSwitch
 from registry_service.core.evictor import EvictorStatus
 from registry_service.core.operations import NodeAction, PushChange
 from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.domain import (
     AuditEntry,
-    Node,
     NodeKey,
     NodeList,
     NodeStatus,
     Registration,
     Scope,
 )
+from registry_service.hub.operator_state import OperatorView
 from registry_service.hub.subscription import Subscription
+from registry_service.listeners import Listener
 from registry_service.store.base import StoredNode
-from registry_service.web.auth import AdminAuth
+from registry_service.web.auth import HttpAuth
+from registry_service.web.connection_guard import HttpLimits
 from registry_service.web.peers import PeerAdmins
 
 
 class WatchControl(Protocol):
     """What the admin surface reads of the watch hub."""
 
-    frontends: dict[str, Announcement]
-
     @property
     def revision(self) -> int: ...
-
-    @property
-    def push_switch(self) -> PushSwitch: ...
 
     @property
     def subscriptions(self) -> list[Subscription]: ...
@@ -61,15 +58,6 @@ class Readiness:
     @property
     def degraded(self) -> bool:
         return self.ready and not self.store_connected
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ready": self.ready,
-            "degraded": self.degraded,
-            "reason": self.reason,
-            "store_connected": self.store_connected,
-            "cache_age_seconds": self.cache_age_seconds,
-        }
 
 
 class EvictionReport(Protocol):
@@ -115,8 +103,9 @@ class AdminConfig:
     """Everything the admin surface uses, each part as small as it needs (Consul-style): the
     composition root hands these over and the admin never sees the frontend itself."""
 
-    listen: str
-    """`host:port` of the HTTP server; port 0 picks a free one (`AdminServer.port`)."""
+    listener: Listener
+    """Where the HTTP server listens (`admin_listen`); port 0 picks a free one
+    (`AdminServer.port`)."""
     frontend_id: str
     """This frontend's name, as `/admin/evictor` reports it."""
     metrics: CollectorRegistry
@@ -124,54 +113,18 @@ class AdminConfig:
     readiness: Callable[[], Readiness]
     """Whether the frontend can serve, and how well (`/readyz`)."""
     watch: WatchControl
-    """Nodes, subscribers, announced frontends and the push switch as applied here."""
+    """Nodes and subscribers as this frontend holds them."""
+    operator_state: OperatorView
+    """The announced frontends and the push switch as applied here (read-only)."""
     eviction: EvictionReport
     """The evictor's state and budget policy."""
     operations: OperatorActions
     """The push switch, actions on nodes, suspects and the audit trail."""
-    auth: AdminAuth
+    auth: HttpAuth
     """Who may do what (TLS client certificates, bearer tokens and their scopes)."""
     peers: PeerAdmins
     """How the cluster-wide views ask the other frontends."""
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
+    """What one client may hold on the port (web/connection_guard.py)."""
     ssl_context: ssl.SSLContext | None = None
     """TLS of the admin port (the gRPC port's certificate); None: plaintext."""
-
-
-def node_json(node: Node) -> dict[str, Any]:
-    return {
-        "datacenter": node.datacenter,
-        "type": node.type,
-        "id": node.id,
-        "address": node.address,
-        "status": node.status.value,
-        "incarnation": node.incarnation,
-        "metadata": dict(node.metadata),
-    }
-
-
-def suspect_json(registration: Registration, ceiling_seconds: float) -> dict[str, Any]:
-    """A member held as SUSPECT: the node, since when, and when the ceiling removes it."""
-    return {
-        **node_json(registration.node),
-        "suspect_since": registration.suspect_since,
-        "removed_at_the_latest": registration.suspect_since + ceiling_seconds,
-    }
-
-
-def audit_json(key: NodeKey, entries: list[AuditEntry]) -> dict[str, Any]:
-    """A node's recorded transitions, oldest first (the admin port's and the HTTP API's)."""
-    return {
-        "node": key.path,
-        "entries": [
-            {
-                "revision": entry.revision,
-                "time": entry.time,
-                "cause": entry.cause.value,
-                "incarnation": entry.incarnation,
-                "frontend": entry.frontend,
-                "detail": entry.detail,
-                "operator": entry.operator or None,
-            }
-            for entry in entries
-        ],
-    }

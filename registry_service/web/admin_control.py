@@ -1,4 +1,4 @@
-"""The admin routes that act for the whole cluster (DESIGN.md §9):
+"""The admin routes that act for the whole cluster (docs/design.md §9):
 
     GET  /admin/frontends              every announced frontend (frontends/ in etcd)
     GET  /admin/push                   the push switch as this frontend applies it
@@ -26,29 +26,21 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from registry_service.control import PushSwitch, parse_held_scope, parse_network
-from registry_service.core.operations import OVERRIDES, PushChange, describe_switch
+from registry_service.control import parse_held_scope, parse_network
+from registry_service.core.operations import OVERRIDES, PushChange
 from registry_service.domain import NodeKey
 from registry_service.errors import InvalidArgumentError
-from registry_service.web.admin_config import AdminConfig, WatchControl, node_json
-from registry_service.web.auth import OPERATOR_HEADER
+from registry_service.hub.operator_state import OperatorView
+from registry_service.web.admin_config import AdminConfig
 from registry_service.web.edge import error_response, json_response
 from registry_service.web.peers import PeerAdmins
-
-_FORWARDED = ("Authorization",)
-
-
-def push_json(switch: PushSwitch) -> dict[str, Any]:
-    return {
-        "enabled": switch.enabled,
-        "gray": {
-            "scopes": [str(scope) for scope in switch.held_scopes],
-            "networks": list(switch.held_networks),
-        },
-        "changed_by": switch.changed_by or None,
-        "changed_at": switch.changed_at or None,
-        "summary": describe_switch(switch),
-    }
+from registry_service.web.shapes import (
+    convergence_json,
+    frontends_json,
+    node_action_json,
+    push_json,
+    stored_node_json,
+)
 
 
 def push_change(body: Any) -> PushChange:
@@ -74,15 +66,8 @@ def push_change(body: Any) -> PushChange:
     return PushChange(enabled=enabled, held_scopes=scopes, held_networks=networks)
 
 
-def forwarded_headers(request: web.Request, operator: str) -> dict[str, str]:
-    """What another frontend's admin port gets of a caller: its token and its identity."""
-    headers = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
-    headers[OPERATOR_HEADER] = operator
-    return headers
-
-
 async def cluster_convergence(
-    watch: WatchControl,
+    operator_state: OperatorView,
     peers: PeerAdmins,
     frontend_id: str,
     revision: int,
@@ -90,30 +75,17 @@ async def cluster_convergence(
 ) -> dict[str, Any]:
     """Every announced frontend's subscribers against `revision`, merged (`headers` carry the
     caller's token and identity to the other frontends' admin ports)."""
-    answer = await peers.subscribers(watch.frontends.values(), f"revision={revision}", headers)
-    now = time.time()
-    pending = [s for s in answer.subscribers if not s.get("converged")]
-    return {
-        "revision": revision,
-        "asked_by": frontend_id,
-        "frontends": sorted(answer.answered),
-        "unreachable": answer.unreachable,
-        "subscribers": answer.subscribers,
-        "not_converged": len(pending),
-        "oldest_pending_seconds": round(
-            max(
-                (now - s["pending_since"] for s in pending if s.get("pending_since")),
-                default=0.0,
-            ),
-            3,
-        ),
-    }
+    answer = await peers.subscribers(
+        operator_state.frontends.values(), f"revision={revision}", headers
+    )
+    return convergence_json(revision, frontend_id, answer, time.time())
 
 
 class ControlRoutes:
     def __init__(self, config: AdminConfig) -> None:
         self._config = config
         self._watch = config.watch
+        self._operator_state = config.operator_state
         self._operations = config.operations
 
     def routes(self) -> list[web.RouteDef]:
@@ -128,29 +100,12 @@ class ControlRoutes:
 
     async def frontends(self, request: web.Request) -> web.Response:
         return json_response(
-            {
-                "frontend": self._config.frontend_id,
-                "frontends": [
-                    {
-                        "id": a.id,
-                        "self": a.id == self._config.frontend_id,
-                        "host": a.host,
-                        "pid": a.pid,
-                        "worker": f"{a.worker_index}/{a.worker_count}",
-                        "grpc_address": a.grpc_address,
-                        "admin_url": a.admin_url,
-                        "version": a.version,
-                        "started_at": a.started_at,
-                        "subscribers": a.subscribers,
-                    }
-                    for a in sorted(self._watch.frontends.values(), key=lambda a: a.id)
-                ],
-            }
+            frontends_json(self._config.frontend_id, self._operator_state.frontends.values())
         )
 
     async def push(self, request: web.Request) -> web.Response:
         return json_response(
-            {**push_json(self._watch.push_switch), "frontend": self._config.frontend_id}
+            {**push_json(self._operator_state.push_switch), "frontend": self._config.frontend_id}
         )
 
     async def set_push(self, request: web.Request) -> web.Response:
@@ -169,10 +124,11 @@ class ControlRoutes:
             revision = int(request.query.get("revision") or self._watch.revision)
         except ValueError:
             raise InvalidArgumentError("revision must be a whole number") from None
-        headers = forwarded_headers(request, self._config.auth.identify(request))
+        headers = self._config.auth.forwarded_headers(request)
+        config = self._config
         return json_response(
             await cluster_convergence(
-                self._watch, self._config.peers, self._config.frontend_id, revision, headers
+                self._operator_state, config.peers, config.frontend_id, revision, headers
             )
         )
 
@@ -182,28 +138,7 @@ class ControlRoutes:
 
     async def node(self, request: web.Request) -> web.Response:
         key = self._key(request)
-        stored = await self._operations.stored_node(key)
-        registration = stored.registration
-        identity = stored.identity
-        override = registration.override if registration else None
-        return json_response(
-            {
-                "node": key.path,
-                "member": node_json(registration.node) if registration else None,
-                "live": stored.live,
-                "override": {
-                    "status": override.status.value,
-                    "owner_status": override.owner_status.value,
-                    "by": override.by,
-                    "at": override.at,
-                }
-                if override
-                else None,
-                "held_until": identity.hold_until if identity and identity.hold_until else None,
-                "held_by": identity.held_by if identity and identity.hold_until else None,
-                "revision": stored.revision,
-            }
-        )
+        return json_response(stored_node_json(key, await self._operations.stored_node(key)))
 
     async def act_on_node(self, request: web.Request) -> web.Response:
         key, action = self._key(request), request.match_info["action"]
@@ -229,12 +164,4 @@ class ControlRoutes:
                 grpc.StatusCode.NOT_FOUND,
                 f"no action {action!r}: maintenance, drain, clear, evict or unhold",
             )
-        return json_response(
-            {
-                "node": key.path,
-                "action": action,
-                "revision": done.revision,
-                "status": done.status.value if done.status else None,
-                "operator": operator,
-            }
-        )
+        return json_response(node_action_json(key, action, done, operator))

@@ -1,4 +1,4 @@
-"""The HTTP API and the web console, on a port of their own (`http_listen`; DESIGN.md §11):
+"""The HTTP API and the web console, on a port of their own (`http_listen`; docs/design.md §11):
 
     GET /v1/nodes?datacenter=&type=&consistency=linearizable|cached
                                    GetNodes as JSON; `index` (the revision of the scope's last
@@ -14,11 +14,12 @@
     GET /v1/cluster/convergence     every frontend's subscribers against ?revision=R
                                                                            (scope admin:read)
     GET /v1/openapi.json            the OpenAPI 3 document of all this
-    GET /ui/                        the console (console/: one page, no build step)
+    GET /ui/                        the console (web/console_site.py: one page, no build step)
     GET /healthz, /readyz           as on the admin port
 
 Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port); the rest
-is web/auth.py's rules, the same middleware as the admin port's. Blocking reads follow Consul's:
+is web/auth.py's rules, the same middleware as the admin port's. This module parses and renders;
+the blocking read's wait is the read use case's (core/reads.py). Blocking reads follow Consul's:
 the index is the revision of the scope's last change, so a client loops `index = answer.index`
 and wakes only for its own scope; an index above the scope's (another cluster's, or a typo)
 waits out the wait and answers the real one: a client resets when the index goes backwards.
@@ -29,50 +30,32 @@ followed datacenter's part in its own registry's revisions; the read wakes when 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib.resources
 
 from aiohttp import web
 
+from registry_service.core.reads import ScopeIndex
 from registry_service.domain import NodeKey, NodeList, Scope
 from registry_service.errors import NodeNotFoundError
 from registry_service.validation import validate_key
-from registry_service.web.admin_config import audit_json, node_json, suspect_json
-from registry_service.web.admin_control import forwarded_headers
 from registry_service.web.api_config import ApiConfig
+from registry_service.web.console_site import ConsoleRoutes
 from registry_service.web.edge import json_response, new_app
 from registry_service.web.openapi import openapi_document
 from registry_service.web.query import (
-    NodesQuery,
     accept_only,
     node_query,
     nodes_query,
     revision_of,
 )
-from registry_service.web.shapes import node_list_json
+from registry_service.web.shapes import (
+    audit_json,
+    member_json,
+    node_list_json,
+    readiness_json,
+    self_preservation_json,
+)
 from registry_service.web.site import start_site
 from registry_service.web.sse import WatchStreams
-
-_CONSOLE_FILES = {
-    "index.html": "text/html",
-    "console.css": "text/css",
-    "console.js": "text/javascript",
-    "favicon.svg": "image/svg+xml",
-}
-# Nothing from outside, nothing inline: the console's own files only.
-_CONSOLE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
-
-def _console_files() -> dict[str, bytes]:
-    folder = importlib.resources.files("registry_service.web").joinpath("console")
-    return {name: folder.joinpath(name).read_bytes() for name in _CONSOLE_FILES}
 
 
 class ApiServer:
@@ -81,15 +64,16 @@ class ApiServer:
     def __init__(self, config: ApiConfig) -> None:
         self._config = config
         self._feed = config.feed
-        self._host, _, port = config.listen.rpartition(":")
-        self._port = int(port)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
-        self._console = _console_files()
+        self._console = ConsoleRoutes()
         self._openapi = openapi_document()
-        self.waiting = 0
-        """Blocking reads waiting for a change now."""
         self.port = 0
+
+    @property
+    def waiting(self) -> int:
+        """Blocking reads waiting for a change now (counted where they wait, core/reads.py)."""
+        return self._config.reads.waiting
 
     def routes(self) -> list[web.RouteDef]:
         streams = WatchStreams(self._config.reads, self._config.auth, self._config.streams)
@@ -103,11 +87,7 @@ class ApiServer:
             web.get("/v1/openapi.json", self.openapi),
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
-            web.get("/", self.to_console),
-            web.get("/favicon.ico", self.favicon),
-            web.get("/ui", self.to_console),
-            web.get("/ui/", self.console),
-            web.get("/ui/{name}", self.console),
+            *self._console.routes(),
         ]
 
     async def start(self, *, reuse_port: bool = False) -> None:
@@ -117,15 +97,14 @@ class ApiServer:
         )
         self._runner, self.port = await start_site(
             app,
-            self._host,
-            self._port,
+            config.listener.host,
+            config.listener.port,
             config.ssl_context,
             reuse_port=reuse_port,
             shutdown_timeout=config.shutdown_grace_seconds,
+            limits=config.http_limits,
             # Every route only reads: a client that goes away ends its handler (and its wait).
             handler_cancellation=True,
-            max_field_size=config.max_header_bytes,
-            max_line_size=config.max_header_bytes,
         )
 
     async def stop(self) -> None:
@@ -139,14 +118,21 @@ class ApiServer:
 
     async def nodes(self, request: web.Request) -> web.Response:
         query = nodes_query(request.query, self._config.max_wait_seconds)
-        listing = await self._config.reads.get_nodes(query.scope, query.consistency)
-        if query.index or query.remote_index:
-            await self._wait_for_change(query)
-            listing = self._feed.node_list(query.scope)
+        reads = self._config.reads
+        if query.index or query.remote_index:  # a blocking read: the wait is core/reads.py's
+            listing = await reads.get_nodes_blocking(
+                query.scope,
+                query.consistency,
+                ScopeIndex(query.index, query.remote_index),
+                query.wait_seconds,
+                interrupt=self._closing,
+            )
+        else:
+            listing = await reads.get_nodes(query.scope, query.consistency)
         return self._list_response(query.scope, listing)
 
     def _list_response(self, scope: Scope, listing: NodeList) -> web.Response:
-        index = self._index(scope)
+        index = _index_json(self._config.reads.scope_index(scope))
         return json_response(
             {"index": index, **node_list_json(listing)},
             headers={
@@ -154,53 +140,6 @@ class ApiServer:
                 "X-Registry-Revision": str(listing.revision),
             },
         )
-
-    def _index(self, scope: Scope) -> int | str:
-        """The revision of the scope's last change: this frontend's etcd's, never 0 (as
-        Consul's: a client that sends back 0 would not block at all); with followed datacenters
-        in the scope, each one's beside it in its registry's revisions (`812,dc2=455`)."""
-        local = max(1, self._feed.view.scope_revision(scope))
-        remotes = self._feed.remotes.in_scope(scope)
-        if not remotes:
-            return local
-        return f"{local}" + "".join(f",{r.name}={r.changed_revision}" for r in remotes)
-
-    def _changed(self, query: NodesQuery) -> bool:
-        if self._feed.view.scope_revision(query.scope) > query.index:
-            return True
-        return any(
-            remote.changed_revision > query.remote_index.get(remote.name, 0)
-            for remote in self._feed.remotes.in_scope(query.scope)
-        )
-
-    async def _wait_for_change(self, query: NodesQuery) -> None:
-        """Until the scope changed after the index, the wait ends, or the port closes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + query.wait_seconds
-        self.waiting += 1
-        try:
-            while not self._changed(query) and not self._closing.is_set():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return
-                await self._change_or_closing(remaining)
-        finally:
-            self.waiting -= 1
-
-    async def _change_or_closing(self, timeout: float) -> None:
-        # The change events are taken now, in the step that found the scope unchanged.
-        waits = {
-            asyncio.ensure_future(self._feed.next_change().wait()),
-            asyncio.ensure_future(self._feed.remotes.next_change().wait()),
-            asyncio.ensure_future(self._closing.wait()),
-        }
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*waits, return_exceptions=True)
 
     async def node(self, request: web.Request) -> web.Response:
         consistency = node_query(request.query)
@@ -212,12 +151,7 @@ class ApiServer:
             for node in datacenter.nodes:
                 if node.id == key.id:
                     return json_response(
-                        {
-                            "revision": listing.revision,
-                            "stale": listing.stale,
-                            "age_seconds": round(listing.age_seconds, 3),
-                            "node": node_json(node),
-                        },
+                        member_json(listing, node),
                         headers={"X-Registry-Revision": str(listing.revision)},
                     )
         raise NodeNotFoundError(
@@ -236,62 +170,40 @@ class ApiServer:
         """Self-preservation as every frontend sees it: a datacenter whose eviction budget holds
         silent members back (as SUSPECT) is in self-preservation (the alarm)."""
         accept_only(request.query, ())
-        held = self._config.operator.suspects()
-        sizes = self._feed.view.datacenter_sizes()
-        per_datacenter: dict[str, int] = {}
-        for registration in held:
-            datacenter = registration.node.datacenter
-            per_datacenter[datacenter] = per_datacenter.get(datacenter, 0) + 1
-        ceiling = self._config.suspect_ceiling_seconds
         return json_response(
-            {
-                "self_preservation": bool(held),
-                "datacenters": [
-                    {
-                        "datacenter": datacenter,
-                        "members": members,
-                        "suspects": per_datacenter.get(datacenter, 0),
-                        "self_preservation": datacenter in per_datacenter,
-                    }
-                    for datacenter, members in sorted(sizes.items())
-                ],
-                "suspects": [suspect_json(registration, ceiling) for registration in held],
-            }
+            self_preservation_json(
+                self._config.operator.suspects(),
+                self._feed.view.datacenter_sizes(),
+                self._config.suspect_ceiling_seconds,
+            )
         )
 
     async def convergence(self, request: web.Request) -> web.Response:
         accept_only(request.query, ("revision",))
         revision = revision_of(request.query.get("revision"), "revision")
         revision = revision or self._feed.view.revision
-        headers = forwarded_headers(request, self._config.auth.identify(request))
+        headers = self._config.auth.forwarded_headers(request)
         return json_response(await self._config.convergence(revision, headers))
 
-    # -- documents, console, probes -----------------------------------------------------------
+    # -- documents, probes --------------------------------------------------------------------
 
     async def openapi(self, request: web.Request) -> web.Response:
         return json_response(self._openapi)
-
-    async def to_console(self, request: web.Request) -> web.Response:
-        raise web.HTTPFound("/ui/")
-
-    async def console(self, request: web.Request) -> web.Response:
-        name = request.match_info.get("name") or "index.html"
-        kind = _CONSOLE_FILES.get(name)
-        if kind is None:
-            raise web.HTTPNotFound()
-        return web.Response(
-            body=self._console[name], content_type=kind, charset="utf-8", headers=_CONSOLE_HEADERS
-        )
-
-    async def favicon(self, request: web.Request) -> web.Response:
-        raise web.HTTPMovedPermanently("/ui/favicon.svg")
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
         readiness = self._config.readiness()
-        return json_response(readiness.as_json(), 200 if readiness.ready else 503)
+        return json_response(readiness_json(readiness), 200 if readiness.ready else 503)
+
+
+def _index_json(index: ScopeIndex) -> int | str:
+    """The index as the API writes it: the local revision, and with followed datacenters in the
+    scope each one's beside it in its registry's revisions (`812,dc2=455`)."""
+    if not index.remotes:
+        return index.revision
+    return f"{index.revision}" + "".join(f",{name}={rev}" for name, rev in index.remotes.items())
 
 
 def _key(request: web.Request) -> NodeKey:

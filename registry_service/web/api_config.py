@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from registry_service.core.reads import ScopeIndex
 from registry_service.domain import (
     AuditEntry,
     Consistency,
@@ -20,17 +21,34 @@ from registry_service.domain import (
     WatchResume,
 )
 from registry_service.hub.cluster_view import ClusterView
-from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.subscription import Subscription
+from registry_service.listeners import Listener
 from registry_service.rpc.access import StreamCounter
 from registry_service.web.admin_config import Readiness
-from registry_service.web.auth import AdminAuth
+from registry_service.web.auth import HttpAuth
+from registry_service.web.connection_guard import HttpLimits
 
 
 class NodeReads(Protocol):
-    """The use cases the API serves (reads.Reads): GetNodes and WatchNodes."""
+    """The use cases the API serves (reads.Reads): GetNodes, its blocking form, WatchNodes."""
 
     async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList: ...
+
+    async def get_nodes_blocking(
+        self,
+        scope: Scope,
+        consistency: Consistency,
+        since: ScopeIndex,
+        wait_seconds: float,
+        *,
+        interrupt: asyncio.Event | None = None,
+    ) -> NodeList: ...
+
+    def scope_index(self, scope: Scope) -> ScopeIndex: ...
+
+    @property
+    def waiting(self) -> int:
+        """Blocking reads waiting for a change now."""
 
     async def watch(
         self, scope: Scope, resume: WatchResume, *, peer: str = "", acknowledging: bool = False
@@ -38,17 +56,10 @@ class NodeReads(Protocol):
 
 
 class ChangeFeed(Protocol):
-    """What a blocking read waits on (watch_hub.WatchHub): this frontend's etcd's view, and the
-    datacenters it follows from their own registries."""
-
-    remotes: RemoteViews
+    """This frontend's etcd's view (watch_hub.WatchHub), for the operator's reads."""
 
     @property
     def view(self) -> ClusterView: ...
-
-    def node_list(self, scope: Scope) -> NodeList: ...
-
-    def next_change(self) -> asyncio.Event: ...
 
 
 class OperatorReads(Protocol):
@@ -66,15 +77,16 @@ headers that carry the caller's token and identity to the other frontends."""
 
 @dataclass(frozen=True)
 class ApiConfig:
-    listen: str
-    """`host:port` of the HTTP API and console; port 0 picks a free one (`ApiServer.port`)."""
+    listener: Listener
+    """Where the HTTP API and console listen (`http_listen`); port 0 picks a free one
+    (`ApiServer.port`)."""
     reads: NodeReads
     feed: ChangeFeed
     operator: OperatorReads
     convergence: Convergence
     readiness: Callable[[], Readiness]
     """/healthz and /readyz here too, for a load balancer in front of this port."""
-    auth: AdminAuth
+    auth: HttpAuth
     """Who may read what (the admin port's middleware: TLS client certificates, tokens, scopes)."""
     streams: StreamCounter
     """Open event streams per peer, shared with the gRPC port's KeepAlive and WatchNodes."""
@@ -85,8 +97,9 @@ class ApiConfig:
     suspect_ceiling_seconds: float = 900.0
     """When a suspect is removed at the latest, as the console shows it."""
     max_request_bytes: int = 1024 * 1024
-    """Largest request body; headers are bounded by `max_header_bytes`."""
-    max_header_bytes: int = 8 * 1024
+    """Largest request body; the request's head is bounded by `http_limits`."""
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
+    """What one client may hold: head time and size, idle time, connections per peer."""
     shutdown_grace_seconds: float = 5.0
     """On stop, how long open requests get before they are cancelled."""
     ssl_context: ssl.SSLContext | None = None

@@ -1,4 +1,4 @@
-"""Who may use the HTTP ports, and who they are (DESIGN.md §9, §11): one middleware for the
+"""Who may use the HTTP ports, and who they are (docs/design.md §9, §11): one middleware for the
 frontend's admin surface, the supervisor's, and the HTTP API port (/v1/, /ui/).
 
 - The admin port has the gRPC port's TLS, and its mTLS: with a client CA, a request must present
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hmac
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ import grpc
 from aiohttp import web
 
 from registry_service.bearer_tokens import TokenTable
-from registry_service.web.edge import error_response
+from registry_service.web.edge import BEARER_CHALLENGE, error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json", "/", "/ui", "/favicon.ico"})
 OPEN_PREFIXES = ("/ui/",)
@@ -53,8 +53,9 @@ def required_scope(method: str, path: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class AdminAuth:
-    """The admin port's access rules (see the module docstring)."""
+class HttpAuth:
+    """The access rules of an HTTP port: the admin port's, the host's, the HTTP API's (see the
+    module docstring)."""
 
     tokens: TokenTable
     admin_token: str = ""
@@ -82,6 +83,17 @@ class AdminAuth:
             return f"cert:{common_name}"
         return f"ip:{request.remote or 'unknown'}"
 
+    def forwarded_headers(
+        self, request: web.Request, names: Iterable[str] = ("Authorization",)
+    ) -> dict[str, str]:
+        """What another admin port gets of a caller checked here (a peer frontend's, for the
+        cluster-wide views; a worker's, behind its supervisor): its token, the other headers
+        `names` lists, as they came, and its identity (OPERATOR_HEADER, which only a worker
+        trusts, from its supervisor)."""
+        headers = {name: request.headers[name] for name in names if name in request.headers}
+        headers[OPERATOR_HEADER] = self.identify(request)
+        return headers
+
     def _is_admin_token(self, header: str) -> bool:
         given = header.removeprefix("Bearer ").strip()
         return bool(given) and hmac.compare_digest(given.encode(), self.admin_token.encode())
@@ -103,10 +115,13 @@ class AdminAuth:
             return None
         principal = self.tokens.identify([("authorization", header)])
         if principal is None:
+            # RFC 6750: a token was given and is not one of ours, or none was.
+            challenge = BEARER_CHALLENGE + (', error="invalid_token"' if header else "")
             return error_response(
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"{request.path} needs Authorization: Bearer <token> (a token with the "
                 f"{scope!r} scope, or the admin token)",
+                challenge=challenge,
             )
         if not principal.may(scope):
             return error_response(

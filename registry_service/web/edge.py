@@ -8,7 +8,7 @@ builds both applications, so that every route of either runs inside the same mid
   request id and answered 500 INTERNAL naming only that id; aiohttp's own refusals (no such path,
   a method the path does not answer, a body too large) get the same JSON body:
   `{"error": {"code": "NOT_FOUND", "message": "..."}}`;
-- access: the AdminAuth middleware (TLS client certificates, bearer tokens and their scopes).
+- access: the HttpAuth middleware (TLS client certificates, bearer tokens and their scopes).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from aiohttp import web
 
 from registry_service.rpc.status import code_of_http_status, http_status, status_of
 from registry_service.telemetry.logs import request_id
+from registry_service.web.shapes import error_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,13 +40,16 @@ def json_response(
     )
 
 
-def error_body(code: grpc.StatusCode, message: str) -> dict[str, Any]:
-    return {"error": {"code": code.name, "message": message}}
+BEARER_CHALLENGE = 'Bearer realm="node-registry"'
 
 
-def error_response(code: grpc.StatusCode, message: str) -> web.Response:
-    """The answer for a gRPC code: its HTTP status and the JSON error body."""
-    return json_response(error_body(code, message), http_status(code))
+def error_response(
+    code: grpc.StatusCode, message: str, *, challenge: str = BEARER_CHALLENGE
+) -> web.Response:
+    """The answer for a gRPC code: its HTTP status and the JSON error body. A 401 carries the
+    `WWW-Authenticate` challenge RFC 7235 requires (`challenge`: how to authenticate)."""
+    headers = {"WWW-Authenticate": challenge} if code is grpc.StatusCode.UNAUTHENTICATED else None
+    return json_response(error_json(code, message), http_status(code), headers)
 
 
 @web.middleware
@@ -76,7 +80,7 @@ def new_app(
     *,
     client_max_size: int = 1024 * 1024,
 ) -> web.Application:
-    """An application of `routes` inside the edge; `access` is the AdminAuth middleware."""
+    """An application of `routes` inside the edge; `access` is the HttpAuth middleware."""
     app = web.Application(
         middlewares=[_request_ids, _errors, access], client_max_size=client_max_size
     )

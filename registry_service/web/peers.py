@@ -21,13 +21,22 @@ import aiohttp
 from registry_service.control import Announcement
 
 
+@dataclass(frozen=True)
+class Unreachable:
+    """An announced frontend that did not answer, and why."""
+
+    frontend: str
+    admin_url: str
+    error: str
+
+
 @dataclass
 class ClusterAnswer:
     """What the announced frontends answered: their subscribers, merged, and who did not."""
 
     subscribers: list[dict[str, Any]] = field(default_factory=list)
     answered: set[str] = field(default_factory=set)  # frontend ids
-    unreachable: list[dict[str, str]] = field(default_factory=list)
+    unreachable: list[Unreachable] = field(default_factory=list)
 
 
 class PeerAdmins:
@@ -69,10 +78,8 @@ class PeerAdmins:
             for announcement in announced:
                 if announcement.id not in merged.answered:
                     merged.unreachable.append(
-                        {
-                            "frontend": announcement.id,
-                            "admin_url": url,
-                            "error": error or "its host's admin port did not list it",
-                        }
+                        Unreachable(
+                            announcement.id, url, error or "its host's admin port did not list it"
+                        )
                     )
         return merged

@@ -1,4 +1,4 @@
-"""GET /v1/watch: WatchNodes as Server-Sent Events (DESIGN.md §11).
+"""GET /v1/watch: WatchNodes as Server-Sent Events (docs/design.md §11).
 
 One hub subscription per stream, exactly as a gRPC WatchNodes stream has: a snapshot, then one
 delta per revision that changes the scope, then progress while idle (the heartbeat, every
@@ -6,7 +6,7 @@ delta per revision that changes the scope, then progress while idle (the heartbe
 
     event: snapshot | delta | progress
     id: <revision>
-    data: <one line of JSON, the shapes of web/shapes.py>
+    data: <one line of JSON, a shape of web/shapes.py>
 
 `Last-Event-ID` (the header a reconnecting EventSource sends, or `?last_event_id=`) is WatchNodes'
 `resume_revision`: exactly the changes after it, or a snapshot flagged `resync` with the same
@@ -28,14 +28,13 @@ from typing import Any
 
 from aiohttp import web
 
-from registry_service.domain import ProgressMessage, SnapshotMessage, WatchMessage, WatchResume
+from registry_service.domain import SnapshotMessage, WatchMessage, WatchResume
 from registry_service.rpc.access import StreamCounter
 from registry_service.rpc.status import status_of
 from registry_service.web.api_config import NodeReads
-from registry_service.web.auth import AdminAuth
-from registry_service.web.edge import error_body
+from registry_service.web.auth import HttpAuth
 from registry_service.web.query import watch_query
-from registry_service.web.shapes import watch_message_json
+from registry_service.web.shapes import error_json, watch_message_json
 
 _RECONNECT_MILLISECONDS = 1000
 _HEADERS = {
@@ -93,7 +92,7 @@ def grpc_style_peer(request: web.Request) -> str:
 
 
 class WatchStreams:
-    def __init__(self, reads: NodeReads, auth: AdminAuth, streams: StreamCounter) -> None:
+    def __init__(self, reads: NodeReads, auth: HttpAuth, streams: StreamCounter) -> None:
         self._reads = reads
         self._auth = auth
         self._streams = streams
@@ -110,15 +109,13 @@ class WatchStreams:
                 async for message in subscription:
                     name, data = watch_message_json(message)
                     await response.write(sse_event(name, position.after(message), data))
-                    local = not message.datacenter
-                    if local and not isinstance(message, ProgressMessage):
-                        subscription.written(message.revision, time.monotonic())
+                    subscription.written(message, time.monotonic())
             except ConnectionError:
                 pass  # the client went away: nothing to tell it
             except Exception as err:  # one error event, then the stream ends
                 code, text = status_of(err)
                 with contextlib.suppress(ConnectionError):
-                    await response.write(sse_event("error", None, error_body(code, text)))
+                    await response.write(sse_event("error", None, error_json(code, text)))
             finally:
                 subscription.close()
             return response

@@ -1,4 +1,4 @@
-"""The admin port has the gRPC port's security (DESIGN.md §9): bearer tokens with admin scopes,
+"""The admin port has the gRPC port's security (docs/design.md §9): bearer tokens with admin scopes,
 TLS and mTLS; with any of it on, only /healthz and /readyz answer without credentials."""
 
 from __future__ import annotations

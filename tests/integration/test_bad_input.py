@@ -1,4 +1,4 @@
-"""Every bad input of DESIGN.md §1 gets a clear status, and etcd's revision does not move."""
+"""Every bad input of docs/design.md §1 gets a clear status, and etcd's revision does not move."""
 
 from __future__ import annotations
 

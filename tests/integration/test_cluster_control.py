@@ -1,4 +1,4 @@
-"""One cluster, one control surface (DESIGN.md §9, issue 12): two frontends on one etcd, one of
+"""One cluster, one control surface (docs/design.md §9, issue 12): two frontends on one etcd, one of
 them a supervisor with two workers, operated with the `noderegistry admin` CLI.
 
 Plan of the scenario tests:
@@ -131,7 +131,7 @@ async def test_one_command_switches_pushes_on_every_worker_of_both_and_a_restart
     assert all("held" not in r.nodes for r in watchers.recorders)
 
     restarted = await start_frontend()  # a frontend that starts now starts off
-    assert not restarted.hub.push_enabled
+    assert not restarted.operator_state.push_enabled
     assert (await get(f"{admin_of(restarted)}/admin/push"))[1]["enabled"] is False
     late = await watchers.open(restarted.address)
 

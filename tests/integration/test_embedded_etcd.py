@@ -88,7 +88,7 @@ def _local_etcd_pid(frontend: FrontendProcess) -> int:
 def test_a_local_etcd_does_not_take_another_etcds_answer_for_its_own(etcd, tmp_path, monkeypatch):
     # Problem 3's race: the port looked free, then another etcd answers there. Ours fails to
     # bind and exits; the answer from the other one must not count as ours being ready.
-    monkeypatch.setattr(embedded_etcd, "bind_error", lambda address: None)
+    monkeypatch.setattr(embedded_etcd, "bind_error", lambda host, port: None)
     mine = EtcdServer(
         data_dir=tmp_path / "mine", client_port=etcd.client_port, peer_port=free_port(), name="mine"
     )
@@ -138,6 +138,7 @@ async def test_serve_exits_1_naming_the_settings_when_its_local_etcd_cannot_come
     os.kill(_local_etcd_pid(frontend), signal.SIGKILL)
     assert frontend.process is not None
     code = await asyncio.to_thread(frontend.process.wait, 60)
+    frontend.kill()  # it ended by itself: this closes its pipe
     assert code == 1
     last = (tmp_path / "serve.log").read_text().splitlines()[-1]
     assert last.startswith("error: the local etcd keeps exiting (1 restarts did not keep it up")

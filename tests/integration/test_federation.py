@@ -1,6 +1,6 @@
 """Two datacenters, each with its own etcd and frontend (in-process): writes go to the node's own
 datacenter, each frontend serves the other read-only in that datacenter's own revisions
-(DESIGN.md §10). Faults (a cut WAN link, a resumed vector) are in tests/chaos/test_federation.py.
+(docs/design.md §10). Faults (a cut WAN link, a resumed vector): tests/chaos/test_federation.py.
 """
 
 from __future__ import annotations
@@ -57,14 +57,12 @@ async def test_the_sdk_registers_each_node_with_its_own_datacenter(two_datacente
         await eventually(lambda: dc2.hub.view.registration(far_key), message="far in dc2")
         assert dc1.hub.view.registration(far_key) is None
         assert dc2.hub.view.registration(near_key) is None
-        await eventually(
-            lambda: len(dc1.hub.remotes.datacenters["dc2"]) == 1, message="dc2 followed"
-        )
+        await eventually(lambda: len(dc1.remotes.datacenters["dc2"]) == 1, message="dc2 followed")
         listed = await client.get_nodes()
         assert {n.id for n in listed} == {"near", "far"}
         remote = listed.datacenter_states["dc2"]
         assert remote.remote and not remote.stale
-        assert remote.revision == dc1.hub.remotes.datacenters["dc2"].revision > 0
+        assert remote.revision == dc1.remotes.datacenters["dc2"].revision > 0
         assert not listed.datacenter_states["dc1"].remote
         assert listed.datacenter_states["dc1"].revision == listed.revision
 
@@ -72,9 +70,9 @@ async def test_the_sdk_registers_each_node_with_its_own_datacenter(two_datacente
 async def test_a_remote_datacenter_carries_its_own_registrys_revision(two_datacenters):
     dc1, dc2 = two_datacenters.dc1, two_datacenters.dc2
     await register(two_datacenters.stub(dc2), node("far", "data", "dc2"))
-    await eventually(lambda: len(dc1.hub.remotes.datacenters["dc2"]) == 1, message="followed")
+    await eventually(lambda: len(dc1.remotes.datacenters["dc2"]) == 1, message="followed")
     await eventually(
-        lambda: dc1.hub.remotes.datacenters["dc2"].revision == dc2.hub.revision,
+        lambda: dc1.remotes.datacenters["dc2"].revision == dc2.hub.revision,
         message="dc2's revision reached",
     )
     response = await two_datacenters.stub(dc1).GetNodes(
@@ -90,13 +88,13 @@ async def test_an_older_watcher_sees_only_the_local_etcd(two_datacenters):
     """Without datacenter_revisions a stream carries one registry's revisions, as before."""
     dc1, dc2 = two_datacenters.dc1, two_datacenters.dc2
     await register(two_datacenters.stub(dc2), node("far", "data", "dc2"))
-    await eventually(lambda: len(dc1.hub.remotes.datacenters["dc2"]) == 1, message="followed")
+    await eventually(lambda: len(dc1.remotes.datacenters["dc2"]) == 1, message="followed")
     old = WatchRecorder(two_datacenters.stub(dc1)).start()
     try:
         await register(two_datacenters.stub(dc1), node("near"))
         await register(two_datacenters.stub(dc2), node("far2", "data", "dc2"))
         await old.wait_for_node("near")
-        await eventually(lambda: len(dc1.hub.remotes.datacenters["dc2"]) == 2, message="far2")
+        await eventually(lambda: len(dc1.remotes.datacenters["dc2"]) == 2, message="far2")
         await old.wait_for(lambda r: r.revision >= dc1.hub.revision)
         assert set(old.nodes) == {"near"}
         assert not old.violations
@@ -125,7 +123,7 @@ async def test_an_operator_acts_on_another_datacenters_node_through_that_datacen
 ):
     dc1, dc2 = two_datacenters.dc1, two_datacenters.dc2
     await register(two_datacenters.stub(dc2), node("far", "data", "dc2"))
-    await eventually(lambda: len(dc1.hub.remotes.datacenters["dc2"]) == 1, message="followed")
+    await eventually(lambda: len(dc1.remotes.datacenters["dc2"]) == 1, message="followed")
     url = f"http://127.0.0.1:{dc1.admin.port}/admin/nodes/dc2/data/far/maintenance"
     status, body = await post(url, {"reason": "disk"})
     assert status == 409 and body["error"]["code"] == "FAILED_PRECONDITION"

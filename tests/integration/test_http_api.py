@@ -1,4 +1,4 @@
-"""The HTTP API's reads (DESIGN.md §11) through a real HTTP client: GetNodes as JSON, blocking
+"""The HTTP API's reads (docs/design.md §11) through a real HTTP client: GetNodes as JSON, blocking
 reads across frontends, one node, the audit trail and the cluster views, bad parameters, and the
 same messages as the gRPC statuses."""
 

@@ -1,6 +1,6 @@
-"""The HTTP API of a federated frontend (DESIGN.md §10, §11): a followed datacenter is listed in
-its own registry's revisions, and an event stream with datacenter revisions resumes a vector
-Last-Event-ID exactly, per datacenter."""
+"""The HTTP API of a federated frontend (docs/design.md §10, §11): a followed datacenter is
+listed in its own registry's revisions, and an event stream with datacenter revisions resumes a
+vector Last-Event-ID exactly, per datacenter."""
 
 from __future__ import annotations
 

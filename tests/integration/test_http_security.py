@@ -1,4 +1,4 @@
-"""The HTTP API port has the gRPC port's security (DESIGN.md §11): the same bearer tokens and
+"""The HTTP API port has the gRPC port's security (docs/design.md §11): the same bearer tokens and
 scopes (`watch` for node reads and the watch, `admin:read` for the audit and cluster views), the
 same TLS and mTLS; the console's files and the OpenAPI document hold no data and need nothing."""
 

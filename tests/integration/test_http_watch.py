@@ -1,5 +1,5 @@
 """GET /v1/watch: WatchNodes as Server-Sent Events, resumed with Last-Event-ID exactly as
-`resume_revision` (DESIGN.md §11)."""
+`resume_revision` (docs/design.md §11)."""
 
 from __future__ import annotations
 

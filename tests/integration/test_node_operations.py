@@ -1,4 +1,4 @@
-"""Operators act on live nodes (DESIGN.md §9): maintenance, drain, clear and evict, through the
+"""Operators act on live nodes (docs/design.md §9): maintenance, drain, clear and evict, through the
 `noderegistry admin` CLI, with bearer tokens on, across two frontends (one with two workers).
 
 Plan:

@@ -1,5 +1,5 @@
-"""Self-preservation (DESIGN.md §6) through the API: the eviction budget, SUSPECT, renewals that
-restore, the ceiling, budget release, operator decisions, dry-run, and the audit trail."""
+"""Self-preservation (docs/design.md §6) through the API: the eviction budget, SUSPECT, renewals
+that restore, the ceiling, budget release, operator decisions, dry-run, and the audit trail."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Which datacenter a registry is and which it follows: the settings parsed, and the one write
-rule (federation, DESIGN.md §10)."""
+rule (federation, docs/design.md §10)."""
 
 from __future__ import annotations
 

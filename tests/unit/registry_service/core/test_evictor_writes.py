@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from registry_service.core.evictor import Evictor
+from registry_service.core.evictor import Evictor, EvictorConfig
 from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import ClusterState, EvictorWrite, LiveChanged, Member, StoreBatch
@@ -19,6 +21,7 @@ class _Election:
     """Leads at once and never loses."""
 
     fence = b"fence"
+    deposed = False
 
     async def stand(self) -> None:
         pass
@@ -62,17 +65,15 @@ class SlowStore(RecordingStore):
         return answer
 
 
-async def _evictor_over(store: RecordingStore, **options: float) -> tuple[WatchHub, Evictor]:
-    """A started hub over the store, and an evictor whose budget never holds anything back."""
+async def _evictor_over(
+    store: RecordingStore, connection: object = None, **options: float
+) -> tuple[WatchHub, Evictor]:
+    """A started hub over the store, and an evictor whose budget never holds anything back;
+    `options` are EvictorConfig fields."""
     hub = WatchHub(store)  # type: ignore[arg-type]
     await hub.start()
-    evictor = Evictor(
-        store,  # type: ignore[arg-type]
-        hub,
-        candidate="c",
-        policy=BudgetPolicy(minimum=1_000, type_minimum=1_000),
-        **options,
-    )
+    config = EvictorConfig(policy=BudgetPolicy(minimum=1_000, type_minimum=1_000), **options)  # type: ignore[arg-type]
+    evictor = Evictor(store, hub, config, candidate="c", connection=connection)  # type: ignore[arg-type]
     return hub, evictor
 
 
@@ -111,4 +112,52 @@ async def test_a_lease_that_expires_while_the_evictor_writes_is_swept_without_wa
         leading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await leading
+        await hub.close()
+
+
+@dataclass
+class Connection:
+    """etcd's reachability as the etcd watch reports it."""
+
+    connected: bool
+    connected_since: float = 0.0
+
+
+async def test_nothing_is_decided_until_etcd_has_been_back_for_the_outage_grace():
+    state = ClusterState(revision=10)
+    state.members[key("silent")] = Member(registration("silent"), 5)  # its live key is gone
+    store = RecordingStore(state)
+    connection = Connection(connected=False)
+    hub, evictor = await _evictor_over(store, connection, outage_grace_seconds=60)
+    assert await evictor.sweep() == 0 and evictor.status.held_by_outage  # etcd unreachable
+    connection.connected, connection.connected_since = True, time.monotonic()
+    assert await evictor.sweep() == 0 and evictor.status.held_by_outage  # back, within grace
+    connection.connected_since = time.monotonic() - 61
+    assert await evictor.sweep() == 1 and not evictor.status.held_by_outage
+    assert store.written == [["silent"]]
+    await hub.close()
+
+
+async def test_consecutive_sweeps_before_the_view_catches_up_spend_the_budget_once():
+    """Issue 22, item 2: a sweep planned on a view that still lists the previous sweep's
+    removals must not count them both as members and as spent. 49 members, 10 silent: the
+    budget is 7 (15 % of 49); the second sweep, 4 ms later in the report, saw 49 members + 7
+    spent, a budget of 8, and removed one more."""
+    state = ClusterState(revision=10)
+    for i in range(49):
+        state.members[key(f"m{i:02d}")] = Member(registration(f"m{i:02d}"), 5 + i)
+        if i >= 10:
+            state.live.add(key(f"m{i:02d}"))  # 39 renewing, 10 silent
+    store = RecordingStore(state)
+    hub = WatchHub(store)  # type: ignore[arg-type]
+    await hub.start()
+    evictor = Evictor(store, hub, EvictorConfig(), candidate="c")  # type: ignore[arg-type]
+    try:
+        first = await evictor.sweep()
+        second = await evictor.sweep()  # the watch has shown none of the first sweep's writes
+        assert (first, second) == (7, 0)
+        budget = evictor.status.plan.datacenters["dc1"]
+        assert (budget.members, budget.budget, budget.spent) == (42, 7, 7)
+        assert evictor.status.plan.types[("dc1", "data")].budget == 7
+    finally:
         await hub.close()

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from registry_service.control import Announcement, HeldScope, PushSwitch
 from registry_service.domain import DeltaMessage, ProgressMessage, ResyncReason, Scope
+from registry_service.hub.operator_state import OperatorState, OperatorView
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import ClusterState, FrontendChanged, StoreBatch, SwitchChanged
 from tests.support.store_batches import added
@@ -23,11 +26,12 @@ def switched(revision: int, switch: PushSwitch) -> StoreBatch:
 
 
 async def test_switched_off_nobody_gets_deltas_and_on_again_everyone_resyncs():
-    hub, store = await started_hub(progress_seconds=0.01)
+    operator = OperatorState()
+    hub, store = await started_hub(operator=operator, progress_seconds=0.01)
     subscription = hub.subscribe(Scope())
     snapshot = await anext(subscription)
     await feed(hub, store, switched(11, PushSwitch(enabled=False)), added(12, "a"))
-    assert not hub.push_enabled and subscription.held
+    assert not operator.push_enabled and subscription.held
     progress = await anext(subscription)  # nothing beyond what it was sent
     assert isinstance(progress, ProgressMessage) and progress.revision == snapshot.revision
     await feed(hub, store, switched(13, PushSwitch(enabled=True)))
@@ -73,12 +77,13 @@ async def test_a_new_hub_starts_in_the_stored_state_and_knows_the_frontends():
             revision=10, push_switch=PushSwitch(enabled=False), frontends={"fe-1": announcement}
         )
     )
-    hub = WatchHub(store)  # type: ignore[arg-type]
+    operator = OperatorState()
+    hub = WatchHub(store, operator=operator)  # type: ignore[arg-type]
     await hub.start()
-    assert not hub.push_enabled and hub.subscribe(Scope()).held
-    assert hub.frontends == {"fe-1": announcement}
+    assert not operator.push_enabled and hub.subscribe(Scope()).held
+    assert operator.frontends == {"fe-1": announcement}
     await feed(hub, store, StoreBatch(11, (), control=(FrontendChanged("fe-1", None),)))
-    assert hub.frontends == {}
+    assert operator.frontends == {}
     await hub.close()
 
 
@@ -88,14 +93,14 @@ async def test_a_subscriber_that_promised_acks_and_stays_silent_is_re_pushed():
     never_promised = hub.subscribe(Scope())
     for subscription in (silent, never_promised):
         snapshot = await anext(subscription)
-        subscription.written(snapshot.revision, time.monotonic())
+        subscription.written(snapshot, time.monotonic())
     await feed(hub, store, added(11, "a"))
     for subscription in (silent, never_promised):
         delta = await anext(subscription)
-        subscription.written(delta.revision, time.monotonic())
+        subscription.written(delta, time.monotonic())
     resync = await asyncio.wait_for(anext(silent), 5)
     assert resync.resync_reason is ResyncReason.UNCONFIRMED  # type: ignore[union-attr]
-    assert hub.resyncs[ResyncReason.UNCONFIRMED] == 1
+    assert hub.stats().resyncs[ResyncReason.UNCONFIRMED] == 1
     assert never_promised.backlog == 0 and not never_promised.resync_pending
     await hub.close()
 
@@ -105,10 +110,26 @@ async def test_a_subscriber_that_acknowledges_in_time_is_left_alone():
     subscription = hub.subscribe(Scope(), acknowledging=True)
     for revision in range(11, 16):
         message = await anext(subscription)
-        subscription.written(message.revision, time.monotonic())
+        subscription.written(message, time.monotonic())
         subscription.ack(message.revision)
         await feed(hub, store, added(revision, f"n{revision}"))
         await asyncio.sleep(0.1)  # paces the changes past the deadline in all, not each
-    assert hub.resyncs[ResyncReason.UNCONFIRMED] == 0
+    assert hub.stats().resyncs[ResyncReason.UNCONFIRMED] == 0
     assert subscription.converged(14)
     await hub.close()
+
+
+def test_readers_get_a_view_they_cannot_change():
+    announcement = Announcement("fe-1", "h", 1, 0, 1, "h:1", "http://h:2", "v", 0.0)
+    operator = OperatorState()
+    view: OperatorView = operator
+    frontends = view.frontends
+    assert view.push_enabled and frontends == {}
+    assert operator.apply([FrontendChanged("fe-1", announcement)]) is False  # no switch written
+    assert frontends == {"fe-1": announcement}  # the view follows later changes
+    with pytest.raises(TypeError):
+        frontends["fe-2"] = announcement  # type: ignore[index]
+    assert operator.apply([SwitchChanged(PushSwitch(enabled=False))]) is True
+    assert not view.push_enabled
+    operator.load(PushSwitch(), {})  # a relist: what etcd holds replaces what was applied
+    assert view.push_enabled and frontends == {}

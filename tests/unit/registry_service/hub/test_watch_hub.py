@@ -18,9 +18,12 @@ from registry_service.domain import (
     SnapshotMessage,
 )
 from registry_service.errors import ShuttingDownError, StoreCompactedError
-from registry_service.hub.watch_hub import WatchHub
-from registry_service.store.base import ClusterState, Member, StoreBatch
+from registry_service.hub.operator_state import OperatorState
+from registry_service.hub.remote_view import RemoteViews
+from registry_service.hub.watch_hub import HubConfig, WatchHub
+from registry_service.store.base import ClusterState, Member, StoreBatch, StoreHeartbeat
 from tests.support.store_batches import added, key, registration
+from tests.support.waiting import eventually
 
 
 class MemoryStore:
@@ -28,12 +31,12 @@ class MemoryStore:
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
-        self.batches: asyncio.Queue[StoreBatch | Exception] = asyncio.Queue()
+        self.batches: asyncio.Queue[StoreBatch | StoreHeartbeat | Exception] = asyncio.Queue()
 
     async def load(self) -> ClusterState:
         return self.state
 
-    async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch]:
+    async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
         while True:
             item = await self.batches.get()
             if isinstance(item, Exception):
@@ -41,9 +44,18 @@ class MemoryStore:
             yield item
 
 
-async def started_hub(**options) -> tuple[WatchHub, MemoryStore]:
+_CONFIG_FIELDS = {field.name for field in dataclasses.fields(HubConfig)}
+
+
+async def started_hub(
+    *, operator: OperatorState | None = None, remotes: RemoteViews | None = None, **options
+) -> tuple[WatchHub, MemoryStore]:
+    """A started hub over an empty store at revision 10; `options` are HubConfig fields and
+    the hub's own keywords (observe, clock)."""
     store = MemoryStore(ClusterState(revision=10))
-    hub = WatchHub(store, **options)  # type: ignore[arg-type]
+    config = HubConfig(**{k: v for k, v in options.items() if k in _CONFIG_FIELDS})
+    hooks = {k: v for k, v in options.items() if k not in _CONFIG_FIELDS}
+    hub = WatchHub(store, config, operator=operator, remotes=remotes, **hooks)  # type: ignore[arg-type]
     await hub.start()
     return hub, store
 
@@ -168,7 +180,7 @@ async def test_each_stage_of_a_change_is_timed_once_where_it_happens():
     await feed(hub, store, stamped, added(12, "b"))  # b: written by something unstamped
     delta = await anext(subscription)
     assert isinstance(delta, DeltaMessage) and delta.queued_at >= delta.received_at > 0
-    subscription.written(delta.revision, time.monotonic())
+    subscription.written(delta, time.monotonic())
     subscription.ack(delta.revision)
     stages = [stage for stage, _ in observed]
     assert stages.count(ChangeStage.COMMIT_TO_RECEIVED) == 1  # only the stamped change
@@ -232,4 +244,34 @@ async def test_a_change_event_taken_before_a_change_is_set_by_it():
     async with asyncio.timeout(5):
         await waiter
     assert not hub.next_change().is_set()  # the next change gets a fresh event
+    await hub.close()
+
+
+async def test_stats_are_a_read_only_copy_of_the_counters():
+    hub, store = await started_hub(queue_messages=1)
+    before = hub.stats()
+    slow = hub.subscribe(Scope())
+    await feed(hub, store, added(11, "a"), added(12, "b"))  # a queue of 1 overflows
+    after = hub.stats()
+    assert after.resyncs[ResyncReason.SLOW_CONSUMER] == 1
+    assert before.resyncs[ResyncReason.SLOW_CONSUMER] == 0  # a copy, taken when asked
+    assert (before.revision, after.revision) == (10, 12)
+    with pytest.raises(TypeError):
+        after.resyncs[ResyncReason.SLOW_CONSUMER] = 0  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        after.relists = 5  # type: ignore[misc]
+    assert slow.resync_pending
+    await hub.close()
+
+
+async def test_stats_count_relists_and_the_watchs_lag_behind_etcd():
+    hub, store = await started_hub()
+    store.batches.put_nowait(StoreHeartbeat(15))  # etcd is at 15; nothing of ours changed
+    await eventually(lambda: hub.stats().etcd_revision == 15, timeout=5)
+    assert hub.stats().lag_revisions == 5
+    store.state = ClusterState(revision=30)
+    store.batches.put_nowait(StoreCompactedError("etcd keeps history from 20"))
+    assert await hub.wait_for_revision(30, timeout=5)
+    stats = hub.stats()
+    assert stats.relists == 1 and stats.lag_revisions == 0
     await hub.close()
