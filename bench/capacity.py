@@ -53,10 +53,19 @@ class Step:
         )
 
     @property
+    def refused(self) -> int:
+        """Registers refused as overloaded: the frontend's own count when it keeps one (an SDK
+        that waits refusals out inside register() hides them from its caller), else what the
+        clients were told."""
+        if self.health.registers_refused is not None:
+            return self.health.registers_refused
+        return int(self.added["refused"])
+
+    @property
     def graceful(self) -> bool:
         """Broke by refusing Registers, every held lease kept on time."""
         return (
-            self.added["refused"] > 0
+            self.refused > 0
             and self.renewals.share >= ON_TIME
             and self.expired == 0
             and self.suspect == 0
@@ -64,8 +73,8 @@ class Step:
 
     def describe(self) -> str:
         registered = f"{self.added['registered']:,} of {self.added['asked']:,} registered"
-        if self.added["refused"]:
-            registered += f" ({self.added['refused']:,} Registers refused)"
+        if self.refused:
+            registered += f" ({self.refused:,} Registers refused)"
         return (
             f"{registered}; {self.renewals.describe()}; {self.expired} expired, "
             f"{self.suspect} SUSPECT; frontend {self.cores['frontend']:.2f} core, "
@@ -188,7 +197,10 @@ def _report(
             suspect=step.suspect,
             removed=step.removed,
             frontend_own_keys_expired=step.own_keys,
-            registers_refused=step.added["refused"],
+            registers_refused=step.refused,
+            refusals_counted_by="clients"
+            if step.health.registers_refused is None
+            else "frontend (noderegistry_admission_refused_total)",
             unregistered=step.added["unregistered"],
             client_processes=step.processes,
             frontend_cpu=step.cores["frontend"],

@@ -1,6 +1,6 @@
 """What etcd and the frontend said about themselves over a window, from their /metrics: whether a
 row broke in the frontend or below it (etcd's disk and apply loop, the frontend's failed etcd
-requests)."""
+requests), and the Registers a frontend with admission control refused by its own count."""
 
 from __future__ import annotations
 
@@ -17,27 +17,41 @@ ETCD_SAMPLES = (
     "etcd_server_slow_apply_total",
     "etcd_server_slow_read_indexes_total",
 )
-FRONTEND_SAMPLES = ("noderegistry_etcd_request_errors_total",)
+# Calls an overload-safe frontend refused (RESOURCE_EXHAUSTED), by `call`: of them, Registers.
+# A frontend without admission control has no such counter.
+ADMISSION_REFUSED = "noderegistry_admission_refused_total"
+FRONTEND_SAMPLES = ("noderegistry_etcd_request_errors_total", ADMISSION_REFUSED)
+
+
+def totals(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The named samples of a /metrics page, each summed over its labels (of the admission
+    refusals, the Registers' only); a name the page does not have is left out."""
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name not in names:
+                continue
+            if sample.name == ADMISSION_REFUSED and sample.labels.get("call") != "Register":
+                continue
+            found[sample.name] = found.get(sample.name, 0.0) + sample.value
+    return found
 
 
 async def scrape(url: str, names: tuple[str, ...]) -> dict[str, float]:
-    """The named samples of a /metrics page, each summed over its labels (0 when absent or when
-    the page does not answer: a row on a saturated machine still reports)."""
-    totals = dict.fromkeys(names, 0.0)
+    """`totals` of a /metrics page; {} when the page does not answer (a row on a saturated
+    machine still reports)."""
     try:
         timeout = aiohttp.ClientTimeout(total=10)
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
             session.get(url) as response,
         ):
-            text = await response.text()
+            return totals(await response.text(), names)
     except (aiohttp.ClientError, TimeoutError):
-        return totals
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in totals:
-                totals[sample.name] += sample.value
-    return totals
+        return {}
+
+
+SAMPLES = ETCD_SAMPLES + FRONTEND_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,8 @@ class Health:
     slow_applies: int
     slow_read_indexes: int
     frontend_etcd_errors: int
+    registers_refused: int | None = None
+    """Registers the frontend refused as overloaded, by its own count; None when it has none."""
 
     def describe(self) -> str:
         return (
@@ -74,7 +90,7 @@ class HealthWindow:
 
     async def end(self) -> Health:
         after = await self._now()
-        d = {name: after[name] - self._before[name] for name in after}
+        d = {name: after.get(name, 0.0) - self._before.get(name, 0.0) for name in SAMPLES}
 
         def mean_ms(prefix: str) -> float:
             count = d[f"{prefix}_count"]
@@ -86,4 +102,5 @@ class HealthWindow:
             slow_applies=int(d["etcd_server_slow_apply_total"]),
             slow_read_indexes=int(d["etcd_server_slow_read_indexes_total"]),
             frontend_etcd_errors=int(d["noderegistry_etcd_request_errors_total"]),
+            registers_refused=int(d[ADMISSION_REFUSED]) if ADMISSION_REFUSED in after else None,
         )

@@ -24,6 +24,7 @@ It never deregisters: it is killed (a registration it held then expires, as a cr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import sys
@@ -33,6 +34,7 @@ from typing import Any
 from bench.etcd_holder import EtcdHolder
 from bench.renewal_tap import RenewalLog, tap_sdk_channels
 from client_sdk import (
+    ClientConfig,
     Node,
     Registration,
     RegistryClient,
@@ -41,6 +43,15 @@ from client_sdk import (
 )
 
 METADATA = {"zone": "a", "version": "2", "role": "worker", "rack": "r1"}
+
+
+def client_config(config_type: type[ClientConfig] = ClientConfig) -> ClientConfig:
+    """The fleet's SDK settings. An SDK that waits out refused Registers inside register()
+    (`register_overload_wait_seconds`, where it has it) is told not to: every refusal reaches
+    this process, which counts it and tries again after the pushback as before."""
+    if "register_overload_wait_seconds" in {f.name for f in dataclasses.fields(config_type)}:
+        return config_type(**{"register_overload_wait_seconds": 0})
+    return config_type()
 
 
 class Holder:
@@ -52,7 +63,10 @@ class Holder:
         self.single = single
         self.log = RenewalLog(ttl / 3)
         tap_sdk_channels(self.log, own_connection=single)
-        self.shared: RegistryClient | None = None if single else RegistryClient(target)
+        self.config = client_config()
+        self.shared: RegistryClient | None = (
+            None if single else RegistryClient(target, config=self.config)
+        )
         self.clients: list[RegistryClient] = []
         self.registrations: list[Registration] = []
         self.watchers: list[asyncio.Task[None]] = []
@@ -62,7 +76,7 @@ class Holder:
         """Registers one node, as a fleet's client would: a refused Register (RESOURCE_EXHAUSTED)
         is tried again after the pushback; any other failure may have registered it all the
         same (a timeout), so the node is given up and another id registered in its place."""
-        client = self.shared or RegistryClient(self.target)
+        client = self.shared or RegistryClient(self.target, config=self.config)
         name = node_id
         for attempt in range(1, 1_000):
             node = Node(name, self.node_type, "dc1", "10.0.0.1:7000", metadata=METADATA)
