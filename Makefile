@@ -84,7 +84,8 @@ system-chromium:
 
 # The benchmarks measure ZooKeeper beside etcd and the registry (issue 21): Debian's `zookeeper`
 # package (the server's jar and a JVM), started by the bench on loopback. Without it the bench
-# prints those rows as "not measured" and says why.
+# prints those rows as "not measured" and says why. `make test` does not need it: the smoke
+# profile of the bench's test leaves ZooKeeper out.
 system-zookeeper:
 	$(call apt-install,/usr/share/zookeeper/bin/zkServer.sh,zookeeper)
 

@@ -7,18 +7,21 @@ from typing import Any
 
 # subscribers; node counts registered; changes sampled per fan-out run; seconds each lease load is
 # held; subscriber processes; registrations kept alive for the lease figures; silent nodes for the
-# expiry figure; registrations expiring at once. ZooKeeper: the subscriber count measured beside
-# it and the processes its kazoo sessions are spread over (threads, not an event loop: fewer per
+# expiry figure; registrations expiring at once. ZooKeeper: whether the profile measures it (not
+# the smoke profile: the test suite needs no JVM, D132), the subscriber count measured beside it
+# and the processes its kazoo sessions are spread over (threads, not an event loop: fewer per
 # process). Issue 21 (D131): `burst` (held leases, their SDK client processes, the Registers of
 # the burst and how many in flight, TTL, the pace at which the held ones register, seconds
 # watched before the burst); `capacity` and `capacity_single` (the steps in leases, TTL, pace,
 # Registers in flight while stepping, seconds watched per step, registrations per client process,
 # the goal); `overload` (its load when no capacity was measured, seconds at twice it, seconds
 # watched after); `scale` (nodes, Registers in flight, nodes changed while the frontend is cut
-# off). A `label` names sizes smaller than the goals'.
+# off); `xds` (ADS clients beside as many WatchNodes subscribers, and the clients and changes of
+# the churn, issue 23). A `label` names sizes smaller than the goals'.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "subscribers": [10],
+        "zookeeper": False,
         "zookeeper_subscribers": 10,
         "zookeeper_processes": 1,
         "nodes": [50],
@@ -66,9 +69,11 @@ PROFILES: dict[str, dict[str, Any]] = {
             "label": " (smoke)",
         },
         "scale": {"nodes": 200, "in_flight": 32, "relist_changes": 20, "label": " (smoke)"},
+        "xds": {"clients": 10, "churn_clients": 5, "churn_changes": 200},
     },
     "quick": {
         "subscribers": [100, 1000],
+        "zookeeper": True,
         "zookeeper_subscribers": 1000,
         "zookeeper_processes": 4,
         "nodes": [1000],
@@ -117,9 +122,11 @@ PROFILES: dict[str, dict[str, Any]] = {
             "label": " (quick)",
         },
         "scale": {"nodes": 10000, "in_flight": 128, "relist_changes": 200, "label": " (quick)"},
+        "xds": {"clients": 1000, "churn_clients": 100, "churn_changes": 2000},
     },
     "full": {
         "subscribers": [100, 1000, 5000],
+        "zookeeper": True,
         "zookeeper_subscribers": 1000,
         "zookeeper_processes": 4,
         "nodes": [1000, 10000, 50000],
@@ -165,5 +172,6 @@ PROFILES: dict[str, dict[str, Any]] = {
             "observe_seconds": 60.0,
         },
         "scale": {"nodes": 100000, "in_flight": 128, "relist_changes": 1000},
+        "xds": {"clients": 1000, "churn_clients": 100, "churn_changes": 10000},
     },
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import tempfile
 import traceback
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from bench.overload import overload_recovery
 from bench.registrations import registrations
 from bench.scale import hundred_thousand_nodes
 from bench.system import REPO, load_average
+from bench.xds import xds_figures
 
 
 async def _control(bench: Bench) -> None:
@@ -56,6 +58,14 @@ async def _leases(bench: Bench) -> None:
         await lease_figures(bench, bench.config["leases"])
     if bench.config["mass"]:
         await mass_expiry(bench, bench.config["mass"])
+
+
+async def _xds(bench: Bench, only: str) -> None:
+    """The xDS rows beside WatchNodes, on a frontend with one worker (as docs/performance.md's
+    xDS runs were measured): the fan-out family moves the main frontend to two workers later."""
+    if bench.main.workers != 1:
+        await bench.replace_frontend(workers=1)
+    await xds_figures(bench, only)
 
 
 async def _fanout(bench: Bench) -> None:
@@ -83,14 +93,17 @@ async def _overload(bench: Bench) -> None:
     await overload_recovery(bench, int(bench.measured.get("capacity", 0)))
 
 
-# Every family of rows, in the order of a run: none disturbs the next (the overload rows come
-# last and run on registries of their own).
+# Every family of rows, in the order of a run: none disturbs the next (the xDS rows come before
+# the fan-out moves the main frontend to two workers; the overload rows come last and run on
+# registries of their own).
 FAMILIES: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "control": _control,
     "federation": cross_datacenter,
     "expiry": _expiry,
     "registrations": _registrations,
     "leases": _leases,
+    "xds": functools.partial(_xds, only="fanout"),
+    "xds-churn": functools.partial(_xds, only="churn"),
     "fanout": _fanout,
     "burst": register_burst,
     "capacity": _capacity,

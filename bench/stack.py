@@ -60,6 +60,7 @@ class Frontend:
     target: str
     admin: str
     api: str
+    workers: int = 1
 
     @property
     def pid(self) -> int:
@@ -105,7 +106,7 @@ async def start_frontend(
     if target is None or admin is None:
         tail = log.read_text()[-2000:] if log.exists() else ""
         raise RuntimeError(f"frontend did not start: {line!r}\n{tail}")
-    return Frontend(process, target.group(1), admin.group(1), api.group(1) if api else "")
+    return Frontend(process, target.group(1), admin.group(1), api.group(1) if api else "", workers)
 
 
 @dataclass

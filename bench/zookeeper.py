@@ -1,6 +1,7 @@
 """ZooKeeper beside etcd and the registry (issue 21): Debian's `zookeeper` package, started by the
 bench as a standalone server on loopback (as etcd is), and kazoo as its client. When either is
-missing the rows say "not measured" and why; nothing else changes.
+missing, or the profile leaves ZooKeeper out (the smoke one: the test suite runs no JVM), the rows
+say "not measured" and why; nothing else changes.
 
 Registrations: an ephemeral znode per node, created over 64 sessions with one create in flight
 each (the registry's row has 64 Registers in flight). Fan-out: a child watch per subscriber, each
