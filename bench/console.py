@@ -31,6 +31,7 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
+from bench import browser
 from registry_service.process.embedded_etcd import EtcdServer
 
 Add = Callable[..., None]
@@ -142,22 +143,28 @@ def _first_at_least(points: list[list[float]], revision: int) -> float | None:
     return next((at for seen, at in points if seen >= revision), None)
 
 
+def missing() -> str:
+    """Why the console cannot be measured here ("" when it can): no Playwright (a dev tool), or
+    no Chromium."""
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError as err:
+        return f"Playwright is not installed ({err}): make setup installs it"
+    return "" if browser.find_chromium() else browser.MISSING
+
+
 async def console_figures(
     add: Add, etcd_endpoint: str, workdir: Path, nodes: int = 10_000, changes: int = 100
 ) -> None:
-    """Measures the two figures (see the module docstring) and hands them to `add`."""
-    try:
-        from tests.support.browser import chromium_page
-    except ImportError as err:  # the dev tools (playwright) are not installed
-        print(f"  console: not measured ({err})", flush=True)
-        return
+    """Measures the two figures (see the module docstring) and hands them to `add`; the caller
+    checks `missing()` first."""
     print(f"console: {nodes} nodes, {changes} changes, in Chromium", flush=True)
     process, target, api = start_frontend(etcd_endpoint, workdir)
     try:
         async with grpc.aio.insecure_channel(target) as channel:
             stub = registry_pb2_grpc.RegistryStub(channel)
             await register_many(stub, nodes, "console")
-            async with chromium_page() as page:
+            async with browser.chromium_page(browser.find_chromium()) as page:
                 await page.goto(f"{api}/ui/favicon.svg")  # same origin, no console
                 floor_ms, listed = await page.evaluate(_SNAPSHOT_FLOOR)
                 assert listed == nodes, (listed, nodes)
@@ -221,6 +228,9 @@ async def main() -> None:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--changes", type=int, default=100)
     args = parser.parse_args()
+    why = missing()
+    if why:
+        raise SystemExit(f"console: not measured: {why}")
     with tempfile.TemporaryDirectory(prefix="noderegistry-console-") as directory:
         workdir = Path(directory)
         etcd = EtcdServer(data_dir=workdir / "etcd", client_port=free_port(), peer_port=free_port())

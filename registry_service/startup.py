@@ -14,9 +14,12 @@ import re
 import ssl
 from pathlib import Path
 
-from registry_service.bearer_tokens import TokenFileError, TokenTable
-from registry_service.certificate_dates import CertificateFormatError, first_certificate_validity
 from registry_service.datacenters import Datacenters, DatacentersError
+from registry_service.security.bearer_tokens import TokenFileError, TokenTable
+from registry_service.security.certificate_dates import (
+    CertificateFormatError,
+    first_certificate_validity,
+)
 from registry_service.settings import Settings, env_name
 
 

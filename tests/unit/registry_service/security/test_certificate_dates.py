@@ -11,12 +11,15 @@ import pytest
 import trustme
 
 from client_sdk import _certificate_dates as sdk_certificate_dates
-from registry_service import certificate_dates
-from registry_service.certificate_dates import CertificateFormatError, first_certificate_validity
+from registry_service.security import certificate_dates
+from registry_service.security.certificate_dates import (
+    CertificateFormatError,
+    first_certificate_validity,
+)
 from registry_service.settings import Settings
 from registry_service.startup import check_certificates
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 UTC = datetime.UTC
 
 
