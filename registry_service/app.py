@@ -40,6 +40,7 @@ from registry_service.part_configs import PartConfigs
 from registry_service.placement import Placement
 from registry_service.retry import Backoff
 from registry_service.rpc.access import StreamCounter
+from registry_service.rpc.admission import Admission
 from registry_service.rpc.interceptors import AuthInterceptor, MetricsInterceptor
 from registry_service.rpc.server import (
     bind_port,
@@ -127,6 +128,8 @@ class Frontend:
         self.tokens = TokenTable.load(settings.auth_tokens_file)
         # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
         self.streams = StreamCounter(configs.servicer.max_streams_per_peer)
+        # Renewals first: Registers and reads that would queue behind them are refused early.
+        self.admission = Admission(configs.admission)
         self.servicer = RegistryServicer(
             self.registry,
             self.reads,
@@ -134,6 +137,7 @@ class Frontend:
             metrics=self.metrics,
             tokens=self.tokens,
             streams=self.streams,
+            admission=self.admission,
         )
         self.operations = Operations(
             self.store,
@@ -145,6 +149,7 @@ class Frontend:
             self.datacenters,
         )
         self.metrics.attach(self.hub, self.evictor, self.operator_state, self.remotes)
+        self.metrics.attach_admission(self.admission)
         self.peers = PeerAdmins(
             client_context(
                 settings.peer_ca_file or settings.tls_client_ca_file,
@@ -304,6 +309,7 @@ class Frontend:
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
         self.port = bind_port(self.server, listeners.grpc, credentials)
+        self.admission.start()
         await self.server.start()
         self._serving = True
         if listeners.health is not None:
@@ -395,5 +401,6 @@ class Frontend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._evictor_task
         await self.evictor.close()
+        await self.admission.close()
         await self.client.close()
         await self.admin.stop()

@@ -33,6 +33,7 @@ from registry_service.errors import ResourceExhaustedError, ShuttingDownError
 from registry_service.failpoints import failpoint
 from registry_service.rpc import convert
 from registry_service.rpc.access import StreamCounter, TokenBucket, peer_identity
+from registry_service.rpc.admission import Admission
 from registry_service.rpc.status import status_of
 from registry_service.telemetry.metrics import Metrics
 
@@ -91,10 +92,13 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         metrics: Metrics | None = None,
         tokens: TokenTable | None = None,
         streams: StreamCounter | None = None,
+        admission: Admission | None = None,
     ) -> None:
         """`streams`: the per-peer count of open streams, when shared with another port (the
-        HTTP API's event streams count against the same limit)."""
+        HTTP API's event streams count against the same limit); `admission`: what a congested
+        frontend still takes (renewals first, D72; off when not given)."""
         config = config or ServicerConfig()
+        self._admission = admission or Admission.off()
         self._registry = registry
         self._reads = reads
         self._metrics = metrics
@@ -115,12 +119,13 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterResponse:
-        result = await self._registry.register(
-            convert.node_from_pb(request.node),
-            request.ttl_seconds,
-            request.idempotency_key,
-            request.token,
-        )
+        async with self._admission.register():
+            result = await self._registry.register(
+                convert.node_from_pb(request.node),
+                request.ttl_seconds,
+                request.idempotency_key,
+                request.token,
+            )
         return pb.RegisterResponse(
             node=convert.node_to_pb(result.node),
             ttl_seconds=result.ttl_seconds,
@@ -137,6 +142,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def GetNodes(
         self, request: pb.GetNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetNodesResponse:
+        self._admission.read("GetNodes")
         nodes = await self._reads.get_nodes(
             convert.scope_from_pb(request.scope),
             convert.consistency_from_pb(request.consistency),
@@ -146,6 +152,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def WatchNodes(
         self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
+        self._admission.read("WatchNodes")
         with self._streams.hold(peer_identity(context, self._tokens)):
             subscription = await self._reads.watch(
                 convert.scope_from_pb(request.scope),

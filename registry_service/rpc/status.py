@@ -21,6 +21,7 @@ from registry_service.errors import (
     NodeHeldError,
     NodeNotFoundError,
     NotLiveError,
+    OverloadedError,
     RegistryError,
     ResourceExhaustedError,
     StoreCompactedError,
@@ -45,6 +46,8 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     # Federation: the message names the datacenter whose registry to use (and its frontends).
     WrongDatacenterError: grpc.StatusCode.FAILED_PRECONDITION,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # Renewals first (D72): the message says to retry later, `grpc-retry-pushback-ms` says when.
+    OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ConcurrentModificationError: grpc.StatusCode.ABORTED,
     StoreError: grpc.StatusCode.UNAVAILABLE,
     StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
@@ -93,8 +96,9 @@ def code_of_http_status(status: int) -> grpc.StatusCode:
 
 
 def pushback_of(error: Exception) -> tuple[tuple[str, str], ...]:
-    """Trailing metadata telling the caller when a retry can succeed (a held node's id)."""
-    if isinstance(error, NodeHeldError):
+    """Trailing metadata telling the caller when a retry can succeed (a held node's id, an
+    overloaded frontend)."""
+    if isinstance(error, NodeHeldError | OverloadedError):
         return (("grpc-retry-pushback-ms", str(max(1, round(error.retry_after_seconds * 1000)))),)
     return ()
 
