@@ -166,11 +166,14 @@ class RegistryStore(Protocol):
         """Revokes a lease (deleting what is attached); an unknown lease is not an error."""
 
     async def renew_lease(self, lease_id: int) -> int:
-        """Renews a lease; returns its new TTL in seconds, 0 when the lease no longer exists."""
+        """Renews one of the frontend's own leases (its announcement), apart from the clients'
+        renewals so that it never waits behind them (D71); returns its new TTL in seconds, 0
+        when the lease no longer exists."""
 
     async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
-        """Renews leases together; for each, its new TTL in seconds, 0 when the lease no longer
-        exists, None when etcd did not answer in time (unknown: it may have been renewed)."""
+        """Renews clients' leases together; for each, its new TTL in seconds, 0 when the lease
+        no longer exists, None when etcd did not answer in time (unknown: it may have been
+        renewed)."""
 
     async def create_registration(
         self, registration: Registration, expected: StoredNode

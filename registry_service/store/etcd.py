@@ -137,7 +137,7 @@ class EtcdRegistryStore:
         await self._client.lease.revoke(lease_id)
 
     async def renew_lease(self, lease_id: int) -> int:
-        return await self._client.renewer.renew(lease_id)
+        return await self._client.own_renewer.renew(lease_id)
 
     async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
         return await self._client.renewer.renew_many(lease_ids)

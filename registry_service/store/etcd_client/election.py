@@ -52,7 +52,8 @@ class EtcdElection:
             )
         )
         self._keeper = asyncio.create_task(
-            self._client.renewer.keep_alive(self._lease, self._ttl), name="evictor-election-lease"
+            self._client.own_renewer.keep_alive(self._lease, self._ttl),
+            name="evictor-election-lease",
         )
 
     async def campaign(self) -> None:
