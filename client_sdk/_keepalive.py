@@ -23,6 +23,7 @@ import collections
 import contextlib
 import math
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,6 +108,9 @@ class KeepAliveSession:
         self._retry_sleeps: set[asyncio.Task[None]] = set()
         self.streams_opened = 0
         """How many KeepAlive streams this session opened (a new one only when one died)."""
+        self.id = secrets.token_urlsafe(16)
+        """The session's id, sent with each Register: the registrations this client renews
+        together share one lease per TTL in the registry (D73)."""
 
     def _open(self) -> Any:
         if self._call is None:

@@ -76,6 +76,7 @@ class Registration(AsyncClosing):
         self._node = node
         self._ttl = ttl_seconds
         self._token = ""
+        self._session_lease = False  # it rides on the session's shared lease (D73)
         self._state = RegistrationState.LOST
         self._states: Broadcast[RegistrationState] = Broadcast()
         self._task: asyncio.Task[None] | None = None
@@ -207,16 +208,24 @@ class Registration(AsyncClosing):
         it or deregisters it (`RegistryClient.deregister`, `noderegistry deregister`). Keep the
         token secret: it proves ownership. The registration is CLOSED here afterwards.
 
+        A registration that shares its client's session lease (D73) is first moved to a lease
+        of its own (one Register call; watchers see it UPDATED, unchanged), so that it lives out
+        its TTL alone while the client's other registrations keep renewing.
+
         Returns:
             The registration token.
 
         Raises:
-            RegistryRPCError: the registration is already closed (FAILED_PRECONDITION).
+            RegistryRPCError: the registration is already closed (FAILED_PRECONDITION), or it
+                could not be moved off its session's lease (it is then still renewed, as
+                before: try again).
         """
         if self._state is RegistrationState.CLOSED:
             raise RegistryRPCError(
                 StatusCode.FAILED_PRECONDITION, f"registration {self.key} is already closed"
             )
+        if self._session_lease:
+            await self._register(token=self._token, in_session=False)
         await self._stop_renewing()
         token = self._token
         self._finish()
@@ -261,12 +270,15 @@ class Registration(AsyncClosing):
             self._state = state
             self._states.publish(state)
 
-    async def _register(self, token: str = "", patience_seconds: float | None = None) -> None:
+    async def _register(
+        self, token: str = "", patience_seconds: float | None = None, *, in_session: bool = True
+    ) -> None:
         """One Register call, retried on other frontends with the same idempotency key.
 
-        A Register the registry refused as overloaded (RESOURCE_EXHAUSTED with a retry pushback)
-        is sent again after the pushback, for up to `patience_seconds` (None: the client's
-        `register_overload_wait_seconds`; infinity: until it is taken).
+        In the client's session (its registrations share a lease per TTL, D73) unless
+        `in_session` is False. A Register the registry refused as overloaded (RESOURCE_EXHAUSTED
+        with a retry pushback) is sent again after the pushback, for up to `patience_seconds`
+        (None: the client's `register_overload_wait_seconds`; infinity: until it is taken).
         """
         config = self._transport.config
         patience = config.register_overload_wait_seconds
@@ -276,6 +288,7 @@ class Registration(AsyncClosing):
             ttl_seconds=self._ttl_requested,
             idempotency_key=secrets.token_urlsafe(18),
             token=token,
+            session=self._session.id if in_session else "",
         )
         waited = 0.0
         while True:
@@ -291,6 +304,7 @@ class Registration(AsyncClosing):
         self._node = _convert.node_from_pb(response.node)
         self._ttl = response.ttl_seconds
         self._token = response.token
+        self._session_lease = response.session_lease
 
     async def start(self) -> None:
         """Registers, then renews in the background; `RegistryClient.register` calls it.

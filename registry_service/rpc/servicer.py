@@ -23,6 +23,7 @@ from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 from registry_service.bearer_tokens import TokenTable
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
+from registry_service.core.session_leases import session_name
 from registry_service.domain import (
     ChangeStage,
     DeltaMessage,
@@ -119,18 +120,22 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterResponse:
+        # A client's session is scoped by who the caller is: no one joins another's lease.
+        session = session_name(peer_identity(context, self._tokens), request.session)
         async with self._admission.register():
             result = await self._registry.register(
                 convert.node_from_pb(request.node),
                 request.ttl_seconds,
                 request.idempotency_key,
                 request.token,
+                session,
             )
         return pb.RegisterResponse(
             node=convert.node_to_pb(result.node),
             ttl_seconds=result.ttl_seconds,
             token=result.token,
             revision=result.revision,
+            session_lease=result.session_lease,
         )
 
     async def Deregister(

@@ -176,11 +176,24 @@ class RegistryStore(Protocol):
         renewed)."""
 
     async def create_registration(
-        self, registration: Registration, expected: StoredNode
+        self, registration: Registration, expected: StoredNode, *, opens_session: bool = False
     ) -> int | None:
         """Writes live key, member record and identity in one transaction, if the member is still
         absent and the identity unchanged since `expected`. Returns the revision, or None.
-        LeaseNotFoundError: the registration's lease is gone; nothing was written."""
+        LeaseNotFoundError: the registration's lease is gone; nothing was written.
+
+        A registration of a client session (`registration.session`, D73) also requires its
+        session's key to name its lease, or, with `opens_session`, to be absent: the write then
+        creates it on the registration's (new) lease. Every write of a session's registration
+        below carries the first guard."""
+
+    async def read_session_lease(self, session: str, ttl_seconds: int) -> int:
+        """The lease a client session's registrations of this TTL share; 0 when it has none
+        (never had one, or it expired)."""
+
+    async def open_session_lease(self, session: str, ttl_seconds: int, lease_id: int) -> int:
+        """Makes lease_id the session's lease of this TTL, unless it has one: returns the lease
+        it has now (lease_id, another, or 0 if its key vanished meanwhile)."""
 
     async def update_registration(
         self,

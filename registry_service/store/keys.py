@@ -9,6 +9,8 @@ audit/<dc>/<type>/<id>/<t>  one membership transition and its cause, on an expir
 frontends/<frontend>        a frontend's announcement, on its own lease (control.py)
 switches/push               the push switch and its gray list (control.py)
 operator-audit/<t>-<fe>     one operator action and who did it, on the audit lease
+sessions/<session>/<ttl>    on the lease a client session's registrations of that TTL share
+                            (D73): the lease is found there by any frontend
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class KeyKind(enum.Enum):
     FRONTEND = "frontends"
     SWITCH = "switches"
     OPERATOR_AUDIT = "operator-audit"
+    SESSION = "sessions"
 
 
 # Kinds whose keys do not name a node.
@@ -41,6 +44,7 @@ _NOT_NODES = frozenset(
         KeyKind.FRONTEND,
         KeyKind.SWITCH,
         KeyKind.OPERATOR_AUDIT,
+        KeyKind.SESSION,
     }
 )
 PUSH_SWITCH = "push"
@@ -87,6 +91,10 @@ class Keyspace:
 
     def switch(self, name: str) -> bytes:
         return f"{self.prefix}{KeyKind.SWITCH.value}/{name}".encode()
+
+    def session(self, session: str, ttl_seconds: int) -> bytes:
+        """The key that names the lease of a client session's registrations of one TTL."""
+        return f"{self.prefix}{KeyKind.SESSION.value}/{session}/{ttl_seconds}".encode()
 
     def operator_audit(self, time_ns: int, frontend: str) -> bytes:
         return f"{self.prefix}{KeyKind.OPERATOR_AUDIT.value}/{time_ns:020d}-{frontend}".encode()

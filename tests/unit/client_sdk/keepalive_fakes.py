@@ -89,7 +89,12 @@ class FakeStub:
             raise step
         node = request.node
         node.incarnation = 1
-        return pb.RegisterResponse(node=node, ttl_seconds=request.ttl_seconds, token="t1")
+        return pb.RegisterResponse(
+            node=node,
+            ttl_seconds=request.ttl_seconds,
+            token="t1",
+            session_lease=bool(request.session) and self._transport.knows_sessions,
+        )
 
 
 class FakeTransport:
@@ -103,6 +108,7 @@ class FakeTransport:
         self.failed_over: list[str] = []
         self.registers: list[pb.RegisterRequest] = []
         self.register_steps: list[BaseException | None] = []
+        self.knows_sessions = True  # False: a frontend from before shared session leases
         self.slept: list[float] = []
         self.sleeping: list[asyncio.Future[None]] = []
 

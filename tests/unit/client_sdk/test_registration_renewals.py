@@ -32,6 +32,7 @@ class ScriptedSession:
     """A KeepAliveSession stand-in whose renewals end as the test says."""
 
     def __init__(self) -> None:
+        self.id = "scripted-session"
         self.clock = FakeClock()
         self.outcomes: asyncio.Queue[int | BaseException] = asyncio.Queue()
         self.asked: list[tuple[NodeKey, str, float]] = []
@@ -195,3 +196,28 @@ async def test_re_registering_waits_out_refusals_however_long_they_last() -> Non
     await registration._reregister()
     assert slept == [5.0] * 30 and math.fsum(slept) == 150.0
     assert registration.reregistrations == 1
+
+
+async def test_registers_go_in_the_clients_session_and_detach_moves_off_its_lease() -> None:
+    """A registration on its session's shared lease (D73) is moved to a lease of its own before
+    it is left to its TTL: the client's other registrations keep renewing the session's."""
+    session = ScriptedSession()
+    registration, transport = await registered(session)
+    (first,) = transport.registers
+    assert first.session == "scripted-session"
+    token = await registration.detach()
+    moved = transport.registers[-1]
+    assert (moved.session, moved.token) == ("", token)
+    assert registration.state is RegistrationState.CLOSED
+
+
+async def test_detach_of_a_registration_with_a_lease_of_its_own_sends_nothing() -> None:
+    async def no_wait(_: float) -> None:
+        return None
+
+    transport = FakeTransport(ClientConfig(sleep=no_wait))
+    transport.knows_sessions = False  # a frontend from before shared session leases
+    registration = Registration(transport, ScriptedSession(), node("a"), TTL, None)  # type: ignore[arg-type]
+    await registration.start()
+    await registration.detach()
+    assert len(transport.registers) == 1

@@ -1,0 +1,159 @@
+"""Registrations of one client session share one etcd lease per TTL (D73), against real etcd: one
+etcd renewal per client and tick, a Register in a known session is one etcd transaction, the
+session is found in etcd by another frontend, a Deregister leaves the lease to the others,
+`detach()` moves a node to a lease of its own, and a lapsed session lease comes back as one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from client_sdk import ClientConfig, Node, RegistryClient
+from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from tests.support.etcd_metrics import metric as etcd_metric
+from tests.support.http import metric
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+FAST = ClientConfig(call_timeout_seconds=5, retry_initial_seconds=0.05, retry_max_seconds=0.5)
+
+
+def data_node(node_id: str) -> Node:
+    return Node(id=node_id, type="data", datacenter="dc1", address="10.0.0.1:7000")
+
+
+async def member_leases(etcd_client: Any, cluster: str) -> dict[str, int]:
+    """Each member record's lease, by node id."""
+    _, kvs = await etcd_client.kv.range_prefix(f"/noderegistry/{cluster}/members/".encode())
+    return {json.loads(kv.value)["id"]: int(json.loads(kv.value)["lease"], 16) for kv in kvs}
+
+
+async def session_keys(etcd_client: Any, cluster: str) -> dict[str, int]:
+    """Each session key (`<session>/<ttl>`) and the lease it lives on."""
+    prefix = f"/noderegistry/{cluster}/sessions/".encode()
+    _, kvs = await etcd_client.kv.range_prefix(prefix)
+    return {kv.key[len(prefix) :].decode(): int(kv.lease) for kv in kvs}
+
+
+def etcd_calls(endpoint: str, method: str) -> float:
+    return etcd_metric(endpoint, "grpc_server_handled_total", grpc_method=method)
+
+
+async def test_a_clients_registrations_share_one_lease_and_one_etcd_renewal_per_tick(
+    own_etcd, start_frontend, etcd_client, cluster
+):
+    frontend = await start_frontend(own_etcd.endpoint, keepalive_coalesce_seconds=0)
+    etcd = EtcdClient(EtcdConfig(endpoints=(own_etcd.endpoint,)))
+    try:
+        async with RegistryClient(frontend.address, config=FAST) as client:
+            first = await client.register(data_node("s0"), ttl_seconds=3)
+            grants = etcd_calls(own_etcd.endpoint, "LeaseGrant")
+            txns = etcd_calls(own_etcd.endpoint, "Txn")
+            others = [await client.register(data_node(f"s{i}"), ttl_seconds=3) for i in range(1, 8)]
+            # In a known session, a Register is one etcd transaction and no lease.
+            assert etcd_calls(own_etcd.endpoint, "LeaseGrant") == grants
+            assert etcd_calls(own_etcd.endpoint, "Txn") - txns == 7
+            leases = await member_leases(etcd, cluster)
+            assert len(set(leases.values())) == 1
+            (lease,) = set(leases.values())
+            assert list((await session_keys(etcd, cluster)).values()) == [lease]
+            # Renewed together: one etcd keepalive per tick for the eight of them.
+            renewer = frontend.client.renewer
+            sent, renewed = renewer.requests_sent, await _ok_renewals(frontend)
+
+            async def three_ticks() -> bool:
+                return await _ok_renewals(frontend) >= renewed + 3 * 8
+
+            await eventually(three_ticks, timeout=15, message="three rounds of renewals")
+            ticks = (await _ok_renewals(frontend) - renewed) / 8
+            assert renewer.requests_sent - sent <= ticks + 1  # one per tick, not one per node
+            assert all(r.reregistrations == 0 for r in [first, *others])
+    finally:
+        await etcd.close()
+
+
+async def _ok_renewals(frontend: Any) -> float:
+    admin = f"http://127.0.0.1:{frontend.admin.port}"
+    return await metric(admin, "noderegistry_keepalives_total", result="OK")
+
+
+async def test_a_deregister_leaves_the_lease_to_the_sessions_other_registrations(
+    start_frontend, etcd_client, cluster
+):
+    frontend = await start_frontend()
+    async with RegistryClient(frontend.address, config=FAST) as client:
+        leaving = await client.register(data_node("leaving"), ttl_seconds=3)
+        staying = await client.register(data_node("staying"), ttl_seconds=3)
+        (lease,) = set((await member_leases(etcd_client, cluster)).values())
+        await leaving.close()
+        assert set(await member_leases(etcd_client, cluster)) == {"staying"}
+        assert await etcd_client.lease.time_to_live(lease) > 0
+        # Six renewals later (two TTLs) the one left is still renewed, on the same lease.
+        renewed = await _ok_renewals(frontend)
+
+        async def two_ttls_renewed() -> bool:
+            return await _ok_renewals(frontend) >= renewed + 6
+
+        await eventually(two_ttls_renewed, timeout=15, message="two TTLs of renewals")
+        assert (staying.incarnation, staying.reregistrations) == (1, 0)
+        assert set((await member_leases(etcd_client, cluster)).values()) == {lease}
+        assert await etcd_client.lease.time_to_live(lease) > 0
+
+
+async def test_detach_moves_a_node_to_its_own_lease_and_its_ttl_ends_it_alone(
+    start_frontend, etcd_client, cluster
+):
+    frontend = await start_frontend()
+    async with RegistryClient(frontend.address, config=FAST) as client:
+        detached = await client.register(data_node("detached"), ttl_seconds=3)
+        kept = await client.register(data_node("kept"), ttl_seconds=3)
+        shared = (await member_leases(etcd_client, cluster))["kept"]
+        token = await detached.detach()
+        assert token
+        leases = await member_leases(etcd_client, cluster)
+        assert leases["detached"] != shared and leases["kept"] == shared
+
+        async def detached_gone() -> bool:
+            return "detached" not in await member_leases(etcd_client, cluster)
+
+        await eventually(detached_gone, timeout=15, message="the detached node expired")
+        assert (kept.incarnation, kept.reregistrations) == (1, 0)
+        assert "kept" in await member_leases(etcd_client, cluster)
+
+
+async def test_a_session_spans_frontends_its_lease_found_in_etcd(
+    start_frontend, etcd_client, cluster
+):
+    first, second = await start_frontend(), await start_frontend()
+    async with RegistryClient([first.address, second.address], config=FAST) as client:
+        await client.register(data_node("on-first"), ttl_seconds=3)
+        # The client fails over (as when its frontend dies): the next Register goes to the
+        # second frontend, which has never seen the session.
+        client._transport.fail_over(first.address)
+        await client.register(data_node("on-second"), ttl_seconds=3)
+        leases = await member_leases(etcd_client, cluster)
+        assert leases["on-first"] == leases["on-second"]
+        assert len(await session_keys(etcd_client, cluster)) == 1
+
+
+async def test_a_lapsed_session_lease_comes_back_as_one_lease_for_all_its_registrations(
+    start_frontend, etcd_client, cluster
+):
+    """Held members (the evictor only reports) whose session lease was revoked: their renewals
+    restore them UP on one new lease for the session, not one lease each (D20, D73)."""
+    frontend = await start_frontend(evictor_dry_run=True)
+    async with RegistryClient(frontend.address, config=FAST) as client:
+        registrations = [await client.register(data_node(f"l{i}"), ttl_seconds=3) for i in range(4)]
+        (old,) = set((await member_leases(etcd_client, cluster)).values())
+        await etcd_client.lease.revoke(old)
+
+        async def moved() -> bool:
+            leases = set((await member_leases(etcd_client, cluster)).values())
+            return len(leases) == 1 and old not in leases
+
+        await eventually(moved, timeout=15, message="restored on one new lease")
+        assert all(r.incarnation == 1 and r.reregistrations == 0 for r in registrations)
+        (new,) = set((await member_leases(etcd_client, cluster)).values())
+        assert list((await session_keys(etcd_client, cluster)).values()) == [new]
