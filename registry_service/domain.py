@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from registry_service.selectors import EVERYTHING, Selector
+
 
 class NodeStatus(enum.Enum):
     UP = "UP"
@@ -202,19 +204,51 @@ class NodeEvent:
     type: EventType
     node: Node
     reason: RemovalReason = RemovalReason.UNSPECIFIED
+    # For UPDATED: the node as it was before, when known (the local etcd's changes), so that a
+    # scope with a label selector sees a node whose metadata left it as REMOVED, and one that
+    # entered it as ADDED (Scope.cut).
+    previous: Node | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which nodes a caller wants; an empty set means all."""
+    """Which nodes a caller wants; an empty set means all. `selector` is a label selector on
+    the nodes' metadata (selectors.py; the empty one takes every node)."""
 
     datacenters: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
+    selector: Selector = EVERYTHING
 
     def matches(self, key: NodeKey) -> bool:
+        """Whether the key's datacenter and type are in the scope (the selector aside)."""
         return (not self.datacenters or key.datacenter in self.datacenters) and (
             not self.types or key.type in self.types
         )
+
+    def takes(self, node: Node) -> bool:
+        """Whether the node is in the scope: its datacenter, type and metadata."""
+        return self.matches(node.key) and self.selector.matches(node.metadata)
+
+    def cut(self, event: NodeEvent) -> NodeEvent | None:
+        """What a subscriber of this scope sees of an event in its datacenters and types: with a
+        selector, an update that takes a node out of it is a removal, one that brings it in an
+        addition, and events of nodes it never held are dropped. An update whose previous
+        node is unknown (a followed datacenter's) is a removal when the node no longer matches:
+        the subscriber may have held it."""
+        selector = self.selector
+        if not selector:
+            return event
+        now = selector.matches(event.node.metadata)
+        if event.type is not EventType.UPDATED:
+            return event if now else None
+        before = event.previous is None or selector.matches(event.previous.metadata)
+        if now and before:
+            return event
+        if now:
+            return NodeEvent(EventType.ADDED, event.node)
+        if before:
+            return NodeEvent(EventType.REMOVED, event.node)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +265,7 @@ class Limits:
     ttl_min_seconds: int = 3
     ttl_max_seconds: int = 3600
     ttl_default_seconds: int = 10
+    selector_max_bytes: int = 1024
 
 
 class ResyncReason(enum.Enum):
@@ -308,12 +343,18 @@ class DeltaMessage:
         (a jump to its revision, even when no event of it is in the scope)."""
         if not self.events:
             return self if self.relisted else None
-        if not scope.datacenters and not scope.types:
+        if not scope.datacenters and not scope.types and not scope.selector:
             return self
-        events = tuple(event for event in self.events if scope.matches(event.node.key))
+        events = tuple(
+            cut
+            for event in self.events
+            if scope.matches(event.node.key) and (cut := scope.cut(event)) is not None
+        )
         if not events:
             return dataclasses.replace(self, events=()) if self.relisted else None
-        if len(events) == len(self.events):
+        if len(events) == len(self.events) and all(
+            a is b for a, b in zip(events, self.events, strict=True)
+        ):
             return self
         return dataclasses.replace(self, events=events)
 

@@ -27,10 +27,16 @@ _WAKE_UP_SECONDS = 3600.0  # NodeWatch.wait_for needs a timeout; the loop just w
 def _add_scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datacenter", action="append", help="repeat for several (default: all)")
     parser.add_argument("--type", action="append", help="repeat for several (default: all)")
+    parser.add_argument(
+        "--selector",
+        default="",
+        help="label selector on metadata, Kubernetes syntax: 'zone=a,!canary', "
+        "'version in (2,3)' (default: every node)",
+    )
 
 
 def _scope(args: argparse.Namespace) -> Scope:
-    return Scope(frozenset(args.datacenter or ()), frozenset(args.type or ()))
+    return Scope(frozenset(args.datacenter or ()), frozenset(args.type or ()), args.selector)
 
 
 def add_to(commands: Commands) -> None:

@@ -146,6 +146,9 @@ class Registry:
         self._gate = WriteGate(hub, datacenters)
         self._spare_leases = SpareLeases(store)
         self._sessions = SessionLeases(store)
+        # A node nobody holds, with the incarnation floor as the last read saw it: a create
+        # tried before any read is guarded by it (it rarely moves: identity collection, D86).
+        self._floor_seen = StoredNode(NodeKey("", "", ""), 0)
         self._restoration = Restoration(store, self._spare_leases, self._sessions)
         self._renewals = Renewals(
             store,
@@ -195,7 +198,7 @@ class Registry:
                 # node's keys being absent, and read only when that fails (a returning node, or
                 # a view behind etcd). Saves one etcd call per new registration.
                 spare_lease = await self._store.grant_lease(ttl)
-                result = await self._create(request, StoredNode(node.key, 0), spare_lease)
+                result = await self._create(request, self._unheld(node.key), spare_lease)
                 if result is not None:
                     spare_lease = 0
                     return result.registered
@@ -208,6 +211,7 @@ class Registry:
                     stored, spare_lease = await asyncio.gather(
                         self._store.read_node(node.key), self._store.grant_lease(ttl)
                     )
+                self._saw_floor(stored)
                 result = await self._decide(request, stored, spare_lease)
                 if result is not None:
                     if result.lease_used:
@@ -236,7 +240,7 @@ class Registry:
             if opens:
                 lease = await self._store.grant_lease(ttl)
             result = await self._create(
-                request, StoredNode(node.key, 0), lease, session=session, opens_session=opens
+                request, self._unheld(node.key), lease, session=session, opens_session=opens
             )
             if result is not None:
                 if opens:
@@ -249,12 +253,25 @@ class Registry:
             stored, lease = await asyncio.gather(
                 self._store.read_node(node.key), self._sessions.current(session, ttl, fresh=True)
             )
+            self._saw_floor(stored)
             result = await self._decide(request, stored, lease, session=session)
             if result is not None:
                 return result.registered
             self._sessions.forget(session, ttl, lease)
         raise ConcurrentModificationError(
             f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
+        )
+
+    def _unheld(self, key: NodeKey) -> StoredNode:
+        """The node as nobody holds it, under the incarnation floor the last read saw."""
+        return dataclasses.replace(self._floor_seen, key=key)
+
+    def _saw_floor(self, stored: StoredNode) -> None:
+        self._floor_seen = StoredNode(
+            stored.key,
+            0,
+            incarnation_floor=stored.incarnation_floor,
+            floor_mod_revision=stored.floor_mod_revision,
         )
 
     def forget_lease(self, lease_id: int, *, shared: bool = False) -> None:
@@ -321,8 +338,7 @@ class Registry:
         """Creates the registration on lease_id; None if the node changed (the lease unused)."""
         node = request.node
         _refuse_held(node.key, stored)
-        incarnation = (stored.identity.incarnation if stored.identity else 0) + 1
-        node = dataclasses.replace(node, incarnation=incarnation)
+        node = dataclasses.replace(node, incarnation=stored.next_incarnation)
         token = new_token()
         registration = Registration(
             node=node,

@@ -31,6 +31,11 @@ from registry_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The longest wait between two tries at a remote datacenter that cannot be reached, by the
+# follower and by its SDK watch: one that comes back is followed within about this, plus gRPC's
+# own reconnect backoff (at most 2 s) (D81). A try is one connection attempt per frontend.
+_RETRY_MAX_SECONDS = 2.0
+
 
 def node_from_sdk(node: client_sdk.Node) -> Node:
     return Node(
@@ -72,7 +77,7 @@ class DatacenterFollower:
         self._client = client
 
     async def run(self) -> None:
-        backoff = Backoff(initial=0.5, maximum=10.0)
+        backoff = Backoff(initial=0.5, maximum=_RETRY_MAX_SECONDS)
         while True:
             try:
                 watch = await self._client.watch_nodes(
@@ -130,6 +135,7 @@ class Federation:
             tls_cert_file=settings.remote_tls_cert_file,
             tls_key_file=settings.remote_tls_key_file,
             bearer_token=settings.remote_token,
+            retry_max_seconds=_RETRY_MAX_SECONDS,
         )
         silence_timeout_seconds = settings.remote_silence_seconds
         watch = WatchConfig(shrink_ratio=2.0, silence_timeout_seconds=silence_timeout_seconds)

@@ -23,6 +23,7 @@ from registry_service.domain import (
     WatchResume,
 )
 from registry_service.errors import InvalidArgumentError
+from registry_service.validation import selector_of
 
 _STATUS_TO_PB = {
     NodeStatus.UP: pb.NODE_STATUS_UP,
@@ -84,7 +85,9 @@ def key_from_pb(message: pb.NodeKey) -> NodeKey:
 
 
 def scope_from_pb(message: pb.Scope) -> Scope:
-    return Scope(frozenset(message.datacenters), frozenset(message.types))
+    return Scope(
+        frozenset(message.datacenters), frozenset(message.types), selector_of(message.selector)
+    )
 
 
 def resume_from_pb(message: pb.WatchNodesRequest) -> WatchResume:

@@ -36,6 +36,18 @@ class StoredNode:
     live: bool = False
     identity: Identity | None = None
     identity_mod_revision: int = 0
+    incarnation_floor: int = 0
+    """Every collected identity's incarnation is at most this: without an identity record, the
+    next incarnation is above it (store/identity_collection.py)."""
+    floor_mod_revision: int = 0
+
+    @property
+    def next_incarnation(self) -> int:
+        """The incarnation a new registration of this node gets: above its last one, and above
+        every one whose record was collected (monotonic per id, for every watcher)."""
+        if self.identity is not None:
+            return self.identity.incarnation + 1
+        return self.incarnation_floor + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +142,9 @@ class ClusterState:
     live: set[NodeKey] = field(default_factory=set)
     push_switch: PushSwitch = field(default_factory=PushSwitch)
     frontends: dict[str, Announcement] = field(default_factory=dict)
+    known_types: set[tuple[str, str]] = field(default_factory=set)
+    """Every (datacenter, type) with an identity record: each type that had a node within
+    identity_retention_seconds (what the node-count gauges keep reporting, at 0 if need be)."""
 
 
 class Election(Protocol):
@@ -142,7 +157,12 @@ class Election(Protocol):
         """Stands if needed; returns once this candidate leads. Raises StoreError."""
 
     async def lost(self) -> None:
-        """Returns when leadership (the election lease) is lost."""
+        """Returns when leadership (the election lease or key) is lost."""
+
+    @property
+    def deposed(self) -> bool:
+        """True as soon as leadership is known lost (the key gone), even before lost() has
+        returned to its waiter: check it before acting as leader."""
 
     async def resign(self) -> None:
         """Gives up leadership at once (deletes the key); a no-op when not a candidate."""
@@ -179,7 +199,8 @@ class RegistryStore(Protocol):
         self, registration: Registration, expected: StoredNode, *, opens_session: bool = False
     ) -> int | None:
         """Writes live key, member record and identity in one transaction, if the member is still
-        absent and the identity unchanged since `expected`. Returns the revision, or None.
+        absent and the identity unchanged since `expected` (without an identity, the incarnation
+        floor too). Returns the revision, or None.
         LeaseNotFoundError: the registration's lease is gone; nothing was written.
 
         A registration of a client session (`registration.session`, D73) also requires its
@@ -248,6 +269,12 @@ class RegistryStore(Protocol):
         key absent) and applies or not on its own; all of them require the fence. For each, the
         revision, or None when its guard (or the fence) failed."""
 
+    async def collect_identities(self, written_before: float, now: float) -> int:
+        """Deletes the identity records of ids that are not members, were last written before
+        `written_before` (wall clock) and are held by no operator at `now`; the incarnation
+        floor rises to the highest incarnation deleted, in the same transaction, so that a later
+        registration of any of those ids comes above it. Returns how many were deleted."""
+
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
         """The node's recorded transitions still within the audit retention, oldest first."""
 
@@ -258,8 +285,9 @@ class RegistryStore(Protocol):
         """Writes a key under the prefix so the watch sees a revision >= etcd's current one."""
 
     async def load(self) -> ClusterState:
-        """Every member and live key, at one revision. Raises StoreCompactedError when that
-        revision is compacted while it is read (a retry reads a newer one)."""
+        """Every member and live key, at one revision, and the (datacenter, type)s that have
+        identity records. Raises StoreCompactedError when that revision is compacted while it
+        is read (a retry reads a newer one)."""
 
     def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
         """Every change from start_revision on, one batch per revision; resumes by itself after

@@ -2,7 +2,10 @@
 
 live/<dc>/<type>/<id>       on the node's lease: exists while the node renews
 members/<dc>/<type>/<id>    the membership record (JSON): what watchers see
-identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no lease)
+identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no lease); the records
+                            of ids gone longer than identity_retention_seconds are collected
+incarnation-floor           every collected identity's incarnation is at most this: an id without
+                            an identity record registers above it (store/identity_collection.py)
 election/evictor/<lease>    candidates for evictor; the lowest create revision leads
 barrier/<frontend>          written to push a frontend's watch to etcd's current revision
 audit/<dc>/<type>/<id>/<t>  one membership transition and its cause, on an expiring audit lease
@@ -33,6 +36,7 @@ class KeyKind(enum.Enum):
     SWITCH = "switches"
     OPERATOR_AUDIT = "operator-audit"
     SESSION = "sessions"
+    INCARNATION_FLOOR = "incarnation-floor"
 
 
 # Kinds whose keys do not name a node.
@@ -45,6 +49,7 @@ _NOT_NODES = frozenset(
         KeyKind.SWITCH,
         KeyKind.OPERATOR_AUDIT,
         KeyKind.SESSION,
+        KeyKind.INCARNATION_FLOOR,
     }
 )
 PUSH_SWITCH = "push"
@@ -95,6 +100,10 @@ class Keyspace:
     def session(self, session: str, ttl_seconds: int) -> bytes:
         """The key that names the lease of a client session's registrations of one TTL."""
         return f"{self.prefix}{KeyKind.SESSION.value}/{session}/{ttl_seconds}".encode()
+
+    @property
+    def incarnation_floor(self) -> bytes:
+        return f"{self.prefix}{KeyKind.INCARNATION_FLOOR.value}".encode()
 
     def operator_audit(self, time_ns: int, frontend: str) -> bytes:
         return f"{self.prefix}{KeyKind.OPERATOR_AUDIT.value}/{time_ns:020d}-{frontend}".encode()

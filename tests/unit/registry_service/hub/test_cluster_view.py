@@ -198,3 +198,14 @@ def test_a_scopes_revision_is_its_own_last_change_and_outlives_its_last_member()
     view.relist(state)
     assert view.scope_revision(Scope(frozenset({"dc1"}), frozenset({"meta"}))) == 9
     assert view.scope_revision(Scope(frozenset({"dc2"}))) == 4
+
+
+def test_known_types_are_loaded_learned_and_never_forgotten():
+    state = ClusterState(revision=10, known_types={("dc2", "meta")})  # an identity record only
+    state.members[key("a")] = Member(registration("a"), 5)
+    view = ClusterView(state)
+    assert view.known_types() == {("dc1", "data"), ("dc2", "meta")}
+    view.apply(added(11, "b", "dc3"))
+    view.apply(removed(12, "a", RemovalReason.DEREGISTERED))
+    view.relist(ClusterState(revision=13))  # a relist of an empty cluster forgets nothing
+    assert view.known_types() == {("dc1", "data"), ("dc2", "meta"), ("dc3", "data")}
