@@ -58,12 +58,13 @@ from registry_service.store.etcd_client import EtcdClient
 from registry_service.store.etcd_control import EtcdControlStore
 from registry_service.telemetry.metrics import Metrics
 from registry_service.web.admin import AdminServer
-from registry_service.web.admin_config import AdminConfig, Readiness
+from registry_service.web.admin_config import AdminConfig
 from registry_service.web.admin_control import cluster_convergence
 from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
 from registry_service.web.auth import HttpAuth, client_context, server_context
 from registry_service.web.peers import PeerAdmins
+from registry_service.web.readiness import Readiness
 from registry_service.xds.service import SERVICE_NAME as XDS_SERVICE_NAME
 from registry_service.xds.service import AggregatedDiscovery, add_xds_service
 from registry_service.xds.session import XdsParts

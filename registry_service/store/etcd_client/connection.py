@@ -189,7 +189,7 @@ class EtcdConnection:
             await asyncio.sleep(seconds)
             try:
                 await self.stub(pb_grpc.MaintenanceStub, endpoint).Status(
-                    pb.StatusRequest(), metadata=await self.metadata(), timeout=seconds
+                    pb.StatusRequest(), metadata=await self.metadata(leader=False), timeout=seconds
                 )
             except (grpc.aio.AioRpcError, StoreError):
                 continue
@@ -214,9 +214,10 @@ class EtcdConnection:
                 self._current = failed + 1
             log.info("etcd: streams move to endpoint %s", self.endpoint)
 
-    async def metadata(self) -> list[tuple[str, str]]:
-        """What every call carries: `hasleader`, and the auth token when etcd has users."""
-        metadata = [("hasleader", "true")]
+    async def metadata(self, *, leader: bool = True) -> list[tuple[str, str]]:
+        """What every call carries: `hasleader` (but the probe's: a member without a leader
+        answers it), and the auth token when etcd has users."""
+        metadata = [("hasleader", "true")] if leader else []
         if self.config.username:
             if not self._token:
                 await self._authenticate()
