@@ -163,15 +163,25 @@ class Admission:
         if len(self._waiting) < config.max_waiting and limit.limit > 0:
             slot = asyncio.get_running_loop().create_future()
             self._waiting.append(slot)
+            taken = False
             try:
                 async with asyncio.timeout(config.max_wait_seconds):
                     await slot
+                taken = True
                 return
             except TimeoutError:
-                pass
+                # A slot handed out in the same loop step as the timeout is this Register's.
+                taken = slot.done() and not slot.cancelled()
+                if taken:
+                    return
             finally:
                 if not slot.done():
                     slot.cancel()
+                elif not taken and not slot.cancelled():
+                    # Handed a slot it will not use (cancelled meanwhile): it goes back, or
+                    # each such call would lower the limit for good.
+                    limit.release(0.0)
+                    self._hand_out_slots()
         pushback = self._pushback()
         self.registers_refused += 1
         raise OverloadedError(

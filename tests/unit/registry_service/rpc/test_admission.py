@@ -4,6 +4,9 @@ refusal says."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import time
 
 import pytest
 
@@ -105,3 +108,63 @@ async def test_admission_control_off_refuses_nothing() -> None:
     gate.read("GetNodes")
     async with gate.register(), gate.register(), gate.register():
         pass
+
+
+def _leave_now(held: contextlib.AbstractAsyncContextManager[None]) -> None:
+    """Leaves a Register's slot synchronously (its exit awaits nothing): the slot is handed to
+    the next in line within the caller's loop step."""
+    with pytest.raises(StopIteration):
+        held.__aexit__(None, None, None).send(None)
+
+
+async def _in_line(
+    gate: Admission,
+) -> tuple[list[contextlib.AbstractAsyncContextManager[None]], asyncio.Task[None]]:
+    """Both slots held (by the test), and a Register waiting in line for one."""
+    held = [gate.register(), gate.register()]
+    for slot in held:
+        await slot.__aenter__()
+
+    async def wait_in_line() -> None:
+        async with gate.register():
+            await asyncio.sleep(0)
+
+    waiter = asyncio.create_task(wait_in_line())
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert gate.waiting == 1 and gate.registers.in_flight == 2
+    return held, waiter
+
+
+async def test_a_register_cancelled_as_it_is_handed_a_slot_gives_the_slot_back() -> None:
+    """Before: the slot went to a call that no longer ran, and never came back (the limit lost
+    one slot for good, per such call)."""
+    gate = admission()
+    held, waiter = await _in_line(gate)
+    _leave_now(held[0])  # the waiter is handed the slot...
+    waiter.cancel()  # ...and cancelled in the same step (the client went away)
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert gate.registers.in_flight == 1  # the test's other slot only
+    await held[1].__aexit__(None, None, None)
+    assert gate.registers.in_flight == 0
+    async with gate.register(), gate.register():  # the whole limit is there again
+        assert gate.waiting == 0
+
+
+async def test_a_register_handed_a_slot_as_its_wait_times_out_takes_it() -> None:
+    """Before: refused as if it had waited in vain, and its slot never released."""
+    patient = dataclasses.replace(CONFIG, max_wait_seconds=0.3)  # room for a slow machine
+    gate = Admission(patient, jitter=lambda low, high: 1.0)
+    held, waiter = await _in_line(gate)
+    loop = asyncio.get_running_loop()
+    # Due in the same loop step as the wait's timeout, and run before it: the slot is handed
+    # out, then the timeout fires while the waiter has not woken yet.
+    loop.call_later(0.0, _leave_now, held[0])
+    # The loop is blocked (on purpose: no task may run) until both are due.
+    time.sleep(patient.max_wait_seconds + 0.1)  # noqa: ASYNC251
+    await waiter  # not refused: it ran in the slot it was handed
+    assert gate.registers_refused == 0
+    assert gate.registers.in_flight == 1
+    await held[1].__aexit__(None, None, None)
+    assert gate.registers.in_flight == 0
