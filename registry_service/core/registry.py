@@ -15,8 +15,9 @@ Register is an idempotent upsert over guarded store writes:
 A Register that names a client session (D73) puts the registration on the lease that session's
 registrations of the same TTL share (core/session_leases.py): a new one in a session this
 frontend knows is one etcd transaction, guarded by the session's key naming that lease; the first
-of a session grants the lease and opens the session's key in the same transaction. Without a
-session, each registration has a lease of its own, as before.
+of a session grants the lease and opens the session's key in the same transaction, while the
+session's other Registers wait for it. Without a session, each registration has a lease of its
+own, as before.
 
 KeepAlive is core/renewals.py's; a lapsed member goes back UP through core/restoration.py, the
 one restore path (Register, renewals and the operator's cancel take it); which writes this
@@ -232,22 +233,18 @@ class Registry:
     async def _register_in_session(self, request: _Request, session: str) -> RegisterResult:
         """A registration on its client session's shared lease (D73)."""
         node, ttl = request.node, request.ttl
-        lease = self._sessions.known(session, ttl)
         if self._hub.registration(node.key) is None:
-            # The common case, a new node: one transaction when the session's lease is known;
-            # else the lease is granted and the transaction opens the session's key on it.
-            opens = not lease
-            if opens:
-                lease = await self._store.grant_lease(ttl)
-            result = await self._create(
-                request, self._unheld(node.key), lease, session=session, opens_session=opens
-            )
+            # The common case, a new node: one transaction when the session's lease is known,
+            # or is being opened by another Register of the session (awaited: a client's first
+            # Registers come all at once); else this one grants the lease and its transaction
+            # opens the session's key on it.
+            lease = await self._sessions.known_or_opened(session, ttl)
+            if lease:
+                result = await self._create(request, self._unheld(node.key), lease, session=session)
+            else:
+                result = await self._open_session(request, session)
             if result is not None:
-                if opens:
-                    self._sessions.remember(session, ttl, lease)
                 return result.registered
-            if opens:  # nothing was written on it
-                self._spare_leases.revoke_later(lease)
         for _ in range(_MAX_ATTEMPTS):
             # The session's lease as etcd has it now, read while the node is.
             stored, lease = await asyncio.gather(
@@ -261,6 +258,23 @@ class Registry:
         raise ConcurrentModificationError(
             f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
         )
+
+    async def _open_session(self, request: _Request, session: str) -> _Outcome | None:
+        """The first Register of a session in this frontend: a new lease, and the registration's
+        transaction opens the session's key on it. None if the node or the session was there
+        already (the session's lease, found in etcd, goes to those waiting)."""
+        node, ttl = request.node, request.ttl
+        with self._sessions.opening(session, ttl) as claim:
+            lease = await self._store.grant_lease(ttl)
+            result = await self._create(
+                request, self._unheld(node.key), lease, session=session, opens_session=True
+            )
+            if result is not None:
+                claim.opened(lease)
+                return result
+            self._spare_leases.revoke_later(lease)  # nothing was written on it
+            claim.opened(await self._sessions.find_or_open(session, ttl))
+        return None
 
     def _unheld(self, key: NodeKey) -> StoredNode:
         """The node as nobody holds it, under the incarnation floor the last read saw."""

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+from collections.abc import Iterator
 
 from registry_service.errors import (
     ConcurrentModificationError,
@@ -52,14 +53,37 @@ def session_name(owner: str, session_id: str) -> str:
     return hashlib.sha256(f"{owner}\0{session_id}".encode()).hexdigest()[:32]
 
 
+class OpeningClaim:
+    """The right to open a session's lease while others of the session wait for it: settled with
+    `opened(lease)`; left unsettled, the waiters try again themselves."""
+
+    def __init__(self, leases: SessionLeases, key: tuple[str, int]) -> None:
+        self._leases = leases
+        self._key = key
+        self.future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def opened(self, lease_id: int) -> int:
+        """The session's lease is lease_id (remembered, and handed to every waiter)."""
+        if lease_id:
+            self._leases.remember(*self._key, lease_id)
+        if not self.future.done():
+            self.future.set_result(lease_id)
+        return lease_id
+
+
 class SessionLeases:
-    """Finds, remembers and opens the leases of client sessions (one per session and TTL)."""
+    """Finds, remembers and opens the leases of client sessions (one per session and TTL).
+
+    One opening at a time per session and TTL in a frontend: a client that starts registers many
+    nodes at once, and each first Register granting a lease of its own would lose all but one
+    race for the session's key and start over (a fleet's restart would multiply its Registers'
+    etcd round trips). The others wait for the one in flight."""
 
     def __init__(self, store: RegistryStore, remembered: int = _REMEMBERED) -> None:
         self._store = store
         self._leases: collections.OrderedDict[tuple[str, int], int] = collections.OrderedDict()
         self._remembered = remembered
-        self._opening: dict[tuple[str, int], asyncio.Future[int]] = {}
+        self._opening: dict[tuple[str, int], OpeningClaim] = {}
 
     def known(self, session: str, ttl_seconds: int) -> int:
         """The session's lease as this frontend last saw it; 0 if it knows none."""
@@ -79,33 +103,66 @@ class SessionLeases:
         if self._leases.get((session, ttl_seconds)) == lease_id:
             del self._leases[(session, ttl_seconds)]
 
-    async def current(self, session: str, ttl_seconds: int, *, fresh: bool = False) -> int:
-        """The session's lease of this TTL: remembered (unless `fresh`), found in etcd, or
-        granted and opened now. Concurrent callers for one session share one lookup."""
-        lease = 0 if fresh else self.known(session, ttl_seconds)
-        if lease:
-            return lease
-        opening = self._opening.get((session, ttl_seconds))
-        if opening is not None:
-            return await asyncio.shield(opening)
-        opening = asyncio.get_running_loop().create_future()
-        self._opening[(session, ttl_seconds)] = opening
+    async def known_or_opened(self, session: str, ttl_seconds: int) -> int:
+        """The lease this frontend knows, or the one being opened now (waited for); 0 when
+        neither: nothing is in flight, and the caller may claim the opening (`opening`) before
+        it awaits anything.
+
+        Raises:
+            StoreUnavailableError: the opening in flight could not reach etcd.
+        """
+        return self.known(session, ttl_seconds) or await self._opened((session, ttl_seconds))
+
+    async def _opened(self, key: tuple[str, int]) -> int:
+        """The lease the opening in flight settles with, if any (0: none in flight). One that
+        settles without a lease leaves it to the next caller."""
+        for _ in range(_MAX_ATTEMPTS):
+            claim = self._opening.get(key)
+            if claim is None:
+                return 0
+            lease = await asyncio.shield(claim.future)
+            if lease:
+                return lease
+        raise ConcurrentModificationError(
+            "the lease of a client session failed to open several times; retry"
+        )
+
+    @contextlib.contextmanager
+    def opening(self, session: str, ttl_seconds: int) -> Iterator[OpeningClaim]:
+        """Claims the opening of the session's lease; callers of `known_or_opened` and `current`
+        wait for it. Call only when `known_or_opened` said 0, with nothing awaited since. An
+        etcd outage in the claim's block reaches the waiters too; any other way out without a
+        lease lets one of them open it."""
+        key = (session, ttl_seconds)
+        assert key not in self._opening, "one opening at a time per session and TTL"
+        claim = self._opening[key] = OpeningClaim(self, key)
         try:
-            lease = await self._find_or_open(session, ttl_seconds)
-            opening.set_result(lease)
-            return lease
-        except BaseException as err:
-            opening.set_exception(err)
-            opening.exception()  # retrieved: the waiters, if any, raise it
+            yield claim
+        except StoreUnavailableError as err:
+            if not claim.future.done():
+                claim.future.set_exception(err)
+                claim.future.exception()  # retrieved: the waiters, if any, raise it
             raise
         finally:
-            del self._opening[(session, ttl_seconds)]
+            claim.opened(0)  # a no-op once settled
+            del self._opening[key]
 
-    async def _find_or_open(self, session: str, ttl_seconds: int) -> int:
+    async def current(self, session: str, ttl_seconds: int, *, fresh: bool = False) -> int:
+        """The session's lease of this TTL: remembered (unless `fresh`), found in etcd, or
+        granted and opened now. Concurrent callers for one session share one opening."""
+        lease = 0 if fresh else self.known(session, ttl_seconds)
+        lease = lease or await self._opened((session, ttl_seconds))
+        if lease:
+            return lease
+        with self.opening(session, ttl_seconds) as claim:
+            return claim.opened(await self.find_or_open(session, ttl_seconds))
+
+    async def find_or_open(self, session: str, ttl_seconds: int) -> int:
+        """The session's lease as etcd has it, opened on a new lease when it has none (call
+        under a claim: `opening`)."""
         lease = await self._store.read_session_lease(session, ttl_seconds)
         for _ in range(_MAX_ATTEMPTS):
             if lease:
-                self.remember(session, ttl_seconds, lease)
                 return lease
             granted = await self._store.grant_lease(ttl_seconds)
             lease = await self._store.open_session_lease(session, ttl_seconds, granted)

@@ -5,6 +5,7 @@ session is found in etcd by another frontend, a Deregister leaves the lease to t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -70,6 +71,34 @@ async def test_a_clients_registrations_share_one_lease_and_one_etcd_renewal_per_
             ticks = (await _ok_renewals(frontend) - renewed) / 8
             assert renewer.requests_sent - sent <= ticks + 1  # one per tick, not one per node
             assert all(r.reregistrations == 0 for r in [first, *others])
+    finally:
+        await etcd.close()
+
+
+async def test_a_clients_first_registers_sent_at_once_open_one_lease(
+    own_etcd, start_frontend, cluster
+):
+    """A client that starts registers its nodes at once (a fleet's restart): the first Register
+    of the session grants its lease, the others wait for it in the frontend and are one etcd
+    transaction each. Before, each granted a lease, and all but one lost the race for the
+    session's key and went round again."""
+    frontend = await start_frontend(own_etcd.endpoint)
+    await eventually(lambda: frontend.evictor.status.leader, message="it leads eviction")
+    etcd = EtcdClient(EtcdConfig(endpoints=(own_etcd.endpoint,)))
+    try:
+        async with (
+            RegistryClient(frontend.address, config=FAST) as other,
+            RegistryClient(frontend.address, config=FAST) as client,
+        ):
+            await other.register(data_node("other"), ttl_seconds=3)  # the audit's lease too
+            grants = etcd_calls(own_etcd.endpoint, "LeaseGrant")
+            txns = etcd_calls(own_etcd.endpoint, "Txn")
+            ids = [f"b{i}" for i in range(24)]
+            await asyncio.gather(*(client.register(data_node(i), ttl_seconds=3) for i in ids))
+            assert etcd_calls(own_etcd.endpoint, "LeaseGrant") - grants == 1
+            assert etcd_calls(own_etcd.endpoint, "Txn") - txns == len(ids)
+            leases = await member_leases(etcd, cluster)
+            assert len({leases[i] for i in ids}) == 1 and leases["other"] != leases["b0"]
     finally:
         await etcd.close()
 
