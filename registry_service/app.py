@@ -246,6 +246,7 @@ class Frontend:
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             ),
+            admission=self.admission,
         )
 
     def announcement(self) -> Announcement:

@@ -95,9 +95,16 @@ def code_of_http_status(status: int) -> grpc.StatusCode:
     return next(codes, grpc.StatusCode.UNKNOWN)
 
 
+def retry_after_of(error: Exception) -> float:
+    """Seconds after which a retry can succeed (a held node's id, an overloaded frontend); 0 when
+    the error does not say."""
+    if isinstance(error, NodeHeldError | OverloadedError):
+        return error.retry_after_seconds
+    return 0.0
+
+
 def pushback_of(error: Exception) -> tuple[tuple[str, str], ...]:
-    """Trailing metadata telling the caller when a retry can succeed (a held node's id, an
-    overloaded frontend)."""
+    """Trailing metadata telling the caller when a retry can succeed (`retry_after_of`)."""
     if isinstance(error, NodeHeldError | OverloadedError):
         return (("grpc-retry-pushback-ms", str(max(1, round(error.retry_after_seconds * 1000)))),)
     return ()

@@ -17,6 +17,10 @@
     GET /ui/                        the console (web/console_site.py: one page, no build step)
     GET /healthz, /readyz           as on the admin port
 
+While the frontend's event loop lags, node reads and new event streams are refused as GetNodes
+and WatchNodes are on the gRPC port (renewals first, D72): 429 `RESOURCE_EXHAUSTED` with
+`Retry-After`.
+
 Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port); the rest
 is web/auth.py's rules, the same middleware as the admin port's. This module parses and renders;
 the blocking read's wait is the read use case's (core/reads.py). Blocking reads follow Consul's:
@@ -76,7 +80,8 @@ class ApiServer:
         return self._config.reads.waiting
 
     def routes(self) -> list[web.RouteDef]:
-        streams = WatchStreams(self._config.reads, self._config.auth, self._config.streams)
+        config = self._config
+        streams = WatchStreams(config.reads, config.auth, config.streams, config.admission)
         return [
             web.get("/v1/nodes", self.nodes),
             web.get("/v1/nodes/{datacenter}/{type}/{id}", self.node),
@@ -116,8 +121,13 @@ class ApiServer:
 
     # -- nodes --------------------------------------------------------------------------------
 
+    def _admit(self) -> None:
+        if self._config.admission is not None:
+            self._config.admission.read("GetNodes")
+
     async def nodes(self, request: web.Request) -> web.Response:
         query = nodes_query(request.query, self._config.max_wait_seconds)
+        self._admit()
         reads = self._config.reads
         if query.index or query.remote_index:  # a blocking read: the wait is core/reads.py's
             listing = await reads.get_nodes_blocking(
@@ -144,6 +154,7 @@ class ApiServer:
     async def node(self, request: web.Request) -> web.Response:
         consistency = node_query(request.query)
         key = validate_key(_key(request), self._config.limits)
+        self._admit()
         listing = await self._config.reads.get_nodes(
             Scope(frozenset({key.datacenter}), frozenset({key.type})), consistency
         )

@@ -6,6 +6,9 @@ is room."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -16,6 +19,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from client_sdk import ClientConfig, Node, RegistryClient, ResourceExhaustedError
 from tests.support.api import key_of, node, register
 from tests.support.http import metric
+from tests.support.http_api import api_url, get
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -105,3 +109,61 @@ async def test_the_sdk_waits_out_the_pushback_and_registers_once_there_is_room(
         registration = await asyncio.wait_for(patient, 30)
         assert registration.node.incarnation == 1
     await asyncio.gather(*slow)
+
+
+@contextlib.asynccontextmanager
+async def lagging_event_loop(block_seconds: float) -> AsyncIterator[None]:
+    """The frontend's event loop (this process's: the frontend runs in the test's loop) kept
+    busy: blocked for `block_seconds` at a time, free for a few ms in between, as a frontend
+    swamped by work is. Every timer, the admission ticker's included, runs that late."""
+    stop = asyncio.Event()
+
+    async def hog() -> None:
+        while not stop.is_set():
+            time.sleep(block_seconds)  # noqa: ASYNC251 (the point: the loop runs nothing else)
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(hog())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def test_http_reads_are_refused_with_retry_after_while_the_event_loop_lags(
+    start_frontend, connect
+):
+    """Reads are shed on the HTTP API port as on the gRPC port (D72): GET /v1/nodes (plain and
+    blocking), one node and a new event stream get 429 RESOURCE_EXHAUSTED with Retry-After while
+    the event loop lags, and are served again once it keeps up. Before, only gRPC was shed."""
+    frontend = await start_frontend(
+        admission_loop_lag_seconds=0.05, admission_retry_after_seconds=1.0
+    )
+    stub = connect(frontend)
+    added = await register(stub, node("a"), ttl=30)
+    api = api_url(frontend)
+    reads = [
+        "/v1/nodes",
+        f"/v1/nodes?index={added.revision}&wait=5s",
+        "/v1/nodes/dc1/data/a",
+        "/v1/watch",
+    ]
+    async with lagging_event_loop(0.3):
+        await eventually(lambda: frontend.admission.congested, message="the loop lags")
+        for path in reads:
+            answer = await get(f"{api}{path}")
+            assert answer.status == 429, (path, answer.body)
+            assert answer.body["error"]["code"] == "RESOURCE_EXHAUSTED"
+            assert "serves renewals first" in answer.body["error"]["message"]
+            assert answer.headers["Retry-After"] in {"1", "2"}  # 1 s, drawn between 0.5 and 1.5
+        with pytest.raises(grpc.aio.AioRpcError) as refused:  # as GetNodes on the gRPC port
+            await stub.GetNodes(pb.GetNodesRequest())
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    admin = f"http://127.0.0.1:{frontend.admin.port}"
+    assert await metric(admin, "noderegistry_admission_refused_total", call="read") >= len(reads)
+
+    async def served() -> bool:
+        return (await get(f"{api}/v1/nodes/dc1/data/a")).status == 200
+
+    await eventually(served, message="reads served once the loop keeps up")
