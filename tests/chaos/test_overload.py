@@ -77,7 +77,7 @@ def suspected(watcher: ResumingWatcher) -> set[str]:
 async def test_l10_a_register_burst_over_held_leases_expires_no_renewing_node(rig):
     # 1. One frontend with admission control as shipped (the tests' default turns the event
     #    loop's lag signal off; here it is what protects the renewals).
-    r = await rig(frontends=1, admission_loop_lag_seconds=0.1)
+    r = await rig(frontends=1, admission_loop_lag_seconds=0.1, admission_max_wait_seconds=1.0)
     watcher = ResumingWatcher(r.targets).start()
     fleet: list[FleetProcess] = []
     try:
