@@ -1,7 +1,9 @@
-"""Registrations of one client session share one etcd lease per TTL (D73), against real etcd: one
-etcd renewal per client and tick, a Register in a known session is one etcd transaction, the
-session is found in etcd by another frontend, a Deregister leaves the lease to the others,
-`detach()` moves a node to a lease of its own, and a lapsed session lease comes back as one."""
+"""Registrations of one client session share one etcd lease per TTL (D73, L12, L13), against real
+etcd: one etcd renewal per client and tick, a Register in a known session is one etcd
+transaction, a client's first Registers sent at once open the lease once, the session is found
+in etcd by another frontend, a Deregister leaves the lease to the others, `detach()` moves a node
+to a lease of its own, the session is the unit of liveness, and a lapsed session lease comes back
+as one, having lost at most the eviction budget."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import json
 from typing import Any
 
 import pytest
+from noderegistry.v1 import registry_pb2 as pb
 
-from client_sdk import ClientConfig, Node, RegistryClient
+from client_sdk import ClientConfig, Node, RegistrationState, RegistryClient
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from tests.support.api import WatchRecorder, key_of, node, register
 from tests.support.etcd_metrics import metric as etcd_metric
 from tests.support.http import metric
 from tests.support.waiting import eventually
@@ -186,3 +190,71 @@ async def test_a_lapsed_session_lease_comes_back_as_one_lease_for_all_its_regist
         assert all(r.incarnation == 1 and r.reregistrations == 0 for r in registrations)
         (new,) = set((await member_leases(etcd_client, cluster)).values())
         assert list((await session_keys(etcd_client, cluster)).values()) == [new]
+
+
+async def test_the_unit_of_liveness_in_a_session_is_the_session(start_frontend, connect):
+    """L2 per node holds for registrations on leases of their own. Two registrations of one
+    session (a raw client: the SDK never stops renewing one node of a session while others go
+    on) ride on one lease: the one left silent stays while the other renews it, and both are
+    REMOVED (EXPIRED) within TTL + 2 s once neither renews."""
+    frontend = await start_frontend()
+    stub = connect(frontend)
+    watcher = WatchRecorder(stub).start()
+    renewed = await register(stub, node("renewed"), ttl=3, session="raw-session")
+    silent = await register(stub, node("silent"), ttl=3, session="raw-session")
+    assert renewed.session_lease and silent.session_lease
+    await watcher.wait_for_node("silent")
+    call = stub.KeepAlive()
+    for _ in range(6):  # two TTLs of renewals of `renewed` only, at TTL/3
+        await call.write(pb.KeepAliveRequest(key=key_of(renewed.node), token=renewed.token))
+        assert (await asyncio.wait_for(call.read(), 10)).code == 0
+        await asyncio.sleep(1)  # the client's renewal interval (TTL/3), not a wait for a state
+    assert "silent" in watcher.nodes  # renewed with its session's lease
+    await call.done_writing()
+    await watcher.wait_for_node("silent", present=False, timeout=3 + 2)
+    await watcher.wait_for_node("renewed", present=False, timeout=3 + 2)
+    removed = [c for c in watcher.changes if c.type == pb.EVENT_TYPE_REMOVED]
+    assert sorted((c.id, c.reason) for c in removed) == [
+        ("renewed", pb.REMOVAL_REASON_EXPIRED),
+        ("silent", pb.REMOVAL_REASON_EXPIRED),
+    ]
+    await watcher.close()
+
+
+async def test_a_lapsed_session_loses_at_most_the_eviction_budget_and_the_rest_come_back(
+    start_frontend, connect, etcd_client, cluster
+):
+    """L12: the blast radius of a shared lease. When a client session's lease lapses (here
+    revoked; in life its renewals missed etcd for a whole TTL), every registration of the
+    session with that TTL expires at once. The eviction budget bounds the removals (two per
+    window here); the others are held SUSPECT and come back UP, first incarnation, on one new
+    lease of the session at its next renewals; the removed ones are registered anew by the SDK."""
+    frontend = await start_frontend(
+        eviction_budget_ratio=0.0,
+        eviction_budget_minimum=2,
+        eviction_budget_type_minimum=2,
+        eviction_window_seconds=600.0,
+        evictor_reconcile_seconds=0.3,
+    )
+    stub = connect(frontend)
+    watcher = WatchRecorder(stub).start()
+    async with RegistryClient(frontend.address, config=FAST) as client:
+        registrations = [
+            await client.register(data_node(f"p{i}"), ttl_seconds=3) for i in range(10)
+        ]
+        (old,) = set((await member_leases(etcd_client, cluster)).values())
+        await etcd_client.lease.revoke(old)
+
+        async def all_back() -> bool:
+            leases = set((await member_leases(etcd_client, cluster)).values())
+            active = all(r.state is RegistrationState.ACTIVE for r in registrations)
+            return active and len(leases) == 1 and old not in leases
+
+        await eventually(all_back, timeout=30, message="the session back on one new lease")
+        removed = [c.id for c in watcher.changes if c.type == pb.EVENT_TYPE_REMOVED]
+        anew = sorted(r.node.id for r in registrations if r.incarnation > 1)
+        print(f"removed {removed}, registered anew {anew}")  # printed, not asserted
+        assert len(removed) <= 2  # the budget: never the whole session
+        assert sorted(removed) == anew  # each removed one registered anew, the rest restored
+        assert len(registrations) - len(anew) >= 8
+    await watcher.close()
