@@ -17,12 +17,12 @@ import logging
 import os
 import secrets
 import socket
+import ssl
 import time
 
 import grpc.aio
 from noderegistry import __version__
 
-from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
 from registry_service.core.announcer import Announcer
 from registry_service.core.evictor import Evictor
@@ -30,6 +30,8 @@ from registry_service.core.identity_gc import IdentityCollector
 from registry_service.core.operations import Operations
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
+from registry_service.credentials import Credentials
+from registry_service.credentials import stop as stop_credentials
 from registry_service.datacenters import Datacenters
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.federation.follower import Federation
@@ -37,6 +39,7 @@ from registry_service.hub.operator_state import OperatorState
 from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.listeners import Listener, Listeners
+from registry_service.metrics import Metrics
 from registry_service.part_configs import PartConfigs
 from registry_service.placement import Placement
 from registry_service.retry import Backoff
@@ -47,7 +50,6 @@ from registry_service.rpc.server import (
     bind_port,
     build_health_server,
     build_server,
-    server_credentials,
     set_serving,
 )
 from registry_service.rpc.servicer import RegistryServicer
@@ -56,13 +58,12 @@ from registry_service.startup import ServeError, one_line
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient
 from registry_service.store.etcd_control import EtcdControlStore
-from registry_service.telemetry.metrics import Metrics
 from registry_service.web.admin import AdminServer
 from registry_service.web.admin_config import AdminConfig
 from registry_service.web.admin_control import cluster_convergence
 from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
-from registry_service.web.auth import HttpAuth, client_context, server_context
+from registry_service.web.auth import HttpAuth
 from registry_service.web.peers import PeerAdmins
 from registry_service.web.readiness import Readiness
 from registry_service.xds.service import SERVICE_NAME as XDS_SERVICE_NAME
@@ -135,7 +136,13 @@ class Frontend:
             self.store, self.hub, configs.registry, datacenters=self.datacenters
         )
         self.reads = Reads(self.store, self.hub, configs.reads, remotes=self.remotes)
-        self.tokens = TokenTable.load(settings.auth_tokens_file)
+        # Tokens and certificates, each read again when its files change (credentials.py).
+        self.credentials = Credentials(settings)
+        self.credentials.count_reloads(
+            self.metrics.attach_credentials(self.credentials.expiry.seconds_left)
+        )
+        self.credentials.attach_etcd(self.client.connection)
+        self.tokens = self.credentials.tokens
         # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
         self.streams = StreamCounter(configs.servicer.max_streams_per_peer)
         # Renewals first: Registers and reads that would queue behind them are refused early.
@@ -166,15 +173,11 @@ class Frontend:
         self.metrics.attach(self.hub, self.evictor, self.operator_state, self.remotes)
         self.metrics.attach_admission(self.admission)
         self.peers = PeerAdmins(
-            client_context(
-                settings.peer_ca_file or settings.tls_client_ca_file,
-                settings.tls_cert_file,
-                settings.tls_key_file,
-            )
-            if settings.tls_cert_file
-            else None,
+            self.credentials.peer_context(),
             settings.peer_timeout_seconds,
+            server_name=settings.peer_tls_server_name,
         )
+        self.credentials.attach_peers(self.peers)
         self.admin = AdminServer(self._admin_config())
         api = self.listeners.api
         self.api = ApiServer(self._api_config(api)) if api is not None else None
@@ -185,6 +188,7 @@ class Frontend:
         self._health = None
         self._evictor_task: asyncio.Task[None] | None = None
         self._identity_gc_task: asyncio.Task[None] | None = None
+        self._credentials_task: asyncio.Task[None] | None = None
         self._serving = False
         self.port = 0
 
@@ -211,12 +215,13 @@ class Frontend:
             ),
             peers=self.peers,
             http_limits=self.configs.http,
-            ssl_context=server_context(
-                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
-            )
-            if tls
-            else None,
+            ssl_context=self._http_tls() if tls else None,
         )
+
+    def _http_tls(self) -> ssl.SSLContext | None:
+        """The HTTP ports' TLS (one context for both: it follows the files, credentials.py)."""
+        http_tls = self.credentials.http_tls
+        return http_tls.context if http_tls is not None else None
 
     def _api_config(self, listener: Listener) -> ApiConfig:
         """The HTTP API port: the gRPC port's TLS, mTLS and tokens, in every worker too (the
@@ -243,9 +248,7 @@ class Frontend:
             max_request_bytes=settings.max_receive_message_bytes,
             http_limits=self.configs.http,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
-            ssl_context=server_context(
-                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
-            ),
+            ssl_context=self._http_tls(),
             admission=self.admission,
         )
 
@@ -325,11 +328,7 @@ class Frontend:
             extra_services=[(XDS_SERVICE_NAME, functools.partial(add_xds_service, self.xds))],
         )
         listeners = self.listeners
-        credentials = None
-        if listeners.grpc.tls:
-            credentials = server_credentials(
-                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
-            )
+        credentials = self.credentials.grpc_credentials() if listeners.grpc.tls else None
         self.port = bind_port(self.server, listeners.grpc, credentials)
         self.admission.start()
         await self.server.start()
@@ -357,6 +356,7 @@ class Frontend:
         )
         await self.announcer.start()
         await set_serving(self._health, True)
+        self._credentials_task = self.credentials.start()
         log.info(
             "node-registry %s serving on %s (etcd %s, prefix %s)",
             self.frontend_id,
@@ -405,6 +405,7 @@ class Frontend:
         if self.stopping:
             return
         self.stopping = True
+        await stop_credentials(self._credentials_task)
         if self._health is not None:
             await set_serving(self._health, False)
         if self.announcer is not None:  # the cluster-wide views stop asking this frontend

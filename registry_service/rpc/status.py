@@ -22,12 +22,14 @@ from registry_service.errors import (
     NodeNotFoundError,
     NotLiveError,
     OverloadedError,
+    PermissionDeniedError,
     RegistryError,
     ResourceExhaustedError,
     StoreCompactedError,
     StoreError,
     StoreUnavailableError,
     SubscriptionNotFoundError,
+    UnauthenticatedError,
     WrongDatacenterError,
 )
 from registry_service.telemetry.logs import ensure_request_id
@@ -45,6 +47,10 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     NotLiveError: grpc.StatusCode.FAILED_PRECONDITION,
     # Federation: the message names the datacenter whose registry to use (and its frontends).
     WrongDatacenterError: grpc.StatusCode.FAILED_PRECONDITION,
+    # A token narrowed to other datacenters or types (token_scopes.py); the message names the
+    # scope that was needed.
+    PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     # Renewals first (D72): the message says to retry later, `grpc-retry-pushback-ms` says when.
     OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
