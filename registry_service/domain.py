@@ -170,6 +170,8 @@ class Registration:
     sealed_token: str = ""
     suspect_since: float = 0.0  # wall-clock time it became SUSPECT (shared by every frontend)
     override: Override | None = None  # an operator's status, kept while it is set
+    # The client session whose shared lease it rides on (D73); empty: a lease of its own.
+    session: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,13 @@ Register is an idempotent upsert over guarded store writes:
      absent: grant a lease and create live key, member and identity (incarnation + 1) at once;
   3. a guarded write that finds the node changed goes back to 1.
 
+A Register that names a client session (D73) puts the registration on the lease that session's
+registrations of the same TTL share (core/session_leases.py): a new one in a session this
+frontend knows is one etcd transaction, guarded by the session's key naming that lease; the first
+of a session grants the lease and opens the session's key in the same transaction, while the
+session's other Registers wait for it. Without a session, each registration has a lease of its
+own, as before.
+
 KeepAlive is core/renewals.py's; a lapsed member goes back UP through core/restoration.py, the
 one restore path (Register, renewals and the operator's cancel take it); which writes this
 frontend takes at all is core/write_gate.py's. Calls go one way: registry -> renewals ->
@@ -39,6 +46,7 @@ from registry_service.core.registration_tokens import (
 )
 from registry_service.core.renewals import Renewals
 from registry_service.core.restoration import Restoration, SpareLeases
+from registry_service.core.session_leases import SessionLeases
 from registry_service.core.write_gate import WriteGate
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
@@ -85,6 +93,27 @@ class RegisterResult:
     ttl_seconds: int
     token: str
     revision: int
+    session_lease: bool = False
+    """The registration rides on its client session's shared lease (D73)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A Register as validated: what every pass of the algorithm reads."""
+
+    node: Node
+    ttl: int
+    idempotency_key: str
+    idempotency_hash: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """A Register decided: its result, and whether the lease handed in now carries it."""
+
+    registered: RegisterResult
+    lease_used: bool
 
 
 def _refuse_held(key: NodeKey, stored: StoredNode) -> None:
@@ -117,10 +146,11 @@ class Registry:
         self._limits = config.limits
         self._gate = WriteGate(hub, datacenters)
         self._spare_leases = SpareLeases(store)
+        self._sessions = SessionLeases(store)
         # A node nobody holds, with the incarnation floor as the last read saw it: a create
         # tried before any read is guarded by it (it rarely moves: identity collection, D86).
         self._floor_seen = StoredNode(NodeKey("", "", ""), 0)
-        self._restoration = Restoration(store, self._spare_leases)
+        self._restoration = Restoration(store, self._spare_leases, self._sessions)
         self._renewals = Renewals(
             store,
             hub,
@@ -137,8 +167,16 @@ class Registry:
     # -- Register -----------------------------------------------------------------------------
 
     async def register(
-        self, node: Node, ttl_seconds: int, idempotency_key: str = "", token: str = ""
+        self,
+        node: Node,
+        ttl_seconds: int,
+        idempotency_key: str = "",
+        token: str = "",
+        session: str = "",
     ) -> RegisterResult:
+        """Registers (or updates, with `token`) a node; `session`: the name of the client
+        session whose shared lease it rides on (core/session_leases.session_name), "" for a
+        lease of its own."""
         node = validate_node(node, self._limits)
         self._gate.check(node.key)
         ttl = validate_ttl(ttl_seconds, self._limits)
@@ -147,7 +185,13 @@ class Registry:
                 f"idempotency_key is {len(idempotency_key)} characters; the limit is "
                 f"{_IDEMPOTENCY_KEY_MAX_LENGTH}"
             )
-        idempotency_hash = hash_idempotency_key(idempotency_key)
+        request = _Request(node, ttl, idempotency_key, hash_idempotency_key(idempotency_key), token)
+        if session:
+            return await self._register_in_session(request, session)
+        return await self._register_alone(request)
+
+    async def _register_alone(self, request: _Request) -> RegisterResult:
+        node, ttl = request.node, request.ttl
         spare_lease = 0
         try:
             if self._hub.registration(node.key) is None:
@@ -155,16 +199,10 @@ class Registry:
                 # node's keys being absent, and read only when that fails (a returning node, or
                 # a view behind etcd). Saves one etcd call per new registration.
                 spare_lease = await self._store.grant_lease(ttl)
-                result, spare_lease = await self._create(
-                    node,
-                    ttl,
-                    idempotency_key,
-                    idempotency_hash,
-                    dataclasses.replace(self._floor_seen, key=node.key),
-                    spare_lease,
-                )
+                result = await self._create(request, self._unheld(node.key), spare_lease)
                 if result is not None:
-                    return result
+                    spare_lease = 0
+                    return result.registered
             for _ in range(_MAX_ATTEMPTS):
                 # The lease a new registration needs is granted while the node is read: one etcd
                 # round trip less for the common case (docs/performance.md).
@@ -174,17 +212,12 @@ class Registry:
                     stored, spare_lease = await asyncio.gather(
                         self._store.read_node(node.key), self._store.grant_lease(ttl)
                     )
-                self._floor_seen = StoredNode(
-                    node.key,
-                    0,
-                    incarnation_floor=stored.incarnation_floor,
-                    floor_mod_revision=stored.floor_mod_revision,
-                )
-                result, spare_lease = await self._decide(
-                    node, ttl, idempotency_key, idempotency_hash, token, stored, spare_lease
-                )
+                self._saw_floor(stored)
+                result = await self._decide(request, stored, spare_lease)
                 if result is not None:
-                    return result
+                    if result.lease_used:
+                        spare_lease = 0
+                    return result.registered
         except StoreUnavailableError:
             # The outcome of the last write is unknown: its lease may now carry the registration,
             # so it is left to expire on its own rather than revoked.
@@ -197,34 +230,95 @@ class Registry:
             f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
         )
 
-    def forget_lease(self, lease_id: int) -> None:
+    async def _register_in_session(self, request: _Request, session: str) -> RegisterResult:
+        """A registration on its client session's shared lease (D73)."""
+        node, ttl = request.node, request.ttl
+        if self._hub.registration(node.key) is None:
+            # The common case, a new node: one transaction when the session's lease is known,
+            # or is being opened by another Register of the session (awaited: a client's first
+            # Registers come all at once); else this one grants the lease and its transaction
+            # opens the session's key on it.
+            lease = await self._sessions.known_or_opened(session, ttl)
+            if lease:
+                result = await self._create(request, self._unheld(node.key), lease, session=session)
+            else:
+                result = await self._open_session(request, session)
+            if result is not None:
+                return result.registered
+        for _ in range(_MAX_ATTEMPTS):
+            # The session's lease as etcd has it now, read while the node is.
+            stored, lease = await asyncio.gather(
+                self._store.read_node(node.key), self._sessions.current(session, ttl, fresh=True)
+            )
+            self._saw_floor(stored)
+            result = await self._decide(request, stored, lease, session=session)
+            if result is not None:
+                return result.registered
+            self._sessions.forget(session, ttl, lease)
+        raise ConcurrentModificationError(
+            f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
+        )
+
+    async def _open_session(self, request: _Request, session: str) -> _Outcome | None:
+        """The first Register of a session in this frontend: a new lease, and the registration's
+        transaction opens the session's key on it. None if the node or the session was there
+        already (the session's lease, found in etcd, goes to those waiting)."""
+        node, ttl = request.node, request.ttl
+        with self._sessions.opening(session, ttl) as claim:
+            lease = await self._store.grant_lease(ttl)
+            result = await self._create(
+                request, self._unheld(node.key), lease, session=session, opens_session=True
+            )
+            if result is not None:
+                claim.opened(lease)
+                return result
+            self._spare_leases.revoke_later(lease)  # nothing was written on it
+            claim.opened(await self._sessions.find_or_open(session, ttl))
+        return None
+
+    def _unheld(self, key: NodeKey) -> StoredNode:
+        """The node as nobody holds it, under the incarnation floor the last read saw."""
+        return dataclasses.replace(self._floor_seen, key=key)
+
+    def _saw_floor(self, stored: StoredNode) -> None:
+        self._floor_seen = StoredNode(
+            stored.key,
+            0,
+            incarnation_floor=stored.incarnation_floor,
+            floor_mod_revision=stored.floor_mod_revision,
+        )
+
+    def forget_lease(self, lease_id: int, *, shared: bool = False) -> None:
         """A registration was removed behind its owner's back (an operator evicted it): its
-        renewals must not be answered from the coalescing cache, and its lease can go."""
+        renewals must not be answered from the coalescing cache, and its lease can go, unless
+        it is its session's (`shared`): the session's other registrations ride on it."""
         self._renewals.forget(lease_id)
-        self._spare_leases.revoke_later(lease_id)
+        if not shared:
+            self._spare_leases.revoke_later(lease_id)
 
     async def _decide(
-        self,
-        node: Node,
-        ttl: int,
-        idempotency_key: str,
-        idempotency_hash: str,
-        token: str,
-        stored: StoredNode,
-        lease_id: int,
-    ) -> tuple[RegisterResult | None, int]:
-        """One pass of the register algorithm; returns (result or None to retry, unused lease)."""
+        self, request: _Request, stored: StoredNode, lease_id: int, *, session: str = ""
+    ) -> _Outcome | None:
+        """One pass of the register algorithm; None to read again and retry. `lease_id`: a lease
+        granted for a new registration (alone), or the session's lease (`session`)."""
+        node, ttl, token = request.node, request.ttl, request.token
+        idempotency_hash = request.idempotency_hash
         current = stored.registration
         if current is not None and stored.live:
             if idempotency_hash and current.idempotency_hash == idempotency_hash:
-                return RegisterResult(
-                    node=current.node,
-                    ttl_seconds=current.ttl_seconds,
-                    token=unseal_token(current.sealed_token, idempotency_key),
-                    revision=stored.member_mod_revision,
-                ), lease_id
+                return _Outcome(
+                    RegisterResult(
+                        node=current.node,
+                        ttl_seconds=current.ttl_seconds,
+                        token=unseal_token(current.sealed_token, request.idempotency_key),
+                        revision=stored.member_mod_revision,
+                        session_lease=bool(current.session),
+                    ),
+                    lease_used=False,
+                )
             if token_matches(token, current.token_hash):
-                return await self._update(node, ttl, token, current, stored), lease_id
+                updated = await self._update(node, ttl, token, current, stored, session)
+                return None if updated is None else _Outcome(updated, lease_used=False)
             raise NodeConflictError(
                 f"node {node.key} is registered by another owner (incarnation "
                 f"{current.node.incarnation}); present its token to update it, or wait "
@@ -234,82 +328,117 @@ class Registry:
             # Its lease is gone but its member record is not (a SUSPECT, or not evicted yet).
             if idempotency_hash and current.idempotency_hash == idempotency_hash:
                 # The same registration retried: UP again, same incarnation and token.
-                token = unseal_token(current.sealed_token, idempotency_key)
-                return await self._restore(stored, None, token, ttl, lease_id)
+                token = unseal_token(current.sealed_token, request.idempotency_key)
+                return await self._restore(stored, None, token, ttl, lease_id, session)
             if token_matches(token, current.token_hash):
-                return await self._restore(stored, node, token, ttl, lease_id)
+                return await self._restore(stored, node, token, ttl, lease_id, session)
         if current is not None:
             # Its lease expired (and another owner claims a suspect): the old one goes now.
             await self._store.remove_member(
                 stored, RemovalReason.EXPIRED, cause=AuditCause.REPLACED, only_if_not_live=True
             )
-            return None, lease_id
-        return await self._create(node, ttl, idempotency_key, idempotency_hash, stored, lease_id)
+            return None
+        return await self._create(request, stored, lease_id, session=session)
 
     async def _create(
         self,
-        node: Node,
-        ttl: int,
-        idempotency_key: str,
-        idempotency_hash: str,
+        request: _Request,
         stored: StoredNode,
         lease_id: int,
-    ) -> tuple[RegisterResult | None, int]:
-        """Creates the registration on lease_id; returns (result, 0) or (None, lease_id)."""
+        *,
+        session: str = "",
+        opens_session: bool = False,
+    ) -> _Outcome | None:
+        """Creates the registration on lease_id; None if the node changed (the lease unused)."""
+        node = request.node
         _refuse_held(node.key, stored)
         node = dataclasses.replace(node, incarnation=stored.next_incarnation)
         token = new_token()
         registration = Registration(
             node=node,
             lease_id=lease_id,
-            ttl_seconds=ttl,
+            ttl_seconds=request.ttl,
             token_hash=hash_token(token),
-            idempotency_hash=idempotency_hash,
-            sealed_token=seal_token(token, idempotency_key),
+            idempotency_hash=request.idempotency_hash,
+            sealed_token=seal_token(token, request.idempotency_key),
+            session=session,
         )
         # On StoreUnavailableError the outcome is unknown: the lease is left to expire on its own
         # (revoking it could remove a registration that did commit).
-        revision = await self._store.create_registration(registration, stored)
+        revision = await self._store.create_registration(
+            registration, stored, opens_session=opens_session
+        )
         if revision is None:
-            return None, lease_id  # the node changed: retry with the same lease
+            return None  # the node changed: retry with the same lease
         await failpoint("register.after_commit")
-        return RegisterResult(node, ttl, token, revision), 0
+        return _Outcome(
+            RegisterResult(node, request.ttl, token, revision, session_lease=bool(session)),
+            lease_used=True,
+        )
 
     async def _restore(
-        self, stored: StoredNode, requested: Node | None, token: str, ttl: int, lease_id: int
-    ) -> tuple[RegisterResult | None, int]:
-        """The owner's Register of a lapsed member: back UP on lease_id (core/restoration.py).
-        Returns (result, 0) or (None, lease_id)."""
+        self,
+        stored: StoredNode,
+        requested: Node | None,
+        token: str,
+        ttl: int,
+        lease_id: int,
+        session: str,
+    ) -> _Outcome | None:
+        """The owner's Register of a lapsed member: back UP on lease_id (core/restoration.py);
+        None if it changed meanwhile."""
         restored = await self._restoration.restore(
-            stored, lease_id, ttl, AuditCause.RESTORED, requested=requested
+            stored, lease_id, ttl, AuditCause.RESTORED, requested=requested, session=session
         )
         if restored is None:
-            return None, lease_id
-        return RegisterResult(restored.node, ttl, token, restored.revision), 0
+            return None
+        result = RegisterResult(
+            restored.node, ttl, token, restored.revision, session_lease=bool(session)
+        )
+        return _Outcome(result, lease_used=True)
 
     async def _update(
-        self, node: Node, ttl: int, token: str, current: Registration, stored: StoredNode
+        self,
+        node: Node,
+        ttl: int,
+        token: str,
+        current: Registration,
+        stored: StoredNode,
+        session: str,
     ) -> RegisterResult | None:
+        """The owner's change of a live registration. A new TTL or session moves it to another
+        lease: the session's, or one of its own (`detach()` leaves its session that way)."""
         # An operator's override (maintenance, drain) outlasts the owner's updates.
         node, override = owner_view(
             dataclasses.replace(node, incarnation=current.node.incarnation), current.override
         )
         lease_id = current.lease_id
-        if ttl != current.ttl_seconds:
-            lease_id = await self._store.grant_lease(ttl)
+        moves = ttl != current.ttl_seconds or session != current.session
+        if moves:
+            if session:
+                lease_id = await self._sessions.current(session, ttl)
+            else:
+                lease_id = await self._store.grant_lease(ttl)
         registration = dataclasses.replace(
-            current, node=node, lease_id=lease_id, ttl_seconds=ttl, override=override
+            current,
+            node=node,
+            lease_id=lease_id,
+            ttl_seconds=ttl,
+            override=override,
+            session=session,
         )
         revision = await self._store.update_registration(registration, stored)
         if revision is None:
-            if lease_id != current.lease_id:
+            if moves and not session:
                 with contextlib.suppress(StoreUnavailableError):
                     await self._store.revoke_lease(lease_id)
+            elif moves:
+                self._sessions.forget(session, ttl, lease_id)
             return None
-        if lease_id != current.lease_id:
+        if moves and not current.session:  # a session's lease is not the registration's own
             with contextlib.suppress(StoreUnavailableError):
                 await self._store.revoke_lease(current.lease_id)
-        return RegisterResult(node, ttl, token, revision)
+        return RegisterResult(node, ttl, token, revision, session_lease=bool(session))
 
     # -- KeepAlive ----------------------------------------------------------------------------
 
@@ -340,7 +469,13 @@ class Registry:
         restored = await self._restoration.on_new_lease(stored, cause, operator)
         if restored is None:
             return None
-        return RegisterResult(restored.node, restored.ttl_seconds, token, restored.revision)
+        return RegisterResult(
+            restored.node,
+            restored.ttl_seconds,
+            token,
+            restored.revision,
+            session_lease=restored.session_lease,
+        )
 
     # -- Deregister ---------------------------------------------------------------------------
 
@@ -357,7 +492,8 @@ class Registry:
             )
             if revision is not None:
                 self._renewals.forget(registration.lease_id)
-                with contextlib.suppress(StoreUnavailableError):
-                    await self._store.revoke_lease(registration.lease_id)
+                if not registration.session:  # a session's lease stays with its other nodes
+                    with contextlib.suppress(StoreUnavailableError):
+                        await self._store.revoke_lease(registration.lease_id)
                 return revision
         raise ConcurrentModificationError(f"node {key} changed while deregistering; retry")

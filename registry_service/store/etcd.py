@@ -54,6 +54,7 @@ from registry_service.store.etcd_client.kv import (
     absent,
     delete_op,
     get_op,
+    on_lease,
     present,
     put_op,
     unchanged_since,
@@ -147,7 +148,7 @@ class EtcdRegistryStore:
         await self._client.lease.revoke(lease_id)
 
     async def renew_lease(self, lease_id: int) -> int:
-        return await self._client.renewer.renew(lease_id)
+        return await self._client.own_renewer.renew(lease_id)
 
     async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
         return await self._client.renewer.renew_many(lease_ids)
@@ -180,14 +181,16 @@ class EtcdRegistryStore:
         return revision
 
     async def create_registration(
-        self, registration: Registration, expected: StoredNode
+        self, registration: Registration, expected: StoredNode, *, opens_session: bool = False
     ) -> int | None:
         key = registration.node.key
         identity = Identity(incarnation=registration.node.incarnation)
         now = time.time()
+        session_compare, session_ops = self._session_guard(registration, opens_session)
         compare = [
             absent(self.keys.member(key)),
             unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
+            *session_compare,
         ]
         if expected.identity is None:  # its incarnation comes from the floor
             compare.append(
@@ -199,9 +202,43 @@ class EtcdRegistryStore:
                 put_op(self.keys.live(key), b"", registration.lease_id),
                 put_op(self.keys.member(key), encode_registration(registration, now)),
                 put_op(self.keys.identity(key), encode_identity(identity, now)),
+                *session_ops,
             ],
             (key, AuditCause.REGISTERED, registration.node.incarnation, ""),
         )
+
+    def _session_guard(
+        self, registration: Registration, opens_session: bool = False
+    ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
+        """A session's registration rides on the session's lease (D73): its key must name that
+        lease, or be absent and be created on it (`opens_session`)."""
+        if not registration.session:
+            return [], []
+        key = self.keys.session(registration.session, registration.ttl_seconds)
+        lease = registration.lease_id
+        if opens_session:
+            return [absent(key)], [put_op(key, f"{lease:x}".encode(), lease)]
+        return [on_lease(key, lease)], []
+
+    async def read_session_lease(self, session: str, ttl_seconds: int) -> int:
+        response = await self._client.kv.range(
+            pb.RangeRequest(key=self.keys.session(session, ttl_seconds))
+        )
+        return int(response.kvs[0].lease) if response.kvs else 0
+
+    async def open_session_lease(self, session: str, ttl_seconds: int, lease_id: int) -> int:
+        key = self.keys.session(session, ttl_seconds)
+        response = await self._client.kv.txn(
+            pb.TxnRequest(
+                compare=[absent(key)],
+                success=[put_op(key, f"{lease_id:x}".encode(), lease_id)],
+                failure=[get_op(key)],
+            )
+        )
+        if response.succeeded:
+            return lease_id
+        kvs = response.responses[0].response_range.kvs
+        return int(kvs[0].lease) if kvs else 0
 
     async def collect_identities(self, written_before: float, now: float) -> int:
         return await collect_identities(self._client, self.keys, written_before, now)
@@ -229,10 +266,12 @@ class EtcdRegistryStore:
         member is unchanged since `expected` and its live key is there (`live`: an update) or
         gone (a restore). The two writes differ by that one guard."""
         key = registration.node.key
+        session_compare, _ = self._session_guard(registration)
         return await self._guarded(
             [
                 unchanged_since(self.keys.member(key), expected.member_mod_revision),
                 present(self.keys.live(key)) if live else absent(self.keys.live(key)),
+                *session_compare,
             ],
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),

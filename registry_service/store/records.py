@@ -5,8 +5,9 @@ transaction: what the watching frontends time `commit_to_received` by (D33). Rea
 know the field ignore it.
 
 Fields added later are optional, written only when set, so that old records still decode and old
-readers ignore what they do not know: a member's `override` (an operator's status), an identity's
-`hold_until`/`held_by` (an operator's eviction hold), an audit record's `operator`.
+readers ignore what they do not know: a member's `override` (an operator's status) and `session`
+(the client session whose lease it shares, D73), an identity's `hold_until`/`held_by` (an
+operator's eviction hold), an audit record's `operator`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def encode_registration(registration: Registration, written_at: float = 0.0) -> 
             **(
                 {"override": _override_json(registration.override)} if registration.override else {}
             ),
+            **({"session": registration.session} if registration.session else {}),
             **({"written_at": round(written_at, 6)} if written_at else {}),
         },
         separators=(",", ":"),
@@ -83,6 +85,7 @@ def decode_registration(raw: bytes) -> Registration:
             sealed_token=data.get("sealed_token", ""),
             suspect_since=float(data.get("suspect_since", 0.0)),
             override=_override(data["override"]) if data.get("override") else None,
+            session=sys.intern(data["session"]) if data.get("session") else "",
         )
     except (ValueError, KeyError, TypeError) as err:
         raise RecordError(f"not a membership record: {err}") from err

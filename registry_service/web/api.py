@@ -21,6 +21,10 @@
     GET /ui/                        the console (web/console_site.py: one page, no build step)
     GET /healthz, /readyz           as on the admin port
 
+While the frontend's event loop lags, node reads and new event streams are refused as GetNodes
+and WatchNodes are on the gRPC port (renewals first, D72): 429 `RESOURCE_EXHAUSTED` with
+`Retry-After`.
+
 Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port), on every
 datacenter and type they ask for (a narrowed token is refused a wider read, never cut); the rest
 is web/auth.py's rules, the same middleware as the admin port's. This module parses and renders;
@@ -74,7 +78,9 @@ class ApiServer:
         self._closing = asyncio.Event()
         self._console = ConsoleRoutes()
         self._openapi = openapi_document()
-        self._watch_streams = WatchStreams(config.reads, config.auth, config.streams)
+        self._watch_streams = WatchStreams(
+            config.reads, config.auth, config.streams, config.admission
+        )
         self.port = 0
 
     @property
@@ -149,10 +155,15 @@ class ApiServer:
 
     # -- nodes --------------------------------------------------------------------------------
 
+    def _admit(self) -> None:
+        if self._config.admission is not None:
+            self._config.admission.read("GetNodes")
+
     @checks_node_scope
     async def nodes(self, request: web.Request) -> web.Response:
         query = nodes_query(request.query, self._config.max_wait_seconds)
         request_caller(request).require_scope("watch", query.scope, self._config.limits)
+        self._admit()
         reads = self._config.reads
         if query.index or query.remote_index:  # a blocking read: the wait is core/reads.py's
             listing = await reads.get_nodes_blocking(
@@ -181,6 +192,7 @@ class ApiServer:
         consistency = node_query(request.query)
         key = validate_key(_key(request), self._config.limits)
         request_caller(request).require("watch", key)
+        self._admit()
         listing = await self._config.reads.get_nodes(
             Scope(frozenset({key.datacenter}), frozenset({key.type})), consistency
         )

@@ -57,6 +57,14 @@ class NodeReads(Protocol):
     ) -> Subscription: ...
 
 
+class ReadAdmission(Protocol):
+    """Renewals first (rpc/admission.Admission, D72): reads are refused while the frontend's
+    event loop lags, on this port as on the gRPC port."""
+
+    def read(self, what: str) -> None:
+        """Raises OverloadedError (429 with Retry-After here) while the event loop lags."""
+
+
 class ChangeFeed(Protocol):
     """This frontend's etcd's view (watch_hub.WatchHub), for the operator's reads."""
 
@@ -110,3 +118,5 @@ class ApiConfig:
     control: ControlRoutes | None = None
     """The admin port's operator handlers (frontends, push switch, actions on nodes and
     suspects), mounted under /v1/cluster/ for the console; None: the port only reads."""
+    admission: ReadAdmission | None = None
+    """What refuses reads while the frontend is overloaded (None: every read is taken)."""

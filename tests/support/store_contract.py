@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -193,6 +194,45 @@ async def a_new_incarnation_is_created_only_over_the_identity_it_read(harness: H
     assert await store.create_registration(second, StoredNode(key("a"), 0)) is None
     assert await store.create_registration(second, read) is not None
     assert (await store.read_node(key("a"))).identity == Identity(incarnation=2)
+
+
+@check
+async def a_sessions_registrations_are_written_only_on_the_lease_its_key_names(
+    harness: Harness,
+) -> None:
+    """D73: one lease per (client session, TTL), named by the session's key, which lives on it."""
+    store = harness.store
+
+    def in_session(node_id: str, lease_id: int) -> Registration:
+        return dataclasses.replace(registration(node_id, lease_id), session="s1")
+
+    opening = await store.grant_lease(TTL_SECONDS)
+    first = in_session("a", opening)
+    assert await store.create_registration(first, StoredNode(key("a"), 0), opens_session=True)
+    assert await store.read_session_lease("s1", TTL_SECONDS) == opening
+    assert await store.read_session_lease("s1", TTL_SECONDS + 1) == 0  # one lease per TTL
+    other = await store.grant_lease(TTL_SECONDS)
+    # The session is open: opening it again, or writing on another lease, changes nothing.
+    assert await store.open_session_lease("s1", TTL_SECONDS, other) == opening
+    assert await store.create_registration(in_session("b", other), StoredNode(key("b"), 0)) is None
+    assert (
+        await store.create_registration(
+            in_session("b", other), StoredNode(key("b"), 0), opens_session=True
+        )
+        is None
+    )
+    assert await store.create_registration(in_session("b", opening), StoredNode(key("b"), 0))
+
+    await harness.expire(opening)  # the session's lease ends: its key goes with it
+    assert await store.read_session_lease("s1", TTL_SECONDS) == 0
+    lapsed = await store.read_node(key("a"))
+    assert (
+        await store.restore_registration(in_session("a", other), lapsed, AuditCause.RESTORED)
+        is None
+    )
+    assert await store.open_session_lease("s1", TTL_SECONDS, other) == other
+    assert await store.restore_registration(in_session("a", other), lapsed, AuditCause.RESTORED)
+    assert (await store.read_node(key("a"))).registration == in_session("a", other)
 
 
 @check
