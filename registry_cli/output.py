@@ -15,6 +15,7 @@ from client_sdk import Consistency, EventType, Node, NodeEvent, NodeList
 
 
 def dumps(document: object, *, indent: int | None = None) -> str:
+    """JSON with sorted keys, so that scripts and tests see a stable text."""
     return json.dumps(document, indent=indent, sort_keys=True)
 
 
@@ -24,6 +25,7 @@ def emit(text: str) -> None:
 
 
 def node_json(node: Node) -> dict[str, Any]:
+    """One node in the CLI's JSON shape (a stable interface)."""
     return {
         "datacenter": node.datacenter,
         "type": node.type,
@@ -88,6 +90,7 @@ def nodes_table(nodes: NodeList, consistency: Consistency) -> str:
 
 
 def nodes_json(nodes: NodeList, consistency: Consistency) -> str:
+    """`nodes -o json`: one document with the revision, staleness and nodes per datacenter."""
     return dumps(
         {
             "revision": nodes.revision,
@@ -122,6 +125,7 @@ def _state_json(nodes: NodeList, datacenter: str) -> dict[str, Any]:
 
 
 def event_line(event: NodeEvent) -> str:
+    """One watch event as a line: revision, type, key, address, incarnation, status."""
     node = event.node
     text = (
         f"{event.revision} {event.type.value} {node.key} {node.address} "
@@ -133,6 +137,7 @@ def event_line(event: NodeEvent) -> str:
 
 
 def event_json(event: NodeEvent) -> str:
+    """One watch event as a JSON line with its `type`."""
     data: dict[str, Any] = {
         "type": event.type.value,
         "revision": event.revision,
@@ -144,6 +149,7 @@ def event_json(event: NodeEvent) -> str:
 
 
 def staleness_line(stale: bool, revision: int, age_seconds: float) -> str:
+    """A STALE line while the frontend cannot reach etcd, CURRENT once it can again."""
     if stale:
         return (
             f"{revision} STALE the list may be out of date: the frontend last heard from etcd "
@@ -153,6 +159,7 @@ def staleness_line(stale: bool, revision: int, age_seconds: float) -> str:
 
 
 def staleness_json(stale: bool, revision: int, age_seconds: float) -> str:
+    """The staleness line as JSON (`type` STALE or CURRENT)."""
     data: dict[str, Any] = {"type": "STALE" if stale else "CURRENT", "revision": revision}
     if stale:
         data["age_seconds"] = round(age_seconds, 3)

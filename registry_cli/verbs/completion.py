@@ -19,6 +19,7 @@ CLI_EXTRA_HINT = "pip install 'node-registry[cli]'"
 
 
 def add_to(commands: Commands) -> None:
+    """Adds `completion SHELL` to the root parser."""
     parser = commands.add_parser(
         "completion",
         help="print a shell completion script",
@@ -38,6 +39,7 @@ def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
 
 
 def run_completion(root: argparse.ArgumentParser, shell: str) -> int:
+    """Prints the shell's completion script (needs shtab, from the `cli` extra)."""
     try:
         import shtab
     except ModuleNotFoundError:

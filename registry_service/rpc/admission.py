@@ -82,6 +82,7 @@ class Admission:
 
     @property
     def enabled(self) -> bool:
+        """Whether admission control is on (`admission_max_limit` above 0)."""
         return self._config.bounds.enabled
 
     @property
@@ -95,6 +96,7 @@ class Admission:
             self._ticker = asyncio.create_task(self._tick(), name="admission-loop-lag")
 
     async def close(self) -> None:
+        """Stops measuring the event loop's lag."""
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
