@@ -37,6 +37,8 @@ def base_url(endpoint: str, tls: bool) -> str:
 
 
 class AdminClient:
+    """Asks the admin ports with the CLI's TLS and token, moving on only past unreachable ones."""
+
     def __init__(self, options: ClientOptions) -> None:
         self._options = options
         self._urls = [base_url(e, bool(options.cacert)) for e in options.admin_endpoints]
@@ -47,6 +49,7 @@ class AdminClient:
                 self._context.load_cert_chain(options.cert, options.key)
 
     async def get(self, path: str) -> Any:
+        """GET `path`: the answer's JSON document (see `request` for the errors)."""
         return await self.request("GET", path)
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:

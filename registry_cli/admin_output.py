@@ -24,6 +24,7 @@ def _ago(epoch: float | None) -> str:
 
 
 def frontends(doc: Mapping[str, Any]) -> str:
+    """`admin frontends`: one row per announced frontend; * marks the one that answered."""
     rows = [
         (
             f["id"] + (" *" if f.get("self") else ""),
@@ -45,6 +46,7 @@ def frontends(doc: Mapping[str, Any]) -> str:
 
 
 def push(doc: Mapping[str, Any]) -> str:
+    """`admin push`: the switch and its gray list on one line, with who changed it last."""
     text = f"pushes {'ON' if doc['enabled'] else 'OFF'}"
     gray = doc["gray"]
     held = gray["scopes"] + gray["networks"]
@@ -65,6 +67,8 @@ def _scope(subscriber: Mapping[str, Any]) -> str:
 
 
 def subscribers(doc: Mapping[str, Any], *, pending_only: bool) -> str:
+    """`admin subscribers`/`convergence`: the subscribers (`pending_only`: those not converged) and
+    a summary."""
     chosen = [s for s in doc["subscribers"] if not (pending_only and s["converged"])]
     rows = [
         (
@@ -98,6 +102,7 @@ def subscribers(doc: Mapping[str, Any], *, pending_only: bool) -> str:
 
 
 def suspects(doc: Mapping[str, Any]) -> str:
+    """`admin suspects`: each suspect, since when, and when it is removed at the latest."""
     rows = [
         (
             f"{s['datacenter']}/{s['type']}/{s['id']}",
@@ -113,6 +118,7 @@ def suspects(doc: Mapping[str, Any]) -> str:
 
 
 def settled(doc: Mapping[str, Any]) -> str:
+    """`admin suspects confirm|cancel`: one line per node, its revision or its error."""
     verb = "confirmed (evicted)" if doc["action"] == "confirm" else "cancelled (UP again)"
     lines = []
     for node, outcome in sorted(doc["nodes"].items()):
@@ -124,6 +130,7 @@ def settled(doc: Mapping[str, Any]) -> str:
 
 
 def node(doc: Mapping[str, Any]) -> str:
+    """`admin node show`: the node's record, renewing or not, its override and hold."""
     member = doc["member"]
     lines = [f"node {doc['node']} (etcd revision {doc['revision']})"]
     if member is None:
@@ -145,6 +152,7 @@ def node(doc: Mapping[str, Any]) -> str:
 
 
 def node_action(doc: Mapping[str, Any]) -> str:
+    """`admin node ACTION`: what the action did, at which revision, by whom."""
     outcome = {
         "evict": "evicted (REMOVED, reason EVICTED)",
         "unhold": "may register again",
@@ -153,6 +161,7 @@ def node_action(doc: Mapping[str, Any]) -> str:
 
 
 def audit(doc: Mapping[str, Any]) -> str:
+    """`admin audit`: a node's transitions, or every operator action without a node."""
     if "operator_actions" in doc:
         return _operator_audit(doc)
     rows = [
@@ -174,6 +183,7 @@ def audit(doc: Mapping[str, Any]) -> str:
 
 
 def evictor(doc: Mapping[str, Any]) -> str:
+    """`admin evictor`: leadership, the budget policy, and each pool's budget and suspects."""
     policy = doc["policy"]
     lines = [
         f"frontend {doc['frontend']}: {'LEADS' if doc['leader'] else 'does not lead'} eviction"

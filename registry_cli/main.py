@@ -30,10 +30,12 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one `error:` line (main prints it), not usage + message."""
 
     def error(self, message: str) -> NoReturn:
+        """Raises UsageError, which main prints as one line (exit status 2)."""
         raise errors.UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: global options, `serve`, every verb group, `completion`."""
     parser = Parser(prog="noderegistry", description="Cluster membership on etcd.")
     parser.add_argument(
         "--log-level",
@@ -89,6 +91,7 @@ def _refuse_client_options(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; returns its exit status (registry_cli.errors)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -193,9 +193,11 @@ class ClientOptions:
 
     @property
     def json(self) -> bool:
+        """Whether the output is JSON (`-o json`) rather than tables for people."""
         return self.output == "json"
 
     def client_config(self) -> ClientConfig:
+        """The SDK's configuration: the call timeout, TLS files and token."""
         return ClientConfig(
             call_timeout_seconds=self.timeout_seconds,
             tls_ca_file=self.cacert,

@@ -17,6 +17,7 @@ from client_sdk import Consistency, EventType, Node, NodeEvent, NodeList
 
 
 def dumps(document: object, *, indent: int | None = None) -> str:
+    """JSON with sorted keys, so that scripts and tests see a stable text."""
     return json.dumps(document, indent=indent, sort_keys=True)
 
 
@@ -41,6 +42,7 @@ def emit(text: str) -> None:
 
 
 def node_json(node: Node) -> dict[str, Any]:
+    """One node in the CLI's JSON shape (a stable interface)."""
     return {
         "datacenter": node.datacenter,
         "type": node.type,
@@ -105,6 +107,7 @@ def nodes_table(nodes: NodeList, consistency: Consistency) -> str:
 
 
 def nodes_json(nodes: NodeList, consistency: Consistency) -> str:
+    """`nodes -o json`: one document with the revision, staleness and nodes per datacenter."""
     return dumps(
         {
             "revision": nodes.revision,
@@ -139,6 +142,7 @@ def _state_json(nodes: NodeList, datacenter: str) -> dict[str, Any]:
 
 
 def event_line(event: NodeEvent) -> str:
+    """One watch event as a line: revision, type, key, address, incarnation, status."""
     node = event.node
     text = (
         f"{event.revision} {event.type.value} {node.key} {node.address} "
@@ -150,6 +154,7 @@ def event_line(event: NodeEvent) -> str:
 
 
 def event_json(event: NodeEvent) -> str:
+    """One watch event as a JSON line with its `type`."""
     data: dict[str, Any] = {
         "type": event.type.value,
         "revision": event.revision,
@@ -161,6 +166,7 @@ def event_json(event: NodeEvent) -> str:
 
 
 def staleness_line(stale: bool, revision: int, age_seconds: float) -> str:
+    """A STALE line while the frontend cannot reach etcd, CURRENT once it can again."""
     if stale:
         return (
             f"{revision} STALE the list may be out of date: the frontend last heard from etcd "
@@ -170,6 +176,7 @@ def staleness_line(stale: bool, revision: int, age_seconds: float) -> str:
 
 
 def staleness_json(stale: bool, revision: int, age_seconds: float) -> str:
+    """The staleness line as JSON (`type` STALE or CURRENT)."""
     data: dict[str, Any] = {"type": "STALE" if stale else "CURRENT", "revision": revision}
     if stale:
         data["age_seconds"] = round(age_seconds, 3)

@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 
 
 def new_frontend_id() -> str:
+    """A frontend id unique per process start: host, pid, and a random suffix."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 

@@ -68,6 +68,7 @@ class PushSwitch:
 
     @property
     def gray(self) -> bool:
+        """Whether a gray list holds some subscribers back while the others are pushed."""
         return bool(self.held_scopes or self.held_networks)
 
 

@@ -13,6 +13,9 @@ from registry_service.selectors import EVERYTHING, Selector
 
 
 class NodeStatus(enum.Enum):
+    """A member's state for its clients: UP, DRAINING (winding down), or set aside by the registry
+    (SUSPECT) or an operator (OUT_OF_SERVICE)."""
+
     UP = "UP"
     DRAINING = "DRAINING"
     SUSPECT = "SUSPECT"  # set by the evictor only
@@ -24,12 +27,16 @@ OWNER_STATUSES = frozenset({NodeStatus.UP, NodeStatus.DRAINING})
 
 
 class EventType(enum.Enum):
+    """What happened to a node in a scope, as a watcher sees it."""
+
     ADDED = "ADDED"
     UPDATED = "UPDATED"
     REMOVED = "REMOVED"
 
 
 class RemovalReason(enum.Enum):
+    """Why a node left: its owner, its lease, an operator, or outside the registry."""
+
     UNSPECIFIED = "UNSPECIFIED"
     DEREGISTERED = "DEREGISTERED"
     EXPIRED = "EXPIRED"
@@ -90,6 +97,8 @@ class ChangeStage(enum.Enum):
 
 
 class Consistency(enum.Enum):
+    """How fresh a read must be: through etcd (LINEARIZABLE) or the frontend's cache."""
+
     LINEARIZABLE = "LINEARIZABLE"
     CACHED = "CACHED"
 
@@ -107,6 +116,7 @@ class NodeKey(NamedTuple):
 
     @property
     def path(self) -> str:
+        """`datacenter/type/id`: how the node is named in keys, logs and messages."""
         return f"{self.datacenter}/{self.type}/{self.id}"
 
     def __str__(self) -> str:
@@ -115,6 +125,8 @@ class NodeKey(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Node:
+    """One member as clients see it; `incarnation` rises each time its id registers anew."""
+
     id: str
     type: str
     datacenter: str
@@ -125,6 +137,7 @@ class Node:
 
     @property
     def key(self) -> NodeKey:
+        """The key that names this node (its datacenter, type and id)."""
         return NodeKey(self.datacenter, self.type, self.id)
 
 
@@ -201,6 +214,8 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class NodeEvent:
+    """One change of one node, as a watch delivers it."""
+
     type: EventType
     node: Node
     reason: RemovalReason = RemovalReason.UNSPECIFIED
@@ -269,6 +284,8 @@ class Limits:
 
 
 class ResyncReason(enum.Enum):
+    """Why a watch gets a fresh snapshot in place of the deltas it missed."""
+
     COMPACTED = "COMPACTED"
     UNKNOWN_REVISION = "UNKNOWN_REVISION"
     SLOW_CONSUMER = "SLOW_CONSUMER"
@@ -324,11 +341,14 @@ class SnapshotMessage:
 
     @property
     def revision(self) -> int:
+        """The revision the snapshot's list is complete up to."""
         return self.nodes.revision
 
 
 @dataclass(frozen=True, slots=True)
 class DeltaMessage:
+    """The changes of one revision (or, `relisted`, the net changes of a re-read)."""
+
     revision: int
     events: tuple[NodeEvent, ...]
     relisted: bool = False
@@ -361,6 +381,8 @@ class DeltaMessage:
 
 @dataclass(frozen=True, slots=True)
 class ProgressMessage:
+    """Nothing in scope changed up to `revision`; `stale` while etcd is out of reach."""
+
     revision: int
     stale: bool = False
     age_seconds: float = 0.0

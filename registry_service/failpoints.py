@@ -28,6 +28,7 @@ RAISED_TEXT = "failpoint detail that must stay in the frontend's log"
 
 
 async def failpoint(name: str) -> None:
+    """Does what `name` is armed with (exit, hang, raise); nothing when it is not armed."""
     action = _ARMED.get(name)
     if action == "exit":
         os._exit(75)

@@ -124,6 +124,7 @@ class Host:
 
     @classmethod
     def probe(cls, environ: Mapping[str, str]) -> Host:
+        """This machine's facts: container or not, and workers for the CPUs it may use."""
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         cpus = usable or os.cpu_count() or 1
         return cls(in_container(environ), worker_count(cgroup_cpu_limit(), cpus))

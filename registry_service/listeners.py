@@ -78,6 +78,7 @@ class Listener:
 
     @property
     def scheme(self) -> str:
+        """`https` with TLS, else `http`: what URLs of this listener begin with."""
         return "https" if self.tls else "http"
 
     def at(self, port: int) -> Listener:

@@ -33,10 +33,12 @@ class Placement:
 
     @property
     def behind_supervisor(self) -> bool:
+        """Whether this frontend is a supervisor's worker (it has a host admin URL)."""
         return bool(self.host_admin_url)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Placement:
+        """The placement a supervisor gave its worker; alone when it gave none."""
         if not environ.get(HOST_ADMIN_URL_ENV):
             return cls()
         return cls(

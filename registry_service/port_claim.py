@@ -104,6 +104,7 @@ class PortClaim:
         return None
 
     def release(self) -> None:
+        """Gives up every claim, so that another supervisor may claim the ports."""
         for server in self._servers:
             server.close()
         self._servers.clear()

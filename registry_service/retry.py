@@ -33,14 +33,17 @@ class Backoff:
         self._next = initial
 
     def reset(self) -> None:
+        """Back to the initial delay, after a success."""
         self._next = self._initial
 
     def next_delay(self) -> float:
+        """The next delay in seconds (jittered), and doubles the step up to the cap."""
         delay = self._next * random.uniform(0.5, 1.0)
         self._next = min(self._next * 2, self._maximum)
         return delay
 
     async def wait(self) -> None:
+        """Sleeps the next delay, after a failure."""
         await self._sleep(self.next_delay())
 
 

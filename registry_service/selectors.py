@@ -37,6 +37,8 @@ class SelectorError(ValueError):
 
 
 class Operator(enum.Enum):
+    """How a requirement tests its key; the value is how the syntax writes it."""
+
     EQUALS = "="
     NOT_EQUALS = "!="
     IN = "in"
@@ -61,6 +63,7 @@ class Requirement:
         )
 
     def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether `labels` meet this requirement (an absent key fails `=` and `in`)."""
         value = labels.get(self.key)
         operator = self.operator
         if operator is Operator.EQUALS:
@@ -97,6 +100,7 @@ class Selector:
         return bool(self.requirements)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether `labels` meet every requirement."""
         return all(requirement.matches(labels) for requirement in self.requirements)
 
     def __str__(self) -> str:

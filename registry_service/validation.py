@@ -102,6 +102,8 @@ def canonical_address(address: str) -> str:
 
 
 def validate_metadata(metadata: Mapping[str, str], limits: Limits) -> dict[str, str]:
+    """Checks metadata against the count, key, value and total size limits and the reserved
+    prefix."""
     if len(metadata) > limits.metadata_max_entries:
         raise InvalidArgumentError(
             f"metadata has {len(metadata)} entries; the limit is {limits.metadata_max_entries}"
@@ -173,6 +175,7 @@ def selector_of(text: str) -> Selector:
 
 
 def validate_scope(scope: Scope, limits: Limits) -> Scope:
+    """Checks a scope's selector size, datacenters and types against the limits."""
     if scope.selector.size_bytes > limits.selector_max_bytes:
         raise InvalidArgumentError(
             f"selector is {scope.selector.size_bytes} bytes; the limit is "

@@ -59,4 +59,5 @@ class StopSignal:
             loop.remove_signal_handler(signum)
 
     async def wait(self) -> None:
+        """Returns once SIGINT or SIGTERM arrived inside the block."""
         await self._stop.wait()

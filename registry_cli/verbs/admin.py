@@ -42,6 +42,7 @@ def node_path(text: str) -> str:
 
 
 def seconds(text: str) -> float:
+    """A number of seconds >= 0 (argparse type), else a usage error naming the text."""
     try:
         value = float(text)
     except ValueError:
@@ -57,6 +58,7 @@ def _print(doc: Any, options: ClientOptions, render: Callable[[Any], str]) -> in
 
 
 def add_to(commands: Commands) -> None:
+    """Adds `admin` and its actions to the root parser."""
     admin = commands.add_parser(
         "admin",
         help="operate the cluster through any frontend's admin port (push switch, convergence, "
@@ -105,6 +107,7 @@ def add_to(commands: Commands) -> None:
 
 
 async def run_frontends(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`admin frontends`: every frontend announced in etcd."""
     doc = await AdminClient(options).get("/admin/frontends")
     return _print(doc, options, admin_output.frontends)
 
@@ -123,6 +126,7 @@ def _push_body(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 async def run_push(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`admin push [show|on|off|gray]`: shows the push switch, or switches it for every frontend."""
     body = _push_body(args)
     client = AdminClient(options)
     if body is None:
@@ -133,6 +137,7 @@ async def run_push(args: argparse.Namespace, options: ClientOptions) -> int:
 
 
 async def run_subscribers(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`admin subscribers`/`convergence`: every frontend's subscribers against a revision."""
     query = f"?revision={args.revision}" if args.revision else ""
     doc = await AdminClient(options).get(f"/admin/convergence{query}")
     pending_only = args.admin_command == "convergence"
@@ -147,6 +152,7 @@ def _node_body(path: str) -> dict[str, str]:
 
 
 async def run_suspects(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`admin suspects [list|confirm|cancel]`: lists suspects, or settles some."""
     client = AdminClient(options)
     if args.action == "list":
         if args.nodes or args.datacenter:
@@ -164,6 +170,7 @@ async def run_suspects(args: argparse.Namespace, options: ClientOptions) -> int:
 
 
 async def run_node(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`admin node ACTION NODE`: shows a node, or acts on it (audited)."""
     if args.hold and args.action != "evict":
         raise UsageError("--hold goes with `admin node evict`")
     client = AdminClient(options)
@@ -178,6 +185,7 @@ async def run_node(args: argparse.Namespace, options: ClientOptions) -> int:
 
 
 async def run_audit(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`admin audit [NODE]`: a node's transitions, or every operator action."""
     path = "/admin/audit"
     if args.node:
         path += "?" + urllib.parse.urlencode(_node_body(args.node))

@@ -22,6 +22,7 @@ CLI_EXTRA_HINT = "pip install 'node-registry[cli]'"
 
 
 def add_to(commands: Commands) -> None:
+    """Adds `completion SHELL` to the root parser."""
     parser = commands.add_parser(
         "completion",
         help="print a shell completion script",
@@ -42,6 +43,8 @@ def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
 
 
 def run_completion(root: argparse.ArgumentParser, shell: str) -> int:
+    """Prints the shell's completion script: fish's generated from the parser here, the others
+    by shtab (from the `cli` extra)."""
     if shell == "fish":
         print(fish_script(root), end="")
         return EXIT_OK

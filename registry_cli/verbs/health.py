@@ -25,6 +25,7 @@ CLI_EXTRA_HINT = "pip install 'node-registry[cli]'"
 
 
 def add_to(commands: Commands) -> None:
+    """Adds `health` to the root parser."""
     parser = client_verb(
         commands,
         "health",
@@ -44,6 +45,7 @@ class Answer:
 
     @property
     def serving(self) -> bool:
+        """Whether the endpoint answered SERVING."""
         return self.status == "SERVING"
 
 
@@ -83,6 +85,7 @@ async def _check(endpoint: str, options: ClientOptions, service: str) -> Answer:
 
 
 async def run_health(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`health`: asks every endpoint at once; exit 0 only when every one is SERVING."""
     if importlib.util.find_spec("grpc_health") is None:  # the `cli` or `server` extra (D31)
         print(f"error: health needs grpcio-health-checking: {CLI_EXTRA_HINT}", file=sys.stderr)
         return EXIT_FAILED

@@ -40,6 +40,7 @@ def _scope(args: argparse.Namespace) -> Scope:
 
 
 def add_to(commands: Commands) -> None:
+    """Adds `nodes` and `watch` to the root parser."""
     nodes = client_verb(commands, "nodes", "list the nodes", run_nodes)
     _add_scope(nodes)
     nodes.add_argument(
@@ -55,6 +56,7 @@ def add_to(commands: Commands) -> None:
 
 
 async def run_nodes(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`nodes`: the scope's nodes, linearizable unless `--cached`."""
     consistency = Consistency.CACHED if args.cached else Consistency.LINEARIZABLE
     async with options.client() as client:
         nodes = await client.get_nodes(_scope(args), consistency=consistency)
@@ -95,6 +97,7 @@ async def _print_staleness(watch: NodeWatch, options: ClientOptions) -> None:
 
 
 async def run_watch(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`watch`: the scope's nodes as ADDED, then every change and staleness, until a signal."""
     async with options.client() as client:
         try:
             async with asyncio.timeout(options.timeout_seconds):

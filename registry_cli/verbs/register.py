@@ -43,6 +43,7 @@ def ttl_seconds(text: str) -> int:
 
 
 def add_to(commands: Commands) -> None:
+    """Adds `register` and `deregister` to the root parser."""
     parser = client_verb(
         commands, "register", "register a node and keep it alive until Ctrl-C", run_register
     )
@@ -149,6 +150,8 @@ async def _detach(
 
 
 async def run_register(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`register`: registers and renews until a signal, then deregisters; `--detach` hands over the
+    token."""
     if args.registration_token_file and not args.detach:
         raise UsageError("--registration-token-file goes with --detach")
     node = Node(args.id, args.type, args.datacenter, args.address, dict(args.metadata))
@@ -198,6 +201,7 @@ def _read_token(path: str) -> str:
 
 
 async def run_deregister(args: argparse.Namespace, options: ClientOptions) -> int:
+    """`deregister NODE`: removes a detached registration with its token file."""
     parts = args.node.split("/")
     if len(parts) != 3 or not all(parts):
         raise UsageError(f"deregister: a node is DC/TYPE/ID, not {args.node!r}")

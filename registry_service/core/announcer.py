@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class Announcer:
+    """Keeps this frontend's announcement in etcd while it runs, on a lease of its own."""
+
     def __init__(
         self,
         store: RegistryStore,

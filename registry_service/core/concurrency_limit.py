@@ -47,6 +47,7 @@ class LimitBounds:
 
     @property
     def enabled(self) -> bool:
+        """Whether admission control is on (`max_limit` above 0)."""
         return self.max_limit > 0
 
 
@@ -74,6 +75,7 @@ class AdaptiveLimit:
 
     @property
     def in_flight(self) -> int:
+        """Requests admitted and not yet released."""
         return self._in_flight
 
     @property

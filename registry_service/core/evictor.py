@@ -79,7 +79,8 @@ class StoreConnection(Protocol):
     """Whether etcd answers, and since when (the etcd watch knows: EtcdWatcher)."""
 
     @property
-    def connected(self) -> bool: ...
+    def connected(self) -> bool:
+        """Whether etcd answers now."""
 
     @property
     def connected_since(self) -> float:
@@ -88,6 +89,8 @@ class StoreConnection(Protocol):
 
 @dataclass
 class EvictorStatus:
+    """What the evictor did and decided last, for the admin views and the metrics."""
+
     candidate: bool = False
     leader: bool = False
     leader_since: float = 0.0
@@ -137,6 +140,7 @@ class Evictor:
 
     @property
     def policy(self) -> BudgetPolicy:
+        """The eviction budget this evictor plans with (read by the admin views)."""
         return self._policy
 
     def _store_settled(self) -> bool:

@@ -33,6 +33,8 @@ class IdentityGcConfig:
 
 
 class IdentityCollector:
+    """Collects the identity records of long-gone ids while this frontend leads eviction."""
+
     def __init__(
         self,
         store: RegistryStore,

@@ -86,6 +86,8 @@ class NodeAction:
 
 
 class Operations:
+    """An operator's actions on nodes and on the push switch, each audited with who acted."""
+
     def __init__(
         self,
         store: RegistryStore,

@@ -64,6 +64,8 @@ class ReadsConfig:
 
 
 class Reads:
+    """GetNodes, WatchNodes and AckWatch: the reads, served from the hub's view of etcd."""
+
     def __init__(
         self,
         store: RegistryStore,
@@ -133,6 +135,8 @@ class Reads:
     async def watch(
         self, scope: Scope, resume: WatchResume, *, peer: str = "", acknowledging: bool = False
     ) -> Subscription:
+        """Subscribes `scope` from `resume` (a snapshot when 0); `acknowledging`: the subscriber
+        acks (AckWatch)."""
         scope = validate_scope(scope, self._limits)
         resume = validate_resume(resume, self._limits)
         await failpoint("watch.before_subscribe")

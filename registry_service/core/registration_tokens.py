@@ -16,18 +16,22 @@ TOKEN_BYTES = 32
 
 
 def new_token() -> str:
+    """A fresh registration token: 32 random bytes, URL-safe base64."""
     return base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).decode().rstrip("=")
 
 
 def hash_token(token: str) -> str:
+    """The token's hash, the only form of it that is stored."""
     return hashlib.sha256(b"noderegistry/token\0" + token.encode()).hexdigest()
 
 
 def token_matches(token: str, token_hash: str) -> bool:
+    """Whether `token` is the one `token_hash` was made from (in constant time)."""
     return bool(token) and hmac.compare_digest(hash_token(token), token_hash)
 
 
 def hash_idempotency_key(idempotency_key: str) -> str:
+    """The stored form of a client's idempotency key; "" for none."""
     if not idempotency_key:
         return ""
     return hashlib.sha256(b"noderegistry/idempotency\0" + idempotency_key.encode()).hexdigest()

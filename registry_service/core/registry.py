@@ -12,17 +12,14 @@ Register is an idempotent upsert over guarded store writes:
      absent: grant a lease and create live key, member and identity (incarnation + 1) at once;
   3. a guarded write that finds the node changed goes back to 1.
 
-A Register that names a client session (D73) puts the registration on the lease that session's
-registrations of the same TTL share (core/session_leases.py): a new one in a session this
-frontend knows is one etcd transaction, guarded by the session's key naming that lease; the first
-of a session grants the lease and opens the session's key in the same transaction, while the
-session's other Registers wait for it. Without a session, each registration has a lease of its
-own, as before.
+A Register that names a client session (D73) rides on the lease its session's registrations of
+that TTL share (core/session_leases.py): when this frontend knows it, one etcd transaction guarded
+by the session's key naming that lease; the session's first Register grants the lease and opens
+the key in the same transaction while its other Registers wait. Else a lease of its own.
 
-KeepAlive is core/renewals.py's; a lapsed member goes back UP through core/restoration.py, the
-one restore path (Register, renewals and the operator's cancel take it); which writes this
-frontend takes at all is core/write_gate.py's. Calls go one way: registry -> renewals ->
-restoration, never back.
+KeepAlive is core/renewals.py's; a lapsed member goes back UP through core/restoration.py (the
+one restore path: Register, renewals, an operator's cancel); core/write_gate.py says which writes
+a frontend takes at all. Calls go one way: registry -> renewals -> restoration, never back.
 """
 
 from __future__ import annotations
@@ -89,6 +86,8 @@ class RegistryConfig:
 
 @dataclass(frozen=True, slots=True)
 class RegisterResult:
+    """What Register answers: the node as stored, its TTL, its token and the revision."""
+
     node: Node
     ttl_seconds: int
     token: str
@@ -131,6 +130,8 @@ def _refuse_held(key: NodeKey, stored: StoredNode) -> None:
 
 
 class Registry:
+    """Register, KeepAlive and Deregister: the writes of a node's owner."""
+
     def __init__(
         self,
         store: RegistryStore,
@@ -162,6 +163,7 @@ class Registry:
 
     @property
     def limits(self) -> Limits:
+        """The bounds on client input this registry checks."""
         return self._limits
 
     # -- Register -----------------------------------------------------------------------------
@@ -385,8 +387,7 @@ class Registry:
         lease_id: int,
         session: str,
     ) -> _Outcome | None:
-        """The owner's Register of a lapsed member: back UP on lease_id (core/restoration.py);
-        None if it changed meanwhile."""
+        """The owner's Register of a lapsed member: back UP on lease_id; None if it changed."""
         restored = await self._restoration.restore(
             stored, lease_id, ttl, AuditCause.RESTORED, requested=requested, session=session
         )
@@ -453,8 +454,7 @@ class Registry:
     async def keep_alive_many(
         self, renewals: Sequence[tuple[NodeKey, str]]
     ) -> list[int | Exception]:
-        """Renews several registrations at once; for each, the seconds it now has left or the
-        error that answers it (core/renewals.py)."""
+        """Renews several registrations at once; each gets its seconds left or its error."""
         return await self._renewals.keep_alive_many(renewals)
 
     async def restore_on_new_lease(
@@ -480,6 +480,7 @@ class Registry:
     # -- Deregister ---------------------------------------------------------------------------
 
     async def deregister(self, key: NodeKey, token: str) -> int:
+        """Removes the node if `token` owns it; returns the revision. Raises NodeNotFoundError."""
         key = validate_key(key, self._limits)
         self._gate.check(key)
         for _ in range(_MAX_ATTEMPTS):

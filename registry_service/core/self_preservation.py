@@ -74,6 +74,8 @@ class BudgetPolicy:
 
 
 class Action(enum.Enum):
+    """What the plan does with one silent member."""
+
     EVICT = "evict"  # expired within the budget: removed
     SUSPECT = "suspect"  # expired beyond the budget: held as SUSPECT
     RELEASE = "release"  # a suspect the budget covers again: removed
@@ -81,15 +83,19 @@ class Action(enum.Enum):
 
     @property
     def removes(self) -> bool:
+        """Whether the member is removed (all but SUSPECT)."""
         return self is not Action.SUSPECT
 
     @property
     def spends_budget(self) -> bool:
+        """Whether the removal counts against the eviction budget."""
         return self in (Action.EVICT, Action.RELEASE)
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The plan's action on one member, as read at its member revision."""
+
     key: NodeKey
     member: Member
     action: Action
@@ -113,6 +119,8 @@ class DatacenterBudget:
 
 @dataclass(frozen=True, slots=True)
 class EvictionPlan:
+    """One sweep's decisions, and the budgets per datacenter and per type they left."""
+
     decisions: tuple[Decision, ...] = ()
     datacenters: Mapping[str, DatacenterBudget] = field(default_factory=dict)
     types: Mapping[tuple[str, str], DatacenterBudget] = field(default_factory=dict)
@@ -132,6 +140,7 @@ class EvictionLedger:
         self._times: dict[Hashable, collections.deque[float]] = {}
 
     def spent(self, pool: Hashable, now: float) -> int:
+        """Budgeted evictions of `pool` within the window before `now`."""
         times = self._times.get(pool)
         if not times:
             return 0
@@ -140,6 +149,7 @@ class EvictionLedger:
         return len(times)
 
     def record(self, pool: Hashable, now: float) -> None:
+        """Books one budgeted eviction of `pool` at `now`."""
         self._times.setdefault(pool, collections.deque()).append(now)
 
     def refund(self, pool: Hashable, now: float) -> None:

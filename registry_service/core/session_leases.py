@@ -93,6 +93,7 @@ class SessionLeases:
         return lease
 
     def remember(self, session: str, ttl_seconds: int, lease_id: int) -> None:
+        """Notes the session's lease, forgetting the least recently used beyond the bound."""
         self._leases[(session, ttl_seconds)] = lease_id
         self._leases.move_to_end((session, ttl_seconds))
         while len(self._leases) > self._remembered:

@@ -20,7 +20,8 @@ class StoreLink(Protocol):
     """Whether this frontend reaches etcd (the watch hub knows: `stale` while it cannot)."""
 
     @property
-    def stale(self) -> bool: ...
+    def stale(self) -> bool:
+        """Whether this frontend cannot reach etcd now."""
 
 
 class WriteGate:

@@ -38,6 +38,7 @@ _RETRY_MAX_SECONDS = 2.0
 
 
 def node_from_sdk(node: client_sdk.Node) -> Node:
+    """The SDK's node (what the remote datacenter said) as the service's own."""
     return Node(
         id=node.id,
         type=node.type,
@@ -50,6 +51,7 @@ def node_from_sdk(node: client_sdk.Node) -> Node:
 
 
 def event_from_sdk(event: client_sdk.NodeEvent) -> NodeEvent:
+    """The SDK's event (what the remote datacenter said) as the service's own."""
     return NodeEvent(
         EventType(event.type.value), node_from_sdk(event.node), RemovalReason(event.reason.value)
     )
@@ -77,6 +79,7 @@ class DatacenterFollower:
         self._client = client
 
     async def run(self) -> None:
+        """Follows the datacenter, resuming after every failure with backoff, until cancelled."""
         backoff = Backoff(initial=0.5, maximum=_RETRY_MAX_SECONDS)
         while True:
             try:
@@ -148,6 +151,7 @@ class Federation:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        """Starts one follower task per remote datacenter."""
         for follower in self.followers:
             targets = ",".join(follower.client.targets)
             log.info("following datacenter %s at %s", follower.datacenter, targets)
@@ -156,6 +160,7 @@ class Federation:
             )
 
     async def stop(self) -> None:
+        """Cancels the followers and closes their clients."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -21,6 +21,8 @@ _WRITTEN_KEPT = 64
 
 
 class AckTracker:
+    """One subscription's acknowledgements: the ack latency, and whether one is overdue."""
+
     def __init__(self, *, acknowledging: bool, observe: Callable[[float], None]) -> None:
         """`acknowledging`: the subscriber promised to acknowledge (WatchNodesRequest field 3).
         `observe(seconds)` gets each ack latency."""

@@ -20,6 +20,7 @@ class ChangeHistory:
         self.floor = 0
 
     def append(self, message: DeltaMessage) -> None:
+        """Keeps one more delta; past `limit`, the oldest goes and the floor rises to it."""
         self._messages.append(message)
         if len(self._messages) > self._limit:
             self.floor = self._messages.popleft().revision

@@ -22,13 +22,16 @@ class OperatorView(Protocol):
     """What readers see of the operator state (read-only)."""
 
     @property
-    def push_switch(self) -> PushSwitch: ...
+    def push_switch(self) -> PushSwitch:
+        """The push switch as last read from etcd."""
 
     @property
-    def push_enabled(self) -> bool: ...
+    def push_enabled(self) -> bool:
+        """Whether pushes are on (the switch's `enabled`)."""
 
     @property
-    def frontends(self) -> Mapping[str, Announcement]: ...
+    def frontends(self) -> Mapping[str, Announcement]:
+        """The announced frontends by id."""
 
 
 class OperatorState:

@@ -91,6 +91,8 @@ class RemoteDatacenter:
 
     @property
     def stale(self) -> bool:
+        """Whether its list may be out of date: not reached yet, link down, or its frontend cut
+        off."""
         return not (self.loaded and self.connected) or self.remote_stale
 
     def age_seconds(self) -> float:
@@ -205,6 +207,7 @@ class RemoteDatacenter:
         return SnapshotMessage(nodes, reason, datacenter=self.name)
 
     def progress_message(self) -> ProgressMessage:
+        """A progress at this copy's revision, with its staleness and age."""
         return ProgressMessage(
             self.revision, self.stale, round(self.age_seconds(), 3), datacenter=self.name
         )
@@ -256,13 +259,17 @@ class RemoteReads(Protocol):
     """What readers see of the followed datacenters (the reads, a blocking read, the metrics)."""
 
     @property
-    def datacenters(self) -> Mapping[str, RemoteDatacenter]: ...
+    def datacenters(self) -> Mapping[str, RemoteDatacenter]:
+        """Every followed datacenter by name, in name order."""
 
-    def in_scope(self, scope: Scope) -> list[RemoteDatacenter]: ...
+    def in_scope(self, scope: Scope) -> list[RemoteDatacenter]:
+        """The followed datacenters a scope names (all of them when it names none)."""
 
-    def next_change(self) -> asyncio.Event: ...
+    def next_change(self) -> asyncio.Event:
+        """Set at the next message of any followed datacenter."""
 
-    async def catch_up(self, revisions: Mapping[str, int], timeout: float) -> None: ...
+    async def catch_up(self, revisions: Mapping[str, int], timeout: float) -> None:
+        """Waits (at most `timeout` seconds) until the datacenters held here reach `revisions`."""
 
 
 class RemoteViews:
@@ -303,6 +310,7 @@ class RemoteViews:
         return bool(self.datacenters)
 
     def in_scope(self, scope: Scope) -> list[RemoteDatacenter]:
+        """The followed datacenters a scope names (all of them when it names none)."""
         return [
             remote
             for name, remote in self.datacenters.items()
@@ -312,18 +320,22 @@ class RemoteViews:
     # -- fed by the follower ------------------------------------------------------------------
 
     def load(self, name: str, nodes: Iterable[Node], revision: int, changed_revision: int) -> None:
+        """A full list of datacenter `name` (RemoteDatacenter.load), fanned out."""
         remote = self.datacenters[name]
         self._send(remote, lambda: remote.load(nodes, revision, changed_revision))
 
     def delta(self, name: str, events: Sequence[NodeEvent], revision: int, relisted: bool) -> None:
+        """One remote revision's changes of `name` (RemoteDatacenter.delta), fanned out."""
         remote = self.datacenters[name]
         self._send(remote, lambda: remote.delta(events, revision, relisted=relisted))
 
     def progress(self, name: str, revision: int, stale: bool, age_seconds: float) -> None:
+        """A remote progress of `name`; a turn to stale or fresh is fanned out."""
         remote = self.datacenters[name]
         self._send(remote, lambda: remote.progress(revision, stale=stale, age_seconds=age_seconds))
 
     def interrupted(self, name: str) -> None:
+        """The follower of `name` lost its stream: its list stays, marked stale."""
         remote = self.datacenters[name]
         self._send(remote, remote.interrupted)
 

@@ -58,13 +58,16 @@ class SubscriptionSource(Protocol):
         """Times one stage of a change (the metrics hook)."""
 
     @property
-    def revision(self) -> int: ...
+    def revision(self) -> int:
+        """The revision the hub's view of the local etcd has reached."""
 
     @property
-    def stale(self) -> bool: ...
+    def stale(self) -> bool:
+        """Whether the hub cannot reach etcd now."""
 
     @property
-    def age_seconds(self) -> float: ...
+    def age_seconds(self) -> float:
+        """Seconds since the hub's etcd watch last spoke."""
 
     def snapshot(
         self,
@@ -73,11 +76,14 @@ class SubscriptionSource(Protocol):
         *,
         federated: bool = False,
         ahead: Mapping[str, int] | None = None,
-    ) -> SnapshotMessage: ...
+    ) -> SnapshotMessage:
+        """The scope's whole list now (a resync when `reason` is set)."""
 
-    def progress(self, scope: Scope, *, federated: bool = False) -> list[ProgressMessage]: ...
+    def progress(self, scope: Scope, *, federated: bool = False) -> list[ProgressMessage]:
+        """The progress messages an idle subscriber of `scope` is sent."""
 
-    def unsubscribe(self, subscription: Subscription) -> None: ...
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stops fanning out to `subscription` (it closed)."""
 
 
 class Subscription:
@@ -217,6 +223,7 @@ class Subscription:
             self._wake()
 
     def fail(self, error: RegistryError) -> None:
+        """Ends the stream: its reader gets `error` next, before anything still queued."""
         self._error = error
         self._wake()
 
@@ -231,6 +238,7 @@ class Subscription:
 
     @property
     def backlog(self) -> int:
+        """Messages queued for this subscriber and not yet taken."""
         return len(self._queue)
 
     def __aiter__(self) -> Subscription:
@@ -335,4 +343,5 @@ class Subscription:
             self.request_resync(ResyncReason.UNCONFIRMED)
 
     def close(self) -> None:
+        """Leaves the hub; nothing more is queued for it."""
         self._hub.unsubscribe(self)

@@ -260,6 +260,7 @@ class WatchHub:
 
     @property
     def revision(self) -> int:
+        """The revision the view has reached (0 before the first load)."""
         return self._view.revision if self._view else 0
 
     @property
@@ -268,6 +269,7 @@ class WatchHub:
         return max(0.0, self._clock() - self._last_heard)
 
     def registration(self, key: NodeKey) -> Registration | None:
+        """The node's registration in the view; None when absent or before the first load."""
         return self._view.registration(key) if self._view else None
 
     @property
@@ -293,6 +295,7 @@ class WatchHub:
         federated: bool = False,
         ahead: Mapping[str, int] | None = None,
     ) -> SnapshotMessage:
+        """The scope's whole list now, as a snapshot message (a resync with `reason`)."""
         return SnapshotMessage(self.node_list(scope, federated=federated, ahead=ahead), reason)
 
     def progress(self, scope: Scope, *, federated: bool = False) -> list[ProgressMessage]:
@@ -307,6 +310,7 @@ class WatchHub:
 
     @property
     def subscriptions(self) -> list[Subscription]:
+        """The open subscriptions (a copy: the hub changes its own)."""
         return list(self._subscriptions.values())
 
     def stats(self) -> HubStats:
@@ -484,4 +488,5 @@ class WatchHub:
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        """Drops a closed subscription; a second call is harmless."""
         self._subscriptions.pop(subscription.id, None)

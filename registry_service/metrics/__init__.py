@@ -47,6 +47,8 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 
 def package_version() -> str:
+    """The installed package's version for `noderegistry_build_info`; `unknown` from a source
+    tree."""
     try:
         return importlib.metadata.version("node-registry")
     except importlib.metadata.PackageNotFoundError:
@@ -63,6 +65,8 @@ def standard_registry() -> CollectorRegistry:
 
 
 class Metrics:
+    """Every Prometheus metric of one frontend, defined once, in the frontend's own registry."""
+
     def __init__(self) -> None:
         self.registry = standard_registry()
         Gauge(
@@ -172,6 +176,7 @@ class Metrics:
         )
 
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Counts and times one HTTP API request by route pattern, method and status."""
         self.http_requests.labels(route, method, str(status)).inc()
         self.http_seconds.labels(route, method).observe(seconds)
 
@@ -181,11 +186,13 @@ class Metrics:
         self.registry.register(HttpCollector(event_streams, waiting))
 
     def observe_etcd(self, operation: str, seconds: float, code: str = "OK") -> None:
+        """Times one etcd call attempt, and counts it as an error unless its code is OK."""
         self.etcd_seconds.labels(operation).observe(seconds)
         if code != "OK":
             self.etcd_errors.labels(operation, code).inc()
 
     def observe_stage(self, stage: ChangeStage, seconds: float) -> None:
+        """Times one stage of a change on its way to subscribers (D33)."""
         self.stage[stage].observe(seconds)
 
     def attach(

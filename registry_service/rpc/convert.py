@@ -55,6 +55,8 @@ _RESYNC_TO_PB = {
 
 
 def node_from_pb(message: pb.Node) -> Node:
+    """A node as its owner sent it (no incarnation: the registry assigns it); an unknown status is
+    INVALID_ARGUMENT."""
     status = _STATUS_FROM_PB.get(message.status)
     if status is None:
         raise InvalidArgumentError(f"status {message.status} is not a known NodeStatus")
@@ -69,6 +71,7 @@ def node_from_pb(message: pb.Node) -> Node:
 
 
 def node_to_pb(node: Node) -> pb.Node:
+    """A node as clients receive it."""
     return pb.Node(
         id=node.id,
         type=node.type,
@@ -81,22 +84,26 @@ def node_to_pb(node: Node) -> pb.Node:
 
 
 def key_from_pb(message: pb.NodeKey) -> NodeKey:
+    """The node key a request names."""
     return NodeKey(message.datacenter, message.type, message.id)
 
 
 def scope_from_pb(message: pb.Scope) -> Scope:
+    """The scope a request names; a malformed selector is INVALID_ARGUMENT."""
     return Scope(
         frozenset(message.datacenters), frozenset(message.types), selector_of(message.selector)
     )
 
 
 def resume_from_pb(message: pb.WatchNodesRequest) -> WatchResume:
+    """Where a WatchNodes request resumes: the local revision, and per datacenter when federated."""
     return WatchResume(
         message.resume_revision, dict(message.resume_revisions), message.datacenter_revisions
     )
 
 
 def consistency_from_pb(value: int) -> Consistency:
+    """The read consistency asked for; unset means LINEARIZABLE."""
     if value in (pb.CONSISTENCY_UNSPECIFIED, pb.CONSISTENCY_LINEARIZABLE):
         return Consistency.LINEARIZABLE
     if value == pb.CONSISTENCY_CACHED:
@@ -105,6 +112,7 @@ def consistency_from_pb(value: int) -> Consistency:
 
 
 def datacenters_to_pb(datacenters: tuple[DatacenterNodes, ...]) -> list[pb.DatacenterNodes]:
+    """Per-datacenter lists as the wire carries them (GetNodes and snapshots alike)."""
     return [
         pb.DatacenterNodes(
             datacenter=dc.datacenter,
@@ -120,6 +128,7 @@ def datacenters_to_pb(datacenters: tuple[DatacenterNodes, ...]) -> list[pb.Datac
 
 
 def node_list_to_pb(nodes: NodeList) -> pb.GetNodesResponse:
+    """A GetNodes answer."""
     return pb.GetNodesResponse(
         revision=nodes.revision,
         datacenters=datacenters_to_pb(nodes.datacenters),
@@ -129,6 +138,7 @@ def node_list_to_pb(nodes: NodeList) -> pb.GetNodesResponse:
 
 
 def event_to_pb(event: NodeEvent) -> pb.NodeEvent:
+    """One node event; a removal's reason only on REMOVED."""
     return pb.NodeEvent(
         type=_EVENT_TO_PB[event.type],
         node=node_to_pb(event.node),
@@ -137,6 +147,7 @@ def event_to_pb(event: NodeEvent) -> pb.NodeEvent:
 
 
 def watch_message_to_pb(message: WatchMessage) -> pb.WatchNodesResponse:
+    """A snapshot, delta or progress as one WatchNodes response."""
     if isinstance(message, SnapshotMessage):
         return pb.WatchNodesResponse(
             snapshot=pb.Snapshot(

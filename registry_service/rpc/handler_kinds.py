@@ -29,6 +29,7 @@ class HandlerKind(enum.Enum):
 
     @property
     def request_streaming(self) -> bool:
+        """The behaviour takes a request iterator rather than one request."""
         return self in (HandlerKind.CLIENT_STREAM, HandlerKind.BIDI_STREAM)
 
     @property

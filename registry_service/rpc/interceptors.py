@@ -54,6 +54,8 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # g
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
+        """The method's handler, wrapped to be counted and timed; unknown methods pass as they
+        are."""
         handler = await continuation(details)
         if handler is None:
             return None
@@ -158,6 +160,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
+        """The method's handler, or one that refuses the call before reading its request."""
         handler = await continuation(details)
         scope = METHOD_SCOPES.get(details.method)
         if scope is None or handler is None or not self._tokens.enabled:

@@ -34,6 +34,7 @@ class KeepalivePolicy:
     keepalive_timeout_seconds: float = 10.0
 
     def channel_options(self) -> list[tuple[str, int]]:
+        """The policy as grpc server options (milliseconds where grpc wants them)."""
         return [
             # Clients may ping with no call open (the SDK keeps idle channels warm) ...
             ("grpc.keepalive_permit_without_calls", 1),
@@ -137,6 +138,7 @@ class ServerCertificates:
         return pending
 
     def credentials(self) -> grpc.ServerCredentials:
+        """Server credentials that ask this object for the certificate at each handshake."""
         return grpc.dynamic_ssl_server_credentials(
             self._initial,
             self._fetch,
@@ -184,6 +186,7 @@ class _Capture:
 
 
 async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    """Sets the health status of the server as a whole and of the Registry service."""
     status = (
         health_pb2.HealthCheckResponse.SERVING
         if serving

@@ -66,6 +66,7 @@ class WireCache:
         )
 
     def encode(self, message: WatchMessage) -> bytes:
+        """The message serialized, from the cache when this very object was serialized before."""
         entry = self._encoded.get(id(message))
         if entry is not None and entry[0] is message:
             return entry[1]
@@ -113,6 +114,8 @@ class _StreamCaller:
 
 
 class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc is untyped
+    """The Registry gRPC service: protobuf in and out, the use cases do the work."""
+
     def __init__(
         self,
         registry: Registry,
@@ -152,6 +155,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterResponse:
+        """Registers a node for its owner, once the caller's token may write its key."""
         node = convert.node_from_pb(request.node)
         self._caller(context).require("register", node.key, self._registry.limits)
         # A client's session is scoped by who the caller is: no one joins another's lease.
@@ -175,6 +179,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def Deregister(
         self, request: pb.DeregisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeregisterResponse:
+        """Removes a node for the holder of its registration token."""
         key = convert.key_from_pb(request.key)
         self._caller(context).require("register", key, self._registry.limits)
         revision = await self._registry.deregister(key, request.token)
@@ -183,6 +188,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def GetNodes(
         self, request: pb.GetNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetNodesResponse:
+        """The scope's nodes, as consistent as the request asks."""
         scope = convert.scope_from_pb(request.scope)
         self._caller(context).require_scope("watch", scope, self._registry.limits)
         self._admission.read("GetNodes")
@@ -192,6 +198,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def WatchNodes(
         self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
+        """The scope's snapshot and then its changes, for as long as the client reads."""
         scope = convert.scope_from_pb(request.scope)
         self._caller(context).require_scope("watch", scope, self._registry.limits)
         self._admission.read("WatchNodes")
@@ -225,6 +232,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def AckWatch(
         self, request: pb.AckWatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.AckWatchResponse:
+        """A subscriber confirms the revision it applied (for the stream's ack deadline)."""
         self._reads.ack(request.subscription_id, request.revision)
         return pb.AckWatchResponse()
 

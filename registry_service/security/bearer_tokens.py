@@ -90,6 +90,7 @@ class TokenTable:
 
     @property
     def enabled(self) -> bool:
+        """Whether any token is configured (none: bearer tokens are not checked)."""
         return bool(self._principals)
 
     def __len__(self) -> int:

@@ -29,6 +29,8 @@ class CertificateFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Validity:
+    """The period a certificate is valid in, in UTC."""
+
     not_before: datetime.datetime
     not_after: datetime.datetime
 

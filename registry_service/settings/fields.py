@@ -34,6 +34,9 @@ _CONTAINER_HTTP_LISTEN = "0.0.0.0:8080"
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of a frontend, read once at start (`load`); each field's help is its README
+    row."""
+
     # Serving
     listen: str = _setting(
         "127.0.0.1:50051",
@@ -356,11 +359,13 @@ class Settings:
 
     @property
     def prefix(self) -> str:
+        """The key prefix in etcd, ending in `/`: `etcd_prefix`, or one per cluster."""
         prefix = self.etcd_prefix or f"/noderegistry/{self.cluster}/"
         return prefix if prefix.endswith("/") else prefix + "/"
 
     @property
     def limits(self) -> Limits:
+        """The bounds on client input (domain.Limits), from the fields of the same names."""
         names = {f.name for f in dataclasses.fields(Limits)}
         return Limits(**{name: getattr(self, name) for name in names})
 

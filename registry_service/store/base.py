@@ -71,23 +71,31 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class MemberPut:
+    """A member record was written (created, updated, marked or restored)."""
+
     key: NodeKey
     member: Member
 
 
 @dataclass(frozen=True, slots=True)
 class MemberDeleted:
+    """A member record was deleted: the node left or was evicted."""
+
     key: NodeKey
 
 
 @dataclass(frozen=True, slots=True)
 class LiveChanged:
+    """A node's live key appeared or went (its lease renewed or expired)."""
+
     key: NodeKey
     alive: bool
 
 
 @dataclass(frozen=True, slots=True)
 class IdentityPut:
+    """A node's identity record was written (the incarnation, why it left)."""
+
     key: NodeKey
     identity: Identity
 
@@ -180,7 +188,9 @@ class RegistryStore(Protocol):
         (logged); an unreadable identity raises CorruptRecordError (the next incarnation depends
         on it)."""
 
-    async def grant_lease(self, ttl_seconds: int) -> int: ...
+    async def grant_lease(self, ttl_seconds: int) -> int:
+        """Grants a lease of `ttl_seconds` (a registration's, a session's, an announcement's);
+        returns its id."""
 
     async def revoke_lease(self, lease_id: int) -> None:
         """Revokes a lease (deleting what is attached); an unknown lease is not an error."""

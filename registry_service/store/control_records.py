@@ -17,6 +17,7 @@ def _dumps(data: dict[str, Any]) -> bytes:
 
 
 def encode_push_switch(switch: PushSwitch) -> bytes:
+    """The push switch and its gray list as a record."""
     return _dumps(
         {
             "enabled": switch.enabled,
@@ -33,6 +34,7 @@ def encode_push_switch(switch: PushSwitch) -> bytes:
 
 
 def decode_push_switch(raw: bytes) -> PushSwitch:
+    """The push switch in a record. Raises RecordError when it is not one."""
     try:
         data = json.loads(raw)
         gray = data.get("gray") or {}
@@ -51,6 +53,7 @@ def decode_push_switch(raw: bytes) -> PushSwitch:
 
 
 def encode_announcement(announcement: Announcement) -> bytes:
+    """A frontend's announcement as a record, for the console and the peers."""
     return _dumps(
         {
             "id": announcement.id,
@@ -68,6 +71,7 @@ def encode_announcement(announcement: Announcement) -> bytes:
 
 
 def decode_announcement(raw: bytes) -> Announcement:
+    """A frontend's announcement in a record. Raises RecordError when it is not one."""
     try:
         data = json.loads(raw)
         return Announcement(
@@ -87,6 +91,7 @@ def decode_announcement(raw: bytes) -> Announcement:
 
 
 def encode_operator_entry(entry: OperatorEntry) -> bytes:
+    """One operator action as an audit record."""
     return _dumps(
         {
             "action": entry.action,
@@ -100,6 +105,7 @@ def encode_operator_entry(entry: OperatorEntry) -> bytes:
 
 
 def decode_operator_entry(raw: bytes, revision: int) -> OperatorEntry:
+    """One operator action in an audit record written at `revision`. Raises RecordError."""
     try:
         data = json.loads(raw)
         return OperatorEntry(

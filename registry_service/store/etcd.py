@@ -4,10 +4,9 @@ Every write is one transaction guarded by compares on what the caller read, so c
 frontends never overwrite each other's decisions: a guarded write that finds the world changed
 does nothing and returns None, and the caller reads again.
 
-Every membership transition passes through `_guarded` with its audit cause, so that is where it is
-logged (once, at INFO, with structured fields: D35) and where the records get their `written_at`;
-its audit record joins the same transaction through the audit log (store/audit.py), which the
-control store and the evictor's batches share.
+Every membership transition passes through `_guarded` with its audit cause: it is logged there
+(once, at INFO, with structured fields: D35), and its audit record joins the same transaction
+through the audit log (store/audit.py), which the control store and the evictor's batches share.
 """
 
 from __future__ import annotations
@@ -100,6 +99,7 @@ class EtcdRegistryStore:
         self._elections: list[EtcdElection] = []  # told when their keys go (the one watch)
 
     async def read_node(self, key: NodeKey) -> StoredNode:
+        """Reads the member, live, identity and floor keys in one read-only transaction."""
         response = await self._client.kv.txn(
             pb.TxnRequest(
                 success=[
@@ -142,15 +142,19 @@ class EtcdRegistryStore:
             ) from err
 
     async def grant_lease(self, ttl_seconds: int) -> int:
+        """A new etcd lease of `ttl_seconds`; returns its id."""
         return await self._client.lease.grant(ttl_seconds)
 
     async def revoke_lease(self, lease_id: int) -> None:
+        """Revokes the lease in etcd; what rides on it goes with it."""
         await self._client.lease.revoke(lease_id)
 
     async def renew_lease(self, lease_id: int) -> int:
+        """Renews an own lease on the frontend's own renewal stream (D71)."""
         return await self._client.own_renewer.renew(lease_id)
 
     async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
+        """Renews clients' leases together, on the process's one shared keepalive stream."""
         return await self._client.renewer.renew_many(lease_ids)
 
     async def _guarded(
@@ -160,8 +164,7 @@ class EtcdRegistryStore:
         audit: tuple[NodeKey, AuditCause, int, str],
         operator: OperatorEntry | None = None,
     ) -> int | None:
-        """One guarded transaction that also records its audit entry (key, cause, incarnation,
-        detail) and an operator's action (store/audit.py)."""
+        """One guarded transaction that also writes its audit entries (store/audit.py)."""
 
         by = operator.operator if operator else ""
 
@@ -183,6 +186,7 @@ class EtcdRegistryStore:
     async def create_registration(
         self, registration: Registration, expected: StoredNode, *, opens_session: bool = False
     ) -> int | None:
+        """The first write of a registration: live, member and identity keys together."""
         key = registration.node.key
         identity = Identity(incarnation=registration.node.incarnation)
         now = time.time()
@@ -210,8 +214,7 @@ class EtcdRegistryStore:
     def _session_guard(
         self, registration: Registration, opens_session: bool = False
     ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
-        """A session's registration rides on the session's lease (D73): its key must name that
-        lease, or be absent and be created on it (`opens_session`)."""
+        """Its session's key must name its lease, or be created on it (`opens_session`, D73)."""
         if not registration.session:
             return [], []
         key = self.keys.session(registration.session, registration.ttl_seconds)
@@ -221,12 +224,14 @@ class EtcdRegistryStore:
         return [on_lease(key, lease)], []
 
     async def read_session_lease(self, session: str, ttl_seconds: int) -> int:
+        """The lease named by the session's key; 0 when the key is gone."""
         response = await self._client.kv.range(
             pb.RangeRequest(key=self.keys.session(session, ttl_seconds))
         )
         return int(response.kvs[0].lease) if response.kvs else 0
 
     async def open_session_lease(self, session: str, ttl_seconds: int, lease_id: int) -> int:
+        """Creates the session's key on `lease_id` unless another frontend did first."""
         key = self.keys.session(session, ttl_seconds)
         response = await self._client.kv.txn(
             pb.TxnRequest(
@@ -241,6 +246,7 @@ class EtcdRegistryStore:
         return int(kvs[0].lease) if kvs else 0
 
     async def collect_identities(self, written_before: float, now: float) -> int:
+        """Collects old identity records and raises the floor (store/identity_collection.py)."""
         return await collect_identities(self._client, self.keys, written_before, now)
 
     async def update_registration(
@@ -251,6 +257,7 @@ class EtcdRegistryStore:
         cause: AuditCause = AuditCause.UPDATED,
         operator: OperatorEntry | None = None,
     ) -> int | None:
+        """Rewrites a live member (an update), guarded by its live key being there."""
         return await self._rewrite(registration, expected, cause, operator, live=True)
 
     async def _rewrite(
@@ -262,9 +269,8 @@ class EtcdRegistryStore:
         *,
         live: bool,
     ) -> int | None:
-        """Rewrites the member record and puts its live key on the registration's lease, if the
-        member is unchanged since `expected` and its live key is there (`live`: an update) or
-        gone (a restore). The two writes differ by that one guard."""
+        """Rewrites the member and puts its live key on the registration's lease, if unchanged
+        since `expected` and its live key is there (`live`: an update) or gone (a restore)."""
         key = registration.node.key
         session_compare, _ = self._session_guard(registration)
         return await self._guarded(
@@ -284,6 +290,7 @@ class EtcdRegistryStore:
     async def mark_suspect(
         self, registration: Registration, expected: StoredNode, *, fence: bytes, detail: str
     ) -> int | None:
+        """Writes the evictor's SUSPECT decision, fenced by its election key."""
         compare, ops = self.suspicion_ops(registration, expected)
         return await self._guarded(
             [*compare, present(fence)],
@@ -294,6 +301,7 @@ class EtcdRegistryStore:
     def suspicion_ops(
         self, registration: Registration, expected: StoredNode
     ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
+        """The guard and write of a SUSPECT rewrite, shared with the batched evictions."""
         key = registration.node.key
         return [
             unchanged_since(self.keys.member(key), expected.member_mod_revision),
@@ -308,6 +316,7 @@ class EtcdRegistryStore:
         *,
         operator: OperatorEntry | None = None,
     ) -> int | None:
+        """Puts a member back on a new lease, guarded by its live key being gone."""
         return await self._rewrite(registration, expected, cause, operator, live=False)
 
     async def remove_member(
@@ -322,6 +331,7 @@ class EtcdRegistryStore:
         operator: OperatorEntry | None = None,
         hold_until: float = 0.0,
     ) -> int | None:
+        """Removes a member and records why in its identity, in one guarded write."""
         held_by = operator.operator if operator and hold_until else ""
         compare, ops = self.removal_ops(
             expected,
@@ -345,6 +355,7 @@ class EtcdRegistryStore:
         hold_until: float = 0.0,
         held_by: str = "",
     ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
+        """The guard and writes of a removal, shared with the batched evictions."""
         key = expected.key
         compare = [unchanged_since(self.keys.member(key), expected.member_mod_revision)]
         if only_if_not_live:
@@ -362,9 +373,11 @@ class EtcdRegistryStore:
         ]
 
     async def evict_many(self, writes: Sequence[EvictorWrite], *, fence: bytes) -> list[int | None]:
+        """The evictor's decisions in batched transactions (store/eviction_batches.py)."""
         return await write_evictions(self, writes, fence)
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
+        """The node's audit records, oldest first; unreadable ones are logged and skipped."""
         _, kvs = await self._client.kv.range_prefix(self.keys.audit_of(key))
         entries = []
         for kv in kvs:
@@ -375,13 +388,16 @@ class EtcdRegistryStore:
         return sorted(entries, key=lambda entry: entry.revision)
 
     async def current_revision(self) -> int:
+        """etcd's revision now, read linearizably under the prefix."""
         return await self._client.kv.current_revision(self.keys.root)
 
     async def write_barrier(self) -> int:
+        """Writes this frontend's barrier key; the watch then reaches its revision."""
         response = await self._client.kv.put(self.keys.barrier(self._frontend_id), b"")
         return int(response.header.revision)
 
     async def load(self) -> ClusterState:
+        """Members, live keys and operator state at one revision (the hub's snapshot)."""
         revision, members = await self._client.kv.range_prefix(self.keys.of_kind(KeyKind.MEMBER))
         _, live = await self._client.kv.range_prefix(
             self.keys.of_kind(KeyKind.LIVE), revision=revision
@@ -414,6 +430,7 @@ class EtcdRegistryStore:
         return state
 
     async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
+        """The one watch of the prefix, turned into batches of the registry's changes."""
         async for item in self._client.watcher.watch(self.keys.root, start_revision):
             if isinstance(item, WatchBatch):
                 changes = []
@@ -475,6 +492,7 @@ class EtcdRegistryStore:
     def election(
         self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float
     ) -> EtcdElection:
+        """A candidacy under the prefix; this store tells it when its key is deleted."""
         election = EtcdElection(
             self._client, self.keys.election(name), candidate, ttl_seconds, poll_seconds
         )

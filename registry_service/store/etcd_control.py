@@ -34,6 +34,7 @@ class EtcdControlStore:
         self._audit = audit
 
     async def read_push_switch(self) -> tuple[PushSwitch, int]:
+        """The stored push switch; an unreadable one reads as on (logged), not as an error."""
         response = await self._client.kv.range(pb.RangeRequest(key=self.keys.switch(PUSH_SWITCH)))
         if not response.kvs:
             return PushSwitch(), 0
@@ -69,6 +70,7 @@ class EtcdControlStore:
     async def write_push_switch(
         self, switch: PushSwitch, expected_mod_revision: int, entry: OperatorEntry
     ) -> int | None:
+        """Stores the switch if unchanged since the caller read it, audited in one write."""
         key = self.keys.switch(PUSH_SWITCH)
         return await self._audited(
             [unchanged_since(key, expected_mod_revision)],
@@ -77,6 +79,7 @@ class EtcdControlStore:
         )
 
     async def lift_hold(self, expected: StoredNode, entry: OperatorEntry) -> int | None:
+        """Clears an operator's eviction hold from the identity, audited in one write."""
         identity = expected.identity
         assert identity is not None
         key = self.keys.identity(expected.key)
@@ -91,11 +94,13 @@ class EtcdControlStore:
         )
 
     async def announce(self, announcement: Announcement, lease_id: int) -> None:
+        """Puts the announcement on the frontend's lease: it goes when the frontend does."""
         await self._client.kv.put(
             self.keys.frontend(announcement.id), encode_announcement(announcement), lease_id
         )
 
     async def read_operator_audit(self) -> list[OperatorEntry]:
+        """The operator audit, oldest first; unreadable records are logged and skipped."""
         _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(KeyKind.OPERATOR_AUDIT))
         entries = []
         for kv in kvs:

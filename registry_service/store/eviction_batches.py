@@ -26,13 +26,16 @@ class EvictionOps(Protocol):
     """The store's builders of a decision's guard and writes (store/etcd.py), and its audit."""
 
     @property
-    def audit(self) -> AuditLog: ...
+    def audit(self) -> AuditLog:
+        """The audit log whose lease the batch's audit records ride on."""
 
-    def suspicion_ops(self, registration: Registration, expected: StoredNode) -> Ops: ...
+    def suspicion_ops(self, registration: Registration, expected: StoredNode) -> Ops:
+        """The guard and write of one SUSPECT decision."""
 
     def removal_ops(
         self, expected: StoredNode, reason: RemovalReason, *, only_if_not_live: bool
-    ) -> Ops: ...
+    ) -> Ops:
+        """The guard and writes of one removal."""
 
 
 async def write_evictions(

@@ -26,6 +26,8 @@ from registry_service.domain import NodeKey
 
 
 class KeyKind(enum.Enum):
+    """The first path segment after the prefix: what a key is for."""
+
     LIVE = "live"
     MEMBER = "members"
     IDENTITY = "identity"
@@ -57,21 +59,27 @@ PUSH_SWITCH = "push"
 
 @dataclass(frozen=True)
 class Keyspace:
+    """Builds and parses the keys of one cluster under `prefix` (the layout above)."""
+
     prefix: str
 
     def _node(self, kind: KeyKind, key: NodeKey) -> bytes:
         return f"{self.prefix}{kind.value}/{key.path}".encode()
 
     def live(self, key: NodeKey) -> bytes:
+        """The node's live key: on its lease, present while it renews."""
         return self._node(KeyKind.LIVE, key)
 
     def member(self, key: NodeKey) -> bytes:
+        """The node's membership record: what watchers see."""
         return self._node(KeyKind.MEMBER, key)
 
     def identity(self, key: NodeKey) -> bytes:
+        """The node's identity record: last incarnation and how it left."""
         return self._node(KeyKind.IDENTITY, key)
 
     def audit(self, key: NodeKey, time_ns: int) -> bytes:
+        """One audit record of the node; zero-padded nanoseconds keep key order by time."""
         return f"{self.prefix}{KeyKind.AUDIT.value}/{key.path}/{time_ns:020d}".encode()
 
     def audit_of(self, key: NodeKey) -> bytes:
@@ -80,21 +88,27 @@ class Keyspace:
 
     @property
     def root(self) -> bytes:
+        """The prefix itself: every key of the cluster is under it (the one watch)."""
         return self.prefix.encode()
 
     def of_kind(self, kind: KeyKind) -> bytes:
+        """The prefix of every key of one kind (to read them all)."""
         return f"{self.prefix}{kind.value}/".encode()
 
     def election(self, name: str) -> bytes:
+        """The prefix of the named election's candidate keys."""
         return f"{self.prefix}{KeyKind.ELECTION.value}/{name}/".encode()
 
     def barrier(self, frontend: str) -> bytes:
+        """The frontend's barrier key, written to move its watch to now."""
         return f"{self.prefix}{KeyKind.BARRIER.value}/{frontend}".encode()
 
     def frontend(self, frontend: str) -> bytes:
+        """The frontend's announcement key (on the frontend's lease)."""
         return f"{self.prefix}{KeyKind.FRONTEND.value}/{frontend}".encode()
 
     def switch(self, name: str) -> bytes:
+        """The named operator switch (the push switch is `PUSH_SWITCH`)."""
         return f"{self.prefix}{KeyKind.SWITCH.value}/{name}".encode()
 
     def session(self, session: str, ttl_seconds: int) -> bytes:
@@ -103,9 +117,11 @@ class Keyspace:
 
     @property
     def incarnation_floor(self) -> bytes:
+        """The one key holding the incarnation floor of collected identities."""
         return f"{self.prefix}{KeyKind.INCARNATION_FLOOR.value}".encode()
 
     def operator_audit(self, time_ns: int, frontend: str) -> bytes:
+        """One operator audit record; time first so that keys sort by time."""
         return f"{self.prefix}{KeyKind.OPERATOR_AUDIT.value}/{time_ns:020d}-{frontend}".encode()
 
     def name(self, raw: bytes) -> str:

@@ -36,6 +36,7 @@ class RecordError(ValueError):
 
 
 def encode_registration(registration: Registration, written_at: float = 0.0) -> bytes:
+    """A member record; `written_at` (wall clock seconds) stamps it for the watchers (D33)."""
     node = registration.node
     return json.dumps(
         {
@@ -65,6 +66,7 @@ def encode_registration(registration: Registration, written_at: float = 0.0) -> 
 
 
 def decode_registration(raw: bytes) -> Registration:
+    """The registration in a member record. Raises RecordError when it is not one."""
     try:
         data = json.loads(raw)
         node = Node(
@@ -110,6 +112,7 @@ def _override(data: dict[str, Any]) -> Override:
 
 
 def encode_identity(identity: Identity, written_at: float = 0.0) -> bytes:
+    """An identity record; `written_at` tells the collector how long the id has been gone."""
     reason = identity.removal_reason.value if identity.removal_reason else None
     return json.dumps(
         {
@@ -129,6 +132,7 @@ def encode_identity(identity: Identity, written_at: float = 0.0) -> bytes:
 
 
 def decode_identity(raw: bytes) -> Identity:
+    """The identity in an identity record. Raises RecordError when it is not one."""
     return decode_identity_written(raw)[0]
 
 
@@ -157,6 +161,7 @@ def written_at(raw: bytes) -> float:
 
 
 def encode_audit(entry: AuditEntry) -> bytes:
+    """One membership transition as an audit record."""
     return json.dumps(
         {
             "v": RECORD_VERSION,
@@ -173,6 +178,7 @@ def encode_audit(entry: AuditEntry) -> bytes:
 
 
 def decode_audit(key: NodeKey, raw: bytes, revision: int) -> AuditEntry:
+    """The transition in the audit record of `key` written at `revision`. Raises RecordError."""
     try:
         data = json.loads(raw)
         return AuditEntry(

@@ -12,6 +12,7 @@ log = logging.getLogger("registry_service.store.etcd")
 
 
 def incarnation_of(stored: StoredNode) -> int:
+    """The incarnation of the member read in `stored`; 0 when it was not a member."""
     return stored.registration.node.incarnation if stored.registration else 0
 
 

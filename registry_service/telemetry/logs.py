@@ -18,7 +18,10 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 
 class RequestIdFilter(logging.Filter):
+    """Puts the request id of the call being served on each record (`-` outside one)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        """Stamps `record.request_id`; never drops a record."""
         record.request_id = request_id.get()
         return True
 
@@ -30,10 +33,13 @@ def iso_utc(created: float) -> str:
 
 
 class TextFormatter(logging.Formatter):
+    """Text lines: ISO 8601 UTC time, level, logger, request id, message."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """ISO 8601 in UTC with milliseconds, whatever the host's time zone."""
         return iso_utc(record.created)
 
 

@@ -64,6 +64,7 @@ def disable() -> None:
 
 
 def enabled() -> bool:
+    """Whether tracing is on in this process."""
     return _tracer is not None
 
 

@@ -57,6 +57,7 @@ class AdminServer:
         self.port = 0
 
     async def start(self) -> None:
+        """Binds the admin port and serves its routes behind the access middleware."""
         app = new_app(
             [
                 web.get("/metrics", self.metrics),
@@ -81,22 +82,27 @@ class AdminServer:
         )
 
     async def stop(self) -> None:
+        """Closes the port and its open connections."""
         if self._runner is not None:
             await self._runner.cleanup()
 
     async def metrics(self, request: web.Request) -> web.Response:
+        """GET /metrics: the frontend's registry in Prometheus' text format."""
         body = generate_latest(self._config.metrics)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """GET /healthz: 200 for as long as the process answers at all."""
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
+        """GET /readyz: 200 while the frontend can serve (maybe degraded), else 503."""
         readiness = self._config.readiness()
         return json_response(readiness_json(readiness), 200 if readiness.ready else 503)
 
     @checks_node_scope
     async def nodes(self, request: web.Request) -> web.Response:
+        """GET /admin/nodes: the node list of the caller's scope, as this frontend holds it."""
         scope = Scope(
             frozenset(request.query.getall("datacenter", [])),
             frozenset(request.query.getall("type", [])),
@@ -121,10 +127,12 @@ class AdminServer:
         )
 
     async def evictor(self, request: web.Request) -> web.Response:
+        """GET /admin/evictor: leadership, last sweep and budgets as this frontend sees them."""
         evictor = self._eviction
         return json_response(evictor_json(self._config.frontend_id, evictor.status, evictor.policy))
 
     async def suspects(self, request: web.Request) -> web.Response:
+        """GET /admin/suspects: the members held as SUSPECT, with their deadlines."""
         ceiling = self._eviction.policy.ceiling_seconds
         return json_response(suspects_json(self._operations.suspects(), ceiling))
 

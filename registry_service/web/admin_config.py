@@ -36,50 +36,62 @@ class WatchControl(Protocol):
     """What the admin surface reads of the watch hub."""
 
     @property
-    def revision(self) -> int: ...
+    def revision(self) -> int:
+        """The revision this frontend's view has reached."""
 
     @property
-    def subscriptions(self) -> list[Subscription]: ...
+    def subscriptions(self) -> list[Subscription]:
+        """The open watch subscriptions on this frontend."""
 
-    def node_list(self, scope: Scope) -> NodeList: ...
+    def node_list(self, scope: Scope) -> NodeList:
+        """The scope's nodes as this frontend holds them."""
 
 
 class EvictionReport(Protocol):
     """What the admin surface shows of the evictor."""
 
     @property
-    def status(self) -> EvictorStatus: ...
+    def status(self) -> EvictorStatus:
+        """What the evictor did and planned last."""
 
     @property
-    def policy(self) -> BudgetPolicy: ...
+    def policy(self) -> BudgetPolicy:
+        """The eviction budget it plans with."""
 
 
 class OperatorActions(Protocol):
     """The operator's use cases (core/operations.py) the admin surface drives."""
 
-    def suspects(self) -> list[Registration]: ...
+    def suspects(self) -> list[Registration]:
+        """Every SUSPECT member in this frontend's view, oldest suspicion first."""
 
-    async def settle_suspect(self, key: NodeKey, *, evict: bool, operator: str = "") -> int: ...
+    async def settle_suspect(self, key: NodeKey, *, evict: bool, operator: str = "") -> int:
+        """Evicts a suspect now, or cancels its eviction; returns the revision."""
 
-    async def audit(self, key: NodeKey) -> list[AuditEntry]: ...
+    async def audit(self, key: NodeKey) -> list[AuditEntry]:
+        """The node's transitions within the audit retention."""
 
-    async def operator_audit(self) -> list[OperatorEntry]: ...
+    async def operator_audit(self) -> list[OperatorEntry]:
+        """Every operator action within the audit retention, oldest first."""
 
-    async def set_push_switch(
-        self, change: PushChange, operator: str
-    ) -> tuple[PushSwitch, int]: ...
+    async def set_push_switch(self, change: PushChange, operator: str) -> tuple[PushSwitch, int]:
+        """Stores the changed push switch (audited); returns it and its revision."""
 
     async def set_override(
         self, key: NodeKey, status: NodeStatus | None, operator: str, reason: str = ""
-    ) -> NodeAction: ...
+    ) -> NodeAction:
+        """Sets or clears (None) an operator's status on a live node."""
 
     async def evict(
         self, key: NodeKey, operator: str, *, hold_seconds: float = 0.0, reason: str = ""
-    ) -> NodeAction: ...
+    ) -> NodeAction:
+        """Removes a member now, holding its id out for `hold_seconds` if given."""
 
-    async def lift_hold(self, key: NodeKey, operator: str) -> NodeAction: ...
+    async def lift_hold(self, key: NodeKey, operator: str) -> NodeAction:
+        """Lets an evicted and held node id register again at once."""
 
-    async def stored_node(self, key: NodeKey) -> StoredNode: ...
+    async def stored_node(self, key: NodeKey) -> StoredNode:
+        """The node's keys as etcd has them now."""
 
 
 @dataclass(frozen=True)

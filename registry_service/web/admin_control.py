@@ -92,6 +92,8 @@ async def cluster_convergence(
 
 
 class ControlRoutes:
+    """The cluster-wide operator routes (this module's docstring lists them) on the admin port."""
+
     def __init__(self, config: AdminConfig) -> None:
         self._config = config
         self._watch = config.watch
@@ -99,6 +101,7 @@ class ControlRoutes:
         self._operations = config.operations
 
     def routes(self) -> list[web.RouteDef]:
+        """The routes, for the admin server's application."""
         return [
             web.get("/admin/frontends", self.frontends),
             web.get("/admin/push", self.push),
@@ -111,16 +114,19 @@ class ControlRoutes:
         ]
 
     async def frontends(self, request: web.Request) -> web.Response:
+        """GET /admin/frontends: every frontend announced in etcd."""
         return json_response(
             frontends_json(self._config.frontend_id, self._operator_state.frontends.values())
         )
 
     async def push(self, request: web.Request) -> web.Response:
+        """GET /admin/push: the push switch as this frontend applies it."""
         return json_response(
             {**push_json(self._operator_state.push_switch), "frontend": self._config.frontend_id}
         )
 
     async def set_push(self, request: web.Request) -> web.Response:
+        """PUT /admin/push: stores the changed switch in etcd (audited)."""
         try:
             body = await request.json()
         except ValueError:
@@ -150,12 +156,14 @@ class ControlRoutes:
 
     @checks_node_scope
     async def node(self, request: web.Request) -> web.Response:
+        """GET /admin/nodes/{dc}/{type}/{id}: the node's record as etcd has it."""
         key = self._key(request)
         request_caller(request).require("admin:read", key)
         return json_response(stored_node_json(key, await self._operations.stored_node(key)))
 
     @checks_node_scope
     async def act_on_node(self, request: web.Request) -> web.Response:
+        """POST /admin/nodes/{dc}/{type}/{id}/{action}: an operator's action on one node."""
         key, action = self._key(request), request.match_info["action"]
         request_caller(request).require("admin:write", key)
         try:
@@ -184,10 +192,12 @@ class ControlRoutes:
 
     @checks_node_scope
     async def confirm_suspects(self, request: web.Request) -> web.Response:
+        """POST /admin/suspects/confirm: removes those suspects now (reason EVICTED)."""
         return await self._settle(request, evict=True)
 
     @checks_node_scope
     async def cancel_suspects(self, request: web.Request) -> web.Response:
+        """POST /admin/suspects/cancel: puts those suspects back UP for one more TTL."""
         return await self._settle(request, evict=False)
 
     async def _settle(self, request: web.Request, *, evict: bool) -> web.Response:

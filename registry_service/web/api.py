@@ -94,6 +94,8 @@ class ApiServer:
         return self._config.reads.waiting
 
     def routes(self) -> list[web.RouteDef]:
+        """Every route of the port: the API, the event streams, the operator's routes, the probes
+        and the console."""
         streams = self._watch_streams
         return [
             web.get("/v1/nodes", self.nodes),
@@ -127,6 +129,7 @@ class ApiServer:
         ]
 
     async def start(self, *, reuse_port: bool = False) -> None:
+        """Binds the port (shared by the workers with `reuse_port`) and serves the routes."""
         config = self._config
         app = new_app(
             self.routes(),
@@ -161,6 +164,7 @@ class ApiServer:
 
     @checks_node_scope
     async def nodes(self, request: web.Request) -> web.Response:
+        """GET /v1/nodes: GetNodes as JSON, or a blocking read when an index is given."""
         query = nodes_query(request.query, self._config.max_wait_seconds)
         request_caller(request).require_scope("watch", query.scope, self._config.limits)
         self._admit()
@@ -189,6 +193,7 @@ class ApiServer:
 
     @checks_node_scope
     async def node(self, request: web.Request) -> web.Response:
+        """GET /v1/nodes/{dc}/{type}/{id}: one member; 404 naming where to ask why it left."""
         consistency = node_query(request.query)
         key = validate_key(_key(request), self._config.limits)
         request_caller(request).require("watch", key)
@@ -212,6 +217,7 @@ class ApiServer:
 
     @checks_node_scope
     async def audit(self, request: web.Request) -> web.Response:
+        """GET /v1/audit/{dc}/{type}/{id}: the node's recorded transitions."""
         accept_only(request.query, ())
         key = _key(request)
         request_caller(request).require("admin:read", key, self._config.limits)
@@ -230,6 +236,7 @@ class ApiServer:
         )
 
     async def convergence(self, request: web.Request) -> web.Response:
+        """GET /v1/cluster/convergence: every frontend's subscribers against ?revision=R."""
         accept_only(request.query, ("revision",))
         revision = revision_of(request.query.get("revision"), "revision")
         revision = revision or self._feed.view.revision
@@ -239,12 +246,15 @@ class ApiServer:
     # -- documents, probes --------------------------------------------------------------------
 
     async def openapi(self, request: web.Request) -> web.Response:
+        """GET /v1/openapi.json: the OpenAPI document, built once."""
         return json_response(self._openapi)
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """GET /healthz: 200 for as long as the process answers at all."""
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
+        """GET /readyz: as on the admin port, for a load balancer in front of this one."""
         readiness = self._config.readiness()
         return json_response(readiness_json(readiness), 200 if readiness.ready else 503)
 

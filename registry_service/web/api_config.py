@@ -34,7 +34,8 @@ from registry_service.web.readiness import Readiness
 class NodeReads(Protocol):
     """The use cases the API serves (reads.Reads): GetNodes, its blocking form, WatchNodes."""
 
-    async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList: ...
+    async def get_nodes(self, scope: Scope, consistency: Consistency) -> NodeList:
+        """The scope's nodes, as consistent as asked (GetNodes)."""
 
     async def get_nodes_blocking(
         self,
@@ -44,9 +45,11 @@ class NodeReads(Protocol):
         wait_seconds: float,
         *,
         interrupt: asyncio.Event | None = None,
-    ) -> NodeList: ...
+    ) -> NodeList:
+        """GetNodes answered once the scope changed after `since`, or after `wait_seconds`."""
 
-    def scope_index(self, scope: Scope) -> ScopeIndex: ...
+    def scope_index(self, scope: Scope) -> ScopeIndex:
+        """Where the scope last changed: the index a blocking read waits past."""
 
     @property
     def waiting(self) -> int:
@@ -54,7 +57,8 @@ class NodeReads(Protocol):
 
     async def watch(
         self, scope: Scope, resume: WatchResume, *, peer: str = "", acknowledging: bool = False
-    ) -> Subscription: ...
+    ) -> Subscription:
+        """A subscription to the scope from `resume` (WatchNodes)."""
 
 
 class ReadAdmission(Protocol):
@@ -69,15 +73,18 @@ class ChangeFeed(Protocol):
     """This frontend's etcd's view (watch_hub.WatchHub), for the operator's reads."""
 
     @property
-    def view(self) -> ClusterView: ...
+    def view(self) -> ClusterView:
+        """The read model of this frontend's etcd."""
 
 
 class OperatorReads(Protocol):
     """The operator's reads the console shows (operations.Operations)."""
 
-    def suspects(self) -> list[Registration]: ...
+    def suspects(self) -> list[Registration]:
+        """Every SUSPECT member in this frontend's view, oldest suspicion first."""
 
-    async def audit(self, key: NodeKey) -> list[AuditEntry]: ...
+    async def audit(self, key: NodeKey) -> list[AuditEntry]:
+        """The node's transitions within the audit retention."""
 
 
 Convergence = Callable[[int, Mapping[str, str]], Awaitable[dict[str, Any]]]
@@ -87,6 +94,8 @@ headers that carry the caller's token and identity to the other frontends."""
 
 @dataclass(frozen=True)
 class ApiConfig:
+    """Everything the HTTP API and console use, each part as small as it needs."""
+
     listener: Listener
     """Where the HTTP API and console listen (`http_listen`); port 0 picks a free one
     (`ApiServer.port`)."""

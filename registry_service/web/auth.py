@@ -115,6 +115,7 @@ class HttpAuth:
 
     @property
     def tokens_required(self) -> bool:
+        """Whether a request must present a token (a tokens file or `admin_token` is set)."""
         return self.tokens.enabled or bool(self.admin_token)
 
     def identify(self, request: web.Request) -> str:
@@ -266,6 +267,8 @@ class ServerTls:
 
     @classmethod
     def of(cls, cert_file: str, key_file: str, client_ca_file: str) -> ServerTls | None:
+        """The replaceable TLS of the given files; None when no certificate is configured
+        (plaintext)."""
         context = server_context(cert_file, key_file, client_ca_file)
         return cls(context) if context is not None else None
 

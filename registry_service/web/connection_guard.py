@@ -118,6 +118,7 @@ class GuardedServer(web.Server):
         self.peers: collections.Counter[str] = collections.Counter()
 
     def __call__(self) -> RequestHandler:
+        """A guarded protocol object for each new connection."""
         return GuardedRequestHandler(
             self, loop=asyncio.get_running_loop(), limits=self.limits, **self._handler_options
         )
@@ -136,6 +137,7 @@ class GuardedRequestHandler(RequestHandler):
         self._head_bytes = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Refuses a peer over its connection limit; otherwise starts the head timer."""
         self._peer = _peer_of(transport)
         peers = self._server.peers
         if peers[self._peer] >= self._limits.max_connections_per_peer:
@@ -154,6 +156,7 @@ class GuardedRequestHandler(RequestHandler):
         self._start_head_timer()
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        """Frees the peer's connection slot."""
         self._stop_head_timer()
         if not self._counted:
             return  # refused in connection_made: aiohttp never saw it
@@ -165,6 +168,7 @@ class GuardedRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        """Starts a request head's timer at its first byte; refuses a head over the size bound."""
         reading_head = self._current_request is None and not self._messages
         if reading_head and self._head_timer is None:
             self._start_head_timer()  # the first byte of a request after an answer

@@ -44,6 +44,7 @@ class ConsoleRoutes:
         self._files = {name: folder.joinpath(name).read_bytes() for name in _FILES}
 
     def routes(self) -> list[web.RouteDef]:
+        """The console's routes, for the HTTP API's application."""
         return [
             web.get("/", self.to_console),
             web.get("/favicon.ico", self.favicon),
@@ -53,9 +54,11 @@ class ConsoleRoutes:
         ]
 
     async def to_console(self, request: web.Request) -> web.Response:
+        """GET / and /ui: 302 to /ui/."""
         raise web.HTTPFound("/ui/")
 
     async def console(self, request: web.Request) -> web.Response:
+        """GET /ui/{name}: one of the console's files; any other name is 404."""
         name = request.match_info.get("name") or "index.html"
         kind = _FILES.get(name)
         if kind is None:
@@ -65,4 +68,5 @@ class ConsoleRoutes:
         )
 
     async def favicon(self, request: web.Request) -> web.Response:
+        """GET /favicon.ico: 301 to the console's icon."""
         raise web.HTTPMovedPermanently("/ui/favicon.svg")

@@ -448,6 +448,7 @@ def _paths() -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the HTTP API (served at /v1/openapi.json)."""
     return {
         "openapi": "3.1.0",
         "info": {

@@ -32,6 +32,7 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def operator_schemas() -> dict[str, Any]:
+    """The schemas of the operator routes' bodies (/v1/cluster/...), for the OpenAPI document."""
     frontend = _object(
         {
             "id": _STRING,
@@ -196,6 +197,7 @@ def _operation(summary: str, scope: str, answers: dict[str, Any], body: str = ""
 
 
 def operator_paths() -> dict[str, Any]:
+    """The operator routes the HTTP API port mounts for the console, for the OpenAPI document."""
     return {
         "/v1/cluster/frontends": {
             "get": _operation(

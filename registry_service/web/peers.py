@@ -43,6 +43,8 @@ class ClusterAnswer:
 
 
 class PeerAdmins:
+    """Asks the other frontends' admin ports, for the cluster-wide views."""
+
     def __init__(
         self,
         ssl_context: ssl.SSLContext | None,

@@ -90,6 +90,7 @@ def duration_of(value: str, name: str) -> float:
 
 
 def consistency_of(value: str | None) -> Consistency:
+    """The `consistency` parameter (linearizable when absent); anything else is a 400."""
     if value is None or value == "":
         return Consistency.LINEARIZABLE
     try:
@@ -133,6 +134,7 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 
 
 def flag_of(value: str | None, name: str) -> bool:
+    """A true/false query parameter (false when absent); anything else is a 400 naming it."""
     if value is None:
         return False
     flag = _BOOLEANS.get(value.strip().lower())

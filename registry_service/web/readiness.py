@@ -23,4 +23,5 @@ class Readiness:
 
     @property
     def degraded(self) -> bool:
+        """Serving stale lists and refusing writes: ready, but etcd out of reach."""
         return self.ready and not self.store_connected

@@ -69,6 +69,7 @@ def readiness_json(readiness: Readiness) -> dict[str, Any]:
 
 
 def node_json(node: Node) -> dict[str, Any]:
+    """One node as the HTTP API and the console show it."""
     return {
         "datacenter": node.datacenter,
         "type": node.type,
@@ -81,6 +82,7 @@ def node_json(node: Node) -> dict[str, Any]:
 
 
 def datacenter_json(datacenter: DatacenterNodes) -> dict[str, Any]:
+    """One datacenter's part of a list, with its revisions and staleness."""
     return {
         "datacenter": datacenter.datacenter,
         "remote": datacenter.remote,
@@ -113,6 +115,7 @@ def member_json(listing: NodeList, node: Node) -> dict[str, Any]:
 
 
 def event_json(event: NodeEvent) -> dict[str, Any]:
+    """One node event; `reason` only for a removal."""
     removed = event.type is EventType.REMOVED
     return {
         "type": event.type.value,

@@ -57,6 +57,7 @@ class EventPosition:
         self.revisions = dict(resume.revisions)
 
     def after(self, message: WatchMessage) -> str:
+        """The id of `message`'s event, having moved the position past it."""
         if message.datacenter:
             self.revisions[message.datacenter] = message.revision
         else:
@@ -94,6 +95,8 @@ def grpc_style_peer(request: web.Request) -> str:
 
 
 class WatchStreams:
+    """GET /v1/watch: WatchNodes as Server-Sent Events."""
+
     def __init__(
         self,
         reads: NodeReads,
@@ -110,6 +113,7 @@ class WatchStreams:
 
     @checks_node_scope
     async def watch(self, request: web.Request) -> web.StreamResponse:
+        """Streams the scope's snapshot and changes until the client goes; an error is one event."""
         scope, resume = watch_query(request.query, request.headers)
         request_caller(request).require_scope("watch", scope)
         if self._admission is not None:

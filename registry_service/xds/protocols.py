@@ -60,6 +60,7 @@ class StateOfTheWorld:
         self._subscribed: dict[str, tuple[str, ...]] = {}
 
     async def handle(self, request: discovery_pb2.DiscoveryRequest) -> None:
+        """One request of the stream: an ACK or NACK, or the full set of names it now wants."""
         session = self.session
         session.introduce(request.node)
         if request.response_nonce:
@@ -122,6 +123,7 @@ class Incremental:
         self._write = write
 
     async def handle(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
+        """One request of the stream: an ACK or NACK, or names it subscribes to and drops."""
         session = self.session
         session.introduce(request.node)
         if request.response_nonce:

@@ -67,6 +67,8 @@ _HEALTH = {
 
 
 class LbPolicy(enum.Enum):
+    """The load balancing a client asks for (metadata `lb_policy`); round robin by default."""
+
     ROUND_ROBIN = "ROUND_ROBIN"
     RING_HASH = "RING_HASH"
 
@@ -93,6 +95,7 @@ def client_of(node: base_pb2.Node, frontend_datacenter: str) -> Client:
 
 
 def pack(message: Message) -> any_pb2.Any:
+    """`message` packed in an Any, as xDS responses carry resources."""
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
@@ -159,6 +162,7 @@ def weight_of(node: Node) -> int:
 
 
 def health_of(status: NodeStatus) -> int:
+    """The endpoint health Envoy gets for a node's status (SUSPECT and OUT_OF_SERVICE unhealthy)."""
     health: int = _HEALTH[status]
     return health
 

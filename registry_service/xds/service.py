@@ -31,6 +31,8 @@ SERVICE_NAME = ads_pb2.DESCRIPTOR.services_by_name["AggregatedDiscoveryService"]
 
 
 class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
+    """The xDS ADS service: state-of-the-world and incremental streams on the gRPC port."""
+
     def __init__(
         self, parts: XdsParts, *, streams: StreamCounter, tokens: TokenTable | None = None
     ) -> None:
@@ -43,6 +45,7 @@ class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # t
 
     @property
     def stream_count(self) -> int:
+        """Open ADS streams on this frontend."""
         return len(self._sessions)
 
     def begin_shutdown(self) -> None:
@@ -59,6 +62,7 @@ class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # t
     async def StreamAggregatedResources(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[None]:
+        """One state-of-the-world ADS stream, until the client ends it."""
         stream = StateOfTheWorld(
             self._parts, self._cache, context.peer() or "", context.write, self._caller(context)
         )
@@ -69,6 +73,7 @@ class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # t
     async def DeltaAggregatedResources(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[None]:
+        """One incremental ADS stream, until the client ends it."""
         stream = Incremental(
             self._parts, self._cache, context.peer() or "", context.write, self._caller(context)
         )

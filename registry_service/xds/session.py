@@ -75,6 +75,7 @@ class ResourceCache:
         return made
 
     def get(self, key: tuple[str, ...], build: Callable[[], Message]) -> any_pb2.Any:
+        """The resource under `key`, packed; built by `build` only when not cached."""
         packed: any_pb2.Any = self._get(key, lambda: resources.pack(build()))
         return packed
 
@@ -207,6 +208,7 @@ class Session:
         return True
 
     def unwatch(self, name: str) -> None:
+        """Stops the endpoint watch of `name` (the client dropped it)."""
         watch = self.watches.pop(name, None)
         if watch is not None:
             self._stop(watch)
@@ -240,6 +242,7 @@ class Session:
 
     @staticmethod
     def next_nonce() -> str:
+        """A nonce unique in this process, for the next response."""
         return str(next(_nonces))
 
     def sent(self, nonce: str, type_url: str, watches: tuple[EndpointWatch, ...] = ()) -> None:
@@ -292,6 +295,7 @@ class Session:
         counter.inc()
 
     def close(self) -> None:
+        """Stops every endpoint watch of the stream."""
         for watch in self.watches.values():
             self._stop(watch)
         self.watches.clear()

@@ -38,6 +38,7 @@ class EtcdClient:
         self.watcher = EtcdWatcher(self.connection)
 
     async def close(self) -> None:
+        """Stops both renewal streams, then closes the channels."""
         await self.renewer.close()
         await self.own_renewer.close()
         await self.connection.close()

@@ -333,6 +333,7 @@ class EtcdConnection:
         self._stubs = {}
 
     async def close(self) -> None:
+        """Cancels the probes of avoided endpoints and closes every channel, retired ones too."""
         for probe in self._avoided.values():
             probe.cancel()
         self._avoided.clear()

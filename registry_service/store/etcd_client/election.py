@@ -46,6 +46,7 @@ class EtcdElection:
 
     @property
     def fence(self) -> bytes:
+        """This candidate's key: writes made as leader compare that it still exists."""
         return self._key
 
     @property
@@ -66,6 +67,7 @@ class EtcdElection:
             self.key_deleted(self._key)
 
     async def stand(self) -> None:
+        """Puts a key on a new lease and keeps that lease alive (a no-op while standing)."""
         if self._deposed.is_set():
             await self.resign()  # its lease may live on (a deleted key): let it go
         if self._keeper is None or self._keeper.done():
@@ -88,6 +90,7 @@ class EtcdElection:
         )
 
     async def campaign(self) -> None:
+        """Polls until this candidate's key has the lowest create revision."""
         while True:
             await self.stand()
             response = await self._client.kv.range(
@@ -117,6 +120,7 @@ class EtcdElection:
             deposed.cancel()
 
     async def resign(self) -> None:
+        """Stops renewing and revokes the lease, so the next candidate leads at once."""
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

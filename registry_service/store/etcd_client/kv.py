@@ -22,10 +22,12 @@ def prefix_end(prefix: bytes) -> bytes:
 
 
 def absent(key: bytes) -> pb.Compare:
+    """The key does not exist (version 0): a create-only guard."""
     return pb.Compare(key=key, target=pb.Compare.CompareTarget.VERSION, result=_EQUAL, version=0)
 
 
 def present(key: bytes) -> pb.Compare:
+    """The key exists: a leader's fence, or a live key that must still be there."""
     return pb.Compare(key=key, target=pb.Compare.CompareTarget.VERSION, result=_GREATER, version=0)
 
 
@@ -44,14 +46,17 @@ def on_lease(key: bytes, lease_id: int) -> pb.Compare:
 
 
 def put_op(key: bytes, value: bytes, lease: int = 0) -> pb.RequestOp:
+    """A put of `key`, on `lease` when not 0."""
     return pb.RequestOp(request_put=pb.PutRequest(key=key, value=value, lease=lease))
 
 
 def delete_op(key: bytes) -> pb.RequestOp:
+    """A delete of exactly `key`."""
     return pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=key))
 
 
 def get_op(key: bytes) -> pb.RequestOp:
+    """A read of exactly `key`, inside a transaction."""
     return pb.RequestOp(request_range=pb.RangeRequest(key=key))
 
 
@@ -66,6 +71,7 @@ class EtcdKV:
         return self._connection.stub(pb_grpc.KVStub, endpoint)
 
     async def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
+        """One Range call; retried on another endpoint, since a read is idempotent."""
         return await self._connection.call(
             "range", lambda ep: self._stub(ep).Range, request, idempotent=True
         )
@@ -101,6 +107,7 @@ class EtcdKV:
         )
 
     async def put(self, key: bytes, value: bytes, lease: int = 0) -> pb.PutResponse:
+        """One Put, not retried: after an unavailable endpoint its outcome is unknown."""
         request = pb.PutRequest(key=key, value=value, lease=lease)
         return await self._connection.call(
             "put", lambda ep: self._stub(ep).Put, request, idempotent=False
@@ -116,6 +123,8 @@ class EtcdKV:
         return int(response.header.revision)
 
     async def compact(self, revision: int) -> None:
+        """Compacts etcd's history up to `revision`, physically: how tests make a watch fall
+        behind."""
         request = pb.CompactionRequest(revision=revision, physical=True)
         await self._connection.call(
             "compact", lambda ep: self._stub(ep).Compact, request, idempotent=False

@@ -32,6 +32,8 @@ class EtcdLease:
         return self._connection.stub(pb_grpc.LeaseStub, endpoint)
 
     async def grant(self, ttl_seconds: int) -> int:
+        """A new lease of `ttl_seconds`; returns its id. Raises StoreUnavailableError when
+        refused."""
         request = pb.LeaseGrantRequest(TTL=ttl_seconds)
         response = await self._connection.call(
             "lease_grant", lambda ep: self._stub(ep).LeaseGrant, request, idempotent=False
@@ -209,6 +211,7 @@ class LeaseRenewer:
                 await asyncio.sleep(min(0.5, ttl_seconds / 6))
 
     async def close(self) -> None:
+        """Stops the task that owns the keepalive stream (at shutdown)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
