@@ -21,6 +21,80 @@ class NodeStatus(enum.Enum):
 OWNER_STATUSES = frozenset({NodeStatus.UP, NodeStatus.DRAINING})
 
 
+class Health(enum.Enum):
+    """A node's health as the registry publishes it (docs/design.md §13)."""
+
+    UNCHECKED = "UNCHECKED"  # no check runs and none is reported: healthy while it renews
+    PASSING = "PASSING"
+    FAILING = "FAILING"  # listed, but not offered for new work
+
+
+class CheckKind(enum.Enum):
+    GRPC = "GRPC"  # grpc.health.v1 Check of a service: SERVING passes
+    HTTP = "HTTP"  # GET a path: a 2xx answer passes
+    TCP = "TCP"  # a TCP connect passes
+
+
+# What a check gets for a field its registration leaves 0 (the proto's zero values).
+CHECK_DEFAULT_INTERVAL_SECONDS = 10.0
+CHECK_DEFAULT_TIMEOUT_SECONDS = 2.0
+CHECK_DEFAULT_FAILURES = 3
+CHECK_DEFAULT_PASSES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A check the registry runs against a node, at the node's host on `port` (0: its port).
+
+    A probe passes or fails; `failures_before_failing` consecutive failures turn the check
+    FAILING, `passes_before_passing` consecutive passes turn it PASSING again.
+    """
+
+    kind: CheckKind
+    service: str = ""  # gRPC: the service asked for ("": the whole server)
+    path: str = "/"  # HTTP: the path asked for
+    port: int = 0
+    interval_seconds: float = CHECK_DEFAULT_INTERVAL_SECONDS
+    timeout_seconds: float = CHECK_DEFAULT_TIMEOUT_SECONDS
+    failures_before_failing: int = CHECK_DEFAULT_FAILURES
+    passes_before_passing: int = CHECK_DEFAULT_PASSES
+
+    def target(self, address: str) -> str:
+        """`host:port` to probe for a node at `address` (its host, this check's port if set)."""
+        if not self.port:
+            return address
+        return f"{address.rpartition(':')[0]}:{self.port}"
+
+    def describe(self, address: str) -> str:
+        """The check as a URL, for logs and the audit: `grpc://10.0.0.5:9600/svc`."""
+        target = self.target(address)
+        if self.kind is CheckKind.GRPC:
+            return f"grpc://{target}/{self.service}" if self.service else f"grpc://{target}"
+        if self.kind is CheckKind.HTTP:
+            return f"http://{target}{self.path}"
+        return f"tcp://{target}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe of a check: whether it passed, and what it saw (for the audit and the logs:
+    `SERVING`, `HTTP 503`, `connection refused`, `timed out after 2s`)."""
+
+    passed: bool
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlapRecord:
+    """What flap damping remembers of a node (docs/design.md §13), beside its member record so
+    that it outlives a registration: the penalty as of `at` (wall clock; it decays from there),
+    and the node's latest health before damping (what it is published as once released)."""
+
+    penalty: float
+    at: float
+    health: Health
+
+
 class EventType(enum.Enum):
     ADDED = "ADDED"
     UPDATED = "UPDATED"
@@ -32,6 +106,7 @@ class RemovalReason(enum.Enum):
     DEREGISTERED = "DEREGISTERED"
     EXPIRED = "EXPIRED"
     EVICTED = "EVICTED"
+    UNHEALTHY = "UNHEALTHY"  # still a member, no longer healthy: healthy-only scopes only
 
 
 class AuditCause(enum.Enum):
@@ -51,6 +126,10 @@ class AuditCause(enum.Enum):
     OPERATOR_OUT_OF_SERVICE = "OPERATOR_OUT_OF_SERVICE"  # an operator's maintenance override
     OPERATOR_DRAINING = "OPERATOR_DRAINING"  # an operator's drain override
     OPERATOR_CLEARED = "OPERATOR_CLEARED"  # the override is gone: the owner's status again
+    HEALTH_FAILING = "HEALTH_FAILING"  # its checks (or its owner's report) turned it FAILING
+    HEALTH_PASSING = "HEALTH_PASSING"  # healthy again
+    DAMPED = "DAMPED"  # flapped too often: held FAILING until its penalty decays
+    UNDAMPED = "UNDAMPED"  # the penalty decayed: published as its health again
 
     @property
     def transition(self) -> str:
@@ -74,6 +153,10 @@ _TRANSITIONS = {
     AuditCause.OPERATOR_OUT_OF_SERVICE: "updated",
     AuditCause.OPERATOR_DRAINING: "updated",
     AuditCause.OPERATOR_CLEARED: "updated",
+    AuditCause.HEALTH_FAILING: "updated",
+    AuditCause.HEALTH_PASSING: "updated",
+    AuditCause.DAMPED: "updated",
+    AuditCause.UNDAMPED: "updated",
 }
 
 
@@ -120,10 +203,17 @@ class Node:
     metadata: Mapping[str, str] = field(default_factory=dict)
     incarnation: int = 0
     status: NodeStatus = NodeStatus.UP
+    health: Health = Health.UNCHECKED
+    damped: bool = False  # held FAILING by flap damping (set by the registry only)
 
     @property
     def key(self) -> NodeKey:
         return NodeKey(self.datacenter, self.type, self.id)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether to offer it for new work: UP, and no failing check (damped counts failing)."""
+        return self.status is NodeStatus.UP and self.health is not Health.FAILING
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +258,10 @@ class Registration:
     sealed_token: str = ""
     suspect_since: float = 0.0  # wall-clock time it became SUSPECT (shared by every frontend)
     override: Override | None = None  # an operator's status, kept while it is set
+    checks: tuple[Check, ...] = ()  # what the registry probes (docs/design.md §13)
+    # Damped (node.damped): the wall-clock time its penalty was expected to decay to the reuse
+    # threshold when damping began; whoever probes the node looks again then.
+    damped_until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,19 +294,51 @@ class NodeEvent:
     type: EventType
     node: Node
     reason: RemovalReason = RemovalReason.UNSPECIFIED
+    # UPDATED: the node before the change (what a healthy-only scope compares); None unknown.
+    previous: Node | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which nodes a caller wants; an empty set means all."""
+    """Which nodes a caller wants; an empty set means all. `healthy_only`: only nodes that are
+    healthy (Node.healthy): a node leaving that state is REMOVED (UNHEALTHY) from the scope's
+    view, and ADDED when it comes back."""
 
     datacenters: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
+    healthy_only: bool = False
 
     def matches(self, key: NodeKey) -> bool:
         return (not self.datacenters or key.datacenter in self.datacenters) and (
             not self.types or key.type in self.types
         )
+
+    def takes(self, node: Node) -> bool:
+        """Whether the scope's view holds `node` (its key matches; healthy, if asked)."""
+        return self.matches(node.key) and (not self.healthy_only or node.healthy)
+
+    @property
+    def everything(self) -> bool:
+        """It takes every node and every event as it is."""
+        return not self.datacenters and not self.types and not self.healthy_only
+
+    def cut(self, event: NodeEvent) -> NodeEvent | None:
+        """The event as this scope's view sees it (its key already matched): itself, or for a
+        healthy-only scope, an ADDED when the node became healthy, a REMOVED (UNHEALTHY) when it
+        stopped being healthy, None when it was and stays outside."""
+        if not self.healthy_only:
+            return event
+        now = event.node.healthy
+        if event.type is not EventType.UPDATED:
+            return event if now else None
+        before = event.previous.healthy if event.previous is not None else now
+        if before and now:
+            return event
+        if now:
+            return NodeEvent(EventType.ADDED, event.node)
+        if before:
+            return NodeEvent(EventType.REMOVED, event.node, RemovalReason.UNHEALTHY)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +355,9 @@ class Limits:
     ttl_min_seconds: int = 3
     ttl_max_seconds: int = 3600
     ttl_default_seconds: int = 10
+    health_checks_max_per_node: int = 4
+    health_check_min_interval_seconds: float = 1.0
+    health_check_max_timeout_seconds: float = 10.0
 
 
 class ResyncReason(enum.Enum):
@@ -302,16 +431,23 @@ class DeltaMessage:
     def within(self, scope: Scope) -> DeltaMessage | None:
         """What a subscription with this scope receives of it: the message itself when the scope
         takes every event (so that it is serialized once for all, rpc/servicer.WireCache), a
-        smaller copy when it takes some, None when it takes none. A relisted delta always goes
-        (a jump to its revision, even when no event of it is in the scope)."""
+        smaller copy when it takes some (each event as the scope sees it, Scope.cut), None when
+        it takes none. A relisted delta always goes (a jump to its revision, even when no event
+        of it is in the scope)."""
         if not self.events:
             return self if self.relisted else None
-        if not scope.datacenters and not scope.types:
+        if scope.everything:
             return self
-        events = tuple(event for event in self.events if scope.matches(event.node.key))
+        events = tuple(
+            cut
+            for event in self.events
+            if scope.matches(event.node.key) and (cut := scope.cut(event)) is not None
+        )
         if not events:
             return dataclasses.replace(self, events=()) if self.relisted else None
-        if len(events) == len(self.events):
+        if len(events) == len(self.events) and all(
+            mine is theirs for mine, theirs in zip(events, self.events, strict=True)
+        ):
             return self
         return dataclasses.replace(self, events=events)
 

@@ -18,6 +18,7 @@ from registry_service.control import Announcement, OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    FlapRecord,
     Identity,
     NodeKey,
     Registration,
@@ -36,6 +37,8 @@ class StoredNode:
     live: bool = False
     identity: Identity | None = None
     identity_mod_revision: int = 0
+    flaps: FlapRecord | None = None  # flap damping's record (docs/design.md §13)
+    flaps_mod_revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +176,32 @@ class RegistryStore(Protocol):
         exists, None when etcd did not answer in time (unknown: it may have been renewed)."""
 
     async def create_registration(
-        self, registration: Registration, expected: StoredNode
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        flaps: FlapRecord | None = None,
+        detail: str = "",
     ) -> int | None:
         """Writes live key, member record and identity in one transaction, if the member is still
         absent and the identity unchanged since `expected`. Returns the revision, or None.
+        With `flaps` (a registration anew, which flap damping counts), also the flap record, if
+        it is unchanged since `expected`; `detail` goes to the audit (why it starts damped).
         LeaseNotFoundError: the registration's lease is gone; nothing was written."""
+
+    async def write_health(
+        self,
+        registration: Registration | None,
+        expected: StoredNode,
+        flaps: FlapRecord,
+        *,
+        cause: AuditCause = AuditCause.UPDATED,
+        detail: str = "",
+    ) -> int | None:
+        """A change of a node's health (docs/design.md §13): rewrites the member record as
+        `registration` (its new health; None: leaves it alone) and writes the flap record, if
+        both are unchanged since `expected` (and the member is still there). Only a rewritten
+        member is audited (`cause`, with the check's output as `detail`). Never touches the
+        live key or the lease: probes never remove a node. Returns the revision, or None."""
 
     async def update_registration(
         self,
@@ -186,10 +210,12 @@ class RegistryStore(Protocol):
         *,
         cause: AuditCause = AuditCause.UPDATED,
         operator: OperatorEntry | None = None,
+        flaps: FlapRecord | None = None,
     ) -> int | None:
         """Replaces a live member record (and moves its live key to the registration's lease), if
         the member record is unchanged since `expected`. Returns the revision, or None. An
-        operator's change records `operator` in the operator audit, in the same transaction."""
+        operator's change records `operator` in the operator audit, in the same transaction;
+        an owner's report of a new health writes `flaps` too (guarded as write_health's)."""
 
     async def mark_suspect(
         self, registration: Registration, expected: StoredNode, *, fence: bytes, detail: str

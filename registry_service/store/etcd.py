@@ -20,6 +20,7 @@ from registry_service.control import OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    FlapRecord,
     Identity,
     NodeKey,
     Registration,
@@ -63,8 +64,10 @@ from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
     decode_audit,
+    decode_flaps,
     decode_identity,
     decode_registration,
+    encode_flaps,
     encode_identity,
     encode_registration,
     written_at,
@@ -98,17 +101,24 @@ class EtcdRegistryStore:
                     get_op(self.keys.member(key)),
                     get_op(self.keys.live(key)),
                     get_op(self.keys.identity(key)),
+                    get_op(self.keys.flaps(key)),
                 ]
             ),
             read_only=True,
         )
-        member, live, identity = (r.response_range.kvs for r in response.responses)
+        member, live, identity, flaps = (r.response_range.kvs for r in response.responses)
         registration = None
         if member:
             try:
                 registration = decode_registration(member[0].value)
             except RecordError:
                 log.warning("ignoring unreadable member record %s", key)
+        flap_record = None
+        if flaps:
+            try:
+                flap_record = decode_flaps(flaps[0].value)
+            except RecordError:  # damping starts afresh: a lost penalty damps less, once
+                log.warning("ignoring unreadable flap record %s", key)
         return StoredNode(
             key=key,
             revision=int(response.header.revision),
@@ -117,6 +127,8 @@ class EtcdRegistryStore:
             live=bool(live),
             identity=self._identity(key, identity[0].value) if identity else None,
             identity_mod_revision=int(identity[0].mod_revision) if identity else 0,
+            flaps=flap_record,
+            flaps_mod_revision=int(flaps[0].mod_revision) if flaps else 0,
         )
 
     def _identity(self, key: NodeKey, value: bytes) -> Identity:
@@ -148,14 +160,20 @@ class EtcdRegistryStore:
         success: list[pb.RequestOp],
         audit: tuple[NodeKey, AuditCause, int, str],
         operator: OperatorEntry | None = None,
+        flaps: tuple[FlapRecord, StoredNode] | None = None,
     ) -> int | None:
         """One guarded transaction that also records its audit entry (key, cause, incarnation,
-        detail) and an operator's action (store/audit.py)."""
+        detail) and an operator's action (store/audit.py); with `flaps`, the node's flap record
+        too, guarded as unchanged since the stored node it was decided from."""
 
         by = operator.operator if operator else ""
+        if flaps is not None:
+            compare = [*compare, self._flaps_unchanged(flaps[1])]
 
         def transaction(lease: int) -> pb.TxnRequest:
             ops = list(success)
+            if flaps is not None:
+                ops.append(self._flaps_put(audit[0], flaps[0], lease))
             if lease:
                 ops.append(self.audit.node_entry(*audit, lease, by))
                 if operator is not None:
@@ -169,8 +187,47 @@ class EtcdRegistryStore:
         log_transition(*audit, revision)
         return revision
 
+    def _flaps_unchanged(self, expected: StoredNode) -> pb.Compare:
+        return unchanged_since(self.keys.flaps(expected.key), expected.flaps_mod_revision)
+
+    def _flaps_put(self, key: NodeKey, record: FlapRecord, lease: int) -> pb.RequestOp:
+        """The flap record rides on the audit lease: it goes with the audit's retention, long
+        after its penalty decayed (with the audit off, it stays, a few bytes per node)."""
+        return put_op(self.keys.flaps(key), encode_flaps(record), lease)
+
+    async def write_health(
+        self,
+        registration: Registration | None,
+        expected: StoredNode,
+        flaps: FlapRecord,
+        *,
+        cause: AuditCause = AuditCause.UPDATED,
+        detail: str = "",
+    ) -> int | None:
+        key = expected.key
+        member_unchanged = unchanged_since(self.keys.member(key), expected.member_mod_revision)
+        if registration is not None:
+            return await self._guarded(
+                [member_unchanged, present(self.keys.member(key))],
+                [put_op(self.keys.member(key), encode_registration(registration, time.time()))],
+                (key, cause, registration.node.incarnation, detail),
+                flaps=(flaps, expected),
+            )
+        # A flap that changes nothing subscribers see: the flap record alone, not audited.
+        compare = [member_unchanged, self._flaps_unchanged(expected)]
+        response = await self.audit.commit(
+            lambda lease: pb.TxnRequest(
+                compare=compare, success=[self._flaps_put(key, flaps, lease)]
+            )
+        )
+        return int(response.header.revision) if response.succeeded else None
+
     async def create_registration(
-        self, registration: Registration, expected: StoredNode
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        flaps: FlapRecord | None = None,
+        detail: str = "",
     ) -> int | None:
         key = registration.node.key
         identity = Identity(incarnation=registration.node.incarnation)
@@ -185,7 +242,8 @@ class EtcdRegistryStore:
                 put_op(self.keys.member(key), encode_registration(registration, now)),
                 put_op(self.keys.identity(key), encode_identity(identity, now)),
             ],
-            (key, AuditCause.REGISTERED, registration.node.incarnation, ""),
+            (key, AuditCause.REGISTERED, registration.node.incarnation, detail),
+            flaps=(flaps, expected) if flaps is not None else None,
         )
 
     async def update_registration(
@@ -195,8 +253,9 @@ class EtcdRegistryStore:
         *,
         cause: AuditCause = AuditCause.UPDATED,
         operator: OperatorEntry | None = None,
+        flaps: FlapRecord | None = None,
     ) -> int | None:
-        return await self._rewrite(registration, expected, cause, operator, live=True)
+        return await self._rewrite(registration, expected, cause, operator, live=True, flaps=flaps)
 
     async def _rewrite(
         self,
@@ -206,6 +265,7 @@ class EtcdRegistryStore:
         operator: OperatorEntry | None,
         *,
         live: bool,
+        flaps: FlapRecord | None = None,
     ) -> int | None:
         """Rewrites the member record and puts its live key on the registration's lease, if the
         member is unchanged since `expected` and its live key is there (`live`: an update) or
@@ -222,6 +282,7 @@ class EtcdRegistryStore:
             ],
             (key, cause, registration.node.incarnation, operator.detail if operator else ""),
             operator,
+            flaps=(flaps, expected) if flaps is not None else None,
         )
 
     async def mark_suspect(

@@ -3,6 +3,7 @@
 live/<dc>/<type>/<id>       on the node's lease: exists while the node renews
 members/<dc>/<type>/<id>    the membership record (JSON): what watchers see
 identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no lease)
+flaps/<dc>/<type>/<id>      flap damping's penalty of the node, on the audit lease (or none)
 election/evictor/<lease>    candidates for evictor; the lowest create revision leads
 barrier/<frontend>          written to push a frontend's watch to etcd's current revision
 audit/<dc>/<type>/<id>/<t>  one membership transition and its cause, on an expiring audit lease
@@ -24,6 +25,7 @@ class KeyKind(enum.Enum):
     LIVE = "live"
     MEMBER = "members"
     IDENTITY = "identity"
+    FLAPS = "flaps"
     ELECTION = "election"
     BARRIER = "barrier"
     AUDIT = "audit"
@@ -61,6 +63,9 @@ class Keyspace:
 
     def identity(self, key: NodeKey) -> bytes:
         return self._node(KeyKind.IDENTITY, key)
+
+    def flaps(self, key: NodeKey) -> bytes:
+        return self._node(KeyKind.FLAPS, key)
 
     def audit(self, key: NodeKey, time_ns: int) -> bytes:
         return f"{self.prefix}{KeyKind.AUDIT.value}/{key.path}/{time_ns:020d}".encode()
