@@ -4,16 +4,19 @@
 `REGISTRY_<FIELD>` each). The parts take small typed configs instead, each defined beside the
 part that uses it with a docstring per field: the etcd client's `EtcdConfig`, the watch hub's
 `HubConfig`, the evictor's `EvictorConfig` (with its `BudgetPolicy`), the registry's
-`RegistryConfig`, the reads' `ReadsConfig`, the gRPC servicer's `ServicerConfig` and the gRPC
-port's `KeepalivePolicy`. `PartConfigs.from_settings` is the one mapping between the two; the
-composition root (app.py) hands each part its own.
+`RegistryConfig`, the reads' `ReadsConfig`, the gRPC servicer's `ServicerConfig`, the gRPC
+port's `KeepalivePolicy` and the health checks' `HealthConfig` (flap damping's `DampingPolicy`
+in it and in the registry's). `PartConfigs.from_settings` is the one mapping between the two;
+the composition root (app.py) hands each part its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry_service.core.damping import DampingPolicy
 from registry_service.core.evictor import EvictorConfig
+from registry_service.core.health_keeper import HealthConfig
 from registry_service.core.reads import ReadsConfig
 from registry_service.core.registry import RegistryConfig
 from registry_service.core.self_preservation import BudgetPolicy
@@ -35,10 +38,18 @@ class PartConfigs:
     reads: ReadsConfig
     servicer: ServicerConfig
     grpc_keepalive: KeepalivePolicy
+    health: HealthConfig
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PartConfigs:
         """Each part's config from the settings (the mapping, field by field)."""
+        damping = DampingPolicy(
+            penalty_per_flap=settings.damping_penalty_per_flap,
+            half_life_seconds=settings.damping_half_life_seconds,
+            suppress_penalty=settings.damping_suppress_penalty,
+            reuse_penalty=settings.damping_reuse_penalty,
+            max_suppress_seconds=settings.damping_max_suppress_seconds,
+        )
         return cls(
             etcd=EtcdConfig(
                 endpoints=settings.etcd_endpoints,
@@ -75,6 +86,7 @@ class PartConfigs:
             registry=RegistryConfig(
                 limits=settings.limits,
                 keepalive_coalesce_seconds=settings.keepalive_coalesce_seconds,
+                damping=damping,
             ),
             reads=ReadsConfig(
                 limits=settings.limits,
@@ -91,4 +103,5 @@ class PartConfigs:
                 keepalive_time_seconds=settings.grpc_keepalive_time_seconds,
                 keepalive_timeout_seconds=settings.grpc_keepalive_timeout_seconds,
             ),
+            health=HealthConfig(concurrency=settings.health_probe_concurrency, damping=damping),
         )

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from registry_service.control import OperatorEntry
+from registry_service.core.damping import DampingPolicy, decide
+from registry_service.core.health_writes import damping_detail
 from registry_service.core.registration_tokens import (
     hash_idempotency_key,
     hash_token,
@@ -43,6 +45,9 @@ from registry_service.core.write_gate import WriteGate
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
+    Check,
+    FlapRecord,
+    Health,
     Limits,
     Node,
     NodeKey,
@@ -61,7 +66,12 @@ from registry_service.errors import (
 from registry_service.failpoints import failpoint
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import RegistryStore, StoredNode
-from registry_service.validation import validate_key, validate_node, validate_ttl
+from registry_service.validation import (
+    validate_checks,
+    validate_key,
+    validate_node,
+    validate_ttl,
+)
 
 _MAX_ATTEMPTS = 8
 _IDEMPOTENCY_KEY_MAX_LENGTH = 128
@@ -77,6 +87,9 @@ class RegistryConfig:
     keepalive_coalesce_seconds: float = 0.5
     """Renewals of one lease closer together than this (or a sixth of its TTL, when longer) are
     answered without asking etcd; 0: etcd every time (`keepalive_coalesce_seconds`)."""
+    damping: DampingPolicy = field(default_factory=DampingPolicy)
+    """Flap damping of registrations anew and of owners' health reports (the `damping_*`
+    settings; docs/design.md §13)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,7 @@ class Registry:
         self._store = store
         self._hub = hub
         self._limits = config.limits
+        self._damping = config.damping
         self._gate = WriteGate(hub, datacenters)
         self._spare_leases = SpareLeases(store)
         self._restoration = Restoration(store, self._spare_leases)
@@ -134,9 +148,19 @@ class Registry:
     # -- Register -----------------------------------------------------------------------------
 
     async def register(
-        self, node: Node, ttl_seconds: int, idempotency_key: str = "", token: str = ""
+        self,
+        node: Node,
+        ttl_seconds: int,
+        idempotency_key: str = "",
+        token: str = "",
+        checks: Sequence[Check] = (),
     ) -> RegisterResult:
+        """Creates or updates a registration (the module's docstring says how). `checks`: what
+        the registry probes (docs/design.md §13); on an update, empty keeps the current ones.
+        `node.health` is the owner's report when the registration has no checks, and the health
+        it starts with when it has (UNCHECKED: PASSING)."""
         node = validate_node(node, self._limits)
+        wanted_checks = validate_checks(checks, self._limits)
         self._gate.check(node.key)
         ttl = validate_ttl(ttl_seconds, self._limits)
         if len(idempotency_key) > _IDEMPOTENCY_KEY_MAX_LENGTH:
@@ -159,6 +183,7 @@ class Registry:
                     idempotency_hash,
                     StoredNode(node.key, 0),
                     spare_lease,
+                    wanted_checks,
                 )
                 if result is not None:
                     return result
@@ -172,7 +197,14 @@ class Registry:
                         self._store.read_node(node.key), self._store.grant_lease(ttl)
                     )
                 result, spare_lease = await self._decide(
-                    node, ttl, idempotency_key, idempotency_hash, token, stored, spare_lease
+                    node,
+                    ttl,
+                    idempotency_key,
+                    idempotency_hash,
+                    token,
+                    stored,
+                    spare_lease,
+                    wanted_checks,
                 )
                 if result is not None:
                     return result
@@ -203,6 +235,7 @@ class Registry:
         token: str,
         stored: StoredNode,
         lease_id: int,
+        checks: tuple[Check, ...],
     ) -> tuple[RegisterResult | None, int]:
         """One pass of the register algorithm; returns (result or None to retry, unused lease)."""
         current = stored.registration
@@ -215,7 +248,7 @@ class Registry:
                     revision=stored.member_mod_revision,
                 ), lease_id
             if token_matches(token, current.token_hash):
-                return await self._update(node, ttl, token, current, stored), lease_id
+                return await self._update(node, ttl, token, current, stored, checks), lease_id
             raise NodeConflictError(
                 f"node {node.key} is registered by another owner (incarnation "
                 f"{current.node.incarnation}); present its token to update it, or wait "
@@ -235,7 +268,9 @@ class Registry:
                 stored, RemovalReason.EXPIRED, cause=AuditCause.REPLACED, only_if_not_live=True
             )
             return None, lease_id
-        return await self._create(node, ttl, idempotency_key, idempotency_hash, stored, lease_id)
+        return await self._create(
+            node, ttl, idempotency_key, idempotency_hash, stored, lease_id, checks
+        )
 
     async def _create(
         self,
@@ -245,11 +280,31 @@ class Registry:
         idempotency_hash: str,
         stored: StoredNode,
         lease_id: int,
+        checks: tuple[Check, ...],
     ) -> tuple[RegisterResult | None, int]:
-        """Creates the registration on lease_id; returns (result, 0) or (None, lease_id)."""
+        """Creates the registration on lease_id; returns (result, 0) or (None, lease_id).
+
+        A node that registered before (its identity is there) registers anew: flap damping
+        counts it, so a crash loop is held FAILING instead of flooding every subscriber with
+        its comings and goings."""
         _refuse_held(node.key, stored)
         incarnation = (stored.identity.incarnation if stored.identity else 0) + 1
-        node = dataclasses.replace(node, incarnation=incarnation)
+        health = node.health
+        if checks and health is Health.UNCHECKED:
+            health = Health.PASSING  # nothing is known against it yet
+        flaps: FlapRecord | None = None
+        damped_until = 0.0
+        damped = False
+        detail = ""
+        if stored.identity is not None:
+            published = decide(
+                self._damping, stored.flaps, health, was_damped=False, flaps=1, now=time.time()
+            )
+            health, damped, flaps = published.health, published.damped, published.flaps
+            damped_until = published.damped_until
+            if damped:
+                detail = f"registered anew too often: {damping_detail(self._damping, published)}"
+        node = dataclasses.replace(node, incarnation=incarnation, health=health, damped=damped)
         token = new_token()
         registration = Registration(
             node=node,
@@ -258,10 +313,12 @@ class Registry:
             token_hash=hash_token(token),
             idempotency_hash=idempotency_hash,
             sealed_token=seal_token(token, idempotency_key),
+            checks=checks,
+            damped_until=damped_until,
         )
         # On StoreUnavailableError the outcome is unknown: the lease is left to expire on its own
         # (revoking it could remove a registration that did commit).
-        revision = await self._store.create_registration(registration, stored)
+        revision = await self._store.create_registration(registration, stored, flaps, detail)
         if revision is None:
             return None, lease_id  # the node changed: retry with the same lease
         await failpoint("register.after_commit")
@@ -280,8 +337,16 @@ class Registry:
         return RegisterResult(restored.node, ttl, token, restored.revision), 0
 
     async def _update(
-        self, node: Node, ttl: int, token: str, current: Registration, stored: StoredNode
+        self,
+        node: Node,
+        ttl: int,
+        token: str,
+        current: Registration,
+        stored: StoredNode,
+        checks: tuple[Check, ...],
     ) -> RegisterResult | None:
+        checks = checks or current.checks
+        node, flaps, damped_until = self._reported_health(node, current, stored, checks)
         # An operator's override (maintenance, drain) outlasts the owner's updates.
         node, override = owner_view(
             dataclasses.replace(node, incarnation=current.node.incarnation), current.override
@@ -290,9 +355,19 @@ class Registry:
         if ttl != current.ttl_seconds:
             lease_id = await self._store.grant_lease(ttl)
         registration = dataclasses.replace(
-            current, node=node, lease_id=lease_id, ttl_seconds=ttl, override=override
+            current,
+            node=node,
+            lease_id=lease_id,
+            ttl_seconds=ttl,
+            override=override,
+            checks=checks,
+            damped_until=damped_until,
         )
-        revision = await self._store.update_registration(registration, stored)
+        if flaps is not None and registration == current:
+            # A flip of a damped node's report: nothing subscribers see changes (core/damping.py).
+            revision = await self._store.write_health(None, stored, flaps)
+            return None if revision is None else RegisterResult(node, ttl, token, revision)
+        revision = await self._store.update_registration(registration, stored, flaps=flaps)
         if revision is None:
             if lease_id != current.lease_id:
                 with contextlib.suppress(StoreUnavailableError):
@@ -302,6 +377,38 @@ class Registry:
             with contextlib.suppress(StoreUnavailableError):
                 await self._store.revoke_lease(current.lease_id)
         return RegisterResult(node, ttl, token, revision)
+
+    def _reported_health(
+        self, node: Node, current: Registration, stored: StoredNode, checks: tuple[Check, ...]
+    ) -> tuple[Node, FlapRecord | None, float]:
+        """The node's health after its owner's update, the flap record to write (None: none)
+        and when a damped node should be looked at again. With checks the registry runs, the
+        health is theirs; without, a report that flips it (a sidecar's) counts as a flap."""
+        published_now = current.node
+        if checks:
+            health = published_now.health
+            if health is Health.UNCHECKED:  # checks added now: nothing is known against it yet
+                health = node.health if node.health is not Health.UNCHECKED else Health.PASSING
+            node = dataclasses.replace(node, health=health, damped=published_now.damped)
+            return node, None, current.damped_until
+        undamped = stored.flaps.health if stored.flaps else published_now.health
+        reported = undamped if node.health is Health.UNCHECKED else node.health
+        flipped = reported is not undamped and Health.UNCHECKED not in (reported, undamped)
+        if not flipped and not published_now.damped:
+            return dataclasses.replace(node, health=reported, damped=False), None, 0.0
+        published = decide(
+            self._damping,
+            stored.flaps,
+            reported,
+            was_damped=published_now.damped,
+            flaps=int(flipped),
+            now=time.time(),
+        )
+        node = dataclasses.replace(node, health=published.health, damped=published.damped)
+        # Still damped: the record keeps the time it was first expected back (whoever watches
+        # over the node looks again then), so that the report alone rewrites nothing.
+        damped_until = current.damped_until if published_now.damped else published.damped_until
+        return node, published.flaps, damped_until if published.damped else 0.0
 
     # -- KeepAlive ----------------------------------------------------------------------------
 
