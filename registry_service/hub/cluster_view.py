@@ -98,8 +98,12 @@ class ClusterView:
                 self._group(change.key)[change.key] = change.member
                 if change.key not in self._live:
                     self._expired.add(change.key)
-                kind = EventType.ADDED if previous is None else EventType.UPDATED
-                events.append(NodeEvent(kind, change.member.registration.node))
+                node = change.member.registration.node
+                if previous is None:
+                    events.append(NodeEvent(EventType.ADDED, node))
+                else:
+                    before = previous.registration.node
+                    events.append(NodeEvent(EventType.UPDATED, node, previous=before))
                 self._touch(change.key, batch.revision)
             elif isinstance(change, MemberDeleted):
                 self._expired.discard(change.key)
@@ -133,7 +137,13 @@ class ClusterView:
             if previous is None:
                 events.append(NodeEvent(EventType.ADDED, member.registration.node))
             elif previous.registration != member.registration:
-                events.append(NodeEvent(EventType.UPDATED, member.registration.node))
+                events.append(
+                    NodeEvent(
+                        EventType.UPDATED,
+                        member.registration.node,
+                        previous=previous.registration.node,
+                    )
+                )
         for event in events:
             self._touch(event.node.key, state.revision)
         self._index(state)
@@ -184,14 +194,22 @@ class ClusterView:
         return {group: len(members) for group, members in self._groups.items()}
 
     def node_list(self, scope: Scope, age_seconds: float = 0.0, stale: bool = False) -> NodeList:
-        """The scope's nodes grouped per datacenter, each with its own revision. A datacenter
-        named in the scope is listed (empty) once it has ever had a member."""
+        """The scope's nodes grouped per datacenter, each with its own revision (a healthy-only
+        scope: its healthy nodes). A datacenter named in the scope is listed (empty) once it has
+        ever had a member."""
         per_datacenter: dict[str, list[Node]] = {
             dc: [] for dc in scope.datacenters if dc in self._datacenter_revisions
         }
         for datacenter, group in self._groups_in(scope):
             nodes = per_datacenter.setdefault(datacenter, [])
-            nodes.extend(member.registration.node for member in group.values())
+            if scope.healthy_only:
+                nodes.extend(
+                    member.registration.node
+                    for member in group.values()
+                    if member.registration.node.healthy
+                )
+            else:
+                nodes.extend(member.registration.node for member in group.values())
         return NodeList(
             revision=self._revision,
             datacenters=tuple(

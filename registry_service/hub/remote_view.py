@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
@@ -57,7 +58,7 @@ def net_difference(old: Mapping[NodeKey, Node], new: Mapping[NodeKey, Node]) -> 
         if previous is None:
             events.append(NodeEvent(EventType.ADDED, node))
         elif previous != node:
-            events.append(NodeEvent(EventType.UPDATED, node))
+            events.append(NodeEvent(EventType.UPDATED, node, previous=previous))
     return events
 
 
@@ -137,12 +138,7 @@ class RemoteDatacenter:
         self.remote_stale = False  # a change can only come from the remote etcd
         if not self.loaded or revision <= self.revision:
             return None
-        events = tuple(event for event in events if event.node.datacenter == self.name)
-        for event in events:
-            if event.type is EventType.REMOVED:
-                self._nodes.pop(event.node.key, None)
-            else:
-                self._nodes[event.node.key] = event.node
+        events = tuple(self._apply(event) for event in events if event.node.datacenter == self.name)
         self.revision = revision
         if events:
             self._changed_revision = revision
@@ -154,6 +150,19 @@ class RemoteDatacenter:
         else:
             self.history.append(message)
         return message
+
+    def _apply(self, event: NodeEvent) -> NodeEvent:
+        """Applies one event to the list; an update comes back with the node it replaced (what
+        a healthy-only scope compares, Scope.cut)."""
+        key = event.node.key
+        if event.type is EventType.REMOVED:
+            self._nodes.pop(key, None)
+            return event
+        previous = self._nodes.get(key)
+        self._nodes[key] = event.node
+        if event.type is EventType.UPDATED and previous is not None and event.previous is None:
+            return dataclasses.replace(event, previous=previous)
+        return event
 
     def progress(self, revision: int, *, stale: bool, age_seconds: float) -> None:
         """Nothing changed up to `revision`; `stale`: the remote frontend cannot reach its etcd."""
@@ -169,8 +178,12 @@ class RemoteDatacenter:
     # -- read by the hub ----------------------------------------------------------------------
 
     def entry(self, scope: Scope) -> DatacenterNodes:
-        """The datacenter's part of a list, cut to the scope's types."""
-        nodes = (n for n in self._nodes.values() if not scope.types or n.type in scope.types)
+        """The datacenter's part of a list, cut to the scope's types (and health, if asked)."""
+        nodes = (
+            n
+            for n in self._nodes.values()
+            if (not scope.types or n.type in scope.types) and (not scope.healthy_only or n.healthy)
+        )
         return DatacenterNodes(
             datacenter=self.name,
             revision=self._changed_revision,

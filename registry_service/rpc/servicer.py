@@ -120,6 +120,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
             request.ttl_seconds,
             request.idempotency_key,
             request.token,
+            convert.checks_from_pb(list(request.checks)),
         )
         return pb.RegisterResponse(
             node=convert.node_to_pb(result.node),
@@ -138,7 +139,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         self, request: pb.GetNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetNodesResponse:
         nodes = await self._reads.get_nodes(
-            convert.scope_from_pb(request.scope),
+            convert.scope_from_pb(request.scope, healthy_only=request.healthy_only),
             convert.consistency_from_pb(request.consistency),
         )
         return convert.node_list_to_pb(nodes)
@@ -148,7 +149,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
         with self._streams.hold(peer_identity(context, self._tokens)):
             subscription = await self._reads.watch(
-                convert.scope_from_pb(request.scope),
+                convert.scope_from_pb(request.scope, healthy_only=request.healthy_only),
                 convert.resume_from_pb(request),
                 peer=context.peer() or "",
                 acknowledging=request.acknowledge,

@@ -16,7 +16,7 @@ from registry_service.errors import InvalidArgumentError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
-_SCOPE_PARAMETERS = ("datacenter", "type")
+_SCOPE_PARAMETERS = ("datacenter", "type", "healthy")
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,14 @@ def _names(query: MultiMapping[str], name: str) -> frozenset[str]:
 
 
 def scope_of(query: MultiMapping[str]) -> Scope:
-    """`?datacenter=dc1&type=data,meta` (repeatable; none: every one). The names are validated
-    where GetNodes validates them (the registry), with the same messages."""
-    return Scope(_names(query, "datacenter"), _names(query, "type"))
+    """`?datacenter=dc1&type=data,meta` (repeatable; none: every one), `&healthy=true` (only
+    healthy nodes: UP, no failing check). The names are validated where GetNodes validates them
+    (the registry), with the same messages."""
+    return Scope(
+        _names(query, "datacenter"),
+        _names(query, "type"),
+        flag_of(_single(query, "healthy"), "healthy"),
+    )
 
 
 def _single(query: MultiMapping[str], name: str) -> str | None:

@@ -47,6 +47,8 @@ async def test_nodes_is_getnodes_as_json_per_datacenter_with_the_revision_in_hea
         "id": "a1",
         "address": "a1.example:7000",
         "status": "UP",
+        "health": "UNCHECKED",
+        "damped": False,
         "incarnation": 1,
         "metadata": {"shard": "3"},
     }
