@@ -32,9 +32,12 @@ from client_sdk._errors import (
     WatchClosedError,
 )
 from client_sdk._models import (
+    Check,
+    CheckKind,
     Consistency,
     DatacenterState,
     EventType,
+    Health,
     Node,
     NodeEvent,
     NodeKey,
@@ -53,12 +56,15 @@ from client_sdk._watch import EventStream, NodeWatch, StepStream
 __all__ = [
     "AbortedError",
     "AlreadyExistsError",
+    "Check",
+    "CheckKind",
     "ClientConfig",
     "Consistency",
     "DatacenterState",
     "EventStream",
     "EventType",
     "FailedPreconditionError",
+    "Health",
     "InvalidArgumentError",
     "Node",
     "NodeEvent",

@@ -26,6 +26,168 @@ class NodeStatus(enum.Enum):
     OUT_OF_SERVICE = "OUT_OF_SERVICE"
 
 
+class Health(enum.Enum):
+    """A node's health as the registry publishes it.
+
+    It comes from the checks the registry runs, or from the node's own report (such as
+    `noderegistry register --check`'s).
+
+    Attributes:
+        UNCHECKED: no check runs and none is reported: healthy while it renews.
+        PASSING: its checks pass.
+        FAILING: a check fails, or flap damping holds it (`Node.damped`): still a member,
+            listed, but not offered for new work (`Node.available` is False).
+    """
+
+    UNCHECKED = "UNCHECKED"
+    PASSING = "PASSING"
+    FAILING = "FAILING"
+
+
+class CheckKind(enum.Enum):
+    """What a `Check` asks.
+
+    Attributes:
+        GRPC: grpc.health.v1 Check of a service; SERVING passes.
+        HTTP: GET a path; a 2xx answer passes.
+        TCP: a TCP connect; an open connection passes.
+    """
+
+    GRPC = "GRPC"
+    HTTP = "HTTP"
+    TCP = "TCP"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A health check the registry runs against a registered node.
+
+    The live frontends share the probing; a node whose check fails `failures_before_failing`
+    times in a row turns FAILING (still listed, not offered for new work) and PASSING again after
+    `passes_before_passing` passes. Zero for a duration or a threshold takes the registry's
+    default (10 s interval, 2 s timeout, 3 failures, 2 passes); the registry's settings bound
+    them. Make one with `Check.grpc`, `Check.http` or `Check.tcp`.
+
+    Attributes:
+        kind: GRPC, HTTP or TCP.
+        service: GRPC: the service name asked for ("": the whole server).
+        path: HTTP: the path asked for.
+        port: the port probed at the node's host; 0: the node's own port.
+        interval_seconds: time between two probes.
+        timeout_seconds: time a probe may take (at most the interval).
+        failures_before_failing: consecutive failed probes that turn the node FAILING.
+        passes_before_passing: consecutive passed probes that turn it PASSING again.
+    """
+
+    kind: CheckKind
+    service: str = ""
+    path: str = "/"
+    port: int = 0
+    interval_seconds: float = 0.0
+    timeout_seconds: float = 0.0
+    failures_before_failing: int = 0
+    passes_before_passing: int = 0
+
+    @classmethod
+    def grpc(
+        cls,
+        service: str = "",
+        *,
+        port: int = 0,
+        interval_seconds: float = 0.0,
+        timeout_seconds: float = 0.0,
+        failures_before_failing: int = 0,
+        passes_before_passing: int = 0,
+    ) -> Check:
+        """A grpc.health.v1 check: SERVING passes.
+
+        Args:
+            service: the service name asked for; "" asks about the whole server.
+            port: the port at the node's host; 0: the node's own port.
+            interval_seconds: time between probes; 0: the registry's default.
+            timeout_seconds: time a probe may take; 0: the registry's default.
+            failures_before_failing: failed probes in a row that turn it FAILING; 0: default.
+            passes_before_passing: passed probes in a row that turn it PASSING; 0: default.
+
+        Returns:
+            The check.
+        """
+        return cls(
+            CheckKind.GRPC,
+            service=service,
+            port=port,
+            interval_seconds=interval_seconds,
+            timeout_seconds=timeout_seconds,
+            failures_before_failing=failures_before_failing,
+            passes_before_passing=passes_before_passing,
+        )
+
+    @classmethod
+    def http(
+        cls,
+        path: str = "/",
+        *,
+        port: int = 0,
+        interval_seconds: float = 0.0,
+        timeout_seconds: float = 0.0,
+        failures_before_failing: int = 0,
+        passes_before_passing: int = 0,
+    ) -> Check:
+        """An HTTP check: `GET path` answering 2xx passes (plain HTTP; no redirect followed).
+
+        Args:
+            path: the path asked for, starting with /.
+            port: the port at the node's host; 0: the node's own port.
+            interval_seconds: time between probes; 0: the registry's default.
+            timeout_seconds: time a probe may take; 0: the registry's default.
+            failures_before_failing: failed probes in a row that turn it FAILING; 0: default.
+            passes_before_passing: passed probes in a row that turn it PASSING; 0: default.
+
+        Returns:
+            The check.
+        """
+        return cls(
+            CheckKind.HTTP,
+            path=path,
+            port=port,
+            interval_seconds=interval_seconds,
+            timeout_seconds=timeout_seconds,
+            failures_before_failing=failures_before_failing,
+            passes_before_passing=passes_before_passing,
+        )
+
+    @classmethod
+    def tcp(
+        cls,
+        *,
+        port: int = 0,
+        interval_seconds: float = 0.0,
+        timeout_seconds: float = 0.0,
+        failures_before_failing: int = 0,
+        passes_before_passing: int = 0,
+    ) -> Check:
+        """A TCP check: a connection that opens passes.
+
+        Args:
+            port: the port at the node's host; 0: the node's own port.
+            interval_seconds: time between probes; 0: the registry's default.
+            timeout_seconds: time a probe may take; 0: the registry's default.
+            failures_before_failing: failed probes in a row that turn it FAILING; 0: default.
+            passes_before_passing: passed probes in a row that turn it PASSING; 0: default.
+
+        Returns:
+            The check.
+        """
+        return cls(
+            CheckKind.TCP,
+            port=port,
+            interval_seconds=interval_seconds,
+            timeout_seconds=timeout_seconds,
+            failures_before_failing=failures_before_failing,
+            passes_before_passing=passes_before_passing,
+        )
+
+
 class EventType(enum.Enum):
     """What happened to a node in a `NodeEvent`.
 
@@ -48,12 +210,15 @@ class RemovalReason(enum.Enum):
         DEREGISTERED: its owner deregistered it.
         EXPIRED: it stopped renewing and the registry's evictor removed it.
         EVICTED: an operator removed it.
+        UNHEALTHY: still a member, but no longer available (a failing check, damped, or not
+            UP); only in a healthy-only watch (`Scope.healthy_only`).
     """
 
     UNSPECIFIED = "UNSPECIFIED"
     DEREGISTERED = "DEREGISTERED"
     EXPIRED = "EXPIRED"
     EVICTED = "EVICTED"
+    UNHEALTHY = "UNHEALTHY"
 
 
 class Consistency(enum.Enum):
@@ -115,6 +280,11 @@ class Node:
         incarnation: set by the registry; grows each time the id registers anew.
         status: UP, DRAINING (no new work, please), SUSPECT (set by the registry) or
             OUT_OF_SERVICE (set by an operator). Only UP nodes should get new work.
+        health: UNCHECKED, PASSING or FAILING (its checks, or its owner's report); a FAILING
+            node should get no new work either. On `register`, the health to start with (or,
+            for a registration without checks, the owner's own report).
+        damped: set by the registry: the node flapped too often and is held FAILING until
+            its flap penalty decays.
     """
 
     id: str
@@ -124,6 +294,8 @@ class Node:
     metadata: Mapping[str, str] = field(default_factory=dict)
     incarnation: int = 0
     status: NodeStatus = NodeStatus.UP
+    health: Health = Health.UNCHECKED
+    damped: bool = False
 
     @property
     def key(self) -> NodeKey:
@@ -132,8 +304,11 @@ class Node:
 
     @property
     def available(self) -> bool:
-        """Whether to send it new work: UP (not DRAINING, SUSPECT or OUT_OF_SERVICE)."""
-        return self.status is NodeStatus.UP
+        """Whether to send it new work: UP, and not FAILING a health check (nor damped).
+
+        DRAINING, SUSPECT and OUT_OF_SERVICE nodes are not available either.
+        """
+        return self.status is NodeStatus.UP and self.health is not Health.FAILING
 
     def __hash__(self) -> int:  # metadata is a dict: hash its items
         return hash(
@@ -143,6 +318,8 @@ class Node:
                 tuple(sorted(self.metadata.items())),
                 self.incarnation,
                 self.status,
+                self.health,
+                self.damped,
             )
         )
 
@@ -158,28 +335,37 @@ class Scope:
     Attributes:
         datacenters: the datacenters to take (empty: every datacenter).
         types: the types to take (empty: every type).
+        healthy_only: only available nodes (UP, no failing check): a node that stops being
+            available is REMOVED (reason UNHEALTHY) from the view, and ADDED when it is back.
     """
 
     datacenters: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
+    healthy_only: bool = False
 
     @classmethod
     def of(
-        cls, datacenters: str | tuple[str, ...] = (), types: str | tuple[str, ...] = ()
+        cls,
+        datacenters: str | tuple[str, ...] = (),
+        types: str | tuple[str, ...] = (),
+        *,
+        healthy_only: bool = False,
     ) -> Scope:
         """A scope from one name or several of each part.
 
         `Scope.of(types="session")` takes every session node; `Scope.of(("dc1", "dc2"))` every
-        node of two datacenters.
+        node of two datacenters; `Scope.of(types="data", healthy_only=True)` the data nodes to
+        send work to.
 
         Args:
             datacenters: a datacenter's name, or a tuple of names; empty: every datacenter.
             types: a type's name, or a tuple of names; empty: every type.
+            healthy_only: only available nodes (UP, no failing check).
 
         Returns:
             The scope.
         """
-        return cls(_names(datacenters), _names(types))
+        return cls(_names(datacenters), _names(types), healthy_only)
 
     def matches(self, key: NodeKey) -> bool:
         """Whether the node of `key` is in this scope.

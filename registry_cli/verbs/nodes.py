@@ -27,10 +27,16 @@ _WAKE_UP_SECONDS = 3600.0  # NodeWatch.wait_for needs a timeout; the loop just w
 def _add_scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datacenter", action="append", help="repeat for several (default: all)")
     parser.add_argument("--type", action="append", help="repeat for several (default: all)")
+    parser.add_argument(
+        "--healthy",
+        action="store_true",
+        help="only healthy nodes (UP, no failing check); a watch sees a node that stops being "
+        "healthy REMOVED (reason UNHEALTHY)",
+    )
 
 
 def _scope(args: argparse.Namespace) -> Scope:
-    return Scope(frozenset(args.datacenter or ()), frozenset(args.type or ()))
+    return Scope(frozenset(args.datacenter or ()), frozenset(args.type or ()), args.healthy)
 
 
 def add_to(commands: Commands) -> None:

@@ -33,10 +33,11 @@ async def test_nodes_prints_a_table_and_json(start_frontend, connect):
         "ID",
         "ADDRESS",
         "STATUS",
+        "HEALTH",
         "INCARNATION",
         "METADATA",
     ]
-    assert lines[1].split() == ["dc1", "data", "d1", "d1.example:7000", "UP", "1", "zone=a"]
+    assert lines[1].split() == ["dc1", "data", "d1", "d1.example:7000", "UP", "-", "1", "zone=a"]
     assert lines[2].split()[:3] == ["dc2", "session", "s1"]
     assert lines[3].startswith("2 node(s) at revision ") and "STALE" not in lines[3]
 
