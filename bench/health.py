@@ -3,14 +3,14 @@ by two frontends; the CPU each frontend spends on probing, and how soon failures
 
     python -m bench.health [--quick | --smoke] [--output bench/results]
 
-(or from bench/run.py: `await health_checks(bench, nodes)` with the running benchmark's etcd,
-processes and results). Two frontends of their own (one worker each) on the benchmark's etcd, in
+(or from bench/run.py: `await health_checks(results, processes, etcd_endpoint, workdir, nodes)`
+with the running benchmark's results, processes, etcd and folder). Two frontends of their own (one worker each) on the benchmark's etcd, in
 a cluster of their own; the checked services are one grpc.aio server on 100 loopback ports in a
 process of its own (bench/health_targets.py), so its CPU is not the frontends'.
 
 - Probing CPU: each frontend's CPU over a window with the nodes registered without checks (the
-  same-run baseline), then over the same window once the same nodes carry their checks; the
-  difference is what probing costs (goal: <= 0.5 core per frontend).
+  same-run baseline), then over the same window (two intervals) once the same nodes carry their
+  checks; the difference is what probing costs (goal: <= 0.5 core per frontend).
 - Failures seen: a share of the nodes stop serving at once; each one's delay until a watcher
   sees it FAILING, against its bound, interval x failures + 1 s (goal: every one within it);
   then they serve again, and the delay until each is PASSING (bound: interval x passes + 1 s).
@@ -43,7 +43,6 @@ INTERVAL = 10.0
 FAILURES = 3  # the registry's defaults
 PASSES = 2
 TARGET_PORTS = 100
-WINDOW_SECONDS = 2 * INTERVAL  # each CPU window: two rounds of every node's probes
 SHARE_FAILING = 0.01  # of the nodes, stop serving at once
 CLUSTER = "bench-health"
 
@@ -215,7 +214,8 @@ async def health_checks(
         # 1. The baseline: the nodes, registered, no checks.
         await _register(stub, nodes, ports, interval, tokens, checks=False)
         await asyncio.sleep(2)  # registration's own after-work (watch events) settles
-        baseline = await _cpu_window(frontends, WINDOW_SECONDS)
+        window = 2 * interval  # each CPU window: two rounds of every node's probes
+        baseline = await _cpu_window(frontends, window)
 
         # 2. The same nodes with their checks: once both frontends probe, the same window.
         await _register(stub, nodes, ports, interval, tokens, checks=True)
@@ -228,7 +228,7 @@ async def health_checks(
         await asyncio.sleep(interval)  # every node's first (jittered) probe has run
         probes_before = [await f.metric("noderegistry_health_probes_total") for f in frontends]
         started = time.monotonic()
-        checked = await _cpu_window(frontends, WINDOW_SECONDS)
+        checked = await _cpu_window(frontends, window)
         elapsed = time.monotonic() - started
         rates = [
             (await f.metric("noderegistry_health_probes_total") - before) / elapsed

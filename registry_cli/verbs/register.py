@@ -16,11 +16,12 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from client_sdk import Health, Node, NodeKey, Registration, RegistrationState, RegistryError
-from registry_cli.errors import UsageError
+from registry_cli.errors import EXIT_FAILED, UsageError
 from registry_cli.options import ClientOptions
 from registry_cli.output import dumps, emit, node_json
 from registry_cli.verbs import Commands, StopSignal, client_verb
@@ -185,8 +186,6 @@ async def _sidecar(args: argparse.Namespace) -> Sidecar | None:
         return None
     if args.detach:
         raise UsageError("--check runs beside the service until Ctrl-C: it cannot go with --detach")
-    if importlib.util.find_spec("grpc_health") is None:  # the `cli` or `server` extra (D31)
-        raise UsageError(f"--check needs grpcio-health-checking: {CLI_EXTRA_HINT}")
     from registry_cli.sidecar import CheckUrlError, Sidecar, local_checks
 
     try:
@@ -265,6 +264,12 @@ async def _detach(
 async def run_register(args: argparse.Namespace, options: ClientOptions) -> int:
     if args.registration_token_file and not args.detach:
         raise UsageError("--registration-token-file goes with --detach")
+    if args.check and importlib.util.find_spec("grpc_health") is None:  # cli extra (D31)
+        print(
+            f"error: register --check needs grpcio-health-checking: {CLI_EXTRA_HINT}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     sidecar = await _sidecar(args)
     node = Node(args.id, args.type, args.datacenter, args.address, dict(args.metadata))
     if sidecar is not None:  # registered with the health the service has now
