@@ -4,9 +4,10 @@ by two frontends; the CPU each frontend spends on probing, and how soon failures
     python -m bench.health [--quick | --smoke] [--output bench/results]
 
 (or from bench/run.py: `await health_checks(results, processes, etcd_endpoint, workdir, nodes)`
-with the running benchmark's results, processes, etcd and folder). Two frontends of their own (one worker each) on the benchmark's etcd, in
-a cluster of their own; the checked services are one grpc.aio server on 100 loopback ports in a
-process of its own (bench/health_targets.py), so its CPU is not the frontends'.
+with the running benchmark's results, processes, etcd and folder). Two frontends of their own (one
+worker each) on that etcd, in a cluster of their own; the checked services are one grpc.aio
+server on 100 loopback ports in a process of its own (bench/health_targets.py), so that its CPU
+is not the frontends'.
 
 - Probing CPU: each frontend's CPU over a window with the nodes registered without checks (the
   same-run baseline), then over the same window (two intervals) once the same nodes carry their

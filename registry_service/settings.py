@@ -227,7 +227,11 @@ class Settings:
         "longer) are answered without asking etcd; 0 asks etcd every time",
     )
     # Health checks and flap damping (docs/design.md §13)
-    health_checks_max_per_node: int = _setting(4, "checks the registry runs for one registration")
+    health_checks_max_per_node: int = _setting(
+        4,
+        "checks the registry runs for one registration; 0: it runs none (owners may still "
+        "report their own health, as the sidecar does)",
+    )
     health_check_min_interval_seconds: float = _setting(
         1.0, "shortest interval between two probes of one check a registration may ask for"
     )

@@ -181,6 +181,12 @@ def validate_checks(checks: Sequence[Check], limits: Limits) -> tuple[Check, ...
         InvalidArgumentError: too many checks, an interval below the minimum, a timeout above
             the maximum or its interval, or a field that does not belong to the check's kind.
     """
+    if checks and not limits.health_checks_max_per_node:
+        raise InvalidArgumentError(
+            "this registry runs no health checks (health_checks_max_per_node is 0): report the "
+            "node's health yourself (its health on an update, as `noderegistry register "
+            "--check` does)"
+        )
     if len(checks) > limits.health_checks_max_per_node:
         raise InvalidArgumentError(
             f"checks has {len(checks)} entries; the limit is {limits.health_checks_max_per_node} "

@@ -147,3 +147,10 @@ def test_health_and_checks_round_trip_through_the_member_record_and_old_records_
 def test_the_flap_record_round_trips():
     record = FlapRecord(2967.5, 1700000000.25, Health.PASSING)
     assert decode_flaps(encode_flaps(record)) == record
+
+
+def test_a_registry_that_runs_no_checks_says_so_and_what_to_do_instead():
+    with pytest.raises(InvalidArgumentError, match="runs no health checks") as refused:
+        validate_checks([Check(CheckKind.TCP)], Limits(health_checks_max_per_node=0))
+    assert "noderegistry register --check" in str(refused.value)
+    assert validate_checks([], Limits(health_checks_max_per_node=0)) == ()
