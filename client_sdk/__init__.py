@@ -14,6 +14,7 @@ grpc's exceptions and codes never reach you.
 from noderegistry import __version__ as __version__
 
 from client_sdk._bridge import SyncStream
+from client_sdk._checks import Check, CheckKind
 from client_sdk._client import RegistryClient
 from client_sdk._config import ClientConfig, ShrinkReport, WatchConfig
 from client_sdk._errors import (
@@ -32,8 +33,6 @@ from client_sdk._errors import (
     WatchClosedError,
 )
 from client_sdk._models import (
-    Check,
-    CheckKind,
     Consistency,
     DatacenterState,
     EventType,

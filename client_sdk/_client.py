@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from noderegistry.v1 import registry_pb2 as pb
 
 from client_sdk import _convert, _validation
+from client_sdk._checks import Check
 from client_sdk._closing import AsyncClosing
 from client_sdk._config import ClientConfig, WatchConfig
 from client_sdk._keepalive import KeepAliveSession
-from client_sdk._models import Check, Consistency, Node, NodeKey, NodeList, Scope
+from client_sdk._models import Consistency, Node, NodeKey, NodeList, Scope
 from client_sdk._registration import Registration, ReregisteredCallback
 from client_sdk._transport import Targets, Transport, Transports
 from client_sdk._watch import NodeWatch

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from noderegistry.v1 import registry_pb2 as pb
 
+from client_sdk._checks import Check, CheckKind
 from client_sdk._models import (
-    Check,
-    CheckKind,
     Consistency,
     DatacenterState,
     EventType,

@@ -25,6 +25,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from client_sdk import _convert, _validation
 from client_sdk._backoff import Backoff
 from client_sdk._broadcast import Broadcast, Subscription
+from client_sdk._checks import Check
 from client_sdk._closing import AsyncClosing
 from client_sdk._errors import (
     FailedPreconditionError,
@@ -34,7 +35,7 @@ from client_sdk._errors import (
     StatusCode,
 )
 from client_sdk._keepalive import KeepAliveSession
-from client_sdk._models import Check, Health, Node, NodeKey, NodeStatus, RegistrationState
+from client_sdk._models import Health, Node, NodeKey, NodeStatus, RegistrationState
 from client_sdk._transport import Transport
 
 log = logging.getLogger("client_sdk")

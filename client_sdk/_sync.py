@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from client_sdk._bridge import LoopThread, SyncStream, start_pump
+from client_sdk._checks import Check
 from client_sdk._client import RegistryClient
 from client_sdk._closing import Closing
 from client_sdk._config import ClientConfig, WatchConfig
 from client_sdk._models import (
-    Check,
     Consistency,
     Health,
     Node,

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from client_sdk._checks import Check, CheckKind
 from client_sdk._errors import invalid_argument
 from client_sdk._models import (
-    Check,
-    CheckKind,
     Consistency,
     Health,
     Node,

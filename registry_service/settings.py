@@ -228,41 +228,25 @@ class Settings:
     )
     # Health checks and flap damping (docs/design.md §13)
     health_checks_max_per_node: int = _setting(
-        4,
-        "checks the registry runs for one registration; 0: it runs none (owners may still "
-        "report their own health, as the sidecar does)",
+        4, "checks the registry runs per registration; 0: none (owners may report their health)"
     )
-    health_check_min_interval_seconds: float = _setting(
-        1.0, "shortest interval between two probes of one check a registration may ask for"
-    )
+    health_check_min_interval_seconds: float = _setting(1.0, "shortest interval of a check")
     health_check_max_timeout_seconds: float = _setting(
-        10.0, "longest timeout of one probe a registration may ask for (never beyond its interval)"
+        10.0, "longest timeout of a check's probe (and never beyond its interval)"
     )
-    health_probe_concurrency: int = _setting(
-        256,
-        "probes one frontend runs at once; a probe due while that many run waits for a slot "
-        "(its lateness is a metric)",
-    )
+    health_probe_concurrency: int = _setting(256, "probes one frontend runs at once, at most")
     damping_penalty_per_flap: float = _setting(
-        1000.0,
-        "flap damping: penalty a node earns each time its health flips or it registers anew "
-        "(after a previous registration); it decays with damping_half_life_seconds",
+        1000.0, "flap damping: penalty per flip of a node's health, or per registration anew"
     )
-    damping_half_life_seconds: float = _setting(
-        60.0, "flap damping: the penalty halves in this time"
-    )
+    damping_half_life_seconds: float = _setting(60.0, "flap damping: the penalty halves in this")
     damping_suppress_penalty: float = _setting(
-        3000.0,
-        "flap damping: a node whose penalty reaches this is held FAILING (damped) until it "
-        "decays to damping_reuse_penalty; 0: no damping",
+        3000.0, "flap damping: a node's penalty that holds it FAILING (damped); 0: no damping"
     )
     damping_reuse_penalty: float = _setting(
         750.0, "flap damping: a damped node is released once its penalty decays below this"
     )
     damping_max_suppress_seconds: float = _setting(
-        300.0,
-        "flap damping: the longest a node stays damped after its last flap (the penalty is "
-        "capped so that it decays to damping_reuse_penalty within this)",
+        300.0, "flap damping: the longest a node stays damped after its last flip"
     )
     # Watching
     watch_history_revisions: int = _setting(
