@@ -115,6 +115,7 @@ class _Owned:
         "output",
         "registration",
         "release_due",
+        "release_entry",
         "states",
         "writer",
     )
@@ -131,6 +132,7 @@ class _Owned:
         self.flaps = 0  # flips of `health` not written yet
         self.output = ""
         self.release_due = False
+        self.release_entry = 0  # the heap entry of its latest release look (earlier ones lapse)
         self.writer: asyncio.Task[None] | None = None
 
     def same_probes(self, registration: Registration) -> bool:
@@ -286,28 +288,33 @@ class HealthKeeper:
 
     # -- scheduling ---------------------------------------------------------------------------
 
-    def _push(self, due: float, owned: _Owned, index: int) -> None:
+    def _push(self, due: float, owned: _Owned, index: int) -> int:
         self._sequence += 1
         entry = (due, self._sequence, owned.generation, owned.key, index)
         heapq.heappush(self._heap, entry)
         if self._heap[0] is entry:
             self._wake.set()
+        return self._sequence
 
     def _schedule_release(self, owned: _Owned, damped_until: float) -> None:
+        """A look at a damped node when its penalty should have decayed; it replaces any
+        earlier look (a node that keeps flapping moves its release on)."""
         delay = max(0.0, damped_until - self._clock()) + _RELEASE_SLACK_SECONDS
-        self._push(asyncio.get_running_loop().time() + delay, owned, _RELEASE)
+        due = asyncio.get_running_loop().time() + delay
+        owned.release_entry = self._push(due, owned, _RELEASE)
 
     async def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             while self._heap and self._heap[0][0] <= loop.time():
-                due, _, generation, key, index = heapq.heappop(self._heap)
+                due, entry, generation, key, index = heapq.heappop(self._heap)
                 owned = self._owned.get(key)
                 if owned is None or owned.generation != generation:
                     continue  # dropped, or taken again since
                 if index == _RELEASE:
-                    owned.release_due = True
-                    self._write_soon(owned)
+                    if entry == owned.release_entry:  # else a later look replaced it
+                        owned.release_due = True
+                        self._write_soon(owned)
                     continue
                 await self._slots.acquire()
                 task = asyncio.create_task(self._probe(owned, index, due))
