@@ -23,15 +23,13 @@ from registry_service.store.base import RegistryStore
 _MAX_ATTEMPTS = 8
 
 
-def health_cause(before: Node, after: Published) -> AuditCause:
-    """The audit cause of publishing `after` over `before`."""
-    if after.damped and not before.damped:
+def health_cause(before: Node, health: Health, damped: bool) -> AuditCause:
+    """The audit cause of publishing a node as `health` (and `damped`) over `before`."""
+    if damped and not before.damped:
         return AuditCause.DAMPED
-    if before.damped and not after.damped:
+    if before.damped and not damped:
         return AuditCause.UNDAMPED
-    return (
-        AuditCause.HEALTH_FAILING if after.health is Health.FAILING else AuditCause.HEALTH_PASSING
-    )
+    return AuditCause.HEALTH_FAILING if health is Health.FAILING else AuditCause.HEALTH_PASSING
 
 
 def damping_detail(policy: DampingPolicy, published: Published) -> str:
@@ -94,7 +92,7 @@ class HealthWriter:
                     return published  # a look that changes nothing writes nothing
                 revision = await self._store.write_health(None, stored, published.flaps)
             else:
-                cause = health_cause(node, published)
+                cause = health_cause(node, published.health, published.damped)
                 detail = damping_detail(self.policy, published) if published.damped else output
                 if cause is AuditCause.DAMPED and output:
                     detail = f"{detail}; {output}"

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from registry_service.control import OperatorEntry
 from registry_service.core.damping import DampingPolicy, decide
-from registry_service.core.health_writes import damping_detail
+from registry_service.core.health_writes import damping_detail, health_cause
 from registry_service.core.registration_tokens import (
     hash_idempotency_key,
     hash_token,
@@ -367,7 +367,12 @@ class Registry:
             # A flip of a damped node's report: nothing subscribers see changes (core/damping.py).
             revision = await self._store.write_health(None, stored, flaps)
             return None if revision is None else RegisterResult(node, ttl, token, revision)
-        revision = await self._store.update_registration(registration, stored, flaps=flaps)
+        cause = AuditCause.UPDATED
+        if (node.health, node.damped) != (current.node.health, current.node.damped):
+            cause = health_cause(current.node, node.health, node.damped)  # its own report
+        revision = await self._store.update_registration(
+            registration, stored, cause=cause, flaps=flaps
+        )
         if revision is None:
             if lease_id != current.lease_id:
                 with contextlib.suppress(StoreUnavailableError):

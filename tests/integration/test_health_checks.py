@@ -168,6 +168,13 @@ async def test_an_owner_reports_its_own_health_when_the_registry_runs_no_check(s
         await healthy.wait_for(lambda nodes: len(nodes) == 0, timeout=5)
         await registration.update(health=Health.PASSING)
         await healthy.wait_for(lambda nodes: len(nodes) == 1, timeout=5)
+    trail = await frontend.operations.audit(NodeKey("dc1", "data", "s1"))
+    assert [entry.cause for entry in trail] == [
+        AuditCause.REGISTERED,
+        AuditCause.HEALTH_FAILING,
+        AuditCause.HEALTH_PASSING,
+        AuditCause.DEREGISTERED,
+    ]
 
 
 @pytest.mark.parametrize(
