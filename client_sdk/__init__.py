@@ -48,6 +48,7 @@ from client_sdk._models import (
     WatchStep,
     WatchStepKind,
 )
+from client_sdk._picker import Picker
 from client_sdk._registration import Registration
 from client_sdk._sync import SyncNodeWatch, SyncRegistration, SyncRegistryClient
 from client_sdk._watch import EventStream, NodeWatch, StepStream
@@ -73,6 +74,7 @@ __all__ = [
     "NodeStatus",
     "NodeWatch",
     "PermissionDeniedError",
+    "Picker",
     "Registration",
     "RegistrationState",
     "RegistryClient",

@@ -99,7 +99,9 @@ def key_to_pb(key: NodeKey) -> pb.NodeKey:
 
 
 def scope_to_pb(scope: Scope) -> pb.Scope:
-    return pb.Scope(datacenters=sorted(scope.datacenters), types=sorted(scope.types))
+    return pb.Scope(
+        datacenters=sorted(scope.datacenters), types=sorted(scope.types), selector=scope.selector
+    )
 
 
 def consistency_to_pb(consistency: Consistency) -> int:

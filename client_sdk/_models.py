@@ -186,17 +186,23 @@ def _names(value: str | tuple[str, ...]) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which nodes to list or watch; an empty part means all.
+    """Which nodes to list or watch; empty means all.
 
     Attributes:
-        datacenters: the datacenters to take (empty: every datacenter).
-        types: the types to take (empty: every type).
+        datacenters: the datacenters to take; empty: every one.
+        types: the node types to take; empty: every one.
+        selector: a label selector on the nodes' metadata, Kubernetes syntax: `zone=a`,
+            `zone!=a`, `version in (2,3)`, `version notin (1)`, `canary`, `!canary`; a comma
+            means AND. Empty: every node. The registry parses it (a malformed one is an
+            `InvalidArgumentError` naming the position); a watch sees a node whose metadata
+            stops matching as REMOVED, one that starts matching as ADDED.
         healthy_only: only available nodes (UP, no failing check): a node that stops being
             available is REMOVED (reason UNHEALTHY) from the view, and ADDED when it is back.
     """
 
     datacenters: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
+    selector: str = ""
     healthy_only: bool = False
 
     @classmethod
@@ -204,27 +210,31 @@ class Scope:
         cls,
         datacenters: str | tuple[str, ...] = (),
         types: str | tuple[str, ...] = (),
+        selector: str = "",
         *,
         healthy_only: bool = False,
     ) -> Scope:
         """A scope from one name or several of each part.
 
         `Scope.of(types="session")` takes every session node; `Scope.of(("dc1", "dc2"))` every
-        node of two datacenters; `Scope.of(types="data", healthy_only=True)` the data nodes to
-        send work to.
+        node of two datacenters; `Scope.of(types="data", selector="zone=a,!canary")` a shard or
+        a zone; `Scope.of(types="data", healthy_only=True)` the data nodes to send work to.
 
         Args:
             datacenters: a datacenter's name, or a tuple of names; empty: every datacenter.
             types: a type's name, or a tuple of names; empty: every type.
+            selector: a label selector on the nodes' metadata; empty: every node.
             healthy_only: only available nodes (UP, no failing check).
 
         Returns:
             The scope.
         """
-        return cls(_names(datacenters), _names(types), healthy_only)
+        return cls(_names(datacenters), _names(types), selector, healthy_only)
 
     def matches(self, key: NodeKey) -> bool:
-        """Whether the node of `key` is in this scope.
+        """Whether the node of `key` is in this scope's datacenters and types.
+
+        The selector is the registry's to apply: a key carries no metadata.
 
         Args:
             key: the node's key.
@@ -343,7 +353,9 @@ class WatchStepKind(enum.Enum):
 class WatchStep:
     """One message of a NodeWatch's stream, as the frontend sent it (`NodeWatch.steps()`).
 
-    For relays and mirrors; the registry follows other datacenters with these.
+    For relays and mirrors; the registry follows other datacenters with these. A list older than
+    what the watch holds of a registry is never passed on: it arrives as a stale PROGRESS of that
+    registry at the watch's revision (a whole list: as the watch's own list).
 
     Attributes:
         kind: SNAPSHOT (`nodes` replaces everything, or with `datacenter` that datacenter's list

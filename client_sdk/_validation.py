@@ -113,6 +113,9 @@ def check_scope(scope: object) -> None:
     for field in ("datacenters", "types"):
         for name in getattr(scope, field):
             check_text(f"scope.{field} entry", name)
+    # The selector's syntax is the registry's to judge (its message names the position).
+    if not isinstance(scope.selector, str):
+        raise invalid_argument(f"scope.selector must be a string, not {scope.selector!r}")
 
 
 def check_consistency(consistency: object) -> None:

@@ -13,6 +13,12 @@ datacenters it follows beside its own etcd's, each in its own registry's revisio
 one revision per registry (`revision` for the frontend's own, `remote_revisions` for the others:
 the vector a watch resumes from) and each datacenter's staleness. A remote datacenter the frontend
 has not reached yet is kept as the view had it, marked stale: never emptied.
+
+Never back in time (decision D80): a list of a registry older than what the view holds of it (a
+frontend whose copy lags, when the watch resumed there) is refused. The view keeps its own list,
+marks that registry stale, and skips the stream's messages of it up to the revision it holds;
+the first one past it applies and ends the refusal (a relisted difference past it cannot apply
+to the view's list: the watch resumes instead, `ViewUpdate.resume`).
 """
 
 from __future__ import annotations
@@ -61,10 +67,16 @@ class ViewUpdate:
     Attributes:
         events: the view's changes, in order; empty when nothing changed or a shrink is held.
         held: set on the step that started holding back a suspicious shrink.
+        refused: the registries ("" the frontend's own, else a remote datacenter) whose part of
+            the step was older than the view and not applied.
+        resume: the step cannot be applied at all (a relisted difference made from an older
+            list): the stream must be resumed from the view's revisions.
     """
 
     events: tuple[NodeEvent, ...] = ()
     held: ShrinkReport | None = None
+    refused: tuple[str, ...] = ()
+    resume: bool = False
 
 
 class WatchView:
@@ -89,6 +101,7 @@ class WatchView:
         self._frontend_age_seconds = 0.0
         self._local_changed: dict[str, int] = {}  # the frontend's own datacenters' last changes
         self._remote: dict[str, DatacenterState] = {}  # remote datacenters, in their revisions
+        self._behind: dict[str, int] = {}  # registry -> what it held when it refused older
         self.resyncs = 0
         self.shrinks_held = 0
 
@@ -112,8 +125,16 @@ class WatchView:
         return (
             self._held_since is not None
             or self._frontend_stale
+            or bool(self._behind)
             or any(state.stale for state in self._remote.values())
         )
+
+    def held_revision(self, registry: str) -> int:
+        """The revision the view holds of a registry ("": the frontend's own)."""
+        if not registry:
+            return self._revision
+        state = self._remote.get(registry)
+        return state.revision if state else 0
 
     def current(self) -> NodeList:
         """The published view, per datacenter, at its revision."""
@@ -132,7 +153,7 @@ class WatchView:
             dc: DatacenterState(
                 revision,
                 self._local_changed.get(dc, 0),
-                stale=self._frontend_stale,
+                stale=self._frontend_stale or "" in self._behind,
                 age_seconds=self._frontend_age_seconds,
             )
             for dc in datacenters
@@ -164,33 +185,57 @@ class WatchView:
         `datacenter`, that remote datacenter's list alone at its registry's `revision`,
         replacing only what the view had of it.
         """
-        if resync:
-            self.resyncs += 1
         states = states or {}
         if datacenter:
+            if revision < self.held_revision(datacenter):
+                return self._refuse(datacenter)
+            if resync:
+                self.resyncs += 1
+            self._behind.pop(datacenter, None)
             self._shadow = {k: n for k, n in self._shadow.items() if k.datacenter != datacenter}
             self._shadow.update((n.key, n) for n in nodes if n.datacenter == datacenter)
             self._remote[datacenter] = states.get(
                 datacenter, DatacenterState(revision, remote=True)
             )
             return self._publish(None)
-        shadow = {node.key: node for node in nodes}
+        remotes = {dc for dc, state in states.items() if state.remote}
+        refused: list[str] = []
+        if revision < self._revision:  # the frontend's own registry, older: keep the view's
+            refused.append("")
+            self._behind[""] = self._revision
+            shadow = {
+                k: n
+                for k, n in self._shadow.items()
+                if k.datacenter not in remotes and k.datacenter not in self._remote
+            }
+            shadow.update((n.key, n) for n in nodes if n.datacenter in remotes)
+        else:
+            self._behind.pop("", None)
+            shadow = {node.key: node for node in nodes}
+            self._local_changed = {
+                dc: st.changed_revision for dc, st in states.items() if not st.remote
+            }
+            self._revision = revision
         remote: dict[str, DatacenterState] = {}
-        for dc, state in states.items():
-            previous = self._remote.get(dc)
-            if state.remote and state.revision == 0 and previous is not None:
-                # The frontend has not reached it yet: keep what the view had, stale.
+        for dc in remotes:
+            state, previous = states[dc], self._remote.get(dc)
+            if previous is not None and state.revision < previous.revision:
+                # Not reached by the frontend yet (revision 0), or older than the view's: keep
+                # what the view had, stale.
+                shadow = {k: n for k, n in shadow.items() if k.datacenter != dc}
                 shadow.update((k, n) for k, n in self._shadow.items() if k.datacenter == dc)
                 remote[dc] = dataclasses.replace(previous, stale=True)
-            elif state.remote:
+                if state.revision:
+                    refused.append(dc)
+                    self._behind[dc] = previous.revision
+            else:
                 remote[dc] = state
+                self._behind.pop(dc, None)
+        if resync and len(refused) < 1 + len(remotes):
+            self.resyncs += 1
         self._remote = remote
-        self._local_changed = {
-            dc: st.changed_revision for dc, st in states.items() if not st.remote
-        }
         self._shadow = shadow
-        self._revision = revision
-        return self._publish(None)
+        return dataclasses.replace(self._publish(None), refused=tuple(refused))
 
     def apply_delta(
         self, events: Sequence[NodeEvent], revision: int, *, relisted: bool, datacenter: str = ""
@@ -199,6 +244,13 @@ class WatchView:
 
         `relisted` changes are diffed against the view instead.
         """
+        held = self._behind.get(datacenter)
+        if held is not None:
+            if revision <= held:
+                return self._refuse(datacenter)  # it has them
+            if relisted:  # a difference from a list older than the view's
+                return ViewUpdate(refused=(datacenter,), resume=True)
+            del self._behind[datacenter]
         if datacenter:
             previous = self._remote.get(datacenter, DatacenterState(0, remote=True))
             self._remote[datacenter] = dataclasses.replace(
@@ -232,6 +284,11 @@ class WatchView:
         In `datacenter`'s registry's revisions when set. `stale`: the frontend cannot reach etcd
         (or that datacenter); `age_seconds`: how long ago it last heard from it.
         """
+        held = self._behind.get(datacenter)
+        if held is not None:
+            if revision < held:
+                return self._refuse(datacenter)
+            del self._behind[datacenter]  # the frontend has reached what the view holds
         if datacenter:
             previous = self._remote.get(datacenter, DatacenterState(0, remote=True))
             self._remote[datacenter] = dataclasses.replace(
@@ -245,6 +302,17 @@ class WatchView:
             self._frontend_age_seconds = age_seconds
             self._revision = max(self._revision, revision)
         return self._publish([])
+
+    def _refuse(self, registry: str) -> ViewUpdate:
+        """A step of `registry` older than the view: not applied.
+
+        The registry is stale until the stream passes the revision the view holds of it.
+        """
+        self._behind.setdefault(registry, self.held_revision(registry))
+        state = self._remote.get(registry)
+        if registry and state is not None:
+            self._remote[registry] = dataclasses.replace(state, stale=True)
+        return dataclasses.replace(self._publish([]), refused=(registry,))
 
     # -- the shrink guard ---------------------------------------------------------------------
 

@@ -7,13 +7,15 @@ view (`_view.py`, where the view logic and the shrink guard live), publishes the
 `AckWatch`: it opts into acknowledgements (the frontend re-pushes a subscriber that does not
 confirm in time), confirms at most once per `ack_interval_seconds`, and confirms what arrived
 meanwhile when the interval ends. A stream silent for `silence_timeout_seconds` is abandoned for
-the next frontend.
+the next frontend. A list older than the view is refused (`_view.py`, D80): `steps()` readers get
+a stale PROGRESS of that registry at the view's revision in its place, never the older list.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -256,8 +258,11 @@ class NodeWatch(AsyncClosing):
             )
             self._answered = False
             try:
-                await self._read(call, target)
-                error = error_for(StatusCode.UNAVAILABLE, f"frontend {target} ended the watch")
+                if await self._read(call, target):
+                    ended = "sent a relisted difference older than the watch's view; resuming"
+                else:
+                    ended = "ended the watch"
+                error = error_for(StatusCode.UNAVAILABLE, f"frontend {target} {ended}")
             except TimeoutError:
                 silence = self._config.silence_timeout_seconds
                 error = error_for(
@@ -287,8 +292,11 @@ class NodeWatch(AsyncClosing):
             log.info("watch: %s; resuming from revision %d", error, self._view.revision)
             await backoff.wait()
 
-    async def _read(self, call: AsyncIterator[pb.WatchNodesResponse], target: str) -> None:
+    async def _read(self, call: AsyncIterator[pb.WatchNodesResponse], target: str) -> bool:
         """Applies the stream's messages until it ends (`_answered`: one came).
+
+        Returns:
+            True when a message could not be applied and the stream must be resumed.
 
         Raises:
             TimeoutError: the stream fell silent for `silence_timeout_seconds` (0: never).
@@ -302,11 +310,17 @@ class NodeWatch(AsyncClosing):
                     quiet.reschedule(loop.time() + silence)
                 if message.subscription_id:
                     self._subscription_id = message.subscription_id
-                self._apply(message)
+                if self._apply(message):
+                    return True
                 self._maybe_ack(target)
+        return False
 
-    def _apply(self, message: pb.WatchNodesResponse) -> None:
-        """Hands one stream message to the view and publishes what changed."""
+    def _apply(self, message: pb.WatchNodesResponse) -> bool:
+        """Hands one stream message to the view and publishes what changed.
+
+        Returns:
+            True when the view could not apply it and the stream must be resumed.
+        """
         kind = message.WhichOneof("message")
         if kind == "snapshot":
             snapshot = message.snapshot
@@ -359,11 +373,28 @@ class NodeWatch(AsyncClosing):
                 datacenter=progress.datacenter,
             )
         else:
-            return
-        self._steps.publish(step)
+            return False
+        self._steps.publish(self._applied(step, update))
         self._publish(update)
         if kind == "snapshot" and self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
+        return update.resume
+
+    def _applied(self, step: WatchStep, update: ViewUpdate) -> WatchStep:
+        """The step as the view took it.
+
+        A refused part older than the view (D80) becomes a stale PROGRESS at the view's revision
+        (in a whole list: the view's own part).
+        """
+        if not update.refused:
+            return step
+        if step.kind is WatchStepKind.SNAPSHOT and not step.datacenter:
+            state = self._view.stream_state()
+            return dataclasses.replace(step, revision=state.revision, nodes=state)
+        (registry,) = update.refused
+        return WatchStep(
+            WatchStepKind.PROGRESS, self._view.held_revision(registry), registry, stale=True
+        )
 
     def _publish(self, update: ViewUpdate) -> None:
         for event in update.events:

@@ -28,6 +28,7 @@ from registry_service.control import Announcement
 from registry_service.core.announcer import Announcer
 from registry_service.core.evictor import Evictor
 from registry_service.core.health_keeper import HealthKeeper
+from registry_service.core.identity_gc import IdentityCollector
 from registry_service.core.operations import Operations
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
@@ -65,6 +66,9 @@ from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
 from registry_service.web.auth import HttpAuth, client_context, server_context
 from registry_service.web.peers import PeerAdmins
+from registry_service.xds.service import SERVICE_NAME as XDS_SERVICE_NAME
+from registry_service.xds.service import AggregatedDiscovery, add_xds_service
+from registry_service.xds.session import XdsParts
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,7 @@ class Frontend:
             store_connected=lambda: self.client.watcher.connected,
             observe=self.metrics.observe_stage,
         )
+        self.client.watcher.on_change(self.hub.store_connection_changed)
         self.federation = Federation(self.datacenters.remotes, self.remotes, settings)
         self.evictor = Evictor(
             self.store,
@@ -122,6 +127,10 @@ class Frontend:
             configs.evictor,
             candidate=self.frontend_id,
             connection=self.client.watcher,
+        )
+        # Identity records of ids long gone: collected by whichever frontend leads eviction.
+        self.identity_gc = IdentityCollector(
+            self.store, lambda: self.evictor.status.leader, configs.identity_gc
         )
         self.registry = Registry(
             self.store, self.hub, configs.registry, datacenters=self.datacenters
@@ -137,6 +146,11 @@ class Frontend:
             metrics=self.metrics,
             tokens=self.tokens,
             streams=self.streams,
+        )
+        self.xds = AggregatedDiscovery(
+            XdsParts(self.reads, settings.limits, settings.datacenter, self.metrics),
+            streams=self.streams,
+            tokens=self.tokens,
         )
         self.operations = Operations(
             self.store,
@@ -179,6 +193,7 @@ class Frontend:
         self._health = None
         self._evictor_task: asyncio.Task[None] | None = None
         self._health_checks_task: asyncio.Task[None] | None = None
+        self._identity_gc_task: asyncio.Task[None] | None = None
         self._serving = False
         self.port = 0
 
@@ -204,6 +219,7 @@ class Frontend:
                 trust_forwarded=worker,
             ),
             peers=self.peers,
+            http_limits=self.configs.http,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             )
@@ -234,7 +250,7 @@ class Frontend:
             max_wait_seconds=settings.http_max_wait_seconds,
             suspect_ceiling_seconds=settings.suspect_ceiling_seconds,
             max_request_bytes=settings.max_receive_message_bytes,
-            max_header_bytes=settings.max_metadata_bytes,
+            http_limits=self.configs.http,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             ssl_context=server_context(
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
@@ -302,6 +318,9 @@ class Frontend:
         self.federation.start()  # never waited for: a remote datacenter may be unreachable
         await self._wait_for_watch()
         self._evictor_task = asyncio.create_task(self.evictor.run(), name="evictor")
+        self._identity_gc_task = asyncio.create_task(
+            self.identity_gc.run(), name="identity-collection"
+        )
         settings = self.settings
         self.server, self._health = build_server(
             self.servicer,
@@ -311,6 +330,7 @@ class Frontend:
             interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(self.tokens)],
             reuse_port=reuse_port,
             with_reflection=settings.grpc_reflection,
+            extra_services=[(XDS_SERVICE_NAME, functools.partial(add_xds_service, self.xds))],
         )
         listeners = self.listeners
         credentials = None
@@ -402,7 +422,16 @@ class Frontend:
                 await self._health_checks_task
         if self.announcer is not None:  # the cluster-wide views stop asking this frontend
             await self.announcer.stop()
+        # Eviction (and with it the cluster-wide gauges) goes to another frontend first, while
+        # this one drains its streams: the next leader takes over within its poll (D87).
+        for task in (self._identity_gc_task, self._evictor_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.evictor.close()
         self.servicer.begin_shutdown()
+        self.xds.begin_shutdown()
         await self.federation.stop()
         await self.hub.close()
         if self.api is not None:  # event streams ended with the hub; blocking reads answer now
@@ -411,10 +440,5 @@ class Frontend:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.health_server is not None and self.health_port:
             await self.health_server.stop(0)
-        if self._evictor_task is not None:
-            self._evictor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._evictor_task
-        await self.evictor.close()
         await self.client.close()
         await self.admin.stop()

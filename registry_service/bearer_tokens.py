@@ -9,7 +9,8 @@ Tokens live in a file (`auth_tokens_file`), one per line:
     auditor     admin:read           c1b9...42
     ops         admin,register,watch 51d2...0c
 
-Scopes: `register` (Register, KeepAlive, Deregister), `watch` (GetNodes, WatchNodes, AckWatch),
+Scopes: `register` (Register, KeepAlive, Deregister), `watch` (GetNodes, WatchNodes, AckWatch,
+and xDS), `xds` (the xDS aggregated discovery service only: a mesh's proxies and gRPC clients),
 `metrics` (the admin port's /metrics), `admin:read` (every admin read, /metrics too),
 `admin:write` (every admin write) and `admin` (both admin scopes, its meaning before they were
 split). Without a tokens file every caller may do everything. Only the tokens' SHA-256 digests
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCOPES = frozenset({"register", "watch", "metrics", "admin", "admin:read", "admin:write"})
+SCOPES = frozenset({"register", "watch", "xds", "metrics", "admin", "admin:read", "admin:write"})
 # What a scope grants besides itself.
 _IMPLIED = {
+    "watch": frozenset({"xds"}),
     "admin": frozenset({"admin:read", "admin:write", "metrics"}),
     "admin:read": frozenset({"metrics"}),
 }

@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from registry_service.health import Check, Health
+from registry_service.selectors import EVERYTHING, Selector
+
 
 class NodeStatus(enum.Enum):
     UP = "UP"
@@ -19,80 +22,6 @@ class NodeStatus(enum.Enum):
 
 # Statuses an owner may register with; the others are the registry's or an operator's to set.
 OWNER_STATUSES = frozenset({NodeStatus.UP, NodeStatus.DRAINING})
-
-
-class Health(enum.Enum):
-    """A node's health as the registry publishes it (docs/design.md §13)."""
-
-    UNCHECKED = "UNCHECKED"  # no check runs and none is reported: healthy while it renews
-    PASSING = "PASSING"
-    FAILING = "FAILING"  # listed, but not offered for new work
-
-
-class CheckKind(enum.Enum):
-    GRPC = "GRPC"  # grpc.health.v1 Check of a service: SERVING passes
-    HTTP = "HTTP"  # GET a path: a 2xx answer passes
-    TCP = "TCP"  # a TCP connect passes
-
-
-# What a check gets for a field its registration leaves 0 (the proto's zero values).
-CHECK_DEFAULT_INTERVAL_SECONDS = 10.0
-CHECK_DEFAULT_TIMEOUT_SECONDS = 2.0
-CHECK_DEFAULT_FAILURES = 3
-CHECK_DEFAULT_PASSES = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """A check the registry runs against a node, at the node's host on `port` (0: its port).
-
-    A probe passes or fails; `failures_before_failing` consecutive failures turn the check
-    FAILING, `passes_before_passing` consecutive passes turn it PASSING again.
-    """
-
-    kind: CheckKind
-    service: str = ""  # gRPC: the service asked for ("": the whole server)
-    path: str = "/"  # HTTP: the path asked for
-    port: int = 0
-    interval_seconds: float = CHECK_DEFAULT_INTERVAL_SECONDS
-    timeout_seconds: float = CHECK_DEFAULT_TIMEOUT_SECONDS
-    failures_before_failing: int = CHECK_DEFAULT_FAILURES
-    passes_before_passing: int = CHECK_DEFAULT_PASSES
-
-    def target(self, address: str) -> str:
-        """`host:port` to probe for a node at `address` (its host, this check's port if set)."""
-        if not self.port:
-            return address
-        return f"{address.rpartition(':')[0]}:{self.port}"
-
-    def describe(self, address: str) -> str:
-        """The check as a URL, for logs and the audit: `grpc://10.0.0.5:9600/svc`."""
-        target = self.target(address)
-        if self.kind is CheckKind.GRPC:
-            return f"grpc://{target}/{self.service}" if self.service else f"grpc://{target}"
-        if self.kind is CheckKind.HTTP:
-            return f"http://{target}{self.path}"
-        return f"tcp://{target}"
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
-    """One probe of a check: whether it passed, and what it saw (for the audit and the logs:
-    `SERVING`, `HTTP 503`, `connection refused`, `timed out after 2s`)."""
-
-    passed: bool
-    output: str
-
-
-@dataclass(frozen=True, slots=True)
-class FlapRecord:
-    """What flap damping remembers of a node (docs/design.md §13), beside its member record so
-    that it outlives a registration: the penalty as of `at` (wall clock; it decays from there),
-    and the node's latest health before damping (what it is published as once released)."""
-
-    penalty: float
-    at: float
-    health: Health
 
 
 class EventType(enum.Enum):
@@ -294,51 +223,74 @@ class NodeEvent:
     type: EventType
     node: Node
     reason: RemovalReason = RemovalReason.UNSPECIFIED
-    # UPDATED: the node before the change (what a healthy-only scope compares); None unknown.
-    previous: Node | None = None
+    # For UPDATED: the node as it was before, when known (the local etcd's changes), so that a
+    # scope with a label selector or healthy-only sees a node that left it as REMOVED, and one
+    # that entered it as ADDED (Scope.cut).
+    previous: Node | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which nodes a caller wants; an empty set means all. `healthy_only`: only nodes that are
-    healthy (Node.healthy): a node leaving that state is REMOVED (UNHEALTHY) from the scope's
-    view, and ADDED when it comes back."""
+    """Which nodes a caller wants; an empty set means all. `selector` is a label selector on
+    the nodes' metadata (selectors.py; the empty one takes every node). `healthy_only`: only
+    nodes that are healthy (Node.healthy): one leaving that state is REMOVED (UNHEALTHY) from
+    the scope's view, and ADDED when it comes back."""
 
     datacenters: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
+    selector: Selector = EVERYTHING
     healthy_only: bool = False
 
     def matches(self, key: NodeKey) -> bool:
+        """Whether the key's datacenter and type are in the scope (selector and health aside)."""
         return (not self.datacenters or key.datacenter in self.datacenters) and (
             not self.types or key.type in self.types
         )
 
     def takes(self, node: Node) -> bool:
-        """Whether the scope's view holds `node` (its key matches; healthy, if asked)."""
-        return self.matches(node.key) and (not self.healthy_only or node.healthy)
+        """Whether the node is in the scope: its datacenter, type, metadata and health."""
+        return self.matches(node.key) and self.passes(node)
 
     @property
     def everything(self) -> bool:
         """It takes every node and every event as it is."""
-        return not self.datacenters and not self.types and not self.healthy_only
+        return not self.datacenters and not self.types and not self.filters
+
+    @property
+    def filters(self) -> bool:
+        """It holds some nodes of its datacenters and types and not others."""
+        return bool(self.selector) or self.healthy_only
+
+    def passes(self, node: Node) -> bool:
+        """Whether the node passes the scope's filters (its selector, its health if asked)."""
+        return self.selector.matches(node.metadata) and (not self.healthy_only or node.healthy)
 
     def cut(self, event: NodeEvent) -> NodeEvent | None:
-        """The event as this scope's view sees it (its key already matched): itself, or for a
-        healthy-only scope, an ADDED when the node became healthy, a REMOVED (UNHEALTHY) when it
-        stopped being healthy, None when it was and stays outside."""
-        if not self.healthy_only:
+        """What a subscriber of this scope sees of an event in its datacenters and types: with a
+        selector or healthy-only, an update that takes a node out of it is a removal (UNHEALTHY
+        when its health took it out), one that brings it in an addition, and events of nodes it
+        never held are dropped. An update whose previous node is unknown (a followed
+        datacenter's) is a removal when the node no longer passes: the subscriber may have
+        held it."""
+        if not self.filters:
             return event
-        now = event.node.healthy
+        now = self.passes(event.node)
         if event.type is not EventType.UPDATED:
             return event if now else None
-        before = event.previous.healthy if event.previous is not None else now
-        if before and now:
+        before = event.previous is None or self.passes(event.previous)
+        if now and before:
             return event
         if now:
             return NodeEvent(EventType.ADDED, event.node)
         if before:
-            return NodeEvent(EventType.REMOVED, event.node, RemovalReason.UNHEALTHY)
+            return NodeEvent(EventType.REMOVED, event.node, self._removal_reason(event.node))
         return None
+
+    def _removal_reason(self, node: Node) -> RemovalReason:
+        """Why a node that stopped passing left: its health, unless its metadata did it."""
+        if self.healthy_only and not node.healthy and self.selector.matches(node.metadata):
+            return RemovalReason.UNHEALTHY
+        return RemovalReason.UNSPECIFIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +307,7 @@ class Limits:
     ttl_min_seconds: int = 3
     ttl_max_seconds: int = 3600
     ttl_default_seconds: int = 10
+    selector_max_bytes: int = 1024
     health_checks_max_per_node: int = 4
     health_check_min_interval_seconds: float = 1.0
     health_check_max_timeout_seconds: float = 10.0
@@ -446,7 +399,7 @@ class DeltaMessage:
         if not events:
             return dataclasses.replace(self, events=()) if self.relisted else None
         if len(events) == len(self.events) and all(
-            mine is theirs for mine, theirs in zip(events, self.events, strict=True)
+            a is b for a, b in zip(events, self.events, strict=True)
         ):
             return self
         return dataclasses.replace(self, events=events)

@@ -3,11 +3,12 @@
 `Settings` is flat, as the environment and the README's configuration table are (one
 `REGISTRY_<FIELD>` each). The parts take small typed configs instead, each defined beside the
 part that uses it with a docstring per field: the etcd client's `EtcdConfig`, the watch hub's
-`HubConfig`, the evictor's `EvictorConfig` (with its `BudgetPolicy`), the registry's
-`RegistryConfig`, the reads' `ReadsConfig`, the gRPC servicer's `ServicerConfig`, the gRPC
-port's `KeepalivePolicy` and the health checks' `HealthConfig` (flap damping's `DampingPolicy`
-in it and in the registry's). `PartConfigs.from_settings` is the one mapping between the two;
-the composition root (app.py) hands each part its own.
+`HubConfig`, the evictor's `EvictorConfig` (with its `BudgetPolicy`), the identity collector's
+`IdentityGcConfig`, the registry's `RegistryConfig`, the reads' `ReadsConfig`, the gRPC
+servicer's `ServicerConfig`, the gRPC port's `KeepalivePolicy`, the HTTP ports' `HttpLimits` and
+the health checks' `HealthConfig` (flap damping's `DampingPolicy` in it and in the registry's).
+`PartConfigs.from_settings` is the one mapping between the two; the composition root (app.py)
+hands each part its own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from registry_service.core.damping import DampingPolicy
 from registry_service.core.evictor import EvictorConfig
 from registry_service.core.health_keeper import HealthConfig
+from registry_service.core.identity_gc import IdentityGcConfig
 from registry_service.core.reads import ReadsConfig
 from registry_service.core.registry import RegistryConfig
 from registry_service.core.self_preservation import BudgetPolicy
@@ -25,6 +27,7 @@ from registry_service.rpc.server import KeepalivePolicy
 from registry_service.rpc.servicer import ServicerConfig
 from registry_service.settings import Settings
 from registry_service.store.etcd_client import EtcdConfig
+from registry_service.web.connection_guard import HttpLimits
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,12 @@ class PartConfigs:
     etcd: EtcdConfig
     hub: HubConfig
     evictor: EvictorConfig
+    identity_gc: IdentityGcConfig
     registry: RegistryConfig
     reads: ReadsConfig
     servicer: ServicerConfig
     grpc_keepalive: KeepalivePolicy
+    http: HttpLimits
     health: HealthConfig
 
     @classmethod
@@ -83,6 +88,10 @@ class PartConfigs:
                     type_minimum=settings.eviction_budget_type_minimum,
                 ),
             ),
+            identity_gc=IdentityGcConfig(
+                retention_seconds=settings.identity_retention_seconds,
+                interval_seconds=settings.identity_gc_interval_seconds,
+            ),
             registry=RegistryConfig(
                 limits=settings.limits,
                 keepalive_coalesce_seconds=settings.keepalive_coalesce_seconds,
@@ -103,5 +112,17 @@ class PartConfigs:
                 keepalive_time_seconds=settings.grpc_keepalive_time_seconds,
                 keepalive_timeout_seconds=settings.grpc_keepalive_timeout_seconds,
             ),
+            http=http_limits(settings),
             health=HealthConfig(concurrency=settings.health_probe_concurrency, damping=damping),
         )
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    """What one client may hold on any HTTP port (the API's, the admin ports)."""
+    return HttpLimits(
+        header_timeout_seconds=settings.http_header_timeout_seconds,
+        idle_timeout_seconds=settings.http_idle_timeout_seconds,
+        max_connections_per_peer=settings.http_max_connections_per_peer,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_header_line_bytes=settings.max_metadata_bytes,
+    )

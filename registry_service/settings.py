@@ -96,7 +96,20 @@ class Settings:
     http_max_wait_seconds: float = _setting(
         300.0,
         "longest wait of a blocking read (/v1/nodes?index=R&wait=...): a longer wait is cut to "
-        "this, and a read that gives an index but no wait waits this long",
+        "this, and a read that gives an index but no wait (or wait=0, as in Consul) waits this "
+        "long",
+    )
+    http_header_timeout_seconds: float = _setting(
+        10.0, "HTTP ports: a request's line and headers must arrive within this (else 408)"
+    )
+    http_idle_timeout_seconds: float = _setting(
+        60.0, "HTTP ports: an idle kept-alive connection is closed after this"
+    )
+    http_max_connections_per_peer: int = _setting(
+        256, "HTTP ports: open connections per IP address (one more: 429, closed)"
+    )
+    http_max_header_bytes: int = _setting(
+        16 * 1024, "HTTP ports: a request's line and headers together (else 431)"
     )
     admin_token: str = _setting(
         "",
@@ -143,7 +156,7 @@ class Settings:
     auth_tokens_file: str = _setting(
         "",
         "file of bearer tokens with scopes ('name register,watch token' per line; scopes "
-        "register, watch, metrics, admin:read, admin:write, admin = both)",
+        "register, watch, xds, metrics, admin:read, admin:write, admin = both)",
     )
     max_metadata_bytes: int = _setting(8 * 1024, "largest request metadata (headers) accepted")
     max_streams_per_peer: int = _setting(
@@ -218,6 +231,11 @@ class Settings:
     metadata_key_max_bytes: int = _setting(128, "longest metadata key")
     metadata_value_max_bytes: int = _setting(1024, "longest metadata value")
     metadata_max_total_bytes: int = _setting(16 * 1024, "all metadata keys and values together")
+    selector_max_bytes: int = _setting(
+        1024,
+        "longest label selector of a scope (GetNodes, WatchNodes, the HTTP API, an xDS resource "
+        "name); at most 65536",
+    )
     keepalive_max_registrations_per_stream: int = _setting(
         10_000, "distinct registrations one KeepAlive stream may renew"
     )
@@ -292,9 +310,10 @@ class Settings:
         secret=True,
     )
     remote_silence_seconds: float = _setting(
-        15.0,
+        8.0,
         "a remote datacenter's stream silent this long (not even a progress message) is resumed "
-        "on its next frontend, the datacenter shown stale meanwhile; above its progress interval",
+        "on its next frontend, the datacenter shown stale meanwhile; keep it above 1.25 times "
+        "the remote frontends' watch_progress_seconds (the longest gap between their messages)",
     )
     # Eviction
     evictor_lease_ttl_seconds: int = _setting(
@@ -329,6 +348,12 @@ class Settings:
     )
     audit_retention_seconds: int = _setting(
         86_400, "how long etcd keeps each membership transition's cause (0 records none)"
+    )
+    identity_retention_seconds: float = _setting(
+        86_400.0, "an id's last incarnation is kept this long after it left, then collected"
+    )
+    identity_gc_interval_seconds: float = _setting(
+        300.0, "how often the eviction leader collects identity records"
     )
 
     @property

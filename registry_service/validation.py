@@ -12,21 +12,17 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from registry_service.domain import (
+from registry_service.domain import OWNER_STATUSES, Limits, Node, NodeKey, Scope, WatchResume
+from registry_service.errors import InvalidArgumentError
+from registry_service.health import (
     CHECK_DEFAULT_FAILURES,
     CHECK_DEFAULT_INTERVAL_SECONDS,
     CHECK_DEFAULT_PASSES,
     CHECK_DEFAULT_TIMEOUT_SECONDS,
-    OWNER_STATUSES,
     Check,
     CheckKind,
-    Limits,
-    Node,
-    NodeKey,
-    Scope,
-    WatchResume,
 )
-from registry_service.errors import InvalidArgumentError
+from registry_service.selectors import Selector, SelectorError, parse_selector
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _TYPE = re.compile(r"[a-z][a-z0-9-]*")
@@ -252,7 +248,21 @@ def _check(name: str, check: Check, limits: Limits) -> Check:
     )
 
 
+def selector_of(text: str) -> Selector:
+    """A label selector from client input (selectors.py). Its size is checked against the
+    setting `selector_max_bytes` with the scope it belongs to (validate_scope)."""
+    try:
+        return parse_selector(text)
+    except SelectorError as err:
+        raise InvalidArgumentError(str(err)) from None
+
+
 def validate_scope(scope: Scope, limits: Limits) -> Scope:
+    if scope.selector.size_bytes > limits.selector_max_bytes:
+        raise InvalidArgumentError(
+            f"selector is {scope.selector.size_bytes} bytes; the limit is "
+            f"{limits.selector_max_bytes} (selector_max_bytes)"
+        )
     for datacenter in scope.datacenters:
         _check_datacenter("scope datacenter", datacenter, limits)
     for node_type in scope.types:

@@ -28,6 +28,12 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datacenter", action="append", help="repeat for several (default: all)")
     parser.add_argument("--type", action="append", help="repeat for several (default: all)")
     parser.add_argument(
+        "--selector",
+        default="",
+        help="label selector on metadata, Kubernetes syntax: 'zone=a,!canary', "
+        "'version in (2,3)' (default: every node)",
+    )
+    parser.add_argument(
         "--healthy",
         action="store_true",
         help="only healthy nodes (UP, no failing check); a watch sees a node that stops being "
@@ -36,7 +42,12 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
 
 
 def _scope(args: argparse.Namespace) -> Scope:
-    return Scope(frozenset(args.datacenter or ()), frozenset(args.type or ()), args.healthy)
+    return Scope(
+        frozenset(args.datacenter or ()),
+        frozenset(args.type or ()),
+        args.selector,
+        healthy_only=args.healthy,
+    )
 
 
 def add_to(commands: Commands) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from registry_service.domain import Check, Health
+from registry_service.health import Check, Health
 
 
 class CheckState:

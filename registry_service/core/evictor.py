@@ -170,7 +170,8 @@ class Evictor:
         log.info("evictor: %s leads eviction", self._candidate)
         lost = asyncio.create_task(self._election.lost())
         try:
-            while not lost.done():
+            # Deposed (its key gone, D84): no sweep more, even before `lost` has run.
+            while not lost.done() and not self._election.deposed:
                 swept_revision = self._hub.revision
                 await self.sweep()
                 # While held by an outage, look again soon: the grace ends without any change.
@@ -196,9 +197,10 @@ class Evictor:
         self.status.held_by_outage = False
         view = self._hub.view
         now = self._clock()
+        expired = self._not_yet_written(view.expired())
         plan = plan_evictions(
-            self._not_yet_written(view.expired()),
-            view.type_sizes(),
+            expired,
+            self._sizes_without_pending(view.type_sizes()),
             self._ledger,
             self._policy,
             now,
@@ -278,6 +280,17 @@ class Evictor:
             key: revision for key, revision in self._written.items() if current.get(key) == revision
         }
         return [(key, member) for key, member in expired if key not in self._written]
+
+    def _sizes_without_pending(
+        self, sizes: dict[tuple[str, str], int]
+    ) -> dict[tuple[str, str], int]:
+        """Members per (datacenter, type), less the removals this evictor wrote that the view
+        does not show yet (`_written`, pruned by `_not_yet_written` just before). The ledger
+        already counts them as spent, and the planner adds what was spent back to the members
+        (the population at the window's start): counted in both, a sweep that ran before the
+        watch caught up planned on a larger population and overspent the budget (issue 22)."""
+        pending = collections.Counter((key.datacenter, key.type) for key in self._written)
+        return {pool: count - pending[pool] for pool, count in sizes.items()}
 
     def _budget_detail(self, key: NodeKey) -> str:
         """The audit detail of a budgeted decision: both budgets as the plan saw them."""

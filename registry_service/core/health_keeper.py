@@ -37,17 +37,9 @@ from registry_service.core.check_state import CheckState, combined, starting_hea
 from registry_service.core.damping import DampingPolicy
 from registry_service.core.health_writes import HealthWriter
 from registry_service.core.rendezvous import Owners
-from registry_service.domain import (
-    Check,
-    CheckKind,
-    Health,
-    NodeKey,
-    NodeStatus,
-    ProbeResult,
-    Registration,
-    Scope,
-)
+from registry_service.domain import NodeKey, NodeStatus, Registration, Scope
 from registry_service.errors import RegistryError
+from registry_service.health import Check, CheckKind, Health, ProbeResult
 from registry_service.hub.operator_state import OperatorView
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.retry import Backoff, ThrottledLog

@@ -3,7 +3,8 @@ blocking read of the HTTP API (D50).
 
 A LINEARIZABLE read first brings the view up to etcd's current revision (`sync`); a watch that
 resumes from further along than this frontend first catches up (another frontend of the same
-etcd, or of the same remote datacenter, may have been ahead).
+etcd, or of the same remote datacenter, may have been ahead), and where it cannot, is held at its
+own revision, marked stale, never sent an older list (D80).
 
 A blocking read (Consul's `index=R&wait=`) names where the scope last changed (`ScopeIndex`:
 this etcd's revision, and each followed datacenter's in its own registry's revisions) and waits
@@ -36,8 +37,8 @@ from registry_service.store.base import RegistryStore
 from registry_service.validation import validate_resume, validate_scope
 
 # A subscriber resuming a remote datacenter from further along than this frontend's follower
-# waits at most this long for it (followers of one registry are a round trip apart), then gets a
-# resync of that datacenter alone.
+# waits at most this long for it (followers of one registry are a round trip apart), then is held
+# there, that datacenter stale, until the follower passes it (D80).
 _REMOTE_CATCH_UP_SECONDS = 1.0
 
 
@@ -135,10 +136,16 @@ class Reads:
         scope = validate_scope(scope, self._limits)
         resume = validate_resume(resume, self._limits)
         await failpoint("watch.before_subscribe")
+        view_lags = False
         if resume.revision > self._hub.revision:
-            # Another frontend may have been further along: catch up before deciding.
-            with contextlib.suppress(StoreUnavailableError):
-                await self.sync()
+            # Another frontend may have been further along: catch up before deciding. A view
+            # that cannot (etcd out of reach) never answers with an older list (D80).
+            view_lags = self._hub.stale
+            if not view_lags:
+                try:
+                    await self.sync()
+                except StoreUnavailableError:
+                    view_lags = True
         if resume.federated and resume.revisions:
             await self._remotes.catch_up(resume.revisions, _REMOTE_CATCH_UP_SECONDS)
         return self._hub.subscribe(
@@ -148,6 +155,7 @@ class Reads:
             federated=resume.federated,
             peer=peer,
             acknowledging=acknowledging,
+            view_lags=view_lags,
         )
 
     # -- blocking reads -----------------------------------------------------------------------

@@ -45,9 +45,6 @@ from registry_service.core.write_gate import WriteGate
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
-    Check,
-    FlapRecord,
-    Health,
     Limits,
     Node,
     NodeKey,
@@ -64,6 +61,7 @@ from registry_service.errors import (
     StoreUnavailableError,
 )
 from registry_service.failpoints import failpoint
+from registry_service.health import Check, FlapRecord, Health
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import RegistryStore, StoredNode
 from registry_service.validation import (
@@ -131,6 +129,9 @@ class Registry:
         self._damping = config.damping
         self._gate = WriteGate(hub, datacenters)
         self._spare_leases = SpareLeases(store)
+        # A node nobody holds, with the incarnation floor as the last read saw it: a create
+        # tried before any read is guarded by it (it rarely moves: identity collection, D86).
+        self._floor_seen = StoredNode(NodeKey("", "", ""), 0)
         self._restoration = Restoration(store, self._spare_leases)
         self._renewals = Renewals(
             store,
@@ -181,7 +182,7 @@ class Registry:
                     ttl,
                     idempotency_key,
                     idempotency_hash,
-                    StoredNode(node.key, 0),
+                    dataclasses.replace(self._floor_seen, key=node.key),
                     spare_lease,
                     wanted_checks,
                 )
@@ -196,6 +197,12 @@ class Registry:
                     stored, spare_lease = await asyncio.gather(
                         self._store.read_node(node.key), self._store.grant_lease(ttl)
                     )
+                self._floor_seen = StoredNode(
+                    node.key,
+                    0,
+                    incarnation_floor=stored.incarnation_floor,
+                    floor_mod_revision=stored.floor_mod_revision,
+                )
                 result, spare_lease = await self._decide(
                     node,
                     ttl,
@@ -288,7 +295,6 @@ class Registry:
         counts it, so a crash loop is held FAILING instead of flooding every subscriber with
         its comings and goings."""
         _refuse_held(node.key, stored)
-        incarnation = (stored.identity.incarnation if stored.identity else 0) + 1
         health = node.health
         if checks and health is Health.UNCHECKED:
             health = Health.PASSING  # nothing is known against it yet
@@ -304,7 +310,9 @@ class Registry:
             damped_until = published.damped_until
             if damped:
                 detail = f"registered anew too often: {damping_detail(self._damping, published)}"
-        node = dataclasses.replace(node, incarnation=incarnation, health=health, damped=damped)
+        node = dataclasses.replace(
+            node, incarnation=stored.next_incarnation, health=health, damped=damped
+        )
         token = new_token()
         registration = Registration(
             node=node,

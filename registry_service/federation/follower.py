@@ -24,19 +24,18 @@ from collections.abc import Mapping
 
 import client_sdk
 from client_sdk import ClientConfig, RegistryClient, Scope, WatchConfig, WatchStep, WatchStepKind
-from registry_service.domain import (
-    EventType,
-    Health,
-    Node,
-    NodeEvent,
-    NodeStatus,
-    RemovalReason,
-)
+from registry_service.domain import EventType, Node, NodeEvent, NodeStatus, RemovalReason
+from registry_service.health import Health
 from registry_service.hub.remote_view import RemoteViews
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The longest wait between two tries at a remote datacenter that cannot be reached, by the
+# follower and by its SDK watch: one that comes back is followed within about this, plus gRPC's
+# own reconnect backoff (at most 2 s) (D81). A try is one connection attempt per frontend.
+_RETRY_MAX_SECONDS = 2.0
 
 
 def node_from_sdk(node: client_sdk.Node) -> Node:
@@ -81,7 +80,7 @@ class DatacenterFollower:
         self._client = client
 
     async def run(self) -> None:
-        backoff = Backoff(initial=0.5, maximum=10.0)
+        backoff = Backoff(initial=0.5, maximum=_RETRY_MAX_SECONDS)
         while True:
             try:
                 watch = await self._client.watch_nodes(
@@ -139,6 +138,7 @@ class Federation:
             tls_cert_file=settings.remote_tls_cert_file,
             tls_key_file=settings.remote_tls_key_file,
             bearer_token=settings.remote_token,
+            retry_max_seconds=_RETRY_MAX_SECONDS,
         )
         silence_timeout_seconds = settings.remote_silence_seconds
         watch = WatchConfig(shrink_ratio=2.0, silence_timeout_seconds=silence_timeout_seconds)

@@ -13,6 +13,9 @@ Contracts:
 - Each datacenter's revision is that of the last change to one of its members; each (datacenter,
   type)'s likewise (`scope_revision`: what a blocking read waits to see move). Neither ever goes
   back, nor is forgotten when the last member goes.
+- `known_types` are the (datacenter, type)s with a member or an identity record when the view
+  was loaded, and every one that got either since: never forgotten while the frontend runs (the
+  node-count gauges report them at 0 rather than drop them).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class ClusterView:
         self._revision = state.revision
         self._datacenter_revisions: dict[str, int] = {}
         self._type_revisions: dict[tuple[str, str], int] = {}
+        self._known_types: set[tuple[str, str]] = set(state.known_types)
         self._index(state)
         for key, member in self._members.items():
             self._touch(key, member.mod_revision)
@@ -63,6 +67,7 @@ class ClusterView:
         self._groups: dict[tuple[str, str], dict[NodeKey, Member]] = {}
         for key, member in self._members.items():
             self._group(key)[key] = member
+        self._known_types |= state.known_types | self._groups.keys()
 
     def _group(self, key: NodeKey) -> dict[NodeKey, Member]:
         return self._groups.setdefault((key.datacenter, key.type), {})
@@ -96,13 +101,13 @@ class ClusterView:
                 previous = self._members.get(change.key)
                 self._members[change.key] = change.member
                 self._group(change.key)[change.key] = change.member
+                self._known_types.add((change.key.datacenter, change.key.type))
                 if change.key not in self._live:
                     self._expired.add(change.key)
-                node = change.member.registration.node
                 if previous is None:
-                    events.append(NodeEvent(EventType.ADDED, node))
+                    events.append(NodeEvent(EventType.ADDED, change.member.registration.node))
                 else:
-                    before = previous.registration.node
+                    node, before = change.member.registration.node, previous.registration.node
                     events.append(NodeEvent(EventType.UPDATED, node, previous=before))
                 self._touch(change.key, batch.revision)
             elif isinstance(change, MemberDeleted):
@@ -113,6 +118,8 @@ class ClusterView:
                     reason = reasons.get(change.key) or RemovalReason.UNSPECIFIED
                     events.append(NodeEvent(EventType.REMOVED, gone.registration.node, reason))
                     self._touch(change.key, batch.revision)
+            elif isinstance(change, IdentityPut):
+                self._known_types.add((change.key.datacenter, change.key.type))
             elif isinstance(change, LiveChanged):
                 if change.alive:
                     self._live.add(change.key)
@@ -137,13 +144,8 @@ class ClusterView:
             if previous is None:
                 events.append(NodeEvent(EventType.ADDED, member.registration.node))
             elif previous.registration != member.registration:
-                events.append(
-                    NodeEvent(
-                        EventType.UPDATED,
-                        member.registration.node,
-                        previous=previous.registration.node,
-                    )
-                )
+                node, before = member.registration.node, previous.registration.node
+                events.append(NodeEvent(EventType.UPDATED, node, previous=before))
         for event in events:
             self._touch(event.node.key, state.revision)
         self._index(state)
@@ -173,6 +175,10 @@ class ClusterView:
         member = self._members.get(key)
         return member.registration if member else None
 
+    def known_types(self) -> frozenset[tuple[str, str]]:
+        """The (datacenter, type)s this view knows (see the module docstring)."""
+        return frozenset(self._known_types)
+
     def members(self, scope: Scope) -> Iterator[Member]:
         """Every member in the scope, in no particular order."""
         for _, group in self._groups_in(scope):
@@ -200,16 +206,17 @@ class ClusterView:
         per_datacenter: dict[str, list[Node]] = {
             dc: [] for dc in scope.datacenters if dc in self._datacenter_revisions
         }
+        selector = scope.selector
         for datacenter, group in self._groups_in(scope):
-            nodes = per_datacenter.setdefault(datacenter, [])
-            if scope.healthy_only:
-                nodes.extend(
-                    member.registration.node
-                    for member in group.values()
-                    if member.registration.node.healthy
-                )
+            members = (member.registration.node for member in group.values())
+            if scope.filters:
+                selected = [node for node in members if scope.passes(node)]
+                # A label selector: a datacenter of no match is not listed; a healthy-only scope
+                # lists a datacenter whose nodes all fail (empty).
+                if selected or not selector:
+                    per_datacenter.setdefault(datacenter, []).extend(selected)
             else:
-                nodes.extend(member.registration.node for member in group.values())
+                per_datacenter.setdefault(datacenter, []).extend(members)
         return NodeList(
             revision=self._revision,
             datacenters=tuple(

@@ -19,6 +19,11 @@ Contracts:
   get a resync of that datacenter alone.
 - Deltas pass on one per remote revision, in order; one at or below the view's revision is
   dropped (a stream resumed on another remote frontend never duplicates).
+- Never older than the subscriber (D80): a subscriber that resumes a datacenter from further
+  along than this frontend's copy (its follower lags, or has not reached it yet) is sent nothing
+  of it but a progress at its own revision, stale, and is held `ahead` (hub/subscription.py)
+  until the copy passes that revision; its resync snapshots show that datacenter as not
+  reached (`complete_revision` 0), which a client keeps as it had it.
 """
 
 from __future__ import annotations
@@ -138,7 +143,20 @@ class RemoteDatacenter:
         self.remote_stale = False  # a change can only come from the remote etcd
         if not self.loaded or revision <= self.revision:
             return None
-        events = tuple(self._apply(event) for event in events if event.node.datacenter == self.name)
+        events = tuple(
+            # The node before an update, so that a scope with a label selector can tell an
+            # update that takes a node out of it (Scope.cut).
+            dataclasses.replace(event, previous=self._nodes.get(event.node.key))
+            if event.type is EventType.UPDATED
+            else event
+            for event in events
+            if event.node.datacenter == self.name
+        )
+        for event in events:
+            if event.type is EventType.REMOVED:
+                self._nodes.pop(event.node.key, None)
+            else:
+                self._nodes[event.node.key] = event.node
         self.revision = revision
         if events:
             self._changed_revision = revision
@@ -150,19 +168,6 @@ class RemoteDatacenter:
         else:
             self.history.append(message)
         return message
-
-    def _apply(self, event: NodeEvent) -> NodeEvent:
-        """Applies one event to the list; an update comes back with the node it replaced (what
-        a healthy-only scope compares, Scope.cut)."""
-        key = event.node.key
-        if event.type is EventType.REMOVED:
-            self._nodes.pop(key, None)
-            return event
-        previous = self._nodes.get(key)
-        self._nodes[key] = event.node
-        if event.type is EventType.UPDATED and previous is not None and event.previous is None:
-            return dataclasses.replace(event, previous=previous)
-        return event
 
     def progress(self, revision: int, *, stale: bool, age_seconds: float) -> None:
         """Nothing changed up to `revision`; `stale`: the remote frontend cannot reach its etcd."""
@@ -178,11 +183,11 @@ class RemoteDatacenter:
     # -- read by the hub ----------------------------------------------------------------------
 
     def entry(self, scope: Scope) -> DatacenterNodes:
-        """The datacenter's part of a list, cut to the scope's types (and health, if asked)."""
+        """The datacenter's part of a list, cut to the scope's types (its selector and health)."""
         nodes = (
             n
             for n in self._nodes.values()
-            if (not scope.types or n.type in scope.types) and (not scope.healthy_only or n.healthy)
+            if (not scope.types or n.type in scope.types) and scope.passes(n)
         )
         return DatacenterNodes(
             datacenter=self.name,
@@ -204,17 +209,43 @@ class RemoteDatacenter:
             self.revision, self.stale, round(self.age_seconds(), 3), datacenter=self.name
         )
 
+    def behind(self, revision: int) -> bool:
+        """Whether a subscriber that holds this datacenter up to `revision` is ahead of this
+        copy: it must be sent nothing older (D80)."""
+        return revision > 0 and (not self.loaded or revision > self.revision)
+
+    def held_entry(self) -> DatacenterNodes:
+        """The datacenter's part of a resync snapshot for a subscriber ahead of this copy: not
+        reached (`complete_revision` 0), so that the subscriber keeps what it has, stale."""
+        return DatacenterNodes(
+            datacenter=self.name,
+            revision=0,
+            nodes=(),
+            remote=True,
+            complete_revision=0,
+            stale=True,
+            age_seconds=round(self.age_seconds(), 3),
+        )
+
+    def held_progress(self, revision: int) -> ProgressMessage:
+        """What a subscriber ahead of this copy is told: nothing changed up to its own
+        revision as far as this frontend knows, and the datacenter is stale here."""
+        return ProgressMessage(
+            max(revision, self.revision), True, round(self.age_seconds(), 3), datacenter=self.name
+        )
+
     def resume(self, revision: int, scope: Scope) -> list[WatchMessage]:
         """What a subscriber that holds this datacenter up to `revision` (0: nothing) needs.
 
-        Not reached yet here: nothing now (its first list will replace the subscriber's). Nothing
-        held: a snapshot of it. Else the changes after `revision` from the history, or a resync
-        snapshot of it alone when the history cannot give them.
+        Nothing held: a snapshot of it (nothing yet when not reached here: its first list
+        follows). Ahead of this copy (`behind`): a stale progress at its own revision, never an
+        older list. Else the changes after `revision` from the history, or a resync snapshot of
+        it alone when the history no longer has them.
         """
-        if not self.loaded:
-            return []
         if revision <= 0:
-            return [self.snapshot(scope)]
+            return [self.snapshot(scope)] if self.loaded else []
+        if self.behind(revision):
+            return [self.held_progress(revision)]
         changes = self.history.since(revision, self.revision)
         if isinstance(changes, ResyncReason):
             return [self.snapshot(scope, changes)]
@@ -337,12 +368,28 @@ class RemoteViews:
             messages.extend(remote.resume(revisions.get(remote.name, 0), scope))
         return messages
 
-    def merged(self, local: NodeList, scope: Scope) -> NodeList:
+    def ahead(self, scope: Scope, revisions: Mapping[str, int]) -> dict[str, int]:
+        """The datacenters of the scope where this vector is ahead of this frontend's copy, and
+        the vector's revision of each: what the subscription holds until the copy passes it."""
+        return {
+            remote.name: revisions[remote.name]
+            for remote in self.in_scope(scope)
+            if remote.behind(revisions.get(remote.name, 0))
+        }
+
+    def merged(
+        self, local: NodeList, scope: Scope, ahead: Mapping[str, int] | None = None
+    ) -> NodeList:
         """The local list with every followed datacenter of the scope beside it. A datacenter
         followed as remote is served from its own registry only, never from what the local etcd
-        may hold of it."""
+        may hold of it. `ahead`: a subscriber's revisions of the datacenters it holds further
+        along than this frontend; those still behind here are left out (`held_entry`)."""
+        ahead = ahead or {}
         entries = [dc for dc in local.datacenters if dc.datacenter not in self.datacenters]
-        entries.extend(remote.entry(scope) for remote in self.in_scope(scope))
+        entries.extend(
+            remote.held_entry() if remote.behind(ahead.get(remote.name, 0)) else remote.entry(scope)
+            for remote in self.in_scope(scope)
+        )
         return NodeList(
             revision=local.revision,
             datacenters=tuple(sorted(entries, key=lambda dc: dc.datacenter)),

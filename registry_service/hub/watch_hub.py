@@ -14,7 +14,9 @@ Contracts:
 - A change is handed to the subscriptions a slice at a time (hub/fanout.py), the event loop
   running other work between slices; every subscription still gets every change, in order.
 - Idle subscribers get progress messages carrying the hub's revision (as far as every subscription
-  has been offered), which never runs behind a delta already queued.
+  has been offered), which never runs behind a delta already queued. When the frontend turns
+  stale or fresh (etcd lost or back, `store_connection_changed`) every subscriber gets one at
+  once, not at its next idle tick (D81).
 - Federation (docs/design.md §10): the remote datacenters this frontend follows (hub/remote_view.py,
   handed in) are served beside the local etcd's, each in its own registry's revisions, to
   subscribers that keep a revision per datacenter; others see the local etcd only, as before.
@@ -273,15 +275,25 @@ class WatchHub:
         """True while etcd cannot be reached: the view is the last one known (store outage)."""
         return not self._store_connected()
 
-    def node_list(self, scope: Scope, *, federated: bool = True) -> NodeList:
-        """The scope's nodes per datacenter; `federated`: the followed remote datacenters too."""
+    def node_list(
+        self, scope: Scope, *, federated: bool = True, ahead: Mapping[str, int] | None = None
+    ) -> NodeList:
+        """The scope's nodes per datacenter; `federated`: the followed remote datacenters too
+        (`ahead`: those a subscriber holds further along, left out while behind here)."""
         local = self.view.node_list(scope, self.age_seconds, self.stale)
-        return self._remotes.merged(local, scope) if federated and self._remotes else local
+        if not (federated and self._remotes):
+            return local
+        return self._remotes.merged(local, scope, ahead)
 
     def snapshot(
-        self, scope: Scope, reason: ResyncReason | None = None, *, federated: bool = False
+        self,
+        scope: Scope,
+        reason: ResyncReason | None = None,
+        *,
+        federated: bool = False,
+        ahead: Mapping[str, int] | None = None,
     ) -> SnapshotMessage:
-        return SnapshotMessage(self.node_list(scope, federated=federated), reason)
+        return SnapshotMessage(self.node_list(scope, federated=federated, ahead=ahead), reason)
 
     def progress(self, scope: Scope, *, federated: bool = False) -> list[ProgressMessage]:
         """What an idle subscriber is told: the local etcd's revision, then each followed
@@ -305,6 +317,12 @@ class WatchHub:
             resyncs=types.MappingProxyType(collections.Counter(self._resyncs)),
             relists=self._relists,
         )
+
+    def store_connection_changed(self) -> None:
+        """etcd turned unreachable or reachable again (the store's watch says so when it
+        happens): every subscriber hears it in a progress message now."""
+        for subscription in self._subscriptions.values():
+            subscription.progress_now()
 
     def count_resync(self, reason: ResyncReason) -> None:
         """A subscription owes one resync snapshot (SubscriptionSource)."""
@@ -385,11 +403,30 @@ class WatchHub:
                 continue
             if scope.datacenters and datacenter not in scope.datacenters:
                 continue
-            if scope not in scoped:
-                scoped[scope] = self._remote_cut(message, scope)
-            delivered = scoped[scope]
+            held = subscription.remote_ahead.get(datacenter, 0)
+            if held:
+                delivered = self._remote_past(message, held, scope)
+            else:
+                if scope not in scoped:
+                    scoped[scope] = self._remote_cut(message, scope)
+                delivered = scoped[scope]
             if delivered is not None:
                 subscription.offer(delivered)
+
+    def _remote_past(self, message: WatchMessage, held: int, scope: Scope) -> WatchMessage | None:
+        """A followed datacenter's message for a subscriber that holds it up to `held`, further
+        along than this frontend's copy (D80): nothing at or below it (a progress says `held`,
+        stale); past it, a delta as it is, but a relist or a first list as a snapshot of that
+        datacenter (a net difference from a copy behind the subscriber would not apply)."""
+        if isinstance(message, ProgressMessage):
+            if message.revision > held:
+                return message
+            return dataclasses.replace(message, revision=held, stale=True)
+        if message.revision <= held:
+            return None
+        if isinstance(message, DeltaMessage) and not message.relisted:
+            return message.within(scope)
+        return self._remotes.datacenters[message.datacenter].snapshot(scope)
 
     def _remote_cut(self, message: WatchMessage, scope: Scope) -> WatchMessage | None:
         if isinstance(message, DeltaMessage):
@@ -407,27 +444,41 @@ class WatchHub:
         federated: bool = False,
         peer: str = "",
         acknowledging: bool = False,
+        view_lags: bool = False,
     ) -> Subscription:
-        """A subscription starting with a snapshot, or with the changes after resume_revision.
+        """A subscription starting with a snapshot, or with the changes after resume_revision
+        (with none, a progress message at once).
 
-        A resume_revision older than the history gets a snapshot flagged COMPACTED; one newer
-        than the view (the caller should have synced first) gets one flagged UNKNOWN_REVISION.
+        A resume_revision older than the history gets a snapshot flagged COMPACTED. One newer
+        than the view (the caller should have synced first) gets one flagged UNKNOWN_REVISION
+        when the view is as current as etcd (etcd never had it), but with `view_lags` (the
+        caller could not bring the view up to etcd's revision) nothing older than it: a stale
+        progress at that revision, and the subscription is held there (D80).
         `federated`: the subscriber keeps a revision per datacenter, so it gets the followed
         datacenters too, each resumed from its entry in `resume_revisions`
-        (RemoteViews.resume). `peer` (gRPC's form) is what the gray list's networks match;
-        `acknowledging`: the subscriber promised to acknowledge (it is re-pushed when it does
-        not).
+        (RemoteViews.resume), never older than that entry. `peer` (gRPC's form) is what the gray
+        list's networks match; `acknowledging`: the subscriber promised to acknowledge (it is
+        re-pushed when it does not).
         """
         initial: list[WatchMessage]
         changes = self._history.since(resume_revision, self.revision)
+        revisions = resume_revisions or {}
+        remote_ahead = self._remotes.ahead(scope, revisions) if federated else {}
+        local_ahead = resumed = False
         if resume_revision <= 0:
-            initial = [self.snapshot(scope, federated=federated)]
+            initial = [self.snapshot(scope, federated=federated, ahead=remote_ahead)]
+        elif view_lags and resume_revision > self.revision:
+            local_ahead = resumed = True
+            initial = [ProgressMessage(resume_revision, True, round(self.age_seconds, 3))]
+            if federated:
+                initial.extend(self._remotes.resume(scope, revisions))
         elif isinstance(changes, ResyncReason):
-            initial = [self.snapshot(scope, changes, federated=federated)]
+            initial = [self.snapshot(scope, changes, federated=federated, ahead=remote_ahead)]
         else:
+            resumed = True
             initial = [cut for message in changes if (cut := message.within(scope)) is not None]
             if federated:
-                initial.extend(self._remotes.resume(scope, resume_revisions or {}))
+                initial.extend(self._remotes.resume(scope, revisions))
         subscription = Subscription(
             self,
             scope,
@@ -437,7 +488,14 @@ class WatchHub:
             peer=peer,
             acknowledging=acknowledging,
             federated=federated,
+            resumed_at=resume_revision if resumed else 0,
+            local_ahead=local_ahead,
+            remote_ahead=remote_ahead,
         )
+        if not initial:
+            # Resumed with nothing missed: a progress at once says the stream is live and where
+            # it stands (a follower's copy turns fresh now, not at the next idle tick, D81).
+            subscription.progress_now()
         subscription.held = self._operator.push_switch.holds(scope, subscription.peer_ip)
         if len(initial) > self._queue_messages:
             subscription.request_resync(ResyncReason.SLOW_CONSUMER)

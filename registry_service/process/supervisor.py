@@ -31,6 +31,7 @@ from typing import Any
 from registry_service.bearer_tokens import TokenTable
 from registry_service.host import Host
 from registry_service.listeners import PRIVATE_ADMIN_LISTEN, Listener, Listeners, admin_url_of
+from registry_service.part_configs import http_limits
 from registry_service.placement import (
     HOST_ADMIN_URL_ENV,
     SUPERVISOR_PID_ENV,
@@ -278,6 +279,7 @@ def _host_admin(
         ssl_context=server_context(
             settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
         ),
+        limits=http_limits(settings),
     )
 
 

@@ -25,6 +25,9 @@ METHOD_SCOPES = {
     f"{_SERVICE}GetNodes": "watch",
     f"{_SERVICE}WatchNodes": "watch",
     f"{_SERVICE}AckWatch": "watch",
+    # xDS (docs/design.md §12): the node list for any gRPC client or Envoy; `watch` grants it too.
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources": "xds",
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources": "xds",
 }
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 from noderegistry.v1 import registry_pb2 as pb
 
 from registry_service.domain import (
-    Check,
-    CheckKind,
     Consistency,
     DatacenterNodes,
     DeltaMessage,
     EventType,
-    Health,
     Node,
     NodeEvent,
     NodeKey,
@@ -26,6 +23,8 @@ from registry_service.domain import (
     WatchResume,
 )
 from registry_service.errors import InvalidArgumentError
+from registry_service.health import Check, CheckKind, Health
+from registry_service.validation import selector_of
 
 _STATUS_TO_PB = {
     NodeStatus.UP: pb.NODE_STATUS_UP,
@@ -131,7 +130,12 @@ def key_from_pb(message: pb.NodeKey) -> NodeKey:
 
 
 def scope_from_pb(message: pb.Scope, *, healthy_only: bool = False) -> Scope:
-    return Scope(frozenset(message.datacenters), frozenset(message.types), healthy_only)
+    return Scope(
+        frozenset(message.datacenters),
+        frozenset(message.types),
+        selector_of(message.selector),
+        healthy_only,
+    )
 
 
 def resume_from_pb(message: pb.WatchNodesRequest) -> WatchResume:

@@ -3,7 +3,7 @@ for, reflection (it answers without a token, so it is off by default)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,10 @@ def build_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     reuse_port: bool = False,
     with_reflection: bool = False,
+    extra_services: Sequence[tuple[str, Callable[[grpc.aio.Server], None]]] = (),
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """The gRPC port's server. `extra_services`: (full service name, function that adds it)
+    for services served on the same port (xDS, registry_service/xds/), listed in reflection."""
     server = grpc.aio.server(
         interceptors=list(interceptors),
         options=[
@@ -73,12 +76,15 @@ def build_server(
         ],
     )
     add_registry_service(servicer, server)
+    for _, add_service in extra_services:
+        add_service(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if with_reflection:
         reflection.enable_server_reflection(
             (
                 SERVICE_NAME,
+                *(name for name, _ in extra_services),
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),

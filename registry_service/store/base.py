@@ -18,12 +18,12 @@ from registry_service.control import Announcement, OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
-    FlapRecord,
     Identity,
     NodeKey,
     Registration,
     RemovalReason,
 )
+from registry_service.health import FlapRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,18 @@ class StoredNode:
     identity_mod_revision: int = 0
     flaps: FlapRecord | None = None  # flap damping's record (docs/design.md §13)
     flaps_mod_revision: int = 0
+    incarnation_floor: int = 0
+    """Every collected identity's incarnation is at most this: without an identity record, the
+    next incarnation is above it (store/identity_collection.py)."""
+    floor_mod_revision: int = 0
+
+    @property
+    def next_incarnation(self) -> int:
+        """The incarnation a new registration of this node gets: above its last one, and above
+        every one whose record was collected (monotonic per id, for every watcher)."""
+        if self.identity is not None:
+            return self.identity.incarnation + 1
+        return self.incarnation_floor + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +145,9 @@ class ClusterState:
     live: set[NodeKey] = field(default_factory=set)
     push_switch: PushSwitch = field(default_factory=PushSwitch)
     frontends: dict[str, Announcement] = field(default_factory=dict)
+    known_types: set[tuple[str, str]] = field(default_factory=set)
+    """Every (datacenter, type) with an identity record: each type that had a node within
+    identity_retention_seconds (what the node-count gauges keep reporting, at 0 if need be)."""
 
 
 class Election(Protocol):
@@ -145,7 +160,12 @@ class Election(Protocol):
         """Stands if needed; returns once this candidate leads. Raises StoreError."""
 
     async def lost(self) -> None:
-        """Returns when leadership (the election lease) is lost."""
+        """Returns when leadership (the election lease or key) is lost."""
+
+    @property
+    def deposed(self) -> bool:
+        """True as soon as leadership is known lost (the key gone), even before lost() has
+        returned to its waiter: check it before acting as leader."""
 
     async def resign(self) -> None:
         """Gives up leadership at once (deletes the key); a no-op when not a candidate."""
@@ -183,7 +203,8 @@ class RegistryStore(Protocol):
         detail: str = "",
     ) -> int | None:
         """Writes live key, member record and identity in one transaction, if the member is still
-        absent and the identity unchanged since `expected`. Returns the revision, or None.
+        absent and the identity unchanged since `expected` (without an identity, the incarnation
+        floor too). Returns the revision, or None.
         With `flaps` (a registration anew, which flap damping counts), also the flap record, if
         it is unchanged since `expected`; `detail` goes to the audit (why it starts damped).
         LeaseNotFoundError: the registration's lease is gone; nothing was written."""
@@ -258,6 +279,12 @@ class RegistryStore(Protocol):
         key absent) and applies or not on its own; all of them require the fence. For each, the
         revision, or None when its guard (or the fence) failed."""
 
+    async def collect_identities(self, written_before: float, now: float) -> int:
+        """Deletes the identity records of ids that are not members, were last written before
+        `written_before` (wall clock) and are held by no operator at `now`; the incarnation
+        floor rises to the highest incarnation deleted, in the same transaction, so that a later
+        registration of any of those ids comes above it. Returns how many were deleted."""
+
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
         """The node's recorded transitions still within the audit retention, oldest first."""
 
@@ -268,8 +295,9 @@ class RegistryStore(Protocol):
         """Writes a key under the prefix so the watch sees a revision >= etcd's current one."""
 
     async def load(self) -> ClusterState:
-        """Every member and live key, at one revision. Raises StoreCompactedError when that
-        revision is compacted while it is read (a retry reads a newer one)."""
+        """Every member and live key, at one revision, and the (datacenter, type)s that have
+        identity records. Raises StoreCompactedError when that revision is compacted while it
+        is read (a retry reads a newer one)."""
 
     def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
         """Every change from start_revision on, one batch per revision; resumes by itself after

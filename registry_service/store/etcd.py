@@ -20,13 +20,13 @@ from registry_service.control import OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
-    FlapRecord,
     Identity,
     NodeKey,
     Registration,
     RemovalReason,
 )
 from registry_service.errors import CorruptRecordError
+from registry_service.health import FlapRecord
 from registry_service.store._etcdpb import rpc_pb2 as pb
 from registry_service.store.audit import AuditLog
 from registry_service.store.base import (
@@ -60,6 +60,12 @@ from registry_service.store.etcd_client.kv import (
     unchanged_since,
 )
 from registry_service.store.eviction_batches import write_evictions
+from registry_service.store.identity_collection import (
+    collect_identities,
+    decode_floor,
+    floor_get,
+    known_types,
+)
 from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
@@ -93,6 +99,7 @@ class EtcdRegistryStore:
         self._frontend_id = frontend_id
         self.audit = AuditLog(client, self.keys, frontend_id, audit_retention_seconds)
         """Writes the audit records (store/audit.py); the control store shares it."""
+        self._elections: list[EtcdElection] = []  # told when their keys go (the one watch)
 
     async def read_node(self, key: NodeKey) -> StoredNode:
         response = await self._client.kv.txn(
@@ -102,11 +109,12 @@ class EtcdRegistryStore:
                     get_op(self.keys.live(key)),
                     get_op(self.keys.identity(key)),
                     get_op(self.keys.flaps(key)),
+                    floor_get(self.keys),
                 ]
             ),
             read_only=True,
         )
-        member, live, identity, flaps = (r.response_range.kvs for r in response.responses)
+        member, live, identity, flaps, floor = (r.response_range.kvs for r in response.responses)
         registration = None
         if member:
             try:
@@ -129,6 +137,8 @@ class EtcdRegistryStore:
             identity_mod_revision=int(identity[0].mod_revision) if identity else 0,
             flaps=flap_record,
             flaps_mod_revision=int(flaps[0].mod_revision) if flaps else 0,
+            incarnation_floor=decode_floor(floor[0].value) if floor else 0,
+            floor_mod_revision=int(floor[0].mod_revision) if floor else 0,
         )
 
     def _identity(self, key: NodeKey, value: bytes) -> Identity:
@@ -232,11 +242,16 @@ class EtcdRegistryStore:
         key = registration.node.key
         identity = Identity(incarnation=registration.node.incarnation)
         now = time.time()
+        compare = [
+            absent(self.keys.member(key)),
+            unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
+        ]
+        if expected.identity is None:  # its incarnation comes from the floor
+            compare.append(
+                unchanged_since(self.keys.incarnation_floor, expected.floor_mod_revision)
+            )
         return await self._guarded(
-            [
-                absent(self.keys.member(key)),
-                unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
-            ],
+            compare,
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),
                 put_op(self.keys.member(key), encode_registration(registration, now)),
@@ -245,6 +260,9 @@ class EtcdRegistryStore:
             (key, AuditCause.REGISTERED, registration.node.incarnation, detail),
             flaps=(flaps, expected) if flaps is not None else None,
         )
+
+    async def collect_identities(self, written_before: float, now: float) -> int:
+        return await collect_identities(self._client, self.keys, written_before, now)
 
     async def update_registration(
         self,
@@ -399,6 +417,7 @@ class EtcdRegistryStore:
             parsed = self.keys.parse(kv.key)
             if parsed and parsed[1] is not None:
                 state.live.add(parsed[1])
+        state.known_types = await known_types(self._client, self.keys, revision)
         for kind in (KeyKind.SWITCH, KeyKind.FRONTEND):
             _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(kind), revision=revision)
             for kv in kvs:
@@ -407,6 +426,13 @@ class EtcdRegistryStore:
                     state.push_switch = control.push
                 elif isinstance(control, FrontendChanged) and control.announcement is not None:
                     state.frontends[control.id] = control.announcement
+        if self._elections:  # a key deleted while the watch could not say so
+            _, kvs = await self._client.kv.range_prefix(
+                self.keys.of_kind(KeyKind.ELECTION), revision=revision
+            )
+            present = {kv.key for kv in kvs}
+            for election in self._elections:
+                election.keys_present(present, revision)
         return state
 
     async def watch(self, start_revision: int) -> AsyncIterator[StoreBatch | StoreHeartbeat]:
@@ -420,6 +446,11 @@ class EtcdRegistryStore:
                     change = self._to_change(event.kv, deleted=deleted)
                     if change is None:
                         kind = self.keys.parse(event.kv.key)
+                        if deleted and kind is not None and kind[0] is KeyKind.ELECTION:
+                            # Told before the hub sees this revision: a deposed evictor knows
+                            # before the change can wake it for another sweep (D84).
+                            for election in self._elections:
+                                election.key_deleted(event.kv.key)
                         if kind is not None and kind[0] in (KeyKind.SWITCH, KeyKind.FRONTEND):
                             operator_change = self._to_control(kind[0], event.kv, deleted=deleted)
                             if operator_change is not None:
@@ -466,6 +497,8 @@ class EtcdRegistryStore:
     def election(
         self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float
     ) -> EtcdElection:
-        return EtcdElection(
+        election = EtcdElection(
             self._client, self.keys.election(name), candidate, ttl_seconds, poll_seconds
         )
+        self._elections.append(election)
+        return election

@@ -2,7 +2,10 @@
 
 live/<dc>/<type>/<id>       on the node's lease: exists while the node renews
 members/<dc>/<type>/<id>    the membership record (JSON): what watchers see
-identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no lease)
+identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no lease); the records
+                            of ids gone longer than identity_retention_seconds are collected
+incarnation-floor           every collected identity's incarnation is at most this: an id without
+                            an identity record registers above it (store/identity_collection.py)
 flaps/<dc>/<type>/<id>      flap damping's penalty of the node, on the audit lease (or none)
 election/evictor/<lease>    candidates for evictor; the lowest create revision leads
 barrier/<frontend>          written to push a frontend's watch to etcd's current revision
@@ -32,6 +35,7 @@ class KeyKind(enum.Enum):
     FRONTEND = "frontends"
     SWITCH = "switches"
     OPERATOR_AUDIT = "operator-audit"
+    INCARNATION_FLOOR = "incarnation-floor"
 
 
 # Kinds whose keys do not name a node.
@@ -43,6 +47,7 @@ _NOT_NODES = frozenset(
         KeyKind.FRONTEND,
         KeyKind.SWITCH,
         KeyKind.OPERATOR_AUDIT,
+        KeyKind.INCARNATION_FLOOR,
     }
 )
 PUSH_SWITCH = "push"
@@ -92,6 +97,10 @@ class Keyspace:
 
     def switch(self, name: str) -> bytes:
         return f"{self.prefix}{KeyKind.SWITCH.value}/{name}".encode()
+
+    @property
+    def incarnation_floor(self) -> bytes:
+        return f"{self.prefix}{KeyKind.INCARNATION_FLOOR.value}".encode()
 
     def operator_audit(self, time_ns: int, frontend: str) -> bytes:
         return f"{self.prefix}{KeyKind.OPERATOR_AUDIT.value}/{time_ns:020d}-{frontend}".encode()

@@ -22,10 +22,6 @@ from typing import Any
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
-    Check,
-    CheckKind,
-    FlapRecord,
-    Health,
     Identity,
     Node,
     NodeKey,
@@ -34,6 +30,7 @@ from registry_service.domain import (
     Registration,
     RemovalReason,
 )
+from registry_service.health import Check, CheckKind, FlapRecord, Health
 
 RECORD_VERSION = 1
 
@@ -178,16 +175,22 @@ def encode_identity(identity: Identity, written_at: float = 0.0) -> bytes:
 
 
 def decode_identity(raw: bytes) -> Identity:
+    return decode_identity_written(raw)[0]
+
+
+def decode_identity_written(raw: bytes) -> tuple[Identity, float]:
+    """An identity record and its `written_at` (0 when absent), parsed once."""
     try:
         data = json.loads(raw)
         removed = data.get("removed")
-        return Identity(
+        identity = Identity(
             incarnation=int(data["incarnation"]),
             removal_reason=RemovalReason(removed) if removed else None,
             hold_until=float(data.get("hold_until", 0.0)),
             held_by=str(data.get("held_by", "")),
         )
-    except (ValueError, KeyError, TypeError) as err:
+        return identity, float(data.get("written_at", 0.0))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise RecordError(f"not an identity record: {err}") from err
 
 

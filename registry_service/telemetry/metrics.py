@@ -36,7 +36,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from registry_service.domain import ChangeStage, CheckKind, Health, Scope
+from registry_service.domain import ChangeStage, NodeStatus, Scope
+from registry_service.health import CheckKind, Health
 
 if TYPE_CHECKING:
     from registry_service.core.evictor import Evictor
@@ -129,6 +130,21 @@ class Metrics:
         )
         # Bound once: queued_to_written is observed per subscriber per change (the hot path).
         self.stage = {stage: stage_seconds.labels(stage.value) for stage in ChangeStage}
+        # xDS (docs/design.md §12): ADS streams open, and their responses, ACKs and NACKs per
+        # protocol (sotw, delta) and resource type (listener, cluster, route, endpoints).
+        self.xds_streams = Gauge(
+            "noderegistry_xds_streams",
+            "Open xDS (ADS) streams, by protocol (sotw: state of the world, delta).",
+            ("protocol",),
+            registry=self.registry,
+        )
+        self.xds_messages = Counter(
+            "noderegistry_xds_messages_total",
+            "xDS responses sent, and the clients' ACKs and NACKs of them, by protocol, resource "
+            "type and kind (responses, acks, nacks: a NACK keeps the client's last good version).",
+            ("protocol", "type", "kind"),
+            registry=self.registry,
+        )
         self.etcd_seconds = Histogram(
             "noderegistry_etcd_request_seconds",
             "etcd request latency, by operation.",
@@ -207,20 +223,7 @@ class _StateCollector(Collector):
     def collect(self) -> Iterator[Any]:
         hub, evictor = self._hub, self._evictor
         stats = hub.stats()
-        nodes = GaugeMetricFamily(
-            "noderegistry_nodes",
-            "Registered nodes per datacenter, type and status (cluster-wide: only the frontend "
-            "that leads eviction reports it, so a sum over frontends counts each node once).",
-            labels=("datacenter", "type", "status"),
-        )
-        counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
-        if hub.revision and evictor.status.leader:
-            for member in hub.view.members(Scope()):
-                node = member.registration.node
-                counts[(node.datacenter, node.type, node.status.value)] += 1
-        for labels, count in sorted(counts.items()):
-            nodes.add_metric(labels, count)
-        yield nodes
+        yield _node_counts(hub, evictor)
 
         subscriptions = hub.subscriptions
         yield GaugeMetricFamily(
@@ -334,6 +337,36 @@ class _StateCollector(Collector):
             "1 while this frontend leads eviction.",
             value=int(evictor.status.leader),
         )
+
+
+def _node_counts(hub: WatchHub, evictor: Evictor) -> GaugeMetricFamily:
+    """`noderegistry_nodes`, from the frontend that leads eviction only (D34). Every status of
+    every (datacenter, type) the view knows is reported, 0 when no node has it: a count that drops
+    to 0 stays a series (an autoscaler reading it sees 0, not nothing), and a new leader reports
+    the same series, since every frontend's view knows the same types (D87)."""
+    nodes = GaugeMetricFamily(
+        "noderegistry_nodes",
+        "Registered nodes per datacenter, type and status (cluster-wide: only the frontend that "
+        "leads eviction reports it, so a sum over frontends counts each node once; every status "
+        "of every type that had a node within identity_retention_seconds, 0 when none has it).",
+        labels=("datacenter", "type", "status"),
+    )
+    if not (hub.revision and evictor.status.leader):
+        return nodes
+    view = hub.view
+    counts: collections.Counter[tuple[str, str, str]] = collections.Counter(
+        {
+            (dc, node_type, status.value): 0
+            for dc, node_type in view.known_types()
+            for status in NodeStatus
+        }
+    )
+    for member in view.members(Scope()):
+        node = member.registration.node
+        counts[(node.datacenter, node.type, node.status.value)] += 1
+    for labels, count in sorted(counts.items()):
+        nodes.add_metric(labels, count)
+    return nodes
 
 
 def _remote_datacenters(remotes: RemoteReads) -> Iterator[Any]:

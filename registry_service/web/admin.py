@@ -74,7 +74,11 @@ class AdminServer:
         )
         listener = self._config.listener
         self._runner, self.port = await start_site(
-            app, listener.host, listener.port, self._config.ssl_context
+            app,
+            listener.host,
+            listener.port,
+            self._config.ssl_context,
+            limits=self._config.http_limits,
         )
 
     async def stop(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
@@ -27,6 +27,7 @@ from registry_service.hub.subscription import Subscription
 from registry_service.listeners import Listener
 from registry_service.store.base import StoredNode
 from registry_service.web.auth import HttpAuth
+from registry_service.web.connection_guard import HttpLimits
 from registry_service.web.peers import PeerAdmins
 
 
@@ -123,5 +124,7 @@ class AdminConfig:
     """Who may do what (TLS client certificates, bearer tokens and their scopes)."""
     peers: PeerAdmins
     """How the cluster-wide views ask the other frontends."""
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
+    """What one client may hold on the port (web/connection_guard.py)."""
     ssl_context: ssl.SSLContext | None = None
     """TLS of the admin port (the gRPC port's certificate); None: plaintext."""

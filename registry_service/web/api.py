@@ -102,10 +102,9 @@ class ApiServer:
             config.ssl_context,
             reuse_port=reuse_port,
             shutdown_timeout=config.shutdown_grace_seconds,
+            limits=config.http_limits,
             # Every route only reads: a client that goes away ends its handler (and its wait).
             handler_cancellation=True,
-            max_field_size=config.max_header_bytes,
-            max_line_size=config.max_header_bytes,
         )
 
     async def stop(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from registry_service.core.reads import ScopeIndex
@@ -26,6 +26,7 @@ from registry_service.listeners import Listener
 from registry_service.rpc.access import StreamCounter
 from registry_service.web.admin_config import Readiness
 from registry_service.web.auth import HttpAuth
+from registry_service.web.connection_guard import HttpLimits
 
 
 class NodeReads(Protocol):
@@ -96,8 +97,9 @@ class ApiConfig:
     suspect_ceiling_seconds: float = 900.0
     """When a suspect is removed at the latest, as the console shows it."""
     max_request_bytes: int = 1024 * 1024
-    """Largest request body; headers are bounded by `max_header_bytes`."""
-    max_header_bytes: int = 8 * 1024
+    """Largest request body; the request's head is bounded by `http_limits`."""
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
+    """What one client may hold: head time and size, idle time, connections per peer."""
     shutdown_grace_seconds: float = 5.0
     """On stop, how long open requests get before they are cancelled."""
     ssl_context: ssl.SSLContext | None = None

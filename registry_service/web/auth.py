@@ -31,7 +31,7 @@ import grpc
 from aiohttp import web
 
 from registry_service.bearer_tokens import TokenTable
-from registry_service.web.edge import error_response
+from registry_service.web.edge import BEARER_CHALLENGE, error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json", "/", "/ui", "/favicon.ico"})
 OPEN_PREFIXES = ("/ui/",)
@@ -115,10 +115,13 @@ class HttpAuth:
             return None
         principal = self.tokens.identify([("authorization", header)])
         if principal is None:
+            # RFC 6750: a token was given and is not one of ours, or none was.
+            challenge = BEARER_CHALLENGE + (', error="invalid_token"' if header else "")
             return error_response(
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"{request.path} needs Authorization: Bearer <token> (a token with the "
                 f"{scope!r} scope, or the admin token)",
+                challenge=challenge,
             )
         if not principal.may(scope):
             return error_response(

@@ -40,9 +40,16 @@ def json_response(
     )
 
 
-def error_response(code: grpc.StatusCode, message: str) -> web.Response:
-    """The answer for a gRPC code: its HTTP status and the JSON error body."""
-    return json_response(error_json(code, message), http_status(code))
+BEARER_CHALLENGE = 'Bearer realm="node-registry"'
+
+
+def error_response(
+    code: grpc.StatusCode, message: str, *, challenge: str = BEARER_CHALLENGE
+) -> web.Response:
+    """The answer for a gRPC code: its HTTP status and the JSON error body. A 401 carries the
+    `WWW-Authenticate` challenge RFC 7235 requires (`challenge`: how to authenticate)."""
+    headers = {"WWW-Authenticate": challenge} if code is grpc.StatusCode.UNAUTHENTICATED else None
+    return json_response(error_json(code, message), http_status(code), headers)
 
 
 @web.middleware

@@ -263,12 +263,19 @@ _SCOPE = [
     for name in ("datacenter", "type")
 ] + [
     _parameter(
+        "selector",
+        "query",
+        _STRING,
+        "a label selector on the nodes' metadata, Kubernetes syntax: zone=a, zone!=a, "
+        "version in (2,3), version notin (1), canary, !canary; a comma means AND",
+    ),
+    _parameter(
         "healthy",
         "query",
         {"type": "boolean", "default": False},
         "only healthy nodes (UP, no failing check); in a stream, a node that stops being "
         "healthy is REMOVED with reason UNHEALTHY, and ADDED when it is back",
-    )
+    ),
 ]
 _CONSISTENCY = _parameter(
     "consistency",
@@ -294,13 +301,33 @@ def _ok(schema: str, text: str, headers: dict[str, Any] | None = None) -> dict[s
     return answer
 
 
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "schema": _STRING,
+        "description": 'Bearer realm="node-registry" (with error="invalid_token" for a token '
+        "that is not one of the registry's)",
+    }
+}
+# What any HTTP port answers before a request reaches a path (web/connection_guard.py).
+_CONNECTION_REFUSALS = {
+    "408": _error("the request's line and headers took longer than http_header_timeout_seconds"),
+    "429": _error("this peer has http_max_connections_per_peer connections open"),
+    "431": _error(
+        "the request's line and headers exceed http_max_header_bytes (one header "
+        "max_metadata_bytes)"
+    ),
+}
 _REFUSALS = {
     "400": _error("a malformed or unknown parameter; the message names it"),
-    "401": _error("no token, or no client certificate where mTLS is on"),
+    "401": _error("no token, or no client certificate where mTLS is on") | {"headers": _CHALLENGE},
     "403": _error("the token lacks the scope"),
 }
 _INDEX = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
-_EVENT_ID = {"type": "string", "pattern": r"^\d+(,[a-z0-9][a-z0-9-]*=\d+)*$"}
+_REVISION_DIGITS = "[0-9]{1,19}"  # ASCII digits only, an int64
+_EVENT_ID = {
+    "type": "string",
+    "pattern": rf"^{_REVISION_DIGITS}(,[a-z0-9][a-z0-9-]*={_REVISION_DIGITS})*$",
+}
 _REVISION_HEADER = {"X-Registry-Revision": {"schema": _INT, "description": "the list's revision"}}
 
 
@@ -310,14 +337,15 @@ def _get(
     parameters: list[dict[str, Any]] | None = None,
     scope: str | None = "watch",
 ) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "responses": answers}
+    operation: dict[str, Any] = {"summary": summary, "responses": {**_CONNECTION_REFUSALS}}
     if parameters:
         operation["parameters"] = parameters
     if scope is None:
         operation["security"] = []
     else:
         operation["security"] = [{"bearer": [scope]}]
-        operation["responses"] = {**_REFUSALS, **answers}
+        operation["responses"] |= _REFUSALS
+    operation["responses"] |= answers
     return {"get": operation}
 
 
@@ -345,9 +373,11 @@ def _paths() -> dict[str, Any]:
                 _parameter(
                     "wait",
                     "query",
-                    {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m)?$"},
-                    "longest wait, e.g. 30s, 500ms, 2m (cut to http_max_wait_seconds; "
-                    "default: that)",
+                    {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?(ms|s|m)?$"},
+                    "longest wait, e.g. 30s, 500ms, 2m (cut to http_max_wait_seconds); "
+                    "absent or zero: http_max_wait_seconds (a zero wait is Consul's default "
+                    "wait too: a blocking read never answers at once unless the scope "
+                    "changed; leave out index for that)",
                 ),
             ],
         ),
@@ -371,7 +401,10 @@ def _paths() -> dict[str, Any]:
                     "description": "the event stream",
                     "content": {"text/event-stream": {"schema": _STRING}},
                 },
-                "429": _error("this peer has max_streams_per_peer streams open"),
+                "429": _error(
+                    "this peer has max_streams_per_peer streams open (or "
+                    "http_max_connections_per_peer connections)"
+                ),
                 "503": unavailable,
             },
             [

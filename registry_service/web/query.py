@@ -13,10 +13,14 @@ from multidict import MultiMapping
 
 from registry_service.domain import Consistency, Scope, WatchResume
 from registry_service.errors import InvalidArgumentError
+from registry_service.validation import selector_of
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)?")
+# ASCII digits only: str.isdigit() and re's \d also take "²" or "①", which int() refuses.
+_DURATION = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?)(ms|s|m)?")
+_REVISION = re.compile(r"[0-9]{1,19}")
+_MAX_REVISION = 2**63 - 1  # etcd's revisions are int64
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
-_SCOPE_PARAMETERS = ("datacenter", "type", "healthy")
+_SCOPE_PARAMETERS = ("datacenter", "type", "selector", "healthy")
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,15 @@ def _names(query: MultiMapping[str], name: str) -> frozenset[str]:
 
 
 def scope_of(query: MultiMapping[str]) -> Scope:
-    """`?datacenter=dc1&type=data,meta` (repeatable; none: every one), `&healthy=true` (only
-    healthy nodes: UP, no failing check). The names are validated where GetNodes validates them
-    (the registry), with the same messages."""
+    """`?datacenter=dc1&type=data,meta` (repeatable; none: every one), `&selector=zone=a` (a
+    label selector on metadata, given once) and `&healthy=true` (only healthy nodes: UP, no
+    failing check). The names are validated where GetNodes validates them (the registry), with
+    the same messages."""
+    selector = selector_of(_single(query, "selector") or "")
     return Scope(
         _names(query, "datacenter"),
         _names(query, "type"),
+        selector,
         flag_of(_single(query, "healthy"), "healthy"),
     )
 
@@ -67,11 +74,13 @@ def _single(query: MultiMapping[str], name: str) -> str | None:
 
 
 def revision_of(value: str | None, name: str) -> int:
-    """A revision given by a client: a whole number >= 0 (absent: 0)."""
+    """A revision given by a client: a whole number >= 0 in ASCII digits, at most etcd's
+    largest (absent: 0)."""
     if value is None or value == "":
         return 0
-    if not value.isdigit():
-        raise InvalidArgumentError(f"{name} must be a revision, a whole number >= 0; got {value!r}")
+    if not _REVISION.fullmatch(value) or int(value) > _MAX_REVISION:
+        shown = value if len(value) <= 40 else f"{value[:40]}... ({len(value)} characters)"
+        raise InvalidArgumentError(f"{name} must be a revision, a whole number >= 0; got {shown!r}")
     return int(value)
 
 
@@ -79,8 +88,9 @@ def duration_of(value: str, name: str) -> float:
     """`30s`, `1.5s`, `500ms`, `2m`, or a number of seconds."""
     match = _DURATION.fullmatch(value.strip())
     if not match:
+        shown = value if len(value) <= 40 else f"{value[:40]}... ({len(value)} characters)"
         raise InvalidArgumentError(
-            f"{name} must be a duration such as 30s, 500ms or 2m (or seconds); got {value!r}"
+            f"{name} must be a duration such as 30s, 500ms or 2m (or seconds); got {shown!r}"
         )
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
@@ -99,13 +109,17 @@ def consistency_of(value: str | None) -> Consistency:
 
 def nodes_query(query: MultiMapping[str], max_wait_seconds: float) -> NodesQuery:
     """GET /v1/nodes?datacenter=&type=&consistency=&index=&wait=. A wait beyond the maximum is
-    cut to it (Consul's rule); an index without a wait waits the maximum."""
+    cut to it (Consul's rule); an index without a wait, or with `wait=0`, waits the maximum
+    (Consul takes a zero wait as its default wait too: a Consul-style loop that sends one
+    must block, not poll as fast as it can)."""
     accept_only(query, (*_SCOPE_PARAMETERS, "consistency", "index", "wait"))
     index, remote_index = vector_of(_single(query, "index") or "", "index")
     wait = _single(query, "wait")
     if wait is not None and not index and not remote_index:
         raise InvalidArgumentError("wait needs an index: ?index=R&wait=30s blocks until a change")
     wait_seconds = max_wait_seconds if wait is None else duration_of(wait, "wait")
+    if wait_seconds <= 0:
+        wait_seconds = max_wait_seconds
     return NodesQuery(
         scope=scope_of(query),
         consistency=consistency_of(_single(query, "consistency")),

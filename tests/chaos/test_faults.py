@@ -1,4 +1,4 @@
-"""Faults on one side at a time (docs/reliability.md): L3, L7, W5, W6, O3, O4."""
+"""Faults on one side at a time (docs/reliability.md): L3, L7, W5, W6, O3, O4, E2."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -14,11 +15,13 @@ import pytest
 from noderegistry.v1 import registry_pb2 as pb
 
 from client_sdk import Node, RegistrationState, RegistryClient
+from registry_service.store._etcdpb.rpc_pb2 import TxnRequest
+from registry_service.store.etcd_client.kv import delete_op
 from tests.chaos.conftest import FLEET
 from tests.support.api import KeepAliveStream, WatchRecorder, key_of, node, register
 from tests.support.frontends import FrontendProcess
 from tests.support.frontends import stub as stub_for
-from tests.support.http import metric
+from tests.support.http import get, metric
 from tests.support.proxy import TcpProxy
 from tests.support.waiting import eventually
 
@@ -61,6 +64,7 @@ async def test_l3_a_registration_lost_while_paused_is_never_silent(start_fronten
         process.send_signal(signal.SIGCONT)
         process.kill()
         process.wait()
+        process.stdout.close()
         await recorder.close()
 
 
@@ -256,3 +260,82 @@ async def test_o4_replays_of_an_older_incarnation_change_nothing(
     nodes = await stub.GetNodes(pb.GetNodesRequest())
     (stored,) = [n for dc in nodes.datacenters for n in dc.nodes]
     assert stored.incarnation == 2 and "role" not in stored.metadata
+
+
+async def _evictor(admin: str) -> dict[str, object]:
+    status, body = await get(f"{admin}/admin/evictor")
+    assert status == 200, body
+    return body
+
+
+def _admin(frontend: FrontendProcess) -> str:
+    return frontend.ready_line.split("admin ")[1].split(")")[0]
+
+
+async def _election_keys(rig_client, cluster: str) -> list:
+    _, kvs = await rig_client.kv.range_prefix(f"/noderegistry/{cluster}/election/evictor/".encode())
+    return sorted(kvs, key=lambda kv: kv.create_revision)
+
+
+async def test_e2_a_deposed_evictor_knows_at_once_and_another_takes_over(rig, record_property):
+    """E2 (issue 22, item 9; D84).
+    1. two frontends on the three members, their election leases of 30 s renewed every 10 s (so
+       that the renewals alone could take up to 10 s to tell); one of them leads eviction;
+    2. its election lease is revoked (etcd deletes its key): within 3 s it says it no longer
+       leads, and the other one does;
+    3. a node that stops renewing is removed (EXPIRED) by the new leader; the deposed one
+       removes nothing;
+    4. the new leader's key is deleted while its lease lives on: it steps down at once too,
+       stands again on a new lease, and one of the two leads again."""
+    r = await rig(frontends=2, evictor_lease_ttl_seconds=30)
+    admins = {f.address: _admin(f) for f in r.frontends}
+
+    async def leaders() -> list[str]:
+        return [a for a, admin in admins.items() if (await _evictor(admin))["leader"]]
+
+    await eventually(lambda: _one(leaders()), timeout=30, message="one evictor")
+    (first,) = await leaders()
+    (second,) = [a for a in admins if a != first]
+    leading_key = (await _election_keys(r.client, r.cluster))[0]
+
+    await r.client.lease.revoke(leading_key.lease)
+    revoked_at = time.monotonic()
+    await eventually(
+        lambda: _leads_alone(leaders(), second), timeout=3, message="handed over at once"
+    )
+    record_property("handed_over_after_revoke_seconds", time.monotonic() - revoked_at)
+
+    channel, stub = stub_for(second)
+    try:
+        watcher = WatchRecorder(stub).start()
+        await register(stub, node("orphan"), ttl=3)  # never renewed
+        await watcher.wait_for_node("orphan")
+        await watcher.wait_for_node("orphan", present=False, timeout=15)
+        assert watcher.changes[-1].reason == pb.REMOVAL_REASON_EXPIRED
+        await watcher.close()
+    finally:
+        await channel.close()
+    assert (await _evictor(admins[second]))["removed"] == {"EXPIRED": 1}
+    assert (await _evictor(admins[first]))["removed"] == {}, "the deposed one removed nothing"
+
+    new_key = (await _election_keys(r.client, r.cluster))[0]  # the new leader's
+    assert new_key.key != leading_key.key
+    await r.client.kv.txn(TxnRequest(success=[delete_op(new_key.key)]))
+    deleted_at = time.monotonic()
+    await eventually(lambda: _steps_down(admins[second]), timeout=3, message="stepped down at once")
+    record_property("stepped_down_after_key_deleted_seconds", time.monotonic() - deleted_at)
+    await eventually(lambda: _one(leaders()), timeout=30, message="one evictor again")
+    keys = await _election_keys(r.client, r.cluster)
+    assert len(keys) == 2 and new_key.key not in {kv.key for kv in keys}
+
+
+async def _one(leaders) -> bool:
+    return len(await leaders) == 1
+
+
+async def _leads_alone(leaders, address: str) -> bool:
+    return await leaders == [address]
+
+
+async def _steps_down(admin: str) -> bool:
+    return not (await _evictor(admin))["leader"]

@@ -16,8 +16,16 @@ from pathlib import Path
 import pytest
 from noderegistry.v1 import registry_pb2 as pb
 
-from client_sdk import Node, RegistrationState, RegistryClient, Scope
+from client_sdk import (
+    EventType,
+    Node,
+    NodeEvent,
+    RegistrationState,
+    RegistryClient,
+    Scope,
+)
 from registry_service.process.embedded_etcd import EtcdServer
+from registry_service.settings import Settings
 from tests.chaos.conftest import FLEET
 from tests.conftest import start_etcd
 from tests.support.datacenters import (
@@ -28,6 +36,10 @@ from tests.support.datacenters import (
 )
 from tests.support.frontends import FrontendProcess
 from tests.support.history import FederatedWatcher, check_federated_stream
+from tests.support.http import put
+from tests.support.ports import free_port
+from tests.support.proxy import TcpProxy
+from tests.support.sdk import collect, resumed_about
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.chaos
@@ -307,3 +319,216 @@ async def test_a_watch_resumed_with_a_vector_on_another_frontend_gets_exactly_th
         "dc1": [("ADDED", "a"), ("ADDED", "b"), ("REMOVED", "a")],
         "dc2": [("ADDED", "x"), ("ADDED", "y")],
     }
+
+
+async def test_a_watch_resumed_on_a_frontend_whose_copy_lags_never_steps_back_in_time(
+    etcd_cluster, second_etcd, two_datacenters, spawn_frontend
+):
+    """Issue 22, item 1 (D80).
+    1. dc1 on three etcd members with frontend A, dc2 on one with frontend X; a second dc1
+       frontend B follows dc2 over a link of its own, whose silence timeout is long (its copy
+       lags without turning stale: the worst case);
+    2. six dc2 nodes; an SDK watch of both datacenters on A sees them;
+    3. B's link is blackholed; three more dc2 nodes register: A follows, B's copy lags;
+    4. A is SIGKILLed: the watch resumes its vector on B. It keeps all nine dc2 nodes at its dc2
+       revision, marked stale (never B's older list); a raw stream resumed on B with the same
+       vector is sent nothing of dc2 older than that revision either;
+    5. B's link heals: the watch turns fresh, a new dc2 node arrives, and no node was ever
+       removed or added twice (the lagging copy's changes are not delivered a second time);
+       the raw stream's dc2 deltas are exactly dc2's changes after its revision."""
+    dc1, dc2, _ = await two_datacenters(etcd_cluster, [second_etcd], frontends=1)
+    lagging_link = TcpProxy("127.0.0.1", int(dc2.targets[0].rsplit(":", 1)[1]))
+    await lagging_link.start()
+    lagging = await spawn_frontend(
+        ",".join(member.endpoint for member in etcd_cluster),
+        listen=f"127.0.0.1:{free_port()}",
+        datacenter="dc1",
+        remote_datacenters=f"dc2={lagging_link.endpoint}",
+        remote_silence_seconds=120.0,
+    )
+    first = dc1.frontends[0]
+    targets = {"dc1": [first.address, lagging.address], "dc2": dc2.targets}
+    events: list[NodeEvent] = []
+    raw: FederatedWatcher | None = None
+    try:
+        async with (
+            RegistryClient(targets, config=FLEET) as client,
+            RegistryClient([first.address, lagging.address], config=FLEET) as watcher,
+        ):
+            for i in range(6):
+                await client.register(node(f"dc2-n{i}", "dc2"))
+            await followed_up_to([first.address, lagging.address], "dc2", await dc2.revision())
+            watch = await watcher.watch_nodes(Scope())
+            await watch.wait_for(lambda nodes: len(nodes.datacenters.get("dc2", ())) == 6, 15)
+            stream, steps = watch.events(), watch.steps()
+            collecting = asyncio.create_task(collect(stream, events))
+
+            lagging_link.blackhole()
+            for i in range(3):
+                await client.register(node(f"dc2-x{i}", "dc2"))
+            nine = await watch.wait_for(lambda nodes: len(nodes.datacenters["dc2"]) == 9, 15)
+            held = watch.revisions["dc2"]
+            local = watch.revision
+            assert nine.datacenter_states["dc2"].revision == held
+
+            first.kill()
+            await resumed_about(steps, "dc2")
+            after = watch.current()
+            assert len(after.datacenters["dc2"]) == 9, "no dc2 node vanished"
+            assert watch.revisions["dc2"] >= held, "the dc2 revision never went back"
+            assert after.datacenter_states["dc2"].stale, "B's copy lags: dc2 shown stale"
+            raw = FederatedWatcher(lagging.address, local, {"dc2": held}).start()
+            await eventually(
+                lambda: any(m.WhichOneof("message") for m in raw.messages),
+                timeout=15,
+                message="the raw stream resumed on B",
+            )
+            assert [r for r in _dc2_revisions(raw) if r < held] == [], "nothing older sent"
+
+            lagging_link.restore()
+            await client.register(node("dc2-y", "dc2"))
+            await watch.wait_for(
+                lambda nodes: len(nodes.datacenters["dc2"]) == 10 and not nodes.stale, 30
+            )
+            until = await dc2.revision()
+            await eventually(lambda: raw.revisions.get("dc2", 0) >= until, timeout=30)
+            steps.close()
+            stream.close()
+            await collecting
+    finally:
+        if raw is not None:
+            await raw.close()
+        await lagging_link.close()
+    assert [e for e in events if e.type is EventType.REMOVED] == []
+    added = [e.node.id for e in events if e.type is EventType.ADDED]
+    assert sorted(added) == ["dc2-x0", "dc2-x1", "dc2-x2", "dc2-y"], "each added once"
+    history = await dc2.history(until)
+    changes = [(c.kind, c.node_id) for c in history.after(held, until)]
+    got = [
+        (pb.EventType.Name(e.type).removeprefix("EVENT_TYPE_"), e.node.id)
+        for m in raw.messages
+        if m.WhichOneof("message") == "delta"
+        and m.delta.datacenter == "dc2"
+        and m.delta.revision <= until  # the clients' deregistrations at their close came later
+        for e in m.delta.events
+    ]
+    assert got == changes == [("ADDED", "dc2-y")]
+
+
+def _dc2_revisions(watcher: FederatedWatcher) -> list[int]:
+    """The dc2 revision of every message of a raw stream that carries one."""
+    revisions = []
+    for message in watcher.messages:
+        kind = message.WhichOneof("message")
+        body = getattr(message, str(kind))
+        if getattr(body, "datacenter", "") == "dc2":
+            revisions.append(body.revision)
+        elif kind == "snapshot":
+            revisions.extend(
+                dc.complete_revision
+                for dc in body.datacenters
+                if dc.datacenter == "dc2" and dc.complete_revision
+            )
+    return revisions
+
+
+async def test_a_remote_datacenter_losing_its_etcd_is_shown_stale_at_once(
+    own_etcd, second_etcd, two_datacenters, record_property
+):
+    """Issue 22, item 4 (D81).
+    1. two datacenters, one frontend each; idle progress only every 60 s, silence timeout 120 s
+       (so neither can be what brings the news);
+    2. dc2's etcd freezes: dc2's frontend turns stale and tells its subscribers at once, dc1's
+       follower among them, which tells dc1's: an SDK watch on dc1 shows dc2 stale;
+    3. dc2's etcd resumes: the watch shows dc2 fresh again, as soon as dc2's frontend is."""
+    slow = {"watch_progress_seconds": 60.0, "remote_silence_seconds": 120.0}
+    dc1, dc2, _ = await two_datacenters([own_etcd], [second_etcd], frontends=1, dc1=slow, dc2=slow)
+    async with RegistryClient({"dc1": dc1.targets, "dc2": dc2.targets}, config=FLEET) as client:
+        await client.register(node("far", "dc2"), ttl_seconds=120)
+        await client.register(node("near", "dc1"), ttl_seconds=120)
+        watch = await client.watch_nodes(Scope())
+        await watch.wait_for(lambda nodes: len(nodes) == 2 and not nodes.stale, timeout=30)
+        second_etcd.pause()
+        frozen_at = time.monotonic()
+        try:
+            nodes = await watch.wait_for(
+                lambda nodes: nodes.datacenter_states["dc2"].stale, timeout=15
+            )
+            record_property("dc2_stale_in_dc1_after_seconds", time.monotonic() - frozen_at)
+            assert [n.id for n in nodes.datacenters["dc2"]] == ["far"], "kept as it was"
+            assert not nodes.datacenter_states["dc1"].stale
+        finally:
+            second_etcd.resume()
+        resumed_at = time.monotonic()
+        await watch.wait_for(lambda nodes: not nodes.stale, timeout=30)
+        record_property("dc2_fresh_in_dc1_after_seconds", time.monotonic() - resumed_at)
+
+
+async def test_with_the_defaults_a_silent_link_is_stale_in_time_and_a_link_back_is_followed(
+    own_etcd, second_etcd, two_datacenters, record_property
+):
+    """Issue 22, item 4 (D81): the bounds with the default settings.
+    1. two datacenters, one frontend each, the default progress interval and silence timeout;
+    2. a dc2 node registers; the moment dc1's watch has it (the follower's last message), the
+       link is blackholed: dc2 is shown stale within the silence timeout (15 s before D81);
+    3. the link is severed (connections refused) long enough for every retry to back off to
+       its longest, then restored: dc1 follows dc2 again within a few seconds (2 s between
+       tries plus gRPC's reconnect backoff; before D81 the follower's tries were up to 10 s
+       apart)."""
+    defaults = Settings()
+    options = {
+        "watch_progress_seconds": defaults.watch_progress_seconds,
+        "remote_silence_seconds": defaults.remote_silence_seconds,
+    }
+    dc1, dc2, link = await two_datacenters(
+        [own_etcd], [second_etcd], frontends=1, dc1=options, dc2=options
+    )
+    async with RegistryClient({"dc1": dc1.targets, "dc2": dc2.targets}, config=FLEET) as client:
+        watch = await client.watch_nodes(Scope())
+        await client.register(node("probe", "dc2"), ttl_seconds=120)
+        await watch.wait_for(lambda nodes: "dc2" in nodes.datacenters, timeout=30)
+        link.blackhole()
+        cut_at = time.monotonic()
+        await watch.wait_for(
+            lambda nodes: nodes.datacenter_states["dc2"].stale,
+            timeout=defaults.remote_silence_seconds + 3,
+        )
+        record_property("stale_after_blackhole_seconds", time.monotonic() - cut_at)
+
+        link.sever()
+        # The fault's length, not a wait for a condition: every retry backs off to its longest.
+        await asyncio.sleep(20)
+        link.restore()
+        restored_at = time.monotonic()
+        await watch.wait_for(lambda nodes: not nodes.stale, timeout=6)
+        record_property("followed_after_restore_seconds", time.monotonic() - restored_at)
+        assert [n.id for n in watch.current().datacenters["dc2"]] == ["probe"]
+
+
+async def test_while_a_datacenters_pushes_are_off_the_others_show_it_stale(
+    own_etcd, second_etcd, two_datacenters, record_property
+):
+    """Issue 22, item 5 (D82).
+    1. two datacenters, one frontend each; an SDK watch on dc1 sees a dc2 node, fresh;
+    2. dc2's operator switches pushes off: dc1's follower is held like every subscriber of dc2
+       and is told so (its progress says stale): dc1's watch shows dc2 stale, its list as it
+       was;
+    3. a dc2 node registers meanwhile (its delta is held);
+    4. pushes on again: dc1's watch has the new node, and dc2 is fresh."""
+    dc1, dc2, _ = await two_datacenters([own_etcd], [second_etcd], frontends=1)
+    admin = dc2.frontends[0].ready_line.split("admin ")[1].split(")")[0]
+    async with RegistryClient({"dc1": dc1.targets, "dc2": dc2.targets}, config=FLEET) as client:
+        await client.register(node("before", "dc2"), ttl_seconds=120)
+        watch = await client.watch_nodes(Scope())
+        await watch.wait_for(lambda nodes: len(nodes) == 1 and not nodes.stale, timeout=30)
+        status, body = await put(f"{admin}/admin/push", {"enabled": False})
+        assert status == 200, body
+        switched_at = time.monotonic()
+        nodes = await watch.wait_for(lambda nodes: nodes.datacenter_states["dc2"].stale, 15)
+        record_property("dc2_stale_in_dc1_after_push_off_seconds", time.monotonic() - switched_at)
+        assert [n.id for n in nodes.datacenters["dc2"]] == ["before"]
+        await client.register(node("held", "dc2"), ttl_seconds=120)
+        status, body = await put(f"{admin}/admin/push", {"enabled": True})
+        assert status == 200, body
+        nodes = await watch.wait_for(lambda nodes: len(nodes) == 2 and not nodes.stale, 15)
+        assert sorted(n.id for n in nodes.datacenters["dc2"]) == ["before", "held"]

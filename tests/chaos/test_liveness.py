@@ -17,6 +17,7 @@ from noderegistry.v1 import registry_pb2_grpc
 from client_sdk import Node, RegistrationState, RegistryClient
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
 from tests.chaos.conftest import FLEET, Rig, restart, wait_for_leader
+from tests.support.etcd_metrics import metric
 from tests.support.history import ResumingWatcher
 from tests.support.http import get
 from tests.support.ports import free_port
@@ -242,3 +243,66 @@ async def test_l9_renewals_and_the_watch_move_off_a_frozen_etcd_member(
     finally:
         await watcher.close()
         await client.close()
+
+
+@pytest.mark.timeout(240)
+async def test_e1_registers_keep_succeeding_while_an_etcd_member_is_frozen(
+    etcd_cluster, spawn_frontend
+):
+    """E1 (issue 22, item 8; D83): a follower freezes (SIGSTOP: a paused VM, a stuck disk) while
+    the other two keep the quorum. A call sent to it waits out the etcd request deadline (5 s);
+    once one has, the frontend avoids the member until it answers a probe, instead of trying it
+    again a second later.
+    1. one frontend on the three members, the one to freeze last (the streams are elsewhere, so
+       only unary calls can find out);
+    2. the follower freezes; Registers (8 s deadline) until one has failed or twenty went
+       through: by then the frontend has sent it a call and seen it time out;
+    3. a steady load of Registers, ten a second for about ten seconds, each with a 3 s
+       deadline (a call left waiting on the frozen member would take 5): every one succeeds
+       (before D83 the member was tried again after a second, and Registers failed);
+    4. the member resumes: it answers the probe, and lease grants reach it again."""
+    leading = await wait_for_leader(etcd_cluster)
+    frozen = next(member for member in etcd_cluster if member is not leading)
+    order = [*(member for member in etcd_cluster if member is not frozen), frozen]
+    frontend = await spawn_frontend(
+        ",".join(member.endpoint for member in order), listen=f"127.0.0.1:{free_port()}"
+    )
+    channel = grpc.aio.insecure_channel(frontend.address)
+    stub = registry_pb2_grpc.RegistryStub(channel)
+    count = 0
+
+    async def register(deadline: float) -> None:
+        nonlocal count
+        count += 1
+        await stub.Register(
+            pb.RegisterRequest(node=_frozen_test_node(count), ttl_seconds=60), timeout=deadline
+        )
+
+    try:
+        await register(10)
+        frozen.pause()
+        try:
+            for _ in range(20):
+                try:
+                    await register(8)
+                except grpc.aio.AioRpcError:
+                    break  # it landed on the frozen member: the frontend knows now
+            for _ in range(100):  # a steady load for about ten seconds
+                await register(3)  # raises on a failure: the outcome is the assertion
+                await asyncio.sleep(0.1)  # the load's pace, not a wait for a condition
+        finally:
+            frozen.resume()
+        grants = metric(frozen.endpoint, "grpc_server_handled_total", grpc_method="LeaseGrant")
+
+        async def granted_there() -> bool:
+            await register(10)
+            handled = metric(frozen.endpoint, "grpc_server_handled_total", grpc_method="LeaseGrant")
+            return handled > grants
+
+        await eventually(granted_there, timeout=30, message="lease grants reach it again")
+    finally:
+        await channel.close()
+
+
+def _frozen_test_node(i: int) -> pb.Node:
+    return pb.Node(id=f"e1-{i}", type="data", datacenter="dc1", address=f"10.0.1.{i % 250}:7000")

@@ -54,6 +54,12 @@ async def test_nodes_prints_a_table_and_json(start_frontend, connect):
     (s1,) = listing["datacenters"]["dc2"]["nodes"]
     assert (s1["id"], s1["type"], s1["status"], s1["incarnation"]) == ("s1", "session", "UP", 1)
 
+    # A label selector on metadata: only d1 has zone=a.
+    code, out, _ = await run_cli(
+        "nodes", "--target", frontend.address, "-o", "json", "--selector", "zone in (a,b)"
+    )
+    assert code == 0 and list(json.loads(out)["datacenters"]) == ["dc1"]
+
 
 async def test_register_keeps_alive_until_ctrl_c_then_deregisters(start_frontend, connect):
     frontend = await start_frontend()
@@ -157,7 +163,10 @@ async def test_a_bad_argument_is_one_usage_line_and_exit_2_before_any_call(args,
 
 async def test_a_frontend_that_never_answers_ends_in_one_line_naming_the_deadline():
     # A listener that accepts connections and never says anything: the call's deadline runs out.
-    silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    accepted: list[asyncio.StreamWriter] = []
+    silent = await asyncio.start_server(
+        lambda reader, writer: accepted.append(writer), "127.0.0.1", 0
+    )
     host, port = silent.sockets[0].getsockname()[:2]
     try:
         for verb in (("nodes",), ("register", "--id", "n1", *REGISTER_ARGS)):
@@ -171,6 +180,9 @@ async def test_a_frontend_that_never_answers_ends_in_one_line_naming_the_deadlin
             assert len(err.splitlines()) == 1
     finally:
         silent.close()
+        for writer in accepted:  # closing the server leaves its connections open
+            writer.close()
+        await silent.wait_closed()
 
 
 async def test_cached_nodes_and_watch_show_staleness_and_age_during_an_etcd_outage(

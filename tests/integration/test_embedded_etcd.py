@@ -138,6 +138,7 @@ async def test_serve_exits_1_naming_the_settings_when_its_local_etcd_cannot_come
     os.kill(_local_etcd_pid(frontend), signal.SIGKILL)
     assert frontend.process is not None
     code = await asyncio.to_thread(frontend.process.wait, 60)
+    frontend.kill()  # it ended by itself: this closes its pipe
     assert code == 1
     last = (tmp_path / "serve.log").read_text().splitlines()[-1]
     assert last.startswith("error: the local etcd keeps exiting (1 restarts did not keep it up")

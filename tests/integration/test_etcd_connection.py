@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from pathlib import Path
@@ -10,14 +11,18 @@ import pytest
 from noderegistry.v1 import registry_pb2 as pb
 
 from registry_service.app import Frontend
-from registry_service.errors import LeaseNotFoundError, StoreCompactedError
+from registry_service.errors import LeaseNotFoundError, StoreCompactedError, StoreUnavailableError
 from registry_service.process.embedded_etcd import EtcdServer, EtcdTls, etcdctl_binary
 from registry_service.startup import ServeError
+from registry_service.store._etcdpb.rpc_pb2 import RangeRequest
+from registry_service.store._etcdpb.rpc_pb2_grpc import KVStub
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig
+from tests.chaos.conftest import wait_for_leader
 from tests.support.api import WatchRecorder, node, node_ids, register, register_through_outage
 from tests.support.certs import write_certificates
 from tests.support.etcd_metrics import metric
 from tests.support.ports import free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -196,5 +201,36 @@ async def test_etcd_errors_arrive_as_the_store_s_own_types(own_etcd):
         await client.kv.compact(first + 1)
         with pytest.raises(StoreCompactedError):
             await client.kv.range_prefix(b"/typed/", revision=first)
+    finally:
+        await client.close()
+
+
+async def test_an_endpoint_that_timed_out_is_avoided_until_it_answers_a_probe(etcd_cluster):
+    """D83: a frozen member is not tried again after a fixed second, but once it answers."""
+    endpoints = tuple(member.endpoint for member in etcd_cluster)
+    client = EtcdClient(EtcdConfig(endpoints=endpoints, request_timeout_seconds=1.0))
+    leading = await wait_for_leader(etcd_cluster)
+    frozen = next(member for member in etcd_cluster if member is not leading)
+    connection = client.connection
+    try:
+        await client.kv.current_revision(b"/avoid/")
+        frozen.pause()
+        try:
+            with pytest.raises(StoreUnavailableError):
+                await connection.call(
+                    "range",
+                    lambda ep: connection.stub(KVStub, ep).Range,
+                    RangeRequest(key=b"/avoid/", count_only=True),
+                    idempotent=True,
+                    endpoint=frozen.endpoint,
+                )
+            assert connection.avoided == {frozen.endpoint}
+            await asyncio.sleep(2.5)  # the fault's length: past the one second it used to last
+            for _ in range(20):  # none of them waits on the frozen member
+                await client.kv.current_revision(b"/avoid/")
+            assert connection.avoided == {frozen.endpoint}
+        finally:
+            frozen.resume()
+        await eventually(lambda: not connection.avoided, timeout=15, message="probe answered")
     finally:
         await client.close()

@@ -229,6 +229,7 @@ def installed_frontend(server_venv: Path, etcd: EtcdServer, tmp_path: Path) -> I
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stdout.close()
 
 
 CLIENT = textwrap.dedent(

@@ -51,6 +51,11 @@ class WanLink:
         for proxy in self.proxies:
             proxy.blackhole()
 
+    def sever(self) -> None:
+        """The other side is gone: connections dropped, new ones refused."""
+        for proxy in self.proxies:
+            proxy.sever()
+
     def restore(self) -> None:
         for proxy in self.proxies:
             proxy.restore()
@@ -74,7 +79,8 @@ async def start_two_datacenters(
     dc2: dict[str, object] | None = None,
 ) -> tuple[Datacenter, Datacenter, WanLink]:
     """Starts `frontends` frontends per datacenter, dc1 first (following a dc2 not up yet: its
-    followers retry). `dc1`/`dc2`: settings of that datacenter's frontends."""
+    followers retry). `dc1`/`dc2`: settings of that datacenter's frontends (the silence timeout
+    is 3 s unless they say otherwise)."""
     ports = {name: [free_port() for _ in range(frontends)] for name in ("dc1", "dc2")}
     links = {name: [TcpProxy("127.0.0.1", port) for port in ports[name]] for name in ports}
     for proxy in [*links["dc1"], *links["dc2"]]:
@@ -91,8 +97,7 @@ async def start_two_datacenters(
                 listen=f"127.0.0.1:{port}",
                 datacenter=name,
                 remote_datacenters=remote,
-                remote_silence_seconds=3.0,
-                **overrides[name],
+                **{"remote_silence_seconds": 3.0, **overrides[name]},
             )
             for port in ports[name]
         ]

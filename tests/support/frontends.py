@@ -27,6 +27,8 @@ class FrontendProcess:
         self.ready_line = ""
 
     async def start(self, timeout: float = 30.0) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            self._close_pipe()  # the previous run's (a restart)
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
             [
@@ -57,6 +59,12 @@ class FrontendProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.send_signal(signal.SIGCONT)
             self.process.wait()
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        """The process has ended: its stdout pipe is closed with it (or it leaks a file)."""
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
 
     async def read_line(self, timeout: float = 30.0) -> str:
         assert self.process is not None and self.process.stdout is not None
@@ -80,6 +88,7 @@ class FrontendProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._close_pipe()
         return int(self.process.returncode)
 
 

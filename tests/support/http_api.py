@@ -83,7 +83,9 @@ class EventStream:
         self.error: Any = None
 
     @classmethod
-    async def open(cls, url: str, token: str = "", last_event_id: int | None = None) -> EventStream:
+    async def open(
+        cls, url: str, token: str = "", last_event_id: int | str | None = None
+    ) -> EventStream:
         stream = cls()
         headers = {"Accept": "text/event-stream"}
         if token:

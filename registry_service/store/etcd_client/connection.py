@@ -1,7 +1,13 @@
 """The connection to an etcd cluster: endpoints, channels, auth, and one unary call with retry.
 
-- several endpoints: unary calls go round robin over them, skipping for a second one that just
-  failed; streams (watch, lease keepalive) stay on one endpoint until it fails them;
+- several endpoints: unary calls go round robin over them; streams (watch, lease keepalive) stay
+  on one endpoint until it fails them;
+- health per endpoint (D83): an endpoint that failed a call or a stream (unavailable, timed out,
+  frozen) is avoided by calls and streams until it answers a probe (`Maintenance.Status`, every
+  `outage_detection_seconds`), not for a fixed time: a frozen member (a stopped process, a paused
+  VM) keeps its connections up and would make each call sent to it wait out its deadline. When
+  every endpoint is avoided (an election), calls go round robin over those that failed fast (no
+  leader: they answer, and fail at once until there is one), else over all of them;
 - TLS/mTLS and username/password auth, re-authenticating when etcd says the token expired;
 - `hasleader` metadata on every call, so a member without a leader fails fast instead of serving;
 - etcd's errors become the store's own types in one place (`translate`), as etcd's client maps
@@ -50,7 +56,6 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
 ]
-_ENDPOINT_DOWN_SECONDS = 1.0
 _AUTH_ERRORS = ("invalid auth token", "user name is empty", "authentication failed")
 
 Method = Callable[[str], Callable[..., Awaitable[T]]]
@@ -96,7 +101,10 @@ class EtcdConnection:
         self._stubs: dict[tuple[object, str], object] = {}
         self._current = 0
         self._round_robin = 0
-        self._down_until: dict[str, float] = {}
+        # Endpoints that failed, each with the task probing it until it answers; those of them
+        # that left a call waiting out its deadline (frozen, most likely).
+        self._avoided: dict[str, asyncio.Task[None]] = {}
+        self._timed_out: set[str] = set()
         self._token = ""
         self._auth_lock = asyncio.Lock()
         self._observe = observe
@@ -128,20 +136,67 @@ class EtcdConnection:
         return cast(_Stub, stub)
 
     def _healthy(self, endpoint: str) -> bool:
-        return self._down_until.get(endpoint, 0.0) <= time.monotonic()
+        return endpoint not in self._avoided
+
+    @property
+    def avoided(self) -> frozenset[str]:
+        """The endpoints that failed and have not answered a probe since."""
+        return frozenset(self._avoided)
 
     def _next_endpoint(self) -> str:
-        """Round robin over the endpoints that have not failed in the last second."""
+        """Round robin over the endpoints not avoided; when all are, over those that failed
+        fast, else over all of them."""
         endpoints = self.config.endpoints
-        for _ in range(len(endpoints)):
-            self._round_robin += 1
-            endpoint = endpoints[self._round_robin % len(endpoints)]
-            if self._healthy(endpoint):
-                return endpoint
-        return endpoints[self._round_robin % len(endpoints)]
+        for usable in (self._healthy, self._failed_fast, lambda endpoint: True):
+            for _ in range(len(endpoints)):
+                self._round_robin += 1
+                endpoint = endpoints[self._round_robin % len(endpoints)]
+                if usable(endpoint):
+                    return endpoint
+        raise AssertionError("unreachable: the last rule takes any endpoint")
 
-    def _mark_down(self, endpoint: str) -> None:
-        self._down_until[endpoint] = time.monotonic() + _ENDPOINT_DOWN_SECONDS
+    def _failed_fast(self, endpoint: str) -> bool:
+        return endpoint not in self._timed_out
+
+    def _mark_down(self, endpoint: str, *, timed_out: bool = False) -> None:
+        """`endpoint` failed (`timed_out`: a call waited out its deadline there): avoided until
+        a probe finds it answering."""
+        if len(self.config.endpoints) < 2:
+            return
+        if timed_out:
+            self._timed_out.add(endpoint)
+        if endpoint in self._avoided:
+            return
+        log.warning("etcd: %s failed; avoided until it answers a probe", endpoint)
+        self._avoided[endpoint] = asyncio.get_running_loop().create_task(
+            self._probe_until_back(endpoint), name=f"etcd-probe-{endpoint}"
+        )
+
+    def _answered(self, endpoint: str) -> None:
+        """A call to an avoided endpoint succeeded (every endpoint was avoided): it is back."""
+        probe = self._avoided.pop(endpoint, None)
+        self._timed_out.discard(endpoint)
+        if probe is not None:
+            probe.cancel()
+            log.info("etcd: %s answers again", endpoint)
+
+    async def _probe_until_back(self, endpoint: str) -> None:
+        """Asks `endpoint` for its status every `outage_detection_seconds` (that long to answer)
+        until it answers; then calls and streams may use it again. A member without a leader
+        answers too: calls to it fail at once (`hasleader`), they never wait out a deadline."""
+        seconds = self.config.outage_detection_seconds
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.stub(pb_grpc.MaintenanceStub, endpoint).Status(
+                    pb.StatusRequest(), metadata=await self.metadata(), timeout=seconds
+                )
+            except (grpc.aio.AioRpcError, StoreError):
+                continue
+            break
+        del self._avoided[endpoint]
+        self._timed_out.discard(endpoint)
+        log.info("etcd: %s answers again", endpoint)
 
     def stream_failed(self, err: BaseException) -> None:
         """A stream broke with err: a refused auth token is fetched anew on the next call, and
@@ -149,11 +204,14 @@ class EtcdConnection:
         if isinstance(err, grpc.aio.AioRpcError) and self._is_auth_error(err):
             self._token = ""
         if len(self.config.endpoints) > 1:
-            self._mark_down(self.endpoint)
-            for _ in range(len(self.config.endpoints)):
+            self._mark_down(self.endpoint, timed_out=isinstance(err, TimeoutError))
+            failed = self._current
+            for _ in range(len(self.config.endpoints) - 1):
                 self._current += 1
                 if self._healthy(self.endpoint):
                     break
+            else:  # every other one is avoided too (an election, say): the next one anyway
+                self._current = failed + 1
             log.info("etcd: streams move to endpoint %s", self.endpoint)
 
     async def metadata(self) -> list[tuple[str, str]]:
@@ -221,7 +279,12 @@ class EtcdConnection:
                     async with asyncio.timeout(None) as abortable:
                         self._in_flight.add(abortable)
                         try:
-                            return await method(target)(request, metadata=metadata, timeout=timeout)
+                            response = await method(target)(
+                                request, metadata=metadata, timeout=timeout
+                            )
+                            if target in self._avoided:
+                                self._answered(target)
+                            return response
                         finally:
                             self._in_flight.discard(abortable)
             except TimeoutError:  # only abort_calls sets a deadline on `abortable`
@@ -236,7 +299,8 @@ class EtcdConnection:
                     self._token, reauthenticated = "", True
                     continue
                 if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    self._mark_down(target)
+                    timed_out = err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                    self._mark_down(target, timed_out=timed_out)
                     attempt += 1
                     if attempt < attempts:
                         continue
@@ -256,6 +320,10 @@ class EtcdConnection:
         return len(waiting)
 
     async def close(self) -> None:
+        for probe in self._avoided.values():
+            probe.cancel()
+        self._avoided.clear()
+        self._timed_out.clear()
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()

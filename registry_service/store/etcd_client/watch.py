@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,12 @@ class EtcdWatcher:
         self._read_deadline: asyncio.Timeout | None = None
         self._abandon_stream = False
         self._probe_log = ThrottledLog(log, "etcd quorum probe")
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Calls `listener()` (in the event loop, at once) each time `connected` flips, so that
+        whoever serves lists says stale or fresh when it happens (D81)."""
+        self._listeners.append(listener)
 
     def _set(self, *, stream_up: bool | None = None, quorum: bool | None = None) -> None:
         if stream_up is not None:
@@ -82,7 +88,10 @@ class EtcdWatcher:
         if connected and not self.connected:
             self.connected_since = time.monotonic()
             self.up.set()
-        self.connected = connected
+        changed, self.connected = connected != self.connected, connected
+        if changed:
+            for listener in self._listeners:
+                listener()
 
     async def watch(self, prefix: bytes, start_revision: int) -> AsyncIterator[WatchItem]:
         """Yields every revision that changed a key under prefix, from start_revision on, in order.

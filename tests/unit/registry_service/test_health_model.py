@@ -7,12 +7,8 @@ from __future__ import annotations
 import pytest
 
 from registry_service.domain import (
-    Check,
-    CheckKind,
     DeltaMessage,
     EventType,
-    FlapRecord,
-    Health,
     Limits,
     Node,
     NodeEvent,
@@ -22,6 +18,7 @@ from registry_service.domain import (
     Scope,
 )
 from registry_service.errors import InvalidArgumentError
+from registry_service.health import Check, CheckKind, FlapRecord, Health
 from registry_service.store.records import (
     decode_flaps,
     decode_registration,

@@ -55,6 +55,13 @@ MAPPING = {
     ("grpc_keepalive", "max_ping_strikes"): "grpc_max_ping_strikes",
     ("grpc_keepalive", "keepalive_time_seconds"): "grpc_keepalive_time_seconds",
     ("grpc_keepalive", "keepalive_timeout_seconds"): "grpc_keepalive_timeout_seconds",
+    ("identity_gc", "retention_seconds"): "identity_retention_seconds",
+    ("identity_gc", "interval_seconds"): "identity_gc_interval_seconds",
+    ("http", "header_timeout_seconds"): "http_header_timeout_seconds",
+    ("http", "idle_timeout_seconds"): "http_idle_timeout_seconds",
+    ("http", "max_connections_per_peer"): "http_max_connections_per_peer",
+    ("http", "max_header_bytes"): "http_max_header_bytes",
+    ("http", "max_header_line_bytes"): "max_metadata_bytes",
 }
 LIMITS = (("registry", "limits"), ("reads", "limits"))  # Settings.limits, the whole of it
 

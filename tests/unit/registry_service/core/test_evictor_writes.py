@@ -21,6 +21,7 @@ class _Election:
     """Leads at once and never loses."""
 
     fence = b"fence"
+    deposed = False
 
     async def stand(self) -> None:
         pass
@@ -135,3 +136,28 @@ async def test_nothing_is_decided_until_etcd_has_been_back_for_the_outage_grace(
     assert await evictor.sweep() == 1 and not evictor.status.held_by_outage
     assert store.written == [["silent"]]
     await hub.close()
+
+
+async def test_consecutive_sweeps_before_the_view_catches_up_spend_the_budget_once():
+    """Issue 22, item 2: a sweep planned on a view that still lists the previous sweep's
+    removals must not count them both as members and as spent. 49 members, 10 silent: the
+    budget is 7 (15 % of 49); the second sweep, 4 ms later in the report, saw 49 members + 7
+    spent, a budget of 8, and removed one more."""
+    state = ClusterState(revision=10)
+    for i in range(49):
+        state.members[key(f"m{i:02d}")] = Member(registration(f"m{i:02d}"), 5 + i)
+        if i >= 10:
+            state.live.add(key(f"m{i:02d}"))  # 39 renewing, 10 silent
+    store = RecordingStore(state)
+    hub = WatchHub(store)  # type: ignore[arg-type]
+    await hub.start()
+    evictor = Evictor(store, hub, EvictorConfig(), candidate="c")  # type: ignore[arg-type]
+    try:
+        first = await evictor.sweep()
+        second = await evictor.sweep()  # the watch has shown none of the first sweep's writes
+        assert (first, second) == (7, 0)
+        budget = evictor.status.plan.datacenters["dc1"]
+        assert (budget.members, budget.budget, budget.spent) == (42, 7, 7)
+        assert evictor.status.plan.types[("dc1", "data")].budget == 7
+    finally:
+        await hub.close()

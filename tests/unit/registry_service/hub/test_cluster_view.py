@@ -7,7 +7,8 @@ import dataclasses
 import random
 from collections.abc import Iterable
 
-from registry_service.domain import EventType, Health, NodeKey, RemovalReason, Scope
+from registry_service.domain import EventType, NodeKey, RemovalReason, Scope
+from registry_service.health import Health
 from registry_service.hub.cluster_view import ClusterView
 from registry_service.store.base import (
     ClusterState,
@@ -219,3 +220,14 @@ def test_an_update_carries_the_node_before_it_and_a_healthy_only_list_leaves_fai
     assert [n.id for dc in listed.datacenters for n in dc.nodes] == ["b"]
     everything = view.node_list(Scope())
     assert [n.id for dc in everything.datacenters for n in dc.nodes] == ["a", "b"]
+
+
+def test_known_types_are_loaded_learned_and_never_forgotten():
+    state = ClusterState(revision=10, known_types={("dc2", "meta")})  # an identity record only
+    state.members[key("a")] = Member(registration("a"), 5)
+    view = ClusterView(state)
+    assert view.known_types() == {("dc1", "data"), ("dc2", "meta")}
+    view.apply(added(11, "b", "dc3"))
+    view.apply(removed(12, "a", RemovalReason.DEREGISTERED))
+    view.relist(ClusterState(revision=13))  # a relist of an empty cluster forgets nothing
+    assert view.known_types() == {("dc1", "data"), ("dc2", "meta"), ("dc3", "data")}

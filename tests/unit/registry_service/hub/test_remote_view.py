@@ -10,7 +10,6 @@ from registry_service.domain import (
     DatacenterNodes,
     DeltaMessage,
     EventType,
-    Health,
     Node,
     NodeEvent,
     NodeList,
@@ -21,6 +20,7 @@ from registry_service.domain import (
     SnapshotMessage,
     WatchMessage,
 )
+from registry_service.health import Health
 from registry_service.hub.remote_view import RemoteDatacenter, RemoteViews, net_difference
 
 
@@ -154,9 +154,9 @@ def test_resume_decisions_when_the_history_cannot_serve():
     (compacted,) = remote.resume(50, Scope())
     assert isinstance(compacted, SnapshotMessage)
     assert compacted.resync_reason is ResyncReason.COMPACTED and compacted.datacenter == "dc2"
-    (ahead,) = remote.resume(99, Scope())
-    assert isinstance(ahead, SnapshotMessage)
-    assert ahead.resync_reason is ResyncReason.UNKNOWN_REVISION
+    (ahead,) = remote.resume(99, Scope())  # further along than this copy: never older (D80)
+    assert isinstance(ahead, ProgressMessage) and ahead.datacenter == "dc2"
+    assert (ahead.revision, ahead.stale) == (99, True)
     (fresh,) = remote.resume(0, Scope())
     assert isinstance(fresh, SnapshotMessage) and fresh.resync_reason is None
     assert ids(fresh) == ["a", "b", "c", "d"]
@@ -164,10 +164,26 @@ def test_resume_decisions_when_the_history_cannot_serve():
 
 def test_a_datacenter_not_reached_yet_leaves_the_subscriber_its_own_list():
     remote = RemoteDatacenter("dc2", 100, Clock())
-    assert remote.resume(70, Scope()) == []
+    (held,) = remote.resume(70, Scope())
+    assert isinstance(held, ProgressMessage) and (held.revision, held.stale) == (70, True)
+    assert remote.behind(70) and not remote.behind(0)
     assert remote.resume(0, Scope()) == []
     entry = remote.entry(Scope())
     assert entry.complete_revision == 0 and entry.stale and entry.nodes == ()
+
+
+def test_a_vector_ahead_of_the_copy_is_held_and_left_out_of_whole_lists():
+    views = RemoteViews(["dc2", "dc3"], 100, Clock())
+    views.load("dc2", [node("a")], 70, 70)
+    views.load("dc3", [node("c", "dc3")], 40, 40)
+    assert views.ahead(Scope(), {"dc2": 75, "dc3": 40}) == {"dc2": 75}
+    assert views.ahead(Scope(frozenset({"dc3"})), {"dc2": 75}) == {}
+    merged = views.merged(NodeList(9, ()), Scope(), {"dc2": 75})
+    held, dc3 = merged.datacenters
+    assert (held.datacenter, held.complete_revision, held.stale, held.nodes) == ("dc2", 0, True, ())
+    assert (dc3.datacenter, dc3.complete_revision, [n.id for n in dc3.nodes]) == ("dc3", 40, ["c"])
+    caught_up = views.merged(NodeList(9, ()), Scope(), {"dc2": 70})
+    assert caught_up.datacenters[0].complete_revision == 70
 
 
 def test_net_difference_removes_then_adds_and_updates():

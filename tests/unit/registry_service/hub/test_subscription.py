@@ -3,6 +3,8 @@ every transport shares), what an acknowledgement counts, and whom it reports res
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from registry_service.domain import (
     ChangeStage,
     DeltaMessage,
@@ -34,7 +36,12 @@ class FakeHub:
         self.observed.append((stage, seconds))
 
     def snapshot(
-        self, scope: Scope, reason: ResyncReason | None = None, *, federated: bool = False
+        self,
+        scope: Scope,
+        reason: ResyncReason | None = None,
+        *,
+        federated: bool = False,
+        ahead: Mapping[str, int] | None = None,
     ) -> SnapshotMessage:
         return SnapshotMessage(NodeList(self.revision, ()), reason)
 
