@@ -32,6 +32,11 @@ _HINTS = {
     StatusCode.UNAVAILABLE: "check --endpoints or NODEREGISTRY_ENDPOINTS, or retry",
 }
 
+_UNKNOWN_TOKEN_HINT = (
+    "check the token given with --token-file, --token or NODEREGISTRY_TOKEN: this registry's "
+    "tokens file does not hold it"
+)
+
 
 def one_line(text: str) -> str:
     """`text` with every run of whitespace (newlines included) made one space."""
@@ -41,5 +46,9 @@ def one_line(text: str) -> str:
 def error_line(err: RegistryError) -> str:
     """The line printed for an error the SDK raised: its message on one line, and a hint."""
     line = f"error: {one_line(str(err))}"
-    hint = _HINTS.get(err.code) if isinstance(err, RegistryRPCError) else None
+    hint: str | None = None
+    if isinstance(err, RegistryRPCError):
+        hint = _HINTS.get(err.code)
+        if err.code is StatusCode.UNAUTHENTICATED and "unknown token" in str(err):
+            hint = _UNKNOWN_TOKEN_HINT  # a token was given: the registry does not know it
     return f"{line} ({hint})" if hint else line

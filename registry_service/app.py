@@ -18,12 +18,12 @@ import logging
 import os
 import secrets
 import socket
+import ssl
 import time
 
 import grpc.aio
 from noderegistry import __version__
 
-from registry_service.bearer_tokens import TokenTable
 from registry_service.control import Announcement
 from registry_service.core.announcer import Announcer
 from registry_service.core.evictor import Evictor
@@ -32,6 +32,8 @@ from registry_service.core.identity_gc import IdentityCollector
 from registry_service.core.operations import Operations
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
+from registry_service.credentials import Credentials
+from registry_service.credentials import stop as stop_credentials
 from registry_service.datacenters import Datacenters
 from registry_service.errors import StoreAccessError, StoreUnavailableError
 from registry_service.federation.follower import Federation
@@ -49,7 +51,6 @@ from registry_service.rpc.server import (
     bind_port,
     build_health_server,
     build_server,
-    server_credentials,
     set_serving,
 )
 from registry_service.rpc.servicer import RegistryServicer
@@ -60,12 +61,13 @@ from registry_service.store.etcd_client import EtcdClient
 from registry_service.store.etcd_control import EtcdControlStore
 from registry_service.telemetry.metrics import Metrics
 from registry_service.web.admin import AdminServer
-from registry_service.web.admin_config import AdminConfig, Readiness
+from registry_service.web.admin_config import AdminConfig
 from registry_service.web.admin_control import cluster_convergence
 from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
-from registry_service.web.auth import HttpAuth, client_context, server_context
+from registry_service.web.auth import HttpAuth
 from registry_service.web.peers import PeerAdmins
+from registry_service.web.readiness import Readiness
 from registry_service.xds.service import SERVICE_NAME as XDS_SERVICE_NAME
 from registry_service.xds.service import AggregatedDiscovery, add_xds_service
 from registry_service.xds.session import XdsParts
@@ -136,7 +138,13 @@ class Frontend:
             self.store, self.hub, configs.registry, datacenters=self.datacenters
         )
         self.reads = Reads(self.store, self.hub, configs.reads, remotes=self.remotes)
-        self.tokens = TokenTable.load(settings.auth_tokens_file)
+        # Tokens and certificates, each read again when its files change (credentials.py).
+        self.credentials = Credentials(settings)
+        self.credentials.count_reloads(
+            self.metrics.attach_credentials(self.credentials.expiry.seconds_left)
+        )
+        self.credentials.attach_etcd(self.client.connection)
+        self.tokens = self.credentials.tokens
         # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
         self.streams = StreamCounter(configs.servicer.max_streams_per_peer)
         self.servicer = RegistryServicer(
@@ -174,15 +182,11 @@ class Frontend:
         )
         self.metrics.attach_health(self.health_checks, self.hub, self.evictor)
         self.peers = PeerAdmins(
-            client_context(
-                settings.peer_ca_file or settings.tls_client_ca_file,
-                settings.tls_cert_file,
-                settings.tls_key_file,
-            )
-            if settings.tls_cert_file
-            else None,
+            self.credentials.peer_context(),
             settings.peer_timeout_seconds,
+            server_name=settings.peer_tls_server_name,
         )
+        self.credentials.attach_peers(self.peers)
         self.admin = AdminServer(self._admin_config())
         api = self.listeners.api
         self.api = ApiServer(self._api_config(api)) if api is not None else None
@@ -194,6 +198,7 @@ class Frontend:
         self._evictor_task: asyncio.Task[None] | None = None
         self._health_checks_task: asyncio.Task[None] | None = None
         self._identity_gc_task: asyncio.Task[None] | None = None
+        self._credentials_task: asyncio.Task[None] | None = None
         self._serving = False
         self.port = 0
 
@@ -220,12 +225,13 @@ class Frontend:
             ),
             peers=self.peers,
             http_limits=self.configs.http,
-            ssl_context=server_context(
-                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
-            )
-            if tls
-            else None,
+            ssl_context=self._http_tls() if tls else None,
         )
+
+    def _http_tls(self) -> ssl.SSLContext | None:
+        """The HTTP ports' TLS (one context for both: it follows the files, credentials.py)."""
+        http_tls = self.credentials.http_tls
+        return http_tls.context if http_tls is not None else None
 
     def _api_config(self, listener: Listener) -> ApiConfig:
         """The HTTP API port: the gRPC port's TLS, mTLS and tokens, in every worker too (the
@@ -252,9 +258,7 @@ class Frontend:
             max_request_bytes=settings.max_receive_message_bytes,
             http_limits=self.configs.http,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
-            ssl_context=server_context(
-                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
-            ),
+            ssl_context=self._http_tls(),
         )
 
     def announcement(self) -> Announcement:
@@ -333,11 +337,7 @@ class Frontend:
             extra_services=[(XDS_SERVICE_NAME, functools.partial(add_xds_service, self.xds))],
         )
         listeners = self.listeners
-        credentials = None
-        if listeners.grpc.tls:
-            credentials = server_credentials(
-                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
-            )
+        credentials = self.credentials.grpc_credentials() if listeners.grpc.tls else None
         self.port = bind_port(self.server, listeners.grpc, credentials)
         await self.server.start()
         self._serving = True
@@ -366,6 +366,7 @@ class Frontend:
         # After the announcement: the probes are shared among the announced frontends.
         self._health_checks_task = asyncio.create_task(self.health_checks.run(), name="health")
         await set_serving(self._health, True)
+        self._credentials_task = self.credentials.start()
         log.info(
             "node-registry %s serving on %s (etcd %s, prefix %s)",
             self.frontend_id,
@@ -414,6 +415,7 @@ class Frontend:
         if self.stopping:
             return
         self.stopping = True
+        await stop_credentials(self._credentials_task)
         if self._health is not None:
             await set_serving(self._health, False)
         if self._health_checks_task is not None:  # its nodes move with the announcement

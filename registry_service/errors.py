@@ -7,6 +7,8 @@ RegistryError
 ├── NodeConflictError          the node is registered live by another owner
 ├── NodeHeldError              an operator evicted the node and holds its id out for a while
 ├── WrongDatacenterError       the node belongs to another datacenter's registry (federation)
+├── UnauthenticatedError       no bearer token where one is needed, or an unknown one
+├── PermissionDeniedError      the caller's token lacks the scope (the message names it)
 ├── NotLiveError               an operator action on a node that is not a live member
 ├── ResourceExhaustedError     a configured limit was reached
 ├── ConcurrentModificationError  the node kept changing under the request; retrying is safe
@@ -56,6 +58,16 @@ class NodeHeldError(RegistryError):
 
 class WrongDatacenterError(RegistryError):
     """The node is of another datacenter, whose own registry alone writes it (federation)."""
+
+
+class UnauthenticatedError(RegistryError):
+    """The call presents no bearer token, or one the tokens file does not hold (or no longer
+    does: a token removed from the file is refused from the next message on)."""
+
+
+class PermissionDeniedError(RegistryError):
+    """The caller's bearer token does not grant this operation on these nodes; the message
+    names the scope that was needed (`register:dc2/data`)."""
 
 
 class NotLiveError(RegistryError):

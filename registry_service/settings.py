@@ -141,6 +141,12 @@ class Settings:
         "CA bundle of the other frontends' admin certificates (cluster-wide admin views over "
         "TLS); empty: tls_client_ca_file, else the system's CAs",
     )
+    peer_tls_server_name: str = _setting(
+        "",
+        "name to check in the other frontends' admin certificates (cluster-wide admin views over "
+        "TLS) instead of the address they announce, for a certificate that names a Service and "
+        "not each pod's IP (as a ServiceMonitor's serverName); empty: the announced address",
+    )
     tls_cert_file: str = _setting(
         "", "certificate (PEM) of the gRPC and admin ports; set with tls_key_file"
     )
@@ -155,8 +161,15 @@ class Settings:
     )
     auth_tokens_file: str = _setting(
         "",
-        "file of bearer tokens with scopes ('name register,watch token' per line; scopes "
-        "register, watch, xds, metrics, admin:read, admin:write, admin = both)",
+        "file of bearer tokens with scopes ('name register:dc1/data,watch token' per line; "
+        "scopes register, watch, xds, metrics, admin:read, admin:write, admin = both, each but "
+        "metrics narrowed by :datacenter/type patterns); read again when it changes",
+    )
+    credentials_reload_seconds: float = _setting(
+        5.0,
+        "how often the tokens file and every certificate, key and CA file are checked for "
+        "changes; a changed one is read again and used without a restart (a bad one is logged "
+        "and the one in use kept); 0: read once at start",
     )
     max_metadata_bytes: int = _setting(8 * 1024, "largest request metadata (headers) accepted")
     max_streams_per_peer: int = _setting(

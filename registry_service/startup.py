@@ -150,3 +150,14 @@ def _check_ca(path: str, setting: str) -> None:
 def _ssl_reason(err: ssl.SSLError) -> str:
     """OpenSSL's reason code in words, if it gave one: ` (key values mismatch)`."""
     return f" ({err.reason.replace('_', ' ').lower()})" if err.reason else ""
+
+
+def check_tls_files(cert: str, key: str, ca: str, settings: tuple[str, str, str]) -> None:
+    """What `check_files` checks of one set of TLS files (a certificate, its key, a CA bundle;
+    `settings` names them), for a set read again while serving (credentials.py).
+
+    Raises:
+        ServeError: a file cannot be read, or is not what its setting needs.
+    """
+    _check_pair(cert, key, settings[0], settings[1])
+    _check_ca(ca, settings[2])

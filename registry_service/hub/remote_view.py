@@ -368,6 +368,29 @@ class RemoteViews:
             messages.extend(remote.resume(revisions.get(remote.name, 0), scope))
         return messages
 
+    def past(self, message: WatchMessage, held: int, scope: Scope) -> WatchMessage | None:
+        """A followed datacenter's message for a subscriber that holds it up to `held`, further
+        along than this frontend's copy (D80): nothing at or below it (a progress says `held`,
+        stale); past it, a delta as it is, but a relist or a first list as a snapshot of that
+        datacenter (a net difference from a copy behind the subscriber would not apply)."""
+        if isinstance(message, ProgressMessage):
+            if message.revision > held:
+                return message
+            return dataclasses.replace(message, revision=held, stale=True)
+        if message.revision <= held:
+            return None
+        if isinstance(message, DeltaMessage) and not message.relisted:
+            return message.within(scope)
+        return self.datacenters[message.datacenter].snapshot(scope)
+
+    def cut(self, message: WatchMessage, scope: Scope) -> WatchMessage | None:
+        """A followed datacenter's message as a subscriber of `scope` takes it."""
+        if isinstance(message, DeltaMessage):
+            return message.within(scope)
+        if isinstance(message, SnapshotMessage):
+            return self.datacenters[message.datacenter].snapshot(scope)
+        return message
+
     def ahead(self, scope: Scope, revisions: Mapping[str, int]) -> dict[str, int]:
         """The datacenters of the scope where this vector is ahead of this frontend's copy, and
         the vector's revision of each: what the subscription holds until the copy passes it."""

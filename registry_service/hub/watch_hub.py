@@ -405,35 +405,13 @@ class WatchHub:
                 continue
             held = subscription.remote_ahead.get(datacenter, 0)
             if held:
-                delivered = self._remote_past(message, held, scope)
+                delivered = self._remotes.past(message, held, scope)
             else:
                 if scope not in scoped:
-                    scoped[scope] = self._remote_cut(message, scope)
+                    scoped[scope] = self._remotes.cut(message, scope)
                 delivered = scoped[scope]
             if delivered is not None:
                 subscription.offer(delivered)
-
-    def _remote_past(self, message: WatchMessage, held: int, scope: Scope) -> WatchMessage | None:
-        """A followed datacenter's message for a subscriber that holds it up to `held`, further
-        along than this frontend's copy (D80): nothing at or below it (a progress says `held`,
-        stale); past it, a delta as it is, but a relist or a first list as a snapshot of that
-        datacenter (a net difference from a copy behind the subscriber would not apply)."""
-        if isinstance(message, ProgressMessage):
-            if message.revision > held:
-                return message
-            return dataclasses.replace(message, revision=held, stale=True)
-        if message.revision <= held:
-            return None
-        if isinstance(message, DeltaMessage) and not message.relisted:
-            return message.within(scope)
-        return self._remotes.datacenters[message.datacenter].snapshot(scope)
-
-    def _remote_cut(self, message: WatchMessage, scope: Scope) -> WatchMessage | None:
-        if isinstance(message, DeltaMessage):
-            return message.within(scope)
-        if isinstance(message, SnapshotMessage):
-            return self._remotes.datacenters[message.datacenter].snapshot(scope)
-        return message
 
     def subscribe(
         self,

@@ -38,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from registry_service.listeners import Listener
-from registry_service.web.auth import HttpAuth
+from registry_service.web.auth import HttpAuth, checks_node_scope
 from registry_service.web.connection_guard import HttpLimits
 from registry_service.web.edge import error_response, new_app
 from registry_service.web.shapes import host_subscribers_json
@@ -205,8 +205,10 @@ class HostAdmin:
             return _no_worker_answered()
         return web.json_response(next((a for a in answers if a.get("leader")), answers[0]))
 
+    @checks_node_scope
     async def forward(self, request: web.Request) -> web.Response:
-        """Another admin path: the first worker that answers does."""
+        """Another admin path: the first worker that answers does (and checks a narrowed
+        token's scope against the nodes it serves: it gets the caller's token)."""
         assert self._session is not None
         body = await request.read()
         headers = self._headers(request)

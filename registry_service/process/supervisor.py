@@ -28,7 +28,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from registry_service.bearer_tokens import TokenTable
+from registry_service.credentials import Credentials
+from registry_service.credentials import stop as stop_credentials
 from registry_service.host import Host
 from registry_service.listeners import PRIVATE_ADMIN_LISTEN, Listener, Listeners, admin_url_of
 from registry_service.part_configs import http_limits
@@ -43,7 +44,7 @@ from registry_service.process.host_admin import HostAdmin
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import SECRET_FILE_VARIABLES, Settings, env_name
 from registry_service.startup import ServeError
-from registry_service.web.auth import HttpAuth, server_context
+from registry_service.web.auth import HttpAuth
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +203,15 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
     log_level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     workers: list[Worker] = []
     # The host's admin port first: the workers announce its URL, which answers for all of them.
+    credentials = Credentials(settings, grpc_port=False)
     admin = _host_admin(
-        settings, listeners.admin, lambda: [worker.admin_address for worker in workers]
+        credentials, listeners.admin, lambda: [worker.admin_address for worker in workers]
     )
     try:
         await admin.start()
     except OSError as err:
         raise listeners.admin.refusal(err) from err
+    reloading = credentials.start()
     admin_url = listeners.admin.url(admin.port, host=listeners.advertised_host)
     workers.extend(
         Worker(
@@ -227,6 +230,7 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
     try:
         await _start_all(workers)
     except BaseException:
+        await stop_credentials(reloading)
         await admin.stop()
         raise
     pids = ", ".join(str(w.process.pid) for w in workers if w.process)
@@ -245,6 +249,7 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
                 worker.process.send_signal(signal.SIGTERM)
         await asyncio.gather(*keepers)
     finally:
+        await stop_credentials(reloading)
         await admin.stop()
 
 
@@ -265,20 +270,21 @@ async def _start_all(workers: list[Worker]) -> None:
 
 
 def _host_admin(
-    settings: Settings, listener: Listener, workers: Callable[[], list[str]]
+    credentials: Credentials, listener: Listener, workers: Callable[[], list[str]]
 ) -> HostAdmin:
-    """The host's admin port, with the frontends' TLS, mTLS and tokens (web/auth.py)."""
+    """The host's admin port, with the frontends' TLS, mTLS and tokens (web/auth.py), each
+    read again when its files change, as in the workers."""
+    settings = credentials.settings
+    http_tls = credentials.http_tls
     return HostAdmin(
         listener,
         workers,
         auth=HttpAuth(
-            TokenTable.load(settings.auth_tokens_file),
+            credentials.tokens,
             settings.admin_token,
             client_certificates=listener.tls and bool(settings.tls_client_ca_file),
         ),
-        ssl_context=server_context(
-            settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
-        ),
+        ssl_context=http_tls.context if http_tls is not None else None,
         limits=http_limits(settings),
     )
 

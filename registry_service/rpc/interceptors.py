@@ -1,6 +1,6 @@
 """The gRPC port's interceptors: every RPC is counted and timed (`MetricsInterceptor`), and a
-Registry call without the token its method needs is refused before any request is read
-(`AuthInterceptor`).
+Registry or xDS call without a token that names its method's operation is refused before any
+request is read (`AuthInterceptor`).
 
 The metrics themselves are defined in telemetry/metrics.py; which scope each method needs is
 rpc/access.py's table. Both interceptors wrap a handler in a new one of the same kind through
@@ -21,7 +21,13 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from registry_service.bearer_tokens import TokenTable
+from registry_service.bearer_tokens import (
+    NO_TOKEN_MESSAGE,
+    UNKNOWN_TOKEN_MESSAGE,
+    Presented,
+    Principal,
+    TokenTable,
+)
 from registry_service.rpc.access import METHOD_SCOPES
 from registry_service.rpc.handler_kinds import (
     Behaviour,
@@ -139,8 +145,12 @@ def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> 
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
-    """Refuses Registry calls without a valid token (UNAUTHENTICATED) or without the method's
-    scope (PERMISSION_DENIED), before any request is read."""
+    """Refuses calls of the Registry and xDS services without a token (UNAUTHENTICATED "no
+    token"), with a token the tokens file does not hold (UNAUTHENTICATED "unknown token", which
+    says nothing of the tokens it holds), or with one whose scopes never name the method's
+    operation (PERMISSION_DENIED), before any request is read. A token narrowed to datacenters
+    and types passes here; the handlers check it against each node key or scope
+    (permissions.py), where those are known."""
 
     def __init__(self, tokens: TokenTable) -> None:
         self._tokens = tokens
@@ -152,13 +162,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc
         scope = METHOD_SCOPES.get(details.method)
         if scope is None or handler is None or not self._tokens.enabled:
             return handler
-        principal = self._tokens.identify(details.invocation_metadata)
-        if principal is None:
+        principal = self._tokens.authenticate(details.invocation_metadata)
+        if principal is Presented.NO_TOKEN:
             return _refusal(
                 grpc.StatusCode.UNAUTHENTICATED,
-                "this registry requires a bearer token: send 'authorization: Bearer <token>'",
+                f"{NO_TOKEN_MESSAGE}: send 'authorization: Bearer <token>'",
                 handler,
             )
+        if not isinstance(principal, Principal):
+            return _refusal(grpc.StatusCode.UNAUTHENTICATED, UNKNOWN_TOKEN_MESSAGE, handler)
         if not principal.may(scope):
             return _refusal(
                 grpc.StatusCode.PERMISSION_DENIED,

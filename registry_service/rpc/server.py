@@ -3,6 +3,7 @@ for, reflection (it answers without a token, so it is off by default)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,15 +104,44 @@ def build_health_server(
     return server
 
 
-def server_credentials(
-    cert_file: str, key_file: str, client_ca_file: str
-) -> grpc.ServerCredentials:
-    """TLS for the gRPC port; with a client CA, clients must present a certificate (mTLS)."""
-    return grpc.ssl_server_credentials(
-        [(Path(key_file).read_bytes(), Path(cert_file).read_bytes())],
-        root_certificates=Path(client_ca_file).read_bytes() if client_ca_file else None,
-        require_client_auth=bool(client_ca_file),
-    )
+class ServerCertificates:
+    """The gRPC port's certificate, key and client CA, replaceable while the port serves: grpc
+    asks for the current ones at each new handshake (dynamic server credentials); connections
+    already open keep theirs. With a client CA, clients must present a certificate (mTLS)."""
+
+    def __init__(self, cert_file: str, key_file: str, client_ca_file: str) -> None:
+        self._require_client_certificate = bool(client_ca_file)
+        self._initial = self.load(cert_file, key_file, client_ca_file)
+        self._pending: grpc.ServerCertificateConfiguration | None = None
+        self._lock = threading.Lock()  # grpc calls the fetcher from its own threads
+
+    @staticmethod
+    def load(
+        cert_file: str, key_file: str, client_ca_file: str
+    ) -> grpc.ServerCertificateConfiguration:
+        """The files as grpc takes them (read now; they were checked before, startup.py)."""
+        return grpc.ssl_server_certificate_configuration(
+            [(Path(key_file).read_bytes(), Path(cert_file).read_bytes())],
+            root_certificates=Path(client_ca_file).read_bytes() if client_ca_file else None,
+        )
+
+    def replace(self, configuration: grpc.ServerCertificateConfiguration) -> None:
+        """The next handshake on the port uses `configuration`."""
+        with self._lock:
+            self._pending = configuration
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """grpc's question at each handshake: a new configuration, or None to keep the last."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        return pending
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._initial,
+            self._fetch,
+            require_client_authentication=self._require_client_certificate,
+        )
 
 
 def _watch_response_bytes(response: registry_pb2.WatchNodesResponse | bytes) -> bytes:

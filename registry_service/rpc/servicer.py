@@ -1,7 +1,10 @@
 """The Registry gRPC service: proto in, domain call, proto out. One method per RPC.
 
-Handlers raise; they never pick a status. Every handler runs inside the error edge (rpc/edge.py),
-which turns what it raises into a status once, streams included. The one exception is KeepAlive's
+Each handler checks the caller's token against the node key or the scope it names, once it
+knows them (permissions.py: a token narrowed to `register:dc1/data` registers nothing else; the
+interceptor has only checked that the token names the operation). Handlers raise; they never
+pick a status. Every handler runs inside the error edge (rpc/edge.py), which turns what it
+raises into a status once, streams included. The one exception is KeepAlive's
 per-registration answers, which carry their own code (D7), from the same table (`status_of`).
 """
 
@@ -29,8 +32,13 @@ from registry_service.domain import (
     NodeKey,
     WatchMessage,
 )
-from registry_service.errors import ResourceExhaustedError, ShuttingDownError
+from registry_service.errors import (
+    ResourceExhaustedError,
+    ShuttingDownError,
+    UnauthenticatedError,
+)
 from registry_service.failpoints import failpoint
+from registry_service.permissions import ANYONE, Caller, require_caller
 from registry_service.rpc import convert
 from registry_service.rpc.access import StreamCounter, TokenBucket, peer_identity
 from registry_service.rpc.status import status_of
@@ -81,6 +89,27 @@ class ServicerConfig:
     (`keepalive_max_messages_per_second`)."""
 
 
+class _StreamCaller:
+    """A stream's caller, resolved again only when the token table was replaced since (a
+    tokens file read again): a removed token stops the stream's next message, and a message
+    costs no token lookup otherwise. Without a caller, the refusal's message (unknown token)."""
+
+    def __init__(self, tokens: TokenTable, metadata: object) -> None:
+        self._tokens = tokens
+        self._metadata = metadata
+        self._generation = -1
+        self._caller: Caller | str = ANYONE
+
+    def current(self) -> Caller | str:
+        if self._generation != self._tokens.generation:
+            self._generation = self._tokens.generation
+            try:
+                self._caller = require_caller(self._tokens, self._metadata)
+            except UnauthenticatedError as err:
+                self._caller = str(err)
+        return self._caller
+
+
 class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc is untyped
     def __init__(
         self,
@@ -112,11 +141,16 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         for outbox in self._keepalive_outboxes:
             outbox.put_nowait(_STOP)
 
+    def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
+        return require_caller(self._tokens, context.invocation_metadata())
+
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterResponse:
+        node = convert.node_from_pb(request.node)
+        self._caller(context).require("register", node.key, self._registry.limits)
         result = await self._registry.register(
-            convert.node_from_pb(request.node),
+            node,
             request.ttl_seconds,
             request.idempotency_key,
             request.token,
@@ -132,24 +166,27 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     async def Deregister(
         self, request: pb.DeregisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeregisterResponse:
-        revision = await self._registry.deregister(convert.key_from_pb(request.key), request.token)
+        key = convert.key_from_pb(request.key)
+        self._caller(context).require("register", key, self._registry.limits)
+        revision = await self._registry.deregister(key, request.token)
         return pb.DeregisterResponse(revision=revision)
 
     async def GetNodes(
         self, request: pb.GetNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetNodesResponse:
-        nodes = await self._reads.get_nodes(
-            convert.scope_from_pb(request.scope, healthy_only=request.healthy_only),
-            convert.consistency_from_pb(request.consistency),
-        )
+        scope = convert.scope_from_pb(request.scope, healthy_only=request.healthy_only)
+        self._caller(context).require_scope("watch", scope, self._registry.limits)
+        nodes = await self._reads.get_nodes(scope, convert.consistency_from_pb(request.consistency))
         return convert.node_list_to_pb(nodes)
 
     async def WatchNodes(
         self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
+        scope = convert.scope_from_pb(request.scope, healthy_only=request.healthy_only)
+        self._caller(context).require_scope("watch", scope, self._registry.limits)
         with self._streams.hold(peer_identity(context, self._tokens)):
             subscription = await self._reads.watch(
-                convert.scope_from_pb(request.scope, healthy_only=request.healthy_only),
+                scope,
                 convert.resume_from_pb(request),
                 peer=context.peer() or "",
                 acknowledging=request.acknowledge,
@@ -201,11 +238,15 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
             keys: set[NodeKey] = set()
             tasks: set[asyncio.Task[None]] = set()
 
+            caller_of_stream = _StreamCaller(self._tokens, context.invocation_metadata())
+
             async def renew(request: pb.KeepAliveRequest) -> None:
+                # Each message is checked anew: a token removed from the file stops renewing.
+                caller = caller_of_stream.current()
                 if request.renewals:
-                    outbox.put_nowait(await self._keep_alive_many(request, keys))
+                    outbox.put_nowait(await self._keep_alive_many(request, keys, caller))
                 else:
-                    outbox.put_nowait(await self._keep_alive_one(request, keys))
+                    outbox.put_nowait(await self._keep_alive_one(request, keys, caller))
 
             async def read_requests() -> None:
                 try:
@@ -261,14 +302,21 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
             )
         keys.add(key)
 
+    def _permit(self, caller: Caller | str, key: NodeKey) -> None:
+        """Raises unless the stream's token (as of this message) may renew the node."""
+        if isinstance(caller, str):
+            raise UnauthenticatedError(caller)
+        caller.require("register", key, self._registry.limits)
+
     async def _keep_alive_one(
-        self, request: pb.KeepAliveRequest, keys: set[NodeKey]
+        self, request: pb.KeepAliveRequest, keys: set[NodeKey], caller: Caller | str
     ) -> pb.KeepAliveResponse:
         """One registration's answer: its code is its own (D7), so that one failure, even an
         unexpected one, never ends the stream the other registrations share."""
         answer: int | Exception
         try:
             key = convert.key_from_pb(request.key)
+            self._permit(caller, key)
             self._admit(key, keys)
             answer = await self._registry.keep_alive(key, request.token)
         except Exception as err:
@@ -276,16 +324,18 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         return self._answer(pb.KeepAliveResponse, request.key, answer)
 
     async def _keep_alive_many(
-        self, request: pb.KeepAliveRequest, keys: set[NodeKey]
+        self, request: pb.KeepAliveRequest, keys: set[NodeKey], caller: Caller | str
     ) -> pb.KeepAliveResponse:
         """Several registrations in one message: one response, one result per renewal in the
-        same order, each with its own code."""
+        same order, each with its own code (a renewal the token may not make is refused alone:
+        PERMISSION_DENIED naming the scope)."""
         answers: list[int | Exception] = [0] * len(request.renewals)
         admitted: list[tuple[NodeKey, str]] = []
         positions: list[int] = []
         for position, renewal in enumerate(request.renewals):
             try:
                 key = convert.key_from_pb(renewal.key)
+                self._permit(caller, key)
                 self._admit(key, keys)
             except Exception as err:
                 answers[position] = err

@@ -21,12 +21,14 @@ from registry_service.errors import (
     NodeHeldError,
     NodeNotFoundError,
     NotLiveError,
+    PermissionDeniedError,
     RegistryError,
     ResourceExhaustedError,
     StoreCompactedError,
     StoreError,
     StoreUnavailableError,
     SubscriptionNotFoundError,
+    UnauthenticatedError,
     WrongDatacenterError,
 )
 from registry_service.telemetry.logs import ensure_request_id
@@ -44,6 +46,10 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     NotLiveError: grpc.StatusCode.FAILED_PRECONDITION,
     # Federation: the message names the datacenter whose registry to use (and its frontends).
     WrongDatacenterError: grpc.StatusCode.FAILED_PRECONDITION,
+    # A token narrowed to other datacenters or types (token_scopes.py); the message names the
+    # scope that was needed.
+    PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ConcurrentModificationError: grpc.StatusCode.ABORTED,
     StoreError: grpc.StatusCode.UNAVAILABLE,

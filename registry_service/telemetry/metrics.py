@@ -18,7 +18,7 @@ import collections
 import importlib.metadata
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -209,6 +209,41 @@ class Metrics:
         """Registers the collector that reads the frontend's state at scrape time: the hub's
         subscribers and stats, the evictor, the operator state and the followed datacenters."""
         self.registry.register(_StateCollector(hub, evictor, operator, remotes))
+
+    def attach_credentials(
+        self, seconds_left: Callable[[], Mapping[str, float]]
+    ) -> Callable[[str, bool], None]:
+        """Registers the certificates' expiry (seconds left per file, read at scrape time) and
+        returns the hook that counts credential reloads (credential_files.py)."""
+        reloads = Counter(
+            "noderegistry_credential_reloads_total",
+            "Changed credential files read again, by set (tokens, server_tls, etcd_tls, "
+            "peer_tls) and result (applied; refused: the ones in use were kept, the log says why).",
+            ("credentials", "result"),
+            registry=self.registry,
+        )
+        self.registry.register(_CertificateCollector(seconds_left))
+
+        def observe(credentials: str, applied: bool) -> None:
+            reloads.labels(credentials, "applied" if applied else "refused").inc()
+
+        return observe
+
+
+class _CertificateCollector(Collector):
+    def __init__(self, seconds_left: Callable[[], Mapping[str, float]]) -> None:
+        self._seconds_left = seconds_left
+
+    def collect(self) -> Iterator[Any]:
+        expiry = GaugeMetricFamily(
+            "noderegistry_certificate_expiry_seconds",
+            "Seconds until the first certificate of each certificate or CA file in use expires, "
+            "by the setting naming the file (negative: expired).",
+            labels=("setting",),
+        )
+        for setting, seconds in sorted(self._seconds_left().items()):
+            expiry.add_metric((setting,), round(seconds, 3))
+        yield expiry
 
 
 class _StateCollector(Collector):

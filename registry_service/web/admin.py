@@ -18,7 +18,11 @@
     and the cluster-wide operator routes of web/admin_control.py (frontends, the push switch,
     convergence, actions on live nodes).
 
-Access (TLS, mTLS, bearer tokens with admin scopes) is web/auth.py's middleware.
+Access (TLS, mTLS, bearer tokens with admin scopes) is web/auth.py's middleware. A scope narrowed
+to datacenters and types (`admin:read:dc2`, `admin:write:dc1/data`) serves the routes about
+nodes (the node list of its scope, a node's audit, settling its suspects, and the node routes
+of web/admin_control.py), checked against each node; the views of the whole cluster need the
+plain scope.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from registry_service.domain import NodeKey, Scope
 from registry_service.errors import InvalidArgumentError, RegistryError
 from registry_service.web.admin_config import AdminConfig
 from registry_service.web.admin_control import ControlRoutes
+from registry_service.web.auth import checks_node_scope, request_caller
 from registry_service.web.edge import json_response, new_app
 from registry_service.web.shapes import (
     admin_nodes_json,
@@ -96,11 +101,13 @@ class AdminServer:
         readiness = self._config.readiness()
         return json_response(readiness_json(readiness), 200 if readiness.ready else 503)
 
+    @checks_node_scope
     async def nodes(self, request: web.Request) -> web.Response:
         scope = Scope(
             frozenset(request.query.getall("datacenter", [])),
             frozenset(request.query.getall("type", [])),
         )
+        request_caller(request).require_scope("admin:read", scope)
         return json_response(admin_nodes_json(self._watch.node_list(scope)))
 
     async def subscribers(self, request: web.Request) -> web.Response:
@@ -127,9 +134,11 @@ class AdminServer:
         ceiling = self._eviction.policy.ceiling_seconds
         return json_response(suspects_json(self._operations.suspects(), ceiling))
 
+    @checks_node_scope
     async def confirm_suspects(self, request: web.Request) -> web.Response:
         return await self._settle(request, evict=True)
 
+    @checks_node_scope
     async def cancel_suspects(self, request: web.Request) -> web.Response:
         return await self._settle(request, evict=False)
 
@@ -149,6 +158,9 @@ class AdminServer:
                 'send {"nodes": [{"datacenter": ..., "type": ..., "id": ...}]} or '
                 '{"datacenter": ...}'
             ) from None
+        caller = request_caller(request)
+        for key in keys:  # all or nothing: a key the token may not act on refuses the request
+            caller.require("admin:write", key)
         outcomes: dict[str, int | str] = {}
         for key in keys:
             try:
@@ -159,14 +171,18 @@ class AdminServer:
                 outcomes[key.path] = str(err)
         return json_response(settled_json(evict, outcomes))
 
+    @checks_node_scope
     async def audit(self, request: web.Request) -> web.Response:
         """A node's transitions (?datacenter=&type=&id=), or without a node every operator
-        action."""
+        action (a view of the whole cluster: admin:read on every datacenter and type)."""
         query = request.query
+        caller = request_caller(request)
         if not any(name in query for name in ("datacenter", "type", "id")):
+            caller.require_everywhere("admin:read")
             return json_response(operator_audit_json(await self._operations.operator_audit()))
         try:
             key = NodeKey(query["datacenter"], query["type"], query["id"])
         except KeyError:
             raise InvalidArgumentError("give ?datacenter=...&type=...&id=... (all three)") from None
+        caller.require("admin:read", key)
         return json_response(audit_json(key, await self._operations.audit(key)))

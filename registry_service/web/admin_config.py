@@ -29,6 +29,7 @@ from registry_service.store.base import StoredNode
 from registry_service.web.auth import HttpAuth
 from registry_service.web.connection_guard import HttpLimits
 from registry_service.web.peers import PeerAdmins
+from registry_service.web.readiness import Readiness
 
 
 class WatchControl(Protocol):
@@ -41,23 +42,6 @@ class WatchControl(Protocol):
     def subscriptions(self) -> list[Subscription]: ...
 
     def node_list(self, scope: Scope) -> NodeList: ...
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """What `/readyz` answers: ready means "can serve" (200), degraded means "serving stale
-    lists, refusing writes" (still 200), not ready is 503 (not loaded yet, shutting down)."""
-
-    ready: bool
-    reason: str
-    store_connected: bool
-    """etcd reachable with a quorum (the watch up and the quorum probe answered)."""
-    cache_age_seconds: float
-    """Time since the etcd watch last spoke."""
-
-    @property
-    def degraded(self) -> bool:
-        return self.ready and not self.store_connected
 
 
 class EvictionReport(Protocol):

@@ -13,7 +13,9 @@
                                        maintenance | drain | clear | evict | unhold; body
                                        {"reason": "...", "hold_seconds": N (evict)}
 
-Every write is audited with the operator's identity (web/auth.py). Registry errors become HTTP
+Every write is audited with the operator's identity (web/auth.py). The node routes take a token
+narrowed to the node's datacenter and type (`admin:write:dc1/data`); the others need the plain
+scope (they act on, or show, the whole cluster). Registry errors become HTTP
 statuses in one place (web/edge.py).
 """
 
@@ -32,6 +34,7 @@ from registry_service.domain import NodeKey
 from registry_service.errors import InvalidArgumentError
 from registry_service.hub.operator_state import OperatorView
 from registry_service.web.admin_config import AdminConfig
+from registry_service.web.auth import checks_node_scope, request_caller
 from registry_service.web.edge import error_response, json_response
 from registry_service.web.peers import PeerAdmins
 from registry_service.web.shapes import (
@@ -136,12 +139,16 @@ class ControlRoutes:
         info = request.match_info
         return NodeKey(info["datacenter"], info["type"], info["id"])
 
+    @checks_node_scope
     async def node(self, request: web.Request) -> web.Response:
         key = self._key(request)
+        request_caller(request).require("admin:read", key)
         return json_response(stored_node_json(key, await self._operations.stored_node(key)))
 
+    @checks_node_scope
     async def act_on_node(self, request: web.Request) -> web.Response:
         key, action = self._key(request), request.match_info["action"]
+        request_caller(request).require("admin:write", key)
         try:
             body = await request.json() if request.can_read_body else {}
         except ValueError:

@@ -17,7 +17,8 @@
     GET /ui/                        the console (web/console_site.py: one page, no build step)
     GET /healthz, /readyz           as on the admin port
 
-Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port); the rest
+Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port), on every
+datacenter and type they ask for (a narrowed token is refused a wider read, never cut); the rest
 is web/auth.py's rules, the same middleware as the admin port's. This module parses and renders;
 the blocking read's wait is the read use case's (core/reads.py). Blocking reads follow Consul's:
 the index is the revision of the scope's last change, so a client loops `index = answer.index`
@@ -38,6 +39,7 @@ from registry_service.domain import NodeKey, NodeList, Scope
 from registry_service.errors import NodeNotFoundError
 from registry_service.validation import validate_key
 from registry_service.web.api_config import ApiConfig
+from registry_service.web.auth import checks_node_scope, request_caller
 from registry_service.web.console_site import ConsoleRoutes
 from registry_service.web.edge import json_response, new_app
 from registry_service.web.openapi import openapi_document
@@ -116,8 +118,10 @@ class ApiServer:
 
     # -- nodes --------------------------------------------------------------------------------
 
+    @checks_node_scope
     async def nodes(self, request: web.Request) -> web.Response:
         query = nodes_query(request.query, self._config.max_wait_seconds)
+        request_caller(request).require_scope("watch", query.scope, self._config.limits)
         reads = self._config.reads
         if query.index or query.remote_index:  # a blocking read: the wait is core/reads.py's
             listing = await reads.get_nodes_blocking(
@@ -141,9 +145,11 @@ class ApiServer:
             },
         )
 
+    @checks_node_scope
     async def node(self, request: web.Request) -> web.Response:
         consistency = node_query(request.query)
         key = validate_key(_key(request), self._config.limits)
+        request_caller(request).require("watch", key)
         listing = await self._config.reads.get_nodes(
             Scope(frozenset({key.datacenter}), frozenset({key.type})), consistency
         )
@@ -161,9 +167,11 @@ class ApiServer:
 
     # -- operator reads -----------------------------------------------------------------------
 
+    @checks_node_scope
     async def audit(self, request: web.Request) -> web.Response:
         accept_only(request.query, ())
         key = _key(request)
+        request_caller(request).require("admin:read", key, self._config.limits)
         return json_response(audit_json(key, await self._config.operator.audit(key)))
 
     async def suspects(self, request: web.Request) -> web.Response:

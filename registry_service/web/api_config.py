@@ -24,9 +24,9 @@ from registry_service.hub.cluster_view import ClusterView
 from registry_service.hub.subscription import Subscription
 from registry_service.listeners import Listener
 from registry_service.rpc.access import StreamCounter
-from registry_service.web.admin_config import Readiness
 from registry_service.web.auth import HttpAuth
 from registry_service.web.connection_guard import HttpLimits
+from registry_service.web.readiness import Readiness
 
 
 class NodeReads(Protocol):

@@ -8,7 +8,15 @@ frontend's admin surface, the supervisor's, and the HTTP API port (/v1/, /ui/).
   needs one with the path's scope: /metrics `metrics` (or `admin:read`), other admin reads
   `admin:read`, writes `admin:write` (`admin`, and the single admin token, mean both); the HTTP
   API's node lists and watch `watch` (as GetNodes and WatchNodes), its audit trail and cluster
-  views (/v1/audit/, /v1/cluster/) `admin:read`.
+  views (/v1/audit/, /v1/cluster/) `admin:read`. No token is 401 "no token", a token the file
+  does not hold 401 "unknown token" (both with a WWW-Authenticate header, RFC 6750), a token
+  without the scope 403.
+- A scope narrowed to datacenters and types (`admin:write:dc1`, token_scopes.py) reaches only
+  the handlers marked `@checks_node_scope`, which check it against the node key or the scope
+  they serve (`request_caller(request).require(...)`, permissions.py); every other path (a view
+  of the whole cluster: subscribers, convergence, the push switch, the operator audit) needs the
+  scope on every datacenter and type. A handler that forgets to check is thus refused to narrowed
+  tokens, never opened to them.
 - With any of these configured, only /healthz and /readyz answer without credentials (probes
   cannot present either), and the console's static files and the API's OpenAPI document, which
   hold no data: a browser loads the console, then the console presents the token.
@@ -25,12 +33,18 @@ import hmac
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from aiohttp import web
 
-from registry_service.bearer_tokens import TokenTable
+from registry_service.bearer_tokens import (
+    UNKNOWN_TOKEN_MESSAGE,
+    Presented,
+    TokenTable,
+)
+from registry_service.errors import PermissionDeniedError
+from registry_service.permissions import ANYONE, Caller
 from registry_service.web.edge import BEARER_CHALLENGE, error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json", "/", "/ui", "/favicon.ico"})
@@ -38,7 +52,35 @@ OPEN_PREFIXES = ("/ui/",)
 ADMIN_READ_PREFIXES = ("/v1/audit/", "/v1/cluster/")
 OPERATOR_HEADER = "X-Noderegistry-Operator"
 _READS = frozenset({"GET", "HEAD"})
+_CALLER = web.RequestKey("caller", Caller)
+_CHECKS_NODE_SCOPE = "_checks_node_scope"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+
+
+def checks_node_scope(handler: HandlerT) -> HandlerT:
+    """Marks a handler that checks the caller's scope against the nodes it serves
+    (`request_caller(request).require...`): only such handlers take narrowed scopes."""
+    setattr(handler, _CHECKS_NODE_SCOPE, True)
+    return handler
+
+
+def request_caller(request: web.Request) -> Caller:
+    """Who sent the request, as far as scopes go (set by HttpAuth's middleware; anyone where
+    no token is needed)."""
+    caller: Caller = request.get(_CALLER, ANYONE)
+    return caller
+
+
+def _checks_node_scope(request: web.Request) -> bool:
+    match = request.match_info
+    return match.http_exception is not None or bool(
+        getattr(match.handler, _CHECKS_NODE_SCOPE, False)
+    )
+
+
+def _unauthenticated(message: str, challenge: str) -> web.Response:
+    return error_response(grpc.StatusCode.UNAUTHENTICATED, message, challenge=challenge)
 
 
 def required_scope(method: str, path: str) -> str | None:
@@ -113,21 +155,30 @@ class HttpAuth:
         header = request.headers.get("Authorization", "")
         if self.admin_token and self._is_admin_token(header):
             return None
-        principal = self.tokens.identify([("authorization", header)])
-        if principal is None:
-            # RFC 6750: a token was given and is not one of ours, or none was.
-            challenge = BEARER_CHALLENGE + (', error="invalid_token"' if header else "")
-            return error_response(
-                grpc.StatusCode.UNAUTHENTICATED,
-                f"{request.path} needs Authorization: Bearer <token> (a token with the "
-                f"{scope!r} scope, or the admin token)",
-                challenge=challenge,
+        principal = self.tokens.authenticate([("authorization", header)])
+        if principal is Presented.NO_TOKEN:
+            return _unauthenticated(
+                f"no token: {request.path} needs Authorization: Bearer <token> (a token with "
+                f"the {scope!r} scope, or the admin token)",
+                BEARER_CHALLENGE,
+            )
+        if isinstance(principal, Presented):
+            return _unauthenticated(
+                UNKNOWN_TOKEN_MESSAGE,
+                f'{BEARER_CHALLENGE}, error="invalid_token", error_description="unknown token"',
             )
         if not principal.may(scope):
             return error_response(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"token {principal.name!r} lacks the {scope!r} scope this needs",
             )
+        caller = Caller(principal.name, principal.grants)
+        if not _checks_node_scope(request):
+            try:
+                caller.require_everywhere(scope)
+            except PermissionDeniedError as err:
+                return error_response(grpc.StatusCode.PERMISSION_DENIED, str(err))
+        request[_CALLER] = caller
         return None
 
     def middleware(self) -> Any:
@@ -178,6 +229,31 @@ def server_context(cert_file: str, key_file: str, client_ca_file: str) -> ssl.SS
         context.load_verify_locations(client_ca_file)
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
+
+
+class ServerTls:
+    """The TLS of the HTTP ports (admin, host admin, HTTP API), replaceable while they serve: the
+    servers are built with `context`, whose server-name callback (which OpenSSL calls at every
+    handshake, with or without SNI) hands the handshake the current context, so the next client
+    gets a replaced certificate, key or client CA; connections already open keep theirs."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self._current = context
+        context.sni_callback = self._pick
+
+    def _pick(self, connection: Any, server_name: str | None, context: ssl.SSLContext) -> None:
+        if self._current is not context:
+            connection.context = self._current
+
+    def replace(self, context: ssl.SSLContext) -> None:
+        """The next handshake uses `context` (built by server_context from the new files)."""
+        self._current = context
+
+    @classmethod
+    def of(cls, cert_file: str, key_file: str, client_ca_file: str) -> ServerTls | None:
+        context = server_context(cert_file, key_file, client_ca_file)
+        return cls(context) if context is not None else None
 
 
 def client_context(ca_file: str, cert_file: str, key_file: str) -> ssl.SSLContext:

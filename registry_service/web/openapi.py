@@ -304,8 +304,8 @@ def _ok(schema: str, text: str, headers: dict[str, Any] | None = None) -> dict[s
 _CHALLENGE = {
     "WWW-Authenticate": {
         "schema": _STRING,
-        "description": 'Bearer realm="node-registry" (with error="invalid_token" for a token '
-        "that is not one of the registry's)",
+        "description": 'Bearer realm="node-registry" (RFC 6750; with error="invalid_token", '
+        'error_description="unknown token" for a token that is not one of the registry\'s)',
     }
 }
 # What any HTTP port answers before a request reaches a path (web/connection_guard.py).
@@ -319,8 +319,15 @@ _CONNECTION_REFUSALS = {
 }
 _REFUSALS = {
     "400": _error("a malformed or unknown parameter; the message names it"),
-    "401": _error("no token, or no client certificate where mTLS is on") | {"headers": _CHALLENGE},
-    "403": _error("the token lacks the scope"),
+    "401": _error(
+        "no token ('no token: ...'), a token the registry does not know ('unknown token: "
+        "...'), or no client certificate where mTLS is on"
+    )
+    | {"headers": _CHALLENGE},
+    "403": _error(
+        "the token lacks the scope, or covers only some of the datacenters and types asked for; "
+        "the message names the scope needed (token_scopes: register:dc1/data, watch:*/session)"
+    ),
 }
 _INDEX = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}
 _REVISION_DIGITS = "[0-9]{1,19}"  # ASCII digits only, an int64

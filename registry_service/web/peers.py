@@ -4,7 +4,10 @@ Convergence is answered without any etcd write per subscriber: each frontend kee
 subscriber table; the asking frontend fetches every announced admin URL concurrently (one per
 host: a supervisor answers for its workers) with a short timeout, merges what came back, and
 lists the frontends that did not answer. Calls carry the caller's bearer token and use the
-configured TLS (this frontend's own certificate for the peers' mTLS).
+configured TLS (this frontend's own certificate for the peers' mTLS). The peers are asked at
+their announced addresses (pod IPs in Kubernetes), which a certificate from a Secret does not
+name: `peer_tls_server_name` names what to check instead (the Service's name, as a
+ServiceMonitor's `serverName`). The TLS context is replaced when its files change.
 """
 
 from __future__ import annotations
@@ -40,15 +43,32 @@ class ClusterAnswer:
 
 
 class PeerAdmins:
-    def __init__(self, ssl_context: ssl.SSLContext | None, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None,
+        timeout_seconds: float,
+        server_name: str = "",
+    ) -> None:
+        """`server_name`: the name the peers' certificates are checked against, instead of the
+        host of their announced admin URL (empty: that host)."""
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._server_name = server_name or None
+
+    def replace_ssl(self, ssl_context: ssl.SSLContext) -> None:
+        """Later calls use `ssl_context` (its files changed)."""
+        self._ssl = ssl_context
 
     async def _get(
         self, session: aiohttp.ClientSession, url: str, headers: Mapping[str, str]
     ) -> tuple[dict[str, Any] | None, str]:
         try:
-            async with session.get(url, headers=headers, ssl=self._ssl or True) as response:
+            async with session.get(
+                url,
+                headers=headers,
+                ssl=self._ssl or True,
+                server_hostname=self._server_name if url.startswith("https:") else None,
+            ) as response:
                 body = await response.read()
                 if response.status != 200:
                     return None, f"HTTP {response.status}: {body[:200].decode(errors='replace')}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
@@ -42,9 +42,7 @@ from registry_service.domain import (
 from registry_service.hub.subscription import Subscription
 from registry_service.store.base import StoredNode
 from registry_service.web.peers import ClusterAnswer
-
-if TYPE_CHECKING:  # the edge writes error_json: importing the HTTP surfaces here would be a circle
-    from registry_service.web.admin_config import Readiness
+from registry_service.web.readiness import Readiness
 
 _LAST_PLAN_DECISIONS = 1000
 

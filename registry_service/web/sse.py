@@ -13,10 +13,10 @@ delta per revision that changes the scope, then progress while idle (the heartbe
 reasons (COMPACTED, UNKNOWN_REVISION, SLOW_CONSUMER, PUSH_RESUMED). A slow reader is a slow
 subscriber: its backlog collapses into one resync, it never slows the others.
 
-Refusals before the stream starts (a bad scope, a malformed Last-Event-ID, the per-peer stream
-limit) are JSON errors with their status (web/edge.py). Once it has started, an error (the
-frontend shutting down: resume on another one) ends it with one `event: error` carrying the same
-JSON error body.
+Refusals before the stream starts (a bad scope, a scope wider than the token's `watch`, a
+malformed Last-Event-ID, the per-peer stream limit) are JSON errors with their status
+(web/edge.py). Once it has started, an error (the frontend shutting down: resume on another
+one) ends it with one `event: error` carrying the same JSON error body.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from registry_service.domain import SnapshotMessage, WatchMessage, WatchResume
 from registry_service.rpc.access import StreamCounter
 from registry_service.rpc.status import status_of
 from registry_service.web.api_config import NodeReads
-from registry_service.web.auth import HttpAuth
+from registry_service.web.auth import HttpAuth, checks_node_scope, request_caller
 from registry_service.web.query import watch_query
 from registry_service.web.shapes import error_json, watch_message_json
 
@@ -97,8 +97,10 @@ class WatchStreams:
         self._auth = auth
         self._streams = streams
 
+    @checks_node_scope
     async def watch(self, request: web.Request) -> web.StreamResponse:
         scope, resume = watch_query(request.query, request.headers)
+        request_caller(request).require_scope("watch", scope)
         with self._streams.hold(self._auth.identify(request)):
             subscription = await self._reads.watch(scope, resume, peer=grpc_style_peer(request))
             position = EventPosition(resume)

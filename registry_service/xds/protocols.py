@@ -22,6 +22,7 @@ from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
+from registry_service.permissions import ANYONE, Caller
 from registry_service.xds import resources
 from registry_service.xds.session import EndpointWatch, ResourceCache, Session, XdsParts
 
@@ -46,8 +47,15 @@ def _error_of(request: Any) -> str:
 class StateOfTheWorld:
     """One StreamAggregatedResources stream."""
 
-    def __init__(self, parts: XdsParts, cache: ResourceCache, peer: str, write: Write) -> None:
-        self.session = Session(parts, cache, peer, "sotw", self._send_endpoints)
+    def __init__(
+        self,
+        parts: XdsParts,
+        cache: ResourceCache,
+        peer: str,
+        write: Write,
+        caller: Caller = ANYONE,
+    ) -> None:
+        self.session = Session(parts, cache, peer, "sotw", self._send_endpoints, caller)
         self._write = write
         self._subscribed: dict[str, tuple[str, ...]] = {}
 
@@ -102,8 +110,15 @@ class StateOfTheWorld:
 class Incremental:
     """One DeltaAggregatedResources stream."""
 
-    def __init__(self, parts: XdsParts, cache: ResourceCache, peer: str, write: Write) -> None:
-        self.session = Session(parts, cache, peer, "delta", self._send_endpoints)
+    def __init__(
+        self,
+        parts: XdsParts,
+        cache: ResourceCache,
+        peer: str,
+        write: Write,
+        caller: Caller = ANYONE,
+    ) -> None:
+        self.session = Session(parts, cache, peer, "delta", self._send_endpoints, caller)
         self._write = write
 
     async def handle(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:

@@ -1,7 +1,8 @@
 """The AggregatedDiscoveryService of a frontend: ADS streams, both protocols, on the gRPC port.
 
 Registered beside the Registry service (rpc/server.py's `extra_services`), so an xDS stream has
-the port's TLS, its bearer tokens (the `xds` scope, rpc/access.py) and its limits: each stream
+the port's TLS, its bearer tokens (the `xds` scope, rpc/access.py, narrowed per resource name
+by the session) and its limits: each stream
 counts against `max_streams_per_peer` like a WatchNodes stream. Every handler runs inside the
 error edge (rpc/edge.py). A stream writes its responses itself (`context.write`): the pump of
 each endpoint watch sends as soon as its nodes change, without a hop through the handler.
@@ -20,6 +21,7 @@ from envoy.service.discovery.v3 import ads_pb2, ads_pb2_grpc, discovery_pb2
 
 from registry_service.bearer_tokens import TokenTable
 from registry_service.errors import ShuttingDownError
+from registry_service.permissions import Caller, require_caller
 from registry_service.rpc.access import StreamCounter, peer_identity
 from registry_service.rpc.edge import with_error_edge
 from registry_service.xds.protocols import Incremental, StateOfTheWorld
@@ -49,10 +51,17 @@ class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # t
         for session in self._sessions:
             session.fail(ShuttingDownError("the frontend is shutting down; reconnect elsewhere"))
 
+    def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
+        """The stream's token, checked against each resource name it asks for (its datacenter
+        and type: `xds:dc1/data` reads `data.dc1` and nothing else)."""
+        return require_caller(self._tokens, context.invocation_metadata())
+
     async def StreamAggregatedResources(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[None]:
-        stream = StateOfTheWorld(self._parts, self._cache, context.peer() or "", context.write)
+        stream = StateOfTheWorld(
+            self._parts, self._cache, context.peer() or "", context.write, self._caller(context)
+        )
         await self._serve(stream.session, stream.handle, request_iterator, context)
         return
         yield  # pragma: no cover  (an async generator, as the error edge expects)
@@ -60,7 +69,9 @@ class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # t
     async def DeltaAggregatedResources(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[None]:
-        stream = Incremental(self._parts, self._cache, context.peer() or "", context.write)
+        stream = Incremental(
+            self._parts, self._cache, context.peer() or "", context.write, self._caller(context)
+        )
         await self._serve(stream.session, stream.handle, request_iterator, context)
         return
         yield  # pragma: no cover

@@ -31,8 +31,9 @@ from google.protobuf.message import Message
 
 from registry_service.core.reads import Reads
 from registry_service.domain import Limits, WatchResume
-from registry_service.errors import SubscriptionNotFoundError
+from registry_service.errors import PermissionDeniedError, SubscriptionNotFoundError
 from registry_service.hub.subscription import Subscription
+from registry_service.permissions import ANYONE, Caller
 from registry_service.telemetry.metrics import Metrics
 from registry_service.xds import resources
 from registry_service.xds.names import Target, parse_name
@@ -119,8 +120,11 @@ class Session:
         peer: str,
         protocol: str,
         on_endpoints: Callable[[EndpointWatch], Awaitable[None]],
+        caller: Caller = ANYONE,
     ) -> None:
+        """`caller`: the stream's token, checked against every resource name it asks for."""
         self.parts = parts
+        self.caller = caller
         self.client = resources.Client(parts.datacenter)
         self.protocol = protocol
         self.watches: dict[str, EndpointWatch] = {}
@@ -143,7 +147,16 @@ class Session:
     # -- resources ----------------------------------------------------------------------------
 
     def target(self, name: str) -> Target | None:
-        return parse_name(name, self.parts.limits)
+        """What the name selects; None when it names nothing. PermissionDeniedError (which ends
+        the stream, naming the scope) when the stream's token may not read all of it: a
+        resource cut to what the token sees would read as nodes gone."""
+        target = parse_name(name, self.parts.limits)
+        if target is not None:
+            try:
+                self.caller.require_scope("xds", target.scope)
+            except PermissionDeniedError as err:
+                raise PermissionDeniedError(f"xDS resource {name!r}: {err}") from None
+        return target
 
     def static_resource(self, type_url: str, name: str) -> any_pb2.Any | None:
         """A Listener or Cluster (they depend on the name and the client only); None when the

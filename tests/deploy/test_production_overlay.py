@@ -235,6 +235,8 @@ def test_the_certificates_name_the_addresses_they_are_reached_at(production):
     (endpoint,) = monitor["spec"]["endpoints"]
     names = set(registry["dnsNames"])
     assert endpoint["tlsConfig"]["serverName"] in names
+    # the cluster-wide admin views ask the other frontends at their pod IPs, as Prometheus does
+    assert Settings.from_environ(config).peer_tls_server_name in names
     services = [d["metadata"]["name"] for d in production if d["kind"] == "Service"]
     assert {s for s in services if s.startswith("registry")} <= names
 

@@ -80,7 +80,7 @@ async def test_writes_need_the_admin_write_scope(guarded):
 async def test_the_cli_without_a_token_says_which_flags_give_one(guarded):
     code, _, err = await run_cli("admin", "frontends", "--admin-endpoints", guarded)
     assert code == 1
-    assert err.startswith("error: UNAUTHENTICATED: /admin/frontends needs Authorization")
+    assert err.startswith("error: UNAUTHENTICATED: no token: /admin/frontends needs Authorization")
     assert "(give a token with --token-file, --token or NODEREGISTRY_TOKEN)" in err
     assert err.count("\n") == 1
 

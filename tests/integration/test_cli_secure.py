@@ -94,7 +94,7 @@ async def test_a_missing_token_or_scope_is_one_line_that_says_what_to_give(secur
         code, out, err = await run_cli(*verb, env=variables)
         assert (code, out) == (1, ""), (verb, err)
         assert err == (
-            "error: UNAUTHENTICATED: this registry requires a bearer token: send "
+            "error: UNAUTHENTICATED: no token: this registry requires a bearer token: send "
             "'authorization: Bearer <token>' (give a token with --token-file, --token or "
             "NODEREGISTRY_TOKEN)\n"
         ), verb

@@ -215,7 +215,7 @@ async def test_a_401_carries_a_www_authenticate_challenge(tmp_path, start_fronte
     wrong = await get(url, token="guessed")
     assert wrong.status == 401
     assert wrong.headers["WWW-Authenticate"] == (
-        'Bearer realm="node-registry", error="invalid_token"'
+        'Bearer realm="node-registry", error="invalid_token", error_description="unknown token"'
     )
     admin = f"http://127.0.0.1:{frontend.admin.port}/admin/nodes"
     assert "WWW-Authenticate" in (await get(admin)).headers

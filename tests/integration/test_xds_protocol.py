@@ -206,6 +206,12 @@ async def test_the_push_switch_holds_xds_pushes(start_frontend, connect):
         sent = counted(frontend, "sotw", "responses")
         added = await register(stub, data("b"))
         await frontend.hub.wait_for_revision(added.revision, 5)
+        # Every subscription has been offered the change (the fan-out goes a slice at a time):
+        # a stream that was not held would have been offered it by now.
+        await eventually(
+            lambda: frontend.hub.published_revision >= added.revision, message="fanned out"
+        )
+        assert subscription.offered_revision < added.revision
         assert counted(frontend, "sotw", "responses") == sent  # held: nothing offered
         await frontend.operations.set_push_switch(PushChange(enabled=True), "test")
         assert endpoint_ids(await next_message(call)) == {"a", "b"}  # the resync

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import ssl
 from pathlib import Path
 
@@ -56,3 +58,60 @@ def mtls_settings(files: dict[str, str]) -> dict[str, str]:
         "tls_key_file": files["server-key.pem"],
         "tls_client_ca_file": files["ca.pem"],
     }
+
+
+def served_serial(port: int, *, http2: bool = False) -> int:
+    """The serial number of the certificate a TLS port on 127.0.0.1 presents to a new client
+    (not verified: the test compares serials). `http2`: offer ALPN h2, as gRPC clients do."""
+    from cryptography import x509
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if http2:
+        context.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return int(x509.load_der_x509_certificate(der).serial_number)
+
+
+def serial_of(pem: bytes) -> int:
+    from cryptography import x509
+
+    return int(x509.load_pem_x509_certificate(pem).serial_number)
+
+
+class SecretVolume:
+    """Files as a Kubernetes Secret volume holds them: each name a symlink through `..data`, a
+    symlink to the current version's directory, swapped in one rename so that every file of a
+    version appears at once (a certificate never beside the previous key)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._versions = 0
+
+    def path(self, name: str) -> str:
+        return str(self.directory / name)
+
+    def write(self, files: dict[str, bytes]) -> None:
+        self._versions += 1
+        version = self.directory / f"..version-{self._versions}"
+        version.mkdir()
+        for name, content in files.items():
+            (version / name).write_bytes(content)
+            link = self.directory / name
+            if not link.is_symlink():
+                link.symlink_to(Path("..data") / name)
+        staged = self.directory / "..data_tmp"
+        staged.symlink_to(version.name)
+        os.replace(staged, self.directory / "..data")
+
+
+def leaf_files(leaf: trustme.LeafCert) -> dict[str, bytes]:
+    """A leaf certificate as a Secret of cert-manager's layout holds it."""
+    return {"tls.crt": leaf.cert_chain_pems[0].bytes(), "tls.key": leaf.private_key_pem.bytes()}

@@ -8,7 +8,8 @@
   VM) keeps its connections up and would make each call sent to it wait out its deadline. When
   every endpoint is avoided (an election), calls go round robin over those that failed fast (no
   leader: they answer, and fail at once until there is one), else over all of them;
-- TLS/mTLS and username/password auth, re-authenticating when etcd says the token expired;
+- TLS/mTLS and username/password auth, re-authenticating when etcd says the token expired; new
+  TLS files (a rotated client certificate) take effect on new channels (`replace_credentials`);
 - `hasleader` metadata on every call, so a member without a leader fails fast instead of serving;
 - etcd's errors become the store's own types in one place (`translate`), as etcd's client maps
   its `rpctypes`: nobody above this module looks at a grpc error or its text.
@@ -96,8 +97,9 @@ class EtcdConnection:
         if not config.endpoints:
             raise ValueError("at least one etcd endpoint is required")
         self.config = config
-        self._credentials = _load_credentials(config)
+        self._credentials = load_credentials(config)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._retired: list[grpc.aio.Channel] = []
         self._stubs: dict[tuple[object, str], object] = {}
         self._current = 0
         self._round_robin = 0
@@ -189,7 +191,7 @@ class EtcdConnection:
             await asyncio.sleep(seconds)
             try:
                 await self.stub(pb_grpc.MaintenanceStub, endpoint).Status(
-                    pb.StatusRequest(), metadata=await self.metadata(), timeout=seconds
+                    pb.StatusRequest(), metadata=await self.metadata(leader=False), timeout=seconds
                 )
             except (grpc.aio.AioRpcError, StoreError):
                 continue
@@ -214,9 +216,10 @@ class EtcdConnection:
                 self._current = failed + 1
             log.info("etcd: streams move to endpoint %s", self.endpoint)
 
-    async def metadata(self) -> list[tuple[str, str]]:
-        """What every call carries: `hasleader`, and the auth token when etcd has users."""
-        metadata = [("hasleader", "true")]
+    async def metadata(self, *, leader: bool = True) -> list[tuple[str, str]]:
+        """What every call carries: `hasleader` (but the probe's: a member without a leader
+        answers it), and the auth token when etcd has users."""
+        metadata = [("hasleader", "true")] if leader else []
         if self.config.username:
             if not self._token:
                 await self._authenticate()
@@ -319,18 +322,30 @@ class EtcdConnection:
             call.reschedule(now)
         return len(waiting)
 
+    def replace_credentials(self, credentials: grpc.ChannelCredentials) -> None:
+        """Calls from now on go over new channels with `credentials` (etcd's TLS files changed).
+        The old channels are not closed here: streams on them (the watch, the lease keepalive)
+        go on until they end by themselves, and move to the new channels when they reopen; they
+        close with the connection."""
+        self._credentials = credentials
+        self._retired.extend(self._channels.values())
+        self._channels = {}
+        self._stubs = {}
+
     async def close(self) -> None:
         for probe in self._avoided.values():
             probe.cancel()
         self._avoided.clear()
         self._timed_out.clear()
-        for channel in self._channels.values():
+        for channel in (*self._channels.values(), *self._retired):
             await channel.close()
         self._channels.clear()
+        self._retired.clear()
         self._stubs.clear()
 
 
-def _load_credentials(config: EtcdConfig) -> grpc.ChannelCredentials | None:
+def load_credentials(config: EtcdConfig) -> grpc.ChannelCredentials | None:
+    """The channel credentials of the config's TLS files (read now); None without a CA."""
     if not config.ca_file:
         return None
     return grpc.ssl_channel_credentials(
