@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import client_sdk
-from registry_service.core.check_state import CheckState, combined
-from registry_service.health import Check, CheckKind, Health, ProbeResult
+from registry_service.core.check_state import CheckState, ProbeResult, combined
+from registry_service.domain import Check, CheckKind, Health
 from registry_service.probes import NetworkProber
 
 _KINDS = {"grpc": CheckKind.GRPC, "http": CheckKind.HTTP, "tcp": CheckKind.TCP}

@@ -178,7 +178,7 @@ class Frontend:
             NetworkProber(f"noderegistry-health-check/{self.frontend_id}"),
             self.frontend_id,
             configs.health,
-            observe=self.metrics.observe_probe,
+            observe=self.metrics.probes.observe,
         )
         self.metrics.attach_health(self.health_checks, self.hub, self.evictor)
         self.peers = PeerAdmins(

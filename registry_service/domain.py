@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from registry_service.health import Check, Health
 from registry_service.selectors import EVERYTHING, Selector
 
 
@@ -22,6 +21,56 @@ class NodeStatus(enum.Enum):
 
 # Statuses an owner may register with; the others are the registry's or an operator's to set.
 OWNER_STATUSES = frozenset({NodeStatus.UP, NodeStatus.DRAINING})
+
+
+class Health(enum.Enum):
+    """A node's health as the registry publishes it (docs/design.md §13)."""
+
+    UNCHECKED = "UNCHECKED"  # no check runs and none is reported: healthy while it renews
+    PASSING = "PASSING"
+    FAILING = "FAILING"  # listed, but not offered for new work
+
+
+class CheckKind(enum.Enum):
+    GRPC = "GRPC"  # grpc.health.v1 Check of a service: SERVING passes
+    HTTP = "HTTP"  # GET a path: a 2xx answer passes
+    TCP = "TCP"  # a TCP connect passes
+
+
+# What a check gets for a field its registration leaves 0 (the proto's zero values).
+CHECK_DEFAULT_INTERVAL_SECONDS = 10.0
+CHECK_DEFAULT_TIMEOUT_SECONDS = 2.0
+CHECK_DEFAULT_FAILURES = 3
+CHECK_DEFAULT_PASSES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A check the registry runs against a node, at the node's host on `port` (0: its port).
+
+    A probe passes or fails; `failures_before_failing` consecutive failures turn the check
+    FAILING, `passes_before_passing` consecutive passes turn it PASSING again.
+    """
+
+    kind: CheckKind
+    service: str = ""  # gRPC: the service asked for ("": the whole server)
+    path: str = "/"  # HTTP: the path asked for
+    port: int = 0
+    interval_seconds: float = CHECK_DEFAULT_INTERVAL_SECONDS
+    timeout_seconds: float = CHECK_DEFAULT_TIMEOUT_SECONDS
+    failures_before_failing: int = CHECK_DEFAULT_FAILURES
+    passes_before_passing: int = CHECK_DEFAULT_PASSES
+
+
+@dataclass(frozen=True, slots=True)
+class FlapRecord:
+    """What flap damping remembers of a node (docs/design.md §13), beside its member record so
+    that it outlives a registration: the penalty as of `at` (wall clock; it decays from there),
+    and the node's latest health before damping (what it is published as once released)."""
+
+    penalty: float
+    at: float
+    health: Health
 
 
 class EventType(enum.Enum):

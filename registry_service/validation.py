@@ -12,16 +12,21 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from registry_service.domain import OWNER_STATUSES, Limits, Node, NodeKey, Scope, WatchResume
-from registry_service.errors import InvalidArgumentError
-from registry_service.health import (
+from registry_service.domain import (
     CHECK_DEFAULT_FAILURES,
     CHECK_DEFAULT_INTERVAL_SECONDS,
     CHECK_DEFAULT_PASSES,
     CHECK_DEFAULT_TIMEOUT_SECONDS,
+    OWNER_STATUSES,
     Check,
     CheckKind,
+    Limits,
+    Node,
+    NodeKey,
+    Scope,
+    WatchResume,
 )
+from registry_service.errors import InvalidArgumentError
 from registry_service.selectors import Selector, SelectorError, parse_selector
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")

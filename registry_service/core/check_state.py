@@ -10,8 +10,35 @@ it is: establishing a health is not a change of it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from registry_service.health import Check, Health
+from registry_service.domain import Check, CheckKind, Health
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe of a check: whether it passed, and what it saw (for the audit and the logs:
+    `SERVING`, `HTTP 503`, `connection refused`, `timed out after 2s`)."""
+
+    passed: bool
+    output: str
+
+
+def check_target(check: Check, address: str) -> str:
+    """`host:port` to probe for a node at `address` (its host, the check's port if set)."""
+    if not check.port:
+        return address
+    return f"{address.rpartition(':')[0]}:{check.port}"
+
+
+def describe_check(check: Check, address: str) -> str:
+    """The check as a URL, for logs and the audit: `grpc://10.0.0.5:9600/svc`."""
+    target = check_target(check, address)
+    if check.kind is CheckKind.GRPC:
+        return f"grpc://{target}/{check.service}" if check.service else f"grpc://{target}"
+    if check.kind is CheckKind.HTTP:
+        return f"http://{target}{check.path}"
+    return f"tcp://{target}"
 
 
 class CheckState:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from registry_service.health import FlapRecord, Health
+from registry_service.domain import FlapRecord, Health
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,13 +33,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from registry_service.core.check_state import CheckState, combined, starting_health
+from registry_service.core.check_state import (
+    CheckState,
+    ProbeResult,
+    check_target,
+    combined,
+    describe_check,
+    starting_health,
+)
 from registry_service.core.damping import DampingPolicy
 from registry_service.core.health_writes import HealthWriter
 from registry_service.core.rendezvous import Owners
-from registry_service.domain import NodeKey, NodeStatus, Registration, Scope
+from registry_service.domain import (
+    Check,
+    CheckKind,
+    Health,
+    NodeKey,
+    NodeStatus,
+    Registration,
+    Scope,
+)
 from registry_service.errors import RegistryError
-from registry_service.health import Check, CheckKind, Health, ProbeResult
 from registry_service.hub.operator_state import OperatorView
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.retry import Backoff, ThrottledLog
@@ -254,7 +268,7 @@ class HealthKeeper:
                     self._schedule_release(owned, registration.damped_until)
         self._prober.keep_only(
             {
-                check.target(owned.registration.node.address)
+                check_target(check, owned.registration.node.address)
                 for owned in self._owned.values()
                 for check in owned.registration.checks
             }
@@ -333,7 +347,7 @@ class HealthKeeper:
         try:
             result = await self._prober.probe(check, address)
         except Exception as err:  # a prober must answer; a bug in one is a failed probe
-            log.exception("health checks: probing %s failed", check.describe(address))
+            log.exception("health checks: probing %s failed", describe_check(check, address))
             result = ProbeResult(False, f"probe error: {type(err).__name__}")
         finished = loop.time()
         self._observe(check.kind, result.passed, finished - started)
@@ -352,7 +366,7 @@ class HealthKeeper:
             owned.health = health  # established (a damped node taken over): not a flip
             return
         owned.flaps += 1
-        owned.output = f"{check.describe(address)}: {result.output}"
+        owned.output = f"{describe_check(check, address)}: {result.output}"
         owned.health = health
         self._write_soon(owned)
 

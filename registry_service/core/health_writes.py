@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 
 from registry_service.core.damping import DampingPolicy, Published, decide
-from registry_service.domain import AuditCause, Node, NodeKey
+from registry_service.domain import AuditCause, Health, Node, NodeKey
 from registry_service.errors import ConcurrentModificationError
-from registry_service.health import Health
 from registry_service.store.base import RegistryStore
 
 _MAX_ATTEMPTS = 8

@@ -45,6 +45,9 @@ from registry_service.core.write_gate import WriteGate
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
+    Check,
+    FlapRecord,
+    Health,
     Limits,
     Node,
     NodeKey,
@@ -61,7 +64,6 @@ from registry_service.errors import (
     StoreUnavailableError,
 )
 from registry_service.failpoints import failpoint
-from registry_service.health import Check, FlapRecord, Health
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import RegistryStore, StoredNode
 from registry_service.validation import (

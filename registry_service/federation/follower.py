@@ -24,8 +24,7 @@ from collections.abc import Mapping
 
 import client_sdk
 from client_sdk import ClientConfig, RegistryClient, Scope, WatchConfig, WatchStep, WatchStepKind
-from registry_service.domain import EventType, Node, NodeEvent, NodeStatus, RemovalReason
-from registry_service.health import Health
+from registry_service.domain import EventType, Health, Node, NodeEvent, NodeStatus, RemovalReason
 from registry_service.hub.remote_view import RemoteViews
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import Settings

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from registry_service.health import Check, CheckKind, ProbeResult
+from registry_service.core.check_state import ProbeResult, check_target, describe_check
+from registry_service.domain import Check, CheckKind
 from registry_service.probes.grpc_probe import GrpcProbes
 from registry_service.probes.stream_probes import http_probe, tcp_probe
 
@@ -30,7 +31,7 @@ class NetworkProber:
 
     async def probe(self, check: Check, address: str) -> ProbeResult:
         """Probes `check` of a node at `address` once, within the check's timeout."""
-        target = check.target(address)
+        target = check_target(check, address)
         try:
             if check.kind is CheckKind.GRPC:
                 return await self._grpc.probe(target, check.service, check.timeout_seconds)
@@ -41,7 +42,9 @@ class NetworkProber:
                 )
             return await tcp_probe(host, port, check.timeout_seconds)
         except Exception as err:  # a probe must answer; what went wrong is its output
-            log.debug("probe of %s failed unexpectedly", check.describe(address), exc_info=True)
+            log.debug(
+                "probe of %s failed unexpectedly", describe_check(check, address), exc_info=True
+            )
             return ProbeResult(False, f"probe error: {type(err).__name__}: {err}")
 
     def keep_only(self, targets: set[str]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from registry_service.health import ProbeResult
+from registry_service.core.check_state import ProbeResult
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from noderegistry.v1 import registry_pb2 as pb
 
 from registry_service.domain import (
+    Check,
+    CheckKind,
     Consistency,
     DatacenterNodes,
     DeltaMessage,
     EventType,
+    Health,
     Node,
     NodeEvent,
     NodeKey,
@@ -23,7 +26,6 @@ from registry_service.domain import (
     WatchResume,
 )
 from registry_service.errors import InvalidArgumentError
-from registry_service.health import Check, CheckKind, Health
 from registry_service.validation import selector_of
 
 _STATUS_TO_PB = {

@@ -18,12 +18,12 @@ from registry_service.control import Announcement, OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    FlapRecord,
     Identity,
     NodeKey,
     Registration,
     RemovalReason,
 )
-from registry_service.health import FlapRecord
 
 
 @dataclass(frozen=True, slots=True)

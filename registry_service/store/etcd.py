@@ -20,13 +20,13 @@ from registry_service.control import OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    FlapRecord,
     Identity,
     NodeKey,
     Registration,
     RemovalReason,
 )
 from registry_service.errors import CorruptRecordError
-from registry_service.health import FlapRecord
 from registry_service.store._etcdpb import rpc_pb2 as pb
 from registry_service.store.audit import AuditLog
 from registry_service.store.base import (
@@ -60,6 +60,12 @@ from registry_service.store.etcd_client.kv import (
     unchanged_since,
 )
 from registry_service.store.eviction_batches import write_evictions
+from registry_service.store.flap_records import (
+    flaps_put,
+    flaps_read,
+    flaps_unchanged,
+    write_flaps_alone,
+)
 from registry_service.store.identity_collection import (
     collect_identities,
     decode_floor,
@@ -70,10 +76,8 @@ from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
     decode_audit,
-    decode_flaps,
     decode_identity,
     decode_registration,
-    encode_flaps,
     encode_identity,
     encode_registration,
     written_at,
@@ -121,12 +125,7 @@ class EtcdRegistryStore:
                 registration = decode_registration(member[0].value)
             except RecordError:
                 log.warning("ignoring unreadable member record %s", key)
-        flap_record = None
-        if flaps:
-            try:
-                flap_record = decode_flaps(flaps[0].value)
-            except RecordError:  # damping starts afresh: a lost penalty damps less, once
-                log.warning("ignoring unreadable flap record %s", key)
+        flap_record, flaps_mod_revision = flaps_read(key, list(flaps))
         return StoredNode(
             key=key,
             revision=int(response.header.revision),
@@ -136,7 +135,7 @@ class EtcdRegistryStore:
             identity=self._identity(key, identity[0].value) if identity else None,
             identity_mod_revision=int(identity[0].mod_revision) if identity else 0,
             flaps=flap_record,
-            flaps_mod_revision=int(flaps[0].mod_revision) if flaps else 0,
+            flaps_mod_revision=flaps_mod_revision,
             incarnation_floor=decode_floor(floor[0].value) if floor else 0,
             floor_mod_revision=int(floor[0].mod_revision) if floor else 0,
         )
@@ -178,12 +177,12 @@ class EtcdRegistryStore:
 
         by = operator.operator if operator else ""
         if flaps is not None:
-            compare = [*compare, self._flaps_unchanged(flaps[1])]
+            compare = [*compare, flaps_unchanged(self.keys, flaps[1])]
 
         def transaction(lease: int) -> pb.TxnRequest:
             ops = list(success)
             if flaps is not None:
-                ops.append(self._flaps_put(audit[0], flaps[0], lease))
+                ops.append(flaps_put(self.keys, audit[0], flaps[0], lease))
             if lease:
                 ops.append(self.audit.node_entry(*audit, lease, by))
                 if operator is not None:
@@ -197,14 +196,6 @@ class EtcdRegistryStore:
         log_transition(*audit, revision)
         return revision
 
-    def _flaps_unchanged(self, expected: StoredNode) -> pb.Compare:
-        return unchanged_since(self.keys.flaps(expected.key), expected.flaps_mod_revision)
-
-    def _flaps_put(self, key: NodeKey, record: FlapRecord, lease: int) -> pb.RequestOp:
-        """The flap record rides on the audit lease: it goes with the audit's retention, long
-        after its penalty decayed (with the audit off, it stays, a few bytes per node)."""
-        return put_op(self.keys.flaps(key), encode_flaps(record), lease)
-
     async def write_health(
         self,
         registration: Registration | None,
@@ -214,23 +205,18 @@ class EtcdRegistryStore:
         cause: AuditCause = AuditCause.UPDATED,
         detail: str = "",
     ) -> int | None:
+        if registration is None:
+            return await write_flaps_alone(self.audit, self.keys, expected, flaps)
         key = expected.key
-        member_unchanged = unchanged_since(self.keys.member(key), expected.member_mod_revision)
-        if registration is not None:
-            return await self._guarded(
-                [member_unchanged, present(self.keys.member(key))],
-                [put_op(self.keys.member(key), encode_registration(registration, time.time()))],
-                (key, cause, registration.node.incarnation, detail),
-                flaps=(flaps, expected),
-            )
-        # A flap that changes nothing subscribers see: the flap record alone, not audited.
-        compare = [member_unchanged, self._flaps_unchanged(expected)]
-        response = await self.audit.commit(
-            lambda lease: pb.TxnRequest(
-                compare=compare, success=[self._flaps_put(key, flaps, lease)]
-            )
+        return await self._guarded(
+            [
+                unchanged_since(self.keys.member(key), expected.member_mod_revision),
+                present(self.keys.member(key)),
+            ],
+            [put_op(self.keys.member(key), encode_registration(registration, time.time()))],
+            (key, cause, registration.node.incarnation, detail),
+            flaps=(flaps, expected),
         )
-        return int(response.header.revision) if response.succeeded else None
 
     async def create_registration(
         self,

@@ -22,6 +22,10 @@ from typing import Any
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    Check,
+    CheckKind,
+    FlapRecord,
+    Health,
     Identity,
     Node,
     NodeKey,
@@ -30,7 +34,6 @@ from registry_service.domain import (
     Registration,
     RemovalReason,
 )
-from registry_service.health import Check, CheckKind, FlapRecord, Health
 
 RECORD_VERSION = 1
 

@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from registry_service.domain import ChangeStage, NodeStatus, Scope
-from registry_service.health import CheckKind, Health
+from registry_service.telemetry.health_metrics import HealthCollector, ProbeMetrics
 
 if TYPE_CHECKING:
     from registry_service.core.evictor import Evictor
@@ -159,41 +159,14 @@ class Metrics:
             registry=self.registry,
         )
 
-        self.health_probes = Counter(
-            "noderegistry_health_probes_total",
-            "Health check probes this frontend ran (its share of the nodes with checks), by "
-            "kind (grpc, http, tcp) and result (pass, fail).",
-            ("kind", "result"),
-            registry=self.registry,
-        )
-        self.health_probe_seconds = Histogram(
-            "noderegistry_health_probe_seconds",
-            "Time a health check probe took, by kind (a timed-out probe counts its timeout).",
-            ("kind",),
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        # Bound once: probes run hundreds of times a second.
-        self._probe_series = {
-            (kind, passed): (
-                self.health_probes.labels(kind.value.lower(), "pass" if passed else "fail"),
-                self.health_probe_seconds.labels(kind.value.lower()),
-            )
-            for kind in CheckKind
-            for passed in (True, False)
-        }
-
-    def observe_probe(self, kind: CheckKind, passed: bool, seconds: float) -> None:
-        """One health check probe (core/health_keeper.py's hook)."""
-        counter, histogram = self._probe_series[(kind, passed)]
-        counter.inc()
-        histogram.observe(seconds)
+        self.probes = ProbeMetrics(self.registry)
+        """The health checks' probes, by kind and result (telemetry/health_metrics.py)."""
 
     def attach_health(self, keeper: HealthKeeper, hub: WatchHub, evictor: Evictor) -> None:
         """Registers the collector of the health checks' state: this frontend's share and
         flaps, and (from the leading evictor only, so that a sum over frontends counts each node
         once) every node's health and the damped nodes per datacenter."""
-        self.registry.register(_HealthCollector(keeper, hub, evictor))
+        self.registry.register(HealthCollector(keeper, hub, evictor))
 
     def observe_etcd(self, operation: str, seconds: float, code: str = "OK") -> None:
         self.etcd_seconds.labels(operation).observe(seconds)
@@ -443,62 +416,3 @@ def _remote_datacenters(remotes: RemoteReads) -> Iterator[Any]:
         relists.add_metric((name,), remote.relists)
     yield from families.values()
     yield relists
-
-
-class _HealthCollector(Collector):
-    def __init__(self, keeper: HealthKeeper, hub: WatchHub, evictor: Evictor) -> None:
-        self._keeper = keeper
-        self._hub = hub
-        self._evictor = evictor
-
-    def collect(self) -> Iterator[Any]:
-        keeper, hub = self._keeper, self._hub
-        yield GaugeMetricFamily(
-            "noderegistry_health_probed_nodes",
-            "Nodes whose checks this frontend runs now (its rendezvous share), damped nodes "
-            "without checks that it watches over included.",
-            value=keeper.owned,
-        )
-        stats = keeper.stats
-        flaps = CounterMetricFamily(
-            "noderegistry_health_flaps",
-            "Changes of a probed node's health this frontend saw, by whether flap damping held "
-            "the node (damped: subscribers saw nothing of it).",
-            labels=("damped",),
-        )
-        flaps.add_metric(("false",), stats.flaps - stats.damped_flaps)
-        flaps.add_metric(("true",), stats.damped_flaps)
-        yield flaps
-        yield CounterMetricFamily(
-            "noderegistry_health_write_failures",
-            "Writes of a node's health that failed and were retried (etcd unreachable, or the "
-            "node kept changing).",
-            value=stats.writes_failed,
-        )
-        health = GaugeMetricFamily(
-            "noderegistry_nodes_health",
-            "Registered nodes per datacenter and health (UNCHECKED: no check; FAILING includes "
-            "damped nodes); only the frontend that leads eviction reports it.",
-            labels=("datacenter", "health"),
-        )
-        damped = GaugeMetricFamily(
-            "noderegistry_nodes_damped",
-            "Nodes held FAILING by flap damping, per datacenter (leading evictor only).",
-            labels=("datacenter",),
-        )
-        counts: collections.Counter[tuple[str, Health]] = collections.Counter()
-        held: collections.Counter[str] = collections.Counter()
-        datacenters: set[str] = set()
-        if hub.revision and self._evictor.status.leader:
-            for member in hub.view.members(Scope()):
-                node = member.registration.node
-                datacenters.add(node.datacenter)
-                counts[(node.datacenter, node.health)] += 1
-                if node.damped:
-                    held[node.datacenter] += 1
-        for datacenter in sorted(datacenters):
-            for state in Health:
-                health.add_metric((datacenter, state.value), counts[(datacenter, state)])
-            damped.add_metric((datacenter,), held[datacenter])
-        yield health
-        yield damped

@@ -54,6 +54,7 @@ from registry_service.control import Announcement, OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    FlapRecord,
     Identity,
     NodeKey,
     Registration,
@@ -64,7 +65,6 @@ from registry_service.errors import (
     StoreCompactedError,
     StoreUnavailableError,
 )
-from registry_service.health import FlapRecord
 from registry_service.store.base import (
     ClusterState,
     ControlChange,

@@ -19,6 +19,8 @@ import pytest
 from registry_service.control import OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
+    FlapRecord,
+    Health,
     Identity,
     Node,
     NodeKey,
@@ -27,7 +29,6 @@ from registry_service.domain import (
     RemovalReason,
 )
 from registry_service.errors import LeaseNotFoundError, StoreCompactedError
-from registry_service.health import FlapRecord, Health
 from registry_service.store.base import (
     ControlStore,
     EvictorWrite,

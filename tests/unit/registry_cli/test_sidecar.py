@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from registry_cli.sidecar import CheckUrlError, local_checks, parse_check_url
-from registry_service.health import CheckKind
+from registry_service.domain import CheckKind
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from registry_service.core.check_state import check_target, describe_check
 from registry_service.domain import (
+    Check,
+    CheckKind,
     DeltaMessage,
     EventType,
+    FlapRecord,
+    Health,
     Limits,
     Node,
     NodeEvent,
@@ -18,7 +23,6 @@ from registry_service.domain import (
     Scope,
 )
 from registry_service.errors import InvalidArgumentError
-from registry_service.health import Check, CheckKind, FlapRecord, Health
 from registry_service.store.records import (
     decode_flaps,
     decode_registration,
@@ -103,8 +107,8 @@ def test_checks_get_their_defaults_and_keep_what_they_ask():
     assert (grpc.failures_before_failing, grpc.passes_before_passing) == (3, 2)
     assert (http.path, http.port, http.interval_seconds) == ("/healthz", 8080, 5.0)
     assert (http.failures_before_failing, http.passes_before_passing) == (1, 4)
-    assert http.target("10.0.0.1:80") == "10.0.0.1:8080"
-    assert http.describe("[::1]:80") == "http://[::1]:8080/healthz"
+    assert check_target(http, "10.0.0.1:80") == "10.0.0.1:8080"
+    assert describe_check(http, "[::1]:80") == "http://[::1]:8080/healthz"
     short = validate_checks(
         [Check(CheckKind.TCP, interval_seconds=1.5, timeout_seconds=0)], Limits()
     )

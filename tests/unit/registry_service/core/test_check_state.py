@@ -4,7 +4,7 @@ row turn it PASSING again; a node is FAILING when one of its checks is."""
 from __future__ import annotations
 
 from registry_service.core.check_state import CheckState, combined, starting_health
-from registry_service.health import Check, CheckKind, Health
+from registry_service.domain import Check, CheckKind, Health
 
 CHECK = Check(CheckKind.TCP, failures_before_failing=3, passes_before_passing=2)
 

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from registry_service.core.damping import DampingPolicy, decide
-from registry_service.health import FlapRecord, Health
+from registry_service.domain import FlapRecord, Health
 
 POLICY = DampingPolicy(
     penalty_per_flap=1000,

@@ -7,8 +7,7 @@ import dataclasses
 import random
 from collections.abc import Iterable
 
-from registry_service.domain import EventType, NodeKey, RemovalReason, Scope
-from registry_service.health import Health
+from registry_service.domain import EventType, Health, NodeKey, RemovalReason, Scope
 from registry_service.hub.cluster_view import ClusterView
 from registry_service.store.base import (
     ClusterState,

@@ -10,6 +10,7 @@ from registry_service.domain import (
     DatacenterNodes,
     DeltaMessage,
     EventType,
+    Health,
     Node,
     NodeEvent,
     NodeList,
@@ -20,7 +21,6 @@ from registry_service.domain import (
     SnapshotMessage,
     WatchMessage,
 )
-from registry_service.health import Health
 from registry_service.hub.remote_view import RemoteDatacenter, RemoteViews, net_difference
 
 

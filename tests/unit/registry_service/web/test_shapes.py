@@ -20,6 +20,7 @@ from registry_service.core.self_preservation import (
 )
 from registry_service.domain import (
     DatacenterNodes,
+    Health,
     Identity,
     Node,
     NodeKey,
@@ -28,7 +29,6 @@ from registry_service.domain import (
     Override,
     Registration,
 )
-from registry_service.health import Health
 from registry_service.store.base import Member, StoredNode
 from registry_service.web.admin_config import Readiness
 from registry_service.web.peers import ClusterAnswer, Unreachable
