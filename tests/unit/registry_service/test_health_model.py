@@ -4,6 +4,8 @@ flap record."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from registry_service.core.check_state import check_target, describe_check
@@ -23,6 +25,7 @@ from registry_service.domain import (
     Scope,
 )
 from registry_service.errors import InvalidArgumentError
+from registry_service.selectors import parse_selector
 from registry_service.store.records import (
     decode_flaps,
     decode_registration,
@@ -69,12 +72,57 @@ def test_a_node_is_healthy_when_up_and_not_failing():
             (EventType.REMOVED, RemovalReason.EXPIRED),
         ),
         (NodeEvent(EventType.REMOVED, FAILING, RemovalReason.EXPIRED), None),
+        # The node before the update unknown (a followed datacenter's): the subscriber may hold
+        # it healthy, so one that is not healthy now is removed, never left behind as healthy.
+        (NodeEvent(EventType.UPDATED, FAILING), (EventType.REMOVED, RemovalReason.UNHEALTHY)),
+        (NodeEvent(EventType.UPDATED, DRAINING), (EventType.REMOVED, RemovalReason.UNHEALTHY)),
+        (NodeEvent(EventType.UPDATED, UP), (EventType.UPDATED, RemovalReason.UNSPECIFIED)),
     ],
 )
 def test_a_healthy_only_scope_sees_each_event_as_its_view_changes(event, seen):
     cut = HEALTHY.cut(event)
     assert (None if cut is None else (cut.type, cut.reason)) == seen
     assert Scope().cut(event) is event
+
+
+def test_an_update_of_unknown_origin_turning_a_node_unhealthy_leaves_no_stale_healthy_entry():
+    delta = DeltaMessage(8, (NodeEvent(EventType.UPDATED, FAILING),), datacenter="dc2")
+    (removed,) = delta.within(HEALTHY).events
+    assert (removed.type, removed.reason, removed.node) == (
+        EventType.REMOVED,
+        RemovalReason.UNHEALTHY,
+        FAILING,
+    )
+
+
+def zoned(node: Node | None, zone: str = "a") -> Node | None:
+    return None if node is None else dataclasses.replace(node, metadata={"zone": zone})
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "seen"),
+    [
+        # One scope with a selector and healthy-only: a node leaves it when either takes it out.
+        (zoned(UP), zoned(FAILING), (EventType.REMOVED, RemovalReason.UNHEALTHY)),
+        (zoned(UP), zoned(UP), (EventType.UPDATED, RemovalReason.UNSPECIFIED)),
+        (zoned(UP), zoned(UP, "b"), (EventType.REMOVED, RemovalReason.UNSPECIFIED)),
+        # Out of the selector and failing at once: the metadata took it out, not its health.
+        (zoned(UP), zoned(FAILING, "b"), (EventType.REMOVED, RemovalReason.UNSPECIFIED)),
+        (zoned(FAILING), zoned(UP), (EventType.ADDED, RemovalReason.UNSPECIFIED)),
+        (zoned(UP, "b"), zoned(UP), (EventType.ADDED, RemovalReason.UNSPECIFIED)),
+        (zoned(UP, "b"), zoned(FAILING), None),
+        (None, zoned(FAILING), (EventType.REMOVED, RemovalReason.UNHEALTHY)),
+    ],
+)
+def test_a_selector_and_healthy_only_are_one_filter(before, after, seen):
+    scope = Scope(selector=parse_selector("zone=a"), healthy_only=True)
+    cut = scope.cut(NodeEvent(EventType.UPDATED, after, previous=before))
+    assert (None if cut is None else (cut.type, cut.reason)) == seen
+    assert scope.takes(zoned(UP)) and not scope.takes(zoned(FAILING)) and not scope.takes(UP)
+
+
+def test_the_node_before_an_update_is_not_part_of_the_event():
+    assert NodeEvent(EventType.UPDATED, UP, previous=FAILING) == NodeEvent(EventType.UPDATED, UP)
 
 
 def test_a_delta_is_shared_whole_when_every_event_is_seen_as_it_is():
