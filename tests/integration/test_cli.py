@@ -112,6 +112,43 @@ async def test_watch_prints_changes_as_json_lines(start_frontend, connect):
     assert code == 0
 
 
+async def test_nodes_and_watch_healthy_show_only_the_healthy_nodes(start_frontend, connect):
+    frontend = await start_frontend()
+    stub = connect(frontend)
+    await register(stub, node("ok"))
+    sick = await register(stub, node("sick"))
+    failing, passing = node("sick"), node("sick")
+    failing.health, passing.health = pb.HEALTH_FAILING, pb.HEALTH_PASSING  # its owner's report
+    watch = ("watch", "--endpoints", frontend.address, "--healthy", "-o", "json")
+    async with running_cli(*watch) as process:
+        first = [json.loads(await read_line(process)) for _ in range(2)]
+        assert sorted((e["type"], e["node"]["id"]) for e in first) == [
+            ("ADDED", "ok"),
+            ("ADDED", "sick"),
+        ]
+        await register(stub, failing, token=sick.token)
+        removed = json.loads(await read_line(process))
+        assert (removed["type"], removed["node"]["id"], removed["reason"]) == (
+            "REMOVED",
+            "sick",
+            "UNHEALTHY",
+        )
+        code, out, _ = await run_cli(
+            "nodes", "--endpoints", frontend.address, "--healthy", "-o", "json"
+        )
+        listed = json.loads(out)["datacenters"]["dc1"]["nodes"]
+        assert code == 0 and [n["id"] for n in listed] == ["ok"]
+        code, out, _ = await run_cli("nodes", "--endpoints", frontend.address, "-o", "json")
+        everything = json.loads(out)["datacenters"]["dc1"]["nodes"]
+        assert {n["id"]: n["health"] for n in everything} == {"ok": "UNCHECKED", "sick": "FAILING"}
+
+        await register(stub, passing, token=sick.token)
+        added = json.loads(await read_line(process))
+        assert (added["type"], added["node"]["id"]) == ("ADDED", "sick")
+        code, _, _ = await interrupt(process)
+    assert code == 0
+
+
 async def test_health_and_errors_a_person_can_act_on(start_frontend):
     frontend = await start_frontend()
     code, out, _ = await run_cli("health", "--endpoints", frontend.address)
