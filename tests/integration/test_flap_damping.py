@@ -17,6 +17,7 @@ import pytest
 
 from client_sdk import (
     Check,
+    EventStream,
     EventType,
     Health,
     Node,
@@ -53,10 +54,9 @@ CHECK = Check.grpc(
 )
 
 
-async def _events_of(client: RegistryClient, node_id: str, seen: list[NodeEvent]) -> None:
+async def _events_of(events: EventStream, node_id: str, seen: list[NodeEvent]) -> None:
     """Every event a subscriber of the node's type gets about it, until cancelled."""
-    watch = await client.watch_nodes(Scope.of(types="flap"))
-    async for event in watch.events():
+    async for event in events:
         if event.node.id == node_id:
             seen.append(event)
 
@@ -66,53 +66,57 @@ async def test_a_node_flapping_for_a_minute_costs_its_subscribers_a_tenth_of_the
 ):
     service = await GrpcHealthServer().start()
     await service.set("flappy", True)
-    check = dataclasses.replace(CHECK, port=service.port)
-    # Two registries side by side (two prefixes of one etcd), probing the same flapping service:
-    # the baseline without damping, measured in the same run.
-    plain = await start_frontend(
-        etcd_prefix=f"/{cluster}-plain/", damping_suppress_penalty=0, **SCALED
-    )
-    damped = await start_frontend(etcd_prefix=f"/{cluster}-damped/", **SCALED)
-    seen: dict[str, list[NodeEvent]] = {"plain": [], "damped": []}
-    readers = []
-    async with (
-        RegistryClient(plain.address, config=FAST) as plain_client,
-        RegistryClient(damped.address, config=FAST) as damped_client,
-    ):
-        for name, client in (("plain", plain_client), ("damped", damped_client)):
-            node = Node("f1", "flap", "dc1", f"127.0.0.1:{free_port()}")
-            await client.register(node, checks=[check])
-            readers.append(asyncio.create_task(_events_of(client, "f1", seen[name])))
-        await eventually(lambda: len(seen["plain"]) and len(seen["damped"]), message="snapshots")
-        await eventually(lambda: service.probes.count("flappy") >= 8, message="probed by both")
-        before = {name: len(events) for name, events in seen.items()}
+    try:
+        check = dataclasses.replace(CHECK, port=service.port)
+        # Two registries side by side (two prefixes of one etcd), probing the same flapping service:
+        # the baseline without damping, measured in the same run.
+        plain = await start_frontend(
+            etcd_prefix=f"/{cluster}-plain/", damping_suppress_penalty=0, **SCALED
+        )
+        damped = await start_frontend(etcd_prefix=f"/{cluster}-damped/", **SCALED)
+        seen: dict[str, list[NodeEvent]] = {"plain": [], "damped": []}
+        readers = []
+        async with (
+            RegistryClient(plain.address, config=FAST) as plain_client,
+            RegistryClient(damped.address, config=FAST) as damped_client,
+        ):
+            for name, client in (("plain", plain_client), ("damped", damped_client)):
+                # Subscribed before the node registers: its registration is the first event.
+                watch = await client.watch_nodes(Scope.of(types="flap"))
+                readers.append(asyncio.create_task(_events_of(watch.events(), "f1", seen[name])))
+                node = Node("f1", "flap", "dc1", f"127.0.0.1:{free_port()}")
+                await client.register(node, checks=[check])
+            await eventually(lambda: len(seen["plain"]) and len(seen["damped"]), message="ADDED")
+            await eventually(lambda: service.probes.count("flappy") >= 8, message="probed by both")
+            before = {name: len(events) for name, events in seen.items()}
 
-        # 1. Sixty flips, one every FLIP_SECONDS: failing, serving, failing, ...
-        for flip in range(FLIPS):
-            await service.set("flappy", flip % 2 == 1)
-            await asyncio.sleep(FLIP_SECONDS)  # the flapping itself is the scenario's clock
-        await asyncio.sleep(4 * CHECK.interval_seconds + 1)  # the last flip's write lands
-        for reader in readers:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        counts = {name: len(events) - before[name] for name, events in seen.items()}
+            # 1. Sixty flips, one every FLIP_SECONDS: failing, serving, failing, ...
+            for flip in range(FLIPS):
+                await service.set("flappy", flip % 2 == 1)
+                await asyncio.sleep(FLIP_SECONDS)  # the flapping itself is the scenario's clock
+            await asyncio.sleep(4 * CHECK.interval_seconds + 1)  # the last flip's write lands
+            for reader in readers:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            counts = {name: len(events) - before[name] for name, events in seen.items()}
 
-    # 2. Without damping every flip reached the subscriber; with it, a tenth at most.
-    assert counts["plain"] >= FLIPS // 2, counts
-    assert counts["damped"] <= counts["plain"] / 10, counts
-    last = seen["damped"][-1]
-    assert (last.type, last.node.health, last.node.damped) == (
-        EventType.UPDATED,
-        Health.FAILING,
-        True,
-    )
-    # 3. Audited and counted: the damping in the node's trail, the held flips in the keeper's.
-    trail = await damped.operations.audit(NodeKey("dc1", "flap", "f1"))
-    assert [entry.cause for entry in trail].count(AuditCause.DAMPED) == 1
-    assert damped.health_checks.stats.damped_flaps >= FLIPS // 2
-    assert plain.health_checks.stats.damped_flaps == 0
-    await service.stop()
+        # 2. Without damping every flip reached the subscriber; with it, a tenth at most.
+        assert counts["plain"] >= FLIPS // 2, counts
+        assert counts["damped"] <= counts["plain"] / 10, counts
+        last = seen["damped"][-1]
+        assert (last.type, last.node.health, last.node.damped) == (
+            EventType.UPDATED,
+            Health.FAILING,
+            True,
+        )
+        # 3. Audited and counted: the damping in the node's trail, the held flips in the keeper's.
+        trail = await damped.operations.audit(NodeKey("dc1", "flap", "f1"))
+        assert [entry.cause for entry in trail].count(AuditCause.DAMPED) == 1
+        assert damped.health_checks.stats.damped_flaps >= FLIPS // 2
+        assert plain.health_checks.stats.damped_flaps == 0
+    finally:
+        await service.stop()
 
 
 async def test_a_crash_loop_of_registrations_is_damped_then_released_once_it_stops(
