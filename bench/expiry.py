@@ -14,19 +14,15 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
-from bench.context import BenchContext
+from bench.harness import Bench
 from bench.leases import grant
+from bench.stats import percentile
 from registry_service.store._etcdpb import rpc_pb2 as etcd_pb
 from registry_service.store._etcdpb import rpc_pb2_grpc as etcd_grpc
 from registry_service.store.etcd_client import prefix_end
 
 SILENT_TTL = 3
 MASS_TTL = 10
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def removals(
@@ -51,7 +47,7 @@ async def removals(
     call.cancel()
 
 
-async def silent_nodes(bench: BenchContext, count: int, subscribers: int = 5) -> None:
+async def silent_nodes(bench: Bench, count: int, subscribers: int = 5) -> None:
     """`count` nodes registered a few milliseconds apart and never renewed, while another client
     keeps registering; each one's delay is from its Register reply + TTL to its REMOVED at the
     last of `subscribers` watchers (the lease starts before the reply: an upper bound)."""
@@ -96,7 +92,7 @@ async def silent_nodes(bench: BenchContext, count: int, subscribers: int = 5) ->
     )
 
 
-async def churn(bench: BenchContext) -> None:
+async def churn(bench: Bench) -> None:
     """Registrations running in the background: register then deregister, 8 at a time."""
 
     async def worker() -> None:
@@ -120,7 +116,7 @@ async def churn(bench: BenchContext) -> None:
             task.cancel()
 
 
-async def registered_and_renewed(bench: BenchContext, count: int) -> float:
+async def registered_and_renewed(bench: Bench, count: int) -> float:
     """Registers `count` nodes of type `mass` at TTL MASS_TTL in chunks, renewing every one
     registered so far after each chunk (registering them all takes longer than the TTL), then
     once more; returns when that last round ended: every lease expires at most TTL later."""
@@ -147,14 +143,12 @@ async def registered_and_renewed(bench: BenchContext, count: int) -> float:
     return ended
 
 
-async def put_leased(
-    bench: BenchContext, prefix: bytes, pending: Iterator[tuple[int, int]]
-) -> None:
+async def put_leased(bench: Bench, prefix: bytes, pending: Iterator[tuple[int, int]]) -> None:
     for i, lease in pending:
         await bench.etcd_client.kv.put(prefix + str(i).encode(), b"x", lease)
 
 
-async def leased_and_renewed(bench: BenchContext, count: int, prefix: bytes) -> float:
+async def leased_and_renewed(bench: Bench, count: int, prefix: bytes) -> float:
     """The same for bare etcd: leased keys in chunks, every lease renewed after each chunk."""
     leases: list[int] = []
     for start in range(0, count, 1000):
@@ -168,7 +162,7 @@ async def leased_and_renewed(bench: BenchContext, count: int, prefix: bytes) -> 
     return time.monotonic()
 
 
-async def mass_expiry(bench: BenchContext, count: int) -> None:
+async def mass_expiry(bench: Bench, count: int) -> None:
     """`count` registrations renewed together, then silent: from the end of that last round plus
     the TTL to the last REMOVED (the budget is raised for this figure: bench frontend settings).
     The baseline is etcd alone: as many leased keys, renewed together, until etcd deleted the
@@ -222,7 +216,7 @@ async def mass_expiry(bench: BenchContext, count: int) -> None:
 
 
 async def etcd_deletes(
-    bench: BenchContext, prefix: bytes, deleted: list[float], count: int, done: asyncio.Event
+    bench: Bench, prefix: bytes, deleted: list[float], count: int, done: asyncio.Event
 ) -> None:
     call = bench.etcd_client.connection.stub(etcd_grpc.WatchStub).Watch()
     await call.write(

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import secrets
-import socket
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -22,18 +19,11 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
+from bench.harness import Bench
+from bench.stack import start_etcd, start_frontend
+from bench.stats import quantile_inclusive
+from bench.system import free_port
 from registry_service.process.embedded_etcd import EtcdServer
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _quantile(values: list[float], q: int) -> float:
-    """The q-th percentile (q 50 or 99), as `statistics.quantiles` cuts the sample."""
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 class Arrivals:
@@ -76,48 +66,26 @@ class Arrivals:
 
 
 async def _frontend(
-    bench: Any, etcd: EtcdServer, name: str, port: int, remote: str, log: Path
+    bench: Bench, etcd: EtcdServer, name: str, port: int, remote: str, log: Path
 ) -> str:
-    process = bench.processes.start(
-        "-m",
-        "registry_service",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--etcd-endpoints",
+    frontend = await start_frontend(
+        bench.processes,
         etcd.endpoint,
-        "--cluster",
-        "bench-federation",
-        "--workers",
-        "1",
-        "--datacenter",
-        name,
-        "--remote-datacenters",
-        remote,
-        log=log,
+        log,
+        cluster="bench-federation",
+        listen=f"127.0.0.1:{port}",
+        extra=("--datacenter", name, "--remote-datacenters", remote),
     )
-    line = await asyncio.to_thread(process.stdout.readline)
-    return str(re.search(r"serving on (\S+)", line).group(1))  # type: ignore[union-attr]
+    return frontend.target
 
 
-async def cross_datacenter(bench: Any) -> None:
-    """Adds the cross-datacenter figures (p50, p99) to the bench's results (bench.run.Bench), the
-    same changes' delivery in their own datacenter as their baseline."""
+async def cross_datacenter(bench: Bench) -> None:
+    """Adds the cross-datacenter figures (p50, p99) to the bench's results, the same changes'
+    delivery in their own datacenter as their baseline."""
     changes = bench.config["changes"]
     print(f"cross-datacenter propagation ({changes} changes)", flush=True)
-    etcd2 = EtcdServer(
-        data_dir=bench.workdir / "etcd-dc2",
-        client_port=_port(),
-        peer_port=_port(),
-        name="bench-dc2",
-    )
-    etcd2.start()
-    await asyncio.to_thread(etcd2.wait_ready)
-    ports = {"dc1": _port(), "dc2": _port()}
+    etcd2 = await start_etcd(bench.workdir / "etcd-dc2", name="bench-dc2")
+    ports = {"dc1": free_port(), "dc2": free_port()}
     try:
         dc1 = await _frontend(
             bench,
@@ -156,9 +124,9 @@ async def cross_datacenter(bench: Any) -> None:
     for q in (50, 99):
         bench.results.add(
             f"cross-datacenter change->subscriber in the other datacenter p{q}",
-            _quantile(other, q) * 1000,
+            quantile_inclusive(other, q) * 1000,
             "ms",
             "same datacenter",
-            _quantile(same, q) * 1000,
+            quantile_inclusive(same, q) * 1000,
             changes=changes,
         )

@@ -1,5 +1,5 @@
-"""The services the health-check benchmark checks (bench/health.py), in a process of their own so
-that their CPU is not the frontends': one grpc.aio server serving grpc.health.v1 on `ports`
+"""The services the health-check benchmark checks (bench/health_checks.py), in a process of their
+own so that their CPU is not the frontends': one grpc.aio server serving grpc.health.v1 on `ports`
 loopback ports, every node's service (`n0`, `n1`, ...) SERVING until told otherwise.
 
     python -m bench.health_targets PORTS

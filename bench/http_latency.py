@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -23,10 +24,7 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
-from registry_service.process.embedded_etcd import EtcdServer
-from tests.support.http_api import EventStream
-from tests.support.ports import free_port
-from tests.support.waiting import eventually
+from bench.stack import start_etcd
 
 
 def _summary(name: str, seconds: list[float]) -> str:
@@ -38,18 +36,50 @@ def _summary(name: str, seconds: list[float]) -> str:
     )
 
 
-async def _grpc_watch(
-    stub: registry_pb2_grpc.RegistryStub, arrivals: dict[int, list[float]]
-) -> None:
+class Arrivals:
+    """When each client got each revision; wakes whoever waits for a count."""
+
+    def __init__(self) -> None:
+        self.at: dict[int, list[float]] = {}
+        self.snapshots = 0
+        self._changed = asyncio.Condition()
+
+    async def saw(self, revision: int | None) -> None:
+        """A delta of `revision` arrived now (None: a snapshot)."""
+        async with self._changed:
+            if revision is None:
+                self.snapshots += 1
+            else:
+                self.at.setdefault(revision, []).append(time.monotonic())
+            self._changed.notify_all()
+
+    async def wait(self, enough: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(enough)
+
+
+async def _grpc_watch(stub: registry_pb2_grpc.RegistryStub, arrivals: Arrivals) -> None:
     async for message in stub.WatchNodes(pb.WatchNodesRequest(scope=pb.Scope(types=["bench"]))):
         if message.HasField("delta"):
-            arrivals.setdefault(message.delta.revision, []).append(time.monotonic())
+            await arrivals.saw(message.delta.revision)
 
 
-async def _sse_watch(stream: EventStream, arrivals: dict[int, list[float]]) -> None:
-    while (event := await stream.next(timeout=600)) is not None:
-        if event.name == "delta" and event.id is not None:
-            arrivals.setdefault(event.id, []).append(time.monotonic())
+async def _sse_watch(session: aiohttp.ClientSession, url: str, arrivals: Arrivals) -> None:
+    """One /v1/watch event stream: `event:` and `id:` lines, an event ends at an empty line."""
+    headers = {"Accept": "text/event-stream"}
+    async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout()) as response:
+        fields: dict[str, str] = {}
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            if line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+                continue
+            if fields.get("event") == "snapshot":
+                await arrivals.saw(None)
+            elif fields.get("event") == "delta" and fields.get("id"):
+                await arrivals.saw(int(fields["id"].split(",")[0]))
+            fields = {}
 
 
 async def _blocking_read(session: aiohttp.ClientSession, url: str, index: int) -> float:
@@ -60,10 +90,7 @@ async def _blocking_read(session: aiohttp.ClientSession, url: str, index: int) -
 
 async def run(streams: int, changes: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        port = free_port()
-        etcd = EtcdServer(data_dir=Path(directory) / "etcd", client_port=port, peer_port=port + 1)
-        etcd.start()
-        etcd.wait_ready()
+        etcd = await start_etcd(Path(directory) / "etcd")
         frontend = subprocess.Popen(
             [sys.executable, "-m", "registry_service", "serve", "--listen", "127.0.0.1:0",
              "--admin-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--workers", "1",
@@ -83,19 +110,19 @@ async def run(streams: int, changes: int) -> None:
 
 
 async def _measure(target: str, api: str, streams: int, changes: int) -> None:
-    sse: dict[int, list[float]] = {}
-    grpc_arrivals: dict[int, list[float]] = {}
+    sse, grpc_arrivals = Arrivals(), Arrivals()
     blocking: list[float] = []
     channel = grpc.aio.insecure_channel(target)
     stub = registry_pb2_grpc.RegistryStub(channel)
-    events = [await EventStream.open(f"{api}/v1/watch?type=bench") for _ in range(streams)]
-    for stream in events:
-        await stream.next_change()  # the snapshot
-    readers = [asyncio.create_task(_sse_watch(s, sse)) for s in events]
-    watchers = [asyncio.create_task(_grpc_watch(stub, grpc_arrivals)) for _ in range(streams)]
-    url = f"{api}/v1/nodes?type=bench&consistency=cached"
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
+        readers = [
+            asyncio.create_task(_sse_watch(session, f"{api}/v1/watch?type=bench", sse))
+            for _ in range(streams)
+        ]
+        await sse.wait(lambda: sse.snapshots >= streams, timeout=60)
+        watchers = [asyncio.create_task(_grpc_watch(stub, grpc_arrivals)) for _ in range(streams)]
+        url = f"{api}/v1/nodes?type=bench&consistency=cached"
         await asyncio.sleep(1)  # the gRPC streams' snapshots (not timed)
         for index in range(changes):
             async with session.get(url) as response:
@@ -108,25 +135,18 @@ async def _measure(target: str, api: str, streams: int, changes: int) -> None:
             started = time.monotonic()
             answer = await stub.Register(pb.RegisterRequest(node=node, ttl_seconds=60))
             blocking.extend(t - started for t in await asyncio.gather(*reads))
-            await eventually(
-                lambda revision=answer.revision: (
-                    len(sse.get(revision, [])) >= streams
-                    and len(grpc_arrivals.get(revision, [])) >= streams
-                ),
-                timeout=60,
-                interval=0.005,
-                message="every stream has the change",
-            )
-            sse[answer.revision] = [t - started for t in sse[answer.revision]]
-            grpc_arrivals[answer.revision] = [t - started for t in grpc_arrivals[answer.revision]]
-    for task in (*readers, *watchers):
-        task.cancel()
-    for stream in events:
-        await stream.close()
+            revision = answer.revision
+            for arrivals in (sse, grpc_arrivals):
+                await arrivals.wait(
+                    lambda a=arrivals, r=revision: len(a.at.get(r, [])) >= streams, timeout=60
+                )
+                arrivals.at[revision] = [t - started for t in arrivals.at[revision]]
+        for task in (*readers, *watchers):
+            task.cancel()
     await channel.close()
     print(f"{streams} clients of each kind, {changes} registrations, one frontend process")
-    print(_summary("gRPC WatchNodes", [t for ts in grpc_arrivals.values() for t in ts]))
-    print(_summary("SSE /v1/watch", [t for ts in sse.values() for t in ts]))
+    print(_summary("gRPC WatchNodes", [t for ts in grpc_arrivals.at.values() for t in ts]))
+    print(_summary("SSE /v1/watch", [t for ts in sse.at.values() for t in ts]))
     print(_summary("blocking /v1/nodes", blocking))
 
 

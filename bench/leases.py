@@ -10,12 +10,12 @@ import contextlib
 import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 
-from bench.context import BenchContext
+from bench.harness import Bench
 
 TTL = 10
 
 
-async def hold(bench: BenchContext, kind: str, target: str, lines: list[str]) -> dict[str, float]:
+async def hold(bench: Bench, kind: str, target: str, lines: list[str]) -> dict[str, float]:
     """Runs the renewer processes of `kind` over `lines` for the profile's hold time; the CPU
     share (cores) the frontend and etcd used meanwhile, and the renewals refused."""
     count = bench.config["processes"]
@@ -51,7 +51,7 @@ async def hold(bench: BenchContext, kind: str, target: str, lines: list[str]) ->
             process.wait()
 
 
-async def lease_figures(bench: BenchContext, nodes: int) -> None:
+async def lease_figures(bench: Bench, nodes: int) -> None:
     print(f"keepalive of {nodes} registrations at TTL {TTL}", flush=True)
     registered, _ = await bench.register_many(nodes, TTL, "lease")
     watcher = bench.stub.WatchNodes(pb.WatchNodesRequest(scope=pb.Scope(types=["lease"])))
@@ -115,7 +115,7 @@ async def lease_figures(bench: BenchContext, nodes: int) -> None:
     bench.results.goal(f"zero false expiry ({nodes} leases)", removed[0] == 0, f"{removed[0]}")
 
 
-async def deregister(bench: BenchContext, registered: list[pb.RegisterResponse]) -> None:
+async def deregister(bench: Bench, registered: list[pb.RegisterResponse]) -> None:
     """Deregistered rather than left to expire: their evictions would otherwise run behind the
     figures that follow."""
     pending = iter(registered)
@@ -130,7 +130,7 @@ async def deregister(bench: BenchContext, registered: list[pb.RegisterResponse])
     await asyncio.gather(*(worker() for _ in range(64)))
 
 
-async def grant(bench: BenchContext, count: int, ttl: int = TTL) -> list[int]:
+async def grant(bench: Bench, count: int, ttl: int = TTL) -> list[int]:
     leases: list[int] = []
     pending = iter(range(count))
 
@@ -142,7 +142,7 @@ async def grant(bench: BenchContext, count: int, ttl: int = TTL) -> list[int]:
     return leases
 
 
-async def revoke(bench: BenchContext, leases: list[int]) -> None:
+async def revoke(bench: Bench, leases: list[int]) -> None:
     pending = iter(leases)
 
     async def worker() -> None:

@@ -2,11 +2,12 @@
 change to N WatchNodes subscribers in the same run; and many changes to 100 xDS clients, each
 client's endpoint set checked against the registry's view after every quiet period.
 
-The clients are raw ADS streams (state of the world, as grpcio's client), many to a process:
-each subscribes to one endpoints resource, checks every assignment as a stock client would
-(parses, its name, IP endpoints, weights, priorities from 0) and ACKs it, or NACKs it saying why.
+The rows are two families of `make bench` (`python -m bench.run --only xds,xds-churn`), run on
+the main frontend while it has one worker. The clients are raw ADS streams (state of the world,
+as grpcio's client), many to a process: each subscribes to one endpoints resource, checks every
+assignment as a stock client would (parses, its name, IP endpoints, weights, priorities from 0)
+and ACKs it, or NACKs it saying why.
 
-    python -m bench.xds [--quick | --smoke] [--only fanout|churn]   the xDS figures alone
     python -m bench.xds clients KIND TARGET NAME STREAMS      one client process (KIND xds|watch)
 
 A client process prints `ready <n>` once its streams are open, then `seen <id> <time>` when every
@@ -29,7 +30,7 @@ import secrets
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
@@ -39,8 +40,11 @@ from google.rpc import status_pb2
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
-from bench.context import BenchContext
+from bench.stats import percentile
 from bench.subscribers import Tally, open_with_retry
+
+if TYPE_CHECKING:  # a client process needs none of the harness
+    from bench.harness import Bench
 
 ENDPOINTS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
@@ -221,7 +225,7 @@ async def clients_main(kind: str, target: str, name: str, streams: int) -> None:
 class ClientFleet:
     """Client processes holding `total` streams; what they print, as it comes."""
 
-    def __init__(self, bench: BenchContext, kind: str, name: str, total: int, count: int) -> None:
+    def __init__(self, bench: Bench, kind: str, name: str, total: int, count: int) -> None:
         per = [total // count + (1 if i < total % count else 0) for i in range(count)]
         self.processes = [
             bench.processes.start(
@@ -300,12 +304,7 @@ class ClientFleet:
             reader.cancel()
 
 
-def _quantile(values: list[float], q: int) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
-async def _one_change(bench: BenchContext, fleet: ClientFleet, node_type: str) -> float:
+async def _one_change(bench: Bench, fleet: ClientFleet, node_type: str) -> float:
     """Registers one node and times it until every client of the fleet has it; deregisters it
     and waits until every client lost it (the assignment stays small, as the WatchNodes deltas
     are)."""
@@ -327,7 +326,7 @@ async def _one_change(bench: BenchContext, fleet: ClientFleet, node_type: str) -
     return latency
 
 
-async def xds_fanout(bench: BenchContext, clients: int) -> None:
+async def xds_fanout(bench: Bench, clients: int) -> None:
     """Both fleets open at once, each on a node type of its own; the changes alternate between
     them, so that both are measured through the same moments of a noisy machine."""
     changes, count = bench.config["changes"], bench.config["processes"]
@@ -347,15 +346,15 @@ async def xds_fanout(bench: BenchContext, clients: int) -> None:
     for q in (50, 99):
         bench.results.add(
             f"change->last of {clients} xDS clients updated p{q}",
-            _quantile(figures["xds"], q) * 1000,
+            percentile(figures["xds"], q) * 1000,
             "ms",
             f"{clients} WatchNodes subscribers",
-            _quantile(figures["watch"], q) * 1000,
+            percentile(figures["watch"], q) * 1000,
             clients=clients,
             changes=changes,
             opens_shed_and_retried=fleets["xds"].reopened,
         )
-    ours, base = _quantile(figures["xds"], 99), _quantile(figures["watch"], 99)
+    ours, base = percentile(figures["xds"], 99), percentile(figures["watch"], 99)
     if clients >= 1000:
         bench.results.goal(
             f"change->last of {clients:,} xDS clients p99 <= 1.2x {clients:,} WatchNodes "
@@ -366,7 +365,7 @@ async def xds_fanout(bench: BenchContext, clients: int) -> None:
 
 
 async def _churn_once(
-    bench: BenchContext, pool: dict[str, pb.RegisterResponse], rng: random.Random, serial: int
+    bench: Bench, pool: dict[str, pb.RegisterResponse], rng: random.Random, serial: int
 ) -> None:
     """One change: a node joins, changes (weight, zone, DRAINING) or leaves."""
     if pool and (len(pool) >= POOL_NODES or rng.random() < 0.4):
@@ -407,7 +406,7 @@ async def _churn_once(
     )
 
 
-async def xds_churn(bench: BenchContext, clients: int, changes: int, burst: int = 100) -> None:
+async def xds_churn(bench: Bench, clients: int, changes: int, burst: int = 100) -> None:
     """`changes` changes in bursts of `burst`, one after another; after each burst, every
     client's endpoint set must equal the registry's view (a LINEARIZABLE GetNodes)."""
     print(f"xDS churn: {changes} changes, {clients} clients", flush=True)
@@ -442,7 +441,7 @@ async def xds_churn(bench: BenchContext, clients: int, changes: int, burst: int 
     nacks = sum(fleet.nacks.values())
     bench.results.add(
         f"{changes} changes with {clients} xDS clients: converged after each quiet period, p99",
-        _quantile(quiet, 99) * 1000,
+        percentile(quiet, 99) * 1000,
         "ms",
         clients=clients,
         changes=changes,
@@ -459,54 +458,20 @@ async def xds_churn(bench: BenchContext, clients: int, changes: int, burst: int 
     )
 
 
-XDS_PROFILES = {
-    "smoke": {"clients": 10, "churn_clients": 5, "churn_changes": 200},
-    "quick": {"clients": 1000, "churn_clients": 100, "churn_changes": 2000},
-    "full": {"clients": 1000, "churn_clients": 100, "churn_changes": 10000},
-}
-
-
-async def xds_figures(bench: BenchContext, profile: str, only: str = "") -> None:
-    """Every xDS row of `make bench` (hook: `await xds_figures(self, self.profile)` in the
-    runner, on the one-worker frontend); `only`: "fanout" or "churn"."""
-    settings = XDS_PROFILES[profile]
+async def xds_figures(bench: Bench, only: str = "") -> None:
+    """Every xDS row at the profile's sizes (`bench.config["xds"]`), on the main frontend (one
+    worker); `only`: "fanout" or "churn"."""
+    sizes = bench.config["xds"]
     if only in ("", "fanout"):
-        await xds_fanout(bench, settings["clients"])
+        await xds_fanout(bench, sizes["clients"])
     if only in ("", "churn"):
-        await xds_churn(bench, settings["churn_clients"], settings["churn_changes"])
-
-
-async def main() -> None:
-    """The xDS figures alone: the runner's own etcd, frontend and table."""
-    import argparse
-    import json
-    import tempfile
-    from pathlib import Path
-
-    from bench.run import REPO, Bench, report
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--only", choices=("fanout", "churn"), default="")
-    parser.add_argument("--output", default=str(REPO / "bench" / "results"))
-    args = parser.parse_args()
-    profile = "smoke" if args.smoke else "quick" if args.quick else "full"
-    with tempfile.TemporaryDirectory(prefix="noderegistry-bench-xds-") as workdir:
-        bench = Bench(profile, Path(workdir))
-        await bench.start()
-        try:
-            await xds_figures(bench, profile, args.only)
-        finally:
-            await bench.close()
-    document = report(bench.results, None)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / f"xds-latest-{profile}.json").write_text(json.dumps(document, indent=2))
+        await xds_churn(bench, sizes["churn_clients"], sizes["churn_changes"])
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "clients":
-        asyncio.run(clients_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])))
-    else:
-        asyncio.run(main())
+    if len(sys.argv) != 6 or sys.argv[1] != "clients":
+        raise SystemExit(
+            "usage: python -m bench.xds clients KIND TARGET NAME STREAMS "
+            "(the xDS rows: python -m bench.run [--quick] --only xds,xds-churn)"
+        )
+    asyncio.run(clients_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])))

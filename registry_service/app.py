@@ -41,6 +41,7 @@ from registry_service.hub.operator_state import OperatorState
 from registry_service.hub.remote_view import RemoteViews
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.listeners import Listener, Listeners
+from registry_service.metrics import Metrics
 from registry_service.part_configs import PartConfigs
 from registry_service.placement import Placement
 from registry_service.probes import NetworkProber
@@ -59,7 +60,6 @@ from registry_service.startup import ServeError, one_line
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient
 from registry_service.store.etcd_control import EtcdControlStore
-from registry_service.telemetry.metrics import Metrics
 from registry_service.web.admin import AdminServer
 from registry_service.web.admin_config import AdminConfig
 from registry_service.web.admin_control import cluster_convergence

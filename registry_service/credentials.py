@@ -26,10 +26,10 @@ from typing import Any
 
 import grpc
 
-from registry_service.bearer_tokens import TokenTable
-from registry_service.certificates import CertificateExpiry, expiry_problem, file_validity
-from registry_service.credential_files import CredentialFiles, Reloadable
 from registry_service.rpc.server import ServerCertificates
+from registry_service.security.bearer_tokens import TokenTable
+from registry_service.security.certificates import CertificateExpiry, expiry_problem, file_validity
+from registry_service.security.credential_files import CredentialFiles, Reloadable
 from registry_service.settings import Settings
 from registry_service.startup import check_tls_files
 from registry_service.store.etcd_client.connection import EtcdConnection, load_credentials

@@ -1,11 +1,11 @@
 """What the machine gives a frontend: how many CPUs it may use, and whether it serves a container.
 
-Two defaults depend on it (settings.py). Workers: one per CPU the process may use, which inside a
-container is its cgroup CPU quota (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`)
-rather than the host's core count: four workers throttled to one CPU's quota stall each other.
-Listen addresses: a container's server is reached through its network interface (`docker run -p`,
-a Kubernetes Service), so there the defaults are 0.0.0.0. Outside a container they stay on
-loopback.
+Two defaults depend on it (settings/fields.py). Workers: one per CPU the process may use, which
+inside a container is its cgroup CPU quota (cgroup v2 `cpu.max`, v1
+`cpu.cfs_quota_us`/`cpu.cfs_period_us`) rather than the host's core count: four workers
+throttled to one CPU's quota stall each other. Listen addresses: a container's server is reached
+through its network interface (`docker run -p`, a Kubernetes Service), so there the defaults are
+0.0.0.0. Outside a container they stay on loopback.
 
 "A container" means our image (its Dockerfile sets `NODEREGISTRY_CONTAINER=1`) or a Kubernetes pod
 (the kubelet always sets `KUBERNETES_SERVICE_HOST`), not merely "a container runtime file exists":

@@ -12,8 +12,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from registry_service.bearer_tokens import TokenFileError, TokenTable
 from registry_service.datacenters import Datacenters, DatacentersError
+from registry_service.security.bearer_tokens import TokenFileError, TokenTable
 from registry_service.settings import Settings, env_name
 
 

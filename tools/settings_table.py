@@ -1,4 +1,4 @@
-"""Rewrites the configuration table in README.md from registry_service/settings.py."""
+"""Rewrites the configuration table in README.md from registry_service/settings/fields.py."""
 
 from pathlib import Path
 

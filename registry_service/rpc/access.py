@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 import grpc
 import grpc.aio
 
-from registry_service.bearer_tokens import TokenTable
 from registry_service.errors import ResourceExhaustedError
+from registry_service.security.bearer_tokens import TokenTable
 
 _SERVICE = "/noderegistry.v1.Registry/"
 METHOD_SCOPES = {

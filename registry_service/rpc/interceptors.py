@@ -2,7 +2,7 @@
 Registry or xDS call without a token that names its method's operation is refused before any
 request is read (`AuthInterceptor`).
 
-The metrics themselves are defined in telemetry/metrics.py; which scope each method needs is
+The metrics themselves are defined in metrics.py; which scope each method needs is
 rpc/access.py's table. Both interceptors wrap a handler in a new one of the same kind through
 rpc/handler_kinds.py. Health checking and reflection never need a token (probes cannot present
 one), but they are counted like every RPC.
@@ -21,13 +21,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from registry_service.bearer_tokens import (
-    NO_TOKEN_MESSAGE,
-    UNKNOWN_TOKEN_MESSAGE,
-    Presented,
-    Principal,
-    TokenTable,
-)
+from registry_service.metrics import Metrics
 from registry_service.rpc.access import METHOD_SCOPES
 from registry_service.rpc.handler_kinds import (
     Behaviour,
@@ -36,9 +30,15 @@ from registry_service.rpc.handler_kinds import (
     kind_of,
     rewrapped,
 )
+from registry_service.security.bearer_tokens import (
+    NO_TOKEN_MESSAGE,
+    UNKNOWN_TOKEN_MESSAGE,
+    Presented,
+    Principal,
+    TokenTable,
+)
 from registry_service.telemetry import tracing
 from registry_service.telemetry.logs import request_id
-from registry_service.telemetry.metrics import Metrics
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
 

@@ -23,7 +23,6 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 
-from registry_service.bearer_tokens import TokenTable
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
 from registry_service.domain import (
@@ -38,11 +37,12 @@ from registry_service.errors import (
     UnauthenticatedError,
 )
 from registry_service.failpoints import failpoint
-from registry_service.permissions import ANYONE, Caller, require_caller
+from registry_service.metrics import Metrics
 from registry_service.rpc import convert
 from registry_service.rpc.access import StreamCounter, TokenBucket, peer_identity
 from registry_service.rpc.status import status_of
-from registry_service.telemetry.metrics import Metrics
+from registry_service.security.bearer_tokens import TokenTable
+from registry_service.security.permissions import ANYONE, Caller, require_caller
 
 _KEEPALIVE_IN_FLIGHT_PER_STREAM = 256
 _STOP = object()

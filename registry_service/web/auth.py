@@ -38,13 +38,13 @@ from typing import Any, TypeVar
 import grpc
 from aiohttp import web
 
-from registry_service.bearer_tokens import (
+from registry_service.errors import PermissionDeniedError
+from registry_service.security.bearer_tokens import (
     UNKNOWN_TOKEN_MESSAGE,
     Presented,
     TokenTable,
 )
-from registry_service.errors import PermissionDeniedError
-from registry_service.permissions import ANYONE, Caller
+from registry_service.security.permissions import ANYONE, Caller
 from registry_service.web.edge import BEARER_CHALLENGE, error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json", "/", "/ui", "/favicon.ico"})

@@ -22,7 +22,7 @@ from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from registry_service.permissions import ANYONE, Caller
+from registry_service.security.permissions import ANYONE, Caller
 from registry_service.xds import resources
 from registry_service.xds.session import EndpointWatch, ResourceCache, Session, XdsParts
 

@@ -19,11 +19,11 @@ import grpc
 import grpc.aio
 from envoy.service.discovery.v3 import ads_pb2, ads_pb2_grpc, discovery_pb2
 
-from registry_service.bearer_tokens import TokenTable
 from registry_service.errors import ShuttingDownError
-from registry_service.permissions import Caller, require_caller
 from registry_service.rpc.access import StreamCounter, peer_identity
 from registry_service.rpc.edge import with_error_edge
+from registry_service.security.bearer_tokens import TokenTable
+from registry_service.security.permissions import Caller, require_caller
 from registry_service.xds.protocols import Incremental, StateOfTheWorld
 from registry_service.xds.session import ResourceCache, Session, XdsParts
 

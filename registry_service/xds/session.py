@@ -33,8 +33,8 @@ from registry_service.core.reads import Reads
 from registry_service.domain import Limits, WatchResume
 from registry_service.errors import PermissionDeniedError, SubscriptionNotFoundError
 from registry_service.hub.subscription import Subscription
-from registry_service.permissions import ANYONE, Caller
-from registry_service.telemetry.metrics import Metrics
+from registry_service.metrics import Metrics
+from registry_service.security.permissions import ANYONE, Caller
 from registry_service.xds import resources
 from registry_service.xds.names import Target, parse_name
 from registry_service.xds.watched import NodeSet

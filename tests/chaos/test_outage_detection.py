@@ -61,6 +61,13 @@ async def test_a_quorum_loss_fails_writes_before_their_deadline_and_marks_lists_
         await register(stub, node("n1"), ttl=60)
         assert await _readyz(admin) is None
 
+        async def view_has_n1() -> bool:
+            cached = await stub.GetNodes(pb.GetNodesRequest(consistency=pb.CONSISTENCY_CACHED))
+            return {n.id for dc in cached.datacenters for n in dc.nodes} == {"n1"}
+
+        # The frontend's view has n1 before the freeze (its watch may sit on a member frozen next,
+        # with n1's event not yet delivered).
+        await eventually(view_has_n1, message="the frontend's view has n1")
         frozen = r.members[:2]
         for member in frozen:
             member.pause()

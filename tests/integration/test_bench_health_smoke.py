@@ -1,5 +1,5 @@
-"""The health-check benchmark (bench/health.py) starts, measures with its baseline, and writes
-valid JSON (it asserts nothing about speed: tests never do)."""
+"""The health-check benchmark (bench/health_checks.py) starts, measures with its baseline, and
+writes valid JSON (it asserts nothing about speed: tests never do)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 async def test_the_smoke_health_benchmark_writes_its_table_and_json(tmp_path):
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "bench.health", "--smoke", "--output", str(tmp_path)),
+        *("-m", "bench.health_checks", "--smoke", "--output", str(tmp_path)),
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

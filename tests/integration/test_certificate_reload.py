@@ -30,7 +30,7 @@ from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-RELOADS = "registry_service.credential_files"
+RELOADS = "registry_service.security.credential_files"
 
 
 def reload_lines(caplog: pytest.LogCaptureFixture) -> list[str]:

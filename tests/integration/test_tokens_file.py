@@ -22,7 +22,7 @@ from tests.support.waiting import eventually, next_message
 
 pytestmark = pytest.mark.integration
 
-RELOADS = "registry_service.credential_files"
+RELOADS = "registry_service.security.credential_files"
 
 
 def replace_file(path: Path, text: str) -> None:

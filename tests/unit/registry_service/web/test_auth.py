@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp.test_utils import make_mocked_request
 
-from registry_service.bearer_tokens import TokenTable
+from registry_service.security.bearer_tokens import TokenTable
 from registry_service.web.auth import OPERATOR_HEADER, HttpAuth
 
 HEADERS = {

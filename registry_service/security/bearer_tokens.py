@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry_service.token_scopes import Grants, ScopeError, parse_scopes
+from registry_service.security.token_scopes import Grants, ScopeError, parse_scopes
 
 NO_TOKEN_MESSAGE = "no token: this registry requires a bearer token"
 UNKNOWN_TOKEN_MESSAGE = (

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from registry_service.core.health_keeper import HealthKeeper
     from registry_service.hub.watch_hub import WatchHub
 
-# The same buckets as the RPC latencies (telemetry/metrics.py).
+# The same buckets as the RPC latencies (metrics.py).
 _PROBE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 

@@ -17,7 +17,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from registry_service.certificate_dates import CertificateFormatError, Validity, validity_of_der
+from registry_service.security.certificate_dates import (
+    CertificateFormatError,
+    Validity,
+    validity_of_der,
+)
 
 _PEM_CERTIFICATES = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from registry_service.bearer_tokens import (
+from registry_service.domain import Limits, NodeKey, Scope
+from registry_service.errors import PermissionDeniedError, UnauthenticatedError
+from registry_service.security.bearer_tokens import (
     NO_TOKEN_MESSAGE,
     UNKNOWN_TOKEN_MESSAGE,
     Presented,
     Principal,
     TokenTable,
 )
-from registry_service.domain import Limits, NodeKey, Scope
-from registry_service.errors import PermissionDeniedError, UnauthenticatedError
-from registry_service.token_scopes import EVERYTHING, Grants
+from registry_service.security.token_scopes import EVERYTHING, Grants
 from registry_service.validation import validate_key, validate_scope
 
 

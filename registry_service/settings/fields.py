@@ -2,65 +2,33 @@
 
 Each field is `REGISTRY_<FIELD>` in the environment and `--<field-with-dashes>` on the command line
 (a flag beats the environment, which beats the default). The README's configuration table lists the
-same fields; a test keeps the two in step.
-
-Strict, because a setting that is silently ignored is worse than one refused (decision D32): a
-`REGISTRY_*` variable that names no setting is an error naming the closest one, a boolean is one of
-true/false/1/0/yes/no, and a malformed value names its variable. Secrets (`secret=True` below) also
-load from a file named by `REGISTRY_<NAME>_FILE` (Kubernetes and Docker secrets are files).
-Every refusal is a `SettingsError` whose message is one line; the CLI prints it and exits 1.
+same fields; a test keeps the two in step. How a value is read (strictly, D32) is
+settings/environment.py's job; this module says which settings there are.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import os
-import re
-import types
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, get_type_hints
+from dataclasses import dataclass
+from typing import Any
 
 from registry_service.domain import Limits
 from registry_service.host import Host
-
-ENV_PREFIX = "REGISTRY_"
-# REGISTRY_* variables that are not settings: failpoints.py's test instrument (D24).
-NOT_SETTINGS = frozenset({"REGISTRY_FAILPOINTS"})
-# What Kubernetes puts in every pod of a namespace with a Service named `registry` (or
-# `registry-...`): REGISTRY_SERVICE_HOST, REGISTRY_SERVICE_PORT[_<NAME>], REGISTRY_PORT_50051_TCP...
-# and REGISTRY_PORT=tcp://... (our Deployment turns them off with enableServiceLinks: false).
-_KUBERNETES_SERVICE_LINK = re.compile(
-    r"REGISTRY(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
-    r"|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)"
+from registry_service.settings.environment import (
+    read_arguments,
+    read_environ,
+    secret_variables,
+    table_rows,
+    with_arguments,
 )
-_KUBERNETES_PORT_URL = re.compile(r"(tcp|udp|sctp)://")
-_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-# Defaults that differ in a container (host.py): reachable through the container's interface.
+from registry_service.settings.environment import setting as _setting
+
 _CONTAINER_LISTEN = "0.0.0.0:50051"
 _CONTAINER_ADMIN_LISTEN = "0.0.0.0:9090"
 _CONTAINER_HTTP_LISTEN = "0.0.0.0:8080"
-
-
-class SettingsError(ValueError):
-    """A setting is unknown, malformed or unreadable; the message names it, on one line."""
-
-
-def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
-    return field(default=default, metadata={"help": help, "secret": secret})
-
-
-def env_name(name: str) -> str:
-    """The environment variable of a setting: `etcd_endpoints` -> `REGISTRY_ETCD_ENDPOINTS`."""
-    return f"{ENV_PREFIX}{name.upper()}"
-
-
-def file_env_name(name: str) -> str:
-    """The variable naming a file that holds a secret setting."""
-    return f"{env_name(name)}_FILE"
 
 
 @dataclass(frozen=True)
@@ -413,117 +381,23 @@ class Settings:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], defaults: Settings | None = None) -> Settings:
         """`defaults` overridden by the REGISTRY_* variables of `environ` (all must be known)."""
-        _reject_unknown(environ)
-        overrides = {}
-        for f in dataclasses.fields(cls):
-            raw = _environ_value(f, environ)
-            if raw is not None:
-                overrides[f.name] = _parse(f.name, raw, env_name(f.name))
-        return dataclasses.replace(defaults or cls(), **overrides)
+        return read_environ(cls, environ, defaults or cls())
 
 
-_TYPES = get_type_hints(Settings)
-_SECRETS = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["secret"])
-SECRET_FILE_VARIABLES = frozenset(file_env_name(name) for name in _SECRETS)
-
-
-def _known_variables() -> dict[str, str]:
-    """Every variable this module reads, by its name without the prefix."""
-    names = [env_name(f.name) for f in dataclasses.fields(Settings)] + sorted(SECRET_FILE_VARIABLES)
-    return {name.removeprefix(ENV_PREFIX): name for name in names}
-
-
-def _reject_unknown(environ: Mapping[str, str]) -> None:
-    known = _known_variables()
-    unknown = sorted(
-        name
-        for name, value in environ.items()
-        if name.startswith(ENV_PREFIX)
-        and name.removeprefix(ENV_PREFIX) not in known
-        and name not in NOT_SETTINGS
-        and not _KUBERNETES_SERVICE_LINK.fullmatch(name)
-        and not (name.endswith("_PORT") and _KUBERNETES_PORT_URL.match(value))
-    )
-    if not unknown:
-        return
-    described = []
-    for name in unknown:
-        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.6)
-        hint = f" (did you mean {known[close[0]]}?)" if close else ""
-        described.append(f"{name}{hint}")
-    raise SettingsError(
-        f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(described)}: "
-        "the README's configuration table lists every REGISTRY_* variable"
-    )
-
-
-def _environ_value(setting: dataclasses.Field[Any], environ: Mapping[str, str]) -> str | None:
-    """The raw value of a setting: its variable, or for a secret, the file its _FILE names."""
-    variable = env_name(setting.name)
-    file_variable = file_env_name(setting.name)
-    if not setting.metadata["secret"] or file_variable not in environ:
-        return environ.get(variable)
-    if variable in environ:
-        raise SettingsError(f"{variable} and {file_variable} are both set: keep one")
-    path = environ[file_variable]
-    try:
-        # A secret file usually ends with a newline that is not part of the secret.
-        return Path(path).read_text().rstrip("\r\n")
-    except OSError as err:
-        raise SettingsError(f"{file_variable}: cannot read {path} ({err.strerror})") from None
-
-
-def _parse(name: str, raw: str, source: str) -> Any:
-    """`raw` as the type of setting `name`; `source` (its variable or flag) names it in errors."""
-    kind = _TYPES[name]
-    if kind is bool:
-        value = _BOOLEANS.get(raw.strip().lower())
-        if value is None:
-            raise SettingsError(f"{source}: {raw!r} is not a boolean: use true/false/1/0/yes/no")
-        return value
-    try:
-        if kind is int:
-            return int(raw)
-        if kind is float:
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{source}: {raw!r} is not a valid {kind.__name__}") from None
-    if isinstance(kind, types.GenericAlias):  # tuple[str, ...]
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    return raw
+SECRET_FILE_VARIABLES = secret_variables(Settings)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds one --flag per setting; unset flags leave the value from the environment."""
-    for f in dataclasses.fields(Settings):
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            dest=f.name,
-            default=None,
-            metavar=f.name.upper(),
-            help=f"{f.metadata['help']} (env {env_name(f.name)}, default {f.default!r})",
-        )
+    with_arguments(Settings, parser)
 
 
 def apply_arguments(settings: Settings, namespace: argparse.Namespace) -> Settings:
     """`settings` overridden by the flags given in `namespace` (see add_arguments)."""
-    overrides = {
-        f.name: _parse(f.name, getattr(namespace, f.name), f"--{f.name.replace('_', '-')}")
-        for f in dataclasses.fields(Settings)
-        if getattr(namespace, f.name, None) is not None
-    }
+    overrides: dict[str, Any] = read_arguments(Settings, namespace)
     return dataclasses.replace(settings, **overrides)
 
 
 def markdown_table() -> str:
     """The README's configuration table, generated from the fields above."""
-    rows = ["| setting | flag | default | meaning |", "|---|---|---|---|"]
-    for f in dataclasses.fields(Settings):
-        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
-        meaning = f.metadata["help"]
-        if f.metadata["secret"]:
-            meaning += f"; or `{file_env_name(f.name)}`: a file holding it"
-        rows.append(
-            f"| `{env_name(f.name)}` | `--{f.name.replace('_', '-')}` | `{default}` | {meaning} |"
-        )
-    return "\n".join(rows)
+    return "\n".join(table_rows(Settings))

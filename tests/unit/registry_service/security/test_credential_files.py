@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from registry_service.certificate_dates import CertificateFormatError
-from registry_service.certificates import CertificateExpiry, expiry_problem, file_validity
-from registry_service.credential_files import CredentialFiles, Reloadable
+from registry_service.security.certificate_dates import CertificateFormatError
+from registry_service.security.certificates import CertificateExpiry, expiry_problem, file_validity
+from registry_service.security.credential_files import CredentialFiles, Reloadable
 
 
 def replace(path: Path, text: str) -> None:
@@ -47,7 +47,7 @@ class Loaded:
 
 
 def test_a_changed_file_is_applied_and_a_bad_one_keeps_the_last_good(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="registry_service.credential_files")
+    caplog.set_level(logging.INFO, logger="registry_service.security.credential_files")
     path = tmp_path / "credential"
     path.write_text("one")
     credential = Loaded(path)

@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from registry_service.domain import ChangeStage, NodeStatus, Scope
-from registry_service.telemetry.health_metrics import HealthCollector, ProbeMetrics
+from registry_service.health_metrics import HealthCollector, ProbeMetrics
 
 if TYPE_CHECKING:
     from registry_service.core.evictor import Evictor
@@ -160,7 +160,7 @@ class Metrics:
         )
 
         self.probes = ProbeMetrics(self.registry)
-        """The health checks' probes, by kind and result (telemetry/health_metrics.py)."""
+        """The health checks' probes, by kind and result (health_metrics.py)."""
 
     def attach_health(self, keeper: HealthKeeper, hub: WatchHub, evictor: Evictor) -> None:
         """Registers the collector of the health checks' state: this frontend's share and

@@ -5,7 +5,8 @@ server nor the SDK carries an X.509 library, so this walks the few DER fields in
 validity (RFC 5280 4.1). `serve` refuses an expired certificate of its own at start-up; the SDK
 names an expired client certificate when a frontend hangs up on it. The SDK and the service
 share no code but the generated stubs, so the module exists twice, word for word:
-registry_service/certificate_dates.py and client_sdk/_certificate_dates.py (a test compares).
+registry_service/security/certificate_dates.py and client_sdk/_certificate_dates.py (a test
+compares).
 """
 
 from __future__ import annotations

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from registry_service.bearer_tokens import Presented, TokenFileError, TokenTable
 from registry_service.domain import Limits, NodeKey, Scope
 from registry_service.errors import InvalidArgumentError, PermissionDeniedError
-from registry_service.permissions import ANYONE, Caller, caller_of
-from registry_service.token_scopes import (
+from registry_service.security.bearer_tokens import Presented, TokenFileError, TokenTable
+from registry_service.security.permissions import ANYONE, Caller, caller_of
+from registry_service.security.token_scopes import (
     Grant,
     ScopeError,
     glob_match,
