@@ -100,6 +100,10 @@ class RegistryClient(AsyncClosing):
             InvalidArgumentError: a field breaks the registry's rules (the message names it); a
                 missing field or a TTL out of range is refused before anything is sent.
             AlreadyExistsError: the node is registered live by another owner.
+            ResourceExhaustedError: the frontend refused it as overloaded for longer than
+                `ClientConfig.register_overload_wait_seconds` (each refusal is waited out for as
+                long as its retry pushback says; `retry_after_seconds` has the last one), or a
+                limit of the frontend without a pushback.
             RegistryUnavailableError: no frontend could be reached.
         """
         transport = self._transports.for_datacenter(getattr(node, "datacenter", ""))

@@ -27,6 +27,11 @@ class ClientConfig:
         bearer_token: sent as `authorization: Bearer <token>` on every call.
         retry_initial_seconds: first delay before retrying a failed renewal or re-registration.
         retry_max_seconds: longest such delay (retries never stop; the delay is jittered).
+        register_overload_wait_seconds: how long `register()` and `update()` keep sending a
+            Register that a frontend refused as overloaded (RESOURCE_EXHAUSTED with a retry
+            pushback), each time after the pushback it named, before they raise
+            ResourceExhaustedError; 0 raises at the first refusal. A registration that lost its
+            lease and registers again waits out refusals for as long as they last.
         sleep: the sleep used between retries (tests inject a fast one).
     """
 
@@ -37,11 +42,18 @@ class ClientConfig:
     bearer_token: str = ""
     retry_initial_seconds: float = 0.1
     retry_max_seconds: float = 5.0
+    register_overload_wait_seconds: float = 60.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def __post_init__(self) -> None:
         _require(self, "call_timeout_seconds", self.call_timeout_seconds > 0, "must be > 0")
         _require(self, "retry_initial_seconds", self.retry_initial_seconds > 0, "must be > 0")
+        _require(
+            self,
+            "register_overload_wait_seconds",
+            self.register_overload_wait_seconds >= 0,
+            "must be >= 0",
+        )
         _require(
             self,
             "retry_max_seconds",

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import inspect
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -32,9 +33,10 @@ from client_sdk._errors import (
     NodeNotFoundError,
     RegistryError,
     RegistryRPCError,
+    ResourceExhaustedError,
     StatusCode,
 )
-from client_sdk._keepalive import KeepAliveSession
+from client_sdk._keepalive import KeepAliveSession, LateAnswerError
 from client_sdk._models import Health, Node, NodeKey, NodeStatus, RegistrationState
 from client_sdk._transport import Transport
 
@@ -78,6 +80,7 @@ class Registration(AsyncClosing):
         self._node = node
         self._ttl = ttl_seconds
         self._token = ""
+        self._session_lease = False  # it rides on the session's shared lease (D73)
         self._state = RegistrationState.LOST
         self._states: Broadcast[RegistrationState] = Broadcast()
         self._task: asyncio.Task[None] | None = None
@@ -110,6 +113,16 @@ class Registration(AsyncClosing):
     def renew_interval_seconds(self) -> float:
         """How often the registration is renewed: a third of the granted TTL."""
         return self._ttl / 3
+
+    @property
+    def renew_deadline_seconds(self) -> float:
+        """How long a renewal waits for its answer before it asks again: half an interval.
+
+        Room for two misses within the TTL: the last renewal answered was sent at s, so the
+        lease lasts until at least s + TTL; the next goes at s + TTL/3, a late one is asked again
+        at s + TTL/2 and at s + 2 TTL/3, and that third try still has TTL/6 for its answer.
+        """
+        return self.renew_interval_seconds / 2
 
     @property
     def state(self) -> RegistrationState:
@@ -207,16 +220,24 @@ class Registration(AsyncClosing):
         it or deregisters it (`RegistryClient.deregister`, `noderegistry deregister`). Keep the
         token secret: it proves ownership. The registration is CLOSED here afterwards.
 
+        A registration that shares its client's session lease (D73) is first moved to a lease
+        of its own (one Register call; watchers see it UPDATED, unchanged), so that it lives out
+        its TTL alone while the client's other registrations keep renewing.
+
         Returns:
             The registration token.
 
         Raises:
-            RegistryRPCError: the registration is already closed (FAILED_PRECONDITION).
+            RegistryRPCError: the registration is already closed (FAILED_PRECONDITION), or it
+                could not be moved off its session's lease (it is then still renewed, as
+                before: try again).
         """
         if self._state is RegistrationState.CLOSED:
             raise RegistryRPCError(
                 StatusCode.FAILED_PRECONDITION, f"registration {self.key} is already closed"
             )
+        if self._session_lease:
+            await self._register(token=self._token, in_session=False)
         await self._stop_renewing()
         token = self._token
         self._finish()
@@ -261,19 +282,42 @@ class Registration(AsyncClosing):
             self._state = state
             self._states.publish(state)
 
-    async def _register(self, token: str = "") -> None:
-        """One Register call, retried on other frontends with the same idempotency key."""
+    async def _register(
+        self, token: str = "", patience_seconds: float | None = None, *, in_session: bool = True
+    ) -> None:
+        """One Register call, retried on other frontends with the same idempotency key.
+
+        In the client's session (its registrations share a lease per TTL, D73) unless
+        `in_session` is False. A Register the registry refused as overloaded (RESOURCE_EXHAUSTED
+        with a retry pushback) is sent again after the pushback, for up to `patience_seconds`
+        (None: the client's `register_overload_wait_seconds`; infinity: until it is taken).
+        """
+        config = self._transport.config
+        patience = config.register_overload_wait_seconds
+        patience = patience if patience_seconds is None else patience_seconds
         request = pb.RegisterRequest(
             node=_convert.node_to_pb(self._wanted),
             ttl_seconds=self._ttl_requested,
             idempotency_key=secrets.token_urlsafe(18),
             token=token,
             checks=[_convert.check_to_pb(check) for check in self._checks],
+            session=self._session.id if in_session else "",
         )
-        response = await self._transport.unary("Register", request)
+        waited = 0.0
+        while True:
+            try:
+                response = await self._transport.unary("Register", request)
+                break
+            except ResourceExhaustedError as err:
+                pushback = err.retry_after_seconds
+                if pushback is None or waited + pushback > patience:
+                    raise
+                await config.sleep(pushback)
+                waited += pushback
         self._node = _convert.node_from_pb(response.node)
         self._ttl = response.ttl_seconds
         self._token = response.token
+        self._session_lease = response.session_lease
 
     async def start(self) -> None:
         """Registers, then renews in the background; `RegistryClient.register` calls it.
@@ -286,33 +330,49 @@ class Registration(AsyncClosing):
         self._task = asyncio.create_task(self._keep_alive(), name=f"keepalive-{self.key}")
 
     async def _keep_alive(self) -> None:
+        """Renews on the session's grid until cancelled (D70).
+
+        A late answer is asked again at once, in the next batch on the same stream; the
+        registration stays ACTIVE unless its last renewal answered is two intervals old (its
+        lease may be about to lapse: SUSPENDED). Any other failure is SUSPENDED, and retries at
+        the session's one retry point with every other registration that failed, in one message.
+        """
         sleep = self._transport.config.sleep
-        backoff = Backoff.from_config(self._transport.config, self.renew_interval_seconds)
+        clock = self._session.now
+        renewed_at = clock()
+        wait = "grid"
         while True:
-            # On the session's shared grid: a client's registrations renew in one message.
-            await sleep(
-                self._session.next_renewal_in(self.renew_interval_seconds)
-                if self._state is RegistrationState.ACTIVE
-                else 0
-            )
+            if wait == "grid":
+                # On the session's shared grid: a client's registrations renew in one message.
+                await sleep(self._session.next_renewal_in(self.renew_interval_seconds))
+            elif wait == "retry":
+                await self._session.retry_point(self.renew_interval_seconds)
             try:
-                await self._session.renew(self.key, self._token, self.renew_interval_seconds)
-                backoff.reset()
+                await self._session.renew(self.key, self._token, self.renew_deadline_seconds)
+                renewed_at = clock()
+                wait = "grid"
                 self._set_state(RegistrationState.ACTIVE)
+            except LateAnswerError:
+                wait = "now"
+                if clock() - renewed_at >= 2 * self.renew_interval_seconds:
+                    self._set_state(RegistrationState.SUSPENDED)
             except NodeNotFoundError:
                 self._set_state(RegistrationState.LOST)
                 await self._reregister()
+                renewed_at = clock()
+                wait = "grid"
             except RegistryError as err:
                 if self._state is RegistrationState.ACTIVE:
                     log.warning("registration %s: renewal failed: %s", self.key, err)
                 self._set_state(RegistrationState.SUSPENDED)
-                await backoff.wait()
+                wait = "retry"
 
     async def _reregister(self) -> None:
         backoff = Backoff.from_config(self._transport.config)
         while True:
             try:
-                await self._register()
+                # Refused as overloaded: wait as long as the registry says, however often.
+                await self._register(patience_seconds=math.inf)
             except FailedPreconditionError as err:
                 if err.retry_after_seconds is None:
                     log.warning(

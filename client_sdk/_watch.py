@@ -290,7 +290,10 @@ class NodeWatch(AsyncClosing):
                 self._fail(error)
                 return
             log.info("watch: %s; resuming from revision %d", error, self._view.revision)
-            await backoff.wait()
+            if error.retry_after_seconds:  # an overloaded frontend said when to come back
+                await self._transport.config.sleep(error.retry_after_seconds)
+            else:
+                await backoff.wait()
 
     async def _read(self, call: AsyncIterator[pb.WatchNodesResponse], target: str) -> bool:
         """Applies the stream's messages until it ends (`_answered`: one came).

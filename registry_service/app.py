@@ -47,6 +47,7 @@ from registry_service.placement import Placement
 from registry_service.probes import NetworkProber
 from registry_service.retry import Backoff
 from registry_service.rpc.access import StreamCounter
+from registry_service.rpc.admission import Admission
 from registry_service.rpc.interceptors import AuthInterceptor, MetricsInterceptor
 from registry_service.rpc.server import (
     bind_port,
@@ -147,6 +148,8 @@ class Frontend:
         self.tokens = self.credentials.tokens
         # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
         self.streams = StreamCounter(configs.servicer.max_streams_per_peer)
+        # Renewals first: Registers and reads that would queue behind them are refused early.
+        self.admission = Admission(configs.admission)
         self.servicer = RegistryServicer(
             self.registry,
             self.reads,
@@ -154,6 +157,7 @@ class Frontend:
             metrics=self.metrics,
             tokens=self.tokens,
             streams=self.streams,
+            admission=self.admission,
         )
         self.xds = AggregatedDiscovery(
             XdsParts(self.reads, settings.limits, settings.datacenter, self.metrics),
@@ -170,6 +174,7 @@ class Frontend:
             self.datacenters,
         )
         self.metrics.attach(self.hub, self.evictor, self.operator_state, self.remotes)
+        self.metrics.attach_admission(self.admission)
         # This frontend's share of the registry-run health checks (docs/design.md §13).
         self.health_checks = HealthKeeper(
             self.store,
@@ -259,6 +264,7 @@ class Frontend:
             http_limits=self.configs.http,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             ssl_context=self._http_tls(),
+            admission=self.admission,
         )
 
     def announcement(self) -> Announcement:
@@ -339,6 +345,7 @@ class Frontend:
         listeners = self.listeners
         credentials = self.credentials.grpc_credentials() if listeners.grpc.tls else None
         self.port = bind_port(self.server, listeners.grpc, credentials)
+        self.admission.start()
         await self.server.start()
         self._serving = True
         if listeners.health is not None:
@@ -442,5 +449,6 @@ class Frontend:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.health_server is not None and self.health_port:
             await self.health_server.stop(0)
+        await self.admission.close()
         await self.client.close()
         await self.admin.stop()

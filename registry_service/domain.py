@@ -236,6 +236,8 @@ class Registration:
     sealed_token: str = ""
     suspect_since: float = 0.0  # wall-clock time it became SUSPECT (shared by every frontend)
     override: Override | None = None  # an operator's status, kept while it is set
+    # The client session whose shared lease it rides on (D73); empty: a lease of its own.
+    session: str = ""
     checks: tuple[Check, ...] = ()  # what the registry probes (docs/design.md §13)
     # Damped (node.damped): the wall-clock time its penalty was expected to decay to the reuse
     # threshold when damping began; whoever probes the node looks again then.

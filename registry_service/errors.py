@@ -11,6 +11,7 @@ RegistryError
 ├── PermissionDeniedError      the caller's token lacks the scope (the message names it)
 ├── NotLiveError               an operator action on a node that is not a live member
 ├── ResourceExhaustedError     a configured limit was reached
+│   └── OverloadedError        the frontend serves renewals first: retry after the pushback
 ├── ConcurrentModificationError  the node kept changing under the request; retrying is safe
 └── StoreError                 the store could not do what was asked; the subclass says what
     ├── StoreUnavailableError  etcd cannot be reached, has no leader, timed out or refused
@@ -76,6 +77,15 @@ class NotLiveError(RegistryError):
 
 class ResourceExhaustedError(RegistryError):
     """A configured limit (registrations per stream, queue size, ...) was reached."""
+
+
+class OverloadedError(ResourceExhaustedError):
+    """The frontend refuses new work (a Register, a read) to keep serving renewals in time: a
+    retry after `retry_after_seconds` may be taken."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ConcurrentModificationError(RegistryError):

@@ -19,7 +19,7 @@ import importlib.metadata
 import platform
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 import grpc.aio
@@ -40,6 +40,7 @@ from registry_service.domain import ChangeStage, NodeStatus, Scope
 from registry_service.health_metrics import HealthCollector, ProbeMetrics
 
 if TYPE_CHECKING:
+    from registry_service.core.concurrency_limit import AdaptiveLimit
     from registry_service.core.evictor import Evictor
     from registry_service.core.health_keeper import HealthKeeper
     from registry_service.hub.operator_state import OperatorView
@@ -183,6 +184,10 @@ class Metrics:
         subscribers and stats, the evictor, the operator state and the followed datacenters."""
         self.registry.register(_StateCollector(hub, evictor, operator, remotes))
 
+    def attach_admission(self, admission: AdmissionState) -> None:
+        """Registers the collector of admission control's state (rpc/admission.py, D72)."""
+        self.registry.register(_AdmissionCollector(admission))
+
     def attach_credentials(
         self, seconds_left: Callable[[], Mapping[str, float]]
     ) -> Callable[[str, bool], None]:
@@ -201,6 +206,64 @@ class Metrics:
             reloads.labels(credentials, "applied" if applied else "refused").inc()
 
         return observe
+
+
+class AdmissionState(Protocol):
+    """What the metrics read of admission control (rpc/admission.Admission)."""
+
+    registers: AdaptiveLimit
+    loop_lag_seconds: float
+    registers_refused: int
+    reads_refused: int
+
+    @property
+    def waiting(self) -> int: ...
+
+
+class _AdmissionCollector(Collector):
+    def __init__(self, admission: AdmissionState) -> None:
+        self._admission = admission
+
+    def collect(self) -> Iterator[Any]:
+        admission, limit = self._admission, self._admission.registers
+        yield GaugeMetricFamily(
+            "noderegistry_admission_register_limit",
+            "Registers this frontend takes at once now: the adaptive limit (0 while its event "
+            "loop is saturated); beyond it a Register is refused with RESOURCE_EXHAUSTED.",
+            value=limit.limit,
+        )
+        yield GaugeMetricFamily(
+            "noderegistry_admission_registers_in_flight",
+            "Registers being served now.",
+            value=limit.in_flight,
+        )
+        yield GaugeMetricFamily(
+            "noderegistry_admission_registers_waiting",
+            "Registers waiting for a slot within the limit now.",
+            value=admission.waiting,
+        )
+        yield GaugeMetricFamily(
+            "noderegistry_admission_register_latency_seconds",
+            "The long-run average latency of a Register, which the adaptive limit compares each "
+            "one with.",
+            value=limit.long_rtt_seconds,
+        )
+        yield GaugeMetricFamily(
+            "noderegistry_event_loop_lag_seconds",
+            "How late the frontend's event loop ran a timer at the last measurement: what every "
+            "callback, a renewal's included, waits.",
+            value=admission.loop_lag_seconds,
+        )
+        refused = CounterMetricFamily(
+            "noderegistry_admission_refused",
+            "Calls refused as overloaded (RESOURCE_EXHAUSTED with a retry pushback), to serve "
+            "renewals first: Registers that found no slot in time, reads while the event loop "
+            "lags.",
+            labels=("call",),
+        )
+        refused.add_metric(("Register",), admission.registers_refused)
+        refused.add_metric(("read",), admission.reads_refused)
+        yield refused
 
 
 class _CertificateCollector(Collector):

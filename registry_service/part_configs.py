@@ -5,16 +5,17 @@
 part that uses it with a docstring per field: the etcd client's `EtcdConfig`, the watch hub's
 `HubConfig`, the evictor's `EvictorConfig` (with its `BudgetPolicy`), the identity collector's
 `IdentityGcConfig`, the registry's `RegistryConfig`, the reads' `ReadsConfig`, the gRPC
-servicer's `ServicerConfig`, the gRPC port's `KeepalivePolicy`, the HTTP ports' `HttpLimits` and
-the health checks' `HealthConfig` (flap damping's `DampingPolicy` in it and in the registry's).
-`PartConfigs.from_settings` is the one mapping between the two; the composition root (app.py)
-hands each part its own.
+servicer's `ServicerConfig`, its admission control's `AdmissionConfig`, the gRPC port's
+`KeepalivePolicy`, the HTTP ports' `HttpLimits` and the health checks' `HealthConfig` (flap
+damping's `DampingPolicy` in it and in the registry's). `PartConfigs.from_settings` is the one
+mapping between the two; the composition root (app.py) hands each part its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry_service.core.concurrency_limit import LimitBounds
 from registry_service.core.damping import DampingPolicy
 from registry_service.core.evictor import EvictorConfig
 from registry_service.core.health_keeper import HealthConfig
@@ -23,6 +24,7 @@ from registry_service.core.reads import ReadsConfig
 from registry_service.core.registry import RegistryConfig
 from registry_service.core.self_preservation import BudgetPolicy
 from registry_service.hub.watch_hub import HubConfig
+from registry_service.rpc.admission import AdmissionConfig
 from registry_service.rpc.server import KeepalivePolicy
 from registry_service.rpc.servicer import ServicerConfig
 from registry_service.settings import Settings
@@ -41,6 +43,7 @@ class PartConfigs:
     registry: RegistryConfig
     reads: ReadsConfig
     servicer: ServicerConfig
+    admission: AdmissionConfig
     grpc_keepalive: KeepalivePolicy
     http: HttpLimits
     health: HealthConfig
@@ -105,6 +108,17 @@ class PartConfigs:
                 max_registrations_per_stream=settings.keepalive_max_registrations_per_stream,
                 max_streams_per_peer=settings.max_streams_per_peer,
                 keepalive_max_messages_per_second=settings.keepalive_max_messages_per_second,
+            ),
+            admission=AdmissionConfig(
+                bounds=LimitBounds(
+                    initial_limit=settings.admission_initial_limit,
+                    min_limit=settings.admission_min_limit,
+                    max_limit=settings.admission_max_limit,
+                ),
+                loop_lag_seconds=settings.admission_loop_lag_seconds,
+                retry_after_seconds=settings.admission_retry_after_seconds,
+                max_waiting=settings.admission_max_waiting,
+                max_wait_seconds=settings.admission_max_wait_seconds,
             ),
             grpc_keepalive=KeepalivePolicy(
                 min_ping_interval_seconds=settings.grpc_min_ping_interval_seconds,

@@ -196,7 +196,7 @@ class Operations:
                 hold_until=hold_until,
             )
             if revision is not None:
-                self._registry.forget_lease(current.lease_id)
+                self._registry.forget_lease(current.lease_id, shared=bool(current.session))
                 return NodeAction(key, revision)
         raise ConcurrentModificationError(f"node {key} changed while evicting it; retry")
 

@@ -12,6 +12,13 @@ Register is an idempotent upsert over guarded store writes:
      absent: grant a lease and create live key, member and identity (incarnation + 1) at once;
   3. a guarded write that finds the node changed goes back to 1.
 
+A Register that names a client session (D73) puts the registration on the lease that session's
+registrations of the same TTL share (core/session_leases.py): a new one in a session this
+frontend knows is one etcd transaction, guarded by the session's key naming that lease; the first
+of a session grants the lease and opens the session's key in the same transaction, while the
+session's other Registers wait for it. Without a session, each registration has a lease of its
+own, as before.
+
 KeepAlive is core/renewals.py's; a lapsed member goes back UP through core/restoration.py, the
 one restore path (Register, renewals and the operator's cancel take it); which writes this
 frontend takes at all is core/write_gate.py's. Calls go one way: registry -> renewals ->
@@ -29,8 +36,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from registry_service.control import OperatorEntry
-from registry_service.core.damping import DampingPolicy, decide
-from registry_service.core.health_writes import damping_detail, health_cause
+from registry_service.core import owner_health
+from registry_service.core.damping import DampingPolicy
+from registry_service.core.owner_updates import OwnerUpdates
 from registry_service.core.registration_tokens import (
     hash_idempotency_key,
     hash_token,
@@ -41,19 +49,17 @@ from registry_service.core.registration_tokens import (
 )
 from registry_service.core.renewals import Renewals
 from registry_service.core.restoration import Restoration, SpareLeases
+from registry_service.core.session_leases import SessionLeases
 from registry_service.core.write_gate import WriteGate
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
     Check,
-    FlapRecord,
-    Health,
     Limits,
     Node,
     NodeKey,
     Registration,
     RemovalReason,
-    owner_view,
 )
 from registry_service.errors import (
     ConcurrentModificationError,
@@ -98,6 +104,28 @@ class RegisterResult:
     ttl_seconds: int
     token: str
     revision: int
+    session_lease: bool = False
+    """The registration rides on its client session's shared lease (D73)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A Register as validated: what every pass of the algorithm reads."""
+
+    node: Node
+    ttl: int
+    idempotency_key: str
+    idempotency_hash: str
+    token: str
+    checks: tuple[Check, ...] = ()  # what the registry probes; on an update, () keeps them
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """A Register decided: its result, and whether the lease handed in now carries it."""
+
+    registered: RegisterResult
+    lease_used: bool
 
 
 def _refuse_held(key: NodeKey, stored: StoredNode) -> None:
@@ -131,10 +159,12 @@ class Registry:
         self._damping = config.damping
         self._gate = WriteGate(hub, datacenters)
         self._spare_leases = SpareLeases(store)
+        self._sessions = SessionLeases(store)
+        self._updates = OwnerUpdates(store, self._sessions, config.damping)
         # A node nobody holds, with the incarnation floor as the last read saw it: a create
         # tried before any read is guarded by it (it rarely moves: identity collection, D86).
         self._floor_seen = StoredNode(NodeKey("", "", ""), 0)
-        self._restoration = Restoration(store, self._spare_leases)
+        self._restoration = Restoration(store, self._spare_leases, self._sessions)
         self._renewals = Renewals(
             store,
             hub,
@@ -156,12 +186,14 @@ class Registry:
         ttl_seconds: int,
         idempotency_key: str = "",
         token: str = "",
+        session: str = "",
         checks: Sequence[Check] = (),
     ) -> RegisterResult:
-        """Creates or updates a registration (the module's docstring says how). `checks`: what
-        the registry probes (docs/design.md §13); on an update, empty keeps the current ones.
-        `node.health` is the owner's report when the registration has no checks, and the health
-        it starts with when it has (UNCHECKED: PASSING)."""
+        """Registers (or updates, with `token`) a node; `session`: the name of the client
+        session whose shared lease it rides on (core/session_leases.session_name), "" for a
+        lease of its own. `checks`: what the registry probes (docs/design.md §13); on an update,
+        empty keeps the current ones. `node.health` is the owner's report when the registration
+        has no checks, and the health it starts with when it has (core/owner_health.py)."""
         node = validate_node(node, self._limits)
         wanted_checks = validate_checks(checks, self._limits)
         self._gate.check(node.key)
@@ -171,7 +203,15 @@ class Registry:
                 f"idempotency_key is {len(idempotency_key)} characters; the limit is "
                 f"{_IDEMPOTENCY_KEY_MAX_LENGTH}"
             )
-        idempotency_hash = hash_idempotency_key(idempotency_key)
+        request = _Request(
+            node, ttl, idempotency_key, hash_idempotency_key(idempotency_key), token, wanted_checks
+        )
+        if session:
+            return await self._register_in_session(request, session)
+        return await self._register_alone(request)
+
+    async def _register_alone(self, request: _Request) -> RegisterResult:
+        node, ttl = request.node, request.ttl
         spare_lease = 0
         try:
             if self._hub.registration(node.key) is None:
@@ -179,17 +219,10 @@ class Registry:
                 # node's keys being absent, and read only when that fails (a returning node, or
                 # a view behind etcd). Saves one etcd call per new registration.
                 spare_lease = await self._store.grant_lease(ttl)
-                result, spare_lease = await self._create(
-                    node,
-                    ttl,
-                    idempotency_key,
-                    idempotency_hash,
-                    dataclasses.replace(self._floor_seen, key=node.key),
-                    spare_lease,
-                    wanted_checks,
-                )
+                result = await self._create(request, self._unheld(node.key), spare_lease)
                 if result is not None:
-                    return result
+                    spare_lease = 0
+                    return result.registered
             for _ in range(_MAX_ATTEMPTS):
                 # The lease a new registration needs is granted while the node is read: one etcd
                 # round trip less for the common case (docs/performance.md).
@@ -199,24 +232,12 @@ class Registry:
                     stored, spare_lease = await asyncio.gather(
                         self._store.read_node(node.key), self._store.grant_lease(ttl)
                     )
-                self._floor_seen = StoredNode(
-                    node.key,
-                    0,
-                    incarnation_floor=stored.incarnation_floor,
-                    floor_mod_revision=stored.floor_mod_revision,
-                )
-                result, spare_lease = await self._decide(
-                    node,
-                    ttl,
-                    idempotency_key,
-                    idempotency_hash,
-                    token,
-                    stored,
-                    spare_lease,
-                    wanted_checks,
-                )
+                self._saw_floor(stored)
+                result = await self._decide(request, stored, spare_lease)
                 if result is not None:
-                    return result
+                    if result.lease_used:
+                        spare_lease = 0
+                    return result.registered
         except StoreUnavailableError:
             # The outcome of the last write is unknown: its lease may now carry the registration,
             # so it is left to expire on its own rather than revoked.
@@ -229,35 +250,101 @@ class Registry:
             f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
         )
 
-    def forget_lease(self, lease_id: int) -> None:
+    async def _register_in_session(self, request: _Request, session: str) -> RegisterResult:
+        """A registration on its client session's shared lease (D73)."""
+        node, ttl = request.node, request.ttl
+        if self._hub.registration(node.key) is None:
+            # The common case, a new node: one transaction when the session's lease is known,
+            # or is being opened by another Register of the session (awaited: a client's first
+            # Registers come all at once); else this one grants the lease and its transaction
+            # opens the session's key on it.
+            lease = await self._sessions.known_or_opened(session, ttl)
+            if lease:
+                result = await self._create(request, self._unheld(node.key), lease, session=session)
+            else:
+                result = await self._open_session(request, session)
+            if result is not None:
+                return result.registered
+        for _ in range(_MAX_ATTEMPTS):
+            # The session's lease as etcd has it now, read while the node is.
+            stored, lease = await asyncio.gather(
+                self._store.read_node(node.key), self._sessions.current(session, ttl, fresh=True)
+            )
+            self._saw_floor(stored)
+            result = await self._decide(request, stored, lease, session=session)
+            if result is not None:
+                return result.registered
+            self._sessions.forget(session, ttl, lease)
+        raise ConcurrentModificationError(
+            f"node {node.key} changed {_MAX_ATTEMPTS} times while registering; retry"
+        )
+
+    async def _open_session(self, request: _Request, session: str) -> _Outcome | None:
+        """The first Register of a session in this frontend: a new lease, and the registration's
+        transaction opens the session's key on it. None if the node or the session was there
+        already (the session's lease, found in etcd, goes to those waiting)."""
+        node, ttl = request.node, request.ttl
+        with self._sessions.opening(session, ttl) as claim:
+            lease = await self._store.grant_lease(ttl)
+            result = await self._create(
+                request, self._unheld(node.key), lease, session=session, opens_session=True
+            )
+            if result is not None:
+                claim.opened(lease)
+                return result
+            self._spare_leases.revoke_later(lease)  # nothing was written on it
+            claim.opened(await self._sessions.find_or_open(session, ttl))
+        return None
+
+    def _unheld(self, key: NodeKey) -> StoredNode:
+        """The node as nobody holds it, under the incarnation floor the last read saw."""
+        return dataclasses.replace(self._floor_seen, key=key)
+
+    def _saw_floor(self, stored: StoredNode) -> None:
+        self._floor_seen = StoredNode(
+            stored.key,
+            0,
+            incarnation_floor=stored.incarnation_floor,
+            floor_mod_revision=stored.floor_mod_revision,
+        )
+
+    def forget_lease(self, lease_id: int, *, shared: bool = False) -> None:
         """A registration was removed behind its owner's back (an operator evicted it): its
-        renewals must not be answered from the coalescing cache, and its lease can go."""
+        renewals must not be answered from the coalescing cache, and its lease can go, unless
+        it is its session's (`shared`): the session's other registrations ride on it."""
         self._renewals.forget(lease_id)
-        self._spare_leases.revoke_later(lease_id)
+        if not shared:
+            self._spare_leases.revoke_later(lease_id)
 
     async def _decide(
-        self,
-        node: Node,
-        ttl: int,
-        idempotency_key: str,
-        idempotency_hash: str,
-        token: str,
-        stored: StoredNode,
-        lease_id: int,
-        checks: tuple[Check, ...],
-    ) -> tuple[RegisterResult | None, int]:
-        """One pass of the register algorithm; returns (result or None to retry, unused lease)."""
+        self, request: _Request, stored: StoredNode, lease_id: int, *, session: str = ""
+    ) -> _Outcome | None:
+        """One pass of the register algorithm; None to read again and retry. `lease_id`: a lease
+        granted for a new registration (alone), or the session's lease (`session`)."""
+        node, ttl, token = request.node, request.ttl, request.token
+        idempotency_hash = request.idempotency_hash
         current = stored.registration
         if current is not None and stored.live:
             if idempotency_hash and current.idempotency_hash == idempotency_hash:
-                return RegisterResult(
-                    node=current.node,
-                    ttl_seconds=current.ttl_seconds,
-                    token=unseal_token(current.sealed_token, idempotency_key),
-                    revision=stored.member_mod_revision,
-                ), lease_id
+                return _Outcome(
+                    RegisterResult(
+                        node=current.node,
+                        ttl_seconds=current.ttl_seconds,
+                        token=unseal_token(current.sealed_token, request.idempotency_key),
+                        revision=stored.member_mod_revision,
+                        session_lease=bool(current.session),
+                    ),
+                    lease_used=False,
+                )
             if token_matches(token, current.token_hash):
-                return await self._update(node, ttl, token, current, stored, checks), lease_id
+                updated = await self._updates.update(
+                    request.node, request.ttl, request.checks, current, stored, session
+                )
+                if updated is None:
+                    return None
+                node, revision = updated
+                result = RegisterResult(node, ttl, token, revision, session_lease=bool(session))
+                return _Outcome(result, lease_used=False)
             raise NodeConflictError(
                 f"node {node.key} is registered by another owner (incarnation "
                 f"{current.node.incarnation}); present its token to update it, or wait "
@@ -267,163 +354,77 @@ class Registry:
             # Its lease is gone but its member record is not (a SUSPECT, or not evicted yet).
             if idempotency_hash and current.idempotency_hash == idempotency_hash:
                 # The same registration retried: UP again, same incarnation and token.
-                token = unseal_token(current.sealed_token, idempotency_key)
-                return await self._restore(stored, None, token, ttl, lease_id)
+                token = unseal_token(current.sealed_token, request.idempotency_key)
+                return await self._restore(stored, None, token, ttl, lease_id, session)
             if token_matches(token, current.token_hash):
-                return await self._restore(stored, node, token, ttl, lease_id)
+                return await self._restore(stored, node, token, ttl, lease_id, session)
         if current is not None:
             # Its lease expired (and another owner claims a suspect): the old one goes now.
             await self._store.remove_member(
                 stored, RemovalReason.EXPIRED, cause=AuditCause.REPLACED, only_if_not_live=True
             )
-            return None, lease_id
-        return await self._create(
-            node, ttl, idempotency_key, idempotency_hash, stored, lease_id, checks
-        )
+            return None
+        return await self._create(request, stored, lease_id, session=session)
 
     async def _create(
         self,
-        node: Node,
-        ttl: int,
-        idempotency_key: str,
-        idempotency_hash: str,
+        request: _Request,
         stored: StoredNode,
         lease_id: int,
-        checks: tuple[Check, ...],
-    ) -> tuple[RegisterResult | None, int]:
-        """Creates the registration on lease_id; returns (result, 0) or (None, lease_id).
-
-        A node that registered before (its identity is there) registers anew: flap damping
-        counts it, so a crash loop is held FAILING instead of flooding every subscriber with
-        its comings and goings."""
-        _refuse_held(node.key, stored)
-        health = node.health
-        if checks and health is Health.UNCHECKED:
-            health = Health.PASSING  # nothing is known against it yet
-        flaps: FlapRecord | None = None
-        damped_until = 0.0
-        damped = False
-        detail = ""
-        if stored.identity is not None:
-            published = decide(
-                self._damping, stored.flaps, health, was_damped=False, flaps=1, now=time.time()
-            )
-            health, damped, flaps = published.health, published.damped, published.flaps
-            damped_until = published.damped_until
-            if damped:
-                detail = f"registered anew too often: {damping_detail(self._damping, published)}"
-        node = dataclasses.replace(
-            node, incarnation=stored.next_incarnation, health=health, damped=damped
-        )
+        *,
+        session: str = "",
+        opens_session: bool = False,
+    ) -> _Outcome | None:
+        """Creates the registration on lease_id; None if the node changed (the lease unused)."""
+        _refuse_held(request.node.key, stored)
+        node = dataclasses.replace(request.node, incarnation=stored.next_incarnation)
+        health = owner_health.created(self._damping, node, request.checks, stored, time.time())
+        node = health.node
         token = new_token()
         registration = Registration(
             node=node,
             lease_id=lease_id,
-            ttl_seconds=ttl,
+            ttl_seconds=request.ttl,
             token_hash=hash_token(token),
-            idempotency_hash=idempotency_hash,
-            sealed_token=seal_token(token, idempotency_key),
-            checks=checks,
-            damped_until=damped_until,
+            idempotency_hash=request.idempotency_hash,
+            sealed_token=seal_token(token, request.idempotency_key),
+            session=session,
+            checks=request.checks,
+            damped_until=health.damped_until,
         )
         # On StoreUnavailableError the outcome is unknown: the lease is left to expire on its own
         # (revoking it could remove a registration that did commit).
-        revision = await self._store.create_registration(registration, stored, flaps, detail)
+        revision = await self._store.create_registration(
+            registration, stored, health.flaps, health.detail, opens_session=opens_session
+        )
         if revision is None:
-            return None, lease_id  # the node changed: retry with the same lease
+            return None  # the node changed: retry with the same lease
         await failpoint("register.after_commit")
-        return RegisterResult(node, ttl, token, revision), 0
+        return _Outcome(
+            RegisterResult(node, request.ttl, token, revision, session_lease=bool(session)),
+            lease_used=True,
+        )
 
     async def _restore(
-        self, stored: StoredNode, requested: Node | None, token: str, ttl: int, lease_id: int
-    ) -> tuple[RegisterResult | None, int]:
-        """The owner's Register of a lapsed member: back UP on lease_id (core/restoration.py).
-        Returns (result, 0) or (None, lease_id)."""
+        self,
+        stored: StoredNode,
+        requested: Node | None,
+        token: str,
+        ttl: int,
+        lease_id: int,
+        session: str,
+    ) -> _Outcome | None:
+        """The owner's Register of a lapsed member: back UP on lease_id (core/restoration.py);
+        None if it changed meanwhile."""
         restored = await self._restoration.restore(
-            stored, lease_id, ttl, AuditCause.RESTORED, requested=requested
+            stored, lease_id, ttl, AuditCause.RESTORED, requested=requested, session=session
         )
         if restored is None:
-            return None, lease_id
-        return RegisterResult(restored.node, ttl, token, restored.revision), 0
-
-    async def _update(
-        self,
-        node: Node,
-        ttl: int,
-        token: str,
-        current: Registration,
-        stored: StoredNode,
-        checks: tuple[Check, ...],
-    ) -> RegisterResult | None:
-        checks = checks or current.checks
-        node, flaps, damped_until = self._reported_health(node, current, stored, checks)
-        # An operator's override (maintenance, drain) outlasts the owner's updates.
-        node, override = owner_view(
-            dataclasses.replace(node, incarnation=current.node.incarnation), current.override
-        )
-        lease_id = current.lease_id
-        if ttl != current.ttl_seconds:
-            lease_id = await self._store.grant_lease(ttl)
-        registration = dataclasses.replace(
-            current,
-            node=node,
-            lease_id=lease_id,
-            ttl_seconds=ttl,
-            override=override,
-            checks=checks,
-            damped_until=damped_until,
-        )
-        if flaps is not None and registration == current:
-            # A flip of a damped node's report: nothing subscribers see changes (core/damping.py).
-            revision = await self._store.write_health(None, stored, flaps)
-            return None if revision is None else RegisterResult(node, ttl, token, revision)
-        cause = AuditCause.UPDATED
-        if (node.health, node.damped) != (current.node.health, current.node.damped):
-            cause = health_cause(current.node, node.health, node.damped)  # its own report
-        revision = await self._store.update_registration(
-            registration, stored, cause=cause, flaps=flaps
-        )
-        if revision is None:
-            if lease_id != current.lease_id:
-                with contextlib.suppress(StoreUnavailableError):
-                    await self._store.revoke_lease(lease_id)
             return None
-        if lease_id != current.lease_id:
-            with contextlib.suppress(StoreUnavailableError):
-                await self._store.revoke_lease(current.lease_id)
-        return RegisterResult(node, ttl, token, revision)
-
-    def _reported_health(
-        self, node: Node, current: Registration, stored: StoredNode, checks: tuple[Check, ...]
-    ) -> tuple[Node, FlapRecord | None, float]:
-        """The node's health after its owner's update, the flap record to write (None: none)
-        and when a damped node should be looked at again. With checks the registry runs, the
-        health is theirs; without, a report that flips it (a sidecar's) counts as a flap."""
-        published_now = current.node
-        if checks:
-            health = published_now.health
-            if health is Health.UNCHECKED:  # checks added now: nothing is known against it yet
-                health = node.health if node.health is not Health.UNCHECKED else Health.PASSING
-            node = dataclasses.replace(node, health=health, damped=published_now.damped)
-            return node, None, current.damped_until
-        undamped = stored.flaps.health if stored.flaps else published_now.health
-        reported = undamped if node.health is Health.UNCHECKED else node.health
-        flipped = reported is not undamped and Health.UNCHECKED not in (reported, undamped)
-        if not flipped and not published_now.damped:
-            return dataclasses.replace(node, health=reported, damped=False), None, 0.0
-        published = decide(
-            self._damping,
-            stored.flaps,
-            reported,
-            was_damped=published_now.damped,
-            flaps=int(flipped),
-            now=time.time(),
+        result = RegisterResult(
+            restored.node, ttl, token, restored.revision, session_lease=bool(session)
         )
-        node = dataclasses.replace(node, health=published.health, damped=published.damped)
-        # Still damped: the record keeps the time it was first expected back (whoever watches
-        # over the node looks again then), so that the report alone rewrites nothing.
-        damped_until = current.damped_until if published_now.damped else published.damped_until
-        return node, published.flaps, damped_until if published.damped else 0.0
+        return _Outcome(result, lease_used=True)
 
     # -- KeepAlive ----------------------------------------------------------------------------
 
@@ -454,7 +455,13 @@ class Registry:
         restored = await self._restoration.on_new_lease(stored, cause, operator)
         if restored is None:
             return None
-        return RegisterResult(restored.node, restored.ttl_seconds, token, restored.revision)
+        return RegisterResult(
+            restored.node,
+            restored.ttl_seconds,
+            token,
+            restored.revision,
+            session_lease=restored.session_lease,
+        )
 
     # -- Deregister ---------------------------------------------------------------------------
 
@@ -471,7 +478,8 @@ class Registry:
             )
             if revision is not None:
                 self._renewals.forget(registration.lease_id)
-                with contextlib.suppress(StoreUnavailableError):
-                    await self._store.revoke_lease(registration.lease_id)
+                if not registration.session:  # a session's lease stays with its other nodes
+                    with contextlib.suppress(StoreUnavailableError):
+                        await self._store.revoke_lease(registration.lease_id)
                 return revision
         raise ConcurrentModificationError(f"node {key} changed while deregistering; retry")

@@ -9,8 +9,11 @@ right after a store outage). Three callers take it, and nothing else writes such
   it leave;
 - an operator who cancels a suspect's eviction (`on_new_lease`).
 
-An operator's override (maintenance, drain) keeps its status through a restore. Once the evictor
-has removed the member, there is nothing to restore: the node must register again.
+An operator's override (maintenance, drain) keeps its status through a restore. A registration of
+a client session (D73) goes back on its session's lease (opened anew when the old one lapsed:
+the whole session lapsed with it, so its renewals come back together); the operator's cancel puts
+it on a lease of its own. Once the evictor has removed the member, there is nothing to restore:
+the node must register again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 
 from registry_service.control import OperatorEntry
 from registry_service.core.registration_tokens import token_matches
+from registry_service.core.session_leases import SessionLeases
 from registry_service.domain import AuditCause, Node, NodeKey, NodeStatus, owner_view
 from registry_service.errors import (
     ConcurrentModificationError,
@@ -40,6 +44,7 @@ class Restored:
     node: Node
     ttl_seconds: int
     revision: int
+    session_lease: bool = False
 
 
 class SpareLeases:
@@ -68,9 +73,12 @@ def _restored_status(status: NodeStatus) -> NodeStatus:
 class Restoration:
     """Restores lapsed members for the registry, its renewals and the operator's use cases."""
 
-    def __init__(self, store: RegistryStore, spare_leases: SpareLeases) -> None:
+    def __init__(
+        self, store: RegistryStore, spare_leases: SpareLeases, sessions: SessionLeases
+    ) -> None:
         self._store = store
         self._spare = spare_leases
+        self._sessions = sessions
 
     async def restore(
         self,
@@ -81,10 +89,12 @@ class Restoration:
         *,
         requested: Node | None = None,
         operator: OperatorEntry | None = None,
+        session: str = "",
     ) -> Restored | None:
-        """Puts the member read as `stored` back on `lease_id`, as its owner now asks
-        (`requested`) or as stored (None: UP unless an operator's override says otherwise).
-        None if it changed since `stored` (then `lease_id` is unused: the caller's)."""
+        """Puts the member read as `stored` back on `lease_id` (its client session's lease when
+        `session` names one), as its owner now asks (`requested`) or as stored (None: UP unless
+        an operator's override says otherwise). None if it changed since `stored` (then
+        `lease_id` is unused: the caller's)."""
         current = stored.registration
         assert current is not None
         override = current.override
@@ -107,11 +117,14 @@ class Restoration:
             ttl_seconds=ttl_seconds,
             suspect_since=0.0,
             override=override,
+            session=session,
         )
         revision = await self._store.restore_registration(
             registration, stored, cause, operator=operator
         )
-        return None if revision is None else Restored(node, ttl_seconds, revision)
+        if revision is None:
+            return None
+        return Restored(node, ttl_seconds, revision, session_lease=bool(session))
 
     async def on_new_lease(
         self, stored: StoredNode, cause: AuditCause, operator: OperatorEntry | None = None
@@ -128,6 +141,18 @@ class Restoration:
             self._spare.revoke_later(lease_id)
         return restored
 
+    async def _on_session_lease(self, stored: StoredNode, session: str) -> Restored | None:
+        """Restores a session's registration on the session's current lease; None if it (or
+        the lease) changed meanwhile."""
+        current = stored.registration
+        assert current is not None
+        ttl = current.ttl_seconds
+        lease_id = await self._sessions.current(session, ttl)
+        restored = await self.restore(stored, lease_id, ttl, AuditCause.RESTORED, session=session)
+        if restored is None:
+            self._sessions.forget(session, ttl, lease_id)
+        return restored
+
     async def renewal(self, key: NodeKey, token: str) -> int:
         """A renewal whose lease is gone: the member back UP on a new lease while its record
         exists and the token matches; returns the seconds it now has.
@@ -141,7 +166,10 @@ class Restoration:
             current = stored.registration
             if current is None or stored.live or not token_matches(token, current.token_hash):
                 raise NodeNotFoundError(f"the lease of {key} has expired; register again")
-            restored = await self.on_new_lease(stored, AuditCause.RESTORED)
+            if current.session:
+                restored = await self._on_session_lease(stored, current.session)
+            else:
+                restored = await self.on_new_lease(stored, AuditCause.RESTORED)
             if restored is not None:
                 return restored.ttl_seconds
         raise ConcurrentModificationError(f"node {key} changed while renewing; retry")

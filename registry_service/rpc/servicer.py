@@ -25,6 +25,7 @@ from noderegistry.v1 import registry_pb2_grpc as pb_grpc
 
 from registry_service.core.reads import Reads
 from registry_service.core.registry import Registry
+from registry_service.core.session_leases import session_name
 from registry_service.domain import (
     ChangeStage,
     DeltaMessage,
@@ -40,6 +41,7 @@ from registry_service.failpoints import failpoint
 from registry_service.metrics import Metrics
 from registry_service.rpc import convert
 from registry_service.rpc.access import StreamCounter, TokenBucket, peer_identity
+from registry_service.rpc.admission import Admission
 from registry_service.rpc.status import status_of
 from registry_service.security.bearer_tokens import TokenTable
 from registry_service.security.permissions import ANYONE, Caller, require_caller
@@ -120,10 +122,13 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         metrics: Metrics | None = None,
         tokens: TokenTable | None = None,
         streams: StreamCounter | None = None,
+        admission: Admission | None = None,
     ) -> None:
         """`streams`: the per-peer count of open streams, when shared with another port (the
-        HTTP API's event streams count against the same limit)."""
+        HTTP API's event streams count against the same limit); `admission`: what a congested
+        frontend still takes (renewals first, D72; off when not given)."""
         config = config or ServicerConfig()
+        self._admission = admission or Admission.off()
         self._registry = registry
         self._reads = reads
         self._metrics = metrics
@@ -149,18 +154,23 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     ) -> pb.RegisterResponse:
         node = convert.node_from_pb(request.node)
         self._caller(context).require("register", node.key, self._registry.limits)
-        result = await self._registry.register(
-            node,
-            request.ttl_seconds,
-            request.idempotency_key,
-            request.token,
-            convert.checks_from_pb(list(request.checks)),
-        )
+        # A client's session is scoped by who the caller is: no one joins another's lease.
+        session = session_name(peer_identity(context, self._tokens), request.session)
+        async with self._admission.register():
+            result = await self._registry.register(
+                node,
+                request.ttl_seconds,
+                request.idempotency_key,
+                request.token,
+                session,
+                convert.checks_from_pb(list(request.checks)),
+            )
         return pb.RegisterResponse(
             node=convert.node_to_pb(result.node),
             ttl_seconds=result.ttl_seconds,
             token=result.token,
             revision=result.revision,
+            session_lease=result.session_lease,
         )
 
     async def Deregister(
@@ -176,6 +186,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     ) -> pb.GetNodesResponse:
         scope = convert.scope_from_pb(request.scope, healthy_only=request.healthy_only)
         self._caller(context).require_scope("watch", scope, self._registry.limits)
+        self._admission.read("GetNodes")
         nodes = await self._reads.get_nodes(scope, convert.consistency_from_pb(request.consistency))
         return convert.node_list_to_pb(nodes)
 
@@ -184,6 +195,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
         scope = convert.scope_from_pb(request.scope, healthy_only=request.healthy_only)
         self._caller(context).require_scope("watch", scope, self._registry.limits)
+        self._admission.read("WatchNodes")
         with self._streams.hold(peer_identity(context, self._tokens)):
             subscription = await self._reads.watch(
                 scope,

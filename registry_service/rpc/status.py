@@ -21,6 +21,7 @@ from registry_service.errors import (
     NodeHeldError,
     NodeNotFoundError,
     NotLiveError,
+    OverloadedError,
     PermissionDeniedError,
     RegistryError,
     ResourceExhaustedError,
@@ -51,6 +52,8 @@ CODES: dict[type[RegistryError], grpc.StatusCode] = {
     PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # Renewals first (D72): the message says to retry later, `grpc-retry-pushback-ms` says when.
+    OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ConcurrentModificationError: grpc.StatusCode.ABORTED,
     StoreError: grpc.StatusCode.UNAVAILABLE,
     StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
@@ -98,9 +101,17 @@ def code_of_http_status(status: int) -> grpc.StatusCode:
     return next(codes, grpc.StatusCode.UNKNOWN)
 
 
+def retry_after_of(error: Exception) -> float:
+    """Seconds after which a retry can succeed (a held node's id, an overloaded frontend); 0 when
+    the error does not say."""
+    if isinstance(error, NodeHeldError | OverloadedError):
+        return error.retry_after_seconds
+    return 0.0
+
+
 def pushback_of(error: Exception) -> tuple[tuple[str, str], ...]:
-    """Trailing metadata telling the caller when a retry can succeed (a held node's id)."""
-    if isinstance(error, NodeHeldError):
+    """Trailing metadata telling the caller when a retry can succeed (`retry_after_of`)."""
+    if isinstance(error, NodeHeldError | OverloadedError):
         return (("grpc-retry-pushback-ms", str(max(1, round(error.retry_after_seconds * 1000)))),)
     return ()
 

@@ -148,6 +148,38 @@ class Settings:
         "KeepAlive messages one stream may send per second (a message of several renewals counts "
         "once); beyond: RESOURCE_EXHAUSTED",
     )
+    admission_max_limit: int = _setting(
+        256,
+        "Registers one frontend process runs at once at most; below it an adaptive limit follows "
+        "their latency and the event loop's lag; a Register beyond it waits for a slot or is "
+        "refused (RESOURCE_EXHAUSTED with a retry pushback), so renewals never queue behind "
+        "Registers; 0 turns admission control off",
+    )
+    admission_min_limit: int = _setting(
+        2, "the adaptive Register limit never shrinks below this while the event loop keeps up"
+    )
+    admission_initial_limit: int = _setting(
+        32, "Registers taken at once by a frontend that has measured nothing yet"
+    )
+    admission_max_waiting: int = _setting(
+        1_024,
+        "Registers that may wait for a slot within the limit (waiting costs no CPU); beyond, a "
+        "Register is refused at once",
+    )
+    admission_max_wait_seconds: float = _setting(
+        1.0, "how long a Register waits for a slot before it is refused"
+    )
+    admission_loop_lag_seconds: float = _setting(
+        0.1,
+        "event-loop lag above which a frontend counts as congested: its Register limit shrinks "
+        "and GetNodes and new WatchNodes streams are refused (RESOURCE_EXHAUSTED with a retry "
+        "pushback); at four times this it takes no Register at all",
+    )
+    admission_retry_after_seconds: float = _setting(
+        1.0,
+        "the retry pushback (grpc-retry-pushback-ms) of a call refused as overloaded, drawn "
+        "between half and one and a half times this",
+    )
     grpc_min_ping_interval_seconds: float = _setting(
         10.0, "clients may ping this often, even with no call open; faster pings are strikes"
     )

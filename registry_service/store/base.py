@@ -189,11 +189,14 @@ class RegistryStore(Protocol):
         """Revokes a lease (deleting what is attached); an unknown lease is not an error."""
 
     async def renew_lease(self, lease_id: int) -> int:
-        """Renews a lease; returns its new TTL in seconds, 0 when the lease no longer exists."""
+        """Renews one of the frontend's own leases (its announcement), apart from the clients'
+        renewals so that it never waits behind them (D71); returns its new TTL in seconds, 0
+        when the lease no longer exists."""
 
     async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
-        """Renews leases together; for each, its new TTL in seconds, 0 when the lease no longer
-        exists, None when etcd did not answer in time (unknown: it may have been renewed)."""
+        """Renews clients' leases together; for each, its new TTL in seconds, 0 when the lease
+        no longer exists, None when etcd did not answer in time (unknown: it may have been
+        renewed)."""
 
     async def create_registration(
         self,
@@ -201,13 +204,28 @@ class RegistryStore(Protocol):
         expected: StoredNode,
         flaps: FlapRecord | None = None,
         detail: str = "",
+        *,
+        opens_session: bool = False,
     ) -> int | None:
         """Writes live key, member record and identity in one transaction, if the member is still
         absent and the identity unchanged since `expected` (without an identity, the incarnation
         floor too). Returns the revision, or None.
         With `flaps` (a registration anew, which flap damping counts), also the flap record, if
         it is unchanged since `expected`; `detail` goes to the audit (why it starts damped).
-        LeaseNotFoundError: the registration's lease is gone; nothing was written."""
+        LeaseNotFoundError: the registration's lease is gone; nothing was written.
+
+        A registration of a client session (`registration.session`, D73) also requires its
+        session's key to name its lease, or, with `opens_session`, to be absent: the write then
+        creates it on the registration's (new) lease. Every write of a session's registration
+        below carries the first guard."""
+
+    async def read_session_lease(self, session: str, ttl_seconds: int) -> int:
+        """The lease a client session's registrations of this TTL share; 0 when it has none
+        (never had one, or it expired)."""
+
+    async def open_session_lease(self, session: str, ttl_seconds: int, lease_id: int) -> int:
+        """Makes lease_id the session's lease of this TTL, unless it has one: returns the lease
+        it has now (lease_id, another, or 0 if its key vanished meanwhile)."""
 
     async def write_health(
         self,

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from registry_service.control import OperatorEntry, PushSwitch
+from registry_service.control import OperatorEntry
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
@@ -35,19 +35,11 @@ from registry_service.store.base import (
     EvictorWrite,
     FrontendChanged,
     IdentityPut,
-    LiveChanged,
-    Member,
-    MemberDeleted,
     MemberPut,
     StoreBatch,
-    StoreChange,
     StoredNode,
     StoreHeartbeat,
     SwitchChanged,
-)
-from registry_service.store.control_records import (
-    decode_announcement,
-    decode_push_switch,
 )
 from registry_service.store.etcd_client import EtcdClient, WatchBatch
 from registry_service.store.etcd_client.election import EtcdElection
@@ -72,7 +64,7 @@ from registry_service.store.identity_collection import (
     floor_get,
     known_types,
 )
-from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
+from registry_service.store.keys import KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
     decode_audit,
@@ -82,7 +74,13 @@ from registry_service.store.records import (
     encode_registration,
     written_at,
 )
+from registry_service.store.session_keys import (
+    open_session_lease,
+    read_session_lease,
+    session_guard,
+)
 from registry_service.store.transitions import incarnation_of, log_transition
+from registry_service.store.watch_changes import to_change, to_control
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +156,7 @@ class EtcdRegistryStore:
         await self._client.lease.revoke(lease_id)
 
     async def renew_lease(self, lease_id: int) -> int:
-        return await self._client.renewer.renew(lease_id)
+        return await self._client.own_renewer.renew(lease_id)
 
     async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
         return await self._client.renewer.renew_many(lease_ids)
@@ -224,13 +222,17 @@ class EtcdRegistryStore:
         expected: StoredNode,
         flaps: FlapRecord | None = None,
         detail: str = "",
+        *,
+        opens_session: bool = False,
     ) -> int | None:
         key = registration.node.key
         identity = Identity(incarnation=registration.node.incarnation)
         now = time.time()
+        session_compare, session_ops = session_guard(self.keys, registration, opens_session)
         compare = [
             absent(self.keys.member(key)),
             unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
+            *session_compare,
         ]
         if expected.identity is None:  # its incarnation comes from the floor
             compare.append(
@@ -242,10 +244,17 @@ class EtcdRegistryStore:
                 put_op(self.keys.live(key), b"", registration.lease_id),
                 put_op(self.keys.member(key), encode_registration(registration, now)),
                 put_op(self.keys.identity(key), encode_identity(identity, now)),
+                *session_ops,
             ],
             (key, AuditCause.REGISTERED, registration.node.incarnation, detail),
             flaps=(flaps, expected) if flaps is not None else None,
         )
+
+    async def read_session_lease(self, session: str, ttl_seconds: int) -> int:
+        return await read_session_lease(self._client, self.keys, session, ttl_seconds)
+
+    async def open_session_lease(self, session: str, ttl_seconds: int, lease_id: int) -> int:
+        return await open_session_lease(self._client, self.keys, session, ttl_seconds, lease_id)
 
     async def collect_identities(self, written_before: float, now: float) -> int:
         return await collect_identities(self._client, self.keys, written_before, now)
@@ -275,10 +284,12 @@ class EtcdRegistryStore:
         member is unchanged since `expected` and its live key is there (`live`: an update) or
         gone (a restore). The two writes differ by that one guard."""
         key = registration.node.key
+        session_compare, _ = session_guard(self.keys, registration)
         return await self._guarded(
             [
                 unchanged_since(self.keys.member(key), expected.member_mod_revision),
                 present(self.keys.live(key)) if live else absent(self.keys.live(key)),
+                *session_compare,
             ],
             [
                 put_op(self.keys.live(key), b"", registration.lease_id),
@@ -396,7 +407,7 @@ class EtcdRegistryStore:
         )
         state = ClusterState(revision=revision)
         for kv in members:
-            change = self._to_change(kv, deleted=False)
+            change = to_change(self.keys, kv, deleted=False)
             if isinstance(change, MemberPut):
                 state.members[change.key] = change.member
         for kv in live:
@@ -407,7 +418,7 @@ class EtcdRegistryStore:
         for kind in (KeyKind.SWITCH, KeyKind.FRONTEND):
             _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(kind), revision=revision)
             for kv in kvs:
-                control = self._to_control(kind, kv, deleted=False)
+                control = to_control(self.keys, kind, kv, deleted=False)
                 if isinstance(control, SwitchChanged):
                     state.push_switch = control.push
                 elif isinstance(control, FrontendChanged) and control.announcement is not None:
@@ -429,7 +440,7 @@ class EtcdRegistryStore:
                 stamped = 0.0
                 for event in item.events:
                     deleted = event.type == pb.Event.DELETE
-                    change = self._to_change(event.kv, deleted=deleted)
+                    change = to_change(self.keys, event.kv, deleted=deleted)
                     if change is None:
                         kind = self.keys.parse(event.kv.key)
                         if deleted and kind is not None and kind[0] is KeyKind.ELECTION:
@@ -438,7 +449,9 @@ class EtcdRegistryStore:
                             for election in self._elections:
                                 election.key_deleted(event.kv.key)
                         if kind is not None and kind[0] in (KeyKind.SWITCH, KeyKind.FRONTEND):
-                            operator_change = self._to_control(kind[0], event.kv, deleted=deleted)
+                            operator_change = to_control(
+                                self.keys, kind[0], event.kv, deleted=deleted
+                            )
                             if operator_change is not None:
                                 control.append(operator_change)
                         continue
@@ -448,37 +461,6 @@ class EtcdRegistryStore:
                 yield StoreBatch(item.revision, tuple(changes), stamped, tuple(control))
             else:
                 yield StoreHeartbeat(item.revision)
-
-    def _to_change(self, kv: pb.KeyValue, *, deleted: bool) -> StoreChange | None:
-        parsed = self.keys.parse(kv.key)
-        if parsed is None:
-            return None
-        kind, key = parsed
-        if key is None:
-            return None
-        try:
-            if kind is KeyKind.MEMBER:
-                if deleted:
-                    return MemberDeleted(key)
-                return MemberPut(key, Member(decode_registration(kv.value), int(kv.mod_revision)))
-            if kind is KeyKind.LIVE:
-                return LiveChanged(key, alive=not deleted)
-            if kind is KeyKind.IDENTITY and not deleted:
-                return IdentityPut(key, decode_identity(kv.value))
-        except RecordError as err:
-            log.warning("ignoring unreadable value of %s: %s", kv.key.decode(errors="replace"), err)
-        return None
-
-    def _to_control(self, kind: KeyKind, kv: pb.KeyValue, *, deleted: bool) -> ControlChange | None:
-        name = self.keys.name(kv.key)
-        try:
-            if kind is KeyKind.SWITCH and name == PUSH_SWITCH:
-                return SwitchChanged(PushSwitch() if deleted else decode_push_switch(kv.value))
-            if kind is KeyKind.FRONTEND and name:
-                return FrontendChanged(name, None if deleted else decode_announcement(kv.value))
-        except RecordError as err:
-            log.warning("ignoring unreadable value of %s: %s", kv.key.decode(errors="replace"), err)
-        return None
 
     def election(
         self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float

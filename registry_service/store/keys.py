@@ -13,6 +13,8 @@ audit/<dc>/<type>/<id>/<t>  one membership transition and its cause, on an expir
 frontends/<frontend>        a frontend's announcement, on its own lease (control.py)
 switches/push               the push switch and its gray list (control.py)
 operator-audit/<t>-<fe>     one operator action and who did it, on the audit lease
+sessions/<session>/<ttl>    on the lease a client session's registrations of that TTL share
+                            (D73): the lease is found there by any frontend
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class KeyKind(enum.Enum):
     FRONTEND = "frontends"
     SWITCH = "switches"
     OPERATOR_AUDIT = "operator-audit"
+    SESSION = "sessions"
     INCARNATION_FLOOR = "incarnation-floor"
 
 
@@ -47,6 +50,7 @@ _NOT_NODES = frozenset(
         KeyKind.FRONTEND,
         KeyKind.SWITCH,
         KeyKind.OPERATOR_AUDIT,
+        KeyKind.SESSION,
         KeyKind.INCARNATION_FLOOR,
     }
 )
@@ -97,6 +101,10 @@ class Keyspace:
 
     def switch(self, name: str) -> bytes:
         return f"{self.prefix}{KeyKind.SWITCH.value}/{name}".encode()
+
+    def session(self, session: str, ttl_seconds: int) -> bytes:
+        """The key that names the lease of a client session's registrations of one TTL."""
+        return f"{self.prefix}{KeyKind.SESSION.value}/{session}/{ttl_seconds}".encode()
 
     @property
     def incarnation_floor(self) -> bytes:

@@ -5,9 +5,10 @@ transaction: what the watching frontends time `commit_to_received` by (D33). Rea
 know the field ignore it.
 
 Fields added later are optional, written only when set, so that old records still decode and old
-readers ignore what they do not know: a member's `override` (an operator's status), an identity's
-`hold_until`/`held_by` (an operator's eviction hold), an audit record's `operator`; a member's
-`health`, `damped`, `damped_until` and `checks` (docs/design.md §13).
+readers ignore what they do not know: a member's `override` (an operator's status) and `session`
+(the client session whose lease it shares, D73), an identity's `hold_until`/`held_by` (an
+operator's eviction hold), an audit record's `operator`; a member's `health`, `damped`,
+`damped_until` and `checks` (docs/design.md §13).
 
 A flap record (`flaps/<dc>/<type>/<id>`) holds flap damping's penalty for a node, apart from its
 member record so that a flap that changes nothing subscribers see writes nothing they see.
@@ -63,6 +64,7 @@ def encode_registration(registration: Registration, written_at: float = 0.0) -> 
             **(
                 {"override": _override_json(registration.override)} if registration.override else {}
             ),
+            **({"session": registration.session} if registration.session else {}),
             **({"written_at": round(written_at, 6)} if written_at else {}),
             **_health_json(registration),
         },
@@ -135,6 +137,7 @@ def decode_registration(raw: bytes) -> Registration:
             override=_override(data["override"]) if data.get("override") else None,
             checks=tuple(_check(check) for check in data.get("checks", ())),
             damped_until=float(data.get("damped_until", 0.0)),
+            session=sys.intern(data["session"]) if data.get("session") else "",
         )
     except (ValueError, KeyError, TypeError) as err:
         raise RecordError(f"not a membership record: {err}") from err

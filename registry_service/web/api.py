@@ -17,6 +17,10 @@
     GET /ui/                        the console (web/console_site.py: one page, no build step)
     GET /healthz, /readyz           as on the admin port
 
+While the frontend's event loop lags, node reads and new event streams are refused as GetNodes
+and WatchNodes are on the gRPC port (renewals first, D72): 429 `RESOURCE_EXHAUSTED` with
+`Retry-After`.
+
 Node reads need the `watch` scope (GetNodes and WatchNodes need it on the gRPC port), on every
 datacenter and type they ask for (a narrowed token is refused a wider read, never cut); the rest
 is web/auth.py's rules, the same middleware as the admin port's. This module parses and renders;
@@ -78,7 +82,8 @@ class ApiServer:
         return self._config.reads.waiting
 
     def routes(self) -> list[web.RouteDef]:
-        streams = WatchStreams(self._config.reads, self._config.auth, self._config.streams)
+        config = self._config
+        streams = WatchStreams(config.reads, config.auth, config.streams, config.admission)
         return [
             web.get("/v1/nodes", self.nodes),
             web.get("/v1/nodes/{datacenter}/{type}/{id}", self.node),
@@ -118,10 +123,15 @@ class ApiServer:
 
     # -- nodes --------------------------------------------------------------------------------
 
+    def _admit(self) -> None:
+        if self._config.admission is not None:
+            self._config.admission.read("GetNodes")
+
     @checks_node_scope
     async def nodes(self, request: web.Request) -> web.Response:
         query = nodes_query(request.query, self._config.max_wait_seconds)
         request_caller(request).require_scope("watch", query.scope, self._config.limits)
+        self._admit()
         reads = self._config.reads
         if query.index or query.remote_index:  # a blocking read: the wait is core/reads.py's
             listing = await reads.get_nodes_blocking(
@@ -150,6 +160,7 @@ class ApiServer:
         consistency = node_query(request.query)
         key = validate_key(_key(request), self._config.limits)
         request_caller(request).require("watch", key)
+        self._admit()
         listing = await self._config.reads.get_nodes(
             Scope(frozenset({key.datacenter}), frozenset({key.type})), consistency
         )

@@ -55,6 +55,14 @@ class NodeReads(Protocol):
     ) -> Subscription: ...
 
 
+class ReadAdmission(Protocol):
+    """Renewals first (rpc/admission.Admission, D72): reads are refused while the frontend's
+    event loop lags, on this port as on the gRPC port."""
+
+    def read(self, what: str) -> None:
+        """Raises OverloadedError (429 with Retry-After here) while the event loop lags."""
+
+
 class ChangeFeed(Protocol):
     """This frontend's etcd's view (watch_hub.WatchHub), for the operator's reads."""
 
@@ -103,3 +111,5 @@ class ApiConfig:
     shutdown_grace_seconds: float = 5.0
     """On stop, how long open requests get before they are cancelled."""
     ssl_context: ssl.SSLContext | None = None
+    admission: ReadAdmission | None = None
+    """What refuses reads while the frontend is overloaded (None: every read is taken)."""

@@ -7,13 +7,16 @@ builds both applications, so that every route of either runs inside the same mid
   copy), with the error's own message; anything else is logged with its traceback under the
   request id and answered 500 INTERNAL naming only that id; aiohttp's own refusals (no such path,
   a method the path does not answer, a body too large) get the same JSON body:
-  `{"error": {"code": "NOT_FOUND", "message": "..."}}`;
+  `{"error": {"code": "NOT_FOUND", "message": "..."}}`. An error that says when to retry (an
+  overloaded frontend, an operator's hold) carries it as `Retry-After` (whole seconds, rounded
+  up), as gRPC's `grpc-retry-pushback-ms`;
 - access: the HttpAuth middleware (TLS client certificates, bearer tokens and their scopes).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -21,7 +24,12 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from registry_service.rpc.status import code_of_http_status, http_status, status_of
+from registry_service.rpc.status import (
+    code_of_http_status,
+    http_status,
+    retry_after_of,
+    status_of,
+)
 from registry_service.telemetry.logs import request_id
 from registry_service.web.shapes import error_json
 
@@ -71,7 +79,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             message = f"no such path {request.path}"
         return error_response(code, message)
     except Exception as err:  # one edge: RegistryError by the table, anything else INTERNAL
-        return error_response(*status_of(err))
+        response = error_response(*status_of(err))
+        retry_after = retry_after_of(err)
+        if retry_after:
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return response
 
 
 def new_app(

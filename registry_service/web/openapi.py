@@ -336,6 +336,15 @@ _EVENT_ID = {
     "pattern": rf"^{_REVISION_DIGITS}(,[a-z0-9][a-z0-9-]*={_REVISION_DIGITS})*$",
 }
 _REVISION_HEADER = {"X-Registry-Revision": {"schema": _INT, "description": "the list's revision"}}
+_OVERLOADED = "the frontend is overloaded (its event loop lags) and serves renewals first"
+_RETRY_AFTER = {
+    "Retry-After": {"schema": _INT, "description": "seconds after which to retry (when overloaded)"}
+}
+
+
+def _overloaded(also: str = "") -> dict[str, Any]:
+    """429 of a node read: the frontend sheds reads to keep renewals on time (D72)."""
+    return _error(f"{also}, or {_OVERLOADED}" if also else _OVERLOADED) | {"headers": _RETRY_AFTER}
 
 
 def _get(
@@ -371,6 +380,7 @@ def _paths() -> dict[str, Any]:
                         **_REVISION_HEADER,
                     },
                 ),
+                "429": _overloaded("this peer has http_max_connections_per_peer connections open"),
                 "503": unavailable,
             },
             [
@@ -393,6 +403,7 @@ def _paths() -> dict[str, Any]:
             {
                 "200": _ok("NodeAnswer", "the node", _REVISION_HEADER),
                 "404": _error("not a member"),
+                "429": _overloaded("this peer has http_max_connections_per_peer connections open"),
                 "503": unavailable,
             },
             [*_NODE_PATH, _CONSISTENCY],
@@ -408,7 +419,7 @@ def _paths() -> dict[str, Any]:
                     "description": "the event stream",
                     "content": {"text/event-stream": {"schema": _STRING}},
                 },
-                "429": _error(
+                "429": _overloaded(
                     "this peer has max_streams_per_peer streams open (or "
                     "http_max_connections_per_peer connections)"
                 ),

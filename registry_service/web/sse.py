@@ -14,9 +14,10 @@ reasons (COMPACTED, UNKNOWN_REVISION, SLOW_CONSUMER, PUSH_RESUMED). A slow reade
 subscriber: its backlog collapses into one resync, it never slows the others.
 
 Refusals before the stream starts (a bad scope, a scope wider than the token's `watch`, a
-malformed Last-Event-ID, the per-peer stream limit) are JSON errors with their status
-(web/edge.py). Once it has started, an error (the frontend shutting down: resume on another
-one) ends it with one `event: error` carrying the same JSON error body.
+malformed Last-Event-ID, the per-peer stream limit, a frontend whose event loop lags: 429 with
+Retry-After, D72) are JSON errors with their status (web/edge.py). Once it has started, an error
+(the frontend shutting down: resume on another one) ends it with one `event: error` carrying the
+same JSON error body.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from aiohttp import web
 from registry_service.domain import SnapshotMessage, WatchMessage, WatchResume
 from registry_service.rpc.access import StreamCounter
 from registry_service.rpc.status import status_of
-from registry_service.web.api_config import NodeReads
+from registry_service.web.api_config import NodeReads, ReadAdmission
 from registry_service.web.auth import HttpAuth, checks_node_scope, request_caller
 from registry_service.web.query import watch_query
 from registry_service.web.shapes import error_json, watch_message_json
@@ -92,15 +93,24 @@ def grpc_style_peer(request: web.Request) -> str:
 
 
 class WatchStreams:
-    def __init__(self, reads: NodeReads, auth: HttpAuth, streams: StreamCounter) -> None:
+    def __init__(
+        self,
+        reads: NodeReads,
+        auth: HttpAuth,
+        streams: StreamCounter,
+        admission: ReadAdmission | None = None,
+    ) -> None:
         self._reads = reads
         self._auth = auth
         self._streams = streams
+        self._admission = admission
 
     @checks_node_scope
     async def watch(self, request: web.Request) -> web.StreamResponse:
         scope, resume = watch_query(request.query, request.headers)
         request_caller(request).require_scope("watch", scope)
+        if self._admission is not None:
+            self._admission.read("WatchNodes")
         with self._streams.hold(self._auth.identify(request)):
             subscription = await self._reads.watch(scope, resume, peer=grpc_style_peer(request))
             position = EventPosition(resume)

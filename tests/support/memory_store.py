@@ -23,6 +23,8 @@ What it keeps of etcd (the semantics the use cases rely on):
   StoreCompactedError.
 - The evictor's fence: the leader's election key; a write that carries a fence whose key is gone
   changes nothing.
+- Client sessions' shared leases (D73): the session's key on its lease, a session's registration
+  written only while that key names its lease (or, opening the session, while it is absent).
 
 Values are the domain objects themselves (frozen dataclasses), not their encoding: the records'
 codecs have tests of their own (tests/unit/registry_service/store/test_formats.py).
@@ -104,11 +106,13 @@ class ManualClock:
 
 @dataclass(frozen=True, slots=True)
 class _Compare:
-    """A key is absent (`mod_revision` 0 and not `present`), present, or at `mod_revision`."""
+    """A key is absent (`mod_revision` 0 and not `present`), present, at `mod_revision`, or on
+    `lease` (an absent key is on no lease)."""
 
     key: bytes
     mod_revision: int = 0
     present: bool = False
+    lease: int = 0
 
 
 def absent(key: bytes) -> _Compare:
@@ -122,6 +126,10 @@ def present(key: bytes) -> _Compare:
 def unchanged_since(key: bytes, mod_revision: int) -> _Compare:
     """As etcd_client.kv.unchanged_since: at mod_revision, or absent when that is 0."""
     return _Compare(key, mod_revision)
+
+
+def on_lease(key: bytes, lease_id: int) -> _Compare:
+    return _Compare(key, lease=lease_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +303,8 @@ class MemoryStore:
 
     def _holds(self, compare: _Compare) -> bool:
         stored = self._kv.get(compare.key)
+        if compare.lease:
+            return stored is not None and stored.lease == compare.lease
         if compare.present:
             return stored is not None
         if compare.mod_revision == 0:
@@ -562,18 +572,23 @@ class MemoryStore:
         expected: StoredNode,
         flaps: FlapRecord | None = None,
         detail: str = "",
+        *,
+        opens_session: bool = False,
     ) -> int | None:
         await self._enter("create_registration")
         key = registration.node.key
         incarnation = registration.node.incarnation
+        session_compare, session_ops = self._session_guard(registration, opens_session)
         part = _Guarded(
             [
                 absent(self.keys.member(key)),
                 unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
+                *session_compare,
             ],
             [
                 *self._registration_puts(registration),
                 _Put(self.keys.identity(key), Identity(incarnation=incarnation)),
+                *session_ops,
             ],
             (key, AuditCause.REGISTERED, incarnation, detail),
         )
@@ -601,6 +616,30 @@ class MemoryStore:
             )
         return await self._guarded(self._with_flaps(part, flaps, expected))
 
+    def _session_guard(
+        self, registration: Registration, opens_session: bool = False
+    ) -> tuple[list[_Compare], list[_Op]]:
+        if not registration.session:
+            return [], []
+        key = self.keys.session(registration.session, registration.ttl_seconds)
+        lease = registration.lease_id
+        if opens_session:
+            return [absent(key)], [_Put(key, lease, lease)]
+        return [on_lease(key, lease)], []
+
+    async def read_session_lease(self, session: str, ttl_seconds: int) -> int:
+        await self._enter("read_session_lease")
+        stored = self._kv.get(self.keys.session(session, ttl_seconds))
+        return stored.lease if stored else 0
+
+    async def open_session_lease(self, session: str, ttl_seconds: int, lease_id: int) -> int:
+        await self._enter("open_session_lease")
+        key = self.keys.session(session, ttl_seconds)
+        if await self._guarded(_Guarded([absent(key)], [_Put(key, lease_id, lease_id)])):
+            return lease_id
+        stored = self._kv.get(key)
+        return stored.lease if stored else 0
+
     async def update_registration(
         self,
         registration: Registration,
@@ -616,6 +655,7 @@ class MemoryStore:
             [
                 unchanged_since(self.keys.member(key), expected.member_mod_revision),
                 present(self.keys.live(key)),
+                *self._session_guard(registration)[0],
             ],
             self._registration_puts(registration),
             (key, cause, registration.node.incarnation, operator.detail if operator else ""),
@@ -655,6 +695,7 @@ class MemoryStore:
                 [
                     unchanged_since(self.keys.member(key), expected.member_mod_revision),
                     absent(self.keys.live(key)),
+                    *self._session_guard(registration)[0],
                 ],
                 self._registration_puts(registration),
                 (key, cause, registration.node.incarnation, operator.detail if operator else ""),

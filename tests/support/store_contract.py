@@ -262,6 +262,45 @@ async def a_registration_and_an_update_write_the_flap_record_only_over_the_one_r
 
 
 @check
+async def a_sessions_registrations_are_written_only_on_the_lease_its_key_names(
+    harness: Harness,
+) -> None:
+    """D73: one lease per (client session, TTL), named by the session's key, which lives on it."""
+    store = harness.store
+
+    def in_session(node_id: str, lease_id: int) -> Registration:
+        return dataclasses.replace(registration(node_id, lease_id), session="s1")
+
+    opening = await store.grant_lease(TTL_SECONDS)
+    first = in_session("a", opening)
+    assert await store.create_registration(first, StoredNode(key("a"), 0), opens_session=True)
+    assert await store.read_session_lease("s1", TTL_SECONDS) == opening
+    assert await store.read_session_lease("s1", TTL_SECONDS + 1) == 0  # one lease per TTL
+    other = await store.grant_lease(TTL_SECONDS)
+    # The session is open: opening it again, or writing on another lease, changes nothing.
+    assert await store.open_session_lease("s1", TTL_SECONDS, other) == opening
+    assert await store.create_registration(in_session("b", other), StoredNode(key("b"), 0)) is None
+    assert (
+        await store.create_registration(
+            in_session("b", other), StoredNode(key("b"), 0), opens_session=True
+        )
+        is None
+    )
+    assert await store.create_registration(in_session("b", opening), StoredNode(key("b"), 0))
+
+    await harness.expire(opening)  # the session's lease ends: its key goes with it
+    assert await store.read_session_lease("s1", TTL_SECONDS) == 0
+    lapsed = await store.read_node(key("a"))
+    assert (
+        await store.restore_registration(in_session("a", other), lapsed, AuditCause.RESTORED)
+        is None
+    )
+    assert await store.open_session_lease("s1", TTL_SECONDS, other) == other
+    assert await store.restore_registration(in_session("a", other), lapsed, AuditCause.RESTORED)
+    assert (await store.read_node(key("a"))).registration == in_session("a", other)
+
+
+@check
 async def the_evictors_writes_need_its_fence_and_each_apply_on_its_own_guard(
     harness: Harness,
 ) -> None:

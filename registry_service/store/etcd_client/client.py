@@ -18,7 +18,10 @@ class EtcdClient:
         connection: endpoints, channels, auth (where the streams go: `connection.endpoint`).
         kv: Range, Txn, Put, Compact.
         lease: grant, revoke, time to live.
-        renewer: every lease renewal of the process, over one LeaseKeepAlive stream.
+        renewer: every renewal of the clients' leases, over one LeaseKeepAlive stream.
+        own_renewer: the frontend's own leases (its evictor candidacy, its announcement), over
+            a LeaseKeepAlive stream of their own, so that they never wait behind thousands of
+            client renewals (D71).
         watcher: prefix watches, and whether the last one is up.
     """
 
@@ -31,8 +34,10 @@ class EtcdClient:
         self.kv = EtcdKV(self.connection)
         self.lease = EtcdLease(self.connection)
         self.renewer = LeaseRenewer(self.connection)
+        self.own_renewer = LeaseRenewer(self.connection)
         self.watcher = EtcdWatcher(self.connection)
 
     async def close(self) -> None:
         await self.renewer.close()
+        await self.own_renewer.close()
         await self.connection.close()

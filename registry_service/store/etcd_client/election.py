@@ -84,7 +84,7 @@ class EtcdElection:
         self._key, self._created = key, int(response.header.revision)
         self._deposed.clear()
         self._keeper = asyncio.create_task(
-            self._client.renewer.keep_alive(lease, self._ttl), name="evictor-election-lease"
+            self._client.own_renewer.keep_alive(lease, self._ttl), name="evictor-election-lease"
         )
 
     async def campaign(self) -> None:

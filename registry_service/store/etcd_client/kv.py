@@ -38,6 +38,11 @@ def unchanged_since(key: bytes, mod_revision: int) -> pb.Compare:
     )
 
 
+def on_lease(key: bytes, lease_id: int) -> pb.Compare:
+    """The key exists on lease_id (an absent key is on no lease)."""
+    return pb.Compare(key=key, target=pb.Compare.CompareTarget.LEASE, result=_EQUAL, lease=lease_id)
+
+
 def put_op(key: bytes, value: bytes, lease: int = 0) -> pb.RequestOp:
     return pb.RequestOp(request_put=pb.PutRequest(key=key, value=value, lease=lease))
 

@@ -80,6 +80,8 @@ class LeaseRenewer:
         self._last_answer = 0.0  # monotonic time the stream last answered (or opened)
         self._interruptions = ThrottledLog(log, "etcd lease keepalive stream")
         self.streams_opened = 0
+        self.requests_sent = 0
+        """LeaseKeepAlive requests written (one per lease renewed)."""
 
     async def renew(self, lease_id: int) -> int:
         """Raises StoreUnavailableError when etcd does not answer within the request timeout."""
@@ -185,6 +187,7 @@ class LeaseRenewer:
             while True:
                 lease_id = await self._outbox.get()
                 await call.write(pb.LeaseKeepAliveRequest(ID=lease_id))
+                self.requests_sent += 1
 
     async def keep_alive(self, lease_id: int, ttl_seconds: int) -> None:
         """Renews lease_id at TTL/3 (and at once after a reconnect); returns when it is lost.

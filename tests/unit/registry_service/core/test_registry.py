@@ -300,3 +300,47 @@ async def test_a_register_that_loses_a_race_reads_again_and_decides_on_what_it_f
     with pytest.raises(NodeConflictError):
         await mine.registry.register(node("a"), 10)
     assert won and [entry.cause for entry in await store.read_audit(KEY)] == [AuditCause.REGISTERED]
+
+
+async def member_leases(store: MemoryStore, node_ids: list[str]) -> set[int]:
+    leases = set()
+    for node_id in node_ids:
+        registration = (await store.read_node(NodeKey("dc1", "data", node_id))).registration
+        assert registration is not None
+        leases.add(registration.lease_id)
+    return leases
+
+
+async def test_concurrent_first_registers_of_a_session_open_its_lease_once(
+    frontend: Frontend, store: MemoryStore
+):
+    """A client that starts registers its nodes all at once (D73): the first grants the
+    session's lease and opens it in its transaction, the others wait for it and write on it.
+    Before, each granted a lease of its own, all but one lost the race for the session's key and
+    went round again (a read, a lookup and another transaction each)."""
+    ids = [f"n{i}" for i in range(16)]
+    results = await asyncio.gather(
+        *(frontend.registry.register(node(i), 10, session="s1") for i in ids)
+    )
+    assert all(result.session_lease for result in results)
+    assert store.calls["grant_lease"] == 1
+    assert store.calls["create_registration"] == len(ids)  # one transaction each, none lost
+    assert store.calls["read_node"] == 0
+    assert len(await member_leases(store, ids)) == 1
+
+
+async def test_a_sessions_first_registers_on_a_second_frontend_find_the_lease_once(
+    frontend_over: MakeFrontend, store: MemoryStore
+):
+    """The session was opened through another frontend: this one's first Register finds the key
+    there (its own lease unused) and hands the session's lease to the Registers waiting."""
+    first, second = await frontend_over(), await frontend_over()
+    await first.registry.register(node("on-first"), 10, session="s1")
+    grants, creates = store.calls["grant_lease"], store.calls["create_registration"]
+    ids = [f"n{i}" for i in range(8)]
+    await asyncio.gather(*(second.registry.register(node(i), 10, session="s1") for i in ids))
+    assert store.calls["grant_lease"] - grants == 1  # the opener's, given back
+    assert store.calls["read_session_lease"] <= 2  # the opener's lookup, and its own retry's
+    # The opener: its create, lost, and one again; the others one each.
+    assert store.calls["create_registration"] - creates == len(ids) + 1
+    assert len(await member_leases(store, ["on-first", *ids])) == 1

@@ -13,6 +13,7 @@ from registry_service.control import OperatorEntry
 from registry_service.core.registration_tokens import hash_token
 from registry_service.core.renewals import Renewals
 from registry_service.core.restoration import Restoration, SpareLeases
+from registry_service.core.session_leases import SessionLeases
 from registry_service.core.write_gate import WriteGate
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
@@ -51,6 +52,7 @@ class FakeStore:
         self.granted: list[int] = []
         self.revoked: list[int] = []
         self.renewed: list[int] = []
+        self.sessions: dict[tuple[str, int], int] = {}  # (session, TTL) -> lease, as in etcd
 
     async def read_node(self, key: NodeKey) -> StoredNode:
         return self.stored
@@ -61,6 +63,12 @@ class FakeStore:
 
     async def revoke_lease(self, lease_id: int) -> None:
         self.revoked.append(lease_id)
+
+    async def read_session_lease(self, session: str, ttl_seconds: int) -> int:
+        return self.sessions.get((session, ttl_seconds), 0)
+
+    async def open_session_lease(self, session: str, ttl_seconds: int, lease_id: int) -> int:
+        return self.sessions.setdefault((session, ttl_seconds), lease_id)
 
     async def renew_leases(self, lease_ids: Sequence[int]) -> list[int | None]:
         self.renewed.extend(lease_ids)
@@ -82,7 +90,7 @@ class FakeStore:
 
 
 def restoration(store: FakeStore) -> Restoration:
-    return Restoration(store, SpareLeases(store))  # type: ignore[arg-type]
+    return Restoration(store, SpareLeases(store), SessionLeases(store))  # type: ignore[arg-type]
 
 
 async def test_a_renewal_of_a_lapsed_lease_restores_the_member_up_on_a_new_lease_of_its_ttl():
@@ -146,6 +154,46 @@ async def test_an_owners_register_restores_as_it_now_asks_on_the_lease_it_brough
     ((written, _, _),) = store.restored
     assert written.lease_id == 55 and written.ttl_seconds == 30 and store.granted == []
     assert written.node == dataclasses.replace(asked, incarnation=3)
+
+
+def in_session(stored: StoredNode, session: str = "s1") -> StoredNode:
+    assert stored.registration is not None
+    return dataclasses.replace(
+        stored, registration=dataclasses.replace(stored.registration, session=session)
+    )
+
+
+async def test_a_lapsed_session_registration_goes_back_on_its_sessions_new_lease():
+    """The session's lease lapsed with all its registrations (D73): the first renewal opens a
+    new one for the session, and the others go back on that one, not on leases of their own."""
+    store = FakeStore(in_session(lapsed()))
+    restorer = restoration(store)
+    assert await restorer.renewal(KEY, TOKEN) == 9
+    assert await restorer.renewal(KEY, TOKEN) == 9
+    assert store.granted == [9]  # one lease for the session
+    assert store.sessions == {("s1", 9): 101}
+    assert [(r.lease_id, r.session) for r, _, _ in store.restored] == [(101, "s1"), (101, "s1")]
+
+
+async def test_a_session_lease_another_frontend_opened_first_is_taken_and_ours_revoked():
+    store = FakeStore(in_session(lapsed()))
+    store.sessions[("s1", 9)] = 0  # read as none, then found opened by another frontend
+
+    async def opened_elsewhere(session: str, ttl_seconds: int, lease_id: int) -> int:
+        return 77
+
+    store.open_session_lease = opened_elsewhere  # type: ignore[method-assign]
+    assert await restoration(store).renewal(KEY, TOKEN) == 9
+    assert store.restored[0][0].lease_id == 77
+    assert store.revoked == [101]
+
+
+async def test_an_operators_cancel_puts_a_session_registration_on_a_lease_of_its_own():
+    store = FakeStore(in_session(lapsed()))
+    restored = await restoration(store).on_new_lease(store.stored, AuditCause.OPERATOR_RESTORED)
+    assert restored is not None and not restored.session_lease
+    ((written, _, _),) = store.restored
+    assert (written.lease_id, written.session) == (101, "")
 
 
 class OneRegistrationHub:
