@@ -41,7 +41,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
 from bench.stats import percentile
-from bench.subscribers import Tally, open_with_retry
+from bench.subscribers import Tally, open_with_retry, register_honouring_pushback
 
 if TYPE_CHECKING:  # a client process needs none of the harness
     from bench.harness import Bench
@@ -310,11 +310,12 @@ async def _one_change(bench: Bench, fleet: ClientFleet, node_type: str) -> float
     are)."""
     node_id = f"x{secrets.token_hex(4)}"
     started = time.monotonic()
-    registered = await bench.stub.Register(
+    registered = await register_honouring_pushback(
+        bench.stub,
         pb.RegisterRequest(
             node=pb.Node(id=node_id, type=node_type, datacenter="dc1", address="10.0.0.1:7000"),
             ttl_seconds=60,
-        )
+        ),
     )
     latency = await fleet.last("seen", node_id) - started
     await bench.stub.Deregister(
@@ -386,13 +387,14 @@ async def _churn_once(
         node.metadata["zone"] = rng.choice("abc")
         node.status = rng.choice([pb.NODE_STATUS_UP, pb.NODE_STATUS_UP, pb.NODE_STATUS_DRAINING])
         node.incarnation = 0
-        pool[node_id] = await bench.stub.Register(
-            pb.RegisterRequest(node=node, ttl_seconds=3600, token=registered.token)
+        pool[node_id] = await register_honouring_pushback(
+            bench.stub, pb.RegisterRequest(node=node, ttl_seconds=3600, token=registered.token)
         )
         pool[node_id].token = registered.token
         return
     node_id = f"c{serial}"
-    pool[node_id] = await bench.stub.Register(
+    pool[node_id] = await register_honouring_pushback(
+        bench.stub,
         pb.RegisterRequest(
             node=pb.Node(
                 id=node_id,
@@ -402,7 +404,7 @@ async def _churn_once(
                 metadata={"zone": rng.choice("abc")},
             ),
             ttl_seconds=3600,
-        )
+        ),
     )
 
 

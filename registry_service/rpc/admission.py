@@ -184,10 +184,16 @@ class Admission:
                     self._hand_out_slots()
         pushback = self._pushback()
         self.registers_refused += 1
+        if limit.limit > 0:
+            state = (
+                f"it takes {limit.limit} Registers at once, has {limit.in_flight} in flight and "
+                f"{len(self._waiting)} waiting"
+            )
+        else:
+            state = f"its event loop runs {self.loop_lag_seconds * 1000:.0f} ms behind"
         raise OverloadedError(
-            f"the frontend is overloaded and serves renewals first: it takes {limit.limit} "
-            f"Registers at once, has {limit.in_flight} in flight and {len(self._waiting)} "
-            f"waiting; retry in {pushback:g} s (grpc-retry-pushback-ms), or on another frontend",
+            f"the frontend is overloaded and serves renewals first: {state}; retry in "
+            f"{pushback:g} s (grpc-retry-pushback-ms), or on another frontend",
             retry_after_seconds=pushback,
         )
 
