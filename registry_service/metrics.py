@@ -37,10 +37,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from registry_service.domain import ChangeStage, NodeStatus, Scope
+from registry_service.health_metrics import HealthCollector, ProbeMetrics
 
 if TYPE_CHECKING:
     from registry_service.core.concurrency_limit import AdaptiveLimit
     from registry_service.core.evictor import Evictor
+    from registry_service.core.health_keeper import HealthKeeper
     from registry_service.hub.operator_state import OperatorView
     from registry_service.hub.remote_view import RemoteReads
     from registry_service.hub.watch_hub import WatchHub
@@ -161,6 +163,15 @@ class Metrics:
             ("operation", "code"),
             registry=self.registry,
         )
+
+        self.probes = ProbeMetrics(self.registry)
+        """The health checks' probes, by kind and result (health_metrics.py)."""
+
+    def attach_health(self, keeper: HealthKeeper, hub: WatchHub, evictor: Evictor) -> None:
+        """Registers the collector of the health checks' state: this frontend's share and
+        flaps, and (from the leading evictor only, so that a sum over frontends counts each node
+        once) every node's health and the damped nodes per datacenter."""
+        self.registry.register(HealthCollector(keeper, hub, evictor))
 
     def observe_etcd(self, operation: str, seconds: float, code: str = "OK") -> None:
         """Times one etcd call attempt, and counts it as an error unless its code is OK."""

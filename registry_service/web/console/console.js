@@ -201,14 +201,27 @@ function renderFreshness() {
     : "current";
 }
 
+function healthBadge(node) {
+  // A failing check (or flap damping) keeps a node listed but not offered for new work.
+  const health = node.health || "UNCHECKED";
+  if (health !== "FAILING") return null;
+  const text = node.damped ? "FAILING (damped)" : "FAILING";
+  const badge = element("span", { class: "health health-failing" });
+  badge.append(element("span", { "aria-hidden": "true", text: "✕ " }), text);
+  return badge;
+}
+
 function nodeButton(node) {
   const key = keyOf(node);
+  const health = node.health || "UNCHECKED";
+  const failing = health === "FAILING" ? " health-failing" : "";
   const button = element("button", {
     type: "button",
-    class: `node status-${node.status.toLowerCase()}${state.selected === key ? " selected" : ""}`,
+    class: `node status-${node.status.toLowerCase()}${failing}${state.selected === key ? " selected" : ""}`,
     "data-node": key,
     "data-status": node.status,
-    "aria-label": `${node.id}, ${node.status}, ${node.address}; show its audit trail`,
+    "data-health": health,
+    "aria-label": `${node.id}, ${node.status}, health ${health}${node.damped ? " (damped)" : ""}, ${node.address}; show its audit trail`,
     onclick: () => showAudit(key),
   });
   button.append(
@@ -216,6 +229,8 @@ function nodeButton(node) {
     element("span", { class: "id", text: node.id }),
     element("span", { class: "address", text: node.address }),
   );
+  const badge = healthBadge(node);
+  if (badge) button.append(badge);
   return button;
 }
 
