@@ -14,6 +14,7 @@ grpc's exceptions and codes never reach you.
 from noderegistry import __version__ as __version__
 
 from client_sdk._bridge import SyncStream
+from client_sdk._checks import Check, CheckKind
 from client_sdk._client import RegistryClient
 from client_sdk._config import ClientConfig, ShrinkReport, WatchConfig
 from client_sdk._errors import (
@@ -36,6 +37,7 @@ from client_sdk._models import (
     Consistency,
     DatacenterState,
     EventType,
+    Health,
     Node,
     NodeEvent,
     NodeKey,
@@ -55,12 +57,15 @@ from client_sdk._watch import EventStream, NodeWatch, StepStream
 __all__ = [
     "AbortedError",
     "AlreadyExistsError",
+    "Check",
+    "CheckKind",
     "ClientConfig",
     "Consistency",
     "DatacenterState",
     "EventStream",
     "EventType",
     "FailedPreconditionError",
+    "Health",
     "InvalidArgumentError",
     "Node",
     "NodeEvent",

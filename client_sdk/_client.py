@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from noderegistry.v1 import registry_pb2 as pb
 
 from client_sdk import _convert, _validation
+from client_sdk._checks import Check
 from client_sdk._closing import AsyncClosing
 from client_sdk._config import ClientConfig, WatchConfig
 from client_sdk._keepalive import KeepAliveSession
@@ -79,6 +81,7 @@ class RegistryClient(AsyncClosing):
         *,
         ttl_seconds: int = 0,
         on_reregistered: ReregisteredCallback | None = None,
+        checks: Sequence[Check] = (),
     ) -> Registration:
         """Registers `node` and keeps it registered until `Registration.close()`.
 
@@ -86,6 +89,9 @@ class RegistryClient(AsyncClosing):
             node: the node; `incarnation` and a SUSPECT status are the registry's to set.
             ttl_seconds: the lease TTL to ask for; 0 takes the registry's default.
             on_reregistered: called (sync or async) after the registration was lost and made anew.
+            checks: health checks the registry runs against the node (`Check.grpc`,
+                `Check.http`, `Check.tcp`); a failing node stays registered but is not
+                offered for new work.
 
         Returns:
             The registration, ACTIVE, renewing in the background until it is closed.
@@ -108,6 +114,7 @@ class RegistryClient(AsyncClosing):
             ttl_seconds,
             on_reregistered,
             on_closed=self._registrations.discard,
+            checks=checks,
         )
         await registration.start()
         self._registrations.add(registration)
@@ -146,7 +153,7 @@ class RegistryClient(AsyncClosing):
         """Reads the nodes of a scope once, per datacenter, at an etcd revision.
 
         Args:
-            scope: which nodes; default: all.
+            scope: which nodes; default: all (`Scope.healthy_only`: the available ones only).
             consistency: LINEARIZABLE (default) reflects every write completed before the call;
                 CACHED answers at once from the frontend's view and says how old it is
                 (`NodeList.cache_age_seconds`).
@@ -166,6 +173,7 @@ class RegistryClient(AsyncClosing):
         request = pb.GetNodesRequest(
             scope=_convert.scope_to_pb(scope),
             consistency=_convert.consistency_to_pb(consistency),
+            healthy_only=scope.healthy_only,
         )
         return _convert.node_list_from_pb(await self._transport.unary("GetNodes", request))
 

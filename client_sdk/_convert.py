@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from noderegistry.v1 import registry_pb2 as pb
 
+from client_sdk._checks import Check, CheckKind
 from client_sdk._models import (
     Consistency,
     DatacenterState,
     EventType,
+    Health,
     Node,
     NodeEvent,
     NodeKey,
@@ -34,6 +36,18 @@ _REASON_FROM_PB = {
     pb.REMOVAL_REASON_DEREGISTERED: RemovalReason.DEREGISTERED,
     pb.REMOVAL_REASON_EXPIRED: RemovalReason.EXPIRED,
     pb.REMOVAL_REASON_EVICTED: RemovalReason.EVICTED,
+    pb.REMOVAL_REASON_UNHEALTHY: RemovalReason.UNHEALTHY,
+}
+_HEALTH_TO_PB = {
+    Health.UNCHECKED: pb.HEALTH_UNSPECIFIED,
+    Health.PASSING: pb.HEALTH_PASSING,
+    Health.FAILING: pb.HEALTH_FAILING,
+}
+_HEALTH_FROM_PB = {v: k for k, v in _HEALTH_TO_PB.items()}
+_CHECK_KIND_TO_PB = {
+    CheckKind.GRPC: pb.CHECK_KIND_GRPC,
+    CheckKind.HTTP: pb.CHECK_KIND_HTTP,
+    CheckKind.TCP: pb.CHECK_KIND_TCP,
 }
 _CONSISTENCY_TO_PB = {
     Consistency.LINEARIZABLE: pb.CONSISTENCY_LINEARIZABLE,
@@ -49,6 +63,20 @@ def node_to_pb(node: Node) -> pb.Node:
         address=node.address,
         metadata=dict(node.metadata),
         status=_STATUS_TO_PB[node.status],
+        health=_HEALTH_TO_PB[node.health],
+    )
+
+
+def check_to_pb(check: Check) -> pb.Check:
+    return pb.Check(
+        kind=_CHECK_KIND_TO_PB[check.kind],
+        service=check.service,
+        path=check.path,
+        port=check.port,
+        interval_seconds=check.interval_seconds,
+        timeout_seconds=check.timeout_seconds,
+        failures_before_failing=check.failures_before_failing,
+        passes_before_passing=check.passes_before_passing,
     )
 
 
@@ -61,6 +89,8 @@ def node_from_pb(message: pb.Node) -> Node:
         metadata=dict(message.metadata),
         incarnation=message.incarnation,
         status=_STATUS_FROM_PB.get(message.status, NodeStatus.UP),
+        health=_HEALTH_FROM_PB.get(message.health, Health.UNCHECKED),
+        damped=message.damped,
     )
 
 

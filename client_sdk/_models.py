@@ -26,6 +26,24 @@ class NodeStatus(enum.Enum):
     OUT_OF_SERVICE = "OUT_OF_SERVICE"
 
 
+class Health(enum.Enum):
+    """A node's health as the registry publishes it.
+
+    It comes from the checks the registry runs, or from the node's own report (such as
+    `noderegistry register --check`'s).
+
+    Attributes:
+        UNCHECKED: no check runs and none is reported: healthy while it renews.
+        PASSING: its checks pass.
+        FAILING: a check fails, or flap damping holds it (`Node.damped`): still a member,
+            listed, but not offered for new work (`Node.available` is False).
+    """
+
+    UNCHECKED = "UNCHECKED"
+    PASSING = "PASSING"
+    FAILING = "FAILING"
+
+
 class EventType(enum.Enum):
     """What happened to a node in a `NodeEvent`.
 
@@ -48,12 +66,15 @@ class RemovalReason(enum.Enum):
         DEREGISTERED: its owner deregistered it.
         EXPIRED: it stopped renewing and the registry's evictor removed it.
         EVICTED: an operator removed it.
+        UNHEALTHY: still a member, but no longer available (a failing check, damped, or not
+            UP); only in a healthy-only watch (`Scope.healthy_only`).
     """
 
     UNSPECIFIED = "UNSPECIFIED"
     DEREGISTERED = "DEREGISTERED"
     EXPIRED = "EXPIRED"
     EVICTED = "EVICTED"
+    UNHEALTHY = "UNHEALTHY"
 
 
 class Consistency(enum.Enum):
@@ -115,6 +136,11 @@ class Node:
         incarnation: set by the registry; grows each time the id registers anew.
         status: UP, DRAINING (no new work, please), SUSPECT (set by the registry) or
             OUT_OF_SERVICE (set by an operator). Only UP nodes should get new work.
+        health: UNCHECKED, PASSING or FAILING (its checks, or its owner's report); a FAILING
+            node should get no new work either. On `register`, the health to start with (or,
+            for a registration without checks, the owner's own report).
+        damped: set by the registry: the node flapped too often and is held FAILING until
+            its flap penalty decays.
     """
 
     id: str
@@ -124,6 +150,8 @@ class Node:
     metadata: Mapping[str, str] = field(default_factory=dict)
     incarnation: int = 0
     status: NodeStatus = NodeStatus.UP
+    health: Health = Health.UNCHECKED
+    damped: bool = False
 
     @property
     def key(self) -> NodeKey:
@@ -132,8 +160,11 @@ class Node:
 
     @property
     def available(self) -> bool:
-        """Whether to send it new work: UP (not DRAINING, SUSPECT or OUT_OF_SERVICE)."""
-        return self.status is NodeStatus.UP
+        """Whether to send it new work: UP, and not FAILING a health check (nor damped).
+
+        DRAINING, SUSPECT and OUT_OF_SERVICE nodes are not available either.
+        """
+        return self.status is NodeStatus.UP and self.health is not Health.FAILING
 
     def __hash__(self) -> int:  # metadata is a dict: hash its items
         return hash(
@@ -143,6 +174,8 @@ class Node:
                 tuple(sorted(self.metadata.items())),
                 self.incarnation,
                 self.status,
+                self.health,
+                self.damped,
             )
         )
 
@@ -163,11 +196,14 @@ class Scope:
             means AND. Empty: every node. The registry parses it (a malformed one is an
             `InvalidArgumentError` naming the position); a watch sees a node whose metadata
             stops matching as REMOVED, one that starts matching as ADDED.
+        healthy_only: only available nodes (UP, no failing check): a node that stops being
+            available is REMOVED (reason UNHEALTHY) from the view, and ADDED when it is back.
     """
 
     datacenters: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
     selector: str = ""
+    healthy_only: bool = False
 
     @classmethod
     def of(
@@ -175,22 +211,25 @@ class Scope:
         datacenters: str | tuple[str, ...] = (),
         types: str | tuple[str, ...] = (),
         selector: str = "",
+        *,
+        healthy_only: bool = False,
     ) -> Scope:
         """A scope from one name or several of each part.
 
         `Scope.of(types="session")` takes every session node; `Scope.of(("dc1", "dc2"))` every
         node of two datacenters; `Scope.of(types="data", selector="zone=a,!canary")` a shard or
-        a zone.
+        a zone; `Scope.of(types="data", healthy_only=True)` the data nodes to send work to.
 
         Args:
             datacenters: a datacenter's name, or a tuple of names; empty: every datacenter.
             types: a type's name, or a tuple of names; empty: every type.
             selector: a label selector on the nodes' metadata; empty: every node.
+            healthy_only: only available nodes (UP, no failing check).
 
         Returns:
             The scope.
         """
-        return cls(_names(datacenters), _names(types), selector)
+        return cls(_names(datacenters), _names(types), selector, healthy_only)
 
     def matches(self, key: NodeKey) -> bool:
         """Whether the node of `key` is in this scope's datacenters and types.

@@ -6,7 +6,8 @@ no network.
 The same reading of metadata as the registry's xDS service (so a Python session node and a gRPC
 client of any language share out requests alike): `weight` is a whole number (clamped to
 1..10,000; 1 when absent or malformed), `zone` names the node's zone. Nodes that are not UP
-(DRAINING, SUSPECT, OUT_OF_SERVICE) get no new work.
+(DRAINING, SUSPECT, OUT_OF_SERVICE) get no new work, nor do nodes FAILING their health checks
+(`Node.available`; the xDS service marks them UNHEALTHY alike).
 """
 
 from __future__ import annotations

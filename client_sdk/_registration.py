@@ -18,7 +18,7 @@ import inspect
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from noderegistry.v1 import registry_pb2 as pb
@@ -26,6 +26,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from client_sdk import _convert, _validation
 from client_sdk._backoff import Backoff
 from client_sdk._broadcast import Broadcast, Subscription
+from client_sdk._checks import Check
 from client_sdk._closing import AsyncClosing
 from client_sdk._errors import (
     FailedPreconditionError,
@@ -37,7 +38,7 @@ from client_sdk._errors import (
     StatusCode,
 )
 from client_sdk._keepalive import KeepAliveSession, LateAnswerError
-from client_sdk._models import Node, NodeKey, NodeStatus, RegistrationState
+from client_sdk._models import Health, Node, NodeKey, NodeStatus, RegistrationState
 from client_sdk._transport import Transport
 
 log = logging.getLogger("client_sdk")
@@ -65,9 +66,12 @@ class Registration(AsyncClosing):
         ttl_seconds: int,
         on_reregistered: ReregisteredCallback | None,
         on_closed: Callable[[Registration], None] | None = None,
+        checks: Sequence[Check] = (),
     ) -> None:
         _validation.check_node(node)
         _validation.check_ttl(ttl_seconds)
+        _validation.check_checks(checks)
+        self._checks = tuple(checks)
         self._transport = transport
         self._session = session
         self._wanted = node
@@ -151,6 +155,7 @@ class Registration(AsyncClosing):
         address: str | None = None,
         metadata: dict[str, str] | None = None,
         status: NodeStatus | None = None,
+        health: Health | None = None,
     ) -> Node:
         """Changes the registered node in place (same incarnation); watchers see UPDATED.
 
@@ -161,6 +166,10 @@ class Registration(AsyncClosing):
             address: a new `host:port`; None keeps the current one.
             metadata: new metadata, replacing all of it; None keeps the current one.
             status: UP or DRAINING; None keeps the current one.
+            health: PASSING or FAILING, the node's own report of its health (a sidecar's local
+                check), for a registration without checks the registry runs (with checks, the
+                registry's probes decide). A node that flips too often is held FAILING for a
+                while (flap damping, `Node.damped`). None keeps the current one.
 
         Returns:
             The node as the registry now stores it.
@@ -179,6 +188,9 @@ class Registration(AsyncClosing):
         if status is not None:
             _validation.check_status(status)
             changes["status"] = status
+        if health is not None:
+            _validation.check_health(health)
+            changes["health"] = health
         self._wanted = dataclasses.replace(self._wanted, **changes)
         await self._register(token=self._token)
         return self._node
@@ -303,6 +315,7 @@ class Registration(AsyncClosing):
             ttl_seconds=self._ttl_requested,
             idempotency_key=secrets.token_urlsafe(18),
             token=token,
+            checks=[_convert.check_to_pb(check) for check in self._checks],
             session=self._session.id if in_session else "",
         )
         waited = 0.0

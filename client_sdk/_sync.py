@@ -8,14 +8,16 @@ iterators (`events()`, `state_changes()`) hand the same items to the caller's th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from client_sdk._bridge import LoopThread, SyncStream, start_pump
+from client_sdk._checks import Check
 from client_sdk._client import RegistryClient
 from client_sdk._closing import Closing
 from client_sdk._config import ClientConfig, WatchConfig
 from client_sdk._models import (
     Consistency,
+    Health,
     Node,
     NodeEvent,
     NodeKey,
@@ -83,6 +85,7 @@ class SyncRegistration(Closing):
         address: str | None = None,
         metadata: dict[str, str] | None = None,
         status: NodeStatus | None = None,
+        health: Health | None = None,
     ) -> Node:
         """Changes the registered node in place (same incarnation); watchers see UPDATED.
 
@@ -90,6 +93,8 @@ class SyncRegistration(Closing):
             address: a new `host:port`; None keeps the current one.
             metadata: new metadata, replacing all of it; None keeps the current one.
             status: UP or DRAINING; None keeps the current one.
+            health: PASSING or FAILING, the node's own report (see `Registration.update`);
+                None keeps the current one.
 
         Returns:
             The node as the registry now stores it.
@@ -99,7 +104,9 @@ class SyncRegistration(Closing):
             RegistryUnavailableError: no frontend could be reached.
         """
         return self._loop.run(
-            self._registration.update(address=address, metadata=metadata, status=status)
+            self._registration.update(
+                address=address, metadata=metadata, status=status, health=health
+            )
         )
 
     def drain(self, grace_seconds: float = 0.0) -> None:
@@ -243,6 +250,7 @@ class SyncRegistryClient(Closing):
         ttl_seconds: int = 0,
         on_reregistered: Callable[[SyncRegistration], object] | None = None,
         on_state_change: Callable[[RegistrationState], object] | None = None,
+        checks: Sequence[Check] = (),
     ) -> SyncRegistration:
         """Registers `node` and keeps it registered until closed (see RegistryClient.register).
 
@@ -251,6 +259,7 @@ class SyncRegistryClient(Closing):
             ttl_seconds: the lease TTL to ask for; 0 takes the registry's default.
             on_reregistered: called after the registration was lost and made anew.
             on_state_change: called with every state after this call returns (it is ACTIVE then).
+            checks: health checks the registry runs against the node.
 
         Returns:
             The registration, ACTIVE, renewing in the background until it is closed.
@@ -268,7 +277,7 @@ class SyncRegistryClient(Closing):
 
         async def register() -> Registration:
             registration = await self._client.register(
-                node, ttl_seconds=ttl_seconds, on_reregistered=reregistered
+                node, ttl_seconds=ttl_seconds, on_reregistered=reregistered, checks=checks
             )
             if on_state_change is not None:  # subscribed before any later change can happen
                 start_pump(registration.state_changes(), on_state_change, "on_state_change")

@@ -8,10 +8,18 @@ raises InvalidArgumentError naming the argument, never a bare ValueError or Type
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from client_sdk._checks import Check, CheckKind
 from client_sdk._errors import invalid_argument
-from client_sdk._models import Consistency, Node, NodeKey, NodeStatus, Scope
+from client_sdk._models import (
+    Consistency,
+    Health,
+    Node,
+    NodeKey,
+    NodeStatus,
+    Scope,
+)
 
 TTL_MAX_SECONDS = 2**32 - 1  # the wire's uint32
 
@@ -50,6 +58,11 @@ def check_status(status: object) -> None:
         )
 
 
+def check_health(health: object) -> None:
+    if not isinstance(health, Health):
+        raise invalid_argument(f"health must be a client_sdk.Health, not {health!r}")
+
+
 def check_node(node: object) -> None:
     """A node to register: identity and address present, metadata strings, status UP/DRAINING."""
     if not isinstance(node, Node):
@@ -58,6 +71,33 @@ def check_node(node: object) -> None:
         check_text(field, getattr(node, field))
     check_metadata(node.metadata)
     check_status(node.status)
+    check_health(node.health)
+    if node.damped:
+        raise invalid_argument("damped is set by the registry only; register with damped=False")
+
+
+def check_checks(checks: object) -> None:
+    """Checks to ask for: Check values of a known kind, numbers the wire carries.
+
+    Their limits (how many, how often) are the registry's settings.
+    """
+    if isinstance(checks, str | bytes) or not isinstance(checks, Sequence):
+        raise invalid_argument(f"checks must be a sequence of client_sdk.Check, not {checks!r}")
+    for index, check in enumerate(checks):
+        if not isinstance(check, Check) or not isinstance(check.kind, CheckKind):
+            raise invalid_argument(f"checks[{index}] must be a client_sdk.Check, not {check!r}")
+        for field in ("interval_seconds", "timeout_seconds"):
+            value = getattr(check, field)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise invalid_argument(
+                    f"checks[{index}].{field} must be seconds >= 0, not {value!r}"
+                )
+        for field in ("port", "failures_before_failing", "passes_before_passing"):
+            value = getattr(check, field)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+                raise invalid_argument(
+                    f"checks[{index}].{field} must be a whole number >= 0, not {value!r}"
+                )
 
 
 def check_key(key: object) -> None:

@@ -247,6 +247,7 @@ class NodeWatch(AsyncClosing):
             target = self._transport.target
             request = pb.WatchNodesRequest(
                 scope=_convert.scope_to_pb(self.scope),
+                healthy_only=self.scope.healthy_only,
                 resume_revision=self._view.revision,
                 acknowledge=self._config.ack_interval_seconds > 0,
                 datacenter_revisions=True,

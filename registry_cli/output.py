@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from client_sdk import Consistency, EventType, Node, NodeEvent, NodeList
+from client_sdk import Consistency, EventType, Health, Node, NodeEvent, NodeList
 
 
 def dumps(document: object, *, indent: int | None = None) -> str:
@@ -49,9 +49,19 @@ def node_json(node: Node) -> dict[str, Any]:
         "id": node.id,
         "address": node.address,
         "status": node.status.value,
+        "health": node.health.value,
+        "damped": node.damped,
         "incarnation": node.incarnation,
         "metadata": dict(node.metadata),
     }
+
+
+def health_text(node: Node) -> str:
+    """`-` for a node without checks, else its health (`FAILING(damped)` when damping holds
+    it)."""
+    if node.health is Health.UNCHECKED:
+        return "-"
+    return f"{node.health.value}(damped)" if node.damped else node.health.value
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -74,7 +84,7 @@ def _metadata_text(node: Node) -> str:
 def nodes_table(nodes: NodeList, consistency: Consistency) -> str:
     """The nodes, one a row, and a footer with the revision and, when it matters, the age."""
     lines = table(
-        ("DATACENTER", "TYPE", "ID", "ADDRESS", "STATUS", "INCARNATION", "METADATA"),
+        ("DATACENTER", "TYPE", "ID", "ADDRESS", "STATUS", "HEALTH", "INCARNATION", "METADATA"),
         [
             (
                 n.datacenter,
@@ -82,6 +92,7 @@ def nodes_table(nodes: NodeList, consistency: Consistency) -> str:
                 n.id,
                 n.address,
                 n.status.value,
+                health_text(n),
                 str(n.incarnation),
                 _metadata_text(n),
             )
@@ -148,6 +159,8 @@ def event_line(event: NodeEvent) -> str:
         f"{event.revision} {event.type.value} {node.key} {node.address} "
         f"incarnation={node.incarnation} status={node.status.value}"
     )
+    if node.health is not Health.UNCHECKED:
+        text += f" health={health_text(node)}"
     if event.type is EventType.REMOVED:
         text += f" reason={event.reason.value}"
     return text

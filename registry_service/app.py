@@ -1,5 +1,6 @@
 """Composition root: settings -> etcd client -> store -> watch hub -> evictor -> registry -> gRPC,
-the admin port and the HTTP API port (process/serving.py runs a frontend, or workers, as a process).
+the health checks (with their network prober), the admin port and the HTTP API port
+(process/serving.py runs a frontend, or workers, as a process).
 Each part gets its typed config from part_configs.py; the operator state and the followed
 datacenters' views are created here and handed to the hub (their writer) and to their readers.
 
@@ -27,6 +28,7 @@ from noderegistry import __version__
 from registry_service.control import Announcement
 from registry_service.core.announcer import Announcer
 from registry_service.core.evictor import Evictor
+from registry_service.core.health_keeper import HealthKeeper
 from registry_service.core.identity_gc import IdentityCollector
 from registry_service.core.operations import Operations
 from registry_service.core.reads import Reads
@@ -43,6 +45,7 @@ from registry_service.listeners import Listener, Listeners
 from registry_service.metrics import Metrics
 from registry_service.part_configs import PartConfigs
 from registry_service.placement import Placement
+from registry_service.probes import NetworkProber
 from registry_service.retry import Backoff
 from registry_service.rpc.access import StreamCounter
 from registry_service.rpc.admission import Admission
@@ -174,6 +177,17 @@ class Frontend:
         )
         self.metrics.attach(self.hub, self.evictor, self.operator_state, self.remotes)
         self.metrics.attach_admission(self.admission)
+        # This frontend's share of the registry-run health checks (docs/design.md §13).
+        self.health_checks = HealthKeeper(
+            self.store,
+            self.hub,
+            self.operator_state,
+            NetworkProber(f"noderegistry-health-check/{self.frontend_id}"),
+            self.frontend_id,
+            configs.health,
+            observe=self.metrics.probes.observe,
+        )
+        self.metrics.attach_health(self.health_checks, self.hub, self.evictor)
         self.peers = PeerAdmins(
             self.credentials.peer_context(),
             settings.peer_timeout_seconds,
@@ -192,6 +206,7 @@ class Frontend:
         self.health_port = 0
         self._health = None
         self._evictor_task: asyncio.Task[None] | None = None
+        self._health_checks_task: asyncio.Task[None] | None = None
         self._identity_gc_task: asyncio.Task[None] | None = None
         self._credentials_task: asyncio.Task[None] | None = None
         self._serving = False
@@ -364,6 +379,8 @@ class Frontend:
             refresh_seconds=settings.announce_refresh_seconds,
         )
         await self.announcer.start()
+        # After the announcement: the probes are shared among the announced frontends.
+        self._health_checks_task = asyncio.create_task(self.health_checks.run(), name="health")
         await set_serving(self._health, True)
         self._credentials_task = self.credentials.start()
         log.info(
@@ -421,6 +438,10 @@ class Frontend:
         await stop_credentials(self._credentials_task)
         if self._health is not None:
             await set_serving(self._health, False)
+        if self._health_checks_task is not None:  # its nodes move with the announcement
+            self._health_checks_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_checks_task
         if self.announcer is not None:  # the cluster-wide views stop asking this frontend
             await self.announcer.stop()
         # Eviction (and with it the cluster-wide gauges) goes to another frontend first, while

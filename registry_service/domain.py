@@ -26,6 +26,58 @@ class NodeStatus(enum.Enum):
 OWNER_STATUSES = frozenset({NodeStatus.UP, NodeStatus.DRAINING})
 
 
+class Health(enum.Enum):
+    """A node's health as the registry publishes it (docs/design.md §13)."""
+
+    UNCHECKED = "UNCHECKED"  # no check runs and none is reported: healthy while it renews
+    PASSING = "PASSING"
+    FAILING = "FAILING"  # listed, but not offered for new work
+
+
+class CheckKind(enum.Enum):
+    """How a registry-run check probes a node."""
+
+    GRPC = "GRPC"  # grpc.health.v1 Check of a service: SERVING passes
+    HTTP = "HTTP"  # GET a path: a 2xx answer passes
+    TCP = "TCP"  # a TCP connect passes
+
+
+# What a check gets for a field its registration leaves 0 (the proto's zero values).
+CHECK_DEFAULT_INTERVAL_SECONDS = 10.0
+CHECK_DEFAULT_TIMEOUT_SECONDS = 2.0
+CHECK_DEFAULT_FAILURES = 3
+CHECK_DEFAULT_PASSES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A check the registry runs against a node, at the node's host on `port` (0: its port).
+
+    A probe passes or fails; `failures_before_failing` consecutive failures turn the check
+    FAILING, `passes_before_passing` consecutive passes turn it PASSING again.
+    """
+
+    kind: CheckKind
+    service: str = ""  # gRPC: the service asked for ("": the whole server)
+    path: str = "/"  # HTTP: the path asked for
+    port: int = 0
+    interval_seconds: float = CHECK_DEFAULT_INTERVAL_SECONDS
+    timeout_seconds: float = CHECK_DEFAULT_TIMEOUT_SECONDS
+    failures_before_failing: int = CHECK_DEFAULT_FAILURES
+    passes_before_passing: int = CHECK_DEFAULT_PASSES
+
+
+@dataclass(frozen=True, slots=True)
+class FlapRecord:
+    """What flap damping remembers of a node (docs/design.md §13), beside its member record so
+    that it outlives a registration: the penalty as of `at` (wall clock; it decays from there),
+    and the node's latest health before damping (what it is published as once released)."""
+
+    penalty: float
+    at: float
+    health: Health
+
+
 class EventType(enum.Enum):
     """What happened to a node in a scope, as a watcher sees it."""
 
@@ -41,6 +93,7 @@ class RemovalReason(enum.Enum):
     DEREGISTERED = "DEREGISTERED"
     EXPIRED = "EXPIRED"
     EVICTED = "EVICTED"
+    UNHEALTHY = "UNHEALTHY"  # still a member, no longer healthy: healthy-only scopes only
 
 
 class AuditCause(enum.Enum):
@@ -60,6 +113,10 @@ class AuditCause(enum.Enum):
     OPERATOR_OUT_OF_SERVICE = "OPERATOR_OUT_OF_SERVICE"  # an operator's maintenance override
     OPERATOR_DRAINING = "OPERATOR_DRAINING"  # an operator's drain override
     OPERATOR_CLEARED = "OPERATOR_CLEARED"  # the override is gone: the owner's status again
+    HEALTH_FAILING = "HEALTH_FAILING"  # its checks (or its owner's report) turned it FAILING
+    HEALTH_PASSING = "HEALTH_PASSING"  # healthy again
+    DAMPED = "DAMPED"  # flapped too often: held FAILING until its penalty decays
+    UNDAMPED = "UNDAMPED"  # the penalty decayed: published as its health again
 
     @property
     def transition(self) -> str:
@@ -83,6 +140,10 @@ _TRANSITIONS = {
     AuditCause.OPERATOR_OUT_OF_SERVICE: "updated",
     AuditCause.OPERATOR_DRAINING: "updated",
     AuditCause.OPERATOR_CLEARED: "updated",
+    AuditCause.HEALTH_FAILING: "updated",
+    AuditCause.HEALTH_PASSING: "updated",
+    AuditCause.DAMPED: "updated",
+    AuditCause.UNDAMPED: "updated",
 }
 
 
@@ -134,11 +195,18 @@ class Node:
     metadata: Mapping[str, str] = field(default_factory=dict)
     incarnation: int = 0
     status: NodeStatus = NodeStatus.UP
+    health: Health = Health.UNCHECKED
+    damped: bool = False  # held FAILING by flap damping (set by the registry only)
 
     @property
     def key(self) -> NodeKey:
         """The key that names this node (its datacenter, type and id)."""
         return NodeKey(self.datacenter, self.type, self.id)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether to offer it for new work: UP, and no failing check (damped counts failing)."""
+        return self.status is NodeStatus.UP and self.health is not Health.FAILING
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +253,10 @@ class Registration:
     override: Override | None = None  # an operator's status, kept while it is set
     # The client session whose shared lease it rides on (D73); empty: a lease of its own.
     session: str = ""
+    checks: tuple[Check, ...] = ()  # what the registry probes (docs/design.md §13)
+    # Damped (node.damped): the wall-clock time its penalty was expected to decay to the reuse
+    # threshold when damping began; whoever probes the node looks again then.
+    damped_until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,50 +292,73 @@ class NodeEvent:
     node: Node
     reason: RemovalReason = RemovalReason.UNSPECIFIED
     # For UPDATED: the node as it was before, when known (the local etcd's changes), so that a
-    # scope with a label selector sees a node whose metadata left it as REMOVED, and one that
-    # entered it as ADDED (Scope.cut).
+    # scope with a label selector or healthy-only sees a node that left it as REMOVED, and one
+    # that entered it as ADDED (Scope.cut).
     previous: Node | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Which nodes a caller wants; an empty set means all. `selector` is a label selector on
-    the nodes' metadata (selectors.py; the empty one takes every node)."""
+    the nodes' metadata (selectors.py; the empty one takes every node). `healthy_only`: only
+    nodes that are healthy (Node.healthy): one leaving that state is REMOVED (UNHEALTHY) from
+    the scope's view, and ADDED when it comes back."""
 
     datacenters: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
     selector: Selector = EVERYTHING
+    healthy_only: bool = False
 
     def matches(self, key: NodeKey) -> bool:
-        """Whether the key's datacenter and type are in the scope (the selector aside)."""
+        """Whether the key's datacenter and type are in the scope (selector and health aside)."""
         return (not self.datacenters or key.datacenter in self.datacenters) and (
             not self.types or key.type in self.types
         )
 
     def takes(self, node: Node) -> bool:
-        """Whether the node is in the scope: its datacenter, type and metadata."""
-        return self.matches(node.key) and self.selector.matches(node.metadata)
+        """Whether the node is in the scope: its datacenter, type, metadata and health."""
+        return self.matches(node.key) and self.passes(node)
+
+    @property
+    def everything(self) -> bool:
+        """It takes every node and every event as it is."""
+        return not self.datacenters and not self.types and not self.filters
+
+    @property
+    def filters(self) -> bool:
+        """It holds some nodes of its datacenters and types and not others."""
+        return bool(self.selector) or self.healthy_only
+
+    def passes(self, node: Node) -> bool:
+        """Whether the node passes the scope's filters (its selector, its health if asked)."""
+        return self.selector.matches(node.metadata) and (not self.healthy_only or node.healthy)
 
     def cut(self, event: NodeEvent) -> NodeEvent | None:
         """What a subscriber of this scope sees of an event in its datacenters and types: with a
-        selector, an update that takes a node out of it is a removal, one that brings it in an
-        addition, and events of nodes it never held are dropped. An update whose previous
-        node is unknown (a followed datacenter's) is a removal when the node no longer matches:
-        the subscriber may have held it."""
-        selector = self.selector
-        if not selector:
+        selector or healthy-only, an update that takes a node out of it is a removal (UNHEALTHY
+        when its health took it out), one that brings it in an addition, and events of nodes it
+        never held are dropped. An update whose previous node is unknown (a followed
+        datacenter's) is a removal when the node no longer passes: the subscriber may have
+        held it."""
+        if not self.filters:
             return event
-        now = selector.matches(event.node.metadata)
+        now = self.passes(event.node)
         if event.type is not EventType.UPDATED:
             return event if now else None
-        before = event.previous is None or selector.matches(event.previous.metadata)
+        before = event.previous is None or self.passes(event.previous)
         if now and before:
             return event
         if now:
             return NodeEvent(EventType.ADDED, event.node)
         if before:
-            return NodeEvent(EventType.REMOVED, event.node)
+            return NodeEvent(EventType.REMOVED, event.node, self._removal_reason(event.node))
         return None
+
+    def _removal_reason(self, node: Node) -> RemovalReason:
+        """Why a node that stopped passing left: its health, unless its metadata did it."""
+        if self.healthy_only and not node.healthy and self.selector.matches(node.metadata):
+            return RemovalReason.UNHEALTHY
+        return RemovalReason.UNSPECIFIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +376,9 @@ class Limits:
     ttl_max_seconds: int = 3600
     ttl_default_seconds: int = 10
     selector_max_bytes: int = 1024
+    health_checks_max_per_node: int = 4
+    health_check_min_interval_seconds: float = 1.0
+    health_check_max_timeout_seconds: float = 10.0
 
 
 class ResyncReason(enum.Enum):
@@ -359,11 +457,12 @@ class DeltaMessage:
     def within(self, scope: Scope) -> DeltaMessage | None:
         """What a subscription with this scope receives of it: the message itself when the scope
         takes every event (so that it is serialized once for all, rpc/servicer.WireCache), a
-        smaller copy when it takes some, None when it takes none. A relisted delta always goes
-        (a jump to its revision, even when no event of it is in the scope)."""
+        smaller copy when it takes some (each event as the scope sees it, Scope.cut), None when
+        it takes none. A relisted delta always goes (a jump to its revision, even when no event
+        of it is in the scope)."""
         if not self.events:
             return self if self.relisted else None
-        if not scope.datacenters and not scope.types and not scope.selector:
+        if scope.everything:
             return self
         events = tuple(
             cut

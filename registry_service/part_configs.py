@@ -6,7 +6,8 @@ part that uses it with a docstring per field: the etcd client's `EtcdConfig`, th
 `HubConfig`, the evictor's `EvictorConfig` (with its `BudgetPolicy`), the identity collector's
 `IdentityGcConfig`, the registry's `RegistryConfig`, the reads' `ReadsConfig`, the gRPC
 servicer's `ServicerConfig`, its admission control's `AdmissionConfig`, the gRPC port's
-`KeepalivePolicy` and the HTTP ports' `HttpLimits`. `PartConfigs.from_settings` is the one
+`KeepalivePolicy`, the HTTP ports' `HttpLimits` and the health checks' `HealthConfig` (flap
+damping's `DampingPolicy` in it and in the registry's). `PartConfigs.from_settings` is the one
 mapping between the two; the composition root (app.py) hands each part its own.
 """
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from registry_service.core.concurrency_limit import LimitBounds
+from registry_service.core.damping import DampingPolicy
 from registry_service.core.evictor import EvictorConfig
+from registry_service.core.health_keeper import HealthConfig
 from registry_service.core.identity_gc import IdentityGcConfig
 from registry_service.core.reads import ReadsConfig
 from registry_service.core.registry import RegistryConfig
@@ -43,10 +46,18 @@ class PartConfigs:
     admission: AdmissionConfig
     grpc_keepalive: KeepalivePolicy
     http: HttpLimits
+    health: HealthConfig
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PartConfigs:
         """Each part's config from the settings (the mapping, field by field)."""
+        damping = DampingPolicy(
+            penalty_per_flap=settings.damping_penalty_per_flap,
+            half_life_seconds=settings.damping_half_life_seconds,
+            suppress_penalty=settings.damping_suppress_penalty,
+            reuse_penalty=settings.damping_reuse_penalty,
+            max_suppress_seconds=settings.damping_max_suppress_seconds,
+        )
         return cls(
             etcd=EtcdConfig(
                 endpoints=settings.etcd_endpoints,
@@ -88,6 +99,7 @@ class PartConfigs:
             registry=RegistryConfig(
                 limits=settings.limits,
                 keepalive_coalesce_seconds=settings.keepalive_coalesce_seconds,
+                damping=damping,
             ),
             reads=ReadsConfig(
                 limits=settings.limits,
@@ -116,6 +128,7 @@ class PartConfigs:
                 keepalive_timeout_seconds=settings.grpc_keepalive_timeout_seconds,
             ),
             http=http_limits(settings),
+            health=HealthConfig(concurrency=settings.health_probe_concurrency, damping=damping),
         )
 
 

@@ -49,6 +49,46 @@ def check_files(settings: Settings) -> None:
     except TokenFileError as err:
         raise ServeError(f"{err}: set {env_name('auth_tokens_file')}") from None
     _check_datacenters(settings)
+    _check_health(settings)
+
+
+def _check_health(settings: Settings) -> None:
+    """Health checks and flap damping: limits and a penalty scale that make sense."""
+    if settings.health_probe_concurrency < 1:
+        raise ServeError(
+            "health_probe_concurrency must be at least 1: set "
+            f"{env_name('health_probe_concurrency')}"
+        )
+    if not settings.health_check_min_interval_seconds > 0:
+        raise ServeError(
+            "health_check_min_interval_seconds must be above 0: set "
+            f"{env_name('health_check_min_interval_seconds')}"
+        )
+    if not settings.damping_suppress_penalty:
+        return  # no damping
+    if settings.damping_half_life_seconds <= 0 or settings.damping_max_suppress_seconds <= 0:
+        raise ServeError(
+            "flap damping needs a half-life and a longest hold above 0: set "
+            f"{env_name('damping_half_life_seconds')} and "
+            f"{env_name('damping_max_suppress_seconds')} (or "
+            f"{env_name('damping_suppress_penalty')}=0 for no damping)"
+        )
+    if not 0 < settings.damping_reuse_penalty < settings.damping_suppress_penalty:
+        raise ServeError(
+            f"damping_reuse_penalty ({settings.damping_reuse_penalty:g}) must lie between 0 and "
+            f"damping_suppress_penalty ({settings.damping_suppress_penalty:g}): set "
+            f"{env_name('damping_reuse_penalty')}"
+        )
+    ceiling = settings.damping_reuse_penalty * 2.0 ** (
+        settings.damping_max_suppress_seconds / settings.damping_half_life_seconds
+    )
+    if ceiling <= settings.damping_suppress_penalty:
+        raise ServeError(
+            f"flap damping caps the penalty at {ceiling:g} (the one that decays to "
+            f"damping_reuse_penalty in damping_max_suppress_seconds), not above "
+            f"damping_suppress_penalty ({settings.damping_suppress_penalty:g}): no node would "
+            f"ever be damped; raise {env_name('damping_max_suppress_seconds')}"
+        )
 
 
 # Each certificate `serve` presents, with the setting of its key.

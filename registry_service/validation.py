@@ -6,12 +6,20 @@ Validation returns canonical values (lower-case host names, compressed IPv6) or 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from registry_service.domain import (
+    CHECK_DEFAULT_FAILURES,
+    CHECK_DEFAULT_INTERVAL_SECONDS,
+    CHECK_DEFAULT_PASSES,
+    CHECK_DEFAULT_TIMEOUT_SECONDS,
     OWNER_STATUSES,
+    Check,
+    CheckKind,
     Limits,
     Node,
     NodeKey,
@@ -26,6 +34,9 @@ _TYPE = re.compile(r"[a-z][a-z0-9-]*")
 _DATACENTER = re.compile(r"[a-z0-9][a-z0-9-]*")
 _METADATA_KEY = re.compile(r"[a-zA-Z0-9._/-]+")
 _HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_GRPC_SERVICE = re.compile(r"[A-Za-z0-9._/-]{0,200}")
+_HTTP_PATH = re.compile(r"/[\x21-\x7e]{0,1023}")  # printable ASCII, no space: one request line
+_THRESHOLD_MAX = 2**32 - 1  # the wire's uint32
 RESERVED_METADATA_PREFIX = "registry."
 
 
@@ -162,6 +173,85 @@ def validate_node(node: Node, limits: Limits) -> Node:
         metadata=validate_metadata(node.metadata, limits),
         incarnation=0,
         status=node.status,
+        health=node.health,
+    )
+
+
+def validate_checks(checks: Sequence[Check], limits: Limits) -> tuple[Check, ...]:
+    """The checks a registration asks the registry to run, with each zero field's default.
+
+    Raises:
+        InvalidArgumentError: too many checks, an interval below the minimum, a timeout above
+            the maximum or its interval, or a field that does not belong to the check's kind.
+    """
+    if checks and not limits.health_checks_max_per_node:
+        raise InvalidArgumentError(
+            "this registry runs no health checks (health_checks_max_per_node is 0): report the "
+            "node's health yourself (its health on an update, as `noderegistry register "
+            "--check` does)"
+        )
+    if len(checks) > limits.health_checks_max_per_node:
+        raise InvalidArgumentError(
+            f"checks has {len(checks)} entries; the limit is {limits.health_checks_max_per_node} "
+            "(health_checks_max_per_node)"
+        )
+    return tuple(_check(f"checks[{index}]", check, limits) for index, check in enumerate(checks))
+
+
+def _check(name: str, check: Check, limits: Limits) -> Check:
+    interval = check.interval_seconds or CHECK_DEFAULT_INTERVAL_SECONDS
+    if not math.isfinite(interval) or interval < limits.health_check_min_interval_seconds:
+        raise InvalidArgumentError(
+            f"{name}.interval_seconds {interval:g} is below the limit "
+            f"{limits.health_check_min_interval_seconds:g} (health_check_min_interval_seconds)"
+        )
+    timeout = check.timeout_seconds or min(
+        CHECK_DEFAULT_TIMEOUT_SECONDS, interval, limits.health_check_max_timeout_seconds
+    )
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise InvalidArgumentError(f"{name}.timeout_seconds {timeout:g} must be above 0")
+    if timeout > limits.health_check_max_timeout_seconds:
+        raise InvalidArgumentError(
+            f"{name}.timeout_seconds {timeout:g} is above the limit "
+            f"{limits.health_check_max_timeout_seconds:g} (health_check_max_timeout_seconds)"
+        )
+    if timeout > interval:
+        raise InvalidArgumentError(
+            f"{name}.timeout_seconds {timeout:g} is longer than its interval_seconds "
+            f"{interval:g}: a probe must end before the next one is due"
+        )
+    for field, value in (
+        ("failures_before_failing", check.failures_before_failing),
+        ("passes_before_passing", check.passes_before_passing),
+    ):
+        if not 0 <= value <= _THRESHOLD_MAX:
+            raise InvalidArgumentError(f"{name}.{field} {value} must be from 1 (0: the default)")
+    if not 0 <= check.port <= 65535:
+        raise InvalidArgumentError(
+            f"{name}.port {check.port} must be from 1 to 65535 (0: the node's port)"
+        )
+    path = check.path or "/"
+    if check.kind is CheckKind.GRPC and not _GRPC_SERVICE.fullmatch(check.service):
+        raise InvalidArgumentError(
+            f"{name}.service {check.service[:80]!r} must be a gRPC service name "
+            "(up to 200 of [A-Za-z0-9._/-]; empty: the whole server)"
+        )
+    if check.kind is not CheckKind.GRPC and check.service:
+        raise InvalidArgumentError(f"{name}.service is for gRPC checks only")
+    if check.kind is CheckKind.HTTP and not _HTTP_PATH.fullmatch(path):
+        raise InvalidArgumentError(
+            f"{name}.path {path[:80]!r} must start with / and hold up to 1024 printable "
+            "characters without spaces"
+        )
+    if check.kind is not CheckKind.HTTP and path != "/":
+        raise InvalidArgumentError(f"{name}.path is for HTTP checks only")
+    return dataclasses.replace(
+        check,
+        path=path if check.kind is CheckKind.HTTP else "/",
+        interval_seconds=float(interval),
+        timeout_seconds=float(timeout),
+        failures_before_failing=check.failures_before_failing or CHECK_DEFAULT_FAILURES,
+        passes_before_passing=check.passes_before_passing or CHECK_DEFAULT_PASSES,
     )
 
 

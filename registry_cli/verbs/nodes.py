@@ -33,10 +33,21 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
         help="label selector on metadata, Kubernetes syntax: 'zone=a,!canary', "
         "'version in (2,3)' (default: every node)",
     )
+    parser.add_argument(
+        "--healthy",
+        action="store_true",
+        help="only healthy nodes (UP, no failing check); a watch sees a node that stops being "
+        "healthy REMOVED (reason UNHEALTHY)",
+    )
 
 
 def _scope(args: argparse.Namespace) -> Scope:
-    return Scope(frozenset(args.datacenter or ()), frozenset(args.type or ()), args.selector)
+    return Scope(
+        frozenset(args.datacenter or ()),
+        frozenset(args.type or ()),
+        args.selector,
+        healthy_only=args.healthy,
+    )
 
 
 def add_to(commands: Commands) -> None:

@@ -1,5 +1,7 @@
 """`register`: register a node and keep it alive until Ctrl-C (then deregister it); or, with
-`--detach`, register it, hand over its registration token and leave it to its TTL.
+`--detach`, register it, hand over its registration token and leave it to its TTL. With
+`--check URL` it is a sidecar: it checks the service beside it and reports the node's health
+through the registration (registry_cli/sidecar.py, docs/design.md §13).
 `deregister`: remove a detached registration with its token (docs/decisions.md D36, D41).
 
 A running `register` deregisters its node itself (Ctrl-C); a registration removed behind its back
@@ -10,15 +12,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from client_sdk import Node, NodeKey, Registration, RegistrationState, RegistryError
+from client_sdk import Health, Node, NodeKey, Registration, RegistrationState, RegistryError
 from registry_cli.errors import EXIT_FAILED, UsageError, error_line
 from registry_cli.options import ClientOptions
 from registry_cli.output import dumps, emit, node_json
 from registry_cli.verbs import Commands, StopSignal, client_verb
+from registry_cli.verbs.health import CLI_EXTRA_HINT
+
+if TYPE_CHECKING:  # imported when --check is given: it needs grpcio-health-checking (D31)
+    from registry_cli.sidecar import Sidecar
 
 
 def metadata_pair(text: str) -> tuple[str, str]:
@@ -40,6 +50,64 @@ def ttl_seconds(text: str) -> int:
             f"must be a whole number of seconds, 0 (the registry's default) or more, not {text!r}"
         )
     return seconds
+
+
+def positive_seconds(text: str) -> float:
+    """`--check-interval`, `--check-timeout`: seconds above 0 (argparse type)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return seconds
+
+
+def positive_count(text: str) -> int:
+    """`--check-failures`, `--check-passes`: a whole number from 1 (argparse type)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1, not {text!r}")
+    return int(text)
+
+
+def _add_check_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="run as a sidecar: check the service with grpc://host:port[/service] "
+        "(grpc.health.v1), http://host:port[/path] (2xx) or tcp://host:port (a connect), "
+        "and report the node's health through its registration; repeat for several",
+    )
+    parser.add_argument(
+        "--check-interval",
+        type=positive_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="--check: seconds between probes (default 5)",
+    )
+    parser.add_argument(
+        "--check-timeout",
+        type=positive_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="--check: seconds a probe may take (default 2)",
+    )
+    parser.add_argument(
+        "--check-failures",
+        type=positive_count,
+        default=3,
+        metavar="N",
+        help="--check: failed probes in a row that turn the node FAILING (default 3)",
+    )
+    parser.add_argument(
+        "--check-passes",
+        type=positive_count,
+        default=2,
+        metavar="N",
+        help="--check: passed probes in a row that turn it PASSING again (default 2)",
+    )
 
 
 def add_to(commands: Commands) -> None:
@@ -73,6 +141,7 @@ def add_to(commands: Commands) -> None:
         metavar="FILE",
         help="--detach: write the token here (mode 0600) instead of printing it",
     )
+    _add_check_options(parser)
     deregister = client_verb(
         commands,
         "deregister",
@@ -97,11 +166,55 @@ def _registered(registration: Registration, options: ClientOptions) -> str:
                 "ttl_seconds": registration.ttl_seconds,
             }
         )
+    health = registration.node.health
+    checked = "" if health is Health.UNCHECKED else f", health {health.value}"
     return (
         f"registered {registration.key} at {registration.node.address} "
-        f"(incarnation {registration.incarnation}, TTL {registration.ttl_seconds}s); "
+        f"(incarnation {registration.incarnation}, TTL {registration.ttl_seconds}s{checked}); "
         "Ctrl-C deregisters"
     )
+
+
+def _health_line(health: Health, said: str, options: ClientOptions) -> str:
+    if options.json:
+        return dumps({"type": "HEALTH", "health": health.value, "output": said})
+    return f"health {health.value} ({said})"
+
+
+async def _sidecar(args: argparse.Namespace) -> Sidecar | None:
+    """The checks of --check, or None without any; UsageError for a URL that is not one."""
+    if not args.check:
+        return None
+    if args.detach:
+        raise UsageError("--check runs beside the service until Ctrl-C: it cannot go with --detach")
+    from registry_cli.sidecar import CheckUrlError, Sidecar, local_checks
+
+    try:
+        checks = local_checks(
+            args.check,
+            interval_seconds=args.check_interval,
+            timeout_seconds=args.check_timeout,
+            failures=args.check_failures,
+            passes=args.check_passes,
+        )
+    except CheckUrlError as err:
+        raise UsageError(f"--check {err}") from None
+    return Sidecar(checks)
+
+
+async def _report_health(
+    registration: Registration, sidecar: Sidecar, options: ClientOptions
+) -> None:
+    async def report(health: Health, said: str) -> bool:
+        try:
+            await registration.update(health=health)
+        except RegistryError as err:
+            emit(f"warning: could not report health {health.value} (retrying): {err}")
+            return False
+        emit(_health_line(health, said, options))
+        return True
+
+    await sidecar.run(report)
 
 
 async def _report_states(registration: Registration, options: ClientOptions) -> None:
@@ -154,7 +267,17 @@ async def run_register(args: argparse.Namespace, options: ClientOptions) -> int:
     token."""
     if args.registration_token_file and not args.detach:
         raise UsageError("--registration-token-file goes with --detach")
+    if args.check and importlib.util.find_spec("grpc_health") is None:  # cli extra (D31)
+        print(
+            f"error: register --check needs grpcio-health-checking: {CLI_EXTRA_HINT}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    sidecar = await _sidecar(args)
     node = Node(args.id, args.type, args.datacenter, args.address, dict(args.metadata))
+    if sidecar is not None:  # registered with the health the service has now
+        health, said = await sidecar.first()
+        node = dataclasses.replace(node, health=health)
     async with options.client() as client:
         registration = await client.register(node, ttl_seconds=args.ttl)
         if args.detach:
@@ -162,7 +285,15 @@ async def run_register(args: argparse.Namespace, options: ClientOptions) -> int:
         with StopSignal() as stop:
             emit(_registered(registration, options))
             reporter = asyncio.create_task(_report_states(registration, options))
+            checker = None
+            if sidecar is not None:
+                emit(_health_line(node.health, said, options))
+                checker = asyncio.create_task(_report_health(registration, sidecar, options))
             await stop.wait()
+        if checker is not None:
+            checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checker
         key = str(registration.key)
         try:
             await registration.deregister()

@@ -33,6 +33,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from registry_service.control import OperatorEntry
+from registry_service.core import owner_health
+from registry_service.core.damping import DampingPolicy
+from registry_service.core.owner_updates import OwnerUpdates
 from registry_service.core.registration_tokens import (
     hash_idempotency_key,
     hash_token,
@@ -48,12 +51,12 @@ from registry_service.core.write_gate import WriteGate
 from registry_service.datacenters import Datacenters
 from registry_service.domain import (
     AuditCause,
+    Check,
     Limits,
     Node,
     NodeKey,
     Registration,
     RemovalReason,
-    owner_view,
 )
 from registry_service.errors import (
     ConcurrentModificationError,
@@ -66,7 +69,12 @@ from registry_service.errors import (
 from registry_service.failpoints import failpoint
 from registry_service.hub.watch_hub import WatchHub
 from registry_service.store.base import RegistryStore, StoredNode
-from registry_service.validation import validate_key, validate_node, validate_ttl
+from registry_service.validation import (
+    validate_checks,
+    validate_key,
+    validate_node,
+    validate_ttl,
+)
 
 _MAX_ATTEMPTS = 8
 _IDEMPOTENCY_KEY_MAX_LENGTH = 128
@@ -82,6 +90,9 @@ class RegistryConfig:
     keepalive_coalesce_seconds: float = 0.5
     """Renewals of one lease closer together than this (or a sixth of its TTL, when longer) are
     answered without asking etcd; 0: etcd every time (`keepalive_coalesce_seconds`)."""
+    damping: DampingPolicy = field(default_factory=DampingPolicy)
+    """Flap damping of registrations anew and of owners' health reports (the `damping_*`
+    settings; docs/design.md §13)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +116,7 @@ class _Request:
     idempotency_key: str
     idempotency_hash: str
     token: str
+    checks: tuple[Check, ...] = ()  # what the registry probes; on an update, () keeps them
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +157,11 @@ class Registry:
         self._store = store
         self._hub = hub
         self._limits = config.limits
+        self._damping = config.damping
         self._gate = WriteGate(hub, datacenters)
         self._spare_leases = SpareLeases(store)
         self._sessions = SessionLeases(store)
+        self._updates = OwnerUpdates(store, self._sessions, config.damping)
         # A node nobody holds, with the incarnation floor as the last read saw it: a create
         # tried before any read is guarded by it (it rarely moves: identity collection, D86).
         self._floor_seen = StoredNode(NodeKey("", "", ""), 0)
@@ -175,11 +189,15 @@ class Registry:
         idempotency_key: str = "",
         token: str = "",
         session: str = "",
+        checks: Sequence[Check] = (),
     ) -> RegisterResult:
         """Registers (or updates, with `token`) a node; `session`: the name of the client
         session whose shared lease it rides on (core/session_leases.session_name), "" for a
-        lease of its own."""
+        lease of its own. `checks`: what the registry probes (docs/design.md §13); on an update,
+        empty keeps the current ones. `node.health` is the owner's report when the registration
+        has no checks, and the health it starts with when it has (core/owner_health.py)."""
         node = validate_node(node, self._limits)
+        wanted_checks = validate_checks(checks, self._limits)
         self._gate.check(node.key)
         ttl = validate_ttl(ttl_seconds, self._limits)
         if len(idempotency_key) > _IDEMPOTENCY_KEY_MAX_LENGTH:
@@ -187,7 +205,9 @@ class Registry:
                 f"idempotency_key is {len(idempotency_key)} characters; the limit is "
                 f"{_IDEMPOTENCY_KEY_MAX_LENGTH}"
             )
-        request = _Request(node, ttl, idempotency_key, hash_idempotency_key(idempotency_key), token)
+        request = _Request(
+            node, ttl, idempotency_key, hash_idempotency_key(idempotency_key), token, wanted_checks
+        )
         if session:
             return await self._register_in_session(request, session)
         return await self._register_alone(request)
@@ -319,8 +339,14 @@ class Registry:
                     lease_used=False,
                 )
             if token_matches(token, current.token_hash):
-                updated = await self._update(node, ttl, token, current, stored, session)
-                return None if updated is None else _Outcome(updated, lease_used=False)
+                updated = await self._updates.update(
+                    request.node, request.ttl, request.checks, current, stored, session
+                )
+                if updated is None:
+                    return None
+                node, revision = updated
+                result = RegisterResult(node, ttl, token, revision, session_lease=bool(session))
+                return _Outcome(result, lease_used=False)
             raise NodeConflictError(
                 f"node {node.key} is registered by another owner (incarnation "
                 f"{current.node.incarnation}); present its token to update it, or wait "
@@ -352,9 +378,10 @@ class Registry:
         opens_session: bool = False,
     ) -> _Outcome | None:
         """Creates the registration on lease_id; None if the node changed (the lease unused)."""
-        node = request.node
-        _refuse_held(node.key, stored)
-        node = dataclasses.replace(node, incarnation=stored.next_incarnation)
+        _refuse_held(request.node.key, stored)
+        node = dataclasses.replace(request.node, incarnation=stored.next_incarnation)
+        health = owner_health.created(self._damping, node, request.checks, stored, time.time())
+        node = health.node
         token = new_token()
         registration = Registration(
             node=node,
@@ -364,11 +391,13 @@ class Registry:
             idempotency_hash=request.idempotency_hash,
             sealed_token=seal_token(token, request.idempotency_key),
             session=session,
+            checks=request.checks,
+            damped_until=health.damped_until,
         )
         # On StoreUnavailableError the outcome is unknown: the lease is left to expire on its own
         # (revoking it could remove a registration that did commit).
         revision = await self._store.create_registration(
-            registration, stored, opens_session=opens_session
+            registration, stored, health.flaps, health.detail, opens_session=opens_session
         )
         if revision is None:
             return None  # the node changed: retry with the same lease
@@ -397,49 +426,6 @@ class Registry:
             restored.node, ttl, token, restored.revision, session_lease=bool(session)
         )
         return _Outcome(result, lease_used=True)
-
-    async def _update(
-        self,
-        node: Node,
-        ttl: int,
-        token: str,
-        current: Registration,
-        stored: StoredNode,
-        session: str,
-    ) -> RegisterResult | None:
-        """The owner's change of a live registration. A new TTL or session moves it to another
-        lease: the session's, or one of its own (`detach()` leaves its session that way)."""
-        # An operator's override (maintenance, drain) outlasts the owner's updates.
-        node, override = owner_view(
-            dataclasses.replace(node, incarnation=current.node.incarnation), current.override
-        )
-        lease_id = current.lease_id
-        moves = ttl != current.ttl_seconds or session != current.session
-        if moves:
-            if session:
-                lease_id = await self._sessions.current(session, ttl)
-            else:
-                lease_id = await self._store.grant_lease(ttl)
-        registration = dataclasses.replace(
-            current,
-            node=node,
-            lease_id=lease_id,
-            ttl_seconds=ttl,
-            override=override,
-            session=session,
-        )
-        revision = await self._store.update_registration(registration, stored)
-        if revision is None:
-            if moves and not session:
-                with contextlib.suppress(StoreUnavailableError):
-                    await self._store.revoke_lease(lease_id)
-            elif moves:
-                self._sessions.forget(session, ttl, lease_id)
-            return None
-        if moves and not current.session:  # a session's lease is not the registration's own
-            with contextlib.suppress(StoreUnavailableError):
-                await self._store.revoke_lease(current.lease_id)
-        return RegisterResult(node, ttl, token, revision, session_lease=bool(session))
 
     # -- KeepAlive ----------------------------------------------------------------------------
 

@@ -99,7 +99,13 @@ class Restoration:
         assert current is not None
         override = current.override
         if requested is not None:
-            requested = dataclasses.replace(requested, incarnation=current.node.incarnation)
+            # A restore is not a report of health: the node keeps what it is published as.
+            requested = dataclasses.replace(
+                requested,
+                incarnation=current.node.incarnation,
+                health=current.node.health,
+                damped=current.node.damped,
+            )
             node, override = owner_view(requested, override)
         else:
             status = override.status if override else _restored_status(current.node.status)

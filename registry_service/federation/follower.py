@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import client_sdk
 from client_sdk import ClientConfig, RegistryClient, Scope, WatchConfig, WatchStep, WatchStepKind
-from registry_service.domain import EventType, Node, NodeEvent, NodeStatus, RemovalReason
+from registry_service.domain import EventType, Health, Node, NodeEvent, NodeStatus, RemovalReason
 from registry_service.hub.remote_view import RemoteViews
 from registry_service.retry import Backoff, ThrottledLog
 from registry_service.settings import Settings
@@ -47,6 +47,8 @@ def node_from_sdk(node: client_sdk.Node) -> Node:
         metadata=dict(node.metadata),
         incarnation=node.incarnation,
         status=NodeStatus(node.status.value),
+        health=Health(node.health.value),
+        damped=node.damped,
     )
 
 

@@ -200,17 +200,20 @@ class ClusterView:
         return {group: len(members) for group, members in self._groups.items()}
 
     def node_list(self, scope: Scope, age_seconds: float = 0.0, stale: bool = False) -> NodeList:
-        """The scope's nodes grouped per datacenter, each with its own revision. A datacenter
-        named in the scope is listed (empty) once it has ever had a member."""
+        """The scope's nodes grouped per datacenter, each with its own revision (a healthy-only
+        scope: its healthy nodes). A datacenter named in the scope is listed (empty) once it has
+        ever had a member."""
         per_datacenter: dict[str, list[Node]] = {
             dc: [] for dc in scope.datacenters if dc in self._datacenter_revisions
         }
         selector = scope.selector
         for datacenter, group in self._groups_in(scope):
             members = (member.registration.node for member in group.values())
-            if selector:  # a label selector on metadata: a datacenter of no match is not listed
-                selected = [node for node in members if selector.matches(node.metadata)]
-                if selected:
+            if scope.filters:
+                selected = [node for node in members if scope.passes(node)]
+                # A label selector: a datacenter of no match is not listed; a healthy-only scope
+                # lists a datacenter whose nodes all fail (empty).
+                if selected or not selector:
                     per_datacenter.setdefault(datacenter, []).extend(selected)
             else:
                 per_datacenter.setdefault(datacenter, []).extend(members)

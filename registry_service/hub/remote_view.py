@@ -63,7 +63,7 @@ def net_difference(old: Mapping[NodeKey, Node], new: Mapping[NodeKey, Node]) -> 
         if previous is None:
             events.append(NodeEvent(EventType.ADDED, node))
         elif previous != node:
-            events.append(NodeEvent(EventType.UPDATED, node))
+            events.append(NodeEvent(EventType.UPDATED, node, previous=previous))
     return events
 
 
@@ -185,11 +185,11 @@ class RemoteDatacenter:
     # -- read by the hub ----------------------------------------------------------------------
 
     def entry(self, scope: Scope) -> DatacenterNodes:
-        """The datacenter's part of a list, cut to the scope's types."""
+        """The datacenter's part of a list, cut to the scope's types (its selector and health)."""
         nodes = (
             n
             for n in self._nodes.values()
-            if (not scope.types or n.type in scope.types) and scope.selector.matches(n.metadata)
+            if (not scope.types or n.type in scope.types) and scope.passes(n)
         )
         return DatacenterNodes(
             datacenter=self.name,

@@ -29,6 +29,7 @@ from prometheus_client import (
 )
 
 from registry_service.domain import ChangeStage
+from registry_service.health_metrics import HealthCollector, ProbeMetrics
 from registry_service.metrics.gauges import (
     AdmissionCollector,
     AdmissionState,
@@ -39,6 +40,7 @@ from registry_service.metrics.gauges import (
 
 if TYPE_CHECKING:
     from registry_service.core.evictor import Evictor
+    from registry_service.core.health_keeper import HealthKeeper
     from registry_service.hub.operator_state import OperatorView
     from registry_service.hub.remote_view import RemoteReads
     from registry_service.hub.watch_hub import WatchHub
@@ -175,6 +177,9 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.probes = ProbeMetrics(self.registry)
+        """The health checks' probes, by kind and result (health_metrics.py)."""
+
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         """Counts and times one HTTP API request by route pattern, method and status."""
         self.http_requests.labels(route, method, str(status)).inc()
@@ -184,6 +189,12 @@ class Metrics:
         """Registers the HTTP API's gauges, read at scrape time: open event streams, and
         blocking reads waiting for a change."""
         self.registry.register(HttpCollector(event_streams, waiting))
+
+    def attach_health(self, keeper: HealthKeeper, hub: WatchHub, evictor: Evictor) -> None:
+        """Registers the collector of the health checks' state: this frontend's share and
+        flaps, and (from the leading evictor only, so that a sum over frontends counts each node
+        once) every node's health and the damped nodes per datacenter."""
+        self.registry.register(HealthCollector(keeper, hub, evictor))
 
     def observe_etcd(self, operation: str, seconds: float, code: str = "OK") -> None:
         """Times one etcd call attempt, and counts it as an error unless its code is OK."""

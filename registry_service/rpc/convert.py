@@ -5,10 +5,13 @@ from __future__ import annotations
 from noderegistry.v1 import registry_pb2 as pb
 
 from registry_service.domain import (
+    Check,
+    CheckKind,
     Consistency,
     DatacenterNodes,
     DeltaMessage,
     EventType,
+    Health,
     Node,
     NodeEvent,
     NodeKey,
@@ -43,6 +46,18 @@ _REASON_TO_PB = {
     RemovalReason.DEREGISTERED: pb.REMOVAL_REASON_DEREGISTERED,
     RemovalReason.EXPIRED: pb.REMOVAL_REASON_EXPIRED,
     RemovalReason.EVICTED: pb.REMOVAL_REASON_EVICTED,
+    RemovalReason.UNHEALTHY: pb.REMOVAL_REASON_UNHEALTHY,
+}
+_HEALTH_TO_PB = {
+    Health.UNCHECKED: pb.HEALTH_UNSPECIFIED,
+    Health.PASSING: pb.HEALTH_PASSING,
+    Health.FAILING: pb.HEALTH_FAILING,
+}
+_HEALTH_FROM_PB = {value: key for key, value in _HEALTH_TO_PB.items()}
+_CHECK_KIND_FROM_PB = {
+    pb.CHECK_KIND_GRPC: CheckKind.GRPC,
+    pb.CHECK_KIND_HTTP: CheckKind.HTTP,
+    pb.CHECK_KIND_TCP: CheckKind.TCP,
 }
 _RESYNC_TO_PB = {
     None: pb.RESYNC_REASON_UNSPECIFIED,
@@ -60,6 +75,11 @@ def node_from_pb(message: pb.Node) -> Node:
     status = _STATUS_FROM_PB.get(message.status)
     if status is None:
         raise InvalidArgumentError(f"status {message.status} is not a known NodeStatus")
+    health = _HEALTH_FROM_PB.get(message.health)
+    if health is None:
+        raise InvalidArgumentError(
+            f"health {message.health} is not a known Health (PASSING 1, FAILING 2)"
+        )
     return Node(
         id=message.id,
         type=message.type,
@@ -67,7 +87,32 @@ def node_from_pb(message: pb.Node) -> Node:
         address=message.address,
         metadata=dict(message.metadata),
         status=status,
+        health=health,
     )
+
+
+def checks_from_pb(messages: list[pb.Check]) -> list[Check]:
+    """The checks of a RegisterRequest; their limits are validation's (validate_checks)."""
+    checks = []
+    for index, message in enumerate(messages):
+        kind = _CHECK_KIND_FROM_PB.get(message.kind)
+        if kind is None:
+            raise InvalidArgumentError(
+                f"checks[{index}].kind {message.kind} is not GRPC (1), HTTP (2) or TCP (3)"
+            )
+        checks.append(
+            Check(
+                kind=kind,
+                service=message.service,
+                path=message.path or "/",
+                port=message.port,
+                interval_seconds=message.interval_seconds,
+                timeout_seconds=message.timeout_seconds,
+                failures_before_failing=message.failures_before_failing,
+                passes_before_passing=message.passes_before_passing,
+            )
+        )
+    return checks
 
 
 def node_to_pb(node: Node) -> pb.Node:
@@ -80,6 +125,8 @@ def node_to_pb(node: Node) -> pb.Node:
         metadata=node.metadata,
         incarnation=node.incarnation,
         status=_STATUS_TO_PB[node.status],
+        health=_HEALTH_TO_PB[node.health],
+        damped=node.damped,
     )
 
 
@@ -88,10 +135,14 @@ def key_from_pb(message: pb.NodeKey) -> NodeKey:
     return NodeKey(message.datacenter, message.type, message.id)
 
 
-def scope_from_pb(message: pb.Scope) -> Scope:
-    """The scope a request names; a malformed selector is INVALID_ARGUMENT."""
+def scope_from_pb(message: pb.Scope, *, healthy_only: bool = False) -> Scope:
+    """The scope a request names (`healthy_only`: its healthy-only flag, which GetNodes and
+    WatchNodes carry beside the scope); a malformed selector is INVALID_ARGUMENT."""
     return Scope(
-        frozenset(message.datacenters), frozenset(message.types), selector_of(message.selector)
+        frozenset(message.datacenters),
+        frozenset(message.types),
+        selector_of(message.selector),
+        healthy_only,
     )
 
 

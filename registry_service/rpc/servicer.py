@@ -167,6 +167,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
                 request.idempotency_key,
                 request.token,
                 session,
+                convert.checks_from_pb(list(request.checks)),
             )
         return pb.RegisterResponse(
             node=convert.node_to_pb(result.node),
@@ -189,7 +190,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         self, request: pb.GetNodesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetNodesResponse:
         """The scope's nodes, as consistent as the request asks."""
-        scope = convert.scope_from_pb(request.scope)
+        scope = convert.scope_from_pb(request.scope, healthy_only=request.healthy_only)
         self._caller(context).require_scope("watch", scope, self._registry.limits)
         self._admission.read("GetNodes")
         nodes = await self._reads.get_nodes(scope, convert.consistency_from_pb(request.consistency))
@@ -199,7 +200,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         self, request: pb.WatchNodesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
         """The scope's snapshot and then its changes, for as long as the client reads."""
-        scope = convert.scope_from_pb(request.scope)
+        scope = convert.scope_from_pb(request.scope, healthy_only=request.healthy_only)
         self._caller(context).require_scope("watch", scope, self._registry.limits)
         self._admission.read("WatchNodes")
         with self._streams.hold(peer_identity(context, self._tokens)):

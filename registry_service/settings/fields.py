@@ -261,6 +261,28 @@ class Settings:
         "renewals of one lease closer together than this (or than a sixth of its TTL, when "
         "longer) are answered without asking etcd; 0 asks etcd every time",
     )
+    # Health checks and flap damping (docs/design.md §13)
+    health_checks_max_per_node: int = _setting(
+        4, "checks the registry runs per registration; 0: none (owners may report their health)"
+    )
+    health_check_min_interval_seconds: float = _setting(1.0, "shortest interval of a check")
+    health_check_max_timeout_seconds: float = _setting(
+        10.0, "longest timeout of a check's probe (and never beyond its interval)"
+    )
+    health_probe_concurrency: int = _setting(256, "probes one frontend runs at once, at most")
+    damping_penalty_per_flap: float = _setting(
+        1000.0, "flap damping: penalty per flip of a node's health, or per registration anew"
+    )
+    damping_half_life_seconds: float = _setting(60.0, "flap damping: the penalty halves in this")
+    damping_suppress_penalty: float = _setting(
+        3000.0, "flap damping: a node's penalty that holds it FAILING (damped); 0: no damping"
+    )
+    damping_reuse_penalty: float = _setting(
+        750.0, "flap damping: a damped node is released once its penalty decays below this"
+    )
+    damping_max_suppress_seconds: float = _setting(
+        300.0, "flap damping: the longest a node stays damped after its last flip"
+    )
     # Watching
     watch_history_revisions: int = _setting(
         10_000, "changed revisions kept in memory so that WatchNodes can resume without a resync"

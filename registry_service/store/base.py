@@ -18,6 +18,7 @@ from registry_service.control import Announcement, OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    FlapRecord,
     Identity,
     NodeKey,
     Registration,
@@ -36,6 +37,8 @@ class StoredNode:
     live: bool = False
     identity: Identity | None = None
     identity_mod_revision: int = 0
+    flaps: FlapRecord | None = None  # flap damping's record (docs/design.md §13)
+    flaps_mod_revision: int = 0
     incarnation_floor: int = 0
     """Every collected identity's incarnation is at most this: without an identity record, the
     next incarnation is above it (store/identity_collection.py)."""
@@ -206,11 +209,19 @@ class RegistryStore(Protocol):
         renewed)."""
 
     async def create_registration(
-        self, registration: Registration, expected: StoredNode, *, opens_session: bool = False
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        flaps: FlapRecord | None = None,
+        detail: str = "",
+        *,
+        opens_session: bool = False,
     ) -> int | None:
         """Writes live key, member record and identity in one transaction, if the member is still
         absent and the identity unchanged since `expected` (without an identity, the incarnation
         floor too). Returns the revision, or None.
+        With `flaps` (a registration anew, which flap damping counts), also the flap record, if
+        it is unchanged since `expected`; `detail` goes to the audit (why it starts damped).
         LeaseNotFoundError: the registration's lease is gone; nothing was written.
 
         A registration of a client session (`registration.session`, D73) also requires its
@@ -226,6 +237,21 @@ class RegistryStore(Protocol):
         """Makes lease_id the session's lease of this TTL, unless it has one: returns the lease
         it has now (lease_id, another, or 0 if its key vanished meanwhile)."""
 
+    async def write_health(
+        self,
+        registration: Registration | None,
+        expected: StoredNode,
+        flaps: FlapRecord,
+        *,
+        cause: AuditCause = AuditCause.UPDATED,
+        detail: str = "",
+    ) -> int | None:
+        """A change of a node's health (docs/design.md §13): rewrites the member record as
+        `registration` (its new health; None: leaves it alone) and writes the flap record, if
+        both are unchanged since `expected` (and the member is still there). Only a rewritten
+        member is audited (`cause`, with the check's output as `detail`). Never touches the
+        live key or the lease: probes never remove a node. Returns the revision, or None."""
+
     async def update_registration(
         self,
         registration: Registration,
@@ -233,10 +259,12 @@ class RegistryStore(Protocol):
         *,
         cause: AuditCause = AuditCause.UPDATED,
         operator: OperatorEntry | None = None,
+        flaps: FlapRecord | None = None,
     ) -> int | None:
         """Replaces a live member record (and moves its live key to the registration's lease), if
         the member record is unchanged since `expected`. Returns the revision, or None. An
-        operator's change records `operator` in the operator audit, in the same transaction."""
+        operator's change records `operator` in the operator audit, in the same transaction;
+        an owner's report of a new health writes `flaps` too (guarded as write_health's)."""
 
     async def mark_suspect(
         self, registration: Registration, expected: StoredNode, *, fence: bytes, detail: str

@@ -15,10 +15,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from registry_service.control import OperatorEntry, PushSwitch
+from registry_service.control import OperatorEntry
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    FlapRecord,
     Identity,
     NodeKey,
     Registration,
@@ -33,19 +34,11 @@ from registry_service.store.base import (
     EvictorWrite,
     FrontendChanged,
     IdentityPut,
-    LiveChanged,
-    Member,
-    MemberDeleted,
     MemberPut,
     StoreBatch,
-    StoreChange,
     StoredNode,
     StoreHeartbeat,
     SwitchChanged,
-)
-from registry_service.store.control_records import (
-    decode_announcement,
-    decode_push_switch,
 )
 from registry_service.store.etcd_client import EtcdClient, WatchBatch
 from registry_service.store.etcd_client.election import EtcdElection
@@ -53,19 +46,24 @@ from registry_service.store.etcd_client.kv import (
     absent,
     delete_op,
     get_op,
-    on_lease,
     present,
     put_op,
     unchanged_since,
 )
 from registry_service.store.eviction_batches import write_evictions
+from registry_service.store.flap_records import (
+    flaps_put,
+    flaps_read,
+    flaps_unchanged,
+    write_flaps_alone,
+)
 from registry_service.store.identity_collection import (
     collect_identities,
     decode_floor,
     floor_get,
     known_types,
 )
-from registry_service.store.keys import PUSH_SWITCH, KeyKind, Keyspace
+from registry_service.store.keys import KeyKind, Keyspace
 from registry_service.store.records import (
     RecordError,
     decode_audit,
@@ -75,7 +73,13 @@ from registry_service.store.records import (
     encode_registration,
     written_at,
 )
+from registry_service.store.session_keys import (
+    open_session_lease,
+    read_session_lease,
+    session_guard,
+)
 from registry_service.store.transitions import incarnation_of, log_transition
+from registry_service.store.watch_changes import to_change, to_control
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +110,20 @@ class EtcdRegistryStore:
                     get_op(self.keys.member(key)),
                     get_op(self.keys.live(key)),
                     get_op(self.keys.identity(key)),
+                    get_op(self.keys.flaps(key)),
                     floor_get(self.keys),
                 ]
             ),
             read_only=True,
         )
-        member, live, identity, floor = (r.response_range.kvs for r in response.responses)
+        member, live, identity, flaps, floor = (r.response_range.kvs for r in response.responses)
         registration = None
         if member:
             try:
                 registration = decode_registration(member[0].value)
             except RecordError:
                 log.warning("ignoring unreadable member record %s", key)
+        flap_record, flaps_mod_revision = flaps_read(key, list(flaps))
         return StoredNode(
             key=key,
             revision=int(response.header.revision),
@@ -126,6 +132,8 @@ class EtcdRegistryStore:
             live=bool(live),
             identity=self._identity(key, identity[0].value) if identity else None,
             identity_mod_revision=int(identity[0].mod_revision) if identity else 0,
+            flaps=flap_record,
+            flaps_mod_revision=flaps_mod_revision,
             incarnation_floor=decode_floor(floor[0].value) if floor else 0,
             floor_mod_revision=int(floor[0].mod_revision) if floor else 0,
         )
@@ -163,13 +171,20 @@ class EtcdRegistryStore:
         success: list[pb.RequestOp],
         audit: tuple[NodeKey, AuditCause, int, str],
         operator: OperatorEntry | None = None,
+        flaps: tuple[FlapRecord, StoredNode] | None = None,
     ) -> int | None:
-        """One guarded transaction that also writes its audit entries (store/audit.py)."""
+        """One guarded transaction that also records its audit entry (key, cause, incarnation,
+        detail) and an operator's action (store/audit.py); with `flaps`, the node's flap record
+        too, guarded as unchanged since the stored node it was decided from."""
 
         by = operator.operator if operator else ""
+        if flaps is not None:
+            compare = [*compare, flaps_unchanged(self.keys, flaps[1])]
 
         def transaction(lease: int) -> pb.TxnRequest:
             ops = list(success)
+            if flaps is not None:
+                ops.append(flaps_put(self.keys, audit[0], flaps[0], lease))
             if lease:
                 ops.append(self.audit.node_entry(*audit, lease, by))
                 if operator is not None:
@@ -183,14 +198,44 @@ class EtcdRegistryStore:
         log_transition(*audit, revision)
         return revision
 
+    async def write_health(
+        self,
+        registration: Registration | None,
+        expected: StoredNode,
+        flaps: FlapRecord,
+        *,
+        cause: AuditCause = AuditCause.UPDATED,
+        detail: str = "",
+    ) -> int | None:
+        """A probe's verdict: the member rewritten with its new health (or, with no
+        `registration`, the flap record alone), guarded by both being unchanged since `expected`."""
+        if registration is None:
+            return await write_flaps_alone(self.audit, self.keys, expected, flaps)
+        key = expected.key
+        return await self._guarded(
+            [
+                unchanged_since(self.keys.member(key), expected.member_mod_revision),
+                present(self.keys.member(key)),
+            ],
+            [put_op(self.keys.member(key), encode_registration(registration, time.time()))],
+            (key, cause, registration.node.incarnation, detail),
+            flaps=(flaps, expected),
+        )
+
     async def create_registration(
-        self, registration: Registration, expected: StoredNode, *, opens_session: bool = False
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        flaps: FlapRecord | None = None,
+        detail: str = "",
+        *,
+        opens_session: bool = False,
     ) -> int | None:
         """The first write of a registration: live, member and identity keys together."""
         key = registration.node.key
         identity = Identity(incarnation=registration.node.incarnation)
         now = time.time()
-        session_compare, session_ops = self._session_guard(registration, opens_session)
+        session_compare, session_ops = session_guard(self.keys, registration, opens_session)
         compare = [
             absent(self.keys.member(key)),
             unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
@@ -208,42 +253,17 @@ class EtcdRegistryStore:
                 put_op(self.keys.identity(key), encode_identity(identity, now)),
                 *session_ops,
             ],
-            (key, AuditCause.REGISTERED, registration.node.incarnation, ""),
+            (key, AuditCause.REGISTERED, registration.node.incarnation, detail),
+            flaps=(flaps, expected) if flaps is not None else None,
         )
-
-    def _session_guard(
-        self, registration: Registration, opens_session: bool = False
-    ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
-        """Its session's key must name its lease, or be created on it (`opens_session`, D73)."""
-        if not registration.session:
-            return [], []
-        key = self.keys.session(registration.session, registration.ttl_seconds)
-        lease = registration.lease_id
-        if opens_session:
-            return [absent(key)], [put_op(key, f"{lease:x}".encode(), lease)]
-        return [on_lease(key, lease)], []
 
     async def read_session_lease(self, session: str, ttl_seconds: int) -> int:
         """The lease named by the session's key; 0 when the key is gone."""
-        response = await self._client.kv.range(
-            pb.RangeRequest(key=self.keys.session(session, ttl_seconds))
-        )
-        return int(response.kvs[0].lease) if response.kvs else 0
+        return await read_session_lease(self._client, self.keys, session, ttl_seconds)
 
     async def open_session_lease(self, session: str, ttl_seconds: int, lease_id: int) -> int:
         """Creates the session's key on `lease_id` unless another frontend did first."""
-        key = self.keys.session(session, ttl_seconds)
-        response = await self._client.kv.txn(
-            pb.TxnRequest(
-                compare=[absent(key)],
-                success=[put_op(key, f"{lease_id:x}".encode(), lease_id)],
-                failure=[get_op(key)],
-            )
-        )
-        if response.succeeded:
-            return lease_id
-        kvs = response.responses[0].response_range.kvs
-        return int(kvs[0].lease) if kvs else 0
+        return await open_session_lease(self._client, self.keys, session, ttl_seconds, lease_id)
 
     async def collect_identities(self, written_before: float, now: float) -> int:
         """Collects old identity records and raises the floor (store/identity_collection.py)."""
@@ -256,9 +276,10 @@ class EtcdRegistryStore:
         *,
         cause: AuditCause = AuditCause.UPDATED,
         operator: OperatorEntry | None = None,
+        flaps: FlapRecord | None = None,
     ) -> int | None:
         """Rewrites a live member (an update), guarded by its live key being there."""
-        return await self._rewrite(registration, expected, cause, operator, live=True)
+        return await self._rewrite(registration, expected, cause, operator, live=True, flaps=flaps)
 
     async def _rewrite(
         self,
@@ -268,11 +289,12 @@ class EtcdRegistryStore:
         operator: OperatorEntry | None,
         *,
         live: bool,
+        flaps: FlapRecord | None = None,
     ) -> int | None:
         """Rewrites the member and puts its live key on the registration's lease, if unchanged
         since `expected` and its live key is there (`live`: an update) or gone (a restore)."""
         key = registration.node.key
-        session_compare, _ = self._session_guard(registration)
+        session_compare, _ = session_guard(self.keys, registration)
         return await self._guarded(
             [
                 unchanged_since(self.keys.member(key), expected.member_mod_revision),
@@ -285,6 +307,7 @@ class EtcdRegistryStore:
             ],
             (key, cause, registration.node.incarnation, operator.detail if operator else ""),
             operator,
+            flaps=(flaps, expected) if flaps is not None else None,
         )
 
     async def mark_suspect(
@@ -404,7 +427,7 @@ class EtcdRegistryStore:
         )
         state = ClusterState(revision=revision)
         for kv in members:
-            change = self._to_change(kv, deleted=False)
+            change = to_change(self.keys, kv, deleted=False)
             if isinstance(change, MemberPut):
                 state.members[change.key] = change.member
         for kv in live:
@@ -415,7 +438,7 @@ class EtcdRegistryStore:
         for kind in (KeyKind.SWITCH, KeyKind.FRONTEND):
             _, kvs = await self._client.kv.range_prefix(self.keys.of_kind(kind), revision=revision)
             for kv in kvs:
-                control = self._to_control(kind, kv, deleted=False)
+                control = to_control(self.keys, kind, kv, deleted=False)
                 if isinstance(control, SwitchChanged):
                     state.push_switch = control.push
                 elif isinstance(control, FrontendChanged) and control.announcement is not None:
@@ -438,7 +461,7 @@ class EtcdRegistryStore:
                 stamped = 0.0
                 for event in item.events:
                     deleted = event.type == pb.Event.DELETE
-                    change = self._to_change(event.kv, deleted=deleted)
+                    change = to_change(self.keys, event.kv, deleted=deleted)
                     if change is None:
                         kind = self.keys.parse(event.kv.key)
                         if deleted and kind is not None and kind[0] is KeyKind.ELECTION:
@@ -447,7 +470,9 @@ class EtcdRegistryStore:
                             for election in self._elections:
                                 election.key_deleted(event.kv.key)
                         if kind is not None and kind[0] in (KeyKind.SWITCH, KeyKind.FRONTEND):
-                            operator_change = self._to_control(kind[0], event.kv, deleted=deleted)
+                            operator_change = to_control(
+                                self.keys, kind[0], event.kv, deleted=deleted
+                            )
                             if operator_change is not None:
                                 control.append(operator_change)
                         continue
@@ -457,37 +482,6 @@ class EtcdRegistryStore:
                 yield StoreBatch(item.revision, tuple(changes), stamped, tuple(control))
             else:
                 yield StoreHeartbeat(item.revision)
-
-    def _to_change(self, kv: pb.KeyValue, *, deleted: bool) -> StoreChange | None:
-        parsed = self.keys.parse(kv.key)
-        if parsed is None:
-            return None
-        kind, key = parsed
-        if key is None:
-            return None
-        try:
-            if kind is KeyKind.MEMBER:
-                if deleted:
-                    return MemberDeleted(key)
-                return MemberPut(key, Member(decode_registration(kv.value), int(kv.mod_revision)))
-            if kind is KeyKind.LIVE:
-                return LiveChanged(key, alive=not deleted)
-            if kind is KeyKind.IDENTITY and not deleted:
-                return IdentityPut(key, decode_identity(kv.value))
-        except RecordError as err:
-            log.warning("ignoring unreadable value of %s: %s", kv.key.decode(errors="replace"), err)
-        return None
-
-    def _to_control(self, kind: KeyKind, kv: pb.KeyValue, *, deleted: bool) -> ControlChange | None:
-        name = self.keys.name(kv.key)
-        try:
-            if kind is KeyKind.SWITCH and name == PUSH_SWITCH:
-                return SwitchChanged(PushSwitch() if deleted else decode_push_switch(kv.value))
-            if kind is KeyKind.FRONTEND and name:
-                return FrontendChanged(name, None if deleted else decode_announcement(kv.value))
-        except RecordError as err:
-            log.warning("ignoring unreadable value of %s: %s", kv.key.decode(errors="replace"), err)
-        return None
 
     def election(
         self, name: str, candidate: str, ttl_seconds: int, poll_seconds: float

@@ -6,6 +6,7 @@ identity/<dc>/<type>/<id>   last incarnation of the id and how it last left (no 
                             of ids gone longer than identity_retention_seconds are collected
 incarnation-floor           every collected identity's incarnation is at most this: an id without
                             an identity record registers above it (store/identity_collection.py)
+flaps/<dc>/<type>/<id>      flap damping's penalty of the node, on the audit lease (or none)
 election/evictor/<lease>    candidates for evictor; the lowest create revision leads
 barrier/<frontend>          written to push a frontend's watch to etcd's current revision
 audit/<dc>/<type>/<id>/<t>  one membership transition and its cause, on an expiring audit lease
@@ -31,6 +32,7 @@ class KeyKind(enum.Enum):
     LIVE = "live"
     MEMBER = "members"
     IDENTITY = "identity"
+    FLAPS = "flaps"
     ELECTION = "election"
     BARRIER = "barrier"
     AUDIT = "audit"
@@ -77,6 +79,10 @@ class Keyspace:
     def identity(self, key: NodeKey) -> bytes:
         """The node's identity record: last incarnation and how it left."""
         return self._node(KeyKind.IDENTITY, key)
+
+    def flaps(self, key: NodeKey) -> bytes:
+        """The node's flap record (damping's penalty, D103)."""
+        return self._node(KeyKind.FLAPS, key)
 
     def audit(self, key: NodeKey, time_ns: int) -> bytes:
         """One audit record of the node; zero-padded nanoseconds keep key order by time."""

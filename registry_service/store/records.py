@@ -7,7 +7,11 @@ know the field ignore it.
 Fields added later are optional, written only when set, so that old records still decode and old
 readers ignore what they do not know: a member's `override` (an operator's status) and `session`
 (the client session whose lease it shares, D73), an identity's `hold_until`/`held_by` (an
-operator's eviction hold), an audit record's `operator`.
+operator's eviction hold), an audit record's `operator`; a member's `health`, `damped`,
+`damped_until` and `checks` (docs/design.md §13).
+
+A flap record (`flaps/<dc>/<type>/<id>`) holds flap damping's penalty for a node, apart from its
+member record so that a flap that changes nothing subscribers see writes nothing they see.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from typing import Any
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    Check,
+    CheckKind,
+    FlapRecord,
+    Health,
     Identity,
     Node,
     NodeKey,
@@ -59,10 +67,50 @@ def encode_registration(registration: Registration, written_at: float = 0.0) -> 
             ),
             **({"session": registration.session} if registration.session else {}),
             **({"written_at": round(written_at, 6)} if written_at else {}),
+            **_health_json(registration),
         },
         separators=(",", ":"),
         sort_keys=True,
     ).encode()
+
+
+def _health_json(registration: Registration) -> dict[str, Any]:
+    node = registration.node
+    fields: dict[str, Any] = {}
+    if node.health is not Health.UNCHECKED:
+        fields["health"] = node.health.value
+    if node.damped:
+        fields["damped"] = True
+        fields["damped_until"] = round(registration.damped_until, 3)
+    if registration.checks:
+        fields["checks"] = [_check_json(check) for check in registration.checks]
+    return fields
+
+
+def _check_json(check: Check) -> dict[str, Any]:
+    return {
+        "kind": check.kind.value,
+        "service": check.service,
+        "path": check.path,
+        "port": check.port,
+        "interval": check.interval_seconds,
+        "timeout": check.timeout_seconds,
+        "failures": check.failures_before_failing,
+        "passes": check.passes_before_passing,
+    }
+
+
+def _check(data: dict[str, Any]) -> Check:
+    return Check(
+        kind=CheckKind(data["kind"]),
+        service=str(data.get("service", "")),
+        path=str(data.get("path", "/")),
+        port=int(data.get("port", 0)),
+        interval_seconds=float(data["interval"]),
+        timeout_seconds=float(data["timeout"]),
+        failures_before_failing=int(data["failures"]),
+        passes_before_passing=int(data["passes"]),
+    )
 
 
 def decode_registration(raw: bytes) -> Registration:
@@ -77,6 +125,8 @@ def decode_registration(raw: bytes) -> Registration:
             metadata=data.get("metadata", {}),
             incarnation=int(data["incarnation"]),
             status=NodeStatus(data.get("status", "UP")),
+            health=Health(data.get("health", "UNCHECKED")),
+            damped=bool(data.get("damped", False)),
         )
         return Registration(
             node=node,
@@ -87,6 +137,8 @@ def decode_registration(raw: bytes) -> Registration:
             sealed_token=data.get("sealed_token", ""),
             suspect_since=float(data.get("suspect_since", 0.0)),
             override=_override(data["override"]) if data.get("override") else None,
+            checks=tuple(_check(check) for check in data.get("checks", ())),
+            damped_until=float(data.get("damped_until", 0.0)),
             session=sys.intern(data["session"]) if data.get("session") else "",
         )
     except (ValueError, KeyError, TypeError) as err:
@@ -150,6 +202,33 @@ def decode_identity_written(raw: bytes) -> tuple[Identity, float]:
         return identity, float(data.get("written_at", 0.0))
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise RecordError(f"not an identity record: {err}") from err
+
+
+def encode_flaps(record: FlapRecord) -> bytes:
+    """A flap record as stored (JSON with its record version)."""
+    return json.dumps(
+        {
+            "v": RECORD_VERSION,
+            "penalty": round(record.penalty, 3),
+            "at": round(record.at, 6),
+            "health": record.health.value,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+
+
+def decode_flaps(raw: bytes) -> FlapRecord:
+    """A stored flap record; RecordError when it is unreadable."""
+    try:
+        data = json.loads(raw)
+        return FlapRecord(
+            penalty=float(data["penalty"]),
+            at=float(data["at"]),
+            health=Health(data.get("health", "UNCHECKED")),
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise RecordError(f"not a flap record: {err}") from err
 
 
 def written_at(raw: bytes) -> float:

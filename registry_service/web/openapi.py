@@ -36,6 +36,12 @@ _STRING = {"type": "string"}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"}
 _STATUS = {"type": "string", "enum": ["UP", "DRAINING", "SUSPECT", "OUT_OF_SERVICE"]}
+_HEALTH = {
+    "type": "string",
+    "enum": ["UNCHECKED", "PASSING", "FAILING"],
+    "description": "UNCHECKED: no check (healthy while it renews); FAILING: listed, not offered "
+    "for new work",
+}
 
 
 def _schemas() -> dict[str, Any]:
@@ -45,6 +51,8 @@ def _schemas() -> dict[str, Any]:
         "id": _STRING,
         "address": {"type": "string", "description": "host:port"},
         "status": _STATUS,
+        "health": _HEALTH,
+        "damped": {**_BOOL, "description": "held FAILING by flap damping until its penalty decays"},
         "incarnation": _INT,
         "metadata": {"type": "object", "additionalProperties": _STRING},
     }
@@ -130,8 +138,16 @@ def _schemas() -> dict[str, Any]:
                 "node": _ref("Node"),
                 "reason": {
                     "type": ["string", "null"],
-                    "enum": ["DEREGISTERED", "EXPIRED", "EVICTED", "UNSPECIFIED", None],
-                    "description": "why a REMOVED node left; null for the others",
+                    "enum": [
+                        "DEREGISTERED",
+                        "EXPIRED",
+                        "EVICTED",
+                        "UNHEALTHY",
+                        "UNSPECIFIED",
+                        None,
+                    ],
+                    "description": "why a REMOVED node left (UNHEALTHY: still a member, no "
+                    "longer healthy; healthy=true streams only); null for the others",
                 },
             }
         ),
@@ -254,7 +270,14 @@ _SCOPE = [
         _STRING,
         "a label selector on the nodes' metadata, Kubernetes syntax: zone=a, zone!=a, "
         "version in (2,3), version notin (1), canary, !canary; a comma means AND",
-    )
+    ),
+    _parameter(
+        "healthy",
+        "query",
+        {"type": "boolean", "default": False},
+        "only healthy nodes (UP, no failing check); in a stream, a node that stops being "
+        "healthy is REMOVED with reason UNHEALTHY, and ADDED when it is back",
+    ),
 ]
 _CONSISTENCY = _parameter(
     "consistency",

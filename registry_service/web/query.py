@@ -20,7 +20,7 @@ _DURATION = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?)(ms|s|m)?")
 _REVISION = re.compile(r"[0-9]{1,19}")
 _MAX_REVISION = 2**63 - 1  # etcd's revisions are int64
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
-_SCOPE_PARAMETERS = ("datacenter", "type", "selector")
+_SCOPE_PARAMETERS = ("datacenter", "type", "selector", "healthy")
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,17 @@ def _names(query: MultiMapping[str], name: str) -> frozenset[str]:
 
 
 def scope_of(query: MultiMapping[str]) -> Scope:
-    """`?datacenter=dc1&type=data,meta` (repeatable; none: every one) and `&selector=zone=a`
-    (a label selector on metadata, given once). The names are validated where GetNodes
-    validates them (the registry), with the same messages."""
+    """`?datacenter=dc1&type=data,meta` (repeatable; none: every one), `&selector=zone=a` (a
+    label selector on metadata, given once) and `&healthy=true` (only healthy nodes: UP, no
+    failing check). The names are validated where GetNodes validates them (the registry), with
+    the same messages."""
     selector = selector_of(_single(query, "selector") or "")
-    return Scope(_names(query, "datacenter"), _names(query, "type"), selector)
+    return Scope(
+        _names(query, "datacenter"),
+        _names(query, "type"),
+        selector,
+        flag_of(_single(query, "healthy"), "healthy"),
+    )
 
 
 def _single(query: MultiMapping[str], name: str) -> str | None:

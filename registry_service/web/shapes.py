@@ -76,6 +76,8 @@ def node_json(node: Node) -> dict[str, Any]:
         "id": node.id,
         "address": node.address,
         "status": node.status.value,
+        "health": node.health.value,
+        "damped": node.damped,
         "incarnation": node.incarnation,
         "metadata": dict(node.metadata),
     }

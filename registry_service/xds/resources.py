@@ -11,12 +11,13 @@ for `xds:///N`:
 - ClusterLoadAssignment N: one locality per (datacenter, metadata `zone`). The client's own
   datacenter is priority 0 and every other datacenter priority 1 (failover), or everything is
   priority 0 when the client has no datacenter. Health follows the node's status: UP healthy,
-  DRAINING draining, SUSPECT and OUT_OF_SERVICE unhealthy (stock clients pick only healthy
-  endpoints). An endpoint weighs its metadata `weight` (a whole number, clamped to
-  1..`MAX_WEIGHT`; 1 when absent or malformed); a locality weighs the sum of its healthy
-  endpoints' weights (at least 1): round robin ignores endpoint weights, so the locality weight
-  carries them (docs/design.md §12). A node whose address is a host name, not an IP address, is left
-  out (EDS endpoints are IP addresses; stock clients reject the whole assignment otherwise).
+  DRAINING draining, SUSPECT and OUT_OF_SERVICE unhealthy, and a node FAILING its health checks
+  (or damped) unhealthy whatever its status (stock clients pick only healthy endpoints). An
+  endpoint weighs its metadata `weight` (a whole number, clamped to 1..`MAX_WEIGHT`; 1 when
+  absent or malformed); a locality weighs the sum of its healthy endpoints' weights (at least
+  1): round robin ignores endpoint weights, so the locality weight carries them (docs/design.md
+  §12). A node whose address is a host name, not an IP address, is left out (EDS endpoints are
+  IP addresses; stock clients reject the whole assignment otherwise).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from google.protobuf import any_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
-from registry_service.domain import Node, NodeStatus
+from registry_service.domain import Health, Node, NodeStatus
 
 _PREFIX = "type.googleapis.com/"
 LISTENER = f"{_PREFIX}envoy.config.listener.v3.Listener"
@@ -161,9 +162,12 @@ def weight_of(node: Node) -> int:
     return max(1, min(MAX_WEIGHT, int(text)))
 
 
-def health_of(status: NodeStatus) -> int:
-    """The endpoint health Envoy gets for a node's status (SUSPECT and OUT_OF_SERVICE unhealthy)."""
-    health: int = _HEALTH[status]
+def health_of(node: Node) -> int:
+    """The endpoint's health: its status's, but UNHEALTHY whatever its status while its health
+    checks fail (a damped node is published FAILING too): no new calls go to it."""
+    if node.health is Health.FAILING:
+        return int(health_check_pb2.UNHEALTHY)
+    health: int = _HEALTH[node.status]
     return health
 
 
@@ -195,7 +199,7 @@ def load_assignment(
         lb_endpoints = []
         for node, (host, port) in sorted(members, key=lambda member: member[0].id):
             weight = weight_of(node)
-            health = health_of(node.status)
+            health = health_of(node)
             if health == health_check_pb2.HEALTHY:
                 healthy_weight += weight
             lb_endpoints.append(

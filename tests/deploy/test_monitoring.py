@@ -84,6 +84,19 @@ def test_the_production_overlay_ships_the_rules_and_the_dashboard():
     ]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert dashboard["data"]["registry-dashboard.json"] == _dashboard_module().render()
+    # Every alert written under deploy/monitoring is one the overlay deploys (a rule file kept
+    # beside the kustomization's resources would pass promtool and never reach Prometheus).
+    written = {
+        rule["alert"]
+        for path in sorted(MONITORING.glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if isinstance(document, dict) and document.get("kind") == "PrometheusRule"
+        for group in document["spec"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    deployed = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert written == deployed and "NodeRegistryManyNodesFailing" in deployed
 
 
 def test_promtool_checks_the_plain_rules_file_as_shipped():

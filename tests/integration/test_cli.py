@@ -33,10 +33,11 @@ async def test_nodes_prints_a_table_and_json(start_frontend, connect):
         "ID",
         "ADDRESS",
         "STATUS",
+        "HEALTH",
         "INCARNATION",
         "METADATA",
     ]
-    assert lines[1].split() == ["dc1", "data", "d1", "d1.example:7000", "UP", "1", "zone=a"]
+    assert lines[1].split() == ["dc1", "data", "d1", "d1.example:7000", "UP", "-", "1", "zone=a"]
     assert lines[2].split()[:3] == ["dc2", "session", "s1"]
     assert lines[3].startswith("2 node(s) at revision ") and "STALE" not in lines[3]
 
@@ -107,6 +108,43 @@ async def test_watch_prints_changes_as_json_lines(start_frontend, connect):
         await stub.Deregister(pb.DeregisterRequest(key=key_of(late.node), token=late.token))
         removed = json.loads(await read_line(process))
         assert (removed["type"], removed["reason"]) == ("REMOVED", "DEREGISTERED")
+        code, _, _ = await interrupt(process)
+    assert code == 0
+
+
+async def test_nodes_and_watch_healthy_show_only_the_healthy_nodes(start_frontend, connect):
+    frontend = await start_frontend()
+    stub = connect(frontend)
+    await register(stub, node("ok"))
+    sick = await register(stub, node("sick"))
+    failing, passing = node("sick"), node("sick")
+    failing.health, passing.health = pb.HEALTH_FAILING, pb.HEALTH_PASSING  # its owner's report
+    watch = ("watch", "--endpoints", frontend.address, "--healthy", "-o", "json")
+    async with running_cli(*watch) as process:
+        first = [json.loads(await read_line(process)) for _ in range(2)]
+        assert sorted((e["type"], e["node"]["id"]) for e in first) == [
+            ("ADDED", "ok"),
+            ("ADDED", "sick"),
+        ]
+        await register(stub, failing, token=sick.token)
+        removed = json.loads(await read_line(process))
+        assert (removed["type"], removed["node"]["id"], removed["reason"]) == (
+            "REMOVED",
+            "sick",
+            "UNHEALTHY",
+        )
+        code, out, _ = await run_cli(
+            "nodes", "--endpoints", frontend.address, "--healthy", "-o", "json"
+        )
+        listed = json.loads(out)["datacenters"]["dc1"]["nodes"]
+        assert code == 0 and [n["id"] for n in listed] == ["ok"]
+        code, out, _ = await run_cli("nodes", "--endpoints", frontend.address, "-o", "json")
+        everything = json.loads(out)["datacenters"]["dc1"]["nodes"]
+        assert {n["id"]: n["health"] for n in everything} == {"ok": "UNCHECKED", "sick": "FAILING"}
+
+        await register(stub, passing, token=sick.token)
+        added = json.loads(await read_line(process))
+        assert (added["type"], added["node"]["id"]) == ("ADDED", "sick")
         code, _, _ = await interrupt(process)
     assert code == 0
 

@@ -47,6 +47,8 @@ async def test_nodes_is_getnodes_as_json_per_datacenter_with_the_revision_in_hea
         "id": "a1",
         "address": "a1.example:7000",
         "status": "UP",
+        "health": "UNCHECKED",
+        "damped": False,
         "incarnation": 1,
         "metadata": {"shard": "3"},
     }
@@ -56,6 +58,50 @@ async def test_nodes_is_getnodes_as_json_per_datacenter_with_the_revision_in_hea
     assert scoped.body["index"] == data.revision
     cached = await get(f"{api_url(frontend)}/v1/nodes?type=meta&consistency=cached")
     assert node_ids(cached.body) == ["dc2/meta/m1"]
+
+
+def reported(message: pb.Node, health: int) -> pb.Node:
+    """The node as its owner reports it (a registration without checks: its own health)."""
+    copy = pb.Node()
+    copy.CopyFrom(message)
+    copy.health = health
+    return copy
+
+
+async def test_healthy_true_lists_and_streams_only_the_healthy_nodes(start_frontend, connect):
+    frontend = await start_frontend()
+    stub = connect(frontend)
+    await register(stub, node("ok"))
+    sick = await register(stub, node("sick"))
+    url = api_url(frontend)
+    stream = await EventStream.open(f"{url}/v1/watch?type=data&healthy=true")
+    try:
+        snapshot = await stream.next_change()
+        assert snapshot.name == "snapshot"
+        assert node_ids(snapshot.data) == ["dc1/data/ok", "dc1/data/sick"]
+
+        # Its owner reports it FAILING: still listed, no longer healthy.
+        failing = await register(stub, reported(node("sick"), pb.HEALTH_FAILING), token=sick.token)
+        delta = await stream.next_change()
+        ((kind, node_id, reason),) = [
+            (e["type"], e["node"]["id"], e["reason"]) for e in delta.data["events"]
+        ]
+        assert (kind, node_id, reason) == ("REMOVED", "sick", "UNHEALTHY")
+        assert delta.id == failing.revision
+        healthy = await get(f"{url}/v1/nodes?type=data&healthy=true")
+        assert healthy.status == 200 and node_ids(healthy.body) == ["dc1/data/ok"]
+        everything = await get(f"{url}/v1/nodes?type=data&healthy=false")
+        assert node_ids(everything.body) == ["dc1/data/ok", "dc1/data/sick"]
+        health = {n["id"]: n["health"] for n in everything.body["datacenters"][0]["nodes"]}
+        assert health == {"ok": "UNCHECKED", "sick": "FAILING"}
+
+        # Passing again: ADDED to the healthy-only stream and list.
+        await register(stub, reported(node("sick"), pb.HEALTH_PASSING), token=sick.token)
+        assert changes(await stream.next_change()) == [("ADDED", "sick")]
+        again = await get(f"{url}/v1/nodes?type=data&healthy=true")
+        assert node_ids(again.body) == ["dc1/data/ok", "dc1/data/sick"]
+    finally:
+        await stream.close()
 
 
 async def test_a_blocking_read_returns_once_another_frontend_registers_in_its_scope(
@@ -140,6 +186,7 @@ async def test_an_empty_scope_has_index_1_so_a_client_that_sends_it_back_blocks(
         ("?consistency=eventual", "consistency must be linearizable (the default"),
         ("?datacentre=dc1", "unknown query parameter datacentre: this path takes datacenter"),
         ("?index=1&index=2", "give index once, not 2 times"),
+        ("?healthy=maybe", "healthy must be true or false; got 'maybe'"),
     ],
 )
 async def test_bad_parameters_are_400_with_a_message_naming_them(start_frontend, query, message):

@@ -24,6 +24,7 @@ from noderegistry.v1 import registry_pb2_grpc
 from registry_service.app import Frontend
 from registry_service.domain import NodeKey, NodeStatus
 from tests.support.api import key_of, register, revoke_member_lease
+from tests.support.health_servers import GrpcHealthServer
 from tests.support.waiting import eventually
 from tests.support.xds_harness import (
     Backend,
@@ -36,6 +37,10 @@ from tests.support.xds_harness import (
 pytestmark = pytest.mark.integration
 
 LEAVES_WITHIN_SECONDS = 1.0
+# A check every second that turns after one probe: seen within an interval and a write (its
+# bound, interval x 1 + 1 s), then by the client within LEAVES_WITHIN_SECONDS.
+CHECK_INTERVAL_SECONDS = 1.0
+CHECK_SEEN_WITHIN_SECONDS = CHECK_INTERVAL_SECONDS * 1 + 1 + LEAVES_WITHIN_SECONDS
 # Over budget at once: a silent node turns SUSPECT instead of going (self-preservation).
 SUSPECT_AT_ONCE = {
     "eviction_budget_minimum": 0,
@@ -149,6 +154,55 @@ async def test_grpcio_xds_client_follows_the_up_nodes(
     await eventually(
         lambda: set(picks.recent(10) or ()) == {"b5", "b6"}, timeout=10, message="b6 joins"
     )
+
+
+async def test_a_node_failing_its_health_check_leaves_the_picks_and_comes_back(
+    start_frontend, connect, backends, clients
+):
+    """A node FAILING its check is UNHEALTHY in EDS though its status stays UP: a stock client
+    stops picking it once the check fails, and picks it again once it passes."""
+    health = await GrpcHealthServer().start()
+    try:
+        await health.set("data.v1", True)
+        frontend: Frontend = await start_frontend()
+        stub = connect(frontend)
+        checked, other = await backends("checked"), await backends("other")
+        check = pb.Check(
+            kind=pb.CHECK_KIND_GRPC,
+            service="data.v1",
+            port=health.port,
+            interval_seconds=CHECK_INTERVAL_SECONDS,
+            timeout_seconds=0.5,
+            failures_before_failing=1,
+            passes_before_passing=1,
+        )
+        await register(stub, backend_node(checked), ttl=30, checks=[check])
+        await register(stub, backend_node(other), ttl=30)
+        picks = clients("xds:///data", [frontend.address])
+        await eventually(
+            lambda: set(picks.recent(20) or ()) == {"checked", "other"},
+            timeout=20,
+            message="picks spread over both nodes",
+        )
+
+        mark = picks.mark()
+        await health.set("data.v1", False)
+        await eventually(
+            lambda: (recent := picks.recent(10, mark)) is not None and "checked" not in recent,
+            timeout=CHECK_SEEN_WITHIN_SECONDS,
+            message="the failing node out of the picks",
+        )
+        registration = frontend.hub.registration(NodeKey("dc1", "data", "checked"))
+        assert registration is not None and registration.node.status is NodeStatus.UP
+
+        await health.set("data.v1", True)
+        await eventually(
+            lambda: "checked" in (picks.recent(20) or ()),
+            timeout=CHECK_SEEN_WITHIN_SECONDS,
+            message="the node picked again once it passes",
+        )
+    finally:
+        await health.stop()
 
 
 async def test_csds_shows_the_resources_the_client_holds(

@@ -184,6 +184,15 @@ def test_the_cli_verbs_of_the_cli_extra_say_which_extra_in_one_line(sdk_venv, tm
         verb = args[0]
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr == f"error: {verb} needs {module}: pip install 'node-registry[cli]'\n"
+    # The sidecar's checks (register --check) need grpc's health stubs too; nothing is sent.
+    sidecar = ("--id", "s1", "--type", "web", "--datacenter", "dc1", "--address", "10.0.0.1:80")
+    done = run_installed_cli(
+        sdk_venv, "register", *sidecar, "--check", "tcp://127.0.0.1:1", cwd=tmp_path
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "error: register --check needs grpcio-health-checking: pip install 'node-registry[cli]'\n"
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ What it keeps of etcd (the semantics the use cases rely on):
   write (nested ones too, as etcd evaluates a transaction's whole path first); a put on a lease
   that is gone fails the transaction with LeaseNotFoundError.
 - The two-key model of the etcd store, write for write: live key on the node's lease, member
-  record and identity beside it, an audit entry in the same transaction as each transition.
+  record and identity beside it, an audit entry in the same transaction as each transition; the
+  flap record (flap damping's) written with the transition it counts, guarded on its own.
 - Leases with a TTL on a `ManualClock`: a lease whose deadline passes is revoked with its keys in
   one revision of their own; renewing a lease that is gone answers 0. The election's lease is
   kept alive (as its keeper task does) until the candidate resigns or `depose()` is called.
@@ -55,6 +56,7 @@ from registry_service.control import Announcement, OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
     AuditEntry,
+    FlapRecord,
     Identity,
     NodeKey,
     Registration,
@@ -405,10 +407,13 @@ class MemoryStore:
         await self._enter("read_node")
         member = self._kv.get(self.keys.member(key))
         identity = self._kv.get(self.keys.identity(key))
+        flaps = self._kv.get(self.keys.flaps(key))
         registration = member.value if member else None
         recorded = identity.value if identity else None
+        flap_record = flaps.value if flaps else None
         assert registration is None or isinstance(registration, Registration)
         assert recorded is None or isinstance(recorded, Identity)
+        assert flap_record is None or isinstance(flap_record, FlapRecord)
         return StoredNode(
             key=key,
             revision=self._revision,
@@ -417,6 +422,8 @@ class MemoryStore:
             live=self.keys.live(key) in self._kv,
             identity=recorded,
             identity_mod_revision=identity.mod_revision if identity else 0,
+            flaps=flap_record,
+            flaps_mod_revision=flaps.mod_revision if flaps else 0,
         )
 
     async def read_audit(self, key: NodeKey) -> list[AuditEntry]:
@@ -545,28 +552,69 @@ class MemoryStore:
             _Put(self.keys.member(key), registration),
         ]
 
+    def _with_flaps(
+        self, part: _Guarded, flaps: FlapRecord | None, expected: StoredNode
+    ) -> _Guarded:
+        """The part with the node's flap record written too, guarded as unchanged since
+        `expected` (the etcd store puts it on the audit lease; here it has none)."""
+        if flaps is None:
+            return part
+        key = self.keys.flaps(expected.key)
+        return dataclasses.replace(
+            part,
+            compare=[*part.compare, unchanged_since(key, expected.flaps_mod_revision)],
+            ops=[*part.ops, _Put(key, flaps)],
+        )
+
     async def create_registration(
-        self, registration: Registration, expected: StoredNode, *, opens_session: bool = False
+        self,
+        registration: Registration,
+        expected: StoredNode,
+        flaps: FlapRecord | None = None,
+        detail: str = "",
+        *,
+        opens_session: bool = False,
     ) -> int | None:
         await self._enter("create_registration")
         key = registration.node.key
         incarnation = registration.node.incarnation
         session_compare, session_ops = self._session_guard(registration, opens_session)
-        return await self._guarded(
-            _Guarded(
-                [
-                    absent(self.keys.member(key)),
-                    unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
-                    *session_compare,
-                ],
-                [
-                    *self._registration_puts(registration),
-                    _Put(self.keys.identity(key), Identity(incarnation=incarnation)),
-                    *session_ops,
-                ],
-                (key, AuditCause.REGISTERED, incarnation, ""),
-            )
+        part = _Guarded(
+            [
+                absent(self.keys.member(key)),
+                unchanged_since(self.keys.identity(key), expected.identity_mod_revision),
+                *session_compare,
+            ],
+            [
+                *self._registration_puts(registration),
+                _Put(self.keys.identity(key), Identity(incarnation=incarnation)),
+                *session_ops,
+            ],
+            (key, AuditCause.REGISTERED, incarnation, detail),
         )
+        return await self._guarded(self._with_flaps(part, flaps, expected))
+
+    async def write_health(
+        self,
+        registration: Registration | None,
+        expected: StoredNode,
+        flaps: FlapRecord,
+        *,
+        cause: AuditCause = AuditCause.UPDATED,
+        detail: str = "",
+    ) -> int | None:
+        await self._enter("write_health")
+        key = expected.key
+        member_unchanged = unchanged_since(self.keys.member(key), expected.member_mod_revision)
+        if registration is None:  # the flap record alone, not audited
+            part = _Guarded([member_unchanged], [])
+        else:
+            part = _Guarded(
+                [member_unchanged, present(self.keys.member(key))],
+                [_Put(self.keys.member(key), registration)],
+                (key, cause, registration.node.incarnation, detail),
+            )
+        return await self._guarded(self._with_flaps(part, flaps, expected))
 
     def _session_guard(
         self, registration: Registration, opens_session: bool = False
@@ -599,21 +647,21 @@ class MemoryStore:
         *,
         cause: AuditCause = AuditCause.UPDATED,
         operator: OperatorEntry | None = None,
+        flaps: FlapRecord | None = None,
     ) -> int | None:
         await self._enter("update_registration")
         key = registration.node.key
-        return await self._guarded(
-            _Guarded(
-                [
-                    unchanged_since(self.keys.member(key), expected.member_mod_revision),
-                    present(self.keys.live(key)),
-                    *self._session_guard(registration)[0],
-                ],
-                self._registration_puts(registration),
-                (key, cause, registration.node.incarnation, operator.detail if operator else ""),
-                operator,
-            )
+        part = _Guarded(
+            [
+                unchanged_since(self.keys.member(key), expected.member_mod_revision),
+                present(self.keys.live(key)),
+                *self._session_guard(registration)[0],
+            ],
+            self._registration_puts(registration),
+            (key, cause, registration.node.incarnation, operator.detail if operator else ""),
+            operator,
         )
+        return await self._guarded(self._with_flaps(part, flaps, expected))
 
     def _suspicion(self, registration: Registration, expected: StoredNode, detail: str) -> _Guarded:
         key = registration.node.key

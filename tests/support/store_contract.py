@@ -19,6 +19,8 @@ import pytest
 from registry_service.control import OperatorEntry, PushSwitch
 from registry_service.domain import (
     AuditCause,
+    FlapRecord,
+    Health,
     Identity,
     Node,
     NodeKey,
@@ -194,6 +196,69 @@ async def a_new_incarnation_is_created_only_over_the_identity_it_read(harness: H
     assert await store.create_registration(second, StoredNode(key("a"), 0)) is None
     assert await store.create_registration(second, read) is not None
     assert (await store.read_node(key("a"))).identity == Identity(incarnation=2)
+
+
+@check
+async def a_health_write_rewrites_the_member_and_its_flap_record_over_what_it_read(
+    harness: Harness,
+) -> None:
+    store = harness.store
+    written, _ = await created(harness, "a")
+    read = await store.read_node(key("a"))
+    assert read.flaps is None and read.flaps_mod_revision == 0
+    failing = dataclasses.replace(
+        written, node=dataclasses.replace(written.node, health=Health.FAILING)
+    )
+    first = FlapRecord(1000.0, 1_700_000_000.5, Health.FAILING)
+    revision = await store.write_health(
+        failing, read, first, cause=AuditCause.HEALTH_FAILING, detail="NOT_SERVING"
+    )
+    assert revision is not None
+    assert await store.write_health(failing, read, first) is None  # read before the write
+    fresh = await store.read_node(key("a"))
+    assert fresh.registration == failing and fresh.live and fresh.flaps == first
+    assert fresh.member_mod_revision == fresh.flaps_mod_revision == revision
+    # A flap that changes nothing subscribers see: the flap record alone, not audited.
+    second = FlapRecord(1500.0, 1_700_000_001.5, Health.PASSING)
+    alone = await store.write_health(None, fresh, second)
+    assert alone is not None
+    assert await store.write_health(None, fresh, second) is None  # its flap record moved on
+    after = await store.read_node(key("a"))
+    assert after.flaps == second and after.flaps_mod_revision == alone
+    assert after.member_mod_revision == revision and after.registration == failing
+    entries = await store.read_audit(key("a"))
+    assert [(e.cause, e.revision, e.detail) for e in entries] == [
+        (AuditCause.REGISTERED, entries[0].revision, ""),
+        (AuditCause.HEALTH_FAILING, revision, "NOT_SERVING"),
+    ]
+
+
+@check
+async def a_registration_and_an_update_write_the_flap_record_only_over_the_one_read(
+    harness: Harness,
+) -> None:
+    store = harness.store
+    await created(harness, "a")
+    await store.remove_member(
+        await store.read_node(key("a")), RemovalReason.DEREGISTERED, cause=AuditCause.DEREGISTERED
+    )
+    read = await store.read_node(key("a"))
+    lease = await store.grant_lease(TTL_SECONDS)
+    second = registration("a", lease, incarnation=2)
+    damped = FlapRecord(2500.0, 1_700_000_002.5, Health.PASSING)
+    stale = dataclasses.replace(read, flaps_mod_revision=read.identity_mod_revision)
+    assert await store.create_registration(second, stale, damped) is None  # no such flap record
+    revision = await store.create_registration(second, read, damped, "registered anew")
+    assert revision is not None
+    fresh = await store.read_node(key("a"))
+    assert fresh.flaps == damped and fresh.flaps_mod_revision == revision
+    assert (await store.read_audit(key("a")))[-1].detail == "registered anew"
+    reported = FlapRecord(3500.0, 1_700_000_003.5, Health.FAILING)
+    moved = dataclasses.replace(fresh, flaps_mod_revision=0)  # the member as read, not its flaps
+    assert await store.update_registration(second, moved, flaps=reported) is None
+    updated = await store.update_registration(second, fresh, flaps=reported)
+    assert updated is not None
+    assert (await store.read_node(key("a"))).flaps == reported
 
 
 @check

@@ -143,21 +143,32 @@ function paintGroups({ counts, types, datacenters }) {
   body.replaceChildren(...ordered);
 }
 
+function healthBadge(node) {
+  // A failing check (or flap damping) keeps a node listed but not offered for new work.
+  if ((node.health || "UNCHECKED") !== "FAILING") return null;
+  const badge = element("span", { class: "health health-failing" });
+  badge.append(element("span", { "aria-hidden": "true", text: "✕ " }), node.damped ? "FAILING (damped)" : "FAILING");
+  return badge;
+}
+
 function fillRow(row, node) {
   const key = keyOf(node);
+  const health = node.health || "UNCHECKED";
   row.dataset.node = key;
   row.dataset.status = node.status;
-  row.className = `node status-${node.status.toLowerCase()}${state.selected === key ? " selected" : ""}`;
+  row.dataset.health = health;
+  const failing = health === "FAILING" ? " health-failing" : "";
+  row.className = `node status-${node.status.toLowerCase()}${failing}${state.selected === key ? " selected" : ""}`;
   const open = element("button", {
     type: "button",
     class: "node-open",
-    "aria-label": `${key}, ${node.status}, ${node.address}; show it`,
+    "aria-label": `${key}, ${node.status}, health ${health}${node.damped ? " (damped)" : ""}, ${node.address}; show it`,
     onclick: () => selectNode(key),
   }, element("span", { class: "id", text: node.id }), element("span", { class: "where", text: `${node.datacenter}/${node.type}` }));
   const metadata = metadataText(node);
   row.replaceChildren(
     element("td", {}, open),
-    element("td", {}, statusBadge(node.status)),
+    element("td", {}, statusBadge(node.status), healthBadge(node)),
     element("td", { class: "address", text: node.address }),
     element("td", { text: String(node.incarnation) }),
     element("td", { class: "metadata", text: metadata || "–", title: metadata }),

@@ -115,6 +115,7 @@ function paintNodeDetail() {
     table(["field", "value"], [
       ["address", node.address],
       ["incarnation", node.incarnation],
+      ["health", `${node.health || "UNCHECKED"}${node.damped ? " (damped: held out after flapping)" : ""}`],
       ...metadata.map(([k, v]) => [`metadata ${k}`, v]),
     ]),
   );

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import random
 
-from client_sdk import Node, NodeStatus, Picker
+from client_sdk import Health, Node, NodeStatus, Picker
 
 
 def node(
@@ -26,6 +26,9 @@ def test_only_available_nodes_are_picked():
         node("draining", status=NodeStatus.DRAINING),
         node("suspect", status=NodeStatus.SUSPECT),
         node("maintenance", status=NodeStatus.OUT_OF_SERVICE),
+        # UP but failing its health check (or damped, which is published FAILING).
+        Node("failing", "data", "dc1", "10.0.0.2:80", health=Health.FAILING),
+        Node("damped", "data", "dc1", "10.0.0.3:80", health=Health.FAILING, damped=True),
     ]
     assert set(shares(Picker(lambda: nodes, rng=random.Random(1)), 200)) == {"up"}
     assert Picker(lambda: nodes[1:]).pick() is None

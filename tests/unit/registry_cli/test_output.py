@@ -54,6 +54,8 @@ def test_the_nodes_json_document_has_its_documented_shape():
                         "id": "n1",
                         "address": "10.0.0.1:80",
                         "status": "UP",
+                        "health": "UNCHECKED",
+                        "damped": False,
                         "incarnation": 2,
                         "metadata": {"zone": "a"},
                     }

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import random
 from collections.abc import Iterable
 
-from registry_service.domain import EventType, NodeKey, RemovalReason, Scope
+from registry_service.domain import EventType, Health, NodeKey, RemovalReason, Scope
 from registry_service.hub.cluster_view import ClusterView
 from registry_service.store.base import (
     ClusterState,
@@ -198,6 +199,26 @@ def test_a_scopes_revision_is_its_own_last_change_and_outlives_its_last_member()
     view.relist(state)
     assert view.scope_revision(Scope(frozenset({"dc1"}), frozenset({"meta"}))) == 9
     assert view.scope_revision(Scope(frozenset({"dc2"}))) == 4
+
+
+def test_an_update_carries_the_node_before_it_and_a_healthy_only_list_leaves_failing_nodes_out():
+    view = ClusterView(ClusterState(revision=1))
+    view.apply(added(2, "a"))
+    view.apply(added(3, "b"))
+    before = registration("a")
+    failing = dataclasses.replace(
+        before, node=dataclasses.replace(before.node, health=Health.FAILING)
+    )
+    (event,) = view.apply(StoreBatch(4, (MemberPut(key("a"), Member(failing, 4)),)))
+    assert (event.type, event.previous, event.node.health) == (
+        EventType.UPDATED,
+        before.node,
+        Health.FAILING,
+    )
+    listed = view.node_list(Scope(healthy_only=True))
+    assert [n.id for dc in listed.datacenters for n in dc.nodes] == ["b"]
+    everything = view.node_list(Scope())
+    assert [n.id for dc in everything.datacenters for n in dc.nodes] == ["a", "b"]
 
 
 def test_known_types_are_loaded_learned_and_never_forgotten():

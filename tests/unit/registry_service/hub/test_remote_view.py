@@ -4,15 +4,18 @@ out, and how a subscriber's vector resumes it (hub/remote_view.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from registry_service.domain import (
     DatacenterNodes,
     DeltaMessage,
     EventType,
+    Health,
     Node,
     NodeEvent,
     NodeList,
     ProgressMessage,
+    RemovalReason,
     ResyncReason,
     Scope,
     SnapshotMessage,
@@ -237,3 +240,16 @@ async def test_catch_up_waits_for_a_follower_behind_the_vector():
     views.delta("dc2", [added("b")], 72, False)
     await asyncio.wait_for(waiting, 1)  # dc3 not reached yet: nothing to wait for there
     await views.catch_up({"dc2": 99}, timeout=0.01)  # gives up; the resume decides (resync)
+
+
+def test_a_followed_datacenters_node_that_fails_leaves_a_healthy_only_scope():
+    remote, _ = loaded("a", "b")
+    failing = dataclasses.replace(node("a"), health=Health.FAILING)
+    # The stream says UPDATED without the node before: the view knows it, and adds it.
+    delta = remote.delta([NodeEvent(EventType.UPDATED, failing)], 51, relisted=False)
+    assert delta is not None and delta.events[0].previous == node("a")
+    healthy = Scope(healthy_only=True)
+    (gone,) = delta.within(healthy).events
+    assert (gone.type, gone.reason) == (EventType.REMOVED, RemovalReason.UNHEALTHY)
+    assert ids(remote.snapshot(healthy)) == ["b"]
+    assert ids(remote.snapshot(Scope())) == ["a", "b"]

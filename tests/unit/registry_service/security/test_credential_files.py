@@ -80,9 +80,14 @@ def test_a_changed_file_is_applied_and_a_bad_one_keeps_the_last_good(tmp_path, c
 
 
 def test_a_set_of_unset_files_is_not_watched(tmp_path):
-    files = CredentialFiles()
-    files.watch(Reloadable("none", "nothing", (("a_file", ""),), load=str, apply=print))
-    files.check()  # nothing to stat, nothing to do
+    loaded: list[object] = []
+    reloads: list[tuple[str, bool]] = []
+    files = CredentialFiles(observe=lambda key, applied: reloads.append((key, applied)))
+    files.watch(
+        Reloadable("none", "nothing", (("a_file", ""),), load=loaded.append, apply=loaded.append)
+    )
+    files.check()  # nothing to stat, nothing to load or apply
+    assert (loaded, reloads) == ([], [])
 
 
 def test_the_expiry_of_a_file_is_its_earliest_certificates(tmp_path):

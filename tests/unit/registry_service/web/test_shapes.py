@@ -4,6 +4,7 @@ integration test reads them whole: what an operator's script parses must not dri
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import grpc
 
@@ -19,6 +20,7 @@ from registry_service.core.self_preservation import (
 )
 from registry_service.domain import (
     DatacenterNodes,
+    Health,
     Identity,
     Node,
     NodeKey,
@@ -54,6 +56,8 @@ NODE_JSON = {
     "id": "n1",
     "address": "10.0.0.1:7000",
     "status": "UP",
+    "health": "UNCHECKED",
+    "damped": False,
     "incarnation": 3,
     "metadata": {"zone": "a"},
 }
@@ -76,6 +80,15 @@ def test_readiness_says_degraded_when_ready_without_etcd():
         "reason": "degraded: ...",
         "store_connected": False,
         "cache_age_seconds": 2.5,
+    }
+
+
+def test_a_node_says_its_health_and_whether_damping_holds_it():
+    failing = dataclasses.replace(NODE, health=Health.FAILING, damped=True)
+    assert member_json(NodeList(9, ()), failing)["node"] == {
+        **NODE_JSON,
+        "health": "FAILING",
+        "damped": True,
     }
 
 

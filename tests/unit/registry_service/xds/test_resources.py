@@ -11,7 +11,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from google.protobuf import struct_pb2
 
-from registry_service.domain import Node, NodeStatus
+from registry_service.domain import Health, Node, NodeStatus
 from registry_service.xds import resources
 from registry_service.xds.resources import Client, LbPolicy
 
@@ -21,6 +21,8 @@ def node(
     datacenter: str = "dc1",
     address: str = "",
     status: NodeStatus = NodeStatus.UP,
+    health: Health = Health.UNCHECKED,
+    damped: bool = False,
     **metadata: str,
 ) -> Node:
     return Node(
@@ -30,6 +32,8 @@ def node(
         address or f"10.0.0.{len(node_id)}:7000",
         metadata,
         status=status,
+        health=health,
+        damped=damped,
     )
 
 
@@ -106,6 +110,34 @@ def test_the_clients_datacenter_comes_first_and_the_others_fail_over():
 def test_health_follows_the_status(status, health):
     assignment = resources.load_assignment("d", [node("n", status=status)])
     assert assignment.endpoints[0].lb_endpoints[0].health_status == health
+
+
+@pytest.mark.parametrize(
+    ("status", "health", "damped", "expected"),
+    [
+        (NodeStatus.UP, Health.PASSING, False, health_check_pb2.HEALTHY),
+        (NodeStatus.UP, Health.UNCHECKED, False, health_check_pb2.HEALTHY),
+        (NodeStatus.UP, Health.FAILING, False, health_check_pb2.UNHEALTHY),
+        (NodeStatus.UP, Health.FAILING, True, health_check_pb2.UNHEALTHY),  # damped
+        (NodeStatus.DRAINING, Health.FAILING, False, health_check_pb2.UNHEALTHY),
+        (NodeStatus.DRAINING, Health.PASSING, False, health_check_pb2.DRAINING),
+    ],
+)
+def test_a_node_failing_its_checks_is_unhealthy_whatever_its_status(
+    status, health, damped, expected
+):
+    assignment = resources.load_assignment(
+        "d", [node("n", status=status, health=health, damped=damped)]
+    )
+    assert assignment.endpoints[0].lb_endpoints[0].health_status == expected
+
+
+def test_a_failing_node_adds_nothing_to_its_localitys_weight():
+    assignment = resources.load_assignment(
+        "d",
+        [node("a1", zone="a", weight="3"), node("a2", zone="a", weight="4", health=Health.FAILING)],
+    )
+    assert localities(assignment)[("dc1", "a")].load_balancing_weight.value == 3
 
 
 @pytest.mark.parametrize(
