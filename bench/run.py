@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import report
+from bench import console, report
 from bench.burst import register_burst
 from bench.capacity import lease_capacity
 from bench.control import eviction, push_switch
@@ -93,9 +93,21 @@ async def _overload(bench: Bench) -> None:
     await overload_recovery(bench, int(bench.measured.get("capacity", 0)))
 
 
+async def _console(bench: Bench) -> None:
+    """The console in Chromium (bench/console.py), on a frontend of its own: its nodes stay in
+    etcd under their own prefix, so it comes last."""
+    why = console.missing()
+    if why:
+        bench.results.not_measured("console: first paint and applying changes, in Chromium", why)
+        return
+    await console.console_figures(
+        bench.results.add, bench.etcd.endpoint, bench.workdir, **bench.config["console"]
+    )
+
+
 # Every family of rows, in the order of a run: none disturbs the next (the xDS rows come before
-# the fan-out moves the main frontend to two workers; the overload rows come last and run on
-# registries of their own).
+# the fan-out moves the main frontend to two workers; the overload rows run on registries of
+# their own; the console's leave their nodes in etcd, so they come last).
 FAMILIES: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "control": _control,
     "federation": cross_datacenter,
@@ -109,6 +121,7 @@ FAMILIES: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "capacity": _capacity,
     "overload": _overload,
     "scale": hundred_thousand_nodes,
+    "console": _console,
 }
 
 

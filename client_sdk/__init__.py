@@ -29,6 +29,7 @@ from client_sdk._errors import (
     RegistryUnavailableError,
     ResourceExhaustedError,
     StatusCode,
+    TlsError,
     UnauthenticatedError,
     WatchClosedError,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "SyncRegistration",
     "SyncRegistryClient",
     "SyncStream",
+    "TlsError",
     "UnauthenticatedError",
     "WatchClosedError",
     "WatchConfig",

@@ -13,6 +13,9 @@ RegistryError
 │   ├── FailedPreconditionError     the registry's state refuses it for now (an operator holds
 │   │                               the node's id out: `retry_after_seconds` says how long)
 │   └── RegistryUnavailableError    no frontend could be reached, or etcd is unavailable
+│       └── TlsError                the TLS handshake failed: the message says why (an expired
+│                                   certificate, one the CA did not sign, a client certificate
+│                                   required or refused, TLS on one side only)
 └── WatchClosedError                the NodeWatch was closed
 
 This module knows no grpc: the transport maps grpc's errors onto this tree (the original stays
@@ -135,6 +138,18 @@ class FailedPreconditionError(RegistryRPCError):
     An operator evicted the node and holds its id out (`retry_after_seconds` says how long), or
     the node belongs to another datacenter's registry (the message names it).
     """
+
+
+class TlsError(RegistryUnavailableError):
+    """A frontend could not be reached because the TLS handshake failed (code UNAVAILABLE).
+
+    Attributes:
+        setting: the ClientConfig field to change (`tls_ca_file`, `tls_cert_file`, ...).
+    """
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(StatusCode.UNAVAILABLE, message)
+        self.setting = setting
 
 
 class WatchClosedError(RegistryError):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import math
 import random
 import secrets
@@ -37,14 +38,16 @@ from client_sdk import _convert
 from client_sdk._backoff import Backoff
 from client_sdk._errors import (
     RegistryError,
+    RegistryRPCError,
     RegistryUnavailableError,
     StatusCode,
     error_for_number,
 )
 from client_sdk._models import NodeKey
-from client_sdk._transport import Transport, error_from_rpc
+from client_sdk._transport import Transport, error_from_rpc, one_line
 
 Answer: TypeAlias = pb.KeepAliveResponse | pb.RenewalResult
+log = logging.getLogger("client_sdk")
 
 # Requests of one registration still waiting for their answers; beyond this the oldest is
 # forgotten (its answer, if it ever comes, is taken by the next one of the same token).
@@ -226,6 +229,12 @@ class KeepAliveSession:
         self._call = None
         if isinstance(error, RegistryUnavailableError):
             self._transport.fail_over(self._target)
+        waiting = sum(len(asked) for asked in self._asked.values())
+        if waiting and not (
+            isinstance(error, RegistryRPCError) and error.code is StatusCode.CANCELLED
+        ):
+            # One line for the stream, not one per registration that was waiting on it.
+            log.warning("KeepAlive stream broke: %s; %d renewal(s) will retry", error, waiting)
         for asked in self._asked.values():
             for request in asked:
                 if not request.waiter.done():
@@ -276,10 +285,9 @@ class KeepAliveSession:
             async with asyncio.timeout(timeout):
                 response = await waiter
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as err:
-            self._broken(call, RegistryUnavailableError(StatusCode.UNAVAILABLE, str(err)))
-            raise RegistryUnavailableError(
-                StatusCode.UNAVAILABLE, f"KeepAlive to {self._target} failed"
-            ) from err
+            error = self._stream_error(err)
+            self._broken(call, error)
+            raise error from err
         except TimeoutError:
             silent = f"no KeepAlive answer from {self._target} within {timeout:.3g} s"
             if call is self._call and not self._dead(timeout):
@@ -314,7 +322,21 @@ class KeepAliveSession:
                 else:
                     await call.write(pb.KeepAliveRequest(renewals=batch))
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as err:
-            self._broken(call, RegistryUnavailableError(StatusCode.UNAVAILABLE, str(err)))
+            self._broken(call, self._stream_error(err))
+
+    def _stream_error(self, err: grpc.aio.AioRpcError | asyncio.InvalidStateError) -> RegistryError:
+        """A broken stream, whatever grpc's code: UNAVAILABLE.
+
+        The renewals move to the next frontend; the error is one line naming the frontend (never
+        grpc's multi-line error object).
+        """
+        if isinstance(err, grpc.aio.AioRpcError):
+            cause = f"{err.code().name}: {one_line(err.details() or '')}"
+        else:
+            cause = "closed"
+        return RegistryUnavailableError(
+            StatusCode.UNAVAILABLE, f"KeepAlive stream to {self._target} failed ({cause})"
+        )
 
     async def close(self) -> None:
         call, self._call = self._call, None

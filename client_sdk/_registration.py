@@ -33,6 +33,7 @@ from client_sdk._errors import (
     NodeNotFoundError,
     RegistryError,
     RegistryRPCError,
+    RegistryUnavailableError,
     ResourceExhaustedError,
     StatusCode,
 )
@@ -258,21 +259,35 @@ class Registration(AsyncClosing):
     async def close(self) -> None:
         """Stops renewing and deregisters (reason DEREGISTERED); idempotent.
 
-        A registration already gone is fine; when no frontend can be reached, a warning is
-        logged and the lease's TTL ends the registration instead.
+        A registration already gone is fine; when the Deregister fails (no frontend could be
+        reached), one warning line is logged and the lease's TTL ends the registration;
+        `deregister()` raises it instead.
+        """
+        try:
+            await self.deregister()
+        except RegistryRPCError as err:
+            log.warning("could not deregister %s (its TTL will end it): %s", self.key, err)
+
+    async def deregister(self) -> None:
+        """Stops renewing and deregisters, as `close()`, but raises when that failed.
+
+        The registration is CLOSED here either way; when the registry could not be told, it
+        lives on there until its TTL runs out. Does nothing when already closed.
+
+        Raises:
+            RegistryRPCError: the Deregister failed (RegistryUnavailableError: no frontend
+                answered). A registration already gone (NOT_FOUND) is not an error.
         """
         if self._state is RegistrationState.CLOSED:
             return
         await self._stop_renewing()
-        if self._token:
-            request = pb.DeregisterRequest(key=_convert.key_to_pb(self.key), token=self._token)
-            try:
-                await self._transport.unary("Deregister", request)
-            except NodeNotFoundError:
-                pass  # already gone
-            except RegistryRPCError as err:
-                log.warning("could not deregister %s (its TTL will end it): %s", self.key, err)
-        self._finish()
+        try:
+            if self._token:
+                request = pb.DeregisterRequest(key=_convert.key_to_pb(self.key), token=self._token)
+                with contextlib.suppress(NodeNotFoundError):  # already gone
+                    await self._transport.unary("Deregister", request)
+        finally:
+            self._finish()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -362,7 +377,10 @@ class Registration(AsyncClosing):
                 renewed_at = clock()
                 wait = "grid"
             except RegistryError as err:
-                if self._state is RegistrationState.ACTIVE:
+                # A broken stream was logged once by the session, for all its registrations.
+                if self._state is RegistrationState.ACTIVE and not isinstance(
+                    err, RegistryUnavailableError
+                ):
                     log.warning("registration %s: renewal failed: %s", self.key, err)
                 self._set_state(RegistrationState.SUSPENDED)
                 wait = "retry"

@@ -129,6 +129,13 @@ class SyncRegistration(Closing):
         """Stops renewing and deregisters; idempotent."""
         self._loop.run(self._registration.close())
 
+    def deregister(self) -> None:
+        """As `close()`, but raises when the registry could not be told.
+
+        See `Registration.deregister`.
+        """
+        self._loop.run(self._registration.deregister())
+
 
 class SyncNodeWatch(Closing):
     """A `NodeWatch` driven from synchronous code; `with` closes it on exit.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from client_sdk._errors import (
     error_for,
     invalid_argument,
 )
+from client_sdk._tls_probe import diagnose, looks_like_tls
 
 try:
     from opentelemetry import propagate as _propagate
@@ -35,6 +37,7 @@ except ImportError:  # optional: traces follow calls only where opentelemetry is
 log = logging.getLogger("client_sdk")
 
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+_PROBE_SECONDS = 3.0  # the diagnosing handshake after a failed call (_tls_probe)
 
 
 def error_from_rpc(
@@ -47,7 +50,7 @@ def error_from_rpc(
     outage behind a frontend never reads as a bare DEADLINE_EXCEEDED.
     """
     code = StatusCode(err.code().value[0])
-    details = err.details() or code.name
+    details = one_line(err.details() or code.name)
     if code is StatusCode.UNAVAILABLE and target:
         details = f"{details} (frontend {target})"
     elif code is StatusCode.DEADLINE_EXCEEDED and target and deadline_seconds > 0:
@@ -56,6 +59,11 @@ def error_from_rpc(
             "(the registry or its etcd may be unavailable)"
         )
     return error_for(code, details, retry_after_seconds=_pushback_seconds(err))
+
+
+def one_line(text: str) -> str:
+    """Whitespace folded: a log line or an error message never spans lines (grpc's can)."""
+    return " ".join(text.split())
 
 
 def _pushback_seconds(err: grpc.aio.AioRpcError) -> float | None:
@@ -91,6 +99,29 @@ def _read(setting: str, path: str) -> bytes | None:
         ) from err
 
 
+def _check_pair(cert_file: str, key_file: str) -> None:
+    """A certificate and a key that do not belong together, refused.
+
+    Said here, before grpc prints lines of its own about an invalid private key and fails every
+    call.
+    """
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+            cert_file, key_file, password=lambda: ""
+        )
+    except OSError as err:
+        raise invalid_argument(
+            f"ClientConfig.tls_cert_file: cannot read {cert_file!r} or {key_file!r} "
+            f"({err.strerror})"
+        ) from err
+    except ssl.SSLError as err:
+        reason = (err.reason or "unreadable").replace("_", " ").lower()
+        raise invalid_argument(
+            f"ClientConfig.tls_cert_file {cert_file!r} and tls_key_file {key_file!r} are not a "
+            f"PEM certificate and its unencrypted key ({reason})"
+        ) from err
+
+
 class Transport:
     def __init__(self, targets: str | Sequence[str], config: ClientConfig, name: str = "") -> None:
         """`name`: the datacenter whose registry these frontends are ("" when not told)."""
@@ -121,6 +152,8 @@ class Transport:
     def _load_credentials(config: ClientConfig) -> grpc.ChannelCredentials | None:
         if not config.tls_ca_file:
             return None
+        if config.tls_cert_file:
+            _check_pair(config.tls_cert_file, config.tls_key_file)
         return grpc.ssl_channel_credentials(
             root_certificates=_read("tls_ca_file", config.tls_ca_file),
             private_key=_read("tls_key_file", config.tls_key_file),
@@ -169,8 +202,9 @@ class Transport:
                 frontend could be reached.
         """
         last: grpc.aio.AioRpcError | None = None
+        last_target = self.target
         for _ in range(len(self.targets)):
-            target = self.target
+            target = last_target = self.target
             try:
                 return await getattr(self.stub(target), method)(
                     request, timeout=self.config.call_timeout_seconds, metadata=self.metadata
@@ -182,10 +216,27 @@ class Transport:
                 last = err
                 self.fail_over(target)
         assert last is not None
-        raise RegistryUnavailableError(
+        unavailable = RegistryUnavailableError(
             StatusCode.UNAVAILABLE,
-            f"no registry frontend answered ({', '.join(self.targets)}): {last.details()}",
-        ) from last
+            f"no registry frontend answered ({', '.join(self.targets)}): "
+            f"{one_line(last.details() or '')}",
+        )
+        raise await self.explain(unavailable, last_target) from last
+
+    async def explain(self, error: RegistryRPCError, target: str) -> RegistryRPCError:
+        """`error`, or the TlsError that says why `target` could not be reached.
+
+        The TlsError when the failure looks like a TLS one and a handshake of the SDK's own
+        finds the cause.
+        """
+        if error.code is not StatusCode.UNAVAILABLE or not looks_like_tls(error.message):
+            return error
+        timeout = min(self.config.call_timeout_seconds, _PROBE_SECONDS)
+        found = await diagnose(target, self.config, timeout)
+        if found is None:
+            return error
+        log.debug("TLS with %s: %s (grpc: %s)", target, found.message, error.message)
+        return found
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -287,7 +287,7 @@ class NodeWatch(AsyncClosing):
                 and not self._ready.done()
                 and (attempts_without_answer >= len(self._transport.targets))
             ):
-                self._fail(error)
+                self._fail(await self._transport.explain(error, target))
                 return
             log.info("watch: %s; resuming from revision %d", error, self._view.revision)
             if error.retry_after_seconds:  # an overloaded frontend said when to come back

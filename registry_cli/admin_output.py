@@ -193,6 +193,11 @@ def evictor(doc: Mapping[str, Any]) -> str:
         f"{policy['minimum']} per datacenter and {policy['type_minimum']} per type; suspects "
         f"removed after {policy['ceiling_seconds']:g}s",
     ]
+    if policy.get("min_members"):  # a frontend from before the setting does not send it
+        lines.append(
+            f"self-preservation only in datacenters of {policy['min_members']} members or more; "
+            "smaller ones lose their expired members at once"
+        )
     pools = [("datacenter", name, b) for name, b in doc["datacenters"].items()]
     pools += [("type", name, b) for name, b in doc["types"].items()]
     rows = [

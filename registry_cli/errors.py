@@ -11,7 +11,7 @@ Exit statuses (README "CLI"):
 
 from __future__ import annotations
 
-from client_sdk import RegistryError, RegistryRPCError, StatusCode
+from client_sdk import RegistryError, RegistryRPCError, StatusCode, TlsError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,6 +32,13 @@ _HINTS = {
     StatusCode.UNAVAILABLE: "check --endpoints or NODEREGISTRY_ENDPOINTS, or retry",
 }
 
+# A TLS failure names the ClientConfig field to change (TlsError.setting): here, the options.
+_TLS_HINTS = {
+    "tls_ca_file": "--cacert or NODEREGISTRY_CACERT; --plaintext for a frontend without TLS",
+    "tls_cert_file": "--cert and --key, or NODEREGISTRY_CERT and NODEREGISTRY_KEY",
+    "": "the frontend's own certificate is at fault: REGISTRY_TLS_CERT_FILE on the frontend",
+}
+
 _UNKNOWN_TOKEN_HINT = (
     "check the token given with --token-file, --token or NODEREGISTRY_TOKEN: this registry's "
     "tokens file does not hold it"
@@ -47,7 +54,9 @@ def error_line(err: RegistryError) -> str:
     """The line printed for an error the SDK raised: its message on one line, and a hint."""
     line = f"error: {one_line(str(err))}"
     hint: str | None = None
-    if isinstance(err, RegistryRPCError):
+    if isinstance(err, TlsError):
+        hint = _TLS_HINTS.get(err.setting, _TLS_HINTS[""])
+    elif isinstance(err, RegistryRPCError):
         hint = _HINTS.get(err.code)
         if err.code is StatusCode.UNAUTHENTICATED and "unknown token" in str(err):
             hint = _UNKNOWN_TOKEN_HINT  # a token was given: the registry does not know it

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from client_sdk import RegistryError, __version__
-from registry_cli import errors, options
+from registry_cli import errors, options, output
 from registry_cli.verbs import ClientVerb, admin, completion, health, nodes, register
 from registry_service.process.cli import add_serve_arguments, run_serve
 
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="WARNING (default; serve: INFO), DEBUG, INFO, ERROR",
     )
     parser.add_argument("--version", action="version", version=f"noderegistry {__version__}")
+    options.add_client_options(parser, root=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
         "serve", help="run a registry frontend (with a local etcd when no endpoints are given)"
@@ -76,6 +77,17 @@ def _run_client_verb(args: argparse.Namespace) -> int:
     except RegistryError as err:
         print(errors.error_line(err), file=sys.stderr)
         return errors.EXIT_FAILED
+    except output.OutputClosed:
+        return errors.EXIT_OK  # whoever read the output has what it wanted (`| head -1`)
+
+
+def _refuse_client_options(args: argparse.Namespace) -> None:
+    given = options.given_client_options(args)
+    if given:
+        raise errors.UsageError(
+            f"{given[0]} is an option of the client commands (register, nodes, watch, health, "
+            f"admin ...), not of {args.command}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve" and args.log_level == "WARNING":
             args.log_level = "INFO"
         _configure_logging(args.log_level)
+        if args.command in ("serve", "completion"):
+            _refuse_client_options(args)
         if args.command == "serve":
             return run_serve(args)
         if args.command == "completion":
@@ -94,3 +108,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.UsageError as err:
         print(f"error: {errors.one_line(str(err))}", file=sys.stderr)
         return errors.EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (imports)
+        return errors.EXIT_INTERRUPTED

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,19 +127,44 @@ _NOT_CLIENT_VARIABLES = frozenset(
 _RENAMED = {"NODEREGISTRY_TARGET": "NODEREGISTRY_ENDPOINTS"}
 
 
-def add_client_options(parser: argparse.ArgumentParser, *, admin: bool = False) -> None:
-    """Adds the shared options to a verb's parser (no defaults: `resolve` applies them); an
-    admin verb gets `--admin-endpoints` in place of `--endpoints`."""
-    group = parser.add_argument_group("connection and output (flag, else variable, else default)")
-    chosen = ADMIN_OPTIONS + OPTIONS[1:] if admin else OPTIONS
+PLAINTEXT_FLAG = "--plaintext"
+
+
+def add_client_options(
+    parser: argparse.ArgumentParser, *, admin: bool = False, root: bool = False
+) -> None:
+    """Adds the shared options to a verb's parser, or (`root`) to the command's own, so that
+    they may come before the verb or after it. None has a default here (`resolve` applies
+    them): an option absent from a verb's line leaves the one given before the verb alone. An
+    admin verb gets `--admin-endpoints` in place of `--endpoints`; the root takes both."""
+    title = "connection and output (flag, else variable, else default)"
+    if root:
+        title = "connection and output of the client commands, before or after the command"
+    group = parser.add_argument_group(title)
+    chosen = OPTIONS + ADMIN_OPTIONS if root else ADMIN_OPTIONS + OPTIONS[1:] if admin else OPTIONS
     for option in chosen:
         group.add_argument(
             *option.flags,
             dest=option.dest,
             metavar=option.metavar,
             choices=option.choices,
+            default=argparse.SUPPRESS,
             help=f"{option.help} [{option.variable}]",
         )
+    group.add_argument(
+        PLAINTEXT_FLAG,
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="this call without TLS, whatever --cacert, --cert, --key or their variables say "
+        "(a plaintext frontend while NODEREGISTRY_CACERT is set)",
+    )
+
+
+def given_client_options(args: argparse.Namespace) -> list[str]:
+    """The shared options present in `args` (by their first flag): the ones given on the
+    command line, before or after the verb."""
+    flags = [o.flags[0] for o in OPTIONS + ADMIN_OPTIONS if hasattr(args, o.dest)]
+    return flags + ([PLAINTEXT_FLAG] if hasattr(args, "plaintext") else [])
 
 
 @dataclass(frozen=True)
@@ -209,6 +235,22 @@ def _readable(value: _Value | None) -> str:
     except OSError as err:
         raise UsageError(f"{value.source}: cannot read {value.text!r} ({err.strerror})") from err
     return value.text
+
+
+def _check_pair(cert: _Value | None, key: _Value | None) -> None:
+    """A certificate and a key that do not belong together fail every handshake, and grpc says
+    so in lines of its own: say it here, naming where each came from."""
+    assert cert is not None and key is not None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+            cert.text, key.text, password=lambda: ""
+        )
+    except ssl.SSLError as err:
+        reason = (err.reason or "unreadable").replace("_", " ").lower()
+        raise UsageError(
+            f"{cert.source} {cert.text!r} and {key.source} {key.text!r} are not a PEM "
+            f"certificate and its unencrypted key ({reason})"
+        ) from None
 
 
 def _endpoints(value: _Value | None, default: str = DEFAULT_ENDPOINTS) -> tuple[str, ...]:
@@ -292,6 +334,11 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> ClientOptio
             are not given together; the message names the flag or variable.
     """
     by_dest = {option.dest: _pick(args, environ, option) for option in OPTIONS + ADMIN_OPTIONS}
+    if getattr(args, "plaintext", False):
+        tls_flags = [f for f in ("cacert", "cert", "key") if getattr(args, f, None) is not None]
+        if tls_flags:
+            raise UsageError(f"{PLAINTEXT_FLAG} and --{tls_flags[0]}: give one, not both")
+        by_dest.update(cacert=None, cert=None, key=None)  # their variables do not apply
     cacert = _readable(by_dest["cacert"])
     cert = _readable(by_dest["cert"])
     key = _readable(by_dest["key"])
@@ -299,6 +346,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> ClientOptio
         raise UsageError("--cert and --key go together (the client certificate and its key)")
     if cert and not cacert:
         raise UsageError("--cert needs --cacert (TLS is on only when --cacert is given)")
+    if cert:
+        _check_pair(by_dest["cert"], by_dest["key"])
     return ClientOptions(
         endpoints=_endpoints(by_dest["endpoints"]),
         admin_endpoints=_endpoints(by_dest["admin_endpoints"], DEFAULT_ADMIN_ENDPOINTS),

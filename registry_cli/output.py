@@ -8,6 +8,8 @@ per line, each with a `type`.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,9 +21,24 @@ def dumps(document: object, *, indent: int | None = None) -> str:
     return json.dumps(document, indent=indent, sort_keys=True)
 
 
+class OutputClosed(Exception):
+    """Whoever read standard output stopped (`watch -o json | head -1`): the command ends."""
+
+
 def emit(text: str) -> None:
-    """Prints at once: a script reading a stream sees each line as it happens."""
-    print(text, flush=True)
+    """Prints at once: a script reading a stream sees each line as it happens.
+
+    Raises:
+        OutputClosed: the reader went away. Standard output then points at /dev/null, so that
+            the interpreter's last flush does not fail with BrokenPipeError (Python's advice).
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise OutputClosed from None
 
 
 def node_json(node: Node) -> dict[str, Any]:

@@ -1,5 +1,14 @@
 """`python -m registry_service serve ...`: the frontend alone (what the CLI's `serve` runs)."""
 
+import os
+import signal
+
+# A worker (started by a supervisor) ignores Ctrl-C from its first instruction: the terminal
+# sends SIGINT to every process of its group, and the supervisor stops its workers with SIGTERM.
+# Caught in the middle of an import, SIGINT would print a traceback instead.
+if os.environ.get("NODEREGISTRY_SUPERVISOR_PID"):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 import argparse
 import logging
 import sys

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -57,13 +58,13 @@ from registry_service.rpc.server import (
 )
 from registry_service.rpc.servicer import RegistryServicer
 from registry_service.settings import Settings, env_name
-from registry_service.startup import ServeError, one_line
+from registry_service.startup import ServeError, etcd_tls_refusal, one_line
 from registry_service.store.etcd import EtcdRegistryStore
 from registry_service.store.etcd_client import EtcdClient
 from registry_service.store.etcd_control import EtcdControlStore
 from registry_service.web.admin import AdminServer
 from registry_service.web.admin_config import AdminConfig
-from registry_service.web.admin_control import cluster_convergence
+from registry_service.web.admin_control import ControlRoutes, cluster_convergence
 from registry_service.web.api import ApiServer
 from registry_service.web.api_config import ApiConfig
 from registry_service.web.auth import HttpAuth
@@ -196,6 +197,9 @@ class Frontend:
         self.admin = AdminServer(self._admin_config())
         api = self.listeners.api
         self.api = ApiServer(self._api_config(api)) if api is not None else None
+        if self.api is not None:
+            api_server = self.api
+            self.metrics.attach_http(lambda: api_server.event_streams, lambda: api_server.waiting)
         self.announcer: Announcer | None = None
         self.server: grpc.aio.Server | None = None
         self.health_server: grpc.aio.Server | None = None
@@ -243,6 +247,12 @@ class Frontend:
         """The HTTP API port: the gRPC port's TLS, mTLS and tokens, in every worker too (the
         workers share the port: none of them is behind the supervisor there)."""
         settings = self.settings
+        auth = HttpAuth(
+            self.tokens,
+            settings.admin_token,
+            client_certificates=listener.tls and bool(settings.tls_client_ca_file),
+            anonymous_writes=False,
+        )
         return ApiConfig(
             listener=listener,
             reads=self.reads,
@@ -252,11 +262,7 @@ class Frontend:
                 cluster_convergence, self.operator_state, self.peers, self.frontend_id
             ),
             readiness=self.readiness,
-            auth=HttpAuth(
-                self.tokens,
-                settings.admin_token,
-                client_certificates=listener.tls and bool(settings.tls_client_ca_file),
-            ),
+            auth=auth,
             streams=self.streams,
             limits=settings.limits,
             max_wait_seconds=settings.http_max_wait_seconds,
@@ -265,6 +271,8 @@ class Frontend:
             http_limits=self.configs.http,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             ssl_context=self._http_tls(),
+            observe=self.metrics.observe_http,
+            control=ControlRoutes(dataclasses.replace(self._admin_config(), auth=auth)),
             admission=self.admission,
         )
 
@@ -400,6 +408,10 @@ class Frontend:
                 ) from err
             except StoreUnavailableError as err:
                 if time.monotonic() + backoff.next_delay() >= deadline:
+                    endpoints = ",".join(self.settings.etcd_endpoints)
+                    refused = etcd_tls_refusal(self.settings, endpoints, str(err))
+                    if refused is not None:
+                        raise refused from err
                     raise ServeError(
                         f"cannot reach etcd at {','.join(self.settings.etcd_endpoints)} within "
                         f"{timeout:g}s ({one_line(str(err))}): set "

@@ -89,6 +89,7 @@ class PartConfigs:
                     window_seconds=settings.eviction_window_seconds,
                     ceiling_seconds=settings.suspect_ceiling_seconds,
                     type_minimum=settings.eviction_budget_type_minimum,
+                    min_members=settings.self_preservation_min_members,
                 ),
             ),
             identity_gc=IdentityGcConfig(

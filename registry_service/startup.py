@@ -9,11 +9,17 @@ later (etcd unreachable, a bind lost in a race) raises the same error where it h
 
 from __future__ import annotations
 
+import datetime
+import re
 import ssl
 from pathlib import Path
 
 from registry_service.datacenters import Datacenters, DatacentersError
 from registry_service.security.bearer_tokens import TokenFileError, TokenTable
+from registry_service.security.certificate_dates import (
+    CertificateFormatError,
+    first_certificate_validity,
+)
 from registry_service.settings import Settings, env_name
 
 
@@ -83,6 +89,61 @@ def _check_health(settings: Settings) -> None:
             f"damping_suppress_penalty ({settings.damping_suppress_penalty:g}): no node would "
             f"ever be damped; raise {env_name('damping_max_suppress_seconds')}"
         )
+
+
+# Each certificate `serve` presents, with the setting of its key.
+_OWN_CERTIFICATES = (
+    ("tls_cert_file", "tls_key_file"),
+    ("etcd_cert_file", "etcd_key_file"),
+    ("remote_tls_cert_file", "remote_tls_key_file"),
+)
+
+
+def check_certificates(settings: Settings, now: datetime.datetime | None = None) -> None:
+    """Refuses a certificate of its own that has expired or is not valid yet: with one, `serve`
+    would start and every handshake would fail later, far from the file and the setting."""
+    moment = now or datetime.datetime.now(datetime.UTC)
+    for cert_setting, key_setting in _OWN_CERTIFICATES:
+        path = getattr(settings, cert_setting)
+        if not path:
+            continue
+        try:
+            problem = first_certificate_validity(Path(path).read_bytes()).problem(moment)
+        except (OSError, CertificateFormatError):
+            continue  # check_files names an unreadable file; TLS itself judges the format
+        if problem:
+            raise ServeError(
+                f"the certificate in {path} {problem}: set {env_name(cert_setting)} and "
+                f"{env_name(key_setting)} to a current certificate and its key"
+            )
+
+
+# What grpc's details say when a TLS handshake with etcd failed (or TLS met plaintext).
+_TLS_SIGNS = re.compile(r"TSI_|handshake|SSL|Socket closed|Unwrap failed", re.IGNORECASE)
+
+
+def etcd_tls_refusal(settings: Settings, endpoints: str, detail: str) -> ServeError | None:
+    """The start-up failure for an etcd that could not be reached because of TLS, naming the
+    etcd TLS settings (the endpoints are right: etcd answered, and refused); None otherwise."""
+    if not _TLS_SIGNS.search(detail):
+        return None
+    seen = f"etcd at {endpoints} refused the TLS handshake ({one_line(detail)})"
+    if not settings.etcd_ca_file:
+        return ServeError(
+            f"{seen}: it may require TLS: set {env_name('etcd_ca_file')} (and "
+            f"{env_name('etcd_cert_file')} and {env_name('etcd_key_file')} for its "
+            "client-cert-auth)"
+        )
+    if not settings.etcd_cert_file:
+        return ServeError(
+            f"{seen}, and no client certificate is set: set {env_name('etcd_cert_file')} and "
+            f"{env_name('etcd_key_file')} (etcd's --client-cert-auth)"
+        )
+    return ServeError(
+        f"{seen}: check {env_name('etcd_ca_file')} (the CA of etcd's certificate), "
+        f"{env_name('etcd_cert_file')} and {env_name('etcd_key_file')} (a client certificate "
+        "etcd's CA signed)"
+    )
 
 
 def _check_datacenters(settings: Settings) -> None:

@@ -10,6 +10,7 @@ frontend exports.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +29,33 @@ class Panel:
 
 
 def _quantiles(
-    metric: str, by: str, q: tuple[float, ...] = (0.5, 0.99)
+    metric: str, by: str, q: tuple[float, ...] = (0.5, 0.99), where: str = ""
 ) -> tuple[tuple[str, str], ...]:
+    selector = f"{{{where}}}" if where else ""
     return tuple(
         (
-            f"histogram_quantile({quantile}, sum by ({by}, le) (rate({metric}_bucket[{RATE}])))",
+            f"histogram_quantile({quantile}, sum by ({by}, le) "
+            f"(rate({metric}_bucket{selector}[{RATE}])))",
             f"p{round(quantile * 100)} {{{{{by}}}}}",
         )
         for quantile in q
     )
+
+
+# Every series the dashboard queries is the frontends': the `job` and `namespace` variables pick
+# which (one Grafana, several registries); "All" also matches series without the label.
+_OWN_METRIC = re.compile(r"\b((?:noderegistry|grpc_server|process)_\w+)(\{([^}]*)\})?")
+SCOPE = 'job=~"$job", namespace=~"$namespace"'
+
+
+def scoped(expr: str) -> str:
+    """`expr` with the variables' selector on each of its series."""
+
+    def add(match: re.Match[str]) -> str:
+        inner = match.group(3)
+        return f"{match.group(1)}{{{SCOPE}{', ' + inner if inner else ''}}}"
+
+    return _OWN_METRIC.sub(add, expr)
 
 
 PANELS = (
@@ -157,6 +176,27 @@ PANELS = (
         ),
     ),
     Panel(
+        "RPC latency",
+        "p50 and p99 of each unary RPC's duration at the frontends (Register, Deregister, "
+        "GetNodes, AckWatch; streams are timed for their whole life, so they are left out).",
+        "s",
+        _quantiles("grpc_server_handling_seconds", "grpc_method", where='grpc_type="unary"'),
+    ),
+    Panel(
+        "HTTP API",
+        "HTTP API requests per second by route and status code, open event streams (/v1/watch) "
+        "and blocking reads waiting for a change.",
+        "short",
+        (
+            (
+                f"sum by (route, code) (rate(noderegistry_http_requests_total[{RATE}]))",
+                "{{route}} {{code}}",
+            ),
+            ("sum(noderegistry_http_event_streams)", "event streams"),
+            ("sum(noderegistry_http_blocking_reads)", "blocking reads waiting"),
+        ),
+    ),
+    Panel(
         "etcd request latency",
         "p50 and p99 of the frontends' etcd requests, by operation.",
         "s",
@@ -230,11 +270,29 @@ def _panel(index: int, panel: Panel) -> dict[str, object]:
             {
                 "refId": chr(ord("A") + number),
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                "expr": expr,
+                "expr": scoped(expr),
                 "legendFormat": legend,
             }
             for number, (expr, legend) in enumerate(panel.queries)
         ],
+    }
+
+
+def _variable(name: str, query: str) -> dict[str, object]:
+    """A variable of label values, several or all of them at once."""
+    return {
+        "name": name,
+        "label": name,
+        "type": "query",
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "definition": query,
+        "query": {"query": query, "refId": name},
+        "refresh": 2,  # on time range change: new pods, new namespaces
+        "includeAll": True,
+        "allValue": ".*",
+        "multi": True,
+        "current": {"text": "All", "value": "$__all"},
+        "sort": 1,
     }
 
 
@@ -257,7 +315,11 @@ def dashboard() -> dict[str, object]:
                     "label": "Prometheus",
                     "type": "datasource",
                     "query": "prometheus",
-                }
+                },
+                _variable("job", "label_values(noderegistry_build_info, job)"),
+                _variable(
+                    "namespace", 'label_values(noderegistry_build_info{job=~"$job"}, namespace)'
+                ),
             ]
         },
         "panels": [_panel(i, panel) for i, panel in enumerate(PANELS)],

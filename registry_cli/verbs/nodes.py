@@ -127,9 +127,11 @@ async def run_watch(args: argparse.Namespace, options: ClientOptions) -> int:
             printer = asyncio.create_task(_print_events(events, options))
             staleness = asyncio.create_task(_print_staleness(watch, options))
             stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({staleness, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {printer, staleness, stopper}, return_when=asyncio.FIRST_COMPLETED
+            )
         for task in (printer, staleness, stopper):
             task.cancel()
-        if staleness in done:
-            staleness.result()  # the watch ended: raises its error
+        for ended in done - {stopper}:
+            ended.result()  # the watch ended, or its reader went away: raises why
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from client_sdk import Health, Node, NodeKey, Registration, RegistrationState, RegistryError
-from registry_cli.errors import EXIT_FAILED, UsageError
+from registry_cli.errors import EXIT_FAILED, UsageError, error_line
 from registry_cli.options import ClientOptions
 from registry_cli.output import dumps, emit, node_json
 from registry_cli.verbs import Commands, StopSignal, client_verb
@@ -294,11 +294,30 @@ async def run_register(args: argparse.Namespace, options: ClientOptions) -> int:
             checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checker
-        await registration.close()
+        key = str(registration.key)
+        try:
+            await registration.deregister()
+        except RegistryError as err:
+            await reporter
+            return _not_deregistered(key, registration.ttl_seconds, err, options)
         await reporter
-    key = str(registration.key)
     emit(dumps({"type": "DEREGISTERED", "key": key}) if options.json else f"deregistered {key}")
     return 0
+
+
+def _not_deregistered(
+    key: str, ttl_seconds: int, err: RegistryError, options: ClientOptions
+) -> int:
+    """The registry was not told: the node stays listed until its TTL runs out. Exit 1, and
+    say so, rather than `deregistered`."""
+    if options.json:
+        emit(dumps({"type": "DEREGISTER_FAILED", "key": key, "error": str(err)}))
+    print(
+        f"{error_line(err)}; {key} was not deregistered: it stays registered until its "
+        f"{ttl_seconds}s TTL runs out",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _read_token(path: str) -> str:

@@ -15,6 +15,10 @@ Eureka's self-preservation stops expiring when renewals drop. Suspects leave in 
 - they stay silent past the hard ceiling: removed as CEILING, whatever the budget;
 - an operator confirms (removed) or cancels (restored) them.
 
+Below `min_members` members (Eureka's renewal threshold has the same purpose) a datacenter has no
+budget: every expired member goes at once, as a developer's handful of test nodes should, and
+only a fleet large enough for a mass expiry to mean a partition is held back.
+
 Deliberate removals (Deregister) never pass through here.
 """
 
@@ -47,13 +51,25 @@ class BudgetPolicy:
     type_minimum: int = 2
     """Expired members each (datacenter, type) may always lose per window
     (`eviction_budget_type_minimum`)."""
+    min_members: int = 0
+    """A datacenter of fewer members has no budget: every expired member goes at once
+    (`self_preservation_min_members`)."""
+
+    def preserves(self, members: int) -> bool:
+        """Whether a datacenter of `members` is held to the budget at all."""
+        return members >= self.min_members
 
     def budget(self, members: int) -> int:
-        """A datacenter's allowance per window."""
+        """A datacenter's allowance per window (all of it below `min_members`)."""
+        if not self.preserves(members):
+            return members
         return max(self.minimum, math.floor(self.ratio * members))
 
-    def type_budget(self, members: int) -> int:
-        """A (datacenter, type)'s allowance per window."""
+    def type_budget(self, members: int, datacenter_members: int | None = None) -> int:
+        """A (datacenter, type)'s allowance per window (all of it when its datacenter,
+        of `datacenter_members`, is below `min_members`)."""
+        if datacenter_members is not None and not self.preserves(datacenter_members):
+            return members
         return max(self.type_minimum, math.floor(self.ratio * members))
 
 
@@ -171,7 +187,8 @@ def plan_evictions(
     for datacenter in sorted(fresh.keys() | held.keys()):
         spent = ledger.spent(datacenter, now)
         # The population at the window's start: evicted members still count towards the share.
-        budget = policy.budget(members_per_datacenter[datacenter] + spent)
+        population = members_per_datacenter[datacenter] + spent
+        budget = policy.budget(population)
         available = max(0, budget - spent)
         candidates = sorted(fresh[datacenter], key=lambda item: item[1].mod_revision)
         suspects = []
@@ -183,7 +200,9 @@ def plan_evictions(
         silent_per_type = collections.Counter(key.type for key, _ in candidates + suspects)
         type_spent = {t: ledger.spent((datacenter, t), now) for t in silent_per_type}
         type_budget = {
-            t: policy.type_budget(members_per_type.get((datacenter, t), 0) + type_spent[t])
+            t: policy.type_budget(
+                members_per_type.get((datacenter, t), 0) + type_spent[t], population
+            )
             for t in silent_per_type
         }
         type_available = {t: max(0, type_budget[t] - type_spent[t]) for t in silent_per_type}

@@ -24,8 +24,8 @@ from registry_service.process.supervisor import (
     supervisor_pid,
     verify_shared_ports,
 )
-from registry_service.settings import Settings
-from registry_service.startup import ServeError, check_files
+from registry_service.settings import Settings, self_preservation_line
+from registry_service.startup import ServeError, check_certificates, check_files
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ async def serve(settings: Settings) -> None:
     worker = supervisor_pid() is not None
     supervising = not worker and (settings.workers or os.cpu_count() or 1) > 1
     check_files(settings)
+    check_certificates(settings)
     Listeners.of(settings).check(worker=worker)
     if worker:
         verify_shared_ports(settings)
@@ -59,9 +60,7 @@ async def serve(settings: Settings) -> None:
             keeper = asyncio.create_task(
                 _keep_etcd(etcd, settings.embedded_etcd_max_restarts, stop, failures)
             )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        _stop_on_signals(stop, worker=worker)
         if supervising:
             await supervise(settings, stop)
         else:
@@ -78,8 +77,36 @@ async def serve(settings: Settings) -> None:
         if etcd is not None:
             await asyncio.to_thread(etcd.stop)
         claims.release()
+        _ignore_interrupts()
     if failures:
         raise failures[0]
+
+
+def _stop_on_signals(stop: asyncio.Event, *, worker: bool) -> None:
+    """SIGTERM, and Ctrl-C (SIGINT), start one graceful stop; a second Ctrl-C during it is
+    noted, never a traceback nor an abrupt exit. A worker leaves SIGINT alone (a Ctrl-C reaches
+    every process of the terminal's group): its supervisor stops it with SIGTERM."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if stop.is_set():
+            log.info("%s: already stopping", signum.name)
+        stop.set()
+
+    if worker:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        loop.add_signal_handler(signal.SIGINT, on_signal, signal.SIGINT)
+    loop.add_signal_handler(signal.SIGTERM, on_signal, signal.SIGTERM)
+
+
+def _ignore_interrupts() -> None:
+    """Once stopped, a late Ctrl-C must not raise KeyboardInterrupt inside the event loop's or
+    grpc's teardown (which prints their tracebacks, or kills the process mid-exit)."""
+    with contextlib.suppress(RuntimeError, ValueError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+    with contextlib.suppress(ValueError):  # not the main thread (tests): nothing to guard
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 async def _keep_etcd(
@@ -103,6 +130,8 @@ async def _run_frontend(settings: Settings, stop: asyncio.Event, *, reuse_port: 
         collector = asyncio.create_task(collect_every(settings.gc_full_collection_seconds))
     api_port = frontend.api.port if frontend.api is not None else 0
     print(frontend.listeners.ready_line(frontend.port, frontend.admin.port, api_port), flush=True)
+    if not placement.behind_supervisor:
+        log.info("%s", self_preservation_line(settings))
     await stop.wait()
     log.info("stopping: draining streams for up to %.1fs", settings.shutdown_grace_seconds)
     if collector is not None:

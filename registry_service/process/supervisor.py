@@ -42,7 +42,12 @@ from registry_service.placement import (
 from registry_service.port_claim import PortClaim, claimed_by
 from registry_service.process.host_admin import HostAdmin
 from registry_service.retry import Backoff, ThrottledLog
-from registry_service.settings import SECRET_FILE_VARIABLES, Settings, env_name
+from registry_service.settings import (
+    SECRET_FILE_VARIABLES,
+    Settings,
+    env_name,
+    self_preservation_line,
+)
 from registry_service.startup import ServeError
 from registry_service.web.auth import HttpAuth
 
@@ -244,6 +249,7 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
         ),
         flush=True,
     )
+    log.info("%s", self_preservation_line(settings))
     keepers = [asyncio.create_task(_keep_running(worker, stop)) for worker in workers]
     try:
         await stop.wait()

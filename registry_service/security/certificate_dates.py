@@ -43,18 +43,23 @@ class Validity:
         return ""
 
 
-def _element(data: bytes, offset: int) -> tuple[int, int, int]:
-    """(tag, start of the content, end of the content) of the DER element at `offset`."""
-    try:
-        tag, length = data[offset], data[offset + 1]
-        start = offset + 2
-        if length & 0x80:
-            count = length & 0x7F
-            length = int.from_bytes(data[start : start + count], "big")
-            start += count
-    except IndexError:
-        raise CertificateFormatError("truncated DER") from None
-    if start + length > len(data):
+def _element(data: bytes, offset: int, end: int) -> tuple[int, int, int]:
+    """(tag, start of the content, end of the content) of the DER element at `offset`.
+
+    The element must lie within its parent, which ends at `end`: a length that reaches past it
+    (a truncated or altered certificate) is a CertificateFormatError, never an IndexError.
+    """
+    if offset + 2 > end:
+        raise CertificateFormatError("truncated DER")
+    tag, length = data[offset], data[offset + 1]
+    start = offset + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or start + count > end:
+            raise CertificateFormatError("truncated DER")
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    if start + length > end:
         raise CertificateFormatError("truncated DER")
     return tag, start, start + length
 
@@ -62,7 +67,8 @@ def _element(data: bytes, offset: int) -> tuple[int, int, int]:
 def _time(tag: int, text: bytes) -> datetime.datetime:
     value = text.decode("ascii", "replace").rstrip("Z")
     if tag == _UTC_TIME:  # YYMMDDHHMMSS: 50-99 are the 1900s (RFC 5280 4.1.2.5.1)
-        value = ("19" if int(value[:2]) >= 50 else "20") + value
+        century = "19" if value[:2].isdigit() and int(value[:2]) >= 50 else "20"
+        value = century + value
     elif tag != _GENERALIZED_TIME:
         raise CertificateFormatError("the validity is not a time")
     try:
@@ -73,22 +79,26 @@ def _time(tag: int, text: bytes) -> datetime.datetime:
 
 
 def validity_of_der(der: bytes) -> Validity:
-    """The validity of one DER certificate."""
-    tag, start, _ = _element(der, 0)  # Certificate
+    """The validity of one DER certificate.
+
+    Raises:
+        CertificateFormatError: the bytes are not a certificate, or one cut short or altered.
+    """
+    tag, start, end = _element(der, 0, len(der))  # Certificate
     if tag != _SEQUENCE:
         raise CertificateFormatError("not a certificate")
-    tag, offset, _ = _element(der, start)  # TBSCertificate
+    tag, offset, end = _element(der, start, end)  # TBSCertificate: what follows lies within
     if tag != _SEQUENCE:
         raise CertificateFormatError("not a certificate")
-    if der[offset] == _VERSION_TAG:
-        offset = _element(der, offset)[2]
+    if offset < end and der[offset] == _VERSION_TAG:
+        offset = _element(der, offset, end)[2]
     for _ in range(3):  # serialNumber, signature, issuer
-        offset = _element(der, offset)[2]
-    tag, inner, _ = _element(der, offset)  # Validity
+        offset = _element(der, offset, end)[2]
+    tag, inner, validity_end = _element(der, offset, end)  # Validity
     if tag != _SEQUENCE:
         raise CertificateFormatError("no validity where RFC 5280 puts it")
-    before_tag, before_start, before_end = _element(der, inner)
-    after_tag, after_start, after_end = _element(der, before_end)
+    before_tag, before_start, before_end = _element(der, inner, validity_end)
+    after_tag, after_start, after_end = _element(der, before_end, validity_end)
     return Validity(
         _time(before_tag, der[before_start:before_end]),
         _time(after_tag, der[after_start:after_end]),

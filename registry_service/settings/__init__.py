@@ -7,6 +7,7 @@ from registry_service.settings.fields import (
     add_arguments,
     apply_arguments,
     markdown_table,
+    self_preservation_line,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "env_name",
     "file_env_name",
     "markdown_table",
+    "self_preservation_line",
 ]

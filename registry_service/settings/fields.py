@@ -18,6 +18,7 @@ from typing import Any
 from registry_service.domain import Limits
 from registry_service.host import Host
 from registry_service.settings.environment import (
+    env_name,
     read_arguments,
     read_environ,
     secret_variables,
@@ -355,6 +356,12 @@ class Settings:
         "expired members each (datacenter, type) may always lose per window; its share is "
         "eviction_budget_ratio of the type's members, and the smaller allowance wins",
     )
+    self_preservation_min_members: int = _setting(
+        10,
+        "self-preservation engages only in a datacenter of at least this many members (counting "
+        "those removed within the window): in a smaller one every expired member is removed at "
+        "once, as a developer's few test nodes should be; 0: always",
+    )
     eviction_window_seconds: float = _setting(60.0, "the sliding window of the eviction budget")
     suspect_ceiling_seconds: float = _setting(
         900.0, "a SUSPECT member still silent after this long is removed, whatever the budget"
@@ -419,6 +426,26 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str], defaults: Settings | None = None) -> Settings:
         """`defaults` overridden by the REGISTRY_* variables of `environ` (all must be known)."""
         return read_environ(cls, environ, defaults or cls())
+
+
+def self_preservation_line(settings: Settings) -> str:
+    """How the eviction budget is set, in one line (`make run` shows it: a developer whose test
+    nodes stay SUSPECT wants to know why, and which setting changes it)."""
+    budget = (
+        f"at most {settings.eviction_budget_ratio:.0%} of its members (at least "
+        f"{settings.eviction_budget_minimum}) are removed as expired per "
+        f"{settings.eviction_window_seconds:g}s, the rest held SUSPECT"
+    )
+    minimum = settings.self_preservation_min_members
+    if minimum <= 0:
+        return (
+            f"self-preservation: in every datacenter {budget} ({env_name('eviction_budget_ratio')})"
+        )
+    return (
+        f"self-preservation: a datacenter of fewer than {minimum} members loses its expired "
+        f"nodes at once; in a larger one {budget} "
+        f"({env_name('self_preservation_min_members')}, {env_name('eviction_budget_ratio')})"
+    )
 
 
 SECRET_FILE_VARIABLES = secret_variables(Settings)

@@ -9,14 +9,11 @@
                              and acknowledged, converged (to ?revision=R, default the latest)
     GET  /admin/evictor      eviction as this frontend sees it: leader?, last sweep, budgets
     GET  /admin/suspects     members held as SUSPECT by the eviction budget, with their deadline
-    POST /admin/suspects/confirm  {"nodes": [{"datacenter", "type", "id"}]} or {"datacenter": dc}:
-                             remove those suspects now (reason EVICTED)
-    POST /admin/suspects/cancel   same body: put them back UP for one more TTL
     GET  /admin/audit        ?datacenter=&type=&id=: every recorded transition of the node and
                              its cause ("why did node X leave?"); without a node: every operator
                              action and who did it
     and the cluster-wide operator routes of web/admin_control.py (frontends, the push switch,
-    convergence, actions on live nodes).
+    convergence, actions on live nodes and on suspects).
 
 Access (TLS, mTLS, bearer tokens with admin scopes) is web/auth.py's middleware. A scope narrowed
 to datacenters and types (`admin:read:dc2`, `admin:write:dc1/data`) serves the routes about
@@ -31,7 +28,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from registry_service.domain import NodeKey, Scope
-from registry_service.errors import InvalidArgumentError, RegistryError
+from registry_service.errors import InvalidArgumentError
 from registry_service.web.admin_config import AdminConfig
 from registry_service.web.admin_control import ControlRoutes
 from registry_service.web.auth import checks_node_scope, request_caller
@@ -42,7 +39,6 @@ from registry_service.web.shapes import (
     evictor_json,
     operator_audit_json,
     readiness_json,
-    settled_json,
     subscribers_json,
     suspects_json,
 )
@@ -71,8 +67,6 @@ class AdminServer:
                 web.get("/admin/subscribers", self.subscribers),
                 web.get("/admin/evictor", self.evictor),
                 web.get("/admin/suspects", self.suspects),
-                web.post("/admin/suspects/confirm", self.confirm_suspects),
-                web.post("/admin/suspects/cancel", self.cancel_suspects),
                 web.get("/admin/audit", self.audit),
                 *ControlRoutes(self._config).routes(),
             ],
@@ -141,45 +135,6 @@ class AdminServer:
         """GET /admin/suspects: the members held as SUSPECT, with their deadlines."""
         ceiling = self._eviction.policy.ceiling_seconds
         return json_response(suspects_json(self._operations.suspects(), ceiling))
-
-    @checks_node_scope
-    async def confirm_suspects(self, request: web.Request) -> web.Response:
-        """POST /admin/suspects/confirm: removes those suspects now (reason EVICTED)."""
-        return await self._settle(request, evict=True)
-
-    @checks_node_scope
-    async def cancel_suspects(self, request: web.Request) -> web.Response:
-        """POST /admin/suspects/cancel: puts those suspects back UP for one more TTL."""
-        return await self._settle(request, evict=False)
-
-    async def _settle(self, request: web.Request, *, evict: bool) -> web.Response:
-        try:
-            body = await request.json()
-            if "datacenter" in body:
-                keys = [
-                    registration.node.key
-                    for registration in self._operations.suspects()
-                    if registration.node.datacenter == body["datacenter"]
-                ]
-            else:
-                keys = [NodeKey(n["datacenter"], n["type"], n["id"]) for n in body["nodes"]]
-        except (ValueError, KeyError, TypeError):
-            raise InvalidArgumentError(
-                'send {"nodes": [{"datacenter": ..., "type": ..., "id": ...}]} or '
-                '{"datacenter": ...}'
-            ) from None
-        caller = request_caller(request)
-        for key in keys:  # all or nothing: a key the token may not act on refuses the request
-            caller.require("admin:write", key)
-        outcomes: dict[str, int | str] = {}
-        for key in keys:
-            try:
-                outcomes[key.path] = await self._operations.settle_suspect(
-                    key, evict=evict, operator=self._config.auth.identify(request)
-                )
-            except RegistryError as err:
-                outcomes[key.path] = str(err)
-        return json_response(settled_json(evict, outcomes))
 
     @checks_node_scope
     async def audit(self, request: web.Request) -> web.Response:

@@ -12,6 +12,12 @@
     POST /admin/nodes/{dc}/{type}/{id}/{action}
                                        maintenance | drain | clear | evict | unhold; body
                                        {"reason": "...", "hold_seconds": N (evict)}
+    POST /admin/suspects/confirm       {"nodes": [{"datacenter", "type", "id"}]} or
+                                       {"datacenter": dc}: remove those suspects now (EVICTED)
+    POST /admin/suspects/cancel        same body: put them back UP for one more TTL
+
+The HTTP API port mounts the same handlers under /v1/cluster/ for the web console (web/api.py),
+with its own access rules: a write there always needs credentials (web/auth.py).
 
 Every write is audited with the operator's identity (web/auth.py). The node routes take a token
 narrowed to the node's datacenter and type (`admin:write:dc1/data`); the others need the plain
@@ -31,7 +37,7 @@ from aiohttp import web
 from registry_service.control import parse_held_scope, parse_network
 from registry_service.core.operations import OVERRIDES, PushChange
 from registry_service.domain import NodeKey
-from registry_service.errors import InvalidArgumentError
+from registry_service.errors import InvalidArgumentError, RegistryError
 from registry_service.hub.operator_state import OperatorView
 from registry_service.web.admin_config import AdminConfig
 from registry_service.web.auth import checks_node_scope, request_caller
@@ -42,6 +48,7 @@ from registry_service.web.shapes import (
     frontends_json,
     node_action_json,
     push_json,
+    settled_json,
     stored_node_json,
 )
 
@@ -102,6 +109,8 @@ class ControlRoutes:
             web.get("/admin/convergence", self.convergence),
             web.get("/admin/nodes/{datacenter}/{type}/{id}", self.node),
             web.post("/admin/nodes/{datacenter}/{type}/{id}/{action}", self.act_on_node),
+            web.post("/admin/suspects/confirm", self.confirm_suspects),
+            web.post("/admin/suspects/cancel", self.cancel_suspects),
         ]
 
     async def frontends(self, request: web.Request) -> web.Response:
@@ -180,3 +189,42 @@ class ControlRoutes:
                 f"no action {action!r}: maintenance, drain, clear, evict or unhold",
             )
         return json_response(node_action_json(key, action, done, operator))
+
+    @checks_node_scope
+    async def confirm_suspects(self, request: web.Request) -> web.Response:
+        """POST /admin/suspects/confirm: removes those suspects now (reason EVICTED)."""
+        return await self._settle(request, evict=True)
+
+    @checks_node_scope
+    async def cancel_suspects(self, request: web.Request) -> web.Response:
+        """POST /admin/suspects/cancel: puts those suspects back UP for one more TTL."""
+        return await self._settle(request, evict=False)
+
+    async def _settle(self, request: web.Request, *, evict: bool) -> web.Response:
+        try:
+            body = await request.json()
+            if "datacenter" in body:
+                keys = [
+                    registration.node.key
+                    for registration in self._operations.suspects()
+                    if registration.node.datacenter == body["datacenter"]
+                ]
+            else:
+                keys = [NodeKey(n["datacenter"], n["type"], n["id"]) for n in body["nodes"]]
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgumentError(
+                'send {"nodes": [{"datacenter": ..., "type": ..., "id": ...}]} or '
+                '{"datacenter": ...}'
+            ) from None
+        caller = request_caller(request)
+        for key in keys:  # all or nothing: a key the token may not act on refuses the request
+            caller.require("admin:write", key)
+        outcomes: dict[str, int | str] = {}
+        for key in keys:
+            try:
+                outcomes[key.path] = await self._operations.settle_suspect(
+                    key, evict=evict, operator=self._config.auth.identify(request)
+                )
+            except RegistryError as err:
+                outcomes[key.path] = str(err)
+        return json_response(settled_json(evict, outcomes))

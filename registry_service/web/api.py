@@ -13,6 +13,10 @@
                                    eviction budget holds members back      (scope admin:read)
     GET /v1/cluster/convergence     every frontend's subscribers against ?revision=R
                                                                            (scope admin:read)
+    GET /v1/cluster/frontends, GET|PUT /v1/cluster/push, GET /v1/cluster/nodes/{dc}/{type}/{id},
+    POST /v1/cluster/nodes/{dc}/{type}/{id}/{action}, POST /v1/cluster/suspects/confirm|cancel
+                                   the admin port's operator routes (web/admin_control.py), for
+                                   the console (reads admin:read; writes admin:write, always)
     GET /v1/openapi.json            the OpenAPI 3 document of all this
     GET /ui/                        the console (web/console_site.py: one page, no build step)
     GET /healthz, /readyz           as on the admin port
@@ -74,7 +78,15 @@ class ApiServer:
         self._closing = asyncio.Event()
         self._console = ConsoleRoutes()
         self._openapi = openapi_document()
+        self._watch_streams = WatchStreams(
+            config.reads, config.auth, config.streams, config.admission
+        )
         self.port = 0
+
+    @property
+    def event_streams(self) -> int:
+        """Open /v1/watch streams now."""
+        return self._watch_streams.open
 
     @property
     def waiting(self) -> int:
@@ -82,9 +94,9 @@ class ApiServer:
         return self._config.reads.waiting
 
     def routes(self) -> list[web.RouteDef]:
-        """Every route of the port: the API, the event streams, the probes and the console."""
-        config = self._config
-        streams = WatchStreams(config.reads, config.auth, config.streams, config.admission)
+        """Every route of the port: the API, the event streams, the operator's routes, the probes
+        and the console."""
+        streams = self._watch_streams
         return [
             web.get("/v1/nodes", self.nodes),
             web.get("/v1/nodes/{datacenter}/{type}/{id}", self.node),
@@ -92,17 +104,38 @@ class ApiServer:
             web.get("/v1/audit/{datacenter}/{type}/{id}", self.audit),
             web.get("/v1/cluster/suspects", self.suspects),
             web.get("/v1/cluster/convergence", self.convergence),
+            *self._operator_routes(),
             web.get("/v1/openapi.json", self.openapi),
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
             *self._console.routes(),
         ]
 
+    def _operator_routes(self) -> list[web.RouteDef]:
+        """The admin port's own handlers, under /v1/cluster/: the console acts through the
+        same code, and audits the same way, as `noderegistry admin` (writes: admin:write)."""
+        control = self._config.control
+        if control is None:
+            return []
+        node = "/v1/cluster/nodes/{datacenter}/{type}/{id}"
+        return [
+            web.get("/v1/cluster/frontends", control.frontends),
+            web.get("/v1/cluster/push", control.push),
+            web.put("/v1/cluster/push", control.set_push),
+            web.get(node, control.node),
+            web.post(node + "/{action}", control.act_on_node),
+            web.post("/v1/cluster/suspects/confirm", control.confirm_suspects),
+            web.post("/v1/cluster/suspects/cancel", control.cancel_suspects),
+        ]
+
     async def start(self, *, reuse_port: bool = False) -> None:
         """Binds the port (shared by the workers with `reuse_port`) and serves the routes."""
         config = self._config
         app = new_app(
-            self.routes(), config.auth.middleware(), client_max_size=config.max_request_bytes
+            self.routes(),
+            config.auth.middleware(),
+            client_max_size=config.max_request_bytes,
+            observe=config.observe,
         )
         self._runner, self.port = await start_site(
             app,

@@ -24,8 +24,10 @@ from registry_service.hub.cluster_view import ClusterView
 from registry_service.hub.subscription import Subscription
 from registry_service.listeners import Listener
 from registry_service.rpc.access import StreamCounter
+from registry_service.web.admin_control import ControlRoutes
 from registry_service.web.auth import HttpAuth
 from registry_service.web.connection_guard import HttpLimits
+from registry_service.web.edge import HttpObserver
 from registry_service.web.readiness import Readiness
 
 
@@ -120,5 +122,10 @@ class ApiConfig:
     shutdown_grace_seconds: float = 5.0
     """On stop, how long open requests get before they are cancelled."""
     ssl_context: ssl.SSLContext | None = None
+    observe: HttpObserver | None = None
+    """Request metrics (route, method, status, seconds): telemetry/metrics.py's."""
+    control: ControlRoutes | None = None
+    """The admin port's operator handlers (frontends, push switch, actions on nodes and
+    suspects), mounted under /v1/cluster/ for the console; None: the port only reads."""
     admission: ReadAdmission | None = None
     """What refuses reads while the frontend is overloaded (None: every read is taken)."""

@@ -20,6 +20,9 @@ frontend's admin surface, the supervisor's, and the HTTP API port (/v1/, /ui/).
 - With any of these configured, only /healthz and /readyz answer without credentials (probes
   cannot present either), and the console's static files and the API's OpenAPI document, which
   hold no data: a browser loads the console, then the console presents the token.
+- The HTTP API port, open to every client, takes the console's operator actions (writes under
+  /v1/cluster/) only with credentials, even on a registry that has none configured: a token
+  with `admin:write` (so REGISTRY_ADMIN_TOKEN or a tokens file must exist), or mTLS.
 
 The operator's identity (recorded in the audit) is the token's name, else the client
 certificate's common name (or its first subject alternative name), else the peer's IP address.
@@ -105,6 +108,10 @@ class HttpAuth:
     """mTLS: requests (but the probes') must present a verified client certificate."""
     trust_forwarded: bool = False
     """A worker behind its supervisor: take the operator's identity from OPERATOR_HEADER."""
+    anonymous_writes: bool = True
+    """Whether a write may come without credentials when none are configured (the admin port,
+    as before). The HTTP API port, open to every client, says False: the console's operator
+    actions there always need a token with admin:write, or a client certificate (mTLS)."""
 
     @property
     def tokens_required(self) -> bool:
@@ -152,6 +159,13 @@ class HttpAuth:
                 "this port requires a client certificate (mTLS) beyond /healthz and /readyz",
             )
         if not self.tokens_required:
+            if scope == "admin:write" and not (self.anonymous_writes or self.client_certificates):
+                return error_response(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{request.method} {request.path} is an operator's action: on this port it "
+                    "needs a token with the 'admin:write' scope, and this registry has none: set "
+                    "REGISTRY_ADMIN_TOKEN (or REGISTRY_AUTH_TOKENS_FILE), or act on the admin port",
+                )
             return None
         header = request.headers.get("Authorization", "")
         if self.admin_token and self._is_admin_token(header):

@@ -2,7 +2,9 @@
 package (web/console/: one page, no build step), and the redirects to it.
 
     GET /, /ui         302 to /ui/
-    GET /ui/, /ui/{f}  index.html, console.css, console.js, favicon.svg; anything else 404
+    GET /ui/, /ui/{f}  index.html, console.css, favicon.svg and the scripts (console.js: the
+                       watch and the node list; nodes_view.js: filters, pages and painting;
+                       operator.js: the operator's panels and actions); anything else 404
     GET /favicon.ico   301 to /ui/favicon.svg
 
 The files are served with a Content-Security-Policy that allows the console's own files only
@@ -20,6 +22,8 @@ _FILES = {
     "index.html": "text/html",
     "console.css": "text/css",
     "console.js": "text/javascript",
+    "nodes_view.js": "text/javascript",
+    "operator.js": "text/javascript",
     "favicon.svg": "image/svg+xml",
 }
 _HEADERS = {

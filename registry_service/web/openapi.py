@@ -8,6 +8,8 @@ from typing import Any
 
 from noderegistry import __version__
 
+from registry_service.web.openapi_operator import operator_paths, operator_schemas
+
 _REF = "#/components/schemas/"
 _JSON = "application/json"
 
@@ -479,16 +481,17 @@ def openapi_document() -> dict[str, Any]:
             "blocking reads as Consul's, and the watch as Server-Sent Events. Errors are "
             '`{"error": {"code", "message"}}` with the gRPC status code\'s name.',
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **operator_paths()},
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **operator_schemas()},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
                     "description": "a token of auth_tokens_file (scopes: watch; admin:read for "
-                    "the audit and cluster views), or the admin token; needed only when the "
-                    "registry has tokens",
+                    "the audit and cluster views; admin:write for the operator's actions), or "
+                    "the admin token; needed only when the registry has tokens, but for the "
+                    "operator's actions, which always need one (or mTLS)",
                 }
             },
         },

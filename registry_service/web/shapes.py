@@ -321,6 +321,7 @@ def evictor_json(frontend: str, status: EvictorStatus, policy: BudgetPolicy) -> 
             "ratio": policy.ratio,
             "minimum": policy.minimum,
             "type_minimum": policy.type_minimum,
+            "min_members": policy.min_members,
             "window_seconds": policy.window_seconds,
             "ceiling_seconds": policy.ceiling_seconds,
         },

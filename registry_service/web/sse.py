@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -106,6 +107,8 @@ class WatchStreams:
         self._reads = reads
         self._auth = auth
         self._streams = streams
+        self.open = 0
+        """Streams open now (the metric noderegistry_http_event_streams)."""
         self._admission = admission
 
     @checks_node_scope
@@ -115,7 +118,7 @@ class WatchStreams:
         request_caller(request).require_scope("watch", scope)
         if self._admission is not None:
             self._admission.read("WatchNodes")
-        with self._streams.hold(self._auth.identify(request)):
+        with self._streams.hold(self._auth.identify(request)), self._counted():
             subscription = await self._reads.watch(scope, resume, peer=grpc_style_peer(request))
             position = EventPosition(resume)
             response = web.StreamResponse(headers=_HEADERS)
@@ -135,3 +138,11 @@ class WatchStreams:
             finally:
                 subscription.close()
             return response
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        self.open += 1
+        try:
+            yield
+        finally:
+            self.open -= 1

@@ -73,7 +73,10 @@ async def test_l7_a_silent_datacenter_loses_at_most_its_budget(start_frontend, c
     budget removes at most max(2, 15%), the rest turn SUSPECT with the alarm raised; when the
     link returns, the suspects renew and are UP again with their incarnation."""
     frontend = await start_frontend(
-        eviction_budget_ratio=0.15, eviction_budget_minimum=2, eviction_window_seconds=600.0
+        eviction_budget_ratio=0.15,
+        eviction_budget_minimum=2,
+        eviction_window_seconds=600.0,
+        self_preservation_min_members=0,
     )
     admin = f"http://127.0.0.1:{frontend.admin.port}"
     recorder = WatchRecorder(connect(frontend)).start()

@@ -1,6 +1,8 @@
-"""deploy/monitoring, checked: the alert rules by promtool (syntax and a unit test per alert), the
-dashboard against its code, and both against what a live frontend exports; the README's metrics
-table and panel list against the same.
+"""deploy/monitoring, checked: the alert rules by promtool (syntax and a unit test per alert, on
+the plain rules file as shipped), the PrometheusRule against that file, each alert's runbook
+against docs/deploy.md, the dashboard against its code, and both against what a live frontend
+(and a live etcd, for the etcd alerts) exports; the README's metrics table and panel list
+against the same.
 
 promtool comes from Debian's `prometheus` package (`make test` installs it as `make run` would
 etcd); a missing promtool fails here with what to do, it is never skipped.
@@ -14,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +47,17 @@ def _dashboard_module() -> Any:
     return module
 
 
+def _module(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, MONITORING / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _rules() -> list[dict[str, Any]]:
-    document = yaml.safe_load((MONITORING / "prometheus-rules.yaml").read_text())
-    assert document["kind"] == "PrometheusRule"
-    return [rule for group in document["spec"]["groups"] for rule in group["rules"]]
-
-
-def _write_rules(directory: Path) -> Path:
-    document = yaml.safe_load((MONITORING / "prometheus-rules.yaml").read_text())
-    path = directory / "rules.yml"
-    path.write_text(yaml.safe_dump(document["spec"]))
-    return path
+    document = yaml.safe_load((MONITORING / "registry-rules.yml").read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
 
 
 def _dashboard_queries() -> list[str]:
@@ -96,24 +99,59 @@ def test_the_production_overlay_ships_the_rules_and_the_dashboard():
     assert written == deployed and "NodeRegistryManyNodesFailing" in deployed
 
 
-def test_promtool_checks_the_alert_rules(tmp_path):
+def test_promtool_checks_the_plain_rules_file_as_shipped():
     result = subprocess.run(
-        [_promtool(), "check", "rules", str(_write_rules(tmp_path))], capture_output=True, text=True
+        [_promtool(), "check", "rules", "registry-rules.yml"],
+        capture_output=True,
+        text=True,
+        cwd=MONITORING,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(_rules())} rules found" in result.stdout
 
 
-def test_promtool_unit_tests_of_the_alerts_pass(tmp_path):
-    _write_rules(tmp_path)
-    shutil.copy(MONITORING / "rules-test.yaml", tmp_path / "rules-test.yaml")
+def test_promtool_unit_tests_of_the_alerts_pass():
     result = subprocess.run(
         [_promtool(), "test", "rules", "rules-test.yaml"],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=MONITORING,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_prometheus_rule_holds_the_plain_file_s_rules():
+    shipped = (MONITORING / "prometheus-rules.yaml").read_text()
+    assert shipped == _module("rules").render(), "run `make dashboard`"
+    document = yaml.safe_load(shipped)
+    assert document["kind"] == "PrometheusRule"
+    assert document["spec"] == yaml.safe_load((MONITORING / "registry-rules.yml").read_text())
+
+
+def test_every_alert_links_its_runbook_section_of_the_deploy_guide():
+    headings = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in (REPO / "docs" / "deploy.md").read_text().splitlines()
+        if line.startswith("#")
+    }
+    for rule in _rules():
+        url = rule["annotations"]["runbook_url"]
+        page, _, anchor = url.partition("#")
+        assert page.endswith("/docs/deploy.md"), url
+        assert anchor == rule["alert"].lower() and anchor in headings, (rule["alert"], url)
+
+
+@pytest.mark.integration
+def test_the_etcd_alerts_query_metrics_a_live_etcd_exports(etcd):
+    with urllib.request.urlopen(f"http://{etcd.endpoint}/metrics", timeout=5) as response:
+        exported = {
+            line.split("{")[0].split(" ")[0]
+            for line in response.read().decode().splitlines()
+            if line and not line.startswith("#")
+        }
+    queried = {name for rule in _rules() for name in re.findall(r"\betcd_\w+", rule["expr"])}
+    assert queried, "no etcd alert"
+    assert not queried - exported, "queried but not exported by etcd"
 
 
 def test_every_alert_has_a_unit_test_where_it_fires():
@@ -223,3 +261,18 @@ async def test_a_live_host_exports_every_metric_the_dashboard_rules_and_readme_n
     for name, labels in documented.items():
         if documented_families[name]:  # a labelled metric without samples yet shows no labels
             assert documented_families[name] == labels, name
+
+
+def test_the_dashboard_picks_its_frontends_by_job_and_namespace_and_times_rpcs():
+    dashboard = json.loads((MONITORING / "registry-dashboard.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["job"]["query"]["query"] == "label_values(noderegistry_build_info, job)"
+    assert "namespace" in variables and variables["namespace"]["includeAll"]
+    for query in _dashboard_queries():
+        for series in re.findall(rf"{EXPORTED_PREFIXES}\{{[^}}]*\}}", query):
+            assert 'job=~"$job", namespace=~"$namespace"' in series, query
+        assert re.findall(EXPORTED_PREFIXES, query) == re.findall(
+            rf"{EXPORTED_PREFIXES}(?=\{{)", query
+        ), f"a series without the variables' selector: {query}"
+    (rpc,) = [panel for panel in dashboard["panels"] if panel["title"] == "RPC latency"]
+    assert all("grpc_server_handling_seconds_bucket" in t["expr"] for t in rpc["targets"])

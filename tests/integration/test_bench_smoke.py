@@ -177,3 +177,17 @@ async def test_the_xds_rows_run_beside_watchnodes(tmp_path):
     assert goal["goal"].startswith("200 changes with 5 xDS clients: every endpoint set equals")
     assert goal["met"] is True
     assert "| change->last of 10 xDS clients updated p99 |" in out
+
+
+@pytest.mark.timeout(300)
+async def test_the_console_rows_run_in_chromium(tmp_path):
+    """bench/console.py's family: the console's first paint and its applying of changes, each
+    beside the same stream read bare in the same page (issue 26)."""
+    out, document = await smoke(tmp_path, "console")
+    rows = figures(document)
+    paint = rows["console: first paint with 200 nodes (navigation -> first page shown)"]
+    assert paint["baseline"] == "the same snapshot read bare from /v1/watch and parsed"
+    applied = rows["console: apply 20 changes among 200 nodes (first arrives -> last shown)"]
+    assert applied["baseline"] == "the same events on a bare event stream (first -> last)"
+    assert paint["value"] > 0 and applied["value"] >= 0 and applied["changes"] == 20
+    assert "| console: first paint with 200 nodes" in out

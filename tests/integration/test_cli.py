@@ -324,6 +324,7 @@ async def test_admin_tables_for_people(start_frontend, connect):
     assert "operator override OUT_OF_SERVICE by ip:127.0.0.1" in out
     code, out, _ = await run_cli("admin", "evictor", *endpoint)
     assert out.startswith(f"frontend {frontend.frontend_id}: LEADS eviction")
+    assert "self-preservation only in datacenters of 10 members or more" in out
     code, out, _ = await run_cli("admin", "suspects", *endpoint)
     assert out.strip().endswith("0 suspect(s)")
     code, out, err = await run_cli("admin", "node", "clear", "dc1/data/n2", *endpoint)

@@ -133,7 +133,29 @@ async def test_without_a_client_certificate_etcd_refuses_the_frontend(etcd_with_
             etcd_connect_timeout_seconds=1,
         )
     )
-    with pytest.raises(ServeError, match=r"cannot reach etcd .* set REGISTRY_ETCD_ENDPOINTS"):
+    with pytest.raises(ServeError) as refused:
+        await frontend.start()
+    await frontend.stop()
+    # The endpoints are right (etcd answered, and refused): the line names the TLS settings.
+    message = str(refused.value)
+    assert message.startswith(f"etcd at {server.endpoint} refused the TLS handshake (")
+    assert message.endswith(
+        "and no client certificate is set: set REGISTRY_ETCD_CERT_FILE and "
+        "REGISTRY_ETCD_KEY_FILE (etcd's --client-cert-auth)"
+    )
+    assert "REGISTRY_ETCD_ENDPOINTS" not in message
+
+
+async def test_a_plaintext_frontend_to_an_etcd_with_tls_is_told_to_set_its_ca(
+    etcd_with_mtls, settings_for
+):
+    server, _ = etcd_with_mtls
+    frontend = Frontend(
+        settings_for(
+            server.endpoint, etcd_request_timeout_seconds=2, etcd_connect_timeout_seconds=1
+        )
+    )
+    with pytest.raises(ServeError, match=r"it may require TLS: set REGISTRY_ETCD_CA_FILE \(and"):
         await frontend.start()
     await frontend.stop()
 

@@ -69,6 +69,10 @@ async def test_every_answer_and_event_matches_the_served_document(start_frontend
             ("/v1/cluster/convergence", 200),
             ("/v1/watch?type=BAD", 400),
             ("/readyz", 200),
+            ("/healthz", 200),
+            ("/v1/cluster/frontends", 200),
+            ("/v1/cluster/push", 200),
+            ("/v1/cluster/nodes/dc1/data/steady", 200),
         ):
             answer = await get(base + path)
             assert answer.status == status, (path, answer.body)
@@ -113,12 +117,18 @@ async def test_errors_of_the_guarded_port_match_the_document(tmp_path, start_fro
         check(openapi, base + path, answer, token)
 
 
-async def test_every_v1_route_is_in_the_document(start_frontend):
+async def test_every_v1_route_and_the_probes_are_in_the_document(start_frontend):
     frontend = await start_frontend()
     document = (await get(f"{api_url(frontend)}/v1/openapi.json")).body
     routes = {
-        route.path
+        (route.method.lower(), route.path)
         for route in frontend.api.routes()
-        if route.method == "GET" and route.path.startswith("/v1/")
+        if route.path.startswith("/v1/") or route.path in ("/healthz", "/readyz")
     }
-    assert routes == {path for path in document["paths"] if path.startswith("/v1/")}
+    documented = {
+        (method, path)
+        for path, operations in document["paths"].items()
+        for method in operations
+        if method in ("get", "put", "post")
+    }
+    assert routes == documented

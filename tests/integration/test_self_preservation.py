@@ -17,6 +17,7 @@ BUDGET = {
     "eviction_budget_minimum": 2,
     "eviction_window_seconds": 600.0,
     "evictor_reconcile_seconds": 0.3,
+    "self_preservation_min_members": 0,  # a few nodes stand for a fleet
 }
 
 
@@ -233,3 +234,27 @@ async def test_the_budget_holds_per_type_three_meta_nodes_beside_thirty_data_nod
     assert await metric(admin, "noderegistry_self_preservation", datacenter="dc1") == 1
     assert "SUSPECTED" in await causes(admin, held, node_type="meta")
     await recorder.close()
+
+
+async def test_a_developers_handful_of_nodes_is_removed_at_once_by_default(start_frontend, connect):
+    """Default settings, five test nodes that all stop renewing: below
+    self_preservation_min_members (10) no budget holds them, so none turns SUSPECT; the same
+    five in a datacenter of ten are held as before."""
+    frontend = await start_frontend(evictor_reconcile_seconds=0.3)
+    assert frontend.settings.self_preservation_min_members == 10
+    stub = connect(frontend)
+    recorder = WatchRecorder(stub).start()
+    for i in range(5):
+        await register(stub, node(f"dev{i}"), ttl=3)
+    await recorder.wait_for(lambda r: len(removed(r)) == 5, timeout=20, message="all five removed")
+    assert set(removed(recorder).values()) == {pb.REMOVAL_REASON_EXPIRED}
+    assert not with_status(recorder, pb.NODE_STATUS_SUSPECT)
+
+    for i in range(5):
+        await register(stub, node(f"fleet{i}", datacenter="dc2"), ttl=600)
+        await register(stub, node(f"quiet{i}", datacenter="dc2"), ttl=3)
+    await recorder.wait_for(
+        lambda r: len(with_status(r, pb.NODE_STATUS_SUSPECT)) == 3,
+        timeout=20,
+        message="dc2 of ten: two removed, three held",
+    )

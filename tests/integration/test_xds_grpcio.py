@@ -46,6 +46,7 @@ SUSPECT_AT_ONCE = {
     "eviction_budget_minimum": 0,
     "eviction_budget_type_minimum": 0,
     "eviction_budget_ratio": 0.0,
+    "self_preservation_min_members": 0,  # a handful of nodes: held all the same
 }
 
 

@@ -21,6 +21,7 @@ ONE_EVICTION_BUDGET = {
     "eviction_budget_type_minimum": 1,
     "eviction_window_seconds": 600.0,
     "evictor_reconcile_seconds": 0.3,
+    "self_preservation_min_members": 0,  # these tests hold a handful of nodes
 }
 
 

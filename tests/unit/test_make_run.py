@@ -36,6 +36,8 @@ def test_make_run_installs_the_server_and_etcd_extras_and_nothing_else(tmp_path)
         f"{venv}/bin/python -m pip install --quiet -e '.[server,etcd]'",
     ]
     assert planned[-1] == f"{venv}/bin/noderegistry serve"
+    # It says how to turn shell completion on (the completion needs nothing more: D121).
+    assert f"source <({venv}/bin/noderegistry completion bash)" in planned[-2]
 
 
 def test_the_extras_make_run_installs_carry_no_dev_tool():

@@ -1,24 +1,41 @@
-// node-registry console: the live node list over /v1/watch (Server-Sent Events read through
-// fetch(), so that a bearer token goes in the Authorization header, never in a URL), and the
-// operator's views (/v1/cluster/..., /v1/audit/...), which need a token with admin:read when the
-// registry has tokens: without one the console shows the nodes only.
+// node-registry console, part one: the live node list over /v1/watch (Server-Sent Events read
+// through fetch(), so that a bearer token goes in the Authorization header, never in a URL).
+//
+// Built for 10,000 nodes and more: the nodes live in a Map, beside their keys in order and their
+// counts per datacenter and type, all three kept up to date by each event (a binary search, no
+// pass over every node); an event asks for one repaint on the next animation frame (a burst of
+// changes costs one); a repaint rewrites the counts and, in place and keyed by node, the rows of
+// the visible page, never more than one page of rows (nodes_view.js: filters, pages, painting).
+// operator.js adds the operator's panels and actions.
 "use strict";
 
 const TOKEN_KEY = "noderegistry.token"; // sessionStorage: gone when the tab closes
-const PANEL_REFRESH_MS = 5000;
+const PAGE_SIZE = 100;
 const ICONS = { UP: "●", DRAINING: "◐", SUSPECT: "▲", OUT_OF_SERVICE: "■" };
+const STATUSES = ["UP", "DRAINING", "SUSPECT", "OUT_OF_SERVICE"];
 
 const state = {
   nodes: new Map(), // "dc/type/id" -> node
+  sorted: [], // the keys in order, kept so as nodes come and go (binary search)
+  counts: new Map(), // "dc/type" -> {total, UP, DRAINING, SUSPECT, OUT_OF_SERVICE}, kept so too
   datacenters: new Map(), // name -> {remote, stale, ageSeconds} (a followed one is remote)
   eventId: "", // where the stream stands (the last event's id): sent back to resume
   revision: 0, // this frontend's etcd's
   stale: false,
   ageSeconds: 0,
   selected: null,
+  page: 0,
+  filter: { text: "", datacenter: "", type: "", status: "" },
+  selector: "", // a label selector on metadata, applied by the registry (the watch's scope)
+  scopeRefused: "", // why the registry refused the selector (400), shown where the nodes would be
   token: sessionStorage.getItem(TOKEN_KEY) || "",
+  tokenRefused: "", // why the watch was refused (401/403), shown where the nodes would be
   stream: null, // AbortController of the open watch
-  tokenChanged: null, // resolves when the token changes (a refused watch waits for it)
+  changed: null, // resolves when the token or the selector changes (a refused watch waits)
+  repaintAsked: false,
+  painted: false,
+  onTokenChange: [], // operator.js's refreshes
+  onNodesPainted: [], // operator.js's node panel follows its node
 };
 
 const $ = (id) => document.getElementById(id);
@@ -54,6 +71,13 @@ function statusBadge(status) {
   return badge;
 }
 
+function metadataText(node) {
+  return Object.entries(node.metadata || {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, value]) => `${key}=${value}`)
+    .join(", ");
+}
+
 function when(seconds) {
   // 2026-12-01 17:02:26Z: UTC, to the second, as the logs and the CLI write times
   return seconds ? new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "–";
@@ -80,14 +104,16 @@ async function errorMessage(response) {
 async function readEvents(body, onEvent) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
+  let searched = 0; // the buffer holds no event's end before this (a snapshot spans many reads)
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
     buffer += value;
     let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
+    while ((end = buffer.indexOf("\n\n", searched)) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
+      searched = 0;
       let name = "message";
       let id = null;
       const data = [];
@@ -101,6 +127,7 @@ async function readEvents(body, onEvent) {
       }
       if (data.length) onEvent(name, id, JSON.parse(data.join("\n")));
     }
+    searched = Math.max(0, buffer.length - 1);
   }
 }
 
@@ -112,11 +139,49 @@ function noteDatacenter(entry) {
   });
 }
 
+function count(node, step) {
+  const cell = `${node.datacenter}/${node.type}`;
+  let counted = state.counts.get(cell);
+  if (!counted) state.counts.set(cell, (counted = { total: 0, UP: 0, DRAINING: 0, SUSPECT: 0, OUT_OF_SERVICE: 0 }));
+  counted.total += step;
+  counted[node.status] += step;
+  if (!counted.total) state.counts.delete(cell);
+}
+
+// Where `key` is, or would go, in the sorted keys.
+function position(key) {
+  let low = 0;
+  let high = state.sorted.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (state.sorted[middle] < key) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+function putNode(key, node) {
+  const old = state.nodes.get(key);
+  if (old) count(old, -1);
+  else state.sorted.splice(position(key), 0, key);
+  state.nodes.set(key, node);
+  count(node, 1);
+}
+
+function dropNode(key) {
+  const old = state.nodes.get(key);
+  if (!old) return;
+  count(old, -1);
+  state.nodes.delete(key);
+  state.sorted.splice(position(key), 1);
+}
+
 function applyEvent(name, id, data) {
   if (name === "error") throw new Error(`${data.error.code}: ${data.error.message}`);
   if (id !== null) state.eventId = id;
   if (name === "snapshot") {
-    // A whole list, or (with `datacenter`) one followed datacenter's list alone.
+    // A whole list, or (with `datacenter`) one followed datacenter's list alone: rebuilt at
+    // once, sorted once.
     for (const key of [...state.nodes.keys()]) {
       if (!data.datacenter || key.startsWith(`${data.datacenter}/`)) state.nodes.delete(key);
     }
@@ -125,20 +190,21 @@ function applyEvent(name, id, data) {
       noteDatacenter(datacenter);
       for (const node of datacenter.nodes) state.nodes.set(keyOf(node), node);
     }
+    state.sorted = [...state.nodes.keys()].sort();
+    state.counts.clear();
+    for (const node of state.nodes.values()) count(node, 1);
   } else if (name === "delta") {
     for (const change of data.events) {
       if (!state.datacenters.has(change.node.datacenter)) {
         noteDatacenter({ datacenter: change.node.datacenter, remote: !!data.datacenter, stale: false, age_seconds: 0 });
       }
-      if (change.type === "REMOVED") state.nodes.delete(keyOf(change.node));
-      else state.nodes.set(keyOf(change.node), change.node);
+      const key = keyOf(change.node);
+      if (change.type === "REMOVED") dropNode(key);
+      else putNode(key, change.node);
     }
-  }
-  let redraw = name !== "progress";
-  if (name === "progress" && data.datacenter) {
+  } else if (name === "progress" && data.datacenter) {
     const known = state.datacenters.get(data.datacenter);
     if (known) {
-      redraw = known.stale !== data.stale; // the grid is redrawn only when it shows something new
       known.stale = data.stale;
       known.ageSeconds = data.age_seconds;
     }
@@ -148,14 +214,18 @@ function applyEvent(name, id, data) {
     state.stale = data.stale !== undefined ? data.stale : state.stale;
     state.ageSeconds = data.age_seconds !== undefined ? data.age_seconds : state.ageSeconds;
   }
-  if (redraw) renderNodes();
-  renderFreshness();
+  askRepaint();
 }
 
-function waitForToken() {
+function waitForChange() {
   return new Promise((resolve) => {
-    state.tokenChanged = resolve;
+    state.changed = resolve;
   });
+}
+
+function watchUrl() {
+  const selector = state.selector ? `&selector=${encodeURIComponent(state.selector)}` : "";
+  return `/v1/watch?datacenter_revisions=true${selector}`;
 }
 
 async function watchForever() {
@@ -168,17 +238,33 @@ async function watchForever() {
     // datacenter's etcd and each followed datacenter in that one's own revisions.
     if (state.eventId) headers["Last-Event-ID"] = state.eventId;
     try {
-      const response = await fetch("/v1/watch?datacenter_revisions=true", {
+      if (!state.painted) performance.mark("console:watch-start");
+      const response = await fetch(watchUrl(), {
         headers,
         signal: controller.signal,
         cache: "no-store",
       });
       if (response.status === 401 || response.status === 403) {
-        setConnection(`refused: ${await errorMessage(response)}; enter a token with the watch scope`, false);
-        await Promise.race([waitForToken(), sleep(30000)]);
+        const why = await errorMessage(response);
+        state.tokenRefused = response.status === 401
+          ? `A token is needed: this registry lists its nodes only to a token with the watch scope. Enter one above. (${why})`
+          : `This token may not list the nodes: it needs the watch scope. (${why})`;
+        setConnection(response.status === 401 ? "a token is needed: enter a token with the watch scope" : `refused: ${why}; enter a token with the watch scope`, false);
+        askRepaint();
+        await Promise.race([waitForChange(), sleep(30000)]);
+        continue;
+      }
+      if (response.status === 400 && state.selector) {
+        // A selector the registry cannot parse: said once, until the selector changes.
+        state.scopeRefused = `The registry refused the selector: ${await errorMessage(response)}`;
+        setConnection("selector refused; change it, or clear it", false);
+        askRepaint();
+        await waitForChange();
         continue;
       }
       if (!response.ok) throw new Error(await errorMessage(response));
+      state.tokenRefused = "";
+      state.scopeRefused = "";
       setConnection("live", true);
       backoff = 500;
       await readEvents(response.body, applyEvent);
@@ -192,210 +278,6 @@ async function watchForever() {
   }
 }
 
-// -- rendering ------------------------------------------------------------------------------
-
-function renderFreshness() {
-  $("revision").textContent = state.revision ? String(state.revision) : "–";
-  $("freshness").textContent = state.stale
-    ? `STALE: the frontend cannot reach etcd (last heard ${state.ageSeconds}s ago)`
-    : "current";
-}
-
-function healthBadge(node) {
-  // A failing check (or flap damping) keeps a node listed but not offered for new work.
-  const health = node.health || "UNCHECKED";
-  if (health !== "FAILING") return null;
-  const text = node.damped ? "FAILING (damped)" : "FAILING";
-  const badge = element("span", { class: "health health-failing" });
-  badge.append(element("span", { "aria-hidden": "true", text: "✕ " }), text);
-  return badge;
-}
-
-function nodeButton(node) {
-  const key = keyOf(node);
-  const health = node.health || "UNCHECKED";
-  const failing = health === "FAILING" ? " health-failing" : "";
-  const button = element("button", {
-    type: "button",
-    class: `node status-${node.status.toLowerCase()}${failing}${state.selected === key ? " selected" : ""}`,
-    "data-node": key,
-    "data-status": node.status,
-    "data-health": health,
-    "aria-label": `${node.id}, ${node.status}, health ${health}${node.damped ? " (damped)" : ""}, ${node.address}; show its audit trail`,
-    onclick: () => showAudit(key),
-  });
-  button.append(
-    statusBadge(node.status),
-    element("span", { class: "id", text: node.id }),
-    element("span", { class: "address", text: node.address }),
-  );
-  const badge = healthBadge(node);
-  if (badge) button.append(badge);
-  return button;
-}
-
-function renderNodes() {
-  const byCell = new Map();
-  const types = new Set();
-  for (const node of state.nodes.values()) {
-    types.add(node.type);
-    const cell = `${node.datacenter}/${node.type}`;
-    if (!byCell.has(cell)) byCell.set(cell, []);
-    byCell.get(cell).push(node);
-  }
-  const datacenters = [...state.datacenters.keys()].sort();
-  const columns = [...types].sort();
-  $("node-count").textContent = `(${state.nodes.size} in ${datacenters.length} datacenter${datacenters.length === 1 ? "" : "s"})`;
-  const grid = $("grid");
-  grid.replaceChildren();
-  if (!state.nodes.size) {
-    grid.append(element("p", { class: "empty", text: "No nodes registered." }));
-    return;
-  }
-  const head = element("tr", {}, element("th", { scope: "col", text: "datacenter \\ type" }));
-  for (const type of columns) head.append(element("th", { scope: "col", text: type }));
-  const body = element("tbody");
-  for (const datacenter of datacenters) {
-    const about = state.datacenters.get(datacenter);
-    const heading = element("th", { scope: "row", text: datacenter });
-    if (about.remote) heading.append(element("span", { class: "remote", text: "followed from its own registry" }));
-    if (about.stale) heading.append(element("span", { class: "stale", text: `STALE, last heard ${about.ageSeconds}s ago` }));
-    const row = element("tr", { "data-datacenter": datacenter }, heading);
-    for (const type of columns) {
-      const nodes = (byCell.get(`${datacenter}/${type}`) || []).sort((a, b) => a.id.localeCompare(b.id));
-      const list = element("ul", { class: "cell" });
-      for (const node of nodes) list.append(element("li", {}, nodeButton(node)));
-      row.append(element("td", {}, list));
-    }
-    body.append(row);
-  }
-  grid.append(element("table", { class: "grid" }, element("thead", {}, head), body));
-}
-
-function table(columns, rows) {
-  const head = element("tr");
-  for (const column of columns) head.append(element("th", { scope: "col", text: column }));
-  const body = element("tbody");
-  for (const row of rows) {
-    const line = element("tr");
-    for (const cell of row) line.append(cell instanceof Node ? element("td", {}, cell) : element("td", { text: String(cell) }));
-    body.append(line);
-  }
-  return element("table", {}, element("thead", {}, head), body);
-}
-
-function yesNo(value) {
-  return element("span", { class: value ? "yes" : "no", text: value ? "yes" : "no" });
-}
-
-// -- the operator's views (admin:read) ------------------------------------------------------
-
-async function fetchJson(path) {
-  const response = await fetch(path, { headers: authHeaders(), cache: "no-store" });
-  if (response.ok) return { ok: true, body: await response.json() };
-  return { ok: false, status: response.status, message: await errorMessage(response) };
-}
-
-function refusal(target, answer) {
-  const text = answer.status === 401 || answer.status === 403
-    ? `Needs a token with the admin:read scope (${answer.message}). Without one the console is read-only and shows the nodes only.`
-    : `Not available: ${answer.message}`;
-  target.replaceChildren(element("p", { class: "note", text }));
-}
-
-async function refreshSuspects() {
-  const target = $("suspects");
-  const alarm = $("alarm");
-  const answer = await fetchJson("/v1/cluster/suspects");
-  if (!answer.ok) {
-    refusal(target, answer);
-    alarm.hidden = true;
-    return;
-  }
-  const body = answer.body;
-  const preserving = body.datacenters.filter((dc) => dc.self_preservation);
-  alarm.hidden = !preserving.length;
-  alarm.textContent = preserving.length
-    ? `Self-preservation: ${preserving.map((dc) => `${dc.datacenter} holds ${dc.suspects} of ${dc.members} members as SUSPECT`).join("; ")}. More nodes stopped renewing than the eviction budget removes; confirm or cancel them with noderegistry admin suspects.`
-    : "";
-  const summary = element("p", {
-    text: preserving.length
-      ? `ALARM: ${preserving.length} datacenter(s) in self-preservation.`
-      : "No datacenter is in self-preservation: every expired node was removed within the budget.",
-  });
-  const parts = [summary];
-  if (body.suspects.length) {
-    parts.push(table(
-      ["node", "since", "removed at the latest"],
-      body.suspects.map((s) => [`${s.datacenter}/${s.type}/${s.id}`, when(s.suspect_since), when(s.removed_at_the_latest)]),
-    ));
-  }
-  target.replaceChildren(...parts);
-}
-
-async function refreshConvergence() {
-  const target = $("convergence");
-  const answer = await fetchJson("/v1/cluster/convergence");
-  if (!answer.ok) {
-    refusal(target, answer);
-    return;
-  }
-  const body = answer.body;
-  // Only a subscriber that acknowledges (AckWatch) can be seen to converge; the others (this
-  // console's own event stream among them) are listed, never counted as behind.
-  const acknowledging = body.subscribers.filter((s) => s.acknowledging);
-  const behind = acknowledging.filter((s) => !s.converged);
-  const parts = [element("p", {
-    text: `${body.subscribers.length} subscriber(s) on ${body.frontends.length} frontend(s); ` +
-      `${behind.length} of ${acknowledging.length} acknowledging subscriber(s) not converged to revision ${body.revision}` +
-      (behind.length ? ` (the oldest owes it for ${body.oldest_pending_seconds}s)` : "") + ".",
-  })];
-  if (body.unreachable.length) {
-    parts.push(element("p", { class: "no", text: `Unreachable: ${body.unreachable.map((u) => u.frontend).join(", ")}` }));
-  }
-  if (body.subscribers.length) {
-    parts.push(table(
-      ["frontend", "peer", "scope", "sent", "acked", "converged"],
-      body.subscribers.map((s) => [
-        s.frontend,
-        s.peer.replace(/^ipv[46]:/, ""),
-        `${(s.scope.datacenters || []).join(",") || "*"}/${(s.scope.types || []).join(",") || "*"}`,
-        s.sent_revision,
-        s.acknowledging ? s.acked_revision : "–",
-        s.acknowledging ? yesNo(s.converged) : element("span", { class: "na", text: "does not ack" }),
-      ]),
-    ));
-  }
-  target.replaceChildren(...parts);
-}
-
-async function showAudit(key) {
-  state.selected = key;
-  renderNodes();
-  const target = $("audit");
-  target.replaceChildren(element("p", { class: "note", text: `Loading ${key}…` }));
-  const answer = await fetchJson(`/v1/audit/${key.split("/").map(encodeURIComponent).join("/")}`);
-  if (!answer.ok) {
-    refusal(target, answer);
-    return;
-  }
-  const entries = answer.body.entries;
-  target.replaceChildren(
-    element("p", { "data-audit-node": key, text: `${key}: ${entries.length} recorded transition(s)` }),
-    table(
-      ["time", "cause", "inc.", "by", "detail"],
-      entries.map((e) => [when(e.time), e.cause, e.incarnation, e.operator || e.frontend, e.detail]),
-    ),
-  );
-}
-
-async function refreshPanels() {
-  for (;;) {
-    await Promise.allSettled([refreshSuspects(), refreshConvergence()]);
-    await sleep(PANEL_REFRESH_MS);
-  }
-}
-
 // -- the token ------------------------------------------------------------------------------
 
 function useToken(token) {
@@ -403,10 +285,28 @@ function useToken(token) {
   if (token) sessionStorage.setItem(TOKEN_KEY, token);
   else sessionStorage.removeItem(TOKEN_KEY);
   if (state.stream) state.stream.abort(); // reconnects with the token, resuming where it was
-  if (state.tokenChanged) state.tokenChanged();
-  refreshSuspects();
-  refreshConvergence();
-  if (state.selected) showAudit(state.selected);
+  if (state.changed) state.changed();
+  for (const callback of state.onTokenChange) callback();
+}
+
+// -- the selector ---------------------------------------------------------------------------
+
+// The registry filters by the selector (`zone=a,!canary`, `version in (2,3)`: Kubernetes'
+// syntax, as the SDK's Scope and the HTTP API's `selector`), so the page holds only what it
+// matches. Another selector is another scope: a new watch from its snapshot, not a resume.
+function useSelector(text) {
+  if (text === state.selector) return;
+  state.selector = text;
+  state.scopeRefused = "";
+  state.eventId = "";
+  state.nodes.clear();
+  state.sorted = [];
+  state.counts.clear();
+  state.datacenters.clear();
+  state.page = 0;
+  if (state.stream) state.stream.abort();
+  if (state.changed) state.changed();
+  askRepaint();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -419,6 +319,26 @@ document.addEventListener("DOMContentLoaded", () => {
     $("token").value = "";
     useToken("");
   });
+  $("filters").addEventListener("submit", (event) => event.preventDefault());
+  $("filters").addEventListener("input", readFilters);
+  $("filters").addEventListener("change", readFilters);
+  $("filters").addEventListener("reset", () => setTimeout(() => {
+    readFilters();
+    useSelector("");
+  }, 0));
+  const selector = $("f-selector");
+  selector.addEventListener("change", () => useSelector(selector.value.trim()));
+  selector.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") useSelector(selector.value.trim());
+  });
+  $("page-previous").addEventListener("click", () => {
+    state.page = Math.max(0, state.page - 1);
+    askRepaint();
+  });
+  $("page-next").addEventListener("click", () => {
+    state.page += 1;
+    askRepaint();
+  });
   watchForever();
-  refreshPanels();
+  askRepaint();
 });

@@ -17,6 +17,7 @@ from registry_cli.options import (
     environment_warnings,
     resolve,
 )
+from tests.support.certs import write_certificates
 
 
 def resolved(*flags: str, env: dict[str, str] | None = None) -> ClientOptions:
@@ -25,11 +26,18 @@ def resolved(*flags: str, env: dict[str, str] | None = None) -> ClientOptions:
 
 @pytest.fixture
 def pem(tmp_path: Path) -> dict[str, str]:
-    """Files that stand in for PEM files (resolution only checks that they can be read)."""
-    names = ("ca-flag", "ca-env", "cert", "key")
-    for name in names:
+    """CA files that stand in for PEM files (resolution only checks that they can be read), and
+    a client certificate with its key (resolution checks that they belong together)."""
+    for name in ("ca-flag", "ca-env"):
         (tmp_path / name).write_text(name)
-    return {name: str(tmp_path / name) for name in names}
+    _, files = write_certificates(tmp_path, ("127.0.0.1",), "client")
+    return {
+        "ca-flag": str(tmp_path / "ca-flag"),
+        "ca-env": str(tmp_path / "ca-env"),
+        "cert": files["client.pem"],
+        "key": files["client-key.pem"],
+        "other-key": files["server-key.pem"],
+    }
 
 
 def test_defaults_without_flags_or_variables():
@@ -165,3 +173,35 @@ def test_the_readme_documents_every_verb_option_and_variable():
         assert row, f"README's options table lacks {option.variable}"
         for flag in option.flags:
             assert f"`{flag}" in row, f"{option.variable}: {flag}"
+
+
+def test_options_may_come_before_the_verb_and_a_flag_after_it_wins():
+    parser = build_parser()
+    before = resolve(parser.parse_args(["--endpoints", "a:1", "-o", "json", "nodes"]), {})
+    assert (before.endpoints, before.output) == (("a:1",), "json")
+    both = resolve(parser.parse_args(["--endpoints", "a:1", "nodes", "--endpoints", "b:2"]), {})
+    assert both.endpoints == ("b:2",)
+    admin = parser.parse_args(["--admin-endpoints", "h:9", "admin", "push"])
+    assert resolve(admin, {}).admin_endpoints == ("h:9",)
+
+
+def test_plaintext_turns_tls_off_for_one_call_whatever_the_variables_say(pem):
+    env = {
+        "NODEREGISTRY_CACERT": pem["ca-env"],
+        "NODEREGISTRY_CERT": pem["cert"],
+        "NODEREGISTRY_KEY": pem["key"],
+    }
+    assert resolved(env=env).cacert == pem["ca-env"]
+    options = resolved("--plaintext", env=env)
+    assert (options.cacert, options.cert, options.key) == ("", "", "")
+    assert options.client_config().tls_ca_file == ""
+    with pytest.raises(UsageError, match="--plaintext and --cacert: give one, not both"):
+        resolved("--plaintext", "--cacert", pem["ca-flag"])
+
+
+def test_a_certificate_and_a_key_that_do_not_belong_together_are_refused(pem):
+    with pytest.raises(UsageError) as refused:
+        resolved("--cacert", pem["ca-flag"], "--cert", pem["cert"], "--key", pem["other-key"])
+    assert "are not a PEM certificate and its unencrypted key (key values mismatch)" in str(
+        refused.value
+    )

@@ -35,6 +35,7 @@ MAPPING = {
     ("evictor", "policy", "window_seconds"): "eviction_window_seconds",
     ("evictor", "policy", "ceiling_seconds"): "suspect_ceiling_seconds",
     ("evictor", "policy", "type_minimum"): "eviction_budget_type_minimum",
+    ("evictor", "policy", "min_members"): "self_preservation_min_members",
     ("registry", "keepalive_coalesce_seconds"): "keepalive_coalesce_seconds",
     ("registry", "damping", "penalty_per_flap"): "damping_penalty_per_flap",
     ("registry", "damping", "half_life_seconds"): "damping_half_life_seconds",

@@ -161,3 +161,32 @@ async def test_consecutive_sweeps_before_the_view_catches_up_spend_the_budget_on
         assert evictor.status.plan.types[("dc1", "data")].budget == 7
     finally:
         await hub.close()
+
+
+async def test_below_min_members_by_d89s_population_every_expired_member_still_goes():
+    """self_preservation_min_members is judged on the budget's population as D89 counts it (the
+    members at the window's start: the view's, without this evictor's removals it does not show
+    yet, plus those spent). 9 members, minimum 10: 5 go silent and are removed at once; 3 more go
+    silent before the watch shows those removals. Counted twice (9 listed + 5 spent = 14), the
+    datacenter would look large enough to preserve, and hold the 3 as SUSPECT."""
+    state = ClusterState(revision=10)
+    for i in range(9):
+        state.members[key(f"m{i}")] = Member(registration(f"m{i}"), 5 + i)
+        if i >= 5:
+            state.live.add(key(f"m{i}"))  # m0-m4 silent, m5-m8 renewing
+    store = RecordingStore(state)
+    hub = WatchHub(store)  # type: ignore[arg-type]
+    await hub.start()
+    config = EvictorConfig(policy=BudgetPolicy(min_members=10))
+    evictor = Evictor(store, hub, config, candidate="c")  # type: ignore[arg-type]
+    try:
+        assert await evictor.sweep() == 5
+        silent = tuple(LiveChanged(key(f"m{i}"), False) for i in (5, 6, 7))
+        store.batches.put_nowait(StoreBatch(11, silent))  # the removals not shown yet
+        assert await hub.wait_for_revision(11, timeout=5)
+        assert await evictor.sweep() == 3
+        assert store.written == [["m0", "m1", "m2", "m3", "m4"], ["m5", "m6", "m7"]]
+        budget = evictor.status.plan.datacenters["dc1"]
+        assert (budget.members, budget.spent, budget.suspects) == (4, 5, 0)
+    finally:
+        await hub.close()

@@ -170,3 +170,41 @@ def test_the_type_minimum_is_its_own_setting():
     silent = [expired(f"m{i}", i, node_type="meta") for i in range(2)]
     plan = plan_evictions(silent, sizes, EvictionLedger(60), policy, 0)
     assert actions(plan) == {"m0": Action.EVICT, "m1": Action.SUSPECT}
+
+
+SMALL_CLUSTERS_FREE = BudgetPolicy(ratio=0.15, minimum=2, type_minimum=2, min_members=10)
+
+
+def test_below_the_minimum_cluster_size_every_expired_member_goes_at_once():
+    # A developer's five test nodes, all stopped: no budget holds them back.
+    silent = [expired(f"n{i}", i) for i in range(5)]
+    plan = plan_evictions(silent, {("dc1", "data"): 5}, EvictionLedger(60), SMALL_CLUSTERS_FREE, 0)
+    assert set(actions(plan).values()) == {Action.EVICT}
+    assert not plan.datacenters["dc1"].preserving
+    assert plan.datacenters["dc1"].budget == 5 and plan.types[("dc1", "data")].budget == 5
+
+
+def test_the_minimum_counts_the_members_evicted_within_the_window():
+    # Nine members left, but three went within the window: twelve at the window's start, so the
+    # budget (2, spent) holds the next one.
+    ledger = EvictionLedger(60)
+    for moment in (0, 1, 2):
+        ledger.record("dc1", moment)
+        ledger.record(("dc1", "data"), moment)
+    plan = plan_evictions(
+        [expired("late", 9)], {("dc1", "data"): 9}, ledger, SMALL_CLUSTERS_FREE, 10
+    )
+    assert actions(plan) == {"late": Action.SUSPECT}
+
+
+def test_at_the_minimum_cluster_size_the_budget_holds_as_before():
+    silent = [expired(f"n{i}", i) for i in range(5)]
+    plan = plan_evictions(silent, {("dc1", "data"): 10}, EvictionLedger(60), SMALL_CLUSTERS_FREE, 0)
+    assert sum(a is Action.EVICT for a in actions(plan).values()) == 2
+    assert plan.datacenters["dc1"].preserving
+
+
+def test_suspects_of_a_datacenter_that_shrank_below_the_minimum_are_released():
+    held = [expired(f"s{i}", i, suspect_since=100) for i in range(3)]
+    plan = plan_evictions(held, {("dc1", "data"): 6}, EvictionLedger(60), SMALL_CLUSTERS_FREE, 200)
+    assert set(actions(plan).values()) == {Action.RELEASE}

@@ -226,7 +226,7 @@ def test_the_evictor_shows_its_policy_budgets_and_at_most_a_thousand_decisions()
         removed=collections.Counter({"EXPIRED": 2}),
         suspected=1,
     )
-    answer = evictor_json("fe-a", status, BudgetPolicy())
+    answer = evictor_json("fe-a", status, BudgetPolicy(min_members=10))
     budget_json = {
         "members": 10,
         "budget": 2,
@@ -249,6 +249,7 @@ def test_the_evictor_shows_its_policy_budgets_and_at_most_a_thousand_decisions()
             "ratio": 0.15,
             "minimum": 2,
             "type_minimum": 2,
+            "min_members": 10,
             "window_seconds": 60.0,
             "ceiling_seconds": 900.0,
         },
