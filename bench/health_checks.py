@@ -309,6 +309,25 @@ async def health_checks(
         await channel.close()
 
 
+async def on_own_etcd(
+    results: Results, processes: Processes, workdir: Path, nodes: int, interval: float
+) -> None:
+    """`health_checks` on an etcd of its own under `workdir` (its frontends and nodes disturb no
+    other row of a run)."""
+    etcd = EtcdServer(
+        data_dir=workdir / "health-etcd",
+        client_port=free_port(),
+        peer_port=free_port(),
+        name="bench-health",
+    )
+    etcd.start()
+    etcd.wait_ready()
+    try:
+        await health_checks(results, processes, etcd.endpoint, workdir, nodes, interval)
+    finally:
+        etcd.stop()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="2,000 nodes")
@@ -321,19 +340,10 @@ async def main() -> None:
     results, processes = Results(f"health-{profile}"), Processes()
     with tempfile.TemporaryDirectory(prefix="noderegistry-bench-health-") as directory:
         workdir = Path(directory)
-        etcd = EtcdServer(
-            data_dir=workdir / "etcd",
-            client_port=free_port(),
-            peer_port=free_port(),
-            name="bench-health",
-        )
-        etcd.start()
-        etcd.wait_ready()
         try:
-            await health_checks(results, processes, etcd.endpoint, workdir, nodes, interval)
+            await on_own_etcd(results, processes, workdir, nodes, interval)
         finally:
             processes.stop_all()
-            etcd.stop()
     document = report(results, None)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,8 @@ from typing import Any
 # the goal); `overload` (its load when no capacity was measured, seconds at twice it, seconds
 # watched after); `scale` (nodes, Registers in flight, nodes changed while the frontend is cut
 # off); `xds` (ADS clients beside as many WatchNodes subscribers, and the clients and changes of
-# the churn, issue 23); `console` (nodes registered, changes applied, in Chromium: issue 26). A
+# the churn, issue 23); `health` (nodes with a gRPC check and its interval, issue 24); `console`
+# (nodes registered, changes applied, in Chromium: issue 26). A
 # `label` names sizes smaller than the goals'.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -71,6 +72,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "scale": {"nodes": 200, "in_flight": 32, "relist_changes": 20, "label": " (smoke)"},
         "xds": {"clients": 10, "churn_clients": 5, "churn_changes": 200},
+        "health": {"nodes": 50, "interval": 1.0},
         "console": {"nodes": 200, "changes": 20},
     },
     "quick": {
@@ -125,6 +127,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "scale": {"nodes": 10000, "in_flight": 128, "relist_changes": 200, "label": " (quick)"},
         "xds": {"clients": 1000, "churn_clients": 100, "churn_changes": 2000},
+        "health": {"nodes": 2000, "interval": 10.0},
         "console": {"nodes": 10_000, "changes": 100},
     },
     "full": {
@@ -176,6 +179,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "scale": {"nodes": 100000, "in_flight": 128, "relist_changes": 1000},
         "xds": {"clients": 1000, "churn_clients": 100, "churn_changes": 10000},
+        "health": {"nodes": 10_000, "interval": 10.0},
         "console": {"nodes": 10_000, "changes": 100},
     },
 }

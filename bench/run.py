@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import console, report
+from bench import console, health_checks, report
 from bench.burst import register_burst
 from bench.capacity import lease_capacity
 from bench.control import eviction, push_switch
@@ -93,6 +93,15 @@ async def _overload(bench: Bench) -> None:
     await overload_recovery(bench, int(bench.measured.get("capacity", 0)))
 
 
+async def _health(bench: Bench) -> None:
+    """Registry-run health checks (bench/health_checks.py): two frontends of their own probing
+    the nodes, on an etcd of their own, beside the same nodes without checks."""
+    sizes = bench.config["health"]
+    await health_checks.on_own_etcd(
+        bench.results, bench.processes, bench.workdir, sizes["nodes"], sizes["interval"]
+    )
+
+
 async def _console(bench: Bench) -> None:
     """The console in Chromium (bench/console.py), on a frontend of its own: its nodes stay in
     etcd under their own prefix, so it comes last."""
@@ -121,6 +130,7 @@ FAMILIES: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "capacity": _capacity,
     "overload": _overload,
     "scale": hundred_thousand_nodes,
+    "health": _health,
     "console": _console,
 }
 
