@@ -147,6 +147,7 @@ class Frontend:
             self.metrics.attach_credentials(self.credentials.expiry.seconds_left)
         )
         self.credentials.attach_etcd(self.client.connection)
+        self.credentials.attach_federation(self.federation)
         self.tokens = self.credentials.tokens
         # Open streams per peer, counted across the gRPC port and the HTTP API's event streams.
         self.streams = StreamCounter(configs.servicer.max_streams_per_peer)

@@ -1,19 +1,21 @@
 """A frontend's credentials from the settings, each read again when its files change
 (credential_files.py): the tokens file, the ports' certificate (gRPC, HTTP API, admin), etcd's
-client TLS and the CA of the other frontends' admin ports; and when each certificate expires.
+client TLS, the CA of the other frontends' admin ports and the TLS toward the remote
+datacenters; and when each certificate expires.
 
     set         files                                     put in use by
-    tokens      auth_tokens_file                          TokenTable.replace (every port)
+    tokens      auth_tokens_file                          TokenTable.replace (every port; open
+                                                          streams of a removed token end)
     server_tls  tls_cert_file, tls_key_file,              the gRPC port's dynamic credentials
                 tls_client_ca_file                        and the HTTP ports' ServerTls
     etcd_tls    etcd_ca_file, etcd_cert_file, etcd_key_file   new etcd channels
     peer_tls    peer_ca_file (else tls_client_ca_file),   the cluster-wide views' client TLS
                 tls_cert_file, tls_key_file
+    remote_tls  remote_tls_ca_file, remote_tls_cert_file, the followers, started anew with new
+                remote_tls_key_file                       clients (Federation.follow_anew)
 
 A set that cannot be used (unreadable, a key that is not the certificate's, an expired
-certificate) keeps the one in use, and the log says why. The TLS files toward the remote
-datacenters are read once (the followers' SDK clients keep theirs): their expiry is shown as it
-was at start, which is what the followers use until a restart.
+certificate) keeps the one in use, and the log says why.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import grpc
 
+from registry_service.federation.follower import Federation
 from registry_service.rpc.server import ServerCertificates
 from registry_service.security.bearer_tokens import TokenTable
 from registry_service.security.certificates import CertificateExpiry, expiry_problem, file_validity
@@ -38,6 +41,7 @@ from registry_service.web.peers import PeerAdmins
 
 _PORT_SETTINGS = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
 _ETCD_SETTINGS = ("etcd_cert_file", "etcd_key_file", "etcd_ca_file")
+_REMOTE_SETTINGS = ("remote_tls_cert_file", "remote_tls_key_file", "remote_tls_ca_file")
 
 
 def _check_current(path: str, setting: str) -> None:
@@ -175,6 +179,51 @@ class Credentials:
                 ((ca_setting, ca), ("tls_cert_file", cert), ("tls_key_file", key)),
                 load=load,
                 apply=apply,
+            )
+        )
+
+    # -- the remote datacenters ------------------------------------------------------------------
+
+    def attach_federation(self, federation: Federation) -> None:
+        """Follows the TLS files toward the remote datacenters: when they change, every
+        follower's stream ends and a new one opens with them."""
+        settings = self.settings
+        ca, cert, key = (
+            settings.remote_tls_ca_file,
+            settings.remote_tls_cert_file,
+            settings.remote_tls_key_file,
+        )
+        if not ca or not federation.followers:
+            return
+
+        def load() -> Any:
+            check_tls_files(cert, key, ca, _REMOTE_SETTINGS)
+            if cert:
+                _check_current(cert, "remote_tls_cert_file")
+            return federation.new_clients()
+
+        def apply(clients: Any) -> None:
+            federation.follow_anew(clients)
+            self._record("remote_tls_cert_file")
+            self._record("remote_tls_ca_file")
+
+        def describe(_: Any) -> str:
+            followers = ", ".join(follower.datacenter for follower in federation.followers)
+            valid = f"; {_valid_until(cert)}" if cert else ""
+            return f"the followers of {followers} reconnect with them{valid}"
+
+        self.files.watch(
+            Reloadable(
+                "remote_tls",
+                "TLS towards the remote datacenters",
+                (
+                    ("remote_tls_ca_file", ca),
+                    ("remote_tls_cert_file", cert),
+                    ("remote_tls_key_file", key),
+                ),
+                load=load,
+                apply=apply,
+                describe=describe,
             )
         )
 

@@ -128,38 +128,93 @@ class DatacenterFollower:
             self._remotes.progress(name, step.revision, step.stale, step.age_seconds)
 
 
+def client_config(settings: Settings) -> ClientConfig:
+    """What the followers' clients use toward the remote datacenters: the TLS files (read when a
+    client is made), the token and the retry pacing."""
+    return ClientConfig(
+        tls_ca_file=settings.remote_tls_ca_file,
+        tls_cert_file=settings.remote_tls_cert_file,
+        tls_key_file=settings.remote_tls_key_file,
+        bearer_token=settings.remote_token,
+        retry_max_seconds=_RETRY_MAX_SECONDS,
+    )
+
+
 class Federation:
-    """Every follower of a frontend: one per remote datacenter, started and stopped together."""
+    """Every follower of a frontend: one per remote datacenter, started and stopped together,
+    and started anew with new clients when the TLS files toward them change (`follow_anew`)."""
 
     def __init__(
         self, remotes: Mapping[str, tuple[str, ...]], views: RemoteViews, settings: Settings
     ) -> None:
         """`settings`: the TLS files, token and silence timeout toward the remote datacenters."""
-        client_config = ClientConfig(
-            tls_ca_file=settings.remote_tls_ca_file,
-            tls_cert_file=settings.remote_tls_cert_file,
-            tls_key_file=settings.remote_tls_key_file,
-            bearer_token=settings.remote_token,
-            retry_max_seconds=_RETRY_MAX_SECONDS,
-        )
+        self._settings = settings
+        self._views = views
+        self._targets = {name: tuple(targets) for name, targets in sorted(remotes.items())}
         silence_timeout_seconds = settings.remote_silence_seconds
-        watch = WatchConfig(shrink_ratio=2.0, silence_timeout_seconds=silence_timeout_seconds)
-        self.followers = [
-            DatacenterFollower(
-                name, RegistryClient(list(targets), config=client_config), watch, views
-            )
-            for name, targets in sorted(remotes.items())
-        ]
+        self._watch = WatchConfig(shrink_ratio=2.0, silence_timeout_seconds=silence_timeout_seconds)
+        self.followers = self._followers(self.new_clients())
         self._tasks: list[asyncio.Task[None]] = []
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    def new_clients(self) -> dict[str, RegistryClient]:
+        """A client of each remote datacenter's frontends, with the TLS files as they are now.
+
+        Raises:
+            client_sdk.InvalidArgumentError: a TLS file cannot be read, or the key is not the
+                certificate's.
+        """
+        config = client_config(self._settings)
+        return {
+            name: RegistryClient(list(targets), config=config)
+            for name, targets in self._targets.items()
+        }
+
+    def _followers(self, clients: Mapping[str, RegistryClient]) -> list[DatacenterFollower]:
+        return [
+            DatacenterFollower(name, clients[name], self._watch, self._views)
+            for name in self._targets
+        ]
 
     def start(self) -> None:
         """Starts one follower task per remote datacenter."""
+        self._started = True
         for follower in self.followers:
             targets = ",".join(follower.client.targets)
             log.info("following datacenter %s at %s", follower.datacenter, targets)
-            self._tasks.append(
-                asyncio.create_task(follower.run(), name=f"follow-{follower.datacenter}")
-            )
+            self._start(follower)
+
+    def _start(self, follower: DatacenterFollower) -> None:
+        self._tasks.append(
+            asyncio.create_task(follower.run(), name=f"follow-{follower.datacenter}")
+        )
+
+    def follow_anew(self, clients: Mapping[str, RegistryClient]) -> None:
+        """Follows every remote datacenter with new clients (`new_clients`: the TLS files read
+        again). Each follower's stream ends at once, before it applies anything more, and a new
+        one opens with the new credentials; its first list replaces the last one kept (only the
+        differences reach this frontend's watchers), and until then the last one is served. The
+        old clients are closed in the background."""
+        old_tasks, old_followers = self._tasks, self.followers
+        for task in old_tasks:
+            task.cancel()
+        self._tasks, self.followers = [], self._followers(clients)
+        if self._started:
+            for follower in self.followers:
+                self._start(follower)
+        retiring = asyncio.create_task(self._retire(old_tasks, old_followers))
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+
+    @staticmethod
+    async def _retire(tasks: list[asyncio.Task[None]], followers: list[DatacenterFollower]) -> None:
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.gather(
+            *(follower.client.close() for follower in followers), return_exceptions=True
+        )
 
     async def stop(self) -> None:
         """Cancels the followers and closes their clients."""
@@ -168,4 +223,5 @@ class Federation:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await asyncio.gather(*list(self._retiring))
         await asyncio.gather(*(follower.client.close() for follower in self.followers))

@@ -225,7 +225,8 @@ class Metrics:
         reloads = Counter(
             "noderegistry_credential_reloads_total",
             "Changed credential files read again, by set (tokens, server_tls, etcd_tls, "
-            "peer_tls) and result (applied; refused: the ones in use were kept, the log says why).",
+            "peer_tls, remote_tls) and result (applied; refused: the ones in use were kept, the "
+            "log says why).",
             ("credentials", "result"),
             registry=self.registry,
         )

@@ -44,6 +44,7 @@ from registry_service.rpc.access import StreamCounter, TokenBucket, peer_identit
 from registry_service.rpc.admission import Admission
 from registry_service.rpc.status import status_of
 from registry_service.security.bearer_tokens import TokenTable
+from registry_service.security.open_streams import OpenStreams
 from registry_service.security.permissions import ANYONE, Caller, require_caller
 
 _KEEPALIVE_IN_FLIGHT_PER_STREAM = 256
@@ -137,6 +138,9 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
         self._metrics = metrics
         self._max_registrations_per_stream = config.max_registrations_per_stream
         self._tokens = tokens or TokenTable({})
+        self._watches = OpenStreams(
+            self._tokens, "WatchNodes"
+        )  # a revoked token ends its WatchNodes streams
         self._streams = streams or StreamCounter(config.max_streams_per_peer)
         self._keepalive_rate = config.keepalive_max_messages_per_second
         self._keepalive_outboxes: set[asyncio.Queue[object]] = set()
@@ -201,7 +205,8 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
     ) -> AsyncIterator[pb.WatchNodesResponse | bytes]:
         """The scope's snapshot and then its changes, for as long as the client reads."""
         scope = convert.scope_from_pb(request.scope, healthy_only=request.healthy_only)
-        self._caller(context).require_scope("watch", scope, self._registry.limits)
+        caller = self._caller(context)
+        caller.require_scope("watch", scope, self._registry.limits)
         self._admission.read("WatchNodes")
         with self._streams.hold(peer_identity(context, self._tokens)):
             subscription = await self._reads.watch(
@@ -211,22 +216,31 @@ class RegistryServicer(pb_grpc.RegistryServicer):  # type: ignore[misc]  # grpc 
                 acknowledging=request.acknowledge,
             )
             first = True
+            # A token removed from the file (or no longer granting the scope) ends the stream
+            # when the file is read again: UNAUTHENTICATED (or PERMISSION_DENIED) next.
+            revoked = self._watches.following(
+                caller,
+                context.invocation_metadata(),
+                lambda again: again.require_scope("watch", scope),
+                subscription.fail,
+            )
             try:
-                async for message in subscription:
-                    if first:  # carries this stream's own subscription id: serialized on its own
-                        response = convert.watch_message_to_pb(message)
-                        response.subscription_id, first = subscription.id, False
-                        yield response
-                    else:
-                        yield self._wire.encode(message)
-                    written_at = time.monotonic()  # written: the transport took it
-                    subscription.written(message, written_at)
-                    if isinstance(message, DeltaMessage) and self._metrics is not None:
-                        self._metrics.events_sent.inc(len(message.events))
-                        if message.queued_at:
-                            self._metrics.stage[ChangeStage.QUEUED_TO_WRITTEN].observe(
-                                written_at - message.queued_at
-                            )
+                with revoked:
+                    async for message in subscription:
+                        if first:  # carries this stream's subscription id: serialized alone
+                            response = convert.watch_message_to_pb(message)
+                            response.subscription_id, first = subscription.id, False
+                            yield response
+                        else:
+                            yield self._wire.encode(message)
+                        written_at = time.monotonic()  # written: the transport took it
+                        subscription.written(message, written_at)
+                        if isinstance(message, DeltaMessage) and self._metrics is not None:
+                            self._metrics.events_sent.inc(len(message.events))
+                            if message.queued_at:
+                                self._metrics.stage[ChangeStage.QUEUED_TO_WRITTEN].observe(
+                                    written_at - message.queued_at
+                                )
             finally:
                 subscription.close()
 

@@ -19,8 +19,9 @@ kept, compared in constant time.
 
 The table is read again when the file changes (credential_files.py): `replace` swaps in the new
 tokens at once for every part holding the table, so a token added works and a token removed is
-refused from the next call on. Nothing here knows a transport: a call's metadata is any
-sequence of (key, value) pairs, as gRPC metadata or an HTTP header give.
+refused from the next call on; then it calls back whoever asked (`on_replace`: open_streams.py,
+which ends the open streams of a removed token). Nothing here knows a transport: a call's
+metadata is any sequence of (key, value) pairs, as gRPC metadata or an HTTP header give.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,13 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def token_digest(metadata: Any) -> bytes | None:
+    """The SHA-256 digest of the bearer token a call presents; None when it presents none (what
+    a long stream keeps to look its token up again, rather than the token itself)."""
+    token = bearer_token(metadata)
+    return None if token is None else _digest(token)
+
+
 def bearer_token(metadata: Any) -> str | None:
     """The bearer tokens a call presents (`authorization: Bearer <token>`), the first one; None
     when it presents none (no header, another scheme, or an empty token)."""
@@ -87,6 +95,7 @@ class TokenTable:
         self._principals = dict(principals)
         self.generation = 0
         """Counts replacements: a long stream resolves its token again only when it moved."""
+        self._replaced: list[Callable[[], None]] = []
 
     @property
     def enabled(self) -> bool:
@@ -100,6 +109,13 @@ class TokenTable:
         """Takes `other`'s tokens in place of its own, at once (a reloaded tokens file)."""
         self._principals = dict(other._principals)
         self.generation += 1
+        for callback in self._replaced:
+            callback()
+
+    def on_replace(self, callback: Callable[[], None]) -> None:
+        """Calls `callback()` after each `replace`, on the caller's thread (the event loop's:
+        the tokens file is read again there)."""
+        self._replaced.append(callback)
 
     @classmethod
     def load(cls, path: str) -> TokenTable:
@@ -146,15 +162,20 @@ class TokenTable:
     def authenticate(self, metadata: Any) -> Principal | Presented:
         """The principal whose token the call presents, or why there is none: NO_TOKEN, or
         UNKNOWN_TOKEN (a token this table does not hold; which tokens it holds stays unsaid)."""
-        token = bearer_token(metadata)
-        if token is None:
+        digest = token_digest(metadata)
+        if digest is None:
             return Presented.NO_TOKEN
-        digest = _digest(token)
+        found = self.holder(digest)
+        return found if found is not None else Presented.UNKNOWN_TOKEN
+
+    def holder(self, digest: bytes) -> Principal | None:
+        """The principal of the token with this digest (`token_digest`), compared with every
+        known one in constant time; None when the table does not hold it."""
         found: Principal | None = None
         for known, principal in self._principals.items():
             if hmac.compare_digest(known, digest):
                 found = principal
-        return found if found is not None else Presented.UNKNOWN_TOKEN
+        return found
 
 
 def _reason(err: OSError | UnicodeDecodeError) -> str:

@@ -16,8 +16,9 @@ subscriber: its backlog collapses into one resync, it never slows the others.
 Refusals before the stream starts (a bad scope, a scope wider than the token's `watch`, a
 malformed Last-Event-ID, the per-peer stream limit, a frontend whose event loop lags: 429 with
 Retry-After, D72) are JSON errors with their status (web/edge.py). Once it has started, an error
-(the frontend shutting down: resume on another one) ends it with one `event: error` carrying the
-same JSON error body.
+ends it with one `event: error` carrying the same JSON error body: the frontend shutting down
+(resume on another one), or a tokens file read again that no longer holds the stream's token
+(UNAUTHENTICATED, "token revoked: ...") or no longer grants it the scope (PERMISSION_DENIED).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from aiohttp import web
 from registry_service.domain import SnapshotMessage, WatchMessage, WatchResume
 from registry_service.rpc.access import StreamCounter
 from registry_service.rpc.status import status_of
+from registry_service.security.open_streams import OpenStreams
 from registry_service.web.api_config import NodeReads, ReadAdmission
 from registry_service.web.auth import HttpAuth, checks_node_scope, request_caller
 from registry_service.web.query import watch_query
@@ -110,25 +112,34 @@ class WatchStreams:
         self.open = 0
         """Streams open now (the metric noderegistry_http_event_streams)."""
         self._admission = admission
+        self._following = OpenStreams(auth.tokens, "/v1/watch")  # a revoked token ends its streams
 
     @checks_node_scope
     async def watch(self, request: web.Request) -> web.StreamResponse:
         """Streams the scope's snapshot and changes until the client goes; an error is one event."""
         scope, resume = watch_query(request.query, request.headers)
-        request_caller(request).require_scope("watch", scope)
+        caller = request_caller(request)
+        caller.require_scope("watch", scope)
         if self._admission is not None:
             self._admission.read("WatchNodes")
         with self._streams.hold(self._auth.identify(request)), self._counted():
             subscription = await self._reads.watch(scope, resume, peer=grpc_style_peer(request))
             position = EventPosition(resume)
             response = web.StreamResponse(headers=_HEADERS)
+            revoked = self._following.following(
+                caller,
+                [("authorization", request.headers.get("Authorization", ""))],
+                lambda again: again.require_scope("watch", scope),
+                subscription.fail,
+            )
             try:
-                await response.prepare(request)
-                await response.write(f"retry: {_RECONNECT_MILLISECONDS}\n\n".encode())
-                async for message in subscription:
-                    name, data = watch_message_json(message)
-                    await response.write(sse_event(name, position.after(message), data))
-                    subscription.written(message, time.monotonic())
+                with revoked:
+                    await response.prepare(request)
+                    await response.write(f"retry: {_RECONNECT_MILLISECONDS}\n\n".encode())
+                    async for message in subscription:
+                        name, data = watch_message_json(message)
+                        await response.write(sse_event(name, position.after(message), data))
+                        subscription.written(message, time.monotonic())
             except ConnectionError:
                 pass  # the client went away: nothing to tell it
             except Exception as err:  # one error event, then the stream ends

@@ -23,6 +23,7 @@ from registry_service.errors import ShuttingDownError
 from registry_service.rpc.access import StreamCounter, peer_identity
 from registry_service.rpc.edge import with_error_edge
 from registry_service.security.bearer_tokens import TokenTable
+from registry_service.security.open_streams import OpenStreams
 from registry_service.security.permissions import Caller, require_caller
 from registry_service.xds.protocols import Incremental, StateOfTheWorld
 from registry_service.xds.session import ResourceCache, Session, XdsParts
@@ -39,6 +40,7 @@ class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # t
         self._parts = parts
         self._streams = streams
         self._tokens = tokens or TokenTable({})
+        self._open = OpenStreams(self._tokens, "xDS")  # a revoked token ends its streams
         self._cache = ResourceCache()
         self._sessions: set[Session] = set()
         self._stopping = False
@@ -89,11 +91,16 @@ class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # t
         context: grpc.aio.ServicerContext,
     ) -> None:
         """Reads the client's requests in order until it closes the stream or the session
-        fails (the frontend is shutting down)."""
+        fails (the frontend is shutting down, or a tokens file read again no longer holds the
+        stream's token or its grants for what the stream watches: open_streams.py)."""
         if self._stopping:
             raise ShuttingDownError("the frontend is shutting down; reconnect elsewhere")
         metrics = self._parts.metrics
-        with self._streams.hold(peer_identity(context, self._tokens)):
+        metadata = context.invocation_metadata()
+        with (
+            self._streams.hold(peer_identity(context, self._tokens)),
+            self._open.following(session.caller, metadata, session.regrant, session.fail),
+        ):
 
             async def read() -> None:
                 async for request in request_iterator:

@@ -159,6 +159,19 @@ class Session:
                 raise PermissionDeniedError(f"xDS resource {name!r}: {err}") from None
         return target
 
+    def regrant(self, caller: Caller) -> None:
+        """The stream's token as a tokens file read again has it: PermissionDeniedError (which
+        ends the stream) unless it still reads every resource watched; later names are checked
+        against it."""
+        if not caller.grants.has("xds"):
+            raise PermissionDeniedError(f"token {caller.name!r} lacks the 'xds' scope")
+        for name, watch in self.watches.items():
+            try:
+                caller.require_scope("xds", watch.target.scope)
+            except PermissionDeniedError as err:
+                raise PermissionDeniedError(f"xDS resource {name!r}: {err}") from None
+        self.caller = caller
+
     def static_resource(self, type_url: str, name: str) -> any_pb2.Any | None:
         """A Listener or Cluster (they depend on the name and the client only); None when the
         name names nothing, or the type is one this registry does not serve (RDS: routes are
