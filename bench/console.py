@@ -32,6 +32,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
 from bench import browser
+from bench.subscribers import register_honouring_pushback
 from registry_service.process.embedded_etcd import EtcdServer
 
 Add = Callable[..., None]
@@ -128,7 +129,8 @@ async def register_many(
             metadata={"zone": f"z{index % 5}", "shard": str(index % 64)},
         )
         async with semaphore:
-            return await stub.Register(pb.RegisterRequest(node=node, ttl_seconds=3600))
+            request = pb.RegisterRequest(node=node, ttl_seconds=3600)
+            return await register_honouring_pushback(stub, request)
 
     return await asyncio.gather(*(one(index) for index in range(count)))
 

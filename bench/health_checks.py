@@ -39,6 +39,7 @@ from noderegistry.v1 import registry_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.report import Results, report
+from bench.subscribers import register_honouring_pushback
 from bench.system import Processes, cpu_seconds, free_port
 from registry_service.process.embedded_etcd import EtcdServer
 
@@ -158,7 +159,7 @@ async def _register(
                 )
             for attempt in range(20):  # a loaded machine's etcd may miss a deadline: retry
                 try:
-                    response = await stub.Register(request)
+                    response = await register_honouring_pushback(stub, request)
                     break
                 except grpc.aio.AioRpcError as err:
                     retry = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
