@@ -18,7 +18,14 @@ from client_sdk import Node, RegistrationState, RegistryClient
 from registry_service.store._etcdpb.rpc_pb2 import TxnRequest
 from registry_service.store.etcd_client.kv import delete_op
 from tests.chaos.conftest import FLEET
-from tests.support.api import KeepAliveStream, WatchRecorder, key_of, node, register
+from tests.support.api import (
+    KeepAliveStream,
+    WatchRecorder,
+    key_of,
+    node,
+    register,
+    register_through_outage,
+)
 from tests.support.frontends import FrontendProcess
 from tests.support.frontends import stub as stub_for
 from tests.support.http import get, metric
@@ -145,8 +152,10 @@ async def test_w5_the_etcd_member_behind_the_watch_isolated(etcd_cluster, start_
             timeout=10,
             message="watch moved to another member within 10 s",
         )
+        # As a client does while a member is frozen: an UNAVAILABLE Register (its lease grant
+        # landed on the frozen member) is sent again with the same idempotency key.
         registered = [
-            await register(stub, node(f"w{i}"))
+            await register_through_outage(stub, node(f"w{i}"))
             for i in range(5)
             if await eventually(lambda: frontend.client.watcher.connected)
         ]
