@@ -248,7 +248,11 @@ async def test_a_lapsed_session_loses_at_most_the_eviction_budget_and_the_rest_c
         async def all_back() -> bool:
             leases = set((await member_leases(etcd_client, cluster)).values())
             active = all(r.state is RegistrationState.ACTIVE for r in registrations)
-            return active and len(leases) == 1 and old not in leases
+            # A removed node's registration is ACTIVE until the SDK hears NOT_FOUND at its next
+            # renewal: it is back once registered anew.
+            removed = {c.id for c in watcher.changes if c.type == pb.EVENT_TYPE_REMOVED}
+            anew = all(r.incarnation > 1 for r in registrations if r.node.id in removed)
+            return active and anew and len(leases) == 1 and old not in leases
 
         await eventually(all_back, timeout=30, message="the session back on one new lease")
         removed = [c.id for c in watcher.changes if c.type == pb.EVENT_TYPE_REMOVED]
