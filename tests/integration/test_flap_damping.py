@@ -94,7 +94,16 @@ async def test_a_node_flapping_for_a_minute_costs_its_subscribers_a_tenth_of_the
             for flip in range(FLIPS):
                 await service.set("flappy", flip % 2 == 1)
                 await asyncio.sleep(FLIP_SECONDS)  # the flapping itself is the scenario's clock
-            await asyncio.sleep(4 * CHECK.interval_seconds + 1)  # the last flip's write lands
+            # The last flip (serving) probed by both registries since, and the baseline's
+            # subscriber told: every flip's write has landed.
+            probed = service.probes.count("flappy")
+            await eventually(
+                lambda: (
+                    service.probes.count("flappy") >= probed + 4
+                    and seen["plain"][-1].node.health is Health.PASSING
+                ),
+                message="the last flip seen by the baseline's subscriber",
+            )
             for reader in readers:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
