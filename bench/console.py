@@ -32,7 +32,7 @@ from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
 from bench import browser
-from bench.subscribers import register_honouring_pushback
+from bench.retrying import register_retrying
 from registry_service.process.embedded_etcd import EtcdServer
 
 Add = Callable[..., None]
@@ -130,7 +130,7 @@ async def register_many(
         )
         async with semaphore:
             request = pb.RegisterRequest(node=node, ttl_seconds=3600)
-            return await register_honouring_pushback(stub, request)
+            return await register_retrying(stub, request)
 
     return await asyncio.gather(*(one(index) for index in range(count)))
 

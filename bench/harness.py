@@ -16,6 +16,7 @@ from noderegistry.v1 import registry_pb2_grpc
 
 from bench.profiles import PROFILES
 from bench.report import Results
+from bench.retrying import register_retrying
 from bench.stack import LOOPBACK_CLIENTS, Frontend, start_etcd, start_frontend
 from bench.system import Processes, cpu_seconds_tree
 from bench.zookeeper import ZooKeeperServer, missing
@@ -36,32 +37,6 @@ MAIN_FRONTEND_ARGS = (
     "--evictor-outage-grace-seconds",
     "0",
 )
-
-
-RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-
-
-async def register_retrying(
-    stub: registry_pb2_grpc.RegistryStub, request: pb.RegisterRequest, attempts: int = 10
-) -> pb.RegisterResponse:
-    """A Register that a frontend whose etcd is overloaded could not answer, sent again with the
-    same idempotency key (what the SDK does across frontends), and one it shed after its pushback:
-    a saturated machine costs a row time, not the run. Other errors, and the last attempt's, are
-    raised."""
-    for attempt in range(attempts):
-        try:
-            return await stub.Register(request, timeout=30)
-        except grpc.aio.AioRpcError as err:
-            pushback_ms = dict(err.trailing_metadata() or ()).get("grpc-retry-pushback-ms")
-            if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and pushback_ms is not None:
-                # Shed to serve renewals first (D72): after the pushback, as the SDK does; a
-                # shed Register is not a failed attempt.
-                await asyncio.sleep(int(pushback_ms) / 1000)
-                continue
-            if err.code() not in RETRIED or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
-    raise AssertionError("unreachable")
 
 
 def bench_node(node_id: str, node_type: str = "bench") -> pb.Node:

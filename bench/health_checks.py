@@ -39,7 +39,7 @@ from noderegistry.v1 import registry_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.report import Results, report
-from bench.subscribers import register_honouring_pushback
+from bench.retrying import register_retrying
 from bench.system import Processes, cpu_seconds, free_port
 from registry_service.process.embedded_etcd import EtcdServer
 
@@ -157,15 +157,8 @@ async def _register(
                 request.checks.append(
                     pb.Check(kind=pb.CHECK_KIND_GRPC, service=node_id, interval_seconds=interval)
                 )
-            for attempt in range(20):  # a loaded machine's etcd may miss a deadline: retry
-                try:
-                    response = await register_honouring_pushback(stub, request)
-                    break
-                except grpc.aio.AioRpcError as err:
-                    retry = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
-                    if err.code() not in retry or attempt == 19:
-                        raise
-                    await asyncio.sleep(0.2 * (attempt + 1))  # bounded backoff
+            # A loaded machine's etcd may miss a deadline, the frontend may shed: retried.
+            response = await register_retrying(stub, request, attempts=20)
             tokens[node_id] = response.token
 
     await asyncio.gather(*(worker() for _ in range(64)))

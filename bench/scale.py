@@ -22,8 +22,9 @@ import grpc.aio
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
-from bench.harness import Bench, register_retrying
+from bench.harness import Bench
 from bench.link import Link
+from bench.retrying import register_retrying
 from bench.stack import own_etcd, start_frontend
 from bench.system import rss_bytes, settled_rss
 from registry_service.store.etcd_client import EtcdClient, EtcdConfig

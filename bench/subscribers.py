@@ -77,25 +77,6 @@ async def open_with_retry(open_stream: Callable[[], Awaitable[Any]], tally: Tall
     raise AssertionError("unreachable")
 
 
-async def register_honouring_pushback(
-    stub: registry_pb2_grpc.RegistryStub, request: pb.RegisterRequest, attempts: int = 30
-) -> pb.RegisterResponse:
-    """A Register sent again after the frontend's `grpc-retry-pushback-ms` while it sheds load
-    (RESOURCE_EXHAUSTED), as the SDK does: the bench's own writers are clients too."""
-    for _ in range(attempts - 1):
-        try:
-            return await stub.Register(request)
-        except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-                raise
-            trailers = dict(err.trailing_metadata() or ())
-            pushback_ms = trailers.get("grpc-retry-pushback-ms")
-            if pushback_ms is None:
-                raise
-            await asyncio.sleep(int(pushback_ms) / 1000)
-    return await stub.Register(request)
-
-
 async def registry_stream(channel: grpc.aio.Channel, tally: Tally, acks: bool = False) -> None:
     """One WatchNodes stream; with `acks` it acknowledges every delta at once (one stream per
     process does, so that the frontend's written -> acknowledged stage has a sample), without

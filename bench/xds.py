@@ -40,8 +40,9 @@ from google.rpc import status_pb2
 from noderegistry.v1 import registry_pb2 as pb
 from noderegistry.v1 import registry_pb2_grpc
 
+from bench.retrying import register_retrying
 from bench.stats import percentile
-from bench.subscribers import Tally, open_with_retry, register_honouring_pushback
+from bench.subscribers import Tally, open_with_retry
 
 if TYPE_CHECKING:  # a client process needs none of the harness
     from bench.harness import Bench
@@ -310,7 +311,7 @@ async def _one_change(bench: Bench, fleet: ClientFleet, node_type: str) -> float
     are)."""
     node_id = f"x{secrets.token_hex(4)}"
     started = time.monotonic()
-    registered = await register_honouring_pushback(
+    registered = await register_retrying(
         bench.stub,
         pb.RegisterRequest(
             node=pb.Node(id=node_id, type=node_type, datacenter="dc1", address="10.0.0.1:7000"),
@@ -387,13 +388,13 @@ async def _churn_once(
         node.metadata["zone"] = rng.choice("abc")
         node.status = rng.choice([pb.NODE_STATUS_UP, pb.NODE_STATUS_UP, pb.NODE_STATUS_DRAINING])
         node.incarnation = 0
-        pool[node_id] = await register_honouring_pushback(
+        pool[node_id] = await register_retrying(
             bench.stub, pb.RegisterRequest(node=node, ttl_seconds=3600, token=registered.token)
         )
         pool[node_id].token = registered.token
         return
     node_id = f"c{serial}"
-    pool[node_id] = await register_honouring_pushback(
+    pool[node_id] = await register_retrying(
         bench.stub,
         pb.RegisterRequest(
             node=pb.Node(
