@@ -82,10 +82,6 @@ def _checks_node_scope(request: web.Request) -> bool:
     )
 
 
-def _unauthenticated(message: str, challenge: str) -> web.Response:
-    return error_response(grpc.StatusCode.UNAUTHENTICATED, message, challenge=challenge)
-
-
 def required_scope(method: str, path: str) -> str | None:
     """The scope a request needs; None for the probes' paths and the static ones."""
     if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
@@ -172,15 +168,18 @@ class HttpAuth:
             return None
         principal = self.tokens.authenticate([("authorization", header)])
         if principal is Presented.NO_TOKEN:
-            return _unauthenticated(
+            return error_response(
+                grpc.StatusCode.UNAUTHENTICATED,
                 f"no token: {request.path} needs Authorization: Bearer <token> (a token with "
                 f"the {scope!r} scope, or the admin token)",
-                BEARER_CHALLENGE,
             )
         if isinstance(principal, Presented):
-            return _unauthenticated(
+            return error_response(
+                grpc.StatusCode.UNAUTHENTICATED,
                 UNKNOWN_TOKEN_MESSAGE,
-                f'{BEARER_CHALLENGE}, error="invalid_token", error_description="unknown token"',
+                challenge=(
+                    f'{BEARER_CHALLENGE}, error="invalid_token", error_description="unknown token"'
+                ),
             )
         if not principal.may(scope):
             return error_response(
