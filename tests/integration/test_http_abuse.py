@@ -184,7 +184,9 @@ async def test_the_total_of_a_requests_headers_is_bounded_431(start_frontend, ca
         writer.close()
     refusals = [r for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 1 and refusals[0].levelno == logging.WARNING
-    assert "vvvv" not in caplog.text and not any(r.exc_info for r in caplog.records)
+    # The frontend's own records (grpc's poller may log a closed loop of an earlier test's).
+    ours = [r for r in caplog.records if r.name.startswith("registry_service")]
+    assert "vvvv" not in caplog.text and not any(r.exc_info for r in ours)
 
 
 async def test_an_oversized_header_is_a_json_431_and_one_line_without_its_value(
